@@ -1,0 +1,216 @@
+"""The broker interface: everything ephemeral, with atomic state changes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from app.broker.hub import Event, Hub, Listener
+from app.broker.records import ChatRecord, ChatState, Presence
+
+# Nothing ephemeral lives forever, even if every process dies (seconds).
+CHAT_MAX_LIFETIME = 48 * 3600
+
+
+AppendStatus = Literal["ok", "duplicate", "conflict", "ended", "forbidden"]
+
+
+class Refusal(StrEnum):
+    """Why an atomic transition did not happen."""
+
+    missing = "missing"
+    state = "state"
+    mismatch = "mismatch"
+    capacity = "capacity"
+    full = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One atomic compare-and-set on a chat, with its queue and load bookkeeping.
+
+    Checked together: the chat exists, is in one of `expect`, and (when given) is offered to
+    `offered_to` / is with `counsellor`; `assign` fits under that counsellor's capacity.
+    Applied together: `changes` to the record, removal from its old line's queue (`dequeue`),
+    insertion into its (possibly new) line's queue at `enqueue` score, load moves.
+    """
+
+    expect: frozenset[ChatState]
+    changes: dict[str, Any] = field(default_factory=dict)
+    offered_to: str | None = None
+    counsellor: str | None = None
+    dequeue: bool = False
+    enqueue: float | None = None
+    # (staff id, capacity): count this chat against the counsellor's load if below capacity.
+    assign: tuple[str, int] | None = None
+    release: str | None = None
+
+
+class Broker(ABC):
+    """Ephemeral state. Every method is safe to call from several processes at once."""
+
+    def __init__(self) -> None:
+        self.hub = Hub()
+
+    async def start(self) -> None:
+        """Connect; raise a clear error when the backing service is unreachable."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def now(self) -> float:
+        """The broker's clock (epoch seconds): one clock for every process's deadlines."""
+
+    # Chats --------------------------------------------------------------------------------
+    @abstractmethod
+    async def create_chat(
+        self, record: ChatRecord, *, queue_limit: int, score: float
+    ) -> int | None:
+        """Store a new chat and queue it; its 1-based position, or None if the queue is full."""
+
+    @abstractmethod
+    async def get_chat(self, chat_id: str) -> ChatRecord | None: ...
+
+    @abstractmethod
+    async def get_chats(self, chat_ids: list[str]) -> list[ChatRecord]:
+        """The chats that still exist, in the order asked."""
+
+    @abstractmethod
+    async def transition(self, chat_id: str, change: Transition) -> ChatRecord | Refusal:
+        """Apply `change` atomically; the record after it, or why it was refused."""
+
+    @abstractmethod
+    async def delete_chat(self, chat_id: str) -> None:
+        """Remove every trace of the chat: record, transcript, indexes, counters."""
+
+    @abstractmethod
+    async def line_chat_ids(self, line: str) -> list[str]:
+        """Chats of a line that have not ended."""
+
+    # Queues -------------------------------------------------------------------------------
+    @abstractmethod
+    async def queue(self, line: str, limit: int | None = None) -> list[tuple[str, float]]:
+        """Queued (chat id, score) of a line, first served first."""
+
+    @abstractmethod
+    async def queue_length(self, line: str) -> int: ...
+
+    # Counsellor load ----------------------------------------------------------------------
+    @abstractmethod
+    async def staff_chat_ids(self, staff_id: str) -> list[str]:
+        """Chats offered to or active with the counsellor (what counts against capacity)."""
+
+    @abstractmethod
+    async def staff_loads(self, staff_ids: list[str]) -> dict[str, int]: ...
+
+    # Transcript ---------------------------------------------------------------------------
+    @abstractmethod
+    async def append(
+        self,
+        chat_id: str,
+        seq: int,
+        entry: bytes,
+        *,
+        dedupe: str | None = None,
+        counsellor: str | None = None,
+    ) -> tuple[int, AppendStatus]:
+        """Store `entry` as number `seq` if that is the next number (compare-and-set).
+
+        Returns (seq, "ok"); (the earlier entry's seq, "duplicate") when `dedupe` was seen
+        before; (the current last seq, "conflict") when someone appended first; (0, "ended")
+        when the chat has ended or is gone; (0, "forbidden") when `counsellor` is given and
+        the chat is not active with that counsellor. Sealing an entry needs its number first,
+        hence the compare-and-set.
+        """
+
+    @abstractmethod
+    async def delete_transcript(self, chat_id: str) -> None:
+        """Shred the chat's entries (the record stays, e.g. until its wrap-up)."""
+
+    @abstractmethod
+    async def read(self, chat_id: str, after: int = 0) -> list[tuple[int, bytes]]:
+        """Entries with a sequence number above `after`, in order."""
+
+    # Presence -----------------------------------------------------------------------------
+    @abstractmethod
+    async def put_presence(self, presence: Presence) -> None: ...
+
+    @abstractmethod
+    async def update_presence(self, staff_id: str, changes: dict[str, Any]) -> Presence | None:
+        """Change some fields of a presence atomically; None if there is none."""
+
+    @abstractmethod
+    async def get_presence(self, staff_id: str) -> Presence | None: ...
+
+    @abstractmethod
+    async def line_presences(self, line: str) -> list[Presence]:
+        """Counsellors of a line who are signed in (have a presence)."""
+
+    @abstractmethod
+    async def remove_presence(self, staff_id: str) -> None: ...
+
+    @abstractmethod
+    async def connect(self, staff_id: str, connection_id: str, ttl: float) -> None:
+        """Record (or refresh) one live connection of a counsellor; it lapses after `ttl`."""
+
+    @abstractmethod
+    async def disconnect(self, staff_id: str, connection_id: str) -> int:
+        """Forget one connection; how many live connections the counsellor still has."""
+
+    @abstractmethod
+    async def connection_counts(self, staff_ids: list[str]) -> dict[str, int]: ...
+
+    # Deadlines ----------------------------------------------------------------------------
+    @abstractmethod
+    async def schedule(self, key: str, at: float) -> None:
+        """Remember a deadline; whichever process is alive when it falls due handles it."""
+
+    @abstractmethod
+    async def cancel(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def pop_due(self, now: float, limit: int = 100) -> list[str]:
+        """Deadlines due by `now`, each handed to exactly one caller across processes."""
+
+    # Small shared values ------------------------------------------------------------------
+    @abstractmethod
+    async def incr(self, key: str, ttl: float) -> int:
+        """Increment a counter that expires `ttl` seconds after it was created."""
+
+    @abstractmethod
+    async def set_value(self, key: str, value: str, ttl: float) -> None: ...
+
+    @abstractmethod
+    async def get_value(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    async def delete_value(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def push_recent(self, key: str, value: float, keep: int, ttl: float) -> None:
+        """Keep the last `keep` values pushed under `key` (e.g. recent chat durations)."""
+
+    @abstractmethod
+    async def recent(self, key: str) -> list[float]: ...
+
+    # Events -------------------------------------------------------------------------------
+    @abstractmethod
+    async def publish(self, channel: str, event: Event) -> None:
+        """Deliver to every listener of `channel` in every process (local ones first)."""
+
+    async def subscribe(self, channel: str, listener: Listener) -> None:
+        if self.hub.add(channel, listener):
+            await self._subscribe_remote(channel)
+
+    async def unsubscribe(self, channel: str, listener: Listener) -> None:
+        if self.hub.remove(channel, listener):
+            await self._unsubscribe_remote(channel)
+
+    async def _subscribe_remote(self, channel: str) -> None:
+        """Start receiving `channel` from other processes (nothing to do in-process)."""
+
+    async def _unsubscribe_remote(self, channel: str) -> None:
+        """Stop receiving `channel` from other processes."""

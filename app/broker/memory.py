@@ -1,0 +1,346 @@
+"""The in-process broker of the embedded default: one process, no external service.
+
+Every operation completes without awaiting anything in between, so each is atomic with
+respect to the event loop: the same guarantee the Redis broker gets from Lua scripts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.broker.base import CHAT_MAX_LIFETIME, AppendStatus, Broker, Refusal, Transition
+from app.broker.hub import Event
+from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
+
+
+@dataclass(slots=True)
+class _Chat:
+    record: ChatRecord
+    expires_at: float
+    entries: list[tuple[int, bytes]] = field(default_factory=list)
+    dedupe: dict[str, int] = field(default_factory=dict)
+
+
+class _Queue:
+    """A line's queue: (score, chat id) kept sorted."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, str]] = []
+        self.scores: dict[str, float] = {}
+
+    def add(self, chat_id: str, score: float) -> None:
+        self.remove(chat_id)
+        bisect.insort(self.items, (score, chat_id))
+        self.scores[chat_id] = score
+
+    def remove(self, chat_id: str) -> None:
+        score = self.scores.pop(chat_id, None)
+        if score is None:
+            return
+        index = bisect.bisect_left(self.items, (score, chat_id))
+        if index < len(self.items) and self.items[index] == (score, chat_id):
+            del self.items[index]
+
+    def rank(self, chat_id: str) -> int | None:
+        score = self.scores.get(chat_id)
+        if score is None:
+            return None
+        return bisect.bisect_left(self.items, (score, chat_id))
+
+
+class MemoryBroker(Broker):
+    """Ephemeral state in this process's memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chats: dict[str, _Chat] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._line_chats: dict[str, set[str]] = {}
+        self._loads: dict[str, set[str]] = {}
+        self._presence: dict[str, Presence] = {}
+        self._connections: dict[str, dict[str, float]] = {}
+        self._deadlines: dict[str, float] = {}
+        self._deadline_heap: list[tuple[float, str]] = []
+        self._values: dict[str, tuple[str, float]] = {}
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._recent: dict[str, tuple[deque[float], float]] = {}
+        self._next_purge = 0.0
+
+    async def now(self) -> float:
+        return time.time()
+
+    # Chats --------------------------------------------------------------------------------
+    async def create_chat(
+        self, record: ChatRecord, *, queue_limit: int, score: float
+    ) -> int | None:
+        queue = self._queues.setdefault(record.line, _Queue())
+        if len(queue.items) >= queue_limit:
+            return None
+        self._chats[record.id] = _Chat(record=record, expires_at=time.time() + CHAT_MAX_LIFETIME)
+        self._line_chats.setdefault(record.line, set()).add(record.id)
+        queue.add(record.id, score)
+        rank = queue.rank(record.id)
+        return None if rank is None else rank + 1
+
+    def _live(self, chat_id: str) -> _Chat | None:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            return None
+        if chat.expires_at <= time.time():
+            self._drop(chat_id)
+            return None
+        return chat
+
+    async def get_chat(self, chat_id: str) -> ChatRecord | None:
+        chat = self._live(chat_id)
+        return None if chat is None else chat.record.copy()
+
+    async def get_chats(self, chat_ids: list[str]) -> list[ChatRecord]:
+        out = []
+        for chat_id in chat_ids:
+            chat = self._live(chat_id)
+            if chat is not None:
+                out.append(chat.record.copy())
+        return out
+
+    async def transition(self, chat_id: str, change: Transition) -> ChatRecord | Refusal:
+        chat = self._live(chat_id)
+        if chat is None:
+            return Refusal.missing
+        record = chat.record
+        if record.state not in change.expect:
+            return Refusal.state
+        if change.offered_to is not None and record.offered_to != change.offered_to:
+            return Refusal.mismatch
+        if change.counsellor is not None and record.counsellor_id != change.counsellor:
+            return Refusal.mismatch
+        if change.assign is not None:
+            staff_id, capacity = change.assign
+            load = self._loads.get(staff_id, set())
+            if chat_id not in load and len(load) >= capacity:
+                return Refusal.capacity
+        old_line = record.line
+        updated = record.copy(**change.changes)
+        if change.dequeue:
+            self._queues.get(old_line, _Queue()).remove(chat_id)
+        if updated.line != old_line:
+            self._line_chats.get(old_line, set()).discard(chat_id)
+            self._line_chats.setdefault(updated.line, set()).add(chat_id)
+        if updated.state not in LIVE_STATES:
+            self._line_chats.get(updated.line, set()).discard(chat_id)
+        if change.enqueue is not None:
+            self._queues.setdefault(updated.line, _Queue()).add(chat_id, change.enqueue)
+        if change.release is not None:
+            self._loads.get(change.release, set()).discard(chat_id)
+        if change.assign is not None:
+            self._loads.setdefault(change.assign[0], set()).add(chat_id)
+        chat.record = updated
+        return updated.copy()
+
+    async def delete_chat(self, chat_id: str) -> None:
+        self._drop(chat_id)
+
+    def _drop(self, chat_id: str) -> None:
+        chat = self._chats.pop(chat_id, None)
+        if chat is None:
+            return
+        line = chat.record.line
+        self._queues.get(line, _Queue()).remove(chat_id)
+        self._line_chats.get(line, set()).discard(chat_id)
+        for load in self._loads.values():
+            load.discard(chat_id)
+
+    async def line_chat_ids(self, line: str) -> list[str]:
+        return sorted(self._line_chats.get(line, set()))
+
+    # Queues -------------------------------------------------------------------------------
+    async def queue(self, line: str, limit: int | None = None) -> list[tuple[str, float]]:
+        queue = self._queues.get(line)
+        if queue is None:
+            return []
+        items = queue.items if limit is None else queue.items[:limit]
+        return [(chat_id, score) for score, chat_id in items]
+
+    async def queue_length(self, line: str) -> int:
+        queue = self._queues.get(line)
+        return 0 if queue is None else len(queue.items)
+
+    # Counsellor load ----------------------------------------------------------------------
+    async def staff_chat_ids(self, staff_id: str) -> list[str]:
+        return sorted(self._loads.get(staff_id, set()))
+
+    async def staff_loads(self, staff_ids: list[str]) -> dict[str, int]:
+        return {staff_id: len(self._loads.get(staff_id, ())) for staff_id in staff_ids}
+
+    # Transcript ---------------------------------------------------------------------------
+    async def append(
+        self,
+        chat_id: str,
+        seq: int,
+        entry: bytes,
+        *,
+        dedupe: str | None = None,
+        counsellor: str | None = None,
+    ) -> tuple[int, AppendStatus]:
+        chat = self._live(chat_id)
+        if chat is None or chat.record.state is ChatState.ended:
+            return 0, "ended"
+        if counsellor is not None and (
+            chat.record.state is not ChatState.active or chat.record.counsellor_id != counsellor
+        ):
+            return 0, "forbidden"
+        if dedupe is not None and dedupe in chat.dedupe:
+            return chat.dedupe[dedupe], "duplicate"
+        if seq != chat.record.last_seq + 1:
+            return chat.record.last_seq, "conflict"
+        chat.record.last_seq = seq
+        chat.entries.append((seq, entry))
+        if dedupe is not None:
+            chat.dedupe[dedupe] = seq
+        return seq, "ok"
+
+    async def read(self, chat_id: str, after: int = 0) -> list[tuple[int, bytes]]:
+        chat = self._live(chat_id)
+        if chat is None:
+            return []
+        # Entries are kept in sequence order; after a shred the list is empty.
+        index = bisect.bisect_right(chat.entries, after, key=lambda item: item[0])
+        return chat.entries[index:]
+
+    async def delete_transcript(self, chat_id: str) -> None:
+        chat = self._chats.get(chat_id)
+        if chat is not None:
+            chat.entries = []
+            chat.dedupe = {}
+
+    # Presence -----------------------------------------------------------------------------
+    async def put_presence(self, presence: Presence) -> None:
+        self._presence[presence.staff_id] = Presence.from_json(presence.to_json())
+
+    async def update_presence(self, staff_id: str, changes: dict[str, Any]) -> Presence | None:
+        presence = self._presence.get(staff_id)
+        if presence is None:
+            return None
+        for name, value in changes.items():
+            setattr(presence, name, value)
+        return Presence.from_json(presence.to_json())
+
+    async def get_presence(self, staff_id: str) -> Presence | None:
+        presence = self._presence.get(staff_id)
+        return None if presence is None else Presence.from_json(presence.to_json())
+
+    async def line_presences(self, line: str) -> list[Presence]:
+        return [Presence.from_json(p.to_json()) for p in self._presence.values() if line in p.duty]
+
+    async def remove_presence(self, staff_id: str) -> None:
+        self._presence.pop(staff_id, None)
+
+    async def connect(self, staff_id: str, connection_id: str, ttl: float) -> None:
+        self._connections.setdefault(staff_id, {})[connection_id] = time.time() + ttl
+
+    async def disconnect(self, staff_id: str, connection_id: str) -> int:
+        connections = self._connections.get(staff_id, {})
+        connections.pop(connection_id, None)
+        return self._count_connections(staff_id)
+
+    def _count_connections(self, staff_id: str) -> int:
+        connections = self._connections.get(staff_id)
+        if not connections:
+            return 0
+        now = time.time()
+        for connection_id in [c for c, until in connections.items() if until <= now]:
+            del connections[connection_id]
+        return len(connections)
+
+    async def connection_counts(self, staff_ids: list[str]) -> dict[str, int]:
+        return {staff_id: self._count_connections(staff_id) for staff_id in staff_ids}
+
+    # Deadlines ----------------------------------------------------------------------------
+    async def schedule(self, key: str, at: float) -> None:
+        self._deadlines[key] = at
+        heapq.heappush(self._deadline_heap, (at, key))
+
+    async def cancel(self, key: str) -> None:
+        self._deadlines.pop(key, None)
+
+    async def pop_due(self, now: float, limit: int = 100) -> list[str]:
+        self._purge(now)
+        due: list[str] = []
+        heap = self._deadline_heap
+        while heap and heap[0][0] <= now and len(due) < limit:
+            at, key = heapq.heappop(heap)
+            # Skip stale heap entries left by cancel() or a later reschedule.
+            if self._deadlines.get(key) == at:
+                del self._deadlines[key]
+                due.append(key)
+        return due
+
+    # Small shared values ------------------------------------------------------------------
+    async def incr(self, key: str, ttl: float) -> int:
+        now = time.time()
+        count, expires = self._counters.get(key, (0, now + ttl))
+        if expires <= now:
+            count, expires = 0, now + ttl
+        self._counters[key] = (count + 1, expires)
+        return count + 1
+
+    async def set_value(self, key: str, value: str, ttl: float) -> None:
+        self._values[key] = (value, time.time() + ttl)
+
+    async def get_value(self, key: str) -> str | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        if item[1] <= time.time():
+            del self._values[key]
+            return None
+        return item[0]
+
+    async def delete_value(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    async def push_recent(self, key: str, value: float, keep: int, ttl: float) -> None:
+        values, _ = self._recent.get(key, (deque(maxlen=keep), 0.0))
+        values.append(value)
+        self._recent[key] = (values, time.time() + ttl)
+
+    async def recent(self, key: str) -> list[float]:
+        item = self._recent.get(key)
+        if item is None or item[1] <= time.time():
+            return []
+        return list(item[0])
+
+    def _purge(self, now: float) -> None:
+        """Forget expired values now and then, as Redis would by TTL."""
+        if now < self._next_purge:
+            return
+        self._next_purge = now + 5.0
+        for chat_id in [c for c, chat in self._chats.items() if chat.expires_at <= now]:
+            self._drop(chat_id)
+        for key in [k for k, (_, exp) in self._values.items() if exp <= now]:
+            del self._values[key]
+        for key in [k for k, (_, exp) in self._counters.items() if exp <= now]:
+            del self._counters[key]
+        for key in [k for k, (_, exp) in self._recent.items() if exp <= now]:
+            del self._recent[key]
+
+    # Events -------------------------------------------------------------------------------
+    async def publish(self, channel: str, event: Event) -> None:
+        self.hub.dispatch(channel, event)
+
+    # For tests and the privacy drill: everything this broker holds, as plain text.
+    def dump(self) -> str:
+        parts: list[str] = []
+        for chat in self._chats.values():
+            parts.append(repr(chat.record))
+            parts.extend(entry.decode("utf-8", "replace") for _, entry in chat.entries)
+        parts.extend(repr(p) for p in self._presence.values())
+        parts.extend(f"{k}={v}" for k, (v, _) in self._values.items())
+        parts.extend(self._deadlines)
+        parts.extend(self._counters)
+        return "\n".join(parts)

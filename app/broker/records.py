@@ -1,0 +1,212 @@
+"""The ephemeral records kept in the broker, with a flat string encoding for Redis hashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from app.kit import jsonutil
+
+
+class ChatState(StrEnum):
+    queued = "queued"
+    offered = "offered"
+    active = "active"
+    transferring = "transferring"
+    ended = "ended"
+
+
+WAITING_STATES = frozenset({ChatState.queued, ChatState.transferring})
+LIVE_STATES = frozenset(
+    {ChatState.queued, ChatState.offered, ChatState.active, ChatState.transferring}
+)
+
+
+class StaffStatus(StrEnum):
+    available = "available"
+    away = "away"
+    on_break = "break"
+
+
+# Queue priorities (DESIGN.md routing rule 1): higher is served first.
+PRIORITY_NORMAL = 0
+PRIORITY_CONTINUITY = 1
+PRIORITY_TRANSFER = 2
+PRIORITY_RETURNED = 3
+_MAX_PRIORITY = 9
+
+
+_PRIORITY_STEP = 1e10
+
+
+def queue_score(priority: int, queued_at: float) -> float:
+    """Sorted-set score: priority first, then time waited (earlier is smaller)."""
+    return (_MAX_PRIORITY - priority) * _PRIORITY_STEP + queued_at
+
+
+def queued_at_of(score: float) -> float:
+    """The enqueue time folded into a queue score."""
+    return score % _PRIORITY_STEP
+
+
+@dataclass(slots=True)
+class ChatRecord:
+    """One chat, as long as it lives. No network identity, no content."""
+
+    id: str
+    line: str
+    language: str
+    state: ChatState
+    resume_digest: str
+    created_at: float
+    queued_at: float
+    priority: int = PRIORITY_NORMAL
+    offered_to: str | None = None
+    offer_expires_at: float | None = None
+    counsellor_id: str | None = None
+    counsellor_alias: str | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    ended_by: str | None = None
+    peer_requested: bool = False
+    # A named colleague (transfer) the chat is offered to alone until `target_until`.
+    target_counsellor: str | None = None
+    target_until: float | None = None
+    # Waiting after a transfer: the chat goes back to `transferring`, not `queued`.
+    transferred: bool = False
+    # Counsellors who declined or let the offer lapse; skipped while others are free.
+    passed: list[str] = field(default_factory=list)
+    visitor_connected: bool = True
+    visitor_grace_until: float | None = None
+    counsellor_grace_until: float | None = None
+    # The counsellor who answered last, who owes a wrap-up once the chat ends.
+    wrapup_by: str | None = None
+    last_seq: int = 0
+
+    def to_fields(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out[f.name] = "1" if value else "0"
+            elif isinstance(value, list):
+                out[f.name] = jsonutil.dumps(value)
+            else:
+                out[f.name] = str(value)
+        return out
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, str]) -> ChatRecord:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in raw:
+                continue
+            kwargs[f.name] = _decode(f.name, raw[f.name])
+        return cls(**kwargs)
+
+    def copy(self, **changes: Any) -> ChatRecord:
+        return replace(self, **changes)
+
+    @property
+    def waiting(self) -> bool:
+        return self.state in WAITING_STATES
+
+    @property
+    def waiting_state(self) -> ChatState:
+        """The state the chat returns to when an offer is declined or lapses."""
+        return ChatState.transferring if self.transferred else ChatState.queued
+
+
+_FLOATS = {
+    "created_at",
+    "queued_at",
+    "offer_expires_at",
+    "answered_at",
+    "ended_at",
+    "visitor_grace_until",
+    "counsellor_grace_until",
+    "target_until",
+}
+_INTS = {"priority", "last_seq"}
+_BOOLS = {"peer_requested", "visitor_connected", "transferred"}
+
+
+def _decode(name: str, value: str) -> Any:
+    if name in _FLOATS:
+        return float(value)
+    if name in _INTS:
+        return int(value)
+    if name in _BOOLS:
+        return value == "1"
+    if name == "passed":
+        return list(jsonutil.loads(value))
+    if name == "state":
+        return ChatState(value)
+    return value
+
+
+def encode_change(name: str, value: Any) -> str | None:
+    """How one changed field is written to a flat store; None deletes the field."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return jsonutil.dumps(value)
+    return str(value)
+
+
+@dataclass(slots=True)
+class Presence:
+    """A signed-in counsellor as routing sees them. Rebuilt from SQL when they connect."""
+
+    staff_id: str
+    alias: str
+    status: StaffStatus
+    capacity: int
+    qualification: str | None
+    languages: list[str]
+    peer: bool
+    supervisor: bool
+    # Lines the counsellor works on, and until when they are on duty on each (epoch, 0 = not).
+    duty: dict[str, float]
+    last_offer_at: float = 0.0
+    missed_offers: int = 0
+
+    def to_json(self) -> bytes:
+        return jsonutil.dumpb(
+            {
+                "staff_id": self.staff_id,
+                "alias": self.alias,
+                "status": self.status.value,
+                "capacity": self.capacity,
+                "qualification": self.qualification,
+                "languages": self.languages,
+                "peer": self.peer,
+                "supervisor": self.supervisor,
+                "duty": self.duty,
+                "last_offer_at": self.last_offer_at,
+                "missed_offers": self.missed_offers,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Presence:
+        raw = jsonutil.loads(data)
+        return cls(
+            staff_id=raw["staff_id"],
+            alias=raw["alias"],
+            status=StaffStatus(raw["status"]),
+            capacity=int(raw["capacity"]),
+            qualification=raw["qualification"],
+            languages=list(raw["languages"]),
+            peer=bool(raw["peer"]),
+            supervisor=bool(raw["supervisor"]),
+            duty={k: float(v) for k, v in raw["duty"].items()},
+            last_offer_at=float(raw["last_offer_at"]),
+            missed_offers=int(raw["missed_offers"]),
+        )

@@ -1,0 +1,1 @@
+"""Chats: the protocol, the transcript, the chat service and the WebSocket adapters."""

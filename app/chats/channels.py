@@ -1,0 +1,36 @@
+"""Event channel names and deadline keys, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+def chat_channel(chat_id: str) -> str:
+    return f"chat:{chat_id}"
+
+
+def staff_channel(staff_id: str) -> str:
+    return f"staff:{staff_id}"
+
+
+def line_channel(line: str) -> str:
+    return f"line:{line}"
+
+
+class Deadline(StrEnum):
+    offer = "offer"  # an offer lapses: offer|chat|staff
+    visitor_grace = "vgrace"  # a dropped visitor did not return: vgrace|chat
+    counsellor_grace = "cgrace"  # a dropped counsellor did not return: cgrace|chat|staff
+    forget = "forget"  # an ended chat's record is removed: forget|chat
+
+
+def deadline_key(kind: Deadline, *parts: str) -> str:
+    return "|".join((kind.value, *parts))
+
+
+def parse_deadline(key: str) -> tuple[Deadline, list[str]] | None:
+    kind, *parts = key.split("|")
+    try:
+        return Deadline(kind), parts
+    except ValueError:
+        return None

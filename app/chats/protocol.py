@@ -1,0 +1,431 @@
+"""The Lykta chat protocol, version 1, as pure code: no sockets, no broker, no clock of its own.
+
+Frames are JSON text objects with a `type`. Clients send the frames defined here; parsing
+returns either a typed frame or a `ProtocolError` with a stable code. The connection state
+machines decide which frames are allowed when, and when a connection must be closed.
+See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from app.kit import jsonutil
+
+PROTOCOL_VERSION = 1
+
+# WebSocket close codes (RFC 6455 and the registry).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+# Application codes (4000-4999).
+CLOSE_UNAUTHORISED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_SLOW_CONSUMER = 4008
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes; clients may switch on them. Never renumber or rename."""
+
+    malformed_json = "malformed_json"
+    invalid_frame = "invalid_frame"
+    unknown_type = "unknown_type"
+    invalid_field = "invalid_field"
+    unsupported_version = "unsupported_version"
+    binary_not_supported = "binary_not_supported"
+    rate_limited = "rate_limited"
+    not_allowed_now = "not_allowed_now"
+    message_too_long = "message_too_long"
+    empty_message = "empty_message"
+    unknown_line = "unknown_line"
+    unknown_language = "unknown_language"
+    line_closed = "line_closed"
+    queue_full = "queue_full"
+    invalid_resume = "invalid_resume"
+    chat_ended = "chat_ended"
+    not_in_chat = "not_in_chat"
+    offer_not_found = "offer_not_found"
+    offer_expired = "offer_expired"
+    over_capacity = "over_capacity"
+    invalid_state = "invalid_state"
+    invalid_transfer = "invalid_transfer"
+    staff_unavailable = "staff_unavailable"
+    invalid_wrapup = "invalid_wrapup"
+    not_on_duty = "not_on_duty"
+    forbidden = "forbidden"
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """An error to report in an `error` frame; nothing else changes."""
+
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+    def frame(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "error", "code": self.code.value, "message": self.message}
+        if self.ref is not None:
+            out["ref"] = self.ref
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with this WebSocket close code."""
+
+    code: int
+    reason: str
+
+
+# Frames -------------------------------------------------------------------------------------
+
+ChatId = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LineKey = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+LanguageCode = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),
+]
+# The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+
+
+class _Frame(BaseModel):
+    # Unknown fields are ignored so that newer clients keep working with this server.
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+class StartChat(_Frame):
+    type: Literal["start"]
+    v: int = PROTOCOL_VERSION
+    line: LineKey
+    language: LanguageCode
+    peer: bool = False
+
+
+class ResumeChat(_Frame):
+    type: Literal["resume"]
+    v: int = PROTOCOL_VERSION
+    chat_id: ChatId
+    token: Annotated[str, StringConstraints(min_length=16, max_length=128)]
+    last_seq: int = Field(default=0, ge=0)
+
+
+class VisitorMessage(_Frame):
+    type: Literal["message"]
+    text: Text
+    client_id: ClientId | None = None
+
+
+class VisitorTyping(_Frame):
+    type: Literal["typing"]
+    typing: bool
+
+
+class VisitorEnd(_Frame):
+    type: Literal["end"]
+
+
+class SetStatus(_Frame):
+    type: Literal["status"]
+    status: Literal["available", "away", "break"]
+
+
+class AcceptOffer(_Frame):
+    type: Literal["accept"]
+    chat_id: ChatId
+
+
+class DeclineOffer(_Frame):
+    type: Literal["decline"]
+    chat_id: ChatId
+
+
+class StaffMessage(_Frame):
+    type: Literal["message"]
+    chat_id: ChatId
+    text: Text
+    client_id: ClientId | None = None
+
+
+class StaffTyping(_Frame):
+    type: Literal["typing"]
+    chat_id: ChatId
+    typing: bool
+
+
+class StaffNote(_Frame):
+    type: Literal["note"]
+    chat_id: ChatId
+    text: Text
+
+
+class SyncChat(_Frame):
+    type: Literal["sync"]
+    chat_id: ChatId
+    last_seq: int = Field(default=0, ge=0)
+
+
+class TransferChat(_Frame):
+    type: Literal["transfer"]
+    chat_id: ChatId
+    line: LineKey | None = None
+    staff_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class StaffEnd(_Frame):
+    type: Literal["end"]
+    chat_id: ChatId
+
+
+class Wrapup(_Frame):
+    type: Literal["wrapup"]
+    chat_id: ChatId
+    topics: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=20)]
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+VisitorFrame = Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd
+StaffFrame = (
+    Ping
+    | SetStatus
+    | AcceptOffer
+    | DeclineOffer
+    | StaffMessage
+    | StaffTyping
+    | StaffNote
+    | SyncChat
+    | TransferChat
+    | StaffEnd
+    | Wrapup
+)
+
+VISITOR_FRAMES: dict[str, type[_Frame]] = {
+    "ping": Ping,
+    "start": StartChat,
+    "resume": ResumeChat,
+    "message": VisitorMessage,
+    "typing": VisitorTyping,
+    "end": VisitorEnd,
+}
+
+STAFF_FRAMES: dict[str, type[_Frame]] = {
+    "ping": Ping,
+    "status": SetStatus,
+    "accept": AcceptOffer,
+    "decline": DeclineOffer,
+    "message": StaffMessage,
+    "typing": StaffTyping,
+    "note": StaffNote,
+    "sync": SyncChat,
+    "transfer": TransferChat,
+    "end": StaffEnd,
+    "wrapup": Wrapup,
+}
+
+
+def parse_frame(text: str, table: dict[str, type[_Frame]]) -> _Frame | ProtocolError:
+    """Decode and validate one text frame against a table of frame types."""
+    try:
+        data = jsonutil.loads(text)
+    except jsonutil.JSONDecodeError:
+        return ProtocolError(ErrorCode.malformed_json, "the frame is not valid JSON")
+    if not isinstance(data, dict):
+        return ProtocolError(ErrorCode.invalid_frame, "a frame must be a JSON object")
+    frame_type = data.get("type")
+    if not isinstance(frame_type, str):
+        return ProtocolError(ErrorCode.invalid_frame, "a frame needs a string 'type'")
+    model = table.get(frame_type)
+    if model is None:
+        return ProtocolError(
+            ErrorCode.unknown_type, f"unknown frame type {frame_type[:40]!r}", ref=frame_type[:40]
+        )
+    version = data.get("v", PROTOCOL_VERSION)
+    if version != PROTOCOL_VERSION:
+        return ProtocolError(
+            ErrorCode.unsupported_version,
+            f"this server speaks protocol version {PROTOCOL_VERSION}",
+            ref=frame_type,
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return ProtocolError(ErrorCode.invalid_field, _describe(exc), ref=frame_type)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "frame"
+    if first["type"] == "missing":
+        return f"missing field '{where}'"
+    return f"invalid field '{where}': {first['msg']}"
+
+
+# Flood control ------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """`burst` frames at once, refilled at `rate` per second; time comes from the caller."""
+
+    __slots__ = ("_last", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = now
+
+    def take(self, now: float) -> bool:
+        elapsed = max(0.0, now - self._last)
+        self._last = now
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+# Connection state machines ------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    waiting_start = "waiting_start"
+    in_chat = "in_chat"
+    closed = "closed"
+
+
+VIOLATION_WINDOW_SECONDS = 60.0
+
+
+class _Connection:
+    """What every connection shares: frame parsing, flood control, closing."""
+
+    table: dict[str, type[_Frame]]
+
+    def __init__(
+        self, *, rate: float, burst: int, tolerance: int, clock: Callable[[], float]
+    ) -> None:
+        self._clock = clock
+        self._bucket = TokenBucket(rate, burst, clock())
+        self._tolerance = tolerance
+        self._violations = 0
+        self._window_start = self._clock()
+        self.phase = Phase.waiting_start
+
+    def _admit(self) -> ProtocolError | Close | None:
+        now = self._clock()
+        if self._bucket.take(now):
+            return None
+        # Violations are counted per minute: a sustained flood closes the connection, a burst
+        # now and then in a long chat does not.
+        if now - self._window_start > VIOLATION_WINDOW_SECONDS:
+            self._window_start = now
+            self._violations = 0
+        self._violations += 1
+        if self._violations > self._tolerance:
+            self.phase = Phase.closed
+            return Close(CLOSE_POLICY_VIOLATION, "too many frames")
+        return ProtocolError(ErrorCode.rate_limited, "too many frames; slow down")
+
+    def receive_bytes(self, data: bytes) -> ProtocolError | Close:
+        refused = self._admit()
+        if refused is not None:
+            return refused
+        return ProtocolError(
+            ErrorCode.binary_not_supported, "binary frames are not part of this protocol"
+        )
+
+    def receive_text(self, text: str) -> _Frame | ProtocolError | Close:
+        refused = self._admit()
+        if refused is not None:
+            return refused
+        frame = parse_frame(text, self.table)
+        if isinstance(frame, ProtocolError):
+            return frame
+        return self._check_phase(frame)
+
+    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+        return frame
+
+
+class VisitorConnection(_Connection):
+    """A visitor's connection: `start` or `resume` first, then chat frames for that one chat."""
+
+    table = VISITOR_FRAMES
+
+    def __init__(
+        self, *, rate: float, burst: int, tolerance: int, clock: Callable[[], float]
+    ) -> None:
+        super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
+        self.chat_id: str | None = None
+
+    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+        if isinstance(frame, Ping):
+            return frame
+        opening = isinstance(frame, StartChat | ResumeChat)
+        if self.phase is Phase.waiting_start and not opening:
+            return ProtocolError(
+                ErrorCode.not_allowed_now, "start or resume a chat first", ref=_type_of(frame)
+            )
+        if self.phase is Phase.in_chat and opening:
+            return ProtocolError(
+                ErrorCode.not_allowed_now,
+                "this connection already has a chat",
+                ref=_type_of(frame),
+            )
+        if self.phase is Phase.closed:
+            return ProtocolError(ErrorCode.chat_ended, "the chat has ended", ref=_type_of(frame))
+        return frame
+
+    def entered(self, chat_id: str) -> None:
+        self.chat_id = chat_id
+        self.phase = Phase.in_chat
+
+    def ended(self) -> None:
+        self.phase = Phase.closed
+
+
+class StaffConnection(_Connection):
+    """A signed-in staff member's connection: every frame names its chat."""
+
+    table = STAFF_FRAMES
+
+    def __init__(
+        self, *, rate: float, burst: int, tolerance: int, clock: Callable[[], float]
+    ) -> None:
+        super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
+        self.phase = Phase.in_chat
+
+
+def _type_of(frame: _Frame) -> str:
+    return str(getattr(frame, "type", ""))
+
+
+# Checks shared by both sides ----------------------------------------------------------------
+
+
+def check_text(text: str, limit: int) -> ProtocolError | None:
+    """A message must have content and fit the line's limit (counted in characters)."""
+    if not text.strip():
+        return ProtocolError(ErrorCode.empty_message, "the message is empty", ref="message")
+    if len(text) > limit:
+        return ProtocolError(
+            ErrorCode.message_too_long,
+            f"the message has {len(text)} characters; the limit is {limit}",
+            ref="message",
+        )
+    return None

@@ -1,0 +1,803 @@
+"""The chat service: every state change of a chat, from start to wrap-up.
+
+State lives in the broker and changes only through atomic transitions, so this code may run
+in several processes at once. Events go out on channels (see channels.py); the WebSocket
+adapters turn them into frames. Nothing here logs or stores message text outside the
+transcript, and nothing here sees a network address.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.broker.base import Broker, Refusal, Transition
+from app.broker.records import (
+    LIVE_STATES,
+    PRIORITY_NORMAL,
+    PRIORITY_RETURNED,
+    PRIORITY_TRANSFER,
+    WAITING_STATES,
+    ChatRecord,
+    ChatState,
+    StaffStatus,
+    queue_score,
+)
+from app.chats.channels import (
+    Deadline,
+    chat_channel,
+    deadline_key,
+    line_channel,
+    parse_deadline,
+    staff_channel,
+)
+from app.chats.protocol import ErrorCode, ProtocolError, check_text
+from app.chats.transcript import Entry, EntryKind, Transcript
+from app.kit.clock import hour_bucket
+from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
+from app.lines.directory import LineDirectory
+from app.lines.service import LineConfig
+from app.models import Wrapup
+from app.models.enums import ChatOutcome
+from app.routing.policy import can_take
+from app.routing.service import Router, duration_key
+from app.settings import Settings
+from app.staff.service import StaffContext
+from app.stats.recorder import ChatFacts, StatsRecorder
+
+logger = logging.getLogger(__name__)
+
+# Offers a counsellor may let lapse in a row before they are set to away.
+MISSED_OFFERS_BEFORE_AWAY = 2
+# How long an ended chat's record (no content) stays so a returning visitor hears "ended".
+ENDED_RECORD_SECONDS = 300
+RECENT_DURATIONS = 50
+RECENT_DURATIONS_TTL = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    record: ChatRecord
+    token: str
+    position: int
+    language_fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LineUnavailable:
+    """The visitor is told at once that nobody can answer, with the line's alternatives."""
+
+    line: LineConfig
+    language: str
+    reason: str  # "closed" or "full"
+
+    def frame(self) -> dict[str, Any]:
+        line = self.line
+        return {
+            "type": "line.closed",
+            "line": line.key,
+            "reason": self.reason,
+            "message": line.text(line.closed_message, self.language),
+            "alternatives": line.text(line.alternatives, self.language),
+            "opening_hours": line.text(line.opening_hours, self.language),
+        }
+
+
+def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
+    return ProtocolError(code, message, ref)
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        lines: LineDirectory,
+        transcript: Transcript,
+        router: Router,
+        recorder: StatsRecorder,
+        settings: Settings,
+    ) -> None:
+        self.broker = broker
+        self.lines = lines
+        self.transcript = transcript
+        self.router = router
+        self.recorder = recorder
+        self.settings = settings
+        router.auto_accept = self._auto_accept
+
+    # Visitor side ---------------------------------------------------------------------------
+
+    async def start(
+        self, line_key: str, language: str, *, peer: bool = False
+    ) -> Started | LineUnavailable | ProtocolError:
+        line = self.lines.get(line_key)
+        if line is None:
+            return _err(ErrorCode.unknown_line, f"there is no line {line_key[:32]!r}", "start")
+        fallback = language not in line.languages
+        if fallback:
+            language = line.languages[0]
+        now = await self.broker.now()
+        is_open, _ = await self.router.line_status(line)
+        if not is_open:
+            self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.closed))
+            return LineUnavailable(line, language, "closed")
+        token = new_token()
+        record = ChatRecord(
+            id=new_chat_id(),
+            line=line.key,
+            language=language,
+            state=ChatState.queued,
+            resume_digest=token_digest(token),
+            created_at=now,
+            queued_at=now,
+            peer_requested=peer,
+        )
+        position = await self.broker.create_chat(
+            record, queue_limit=line.max_queue_length, score=queue_score(PRIORITY_NORMAL, now)
+        )
+        if position is None:
+            self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.full))
+            return LineUnavailable(line, language, "full")
+        await self._queue_changed(line.key)
+        return Started(record, token, position, fallback)
+
+    async def resume(self, chat_id: str, token: str) -> ChatRecord | ProtocolError:
+        record = await self.broker.get_chat(chat_id)
+        if record is None or not tokens_match(token, record.resume_digest):
+            return _err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
+        if record.state is ChatState.ended:
+            return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=LIVE_STATES,
+                changes={"visitor_connected": True, "visitor_grace_until": None},
+            ),
+        )
+        if isinstance(result, Refusal):
+            return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
+        await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
+        await self.broker.publish(
+            chat_channel(chat_id), {"type": "visitor.back", "chat_id": chat_id}
+        )
+        if result.waiting:
+            self.router.kick(result.line)
+        return result
+
+    async def visitor_message(
+        self,
+        chat_id: str,
+        line_key: str,
+        text: str,
+        client_id: str | None,
+        *,
+        last_seq: int,
+        origin: str,
+    ) -> tuple[int, bool] | ProtocolError:
+        line = self.lines.get(line_key)
+        limit = line.max_message_length if line else 4000
+        problem = check_text(text, limit)
+        if problem is not None:
+            return problem
+        now = await self.broker.now()
+        entry = Entry(EntryKind.message, now, sender="visitor", text=text, client_id=client_id)
+        seq, status = await self.transcript.add(
+            chat_id, entry, last_seq=last_seq, dedupe=f"v:{client_id}" if client_id else None
+        )
+        if status == "ended":
+            return _err(ErrorCode.chat_ended, "the chat has ended", "message")
+        if status == "ok":
+            await self._publish_entry(chat_id, seq, entry, origin)
+        return seq, status == "duplicate"
+
+    async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
+        await self.broker.publish(
+            chat_channel(chat_id),
+            {
+                "type": "typing",
+                "chat_id": chat_id,
+                "sender": sender,
+                "typing": typing,
+                "origin": origin,
+            },
+        )
+
+    async def visitor_end(self, chat_id: str) -> ProtocolError | None:
+        ended = await self._end(chat_id, by="visitor", reason="visitor_ended")
+        return None if ended else _err(ErrorCode.chat_ended, "the chat has ended", "end")
+
+    async def visitor_disconnected(self, chat_id: str) -> None:
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.state is ChatState.ended:
+            return
+        line = self.lines.get(record.line)
+        grace = line.visitor_grace_seconds if line else 60
+        now = await self.broker.now()
+        until = now + grace
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=LIVE_STATES,
+                changes={"visitor_connected": False, "visitor_grace_until": until},
+            ),
+        )
+        if isinstance(result, Refusal):
+            return
+        await self.broker.schedule(deadline_key(Deadline.visitor_grace, chat_id), until)
+        await self.broker.publish(
+            chat_channel(chat_id),
+            {"type": "visitor.away", "chat_id": chat_id, "grace_until": until},
+        )
+
+    # Staff side -----------------------------------------------------------------------------
+
+    async def counsellor_chats(self, staff_id: str) -> list[ChatRecord]:
+        """Chats offered to or active with the counsellor, and those awaiting their wrap-up."""
+        records = await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id))
+        return records
+
+    async def accept(self, staff_id: str, alias: str, chat_id: str) -> ChatRecord | ProtocolError:
+        now = await self.broker.now()
+        before = await self.broker.get_chat(chat_id)
+        changes: dict[str, Any] = {
+            "state": ChatState.active,
+            "counsellor_id": staff_id,
+            "counsellor_alias": alias,
+            "offered_to": None,
+            "offer_expires_at": None,
+            "target_counsellor": None,
+            "target_until": None,
+            "passed": [],
+            "transferred": False,
+            "wrapup_by": staff_id,
+            "counsellor_grace_until": None,
+        }
+        if before is not None and before.answered_at is None:
+            changes["answered_at"] = now
+        result = await self.broker.transition(
+            chat_id,
+            Transition(expect=frozenset({ChatState.offered}), offered_to=staff_id, changes=changes),
+        )
+        if isinstance(result, Refusal):
+            if before is None or (before.offered_to != staff_id and staff_id not in before.passed):
+                return _err(ErrorCode.offer_not_found, "there is no such offer for you", "accept")
+            return _err(ErrorCode.offer_expired, "the offer has expired", "accept")
+        await self.broker.cancel(deadline_key(Deadline.offer, chat_id, staff_id))
+        await self.broker.update_presence(staff_id, {"missed_offers": 0})
+        await self._append(result, Entry(EntryKind.joined, now, name=alias, staff_id=staff_id))
+        await self.broker.publish(
+            staff_channel(staff_id),
+            {"type": "chat.assigned", "chat_id": chat_id, "line": result.line},
+        )
+        return result
+
+    async def _auto_accept(self, record: ChatRecord, line: LineConfig) -> None:
+        presence = await self.broker.get_presence(record.offered_to or "")
+        if presence is not None:
+            await self.accept(presence.staff_id, presence.alias, record.id)
+
+    async def decline(self, staff: StaffContext, chat_id: str) -> ProtocolError | None:
+        released = await self._release_offer(chat_id, staff.id, missed=False)
+        if released is None:
+            return _err(ErrorCode.offer_not_found, "there is no such offer for you", "decline")
+        return None
+
+    async def _release_offer(
+        self, chat_id: str, staff_id: str, *, missed: bool
+    ) -> ChatRecord | None:
+        """Put an offered chat back in its queue, at its old place; the counsellor passed."""
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.state is not ChatState.offered or record.offered_to != staff_id:
+            return None
+        now = await self.broker.now()
+        passed = [*record.passed, staff_id] if staff_id not in record.passed else record.passed
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=frozenset({ChatState.offered}),
+                offered_to=staff_id,
+                changes={
+                    "state": record.waiting_state,
+                    "offered_to": None,
+                    "offer_expires_at": now,
+                    "passed": passed,
+                    "target_counsellor": None,
+                    "target_until": None,
+                },
+                enqueue=queue_score(record.priority, record.queued_at),
+                release=staff_id,
+            ),
+        )
+        if isinstance(result, Refusal):
+            return None
+        await self.broker.cancel(deadline_key(Deadline.offer, chat_id, staff_id))
+        await self.broker.publish(
+            staff_channel(staff_id),
+            {
+                "type": "offer.withdrawn",
+                "chat_id": chat_id,
+                "reason": "expired" if missed else "declined",
+            },
+        )
+        if missed:
+            presence = await self.broker.get_presence(staff_id)
+            if presence is not None:
+                missed_count = presence.missed_offers + 1
+                changes: dict[str, Any] = {"missed_offers": missed_count}
+                if missed_count >= MISSED_OFFERS_BEFORE_AWAY:
+                    changes["status"] = StaffStatus.away
+                    changes["missed_offers"] = 0
+                await self.broker.update_presence(staff_id, changes)
+                if "status" in changes:
+                    await self.broker.publish(
+                        staff_channel(staff_id),
+                        {"type": "status", "status": "away", "reason": "missed_offers"},
+                    )
+        await self._queue_changed(result.line)
+        return result
+
+    async def staff_message(
+        self,
+        staff: StaffContext,
+        chat_id: str,
+        text: str,
+        client_id: str | None,
+        *,
+        last_seq: int,
+        origin: str,
+    ) -> tuple[int, bool] | ProtocolError:
+        record = await self.broker.get_chat(chat_id)
+        line = self.lines.get(record.line) if record else None
+        problem = check_text(text, line.max_message_length if line else 4000)
+        if problem is not None:
+            return problem
+        now = await self.broker.now()
+        entry = Entry(
+            EntryKind.message,
+            now,
+            sender="counsellor",
+            name=staff.alias,
+            text=text,
+            client_id=client_id,
+            staff_id=staff.id,
+        )
+        seq, status = await self.transcript.add(
+            chat_id,
+            entry,
+            last_seq=last_seq,
+            dedupe=f"s:{staff.id}:{client_id}" if client_id else None,
+            counsellor=staff.id,
+        )
+        if status == "forbidden" or (status == "ended" and record is None):
+            return _err(ErrorCode.not_in_chat, "you are not in this chat", "message")
+        if status == "ended":
+            return _err(ErrorCode.chat_ended, "the chat has ended", "message")
+        if status == "ok":
+            await self._publish_entry(chat_id, seq, entry, origin)
+        return seq, status == "duplicate"
+
+    async def note(self, staff: StaffContext, chat_id: str, text: str) -> int | ProtocolError:
+        """A note for colleagues (a handover); never shown to the visitor."""
+        problem = check_text(text, 4000)
+        if problem is not None:
+            return ProtocolError(problem.code, problem.message, "note")
+        record = await self.broker.get_chat(chat_id)
+        if record is None:
+            return _err(ErrorCode.not_in_chat, "you are not in this chat", "note")
+        now = await self.broker.now()
+        entry = Entry(EntryKind.note, now, name=staff.alias, text=text, staff_id=staff.id)
+        seq, status = await self.transcript.add(
+            chat_id, entry, last_seq=record.last_seq, counsellor=staff.id
+        )
+        if status != "ok":
+            code = ErrorCode.chat_ended if status == "ended" else ErrorCode.not_in_chat
+            return _err(code, "you cannot add a note to this chat", "note")
+        await self._publish_entry(chat_id, seq, entry, None)
+        return seq
+
+    async def staff_end(self, staff: StaffContext, chat_id: str) -> ProtocolError | None:
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.counsellor_id != staff.id:
+            return _err(ErrorCode.not_in_chat, "you are not in this chat", "end")
+        if record.state is not ChatState.active:
+            return _err(ErrorCode.invalid_state, f"the chat is {record.state.value}", "end")
+        ended = await self._end(
+            chat_id, by="counsellor", reason="counsellor_ended", counsellor=staff.id
+        )
+        return None if ended else _err(ErrorCode.chat_ended, "the chat has ended", "end")
+
+    async def transfer(
+        self,
+        staff: StaffContext,
+        chat_id: str,
+        *,
+        to_line: str | None,
+        to_staff: str | None,
+        note: str,
+    ) -> ChatRecord | ProtocolError:
+        """Hand an active chat to another line's queue or to a named colleague, keeping its
+        transcript; the note is for staff only."""
+        if (to_line is None) == (to_staff is None):
+            return _err(ErrorCode.invalid_transfer, "name either a line or a colleague", "transfer")
+        record = await self.broker.get_chat(chat_id)
+        if (
+            record is None
+            or record.counsellor_id != staff.id
+            or record.state is not ChatState.active
+        ):
+            return _err(
+                ErrorCode.not_in_chat, "you are not in an active chat with this id", "transfer"
+            )
+        now = await self.broker.now()
+        target_line = self.lines.get(to_line or record.line)
+        if target_line is None:
+            return _err(ErrorCode.invalid_transfer, f"there is no line {to_line!r}", "transfer")
+        target_until: float | None = None
+        if to_staff is not None:
+            if to_staff == staff.id:
+                return _err(
+                    ErrorCode.invalid_transfer, "you cannot transfer a chat to yourself", "transfer"
+                )
+            candidates = {c.staff_id: c for c in await self.router.candidates(target_line.key)}
+            colleague = candidates.get(to_staff)
+            if colleague is None or not can_take(colleague, target_line, now):
+                return _err(
+                    ErrorCode.staff_unavailable,
+                    "that colleague is not on duty, available and free on this line",
+                    "transfer",
+                )
+            target_until = now + target_line.offer_timeout_seconds
+        else:
+            is_open, _ = await self.router.line_status(target_line)
+            if not is_open:
+                return _err(
+                    ErrorCode.invalid_transfer,
+                    f"nobody is on duty on {target_line.key!r}",
+                    "transfer",
+                )
+        if note.strip():
+            note_entry = Entry(EntryKind.note, now, name=staff.alias, text=note, staff_id=staff.id)
+            seq, status = await self.transcript.add(
+                chat_id, note_entry, last_seq=record.last_seq, counsellor=staff.id
+            )
+            if status == "ok":
+                await self._publish_entry(chat_id, seq, note_entry, None)
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=frozenset({ChatState.active}),
+                counsellor=staff.id,
+                changes={
+                    "state": ChatState.transferring,
+                    "line": target_line.key,
+                    "counsellor_id": None,
+                    "counsellor_alias": None,
+                    "priority": PRIORITY_TRANSFER,
+                    "transferred": True,
+                    "target_counsellor": to_staff,
+                    "target_until": target_until,
+                    "passed": [staff.id],
+                    "offer_expires_at": now,
+                },
+                enqueue=queue_score(PRIORITY_TRANSFER, record.queued_at),
+                release=staff.id,
+            ),
+        )
+        if isinstance(result, Refusal):
+            return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "transfer")
+        await self._append(
+            result, Entry(EntryKind.left, now, reason="transferred", staff_id=staff.id)
+        )
+        await self.broker.publish(
+            staff_channel(staff.id),
+            {"type": "chat.released", "chat_id": chat_id, "reason": "transferred"},
+        )
+        await self._queue_changed(target_line.key)
+        return result
+
+    async def wrapup(
+        self,
+        session: AsyncSession,
+        staff: StaffContext,
+        chat_id: str,
+        topics: list[str],
+        outcome: str,
+    ) -> ProtocolError | None:
+        """Record the counsellor's anonymous categorisation; the caller commits the session."""
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.wrapup_by != staff.id:
+            return _err(ErrorCode.not_in_chat, "no wrap-up is due from you for this chat", "wrapup")
+        if record.state is not ChatState.ended:
+            return _err(ErrorCode.invalid_state, "end the chat before its wrap-up", "wrapup")
+        line = self.lines.get(record.line)
+        if line is None:
+            return _err(ErrorCode.invalid_wrapup, "the chat's line no longer exists", "wrapup")
+        unknown = sorted(set(topics) - set(line.wrapup_topics))
+        if unknown:
+            return _err(ErrorCode.invalid_wrapup, f"unknown topics: {', '.join(unknown)}", "wrapup")
+        if line.wrapup_outcomes and outcome not in line.wrapup_outcomes:
+            return _err(ErrorCode.invalid_wrapup, f"unknown outcome {outcome!r}", "wrapup")
+        result = await self.broker.transition(
+            chat_id, Transition(expect=frozenset({ChatState.ended}), changes={"wrapup_by": None})
+        )
+        if isinstance(result, Refusal) or record.wrapup_by is None:
+            return _err(ErrorCode.not_in_chat, "no wrap-up is due from you for this chat", "wrapup")
+        session.add(
+            Wrapup(
+                line_key=record.line,
+                hour=hour_bucket(record.created_at),
+                topics=sorted(set(topics)),
+                outcome=outcome,
+            )
+        )
+        await session.flush()
+        await self.broker.delete_chat(chat_id)
+        await self.broker.cancel(deadline_key(Deadline.forget, chat_id))
+        await self.broker.publish(
+            staff_channel(staff.id), {"type": "wrapup.saved", "chat_id": chat_id}
+        )
+        return None
+
+    async def set_status(self, staff: StaffContext, status: StaffStatus) -> None:
+        await self.broker.update_presence(staff.id, {"status": status, "missed_offers": 0})
+        await self.broker.publish(
+            staff_channel(staff.id), {"type": "status", "status": status.value}
+        )
+        presence = await self.broker.get_presence(staff.id)
+        for line in presence.duty if presence else ():
+            await self._queue_changed(line)
+
+    async def counsellor_connected(self, staff: StaffContext) -> None:
+        """A counsellor (re)connected: their chats are theirs again."""
+        for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff.id)):
+            if record.state is ChatState.active and record.counsellor_id == staff.id:
+                await self.broker.cancel(
+                    deadline_key(Deadline.counsellor_grace, record.id, staff.id)
+                )
+                if record.counsellor_grace_until is not None:
+                    await self.broker.transition(
+                        record.id,
+                        Transition(
+                            expect=frozenset({ChatState.active}),
+                            counsellor=staff.id,
+                            changes={"counsellor_grace_until": None},
+                        ),
+                    )
+
+    async def counsellor_disconnected(self, staff_id: str) -> None:
+        """The counsellor's last connection dropped: offers go on, chats wait out the grace."""
+        now = await self.broker.now()
+        for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
+            if record.state is ChatState.offered and record.offered_to == staff_id:
+                await self._release_offer(record.id, staff_id, missed=False)
+            elif record.state is ChatState.active and record.counsellor_id == staff_id:
+                line = self.lines.get(record.line)
+                until = now + (line.counsellor_grace_seconds if line else 60)
+                await self.broker.transition(
+                    record.id,
+                    Transition(
+                        expect=frozenset({ChatState.active}),
+                        counsellor=staff_id,
+                        changes={"counsellor_grace_until": until},
+                    ),
+                )
+                await self.broker.schedule(
+                    deadline_key(Deadline.counsellor_grace, record.id, staff_id), until
+                )
+
+    # Deadlines ------------------------------------------------------------------------------
+
+    async def handle_deadline(self, key: str) -> None:
+        parsed = parse_deadline(key)
+        if parsed is None:
+            return
+        kind, parts = parsed
+        if kind is Deadline.offer and len(parts) == 2:
+            if await self._release_offer(parts[0], parts[1], missed=True) is not None:
+                self.router.kick((await self._line_of(parts[0])) or "")
+        elif kind is Deadline.visitor_grace and len(parts) == 1:
+            record = await self.broker.get_chat(parts[0])
+            if record is not None and not record.visitor_connected:
+                await self._end(parts[0], by="system", reason="visitor_left")
+        elif kind is Deadline.counsellor_grace and len(parts) == 2:
+            await self._return_to_queue(parts[0], parts[1])
+        elif kind is Deadline.forget and len(parts) == 1:
+            await self._forget(parts[0])
+
+    async def _line_of(self, chat_id: str) -> str | None:
+        record = await self.broker.get_chat(chat_id)
+        return record.line if record else None
+
+    async def _return_to_queue(self, chat_id: str, staff_id: str) -> None:
+        """A counsellor who dropped did not come back: the chat goes to the head of the queue."""
+        connections = await self.broker.connection_counts([staff_id])
+        if connections.get(staff_id, 0) > 0:
+            return
+        record = await self.broker.get_chat(chat_id)
+        if (
+            record is None
+            or record.state is not ChatState.active
+            or record.counsellor_id != staff_id
+        ):
+            return
+        now = await self.broker.now()
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=frozenset({ChatState.active}),
+                counsellor=staff_id,
+                changes={
+                    "state": ChatState.queued,
+                    "counsellor_id": None,
+                    "counsellor_alias": None,
+                    "counsellor_grace_until": None,
+                    "priority": PRIORITY_RETURNED,
+                    "passed": [staff_id],
+                    "offer_expires_at": now,
+                },
+                enqueue=queue_score(PRIORITY_RETURNED, record.queued_at),
+                release=staff_id,
+            ),
+        )
+        if isinstance(result, Refusal):
+            return
+        await self._append(
+            result, Entry(EntryKind.left, now, reason="counsellor_disconnected", staff_id=staff_id)
+        )
+        await self.broker.publish(
+            staff_channel(staff_id),
+            {"type": "chat.released", "chat_id": chat_id, "reason": "grace_expired"},
+        )
+        await self._queue_changed(result.line)
+
+    async def end_waiting_on_closed_line(self, line: str) -> int:
+        """Nobody is on duty any more: waiting visitors are told at once rather than left waiting."""
+        ended = 0
+        for chat_id, _ in await self.broker.queue(line):
+            if await self._end(chat_id, by="system", reason="line_closed", expect=WAITING_STATES):
+                ended += 1
+        return ended
+
+    # Ending ---------------------------------------------------------------------------------
+
+    async def _end(
+        self,
+        chat_id: str,
+        *,
+        by: str,
+        reason: str,
+        counsellor: str | None = None,
+        expect: frozenset[ChatState] = LIVE_STATES,
+    ) -> bool:
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.state not in expect:
+            return False
+        now = await self.broker.now()
+        holder = record.offered_to or record.counsellor_id
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=expect,
+                counsellor=counsellor,
+                changes={
+                    "state": ChatState.ended,
+                    "ended_at": now,
+                    "ended_by": by,
+                    "end_reason": reason,
+                    "offered_to": None,
+                },
+                dequeue=True,
+                release=holder,
+            ),
+        )
+        if isinstance(result, Refusal):
+            return False
+        await self._append(
+            result, Entry(EntryKind.ended, now, sender=by, reason=reason), force=True
+        )
+        if record.state is ChatState.offered and record.offered_to:
+            await self.broker.cancel(deadline_key(Deadline.offer, chat_id, record.offered_to))
+            await self.broker.publish(
+                staff_channel(record.offered_to),
+                {"type": "offer.withdrawn", "chat_id": chat_id, "reason": "ended"},
+            )
+        await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
+        if record.counsellor_id:
+            await self.broker.cancel(
+                deadline_key(Deadline.counsellor_grace, chat_id, record.counsellor_id)
+            )
+        self._record_facts(result, reason)
+        if result.answered_at is not None:
+            await self.broker.push_recent(
+                duration_key(result.line),
+                now - result.answered_at,
+                RECENT_DURATIONS,
+                RECENT_DURATIONS_TTL,
+            )
+        # The transcript goes now; the record (no content) stays for the wrap-up and so a
+        # returning visitor is told the chat ended.
+        await self.transcript.forget(chat_id)
+        wrapup_due = result.wrapup_by is not None and record.state in {ChatState.active}
+        if not wrapup_due and result.wrapup_by is not None:
+            await self.broker.transition(
+                chat_id,
+                Transition(expect=frozenset({ChatState.ended}), changes={"wrapup_by": None}),
+            )
+        keep = self.settings.wrapup_window_seconds if wrapup_due else ENDED_RECORD_SECONDS
+        await self.broker.schedule(deadline_key(Deadline.forget, chat_id), now + keep)
+        if wrapup_due and result.wrapup_by:
+            line = self.lines.get(result.line)
+            await self.broker.publish(
+                staff_channel(result.wrapup_by),
+                {
+                    "type": "wrapup.required",
+                    "chat_id": chat_id,
+                    "line": result.line,
+                    "topics": list(line.wrapup_topics) if line else [],
+                    "outcomes": list(line.wrapup_outcomes) if line else [],
+                },
+            )
+        if record.state in WAITING_STATES:
+            await self._queue_changed(result.line)
+        else:
+            self.router.kick(result.line)
+        return True
+
+    def _record_facts(self, record: ChatRecord, reason: str) -> None:
+        ended_at = record.ended_at or record.created_at
+        if record.answered_at is not None:
+            facts = ChatFacts(
+                record.line,
+                record.created_at,
+                round(record.answered_at - record.created_at),
+                round(ended_at - record.answered_at),
+                ChatOutcome.answered,
+            )
+        else:
+            outcome = ChatOutcome.closed if reason == "line_closed" else ChatOutcome.abandoned
+            facts = ChatFacts(
+                record.line, record.created_at, round(ended_at - record.created_at), None, outcome
+            )
+        self.recorder.record(facts)
+
+    async def _forget(self, chat_id: str) -> None:
+        record = await self.broker.get_chat(chat_id)
+        if record is not None and record.state is not ChatState.ended:
+            return
+        await self.transcript.forget(chat_id)
+        await self.broker.delete_chat(chat_id)
+
+    # Helpers --------------------------------------------------------------------------------
+
+    async def _append(self, record: ChatRecord, entry: Entry, *, force: bool = False) -> None:
+        """Append a system entry; after the chat ended only the `ended` entry itself is allowed."""
+        if force:
+            # The chat is already `ended`, so the broker refuses appends; the ended entry is
+            # delivered as an event only (the transcript is shredded right after).
+            await self._publish_entry(record.id, record.last_seq + 1, entry, None)
+            return
+        seq, status = await self.transcript.add(record.id, entry, last_seq=record.last_seq)
+        if status == "ok":
+            await self._publish_entry(record.id, seq, entry, None)
+
+    async def _publish_entry(
+        self, chat_id: str, seq: int, entry: Entry, origin: str | None
+    ) -> None:
+        await self.broker.publish(
+            chat_channel(chat_id),
+            {
+                "type": "entry",
+                "chat_id": chat_id,
+                "seq": seq,
+                "entry": entry.to_dict(),
+                "origin": origin,
+            },
+        )
+
+    async def _queue_changed(self, line: str) -> None:
+        self.router.kick(line)
+        await self.broker.publish(line_channel(line), {"type": "queue.changed"})

@@ -1,0 +1,162 @@
+"""Transcript entries: what a chat says and what happened in it, in sequence.
+
+Entries live only in the broker and only as long as the chat (and its retention). Each is
+sealed by a `TranscriptCodec` bound to its chat and sequence number before it is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from app.broker.base import AppendStatus, Broker
+from app.kit import jsonutil
+
+
+class EntryKind(StrEnum):
+    message = "message"
+    joined = "joined"
+    left = "left"
+    note = "note"
+    ended = "ended"
+
+
+class Audience(StrEnum):
+    visitor = "visitor"
+    staff = "staff"
+
+
+# Entries the visitor never sees, in any code path (live, resume, replay).
+STAFF_ONLY = frozenset({EntryKind.note})
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: EntryKind
+    at: float
+    sender: str | None = None  # "visitor" or "counsellor" for messages
+    name: str | None = None  # the counsellor's alias, never an account id
+    text: str | None = None
+    reason: str | None = None
+    client_id: str | None = None
+    staff_id: str | None = None  # author of a staff entry, shown to staff only
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"k": self.kind.value, "at": self.at}
+        for name in ("sender", "name", "text", "reason", "client_id", "staff_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Entry:
+        return cls(
+            kind=EntryKind(raw["k"]),
+            at=float(raw["at"]),
+            sender=raw.get("sender"),
+            name=raw.get("name"),
+            text=raw.get("text"),
+            reason=raw.get("reason"),
+            client_id=raw.get("client_id"),
+            staff_id=raw.get("staff_id"),
+        )
+
+
+def visible_to(entry: Entry, audience: Audience) -> bool:
+    return audience is Audience.staff or entry.kind not in STAFF_ONLY
+
+
+def entry_frame(chat_id: str, seq: int, entry: Entry, audience: Audience) -> dict[str, Any] | None:
+    """The frame a participant receives for an entry, or None if it is not for them."""
+    if not visible_to(entry, audience):
+        return None
+    base: dict[str, Any] = {"chat_id": chat_id, "seq": seq, "at": entry.at}
+    if entry.kind is EntryKind.message:
+        base.update(type="message", sender=entry.sender, text=entry.text)
+        if entry.name is not None:
+            base["name"] = entry.name
+        if entry.client_id is not None:
+            base["client_id"] = entry.client_id
+    elif entry.kind is EntryKind.joined:
+        base.update(type="counsellor.joined", name=entry.name)
+    elif entry.kind is EntryKind.left:
+        base.update(type="counsellor.left", reason=entry.reason)
+    elif entry.kind is EntryKind.ended:
+        base.update(type="chat.ended", by=entry.sender, reason=entry.reason)
+    elif entry.kind is EntryKind.note:
+        base.update(type="note", name=entry.name, text=entry.text)
+    if audience is Audience.staff and entry.staff_id is not None:
+        base["staff_id"] = entry.staff_id
+    return base
+
+
+class TranscriptCodec(Protocol):
+    """Seals an entry for storage, bound to its chat and sequence number."""
+
+    async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes: ...
+
+    async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes: ...
+
+    async def forget(self, chat_id: str) -> None:
+        """Drop whatever the codec keeps for the chat (its key)."""
+
+
+class PlainCodec:
+    """Stores entries as they are (the chat core); the anonymity work replaces this with
+    per-chat AES-256-GCM."""
+
+    async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes:
+        return plain
+
+    async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes:
+        return sealed
+
+    async def forget(self, chat_id: str) -> None:
+        return None
+
+
+class Transcript:
+    """Appends and reads a chat's entries through the broker."""
+
+    def __init__(self, broker: Broker, codec: TranscriptCodec) -> None:
+        self._broker = broker
+        self._codec = codec
+
+    async def add(
+        self,
+        chat_id: str,
+        entry: Entry,
+        *,
+        last_seq: int,
+        dedupe: str | None = None,
+        counsellor: str | None = None,
+    ) -> tuple[int, AppendStatus]:
+        """Store `entry` after `last_seq`, retrying when someone else appended first.
+
+        `last_seq` is the caller's best guess; a wrong guess costs one retry.
+        """
+        plain = jsonutil.dumpb(entry.to_dict())
+        expected = last_seq
+        for _ in range(50):
+            seq = expected + 1
+            sealed = await self._codec.seal(chat_id, seq, plain)
+            stored, status = await self._broker.append(
+                chat_id, seq, sealed, dedupe=dedupe, counsellor=counsellor
+            )
+            if status != "conflict":
+                return stored, status
+            expected = stored
+        raise RuntimeError("could not append to the transcript under contention")
+
+    async def read(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:
+        out = []
+        for seq, sealed in await self._broker.read(chat_id, after):
+            plain = await self._codec.open(chat_id, seq, sealed)
+            out.append((seq, Entry.from_dict(jsonutil.loads(plain))))
+        return out
+
+    async def forget(self, chat_id: str) -> None:
+        await self._broker.delete_transcript(chat_id)
+        await self._codec.forget(chat_id)

@@ -1,0 +1,323 @@
+"""The visitor WebSocket: a thin adapter between frames and the chat service.
+
+No account, no cookie; nothing about the connection (address, headers) is read here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, WebSocket
+
+from app.broker.hub import Event
+from app.broker.records import ChatState
+from app.chats.channels import chat_channel
+from app.chats.connection import SLOW_CONSUMER_CLOSE, Frame, Outbound, read_frames, ws_open
+from app.chats.protocol import (
+    PROTOCOL_VERSION,
+    Close,
+    ErrorCode,
+    Ping,
+    ProtocolError,
+    ResumeChat,
+    StartChat,
+    VisitorConnection,
+    VisitorEnd,
+    VisitorMessage,
+    VisitorTyping,
+)
+from app.chats.service import LineUnavailable
+from app.chats.transcript import Audience, Entry, EntryKind
+from app.kit.ids import new_token
+from app.routing.policy import estimate_wait
+from app.routing.positions import position_frame
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+router = APIRouter()
+
+
+@router.websocket("/ws/visitor")
+async def visitor_socket(ws: WebSocket) -> None:
+    runtime: Runtime = ws.app.state.runtime
+    await VisitorSocket(ws, runtime).serve()
+
+
+class VisitorSocket:
+    def __init__(self, ws: WebSocket, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.ws = ws
+        self.rt = runtime
+        self.id = new_token()[:16]
+        self.protocol = VisitorConnection(
+            rate=settings.visitor_frame_rate,
+            burst=settings.visitor_frame_burst,
+            tolerance=settings.flood_tolerance,
+            clock=time.monotonic,
+        )
+        self.out = Outbound(
+            ws,
+            size=settings.send_queue_size,
+            render=self._render,
+            transcript=runtime.transcript,
+            audience=Audience.visitor,
+        )
+        self.chat_id: str | None = None
+        self.line: str | None = None
+        self.language: str | None = None
+        self.last_seq = 0
+        self.waiting = False
+        self._task: asyncio.Task[Any] | None = None
+        self._dropped = False
+
+    async def serve(self) -> None:
+        await self.ws.accept()
+        self._task = asyncio.current_task()
+        self.out.on_overflow(self._drop)
+        writer = asyncio.create_task(self.out.run())
+        self.rt.connections.visitors[self.id] = self
+        self.out.frame({"type": "hello", "protocol": PROTOCOL_VERSION, "role": "visitor"})
+        try:
+            await read_frames(self.ws, self._on_text, self._on_bytes)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._dropped or task is None:
+                raise
+            task.uncancel()
+        finally:
+            self.rt.connections.visitors.pop(self.id, None)
+            await self._leave(disconnected=True)
+            if self._dropped:
+                writer.cancel()
+                await self._close_now(SLOW_CONSUMER_CLOSE)
+            else:
+                await self._finish_writer(writer)
+
+    def _drop(self) -> None:
+        self._dropped = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _close_now(self, close: Close) -> None:
+        if ws_open(self.ws):
+            try:
+                await asyncio.wait_for(self.ws.close(close.code, close.reason), timeout=1.0)
+            except (TimeoutError, RuntimeError, OSError):
+                pass
+
+    async def _finish_writer(self, writer: asyncio.Task[None]) -> None:
+        if not writer.done():
+            writer.cancel()
+        try:
+            await writer
+        except (asyncio.CancelledError, RuntimeError, OSError):
+            pass
+
+    async def _on_bytes(self, data: bytes) -> bool:
+        return self._answer(self.protocol.receive_bytes(data))
+
+    def _answer(self, result: ProtocolError | Close) -> bool:
+        if isinstance(result, Close):
+            self.out.close(result)
+            return False
+        self.out.frame(result.frame())
+        return True
+
+    async def _on_text(self, text: str) -> bool:
+        frame = self.protocol.receive_text(text)
+        if isinstance(frame, ProtocolError | Close):
+            return self._answer(frame)
+        if isinstance(frame, VisitorMessage):
+            await self._message(frame)
+        elif isinstance(frame, VisitorTyping):
+            assert self.chat_id is not None
+            await self.rt.chats.typing(self.chat_id, "visitor", frame.typing, self.id)
+        elif isinstance(frame, Ping):
+            self.out.frame({"type": "pong"})
+        elif isinstance(frame, StartChat):
+            await self._start(frame)
+        elif isinstance(frame, ResumeChat):
+            await self._resume(frame)
+        elif isinstance(frame, VisitorEnd):
+            assert self.chat_id is not None
+            problem = await self.rt.chats.visitor_end(self.chat_id)
+            if problem is not None:
+                self.out.frame(problem.frame())
+        return True
+
+    async def _message(self, frame: VisitorMessage) -> None:
+        assert self.chat_id is not None and self.line is not None
+        result = await self.rt.chats.visitor_message(
+            self.chat_id,
+            self.line,
+            frame.text,
+            frame.client_id,
+            last_seq=self.last_seq,
+            origin=self.id,
+        )
+        if isinstance(result, ProtocolError):
+            self.out.frame(result.frame())
+            return
+        seq, duplicate = result
+        self.last_seq = max(self.last_seq, seq)
+        ack: Frame = {
+            "type": "message.ack",
+            "chat_id": self.chat_id,
+            "seq": seq,
+            "duplicate": duplicate,
+        }
+        if frame.client_id is not None:
+            ack["client_id"] = frame.client_id
+        self.out.frame(ack)
+
+    async def _start(self, frame: StartChat) -> None:
+        result = await self.rt.chats.start(frame.line, frame.language, peer=frame.peer)
+        if isinstance(result, ProtocolError):
+            self.out.frame(result.frame())
+            return
+        if isinstance(result, LineUnavailable):
+            self.out.frame(result.frame())
+            return
+        record = result.record
+        await self._enter(record.id, record.line, record.language, 0)
+        self.out.frame(
+            {
+                "type": "chat.started",
+                "chat_id": record.id,
+                "token": result.token,
+                "line": record.line,
+                "language": record.language,
+                "language_fallback": result.language_fallback,
+            }
+        )
+        line = self.rt.lines.get(record.line)
+        estimate = None
+        if line is not None:
+            _, capacity = await self.rt.router.line_status(line)
+            estimate = estimate_wait(
+                result.position, capacity, await self.rt.router.mean_duration(line.key)
+            )
+        self.out.frame(position_frame(record.id, result.position, estimate))
+        await self._wait_in_queue((result.position, estimate))
+        # Anything that happened between creating the chat and subscribing (an auto-accept).
+        self.out.sync(record.id, 0)
+
+    async def _resume(self, frame: ResumeChat) -> None:
+        result = await self.rt.chats.resume(frame.chat_id, frame.token)
+        if isinstance(result, ProtocolError):
+            self.out.frame(result.frame())
+            return
+        await self._enter(result.id, result.line, result.language, frame.last_seq)
+        self.out.frame(
+            {
+                "type": "chat.resumed",
+                "chat_id": result.id,
+                "line": result.line,
+                "language": result.language,
+                "state": _visitor_state(result.state),
+                "counsellor": {"name": result.counsellor_alias}
+                if result.counsellor_alias
+                else None,
+                "last_seq": result.last_seq,
+            }
+        )
+        self.out.sync(result.id, frame.last_seq)
+        if result.waiting or result.state is ChatState.offered:
+            await self._wait_in_queue(None)
+
+    async def _enter(self, chat_id: str, line: str, language: str, last_seq: int) -> None:
+        self.chat_id, self.line, self.language = chat_id, line, language
+        self.last_seq = last_seq
+        self.protocol.entered(chat_id)
+        await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
+
+    async def _wait_in_queue(self, shown: tuple[int, int | None] | None) -> None:
+        if self.waiting or self.chat_id is None or self.line is None:
+            return
+        self.waiting = True
+        await self.rt.queue_watch.add_waiting(self.line, self.chat_id, self.out.frame, shown)
+
+    async def _stop_waiting(self) -> None:
+        if self.waiting and self.chat_id is not None and self.line is not None:
+            self.waiting = False
+            await self.rt.queue_watch.remove_waiting(self.line, self.chat_id)
+
+    async def _leave(self, *, disconnected: bool) -> None:
+        """Stop following the chat; on a drop the chat waits out the visitor's grace period."""
+        chat_id = self.chat_id
+        if chat_id is None:
+            return
+        await self._stop_waiting()
+        await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
+        self.chat_id = None
+        if disconnected and self.protocol.phase.value == "in_chat":
+            await self.rt.chats.visitor_disconnected(chat_id)
+
+    # Rendering events (runs in the writer task) -----------------------------------------
+
+    async def _render(self, event: Event) -> list[Frame]:
+        kind = event.get("type")
+        chat_id = event.get("chat_id")
+        if chat_id is None or chat_id != self.chat_id:
+            return []
+        if kind == "entry":
+            entry = Entry.from_dict(event["entry"])
+            seq = int(event["seq"])
+            own = event.get("origin") == self.id
+            frames = await self.out.entry(chat_id, seq, entry, skip=own)
+            self.last_seq = max(self.last_seq, seq)
+            await self._after_entry(entry, frames)
+            return frames
+        if kind == "typing" and event.get("sender") == "counsellor":
+            return [
+                {
+                    "type": "typing",
+                    "chat_id": chat_id,
+                    "sender": "counsellor",
+                    "typing": bool(event["typing"]),
+                }
+            ]
+        return []
+
+    async def _after_entry(self, entry: Entry, frames: list[Frame]) -> None:
+        if entry.kind is EntryKind.joined:
+            await self._stop_waiting()
+        elif entry.kind is EntryKind.left:
+            # Back in a queue (the counsellor dropped, or a transfer): positions again.
+            line = await self._current_line()
+            if line is not None and line != self.line:
+                await self._stop_waiting()
+                self.line = line
+            await self._wait_in_queue(None)
+        elif entry.kind is EntryKind.ended:
+            if entry.reason == "line_closed" and self.line is not None:
+                line = self.rt.lines.get(self.line)
+                if line is not None:
+                    frames.insert(
+                        0,
+                        LineUnavailable(line, self.language or line.languages[0], "closed").frame(),
+                    )
+            self.protocol.ended()
+            await self._leave(disconnected=False)
+            self.protocol.phase = self.protocol.phase.__class__.waiting_start
+
+    async def _current_line(self) -> str | None:
+        if self.chat_id is None:
+            return None
+        record = await self.rt.broker.get_chat(self.chat_id)
+        return record.line if record else None
+
+
+def _visitor_state(state: ChatState) -> str:
+    """Visitors see waiting, active or ended; offers and transfers are staff business."""
+    if state is ChatState.active:
+        return "active"
+    if state is ChatState.ended:
+        return "ended"
+    return "waiting"
+
+
+__all__ = ["ErrorCode", "router"]

@@ -1,0 +1,1 @@
+"""Lines: helpline services with their own languages, rules and texts."""

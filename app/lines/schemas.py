@@ -1,0 +1,68 @@
+"""Line settings as validated data, shared by the config file, the API and the cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.models.enums import Qualification
+
+LineKeyStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000)]]
+
+
+class LineSettings(BaseModel):
+    """Everything a coordinator configures about a line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: LineKeyStr
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    languages: Annotated[list[Language], Field(min_length=1, max_length=30)]
+    required_qualification: Qualification
+    max_queue_length: int = Field(default=20, ge=1, le=10_000)
+    offer_timeout_seconds: int = Field(default=30, ge=5, le=600)
+    visitor_grace_seconds: int = Field(default=120, ge=5, le=3600)
+    counsellor_grace_seconds: int = Field(default=60, ge=5, le=3600)
+    language_relax_seconds: int = Field(default=120, ge=0, le=86_400)
+    max_message_length: int = Field(default=4000, ge=1, le=10_000)
+    auto_accept: bool = False
+    closed_message: Texts = Field(default_factory=dict)
+    alternatives: Texts = Field(default_factory=dict)
+    opening_hours: Texts = Field(default_factory=dict)
+    wrapup_topics: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=100)
+    ] = Field(default_factory=list)
+    wrapup_outcomes: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=50)
+    ] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _texts_in_line_languages(self) -> LineSettings:
+        for name in ("closed_message", "alternatives", "opening_hours"):
+            texts: dict[str, str] = getattr(self, name)
+            unknown = sorted(set(texts) - set(self.languages))
+            if unknown:
+                raise ValueError(
+                    f"{name} has texts for languages the line does not offer: {unknown}"
+                )
+        if len(set(self.languages)) != len(self.languages):
+            raise ValueError("languages must not repeat")
+        return self
+
+
+class PublicLine(BaseModel):
+    """What anyone may know about a line (the widget asks for this)."""
+
+    key: str
+    name: str
+    languages: list[str]
+    open: bool
+    opening_hours: dict[str, str]
+    closed_message: dict[str, str]
+    alternatives: dict[str, str]
+    max_message_length: int

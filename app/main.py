@@ -1,0 +1,47 @@
+"""The Lykta ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.chats import staff_ws, visitor_ws
+from app.lines import endpoints as line_endpoints
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+from app.staff import endpoints as staff_endpoints
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Lykta",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs" if settings.is_development else None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json" if settings.is_development else None,
+    )
+    app.include_router(visitor_ws.router)
+    app.include_router(staff_ws.router)
+    app.include_router(staff_endpoints.router)
+    app.include_router(line_endpoints.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.kit.clock import utcnow
+from app.kit.db import Base, UTCDateTime
+from app.models.enums import Qualification
+
+
+class Line(Base):
+    """One helpline service with its own languages, staff qualification, rules and texts."""
+
+    __tablename__ = "lines"
+    __table_args__ = (
+        CheckConstraint("max_queue_length >= 1", name="max_queue_length_positive"),
+        CheckConstraint("offer_timeout_seconds >= 1", name="offer_timeout_positive"),
+        CheckConstraint("max_message_length >= 1", name="max_message_length_positive"),
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    required_qualification: Mapped[Qualification] = mapped_column(
+        Enum(
+            Qualification,
+            native_enum=False,
+            create_constraint=True,
+            name="required_qualification",
+            length=16,
+        )
+    )
+    max_queue_length: Mapped[int] = mapped_column(Integer, default=20)
+    offer_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    visitor_grace_seconds: Mapped[int] = mapped_column(Integer, default=120)
+    counsellor_grace_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    # After this wait a chat may go to a counsellor who does not speak its language.
+    language_relax_seconds: Mapped[int] = mapped_column(Integer, default=120)
+    max_message_length: Mapped[int] = mapped_column(Integer, default=4000)
+    auto_accept: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Texts per language code, e.g. {"sv": "...", "en": "..."}.
+    closed_message: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    alternatives: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    opening_hours: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    wrapup_topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    wrapup_outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Boolean, ForeignKey, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.kit.db import Base
+
+
+class LineMembership(Base):
+    """A counsellor works on a line; `on_duty` stands in for the roster until rosters exist."""
+
+    __tablename__ = "line_memberships"
+
+    staff_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_key: Mapped[str] = mapped_column(
+        String(32), ForeignKey("lines.key", ondelete="CASCADE"), primary_key=True
+    )
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=False)

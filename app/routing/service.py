@@ -1,0 +1,182 @@
+"""The router: offers queued chats to eligible counsellors, one line at a time.
+
+Any process may route any line at any time: every offer is an atomic claim in the broker, so
+two processes routing the same line at once cannot give one chat to two counsellors or push a
+counsellor over capacity. Routing runs when something changes here, and once a second for
+preferences that relax with time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from app.broker.base import Broker, Refusal, Transition
+from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatus
+from app.chats.channels import Deadline, deadline_key, line_channel, staff_channel
+from app.lines.directory import LineDirectory
+from app.lines.service import LineConfig
+from app.routing.policy import Candidate, can_take, choose, mean, on_duty
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# How many queued chats one routing pass looks at; the rest wait for the next pass.
+ROUTE_WINDOW = 200
+
+OfferHook = Callable[[ChatRecord, LineConfig], Awaitable[None]]
+
+
+def duration_key(line: str) -> str:
+    return f"durations:{line}"
+
+
+class Router:
+    def __init__(self, broker: Broker, lines: LineDirectory, settings: Settings) -> None:
+        self._broker = broker
+        self._lines = lines
+        self._settings = settings
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._locks: dict[str, asyncio.Lock] = {}
+        # Called after a successful offer on an auto-accept line (set by the chat service).
+        self.auto_accept: OfferHook | None = None
+
+    def kick(self, line: str) -> None:
+        """Ask for a routing pass of `line` soon (coalesced)."""
+        self._pending.add(line)
+        self._wake.set()
+
+    async def candidates(self, line: str) -> list[Candidate]:
+        presences = await self._broker.line_presences(line)
+        if not presences:
+            return []
+        ids = [p.staff_id for p in presences]
+        connected = await self._broker.connection_counts(ids)
+        loads = await self._broker.staff_loads(ids)
+        return [
+            Candidate(p, connected.get(p.staff_id, 0) > 0, loads.get(p.staff_id, 0))
+            for p in presences
+        ]
+
+    async def line_status(self, line: LineConfig) -> tuple[bool, int]:
+        """(open, on-duty capacity): open when a connected, available counsellor is on duty."""
+        now = await self._broker.now()
+        capacity = 0
+        for c in await self.candidates(line.key):
+            if (
+                c.connected
+                and c.presence.status is StaffStatus.available
+                and on_duty(c.presence, line.key, now)
+            ):
+                capacity += c.presence.capacity
+        return capacity > 0, capacity
+
+    async def staffed(self, line: str) -> bool:
+        """Someone on duty is connected, available or not (a break ends; a closed line does not)."""
+        now = await self._broker.now()
+        return any(
+            c.connected and on_duty(c.presence, line, now) for c in await self.candidates(line)
+        )
+
+    async def mean_duration(self, line: str) -> float:
+        values = await self._broker.recent(duration_key(line))
+        return mean(values, self._settings.default_chat_minutes * 60)
+
+    async def dispatch(self, line_key: str) -> int:
+        """One routing pass over a line's queue; how many offers were made."""
+        line = self._lines.get(line_key)
+        if line is None:
+            return 0
+        lock = self._locks.setdefault(line_key, asyncio.Lock())
+        async with lock:
+            return await self._dispatch(line)
+
+    async def _dispatch(self, line: LineConfig) -> int:
+        queued = await self._broker.queue(line.key, ROUTE_WINDOW)
+        if not queued:
+            return 0
+        now = await self._broker.now()
+        candidates = await self.candidates(line.key)
+        if not any(can_take(c, line, now) for c in candidates):
+            return 0
+        offers = 0
+        for chat in await self._broker.get_chats([chat_id for chat_id, _ in queued]):
+            if not chat.visitor_connected or chat.state not in WAITING_STATES:
+                continue
+            pick = choose(chat, line, candidates, now)
+            if pick is None:
+                continue
+            expires_at = now + line.offer_timeout_seconds
+            result = await self._broker.transition(
+                chat.id,
+                Transition(
+                    expect=WAITING_STATES,
+                    changes={
+                        "state": ChatState.offered,
+                        "offered_to": pick.staff_id,
+                        "offer_expires_at": expires_at,
+                    },
+                    dequeue=True,
+                    assign=(pick.staff_id, pick.presence.capacity),
+                ),
+            )
+            index = candidates.index(pick)
+            if result is Refusal.capacity:
+                # Another process filled this counsellor meanwhile; count them as full.
+                candidates[index] = Candidate(pick.presence, pick.connected, pick.presence.capacity)
+                continue
+            if isinstance(result, Refusal):
+                continue
+            offers += 1
+            pick.presence.last_offer_at = now
+            candidates[index] = Candidate(pick.presence, pick.connected, pick.load + 1)
+            await self._broker.update_presence(pick.staff_id, {"last_offer_at": now})
+            await self._broker.schedule(
+                deadline_key(Deadline.offer, chat.id, pick.staff_id), expires_at
+            )
+            await self._broker.publish(staff_channel(pick.staff_id), offer_event(result, line, now))
+            if line.auto_accept and self.auto_accept is not None:
+                await self.auto_accept(result, line)
+            if not any(can_take(c, line, now) for c in candidates):
+                break
+        if offers:
+            await self._broker.publish(line_channel(line.key), {"type": "queue.changed"})
+        return offers
+
+    async def run(self) -> None:
+        """Route lines when kicked, and every line with a queue once a second."""
+        next_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            lines = set(self._pending)
+            self._pending.clear()
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + 1.0
+                lines.update(self._lines.keys())
+            for line in sorted(lines):
+                try:
+                    await self.dispatch(line)
+                except Exception:
+                    logger.exception("routing pass failed", extra={"line": line})
+
+
+def offer_event(chat: ChatRecord, line: LineConfig, now: float) -> dict[str, object]:
+    return {
+        "type": "offer",
+        "chat_id": chat.id,
+        "line": line.key,
+        "line_name": line.name,
+        "language": chat.language,
+        "waited_seconds": max(0, round(now - chat.created_at)),
+        "expires_at": chat.offer_expires_at,
+        "timeout_seconds": line.offer_timeout_seconds,
+        "transfer": chat.transferred,
+        "peer_requested": chat.peer_requested,
+    }

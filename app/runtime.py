@@ -1,0 +1,105 @@
+"""Everything a running Lykta process holds, built from the settings in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.broker.base import Broker
+from app.broker.memory import MemoryBroker
+from app.chats.background import Connections, run_closed_lines, run_deadlines, run_heartbeats
+from app.chats.service import ChatService
+from app.chats.transcript import PlainCodec, Transcript
+from app.kit.db import create_engine, create_sessionmaker
+from app.lines.directory import LineDirectory
+from app.routing.positions import QueueWatch
+from app.routing.service import Router
+from app.settings import Settings
+from app.stats.recorder import StatsRecorder
+
+logger = logging.getLogger(__name__)
+
+
+def create_broker(settings: Settings) -> Broker:
+    if settings.redis_url:
+        raise RuntimeError(
+            "the Redis broker is not available in this version; unset LYKTA_REDIS_URL"
+        )
+    return MemoryBroker()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    broker: Broker
+    lines: LineDirectory
+    transcript: Transcript
+    router: Router
+    queue_watch: QueueWatch
+    recorder: StatsRecorder
+    chats: ChatService
+    connections: Connections = field(default_factory=Connections)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        broker = create_broker(settings)
+        lines = LineDirectory(sessionmaker)
+        transcript = Transcript(broker, PlainCodec())
+        router = Router(broker, lines, settings)
+        recorder = StatsRecorder(sessionmaker)
+        chats = ChatService(
+            broker=broker,
+            lines=lines,
+            transcript=transcript,
+            router=router,
+            recorder=recorder,
+            settings=settings,
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            broker=broker,
+            lines=lines,
+            transcript=transcript,
+            router=router,
+            queue_watch=QueueWatch(broker, lines, router, settings),
+            recorder=recorder,
+            chats=chats,
+        )
+
+    async def start(self) -> None:
+        await self.broker.start()
+        await self.lines.reload()
+        for job in (
+            self.router.run(),
+            self.queue_watch.run(),
+            self.recorder.run(),
+            run_deadlines(self),
+            run_heartbeats(self),
+            run_closed_lines(self),
+        ):
+            self.tasks.append(asyncio.create_task(job))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        try:
+            await self.recorder.flush()
+        except Exception:
+            logger.exception("could not write the last chat statistics")
+        await self.broker.close()
+        await self.engine.dispose()

@@ -1,0 +1,78 @@
+"""The one settings class of Lykta, read from `LYKTA_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets shipped in the code base: fine on a laptop, refused anywhere else.
+DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
+
+Environment = Literal["development", "production"]
+
+
+class Settings(BaseSettings):
+    """Deployment configuration; every field can be set as `LYKTA_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="LYKTA_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    database_url: str = "sqlite+aiosqlite:///./lykta.db"
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Staff sessions.
+    session_idle_minutes: int = Field(default=60, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+
+    # WebSocket limits: frames larger than this are refused by the server before parsing.
+    ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Per-connection flood control: a token bucket of `burst` frames refilled at `rate`/s.
+    visitor_frame_rate: float = Field(default=5.0, gt=0)
+    visitor_frame_burst: int = Field(default=20, ge=1)
+    staff_frame_rate: float = Field(default=20.0, gt=0)
+    staff_frame_burst: int = Field(default=60, ge=1)
+    # How many frames over the limit a connection may send before it is closed.
+    flood_tolerance: int = Field(default=20, ge=1)
+    # Per-connection outgoing queue; a client that falls this far behind is told to reconnect.
+    send_queue_size: int = Field(default=256, ge=8)
+
+    # Background work: how often deadlines (offers, grace periods) are checked.
+    tick_seconds: float = Field(default=0.5, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # Queue positions and queue summaries are pushed at most this often.
+    position_push_seconds: float = Field(default=1.0, gt=0)
+    # A counsellor must submit the wrap-up within this time, or it is recorded as missing.
+    wrapup_window_seconds: int = Field(default=3600, ge=60)
+    # Used for the wait estimate until a line has finished chats to learn from.
+    default_chat_minutes: float = Field(default=20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.environment != "development":
+            if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+                raise ValueError(
+                    "LYKTA_SECRET_KEY still has its development default; "
+                    "set a long random value before running outside development"
+                )
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("LYKTA_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Small tools around Lykta (the terminal client)."""

@@ -1,0 +1,170 @@
+"""WebSocket test clients that read frames until the one a test waits for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.server import RunningServer
+
+Frame = dict[str, Any]
+
+# How long a test waits for a frame before failing (a bound on failure, not a timing claim).
+WAIT = 10.0
+
+
+class FrameTimeout(AssertionError):
+    pass
+
+
+class WsClient:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.received: list[Frame] = []
+        self._unread: list[Frame] = []
+
+    async def send(self, frame: Frame | str | bytes) -> None:
+        if isinstance(frame, dict):
+            await self.ws.send(json.dumps(frame))
+        else:
+            await self.ws.send(frame)
+
+    async def _next(self, timeout: float) -> Frame:
+        if self._unread:
+            return self._unread.pop(0)
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        frame: Frame = json.loads(raw)
+        self.received.append(frame)
+        return frame
+
+    async def expect(
+        self,
+        kind: str,
+        *,
+        timeout: float = WAIT,
+        where: Callable[[Frame], bool] | None = None,
+        **fields: Any,
+    ) -> Frame:
+        """The next frame of this type (and fields); frames read on the way stay readable."""
+        skipped: list[Frame] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
+                frame = await self._next(remaining)
+                if (
+                    frame.get("type") == kind
+                    and all(frame.get(k) == v for k, v in fields.items())
+                    and (where is None or where(frame))
+                ):
+                    return frame
+                skipped.append(frame)
+        except TimeoutError:
+            raise FrameTimeout(
+                f"no {kind!r} frame {fields or ''} within {timeout}s; got {[f.get('type') for f in skipped]}"
+            ) from None
+        finally:
+            self._unread[:0] = skipped
+
+    async def expect_none(self, kind: str, *, within: float, **fields: Any) -> None:
+        """Fail if a frame of this type arrives within the window."""
+        try:
+            frame = await self.expect(kind, timeout=within, **fields)
+        except FrameTimeout:
+            return
+        raise AssertionError(f"unexpected {kind!r} frame: {frame}")
+
+    def seen(self, kind: str) -> list[Frame]:
+        return [f for f in self.received if f.get("type") == kind]
+
+    def drain(self) -> None:
+        self._unread.clear()
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class VisitorClient(WsClient):
+    chat_id: str
+    token: str
+
+    async def start(self, line: str = "support", language: str = "sv", **extra: Any) -> Frame:
+        await self.send({"type": "start", "line": line, "language": language, **extra})
+        started = await self.expect("chat.started")
+        self.chat_id = started["chat_id"]
+        self.token = started["token"]
+        return started
+
+    async def say(self, text: str, client_id: str | None = None) -> Frame:
+        client_id = client_id or uuid.uuid4().hex
+        await self.send({"type": "message", "text": text, "client_id": client_id})
+        return await self.expect("message.ack", client_id=client_id)
+
+
+class StaffClient(WsClient):
+    staff_id: str
+    hello: Frame
+
+    async def available(self) -> None:
+        await self.send({"type": "status", "status": "available"})
+        await self.expect("status", status="available")
+
+    async def accept(self, chat_id: str) -> Frame:
+        await self.send({"type": "accept", "chat_id": chat_id})
+        return await self.expect("chat.opened", chat_id=chat_id)
+
+    async def say(self, chat_id: str, text: str, client_id: str | None = None) -> Frame:
+        client_id = client_id or uuid.uuid4().hex
+        await self.send(
+            {"type": "message", "chat_id": chat_id, "text": text, "client_id": client_id}
+        )
+        return await self.expect("message.ack", client_id=client_id)
+
+
+async def open_visitor(server: RunningServer) -> VisitorClient:
+    ws = await connect(f"{server.ws_url}/ws/visitor", compression=None, max_size=2**22)
+    client = VisitorClient(ws)
+    await client.expect("hello")
+    return client
+
+
+async def sign_in(server: RunningServer, username: str, password: str) -> str:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.post(
+            "/api/staff/session", json={"username": username, "password": password}
+        )
+        response.raise_for_status()
+        cookie = response.cookies.get("lykta_session")
+        assert cookie
+        return cookie
+
+
+async def open_staff(
+    server: RunningServer,
+    username: str,
+    password: str,
+    *,
+    available: bool = True,
+    cookie: str | None = None,
+) -> StaffClient:
+    cookie = cookie or await sign_in(server, username, password)
+    ws = await connect(
+        f"{server.ws_url}/ws/staff",
+        additional_headers={"Cookie": f"lykta_session={cookie}"},
+        compression=None,
+    )
+    client = StaffClient(ws)
+    client.hello = await client.expect("hello")
+    client.staff_id = client.hello["staff"]["id"]
+    if available:
+        await client.available()
+    return client

@@ -1,0 +1,70 @@
+"""Lines and staff for tests, written through the same services the product uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.kit.db import unit_of_work
+from app.lines.schemas import LineSettings
+from app.lines.service import line_service
+from app.models.enums import Qualification, StaffRole
+from app.runtime import Runtime
+from app.staff.service import staff_service
+
+PASSWORD = "correct horse battery staple"
+
+
+def line_settings(key: str = "support", **overrides: Any) -> LineSettings:
+    values: dict[str, Any] = {
+        "key": key,
+        "name": key.title(),
+        "languages": ["sv", "en"],
+        "required_qualification": "psychologist",
+        "max_queue_length": 20,
+        "offer_timeout_seconds": 30,
+        "visitor_grace_seconds": 60,
+        "counsellor_grace_seconds": 60,
+        "language_relax_seconds": 0,
+        "closed_message": {"sv": "Stängt just nu.", "en": "Closed right now."},
+        "alternatives": {"sv": "Ring 112 vid fara.", "en": "Call 112 in an emergency."},
+        "opening_hours": {"en": "Mon-Thu 18-21"},
+        "wrapup_topics": ["violence", "health", "housing", "other"],
+        "wrapup_outcomes": ["support given", "referred"],
+    }
+    values.update(overrides)
+    return LineSettings.model_validate(values)
+
+
+async def add_line(runtime: Runtime, key: str = "support", **overrides: Any) -> None:
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await line_service.upsert(session, line_settings(key, **overrides))
+    await runtime.lines.reload()
+
+
+async def add_counsellor(
+    runtime: Runtime,
+    username: str,
+    *,
+    lines: tuple[str, ...] = ("support",),
+    qualification: Qualification = Qualification.psychologist,
+    languages: tuple[str, ...] = ("sv", "en"),
+    capacity: int = 2,
+    on_duty: bool = True,
+    peer: bool = False,
+    alias: str | None = None,
+) -> str:
+    async with unit_of_work(runtime.sessionmaker) as session:
+        staff = await staff_service.create(
+            session,
+            username=username,
+            alias=alias or username.title(),
+            role=StaffRole.counsellor,
+            password=PASSWORD,
+            qualification=qualification,
+            languages=list(languages),
+            capacity=capacity,
+            peer=peer,
+        )
+        for line in lines:
+            await staff_service.set_membership(session, staff, line, on_duty=on_duty)
+        return str(staff.id)
