@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -17,6 +18,9 @@ from app.kit.logging import configure_logging
 from app.kit.migrate import upgrade
 from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.demo import DemoAccount
 
 DEMO_DATABASE = "sqlite+aiosqlite:///./lykta-demo.db"
 
@@ -168,7 +172,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _prepare_demo(settings: Settings) -> list[object]:
+async def _prepare_demo(settings: Settings) -> list[DemoAccount]:
     from app.demo import seed_demo
 
     await upgrade(settings.database_url)
@@ -266,10 +270,16 @@ def _client_visitor(args: argparse.Namespace) -> int:
 def _client_counsellor(args: argparse.Namespace) -> int:
     from app.tools.client import run_counsellor
 
-    password = (
-        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
-    )
+    password = _stdin_line() if args.password_stdin else getpass.getpass("Password: ")
     return asyncio.run(run_counsellor(args.url, args.username, password))
+
+
+def _stdin_line() -> str:
+    """One line from stdin, unbuffered, so later lines stay for the chat client to read."""
+    data = bytearray()
+    while (byte := os.read(0, 1)) not in (b"", b"\n"):
+        data += byte
+    return data.decode()
 
 
 if __name__ == "__main__":

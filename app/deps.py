@@ -24,7 +24,7 @@ RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the endpoint returns, rolled back if it raises."""
+    """One transaction per request: committed when the endpoint returns, else rolled back."""
     runtime = get_runtime(request)
     async with unit_of_work(runtime.sessionmaker) as session:
         yield session

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.abuse.middleware import RequestLimits
 from app.chats import staff_ws, visitor_ws
 from app.lines import endpoints as line_endpoints
 from app.runtime import Runtime
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json" if settings.is_development else None,
     )
+    app.add_middleware(RequestLimits)
     app.include_router(visitor_ws.router)
     app.include_router(staff_ws.router)
     app.include_router(staff_endpoints.router)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.abuse.ratelimit import ClientHasher, RateLimiter
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
 from app.chats.background import Connections, run_closed_lines, run_deadlines, run_heartbeats
@@ -44,6 +45,7 @@ class Runtime:
     queue_watch: QueueWatch
     recorder: StatsRecorder
     chats: ChatService
+    rate_limiter: RateLimiter
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -75,6 +77,7 @@ class Runtime:
             queue_watch=QueueWatch(broker, lines, router, settings),
             recorder=recorder,
             chats=chats,
+            rate_limiter=RateLimiter(broker, ClientHasher(), settings.trusted_proxies),
         )
 
     async def start(self) -> None:

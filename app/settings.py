@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets shipped in the code base: fine on a laptop, refused anywhere else.
-DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"
+DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
 
 Environment = Literal["development", "production"]
 
@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     flood_tolerance: int = Field(default=20, ge=1)
     # Per-connection outgoing queue; a client that falls this far behind is told to reconnect.
     send_queue_size: int = Field(default=256, ge=8)
+
+    # Per-client limits (keyed hashes of addresses; see app/abuse): requests per minute.
+    http_rate_per_minute: int = Field(default=600, ge=1)
+    sign_in_rate_per_minute: int = Field(default=10, ge=1)
+    connection_rate_per_minute: int = Field(default=60, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Reverse proxies whose X-Forwarded-For is believed (only for rate limiting, never logged).
+    trusted_proxies: frozenset[str] = frozenset()
 
     # Background work: how often deadlines (offers, grace periods) are checked.
     tick_seconds: float = Field(default=0.5, gt=0)

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.broker.hub import Event
-from app.chats.protocol import CLOSE_SLOW_CONSUMER, Close
+from app.chats.protocol import CLOSE_SLOW_CONSUMER, Close, ProtocolError
 from app.chats.transcript import Audience, Entry, Transcript, entry_frame
 from app.kit import jsonutil
 
@@ -30,10 +30,6 @@ _FRAME = 0
 _EVENT = 1
 _SYNC = 2
 _CLOSE = 3
-
-
-class SlowConsumer(Exception):
-    """The client fell too far behind."""
 
 
 class Outbound:
@@ -146,23 +142,98 @@ def ws_open(ws: WebSocket) -> bool:
     )
 
 
-async def read_frames(
-    ws: WebSocket,
-    handle_text: Callable[[str], Awaitable[bool]],
-    handle_bytes: Callable[[bytes], Awaitable[bool]],
-) -> None:
-    """Read until the client goes (or a handler returns False)."""
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is not None:
-            keep = await handle_text(text)
-        else:
-            keep = await handle_bytes(message.get("bytes") or b"")
-        if not keep:
-            return
-
-
 SLOW_CONSUMER_CLOSE = Close(CLOSE_SLOW_CONSUMER, "too far behind; reconnect")
+# How long the writer may take to flush its last frames and the close frame.
+DRAIN_SECONDS = 2.0
+
+
+class ClientSocket:
+    """The life of one client connection: a reader (this task) and a writer task.
+
+    Subclasses parse and handle frames (`on_text`, `on_bytes`), render events (`render`),
+    and set themselves up and tear down (`join`, `leave`).
+    """
+
+    def __init__(self, ws: WebSocket, outbound: Outbound) -> None:
+        self.ws = ws
+        self.out = outbound
+        self._task: asyncio.Task[Any] | None = None
+        self._dropped = False
+
+    async def join(self) -> None:
+        """Called once the writer runs, before the first frame is read."""
+
+    async def leave(self) -> None:
+        """Called once when the connection is over, whatever ended it."""
+
+    async def on_text(self, text: str) -> bool:
+        """Handle one text frame; False closes the connection."""
+        raise NotImplementedError
+
+    async def on_bytes(self, data: bytes) -> bool:
+        raise NotImplementedError
+
+    async def serve(self) -> None:
+        self._task = asyncio.current_task()
+        self.out.on_overflow(self._drop)
+        writer = asyncio.create_task(self.out.run())
+        client_gone = True
+        try:
+            await self.join()
+            client_gone = await self._read()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._dropped or task is None:
+                raise
+            task.uncancel()
+        finally:
+            try:
+                await self.leave()
+            finally:
+                await self._stop_writer(writer, client_gone=client_gone)
+
+    async def _read(self) -> bool:
+        """Read until the client goes (True) or we decide to close (False)."""
+        ws = self.ws
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return True
+            text = message.get("text")
+            if text is not None:
+                keep = await self.on_text(text)
+            else:
+                keep = await self.on_bytes(message.get("bytes") or b"")
+            if not keep:
+                return False
+
+    def _drop(self) -> None:
+        """The client fell behind: stop reading and close (see _stop_writer)."""
+        self._dropped = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _stop_writer(self, writer: asyncio.Task[None], *, client_gone: bool) -> None:
+        if self._dropped:
+            writer.cancel()
+            if ws_open(self.ws):
+                with contextlib.suppress(TimeoutError, RuntimeError, OSError):
+                    await asyncio.wait_for(
+                        self.ws.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason),
+                        DRAIN_SECONDS,
+                    )
+        elif not client_gone:
+            # We chose to close: let the writer send what is queued, then the close frame.
+            with contextlib.suppress(TimeoutError, RuntimeError, OSError):
+                await asyncio.wait_for(asyncio.shield(writer), DRAIN_SECONDS)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError, OSError):
+            await writer
+
+    def answer(self, result: ProtocolError | Close) -> bool:
+        """Report a protocol error, or queue the close; False means stop reading."""
+        if isinstance(result, Close):
+            self.out.close(result)
+            return False
+        self.out.frame(result.frame())
+        return True

@@ -396,7 +396,9 @@ class VisitorConnection(_Connection):
         self.phase = Phase.in_chat
 
     def ended(self) -> None:
-        self.phase = Phase.closed
+        """The chat is over; the same connection may start a new one."""
+        self.chat_id = None
+        self.phase = Phase.waiting_start
 
 
 class StaffConnection(_Connection):

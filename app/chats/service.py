@@ -237,8 +237,7 @@ class ChatService:
 
     async def counsellor_chats(self, staff_id: str) -> list[ChatRecord]:
         """Chats offered to or active with the counsellor, and those awaiting their wrap-up."""
-        records = await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id))
-        return records
+        return await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id))
 
     async def accept(self, staff_id: str, alias: str, chat_id: str) -> ChatRecord | ProtocolError:
         now = await self.broker.now()
@@ -655,7 +654,7 @@ class ChatService:
         await self._queue_changed(result.line)
 
     async def end_waiting_on_closed_line(self, line: str) -> int:
-        """Nobody is on duty any more: waiting visitors are told at once rather than left waiting."""
+        """Nobody is on duty any more: waiting visitors are told at once, not left waiting."""
         ended = 0
         for chat_id, _ in await self.broker.queue(line):
             if await self._end(chat_id, by="system", reason="line_closed", expect=WAITING_STATES):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -12,7 +11,7 @@ from fastapi import APIRouter, WebSocket
 from app.broker.hub import Event
 from app.broker.records import ChatRecord, ChatState, Presence, StaffStatus
 from app.chats.channels import chat_channel, staff_channel
-from app.chats.connection import SLOW_CONSUMER_CLOSE, Frame, Outbound, read_frames, ws_open
+from app.chats.connection import ClientSocket, Frame, Outbound
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORISED,
@@ -80,12 +79,21 @@ def origin_allowed(origin: str | None, public_url: str) -> bool:
     return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
 
 
-class StaffSocket:
+class StaffSocket(ClientSocket):
     def __init__(
         self, ws: WebSocket, runtime: Runtime, staff: StaffContext, duty: dict[str, float]
     ) -> None:
         settings = runtime.settings
-        self.ws = ws
+        super().__init__(
+            ws,
+            Outbound(
+                ws,
+                size=settings.send_queue_size,
+                render=self._render,
+                transcript=runtime.transcript,
+                audience=Audience.staff,
+            ),
+        )
         self.rt = runtime
         self.staff = staff
         self.duty = duty
@@ -96,64 +104,23 @@ class StaffSocket:
             tolerance=settings.flood_tolerance,
             clock=time.monotonic,
         )
-        self.out = Outbound(
-            ws,
-            size=settings.send_queue_size,
-            render=self._render,
-            transcript=runtime.transcript,
-            audience=Audience.staff,
-        )
-        # Chats this connection follows: active with this counsellor, or ended awaiting wrap-up.
+        # Chats this connection follows: active with this counsellor.
         self.chats: dict[str, str] = {}
         self.last_seq: dict[str, int] = {}
-        self._task: asyncio.Task[Any] | None = None
-        self._dropped = False
 
-    async def serve(self) -> None:
-        self._task = asyncio.current_task()
-        self.out.on_overflow(self._drop)
-        writer = asyncio.create_task(self.out.run())
+    async def leave(self) -> None:
         broker = self.rt.broker
-        try:
-            await self._join()
-            await read_frames(self.ws, self._on_text, self._on_bytes)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not self._dropped or task is None:
-                raise
-            task.uncancel()
-        finally:
-            self.rt.connections.staff.pop(self.id, None)
-            await broker.unsubscribe(staff_channel(self.staff.id), self.out.event)
-            for chat_id in list(self.chats):
-                await broker.unsubscribe(chat_channel(chat_id), self.out.event)
-            for line in self.duty:
-                await self.rt.queue_watch.remove_watcher(line, self.out.frame)
-            remaining = await broker.disconnect(self.staff.id, self.id)
-            if remaining == 0:
-                await self.rt.chats.counsellor_disconnected(self.staff.id)
-            if self._dropped:
-                writer.cancel()
-                if ws_open(self.ws):
-                    try:
-                        await asyncio.wait_for(
-                            self.ws.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason), 1.0
-                        )
-                    except (TimeoutError, RuntimeError, OSError):
-                        pass
-            else:
-                writer.cancel()
-                try:
-                    await writer
-                except (asyncio.CancelledError, RuntimeError, OSError):
-                    pass
+        self.rt.connections.staff.pop(self.id, None)
+        await broker.unsubscribe(staff_channel(self.staff.id), self.out.event)
+        for chat_id in list(self.chats):
+            await broker.unsubscribe(chat_channel(chat_id), self.out.event)
+        for line in self.duty:
+            await self.rt.queue_watch.remove_watcher(line, self.out.frame)
+        remaining = await broker.disconnect(self.staff.id, self.id)
+        if remaining == 0:
+            await self.rt.chats.counsellor_disconnected(self.staff.id)
 
-    def _drop(self) -> None:
-        self._dropped = True
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _join(self) -> None:
+    async def join(self) -> None:
         """Presence, subscriptions and the opening `hello` with every open chat and offer."""
         broker = self.rt.broker
         existing = await broker.get_presence(self.staff.id)
@@ -218,11 +185,11 @@ class StaffSocket:
                 "offers": offers,
             }
         )
-        for line in self.duty:
-            await self.rt.queue_watch.add_watcher(line, self.out.frame)
+        for key in self.duty:
+            await self.rt.queue_watch.add_watcher(key, self.out.frame)
         if presence is not None and presence.status is StaffStatus.available:
-            for line in self.duty:
-                self.rt.router.kick(line)
+            for key in self.duty:
+                self.rt.router.kick(key)
 
     def _line_info(self, key: str, until: float, now: float) -> dict[str, Any]:
         line = self.rt.lines.get(key)
@@ -258,15 +225,8 @@ class StaffSocket:
 
     # Incoming frames ------------------------------------------------------------------------
 
-    async def _on_bytes(self, data: bytes) -> bool:
-        return self._answer(self.protocol.receive_bytes(data))
-
-    def _answer(self, result: ProtocolError | Close) -> bool:
-        if isinstance(result, Close):
-            self.out.close(result)
-            return False
-        self.out.frame(result.frame())
-        return True
+    async def on_bytes(self, data: bytes) -> bool:
+        return self.answer(self.protocol.receive_bytes(data))
 
     def _not_in_chat(self, chat_id: str, ref: str) -> bool:
         if chat_id in self.chats:
@@ -276,10 +236,10 @@ class StaffSocket:
         )
         return True
 
-    async def _on_text(self, text: str) -> bool:
+    async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
         if isinstance(frame, ProtocolError | Close):
-            return self._answer(frame)
+            return self.answer(frame)
         chats = self.rt.chats
         staff = self.staff
         problem: ProtocolError | None = None
@@ -355,12 +315,14 @@ class StaffSocket:
             entry = Entry.from_dict(event["entry"])
             seq = int(event["seq"])
             self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
-            frames = await self.out.entry(chat_id, seq, entry, skip=event.get("origin") == self.id)
+            delivered = await self.out.entry(
+                chat_id, seq, entry, skip=event.get("origin") == self.id
+            )
             if entry.kind is EntryKind.ended or (
                 entry.kind is EntryKind.left and entry.staff_id == self.staff.id
             ):
                 await self._unfollow(chat_id)
-            return frames
+            return delivered
         if kind == "typing":
             if chat_id in self.chats and event.get("sender") == "visitor":
                 return [

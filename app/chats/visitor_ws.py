@@ -5,20 +5,20 @@ No account, no cookie; nothing about the connection (address, headers) is read h
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket
 
 from app.broker.hub import Event
 from app.broker.records import ChatState
 from app.chats.channels import chat_channel
-from app.chats.connection import SLOW_CONSUMER_CLOSE, Frame, Outbound, read_frames, ws_open
+from app.chats.connection import ClientSocket, Frame, Outbound
 from app.chats.protocol import (
     PROTOCOL_VERSION,
     Close,
     ErrorCode,
+    Phase,
     Ping,
     ProtocolError,
     ResumeChat,
@@ -46,10 +46,19 @@ async def visitor_socket(ws: WebSocket) -> None:
     await VisitorSocket(ws, runtime).serve()
 
 
-class VisitorSocket:
+class VisitorSocket(ClientSocket):
     def __init__(self, ws: WebSocket, runtime: Runtime) -> None:
         settings = runtime.settings
-        self.ws = ws
+        super().__init__(
+            ws,
+            Outbound(
+                ws,
+                size=settings.send_queue_size,
+                render=self._render,
+                transcript=runtime.transcript,
+                audience=Audience.visitor,
+            ),
+        )
         self.rt = runtime
         self.id = new_token()[:16]
         self.protocol = VisitorConnection(
@@ -58,78 +67,31 @@ class VisitorSocket:
             tolerance=settings.flood_tolerance,
             clock=time.monotonic,
         )
-        self.out = Outbound(
-            ws,
-            size=settings.send_queue_size,
-            render=self._render,
-            transcript=runtime.transcript,
-            audience=Audience.visitor,
-        )
         self.chat_id: str | None = None
         self.line: str | None = None
         self.language: str | None = None
         self.last_seq = 0
         self.waiting = False
-        self._task: asyncio.Task[Any] | None = None
-        self._dropped = False
 
     async def serve(self) -> None:
         await self.ws.accept()
-        self._task = asyncio.current_task()
-        self.out.on_overflow(self._drop)
-        writer = asyncio.create_task(self.out.run())
+        await super().serve()
+
+    async def join(self) -> None:
         self.rt.connections.visitors[self.id] = self
         self.out.frame({"type": "hello", "protocol": PROTOCOL_VERSION, "role": "visitor"})
-        try:
-            await read_frames(self.ws, self._on_text, self._on_bytes)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not self._dropped or task is None:
-                raise
-            task.uncancel()
-        finally:
-            self.rt.connections.visitors.pop(self.id, None)
-            await self._leave(disconnected=True)
-            if self._dropped:
-                writer.cancel()
-                await self._close_now(SLOW_CONSUMER_CLOSE)
-            else:
-                await self._finish_writer(writer)
 
-    def _drop(self) -> None:
-        self._dropped = True
-        if self._task is not None:
-            self._task.cancel()
+    async def leave(self) -> None:
+        self.rt.connections.visitors.pop(self.id, None)
+        await self._leave(disconnected=True)
 
-    async def _close_now(self, close: Close) -> None:
-        if ws_open(self.ws):
-            try:
-                await asyncio.wait_for(self.ws.close(close.code, close.reason), timeout=1.0)
-            except (TimeoutError, RuntimeError, OSError):
-                pass
+    async def on_bytes(self, data: bytes) -> bool:
+        return self.answer(self.protocol.receive_bytes(data))
 
-    async def _finish_writer(self, writer: asyncio.Task[None]) -> None:
-        if not writer.done():
-            writer.cancel()
-        try:
-            await writer
-        except (asyncio.CancelledError, RuntimeError, OSError):
-            pass
-
-    async def _on_bytes(self, data: bytes) -> bool:
-        return self._answer(self.protocol.receive_bytes(data))
-
-    def _answer(self, result: ProtocolError | Close) -> bool:
-        if isinstance(result, Close):
-            self.out.close(result)
-            return False
-        self.out.frame(result.frame())
-        return True
-
-    async def _on_text(self, text: str) -> bool:
+    async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
         if isinstance(frame, ProtocolError | Close):
-            return self._answer(frame)
+            return self.answer(frame)
         if isinstance(frame, VisitorMessage):
             await self._message(frame)
         elif isinstance(frame, VisitorTyping):
@@ -253,7 +215,7 @@ class VisitorSocket:
         await self._stop_waiting()
         await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
         self.chat_id = None
-        if disconnected and self.protocol.phase.value == "in_chat":
+        if disconnected and self.protocol.phase is Phase.in_chat:
             await self.rt.chats.visitor_disconnected(chat_id)
 
     # Rendering events (runs in the writer task) -----------------------------------------
@@ -293,16 +255,12 @@ class VisitorSocket:
                 self.line = line
             await self._wait_in_queue(None)
         elif entry.kind is EntryKind.ended:
-            if entry.reason == "line_closed" and self.line is not None:
-                line = self.rt.lines.get(self.line)
-                if line is not None:
-                    frames.insert(
-                        0,
-                        LineUnavailable(line, self.language or line.languages[0], "closed").frame(),
-                    )
+            config = self.rt.lines.get(self.line) if self.line is not None else None
+            if entry.reason == "line_closed" and config is not None:
+                language = self.language or config.languages[0]
+                frames.insert(0, LineUnavailable(config, language, "closed").frame())
             self.protocol.ended()
             await self._leave(disconnected=False)
-            self.protocol.phase = self.protocol.phase.__class__.waiting_start
 
     async def _current_line(self) -> str | None:
         if self.chat_id is None:

@@ -10,12 +10,19 @@ from sqlalchemy.engine import Connection
 
 from app.kit.db import create_engine
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def project_root() -> Path:
+    """The checkout (development) or the working directory holding alembic.ini (an image)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "alembic.ini").exists():
+        return checkout
+    return Path.cwd()
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    root = project_root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
     config.attributes["database_url"] = database_url
     config.attributes["configure_logging"] = False
     return config

@@ -21,17 +21,17 @@ class RepositoryBase(Generic[M]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def select(self) -> Select[tuple[M]]:
+    def select(self) -> Select[M]:
         return select(self.model)
 
     async def get(self, key: Any) -> M | None:
         return await self.session.get(self.model, key)
 
-    async def get_all(self, statement: Select[tuple[M]]) -> Sequence[M]:
+    async def get_all(self, statement: Select[M]) -> Sequence[M]:
         result = await self.session.execute(statement)
         return result.scalars().all()
 
-    async def get_one_or_none(self, statement: Select[tuple[M]]) -> M | None:
+    async def get_one_or_none(self, statement: Select[M]) -> M | None:
         result = await self.session.execute(statement)
         return result.scalars().one_or_none()
 

@@ -25,9 +25,9 @@ class LineSettings(BaseModel):
     languages: Annotated[list[Language], Field(min_length=1, max_length=30)]
     required_qualification: Qualification
     max_queue_length: int = Field(default=20, ge=1, le=10_000)
-    offer_timeout_seconds: int = Field(default=30, ge=5, le=600)
-    visitor_grace_seconds: int = Field(default=120, ge=5, le=3600)
-    counsellor_grace_seconds: int = Field(default=60, ge=5, le=3600)
+    offer_timeout_seconds: int = Field(default=30, ge=2, le=600)
+    visitor_grace_seconds: int = Field(default=120, ge=1, le=3600)
+    counsellor_grace_seconds: int = Field(default=60, ge=1, le=3600)
     language_relax_seconds: int = Field(default=120, ge=0, le=86_400)
     max_message_length: int = Field(default=4000, ge=1, le=10_000)
     auto_accept: bool = False

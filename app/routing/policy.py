@@ -59,7 +59,7 @@ def choose(
     waited = now - chat.queued_at
     relaxed = waited >= line.language_relax_seconds
 
-    if chat.target_counsellor is not None and not relaxed:
+    if chat.target_counsellor is not None and now < (chat.target_until or 0.0):
         targeted = [c for c in pool if c.staff_id == chat.target_counsellor]
         return targeted[0] if targeted else None
 

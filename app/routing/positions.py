@@ -9,6 +9,7 @@ when what it would show has changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -106,10 +107,8 @@ class QueueWatch:
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + REFRESH_SECONDS
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=REFRESH_SECONDS)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if loop.time() >= next_refresh:
                 next_refresh = loop.time() + REFRESH_SECONDS

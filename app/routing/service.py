@@ -9,6 +9,7 @@ preferences that relax with time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -150,10 +151,8 @@ class Router:
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
             self._wake.clear()
             lines = set(self._pending)
             self._pending.clear()

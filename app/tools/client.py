@@ -35,9 +35,19 @@ def show(text: str) -> None:
     print(text, flush=True)
 
 
+_stdin: asyncio.StreamReader | None = None
+
+
 async def read_line() -> str | None:
-    line = await asyncio.to_thread(sys.stdin.readline)
-    return None if line == "" else line.rstrip("\n")
+    """One line from stdin without a blocking thread (which would keep the client alive)."""
+    global _stdin
+    if _stdin is None:
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        _stdin = reader
+    line = await _stdin.readline()
+    return None if line == b"" else line.decode().rstrip("\n")
 
 
 async def send(ws: ClientConnection, frame: dict[str, Any]) -> None:
@@ -60,7 +70,10 @@ def describe(frame: dict[str, Any]) -> str | None:
     if kind == "chat.ended":
         return f"(the chat has ended: {frame['reason']})"
     if kind == "line.closed":
-        return f"(the line is {frame['reason']}) {frame['message']}\n{frame['alternatives']}\n{frame['opening_hours']}"
+        return (
+            f"(the line is {frame['reason']}) {frame['message']}\n"
+            f"{frame['alternatives']}\n{frame['opening_hours']}"
+        )
     if kind == "typing":
         return f"({frame['sender']} is typing…)" if frame["typing"] else None
     if kind == "error":
@@ -165,7 +178,8 @@ async def run_counsellor(base: str, username: str, password: str) -> int:
                 elif kind == "offer":
                     state["offers"].append(frame["chat_id"])
                     show(
-                        f"(offer {frame['chat_id']} on {frame['line']} in {frame['language']}; /accept within {frame['timeout_seconds']} s)"
+                        f"(offer {frame['chat_id']} on {frame['line']} in {frame['language']}; "
+                        f"/accept within {frame['timeout_seconds']} s)"
                     )
                 elif kind == "offer.withdrawn":
                     if frame["chat_id"] in state["offers"]:
@@ -176,11 +190,13 @@ async def run_counsellor(base: str, username: str, password: str) -> int:
                     show(f"(chat {frame['chat_id']} opened; you are writing to it)")
                 elif kind == "wrapup.required":
                     show(
-                        f"(wrap up {frame['chat_id']}: topics {frame['topics']}, outcomes {frame['outcomes']})"
+                        f"(wrap up {frame['chat_id']}: topics {frame['topics']}, "
+                        f"outcomes {frame['outcomes']})"
                     )
                 elif kind == "queue.summary":
                     show(
-                        f"(queue {frame['line']}: {frame['waiting']} waiting, longest {frame['longest_wait_seconds']} s)"
+                        f"(queue {frame['line']}: {frame['waiting']} waiting, "
+                        f"longest {frame['longest_wait_seconds']} s)"
                     )
                 elif kind == "status":
                     show(f"(status: {frame['status']})")

@@ -19,7 +19,7 @@ Frame = dict[str, Any]
 WAIT = 10.0
 
 
-class FrameTimeout(AssertionError):
+class FrameTimeoutError(AssertionError):
     pass
 
 
@@ -69,8 +69,9 @@ class WsClient:
                     return frame
                 skipped.append(frame)
         except TimeoutError:
-            raise FrameTimeout(
-                f"no {kind!r} frame {fields or ''} within {timeout}s; got {[f.get('type') for f in skipped]}"
+            raise FrameTimeoutError(
+                f"no {kind!r} frame {fields or ''} within {timeout}s; "
+                f"got {[f.get('type') for f in skipped]}"
             ) from None
         finally:
             self._unread[:0] = skipped
@@ -79,7 +80,7 @@ class WsClient:
         """Fail if a frame of this type arrives within the window."""
         try:
             frame = await self.expect(kind, timeout=within, **fields)
-        except FrameTimeout:
+        except FrameTimeoutError:
             return
         raise AssertionError(f"unexpected {kind!r} frame: {frame}")
 

@@ -1,0 +1,38 @@
+# One command each for run, test, lint, types. CI (.ci/run) calls the same targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo serve test lint types check format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## Lykta on SQLite with demo lines and accounts, http://127.0.0.1:8000
+	$(BIN)/lykta demo
+
+serve: $(STAMP)  ## Lykta with settings from LYKTA_* variables
+	$(BIN)/lykta serve --migrate
+
+test: $(STAMP)  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests migrations
+	$(BIN)/ruff format --check app tests migrations
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+check: lint types test
+
+format: $(STAMP)
+	$(BIN)/ruff format app tests migrations
+	$(BIN)/ruff check --fix app tests migrations
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache lykta-demo.db*

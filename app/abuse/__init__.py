@@ -1,0 +1,1 @@
+"""Abuse control without identity: keyed, rotating hashes of client addresses."""

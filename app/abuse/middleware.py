@@ -1,0 +1,137 @@
+"""Per-client limits on HTTP requests and new WebSocket connections, and a body size cap."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.abuse.ratelimit import Limit
+from app.kit import jsonutil
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+
+class RequestLimits:
+    """Refuse floods with 429 (HTTP) or close 1013 (WebSocket) and bodies over the cap with 413."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        runtime: Runtime = scope["app"].state.runtime
+        settings = runtime.settings
+        limiter = runtime.rate_limiter
+        key = limiter.client_key(scope)
+        bucket, limit = _bucket(
+            scope,
+            settings.http_rate_per_minute,
+            settings.sign_in_rate_per_minute,
+            settings.connection_rate_per_minute,
+        )
+        if not await limiter.allow(bucket, key, limit):
+            if scope["type"] == "websocket":
+                await _refuse_websocket(receive, send)
+            else:
+                await _json(
+                    send, 429, "too many requests; wait a minute", [(b"retry-after", b"60")]
+                )
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > settings.max_body_bytes:
+            await _json(send, 413, "the request body is too large")
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, _capped(receive, settings.max_body_bytes), tracking_send)
+        except _TooLargeError:
+            if not started:
+                await _json(send, 413, "the request body is too large")
+
+
+def _bucket(
+    scope: Scope, http_rate: int, sign_in_rate: int, connection_rate: int
+) -> tuple[str, Limit]:
+    if scope["type"] == "websocket":
+        return "ws", Limit(connection_rate, 60)
+    if scope["path"] == "/api/staff/session" and scope["method"] == "POST":
+        return "signin", Limit(sign_in_rate, 60)
+    return "http", Limit(http_rate, 60)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def _capped(receive: Receive, cap: int) -> Receive:
+    """Count streamed bytes too: a missing or false Content-Length does not get past the cap."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > cap:
+                raise _TooLargeError
+        return message
+
+    return wrapped
+
+
+async def _json(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = jsonutil.dumpb({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_websocket(receive: Receive, send: Send) -> None:
+    """Answer the handshake with 429 (the WebSocket denial response) instead of upgrading."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    body = jsonutil.dumpb({"detail": "too many connections; wait a minute"})
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 429,
+            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"60")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})

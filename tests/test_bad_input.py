@@ -1,0 +1,321 @@
+"""Bad input on every socket and frame type: a clear error or the right close, nothing changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from app.chats.protocol import STAFF_FRAMES, VISITOR_FRAMES
+from tests.conftest import ServerFactory
+from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor, sign_in
+from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.server import RunningServer
+
+CHAT = "abcdefghijkl"
+
+# One malformed example per frame type (a required field missing or of the wrong type).
+MALFORMED_VISITOR: dict[str, dict[str, Any]] = {
+    "start": {"type": "start", "line": 5, "language": "sv"},
+    "resume": {"type": "resume", "chat_id": CHAT},
+    "message": {"type": "message", "text": ["not", "text"]},
+    "typing": {"type": "typing", "typing": "yes please"},
+}
+MALFORMED_STAFF: dict[str, dict[str, Any]] = {
+    "status": {"type": "status", "status": "asleep"},
+    "accept": {"type": "accept"},
+    "decline": {"type": "decline", "chat_id": "no"},
+    "message": {"type": "message", "chat_id": CHAT},
+    "typing": {"type": "typing", "chat_id": CHAT},
+    "note": {"type": "note", "chat_id": CHAT, "text": 1},
+    "sync": {"type": "sync", "chat_id": CHAT, "last_seq": -5},
+    "transfer": {"type": "transfer", "chat_id": CHAT, "note": 3},
+    "end": {"type": "end", "chat_id": "x" * 200},
+    "wrapup": {"type": "wrapup", "chat_id": CHAT, "topics": ["a"] * 50, "outcome": "b"},
+}
+
+
+def test_every_frame_type_has_a_malformed_case() -> None:
+    # Frames without fields (ping, end for visitors) cannot be malformed beyond their type.
+    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {"ping", "end"}
+    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping"}
+
+
+async def setup_chat(server: RunningServer) -> tuple[StaffClient, VisitorClient]:
+    rt = server.runtime
+    await add_line(rt, max_message_length=50)
+    await add_counsellor(rt, "anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await open_visitor(server)
+    await visitor.start()
+    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await visitor.expect("counsellor.joined")
+    return anna, visitor
+
+
+async def snapshot(server: RunningServer, chat_id: str) -> tuple[Any, list[Any]]:
+    rt = server.runtime
+    return await rt.broker.get_chat(chat_id), await rt.transcript.read(chat_id, 0)
+
+
+async def test_malformed_visitor_frames(server: RunningServer) -> None:
+    anna, visitor = await setup_chat(server)
+    before = await snapshot(server, visitor.chat_id)
+    cases: list[tuple[str | bytes | dict[str, Any], str]] = [
+        ("{not json", "malformed_json"),
+        ("[]", "invalid_frame"),
+        ('{"no": "type"}', "invalid_frame"),
+        ('{"type": "launch"}', "unknown_type"),
+        (b"\x00binary", "binary_not_supported"),
+        ('{"type": "message", "text": "   "}', "empty_message"),
+        (json.dumps({"type": "message", "text": "x" * 51}), "message_too_long"),
+        ('{"type": "start", "line": "support", "language": "sv"}', "not_allowed_now"),
+        *[(json.dumps(frame), "invalid_field") for frame in MALFORMED_VISITOR.values()],
+    ]
+    for raw, code in cases:
+        await visitor.send(raw)
+        error = await visitor.expect("error")
+        assert error["code"] == code, (raw, error)
+        assert error["message"]
+    assert await snapshot(server, visitor.chat_id) == before
+    await anna.expect_none("message", within=0.3)
+
+
+async def test_messages_are_plain_text(server: RunningServer) -> None:
+    anna, visitor = await setup_chat(server)
+    for text in (
+        '<script>alert("x")</script>',
+        "<b>bold</b> &amp; {{ template }}",
+        "line one\nline two",
+    ):
+        await visitor.say(text)
+        got = await anna.expect("message", sender="visitor")
+        assert got["text"] == text
+
+
+async def test_oversized_and_invalid_utf8_frames_close_with_the_right_code(
+    lykta: ServerFactory,
+) -> None:
+    async with lykta(ws_max_frame_bytes=4096) as server:
+        visitor = await open_visitor(server)
+        await visitor.send(json.dumps({"type": "message", "text": "x" * 5000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await visitor.ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        other = await open_visitor(server)
+        await other.ws.send(b'{"type": "ping", "x": "\xff\xfe"}', text=True)
+        with pytest.raises(ConnectionClosed) as invalid:
+            await other.ws.recv()
+        assert invalid.value.rcvd is not None and invalid.value.rcvd.code == 1007
+
+
+async def test_a_visitor_flood_is_refused_then_closed(lykta: ServerFactory) -> None:
+    async with lykta(visitor_frame_rate=1, visitor_frame_burst=5, flood_tolerance=5) as server:
+        await add_line(server.runtime)
+        visitor = await open_visitor(server)
+        for _ in range(30):
+            try:
+                await visitor.send({"type": "ping"})
+            except ConnectionClosed:
+                break
+        codes = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frame = json.loads(await asyncio.wait_for(visitor.ws.recv(), 5))
+                codes.append(frame.get("code") or frame["type"])
+        assert codes.count("pong") == 5
+        assert codes.count("rate_limited") == 5
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_a_staff_flood_is_refused_then_closed(lykta: ServerFactory) -> None:
+    async with lykta(staff_frame_rate=1, staff_frame_burst=3, flood_tolerance=2) as server:
+        await add_line(server.runtime)
+        await add_counsellor(server.runtime, "anna")
+        anna = await open_staff(server, "anna", PASSWORD, available=False)
+        for _ in range(10):
+            try:
+                await anna.send({"type": "ping"})
+            except ConnectionClosed:
+                break
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(anna.ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_malformed_staff_frames(server: RunningServer) -> None:
+    anna, visitor = await setup_chat(server)
+    before = await snapshot(server, visitor.chat_id)
+    for frame in MALFORMED_STAFF.values():
+        await anna.send(frame)
+        error = await anna.expect("error")
+        assert error["code"] == "invalid_field", (frame, error)
+    raw_cases: list[tuple[str | bytes, str]] = [
+        ("nope", "malformed_json"),
+        ('{"type": "launch"}', "unknown_type"),
+        (b"\x01", "binary_not_supported"),
+    ]
+    for raw, code in raw_cases:
+        await anna.send(raw)
+        assert (await anna.expect("error"))["code"] == code
+    await anna.send({"type": "message", "chat_id": visitor.chat_id, "text": "y" * 51})
+    assert (await anna.expect("error"))["code"] == "message_too_long"
+    await anna.send({"type": "note", "chat_id": visitor.chat_id, "text": "z" * 4001})
+    assert (await anna.expect("error"))["code"] == "message_too_long"
+    assert await snapshot(server, visitor.chat_id) == before
+    await visitor.expect_none("message", within=0.3)
+
+
+async def test_staff_frames_about_someone_elses_chat_are_refused(server: RunningServer) -> None:
+    _, visitor = await setup_chat(server)
+    await add_counsellor(server.runtime, "bo")
+    bo = await open_staff(server, "bo", PASSWORD)
+    chat = visitor.chat_id
+    before = await snapshot(server, chat)
+    attempts: list[tuple[dict[str, Any], str]] = [
+        ({"type": "accept", "chat_id": chat}, "offer_not_found"),
+        ({"type": "decline", "chat_id": chat}, "offer_not_found"),
+        ({"type": "message", "chat_id": chat, "text": "hi"}, "not_in_chat"),
+        ({"type": "typing", "chat_id": chat, "typing": True}, "not_in_chat"),
+        ({"type": "note", "chat_id": chat, "text": "sneaky"}, "not_in_chat"),
+        ({"type": "sync", "chat_id": chat, "last_seq": 0}, "not_in_chat"),
+        ({"type": "transfer", "chat_id": chat, "line": "support"}, "not_in_chat"),
+        ({"type": "end", "chat_id": chat}, "not_in_chat"),
+        ({"type": "wrapup", "chat_id": chat, "topics": [], "outcome": "referred"}, "not_in_chat"),
+    ]
+    assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
+    for frame, code in attempts:
+        await bo.send(frame)
+        error = await bo.expect("error")
+        assert error["code"] == code, (frame, error)
+    assert await snapshot(server, chat) == before
+    await visitor.expect_none("typing", within=0.3)
+    assert bo.seen("message") == [] and bo.seen("note") == []
+
+
+async def test_wrapup_is_checked_against_the_lines_lists(server: RunningServer) -> None:
+    anna, visitor = await setup_chat(server)
+    await anna.send(
+        {"type": "wrapup", "chat_id": visitor.chat_id, "topics": [], "outcome": "referred"}
+    )
+    assert (await anna.expect("error"))["code"] == "invalid_state"
+    await anna.send({"type": "end", "chat_id": visitor.chat_id})
+    await anna.expect("wrapup.required")
+    await anna.send(
+        {
+            "type": "wrapup",
+            "chat_id": visitor.chat_id,
+            "topics": ["astrology"],
+            "outcome": "referred",
+        }
+    )
+    assert (await anna.expect("error"))["code"] == "invalid_wrapup"
+    await anna.send(
+        {"type": "wrapup", "chat_id": visitor.chat_id, "topics": ["health"], "outcome": "shrugged"}
+    )
+    assert (await anna.expect("error"))["code"] == "invalid_wrapup"
+    await anna.send(
+        {"type": "wrapup", "chat_id": visitor.chat_id, "topics": ["health"], "outcome": "referred"}
+    )
+    await anna.expect("wrapup.saved")
+    await anna.send(
+        {"type": "wrapup", "chat_id": visitor.chat_id, "topics": ["health"], "outcome": "referred"}
+    )
+    assert (await anna.expect("error"))["code"] == "not_in_chat"
+
+
+async def test_messages_after_the_end_are_refused(server: RunningServer) -> None:
+    anna, visitor = await setup_chat(server)
+    chat_id = visitor.chat_id
+    await anna.send({"type": "end", "chat_id": chat_id})
+    await visitor.expect("chat.ended")
+    await visitor.send({"type": "message", "text": "wait"})
+    assert (await visitor.expect("error"))["code"] == "not_allowed_now"
+    await anna.send({"type": "message", "chat_id": chat_id, "text": "bye"})
+    assert (await anna.expect("error"))["code"] == "chat_ended"
+    again = await open_visitor(server)
+    await again.send({"type": "resume", "chat_id": chat_id, "token": visitor.token})
+    assert (await again.expect("error"))["code"] == "chat_ended"
+
+
+async def test_staff_socket_needs_a_session_a_counsellor_and_our_origin(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna")
+    cookie = await sign_in(server, "anna", PASSWORD)
+    cases: list[tuple[dict[str, str], int]] = [
+        ({}, 4001),
+        ({"Cookie": "lykta_session=forged-token-value"}, 4001),
+        ({"Cookie": f"lykta_session={cookie}", "Origin": "https://evil.example"}, 4003),
+    ]
+    for headers, code in cases:
+        async with connect(f"{server.ws_url}/ws/staff", additional_headers=headers) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    async with httpx.AsyncClient(base_url=server.url, cookies={"lykta_session": cookie}) as http:
+        assert (await http.delete("/api/staff/session")).status_code == 204
+    async with connect(
+        f"{server.ws_url}/ws/staff", additional_headers={"Cookie": f"lykta_session={cookie}"}
+    ) as ws:
+        with pytest.raises(ConnectionClosed) as signed_out:
+            await ws.recv()
+        assert signed_out.value.rcvd is not None and signed_out.value.rcvd.code == 4001
+
+
+async def test_visitor_connection_flood_is_refused(lykta: ServerFactory) -> None:
+    async with lykta(connection_rate_per_minute=3) as server:
+        for _ in range(3):
+            await (await open_visitor(server)).close()
+        with pytest.raises(InvalidStatus) as refused:
+            await open_visitor(server)
+        assert refused.value.response.status_code == 429
+
+
+async def test_http_endpoints_refuse_bad_input(lykta: ServerFactory) -> None:
+    async with lykta(max_body_bytes=2048, sign_in_rate_per_minute=5) as server:
+        await add_line(server.runtime)
+        await add_counsellor(server.runtime, "anna")
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            malformed = await http.post(
+                "/api/staff/session", content=b"{nope", headers={"content-type": "application/json"}
+            )
+            assert malformed.status_code == 422
+            missing = await http.post("/api/staff/session", json={"username": "anna"})
+            assert missing.status_code == 422
+            oversized = await http.post(
+                "/api/staff/session", json={"username": "anna", "password": "p" * 5000}
+            )
+            assert oversized.status_code == 413
+            wrong = await http.post(
+                "/api/staff/session", json={"username": "anna", "password": "wrong"}
+            )
+            assert wrong.status_code == 401 and wrong.json() == {
+                "detail": "wrong username or password"
+            }
+            nobody = await http.post(
+                "/api/staff/session", json={"username": "nobody", "password": "wrong"}
+            )
+            assert nobody.status_code == 401 and nobody.json() == wrong.json()
+            flood = await http.post(
+                "/api/staff/session", json={"username": "anna", "password": PASSWORD}
+            )
+            assert flood.status_code == 429 and flood.headers["retry-after"] == "60"
+            assert (await http.get("/api/staff/me")).status_code == 401
+            assert (await http.get("/api/lines/nowhere")).status_code == 404
+            assert (await http.get("/api/lines/" + "x" * 3000)).status_code == 404
+
+
+async def test_http_flood_is_refused(lykta: ServerFactory) -> None:
+    async with lykta(http_rate_per_minute=5) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            statuses = [(await http.get("/api/lines")).status_code for _ in range(7)]
+        assert statuses == [200] * 5 + [429] * 2

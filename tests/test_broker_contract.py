@@ -1,0 +1,236 @@
+"""What every broker must do. The Redis broker runs these same tests (see conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.broker.base import Broker, Refusal, Transition
+from app.broker.hub import Event
+from app.broker.memory import MemoryBroker
+from app.broker.records import (
+    PRIORITY_NORMAL,
+    PRIORITY_RETURNED,
+    WAITING_STATES,
+    ChatRecord,
+    ChatState,
+    Presence,
+    StaffStatus,
+    queue_score,
+    queued_at_of,
+)
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    b = MemoryBroker()
+    await b.start()
+    yield b
+    await b.close()
+
+
+def record(chat_id: str, *, line: str = "support", at: float = 100.0, **extra: Any) -> ChatRecord:
+    return ChatRecord(
+        id=chat_id,
+        line=line,
+        language="sv",
+        state=ChatState.queued,
+        resume_digest="d",
+        created_at=at,
+        queued_at=at,
+        **extra,
+    )
+
+
+async def test_queue_orders_by_priority_then_wait_and_respects_its_limit(broker: Broker) -> None:
+    assert (
+        await broker.create_chat(
+            record("a", at=100), queue_limit=3, score=queue_score(PRIORITY_NORMAL, 100)
+        )
+        == 1
+    )
+    assert (
+        await broker.create_chat(
+            record("b", at=90), queue_limit=3, score=queue_score(PRIORITY_NORMAL, 90)
+        )
+        == 1
+    )
+    assert (
+        await broker.create_chat(
+            record("c", at=200), queue_limit=3, score=queue_score(PRIORITY_RETURNED, 200)
+        )
+        == 1
+    )
+    assert (
+        await broker.create_chat(record("d"), queue_limit=3, score=queue_score(PRIORITY_NORMAL, 50))
+        is None
+    )
+    queued = await broker.queue("support")
+    assert [chat_id for chat_id, _ in queued] == ["c", "b", "a"]
+    assert queued_at_of(queued[0][1]) == pytest.approx(200)
+    assert await broker.queue_length("support") == 3
+    assert await broker.get_chat("d") is None
+    assert sorted(await broker.line_chat_ids("support")) == ["a", "b", "c"]
+
+
+async def test_transition_is_compare_and_set(broker: Broker) -> None:
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    offer = Transition(
+        expect=WAITING_STATES,
+        changes={"state": ChatState.offered, "offered_to": "s1"},
+        dequeue=True,
+        assign=("s1", 1),
+    )
+    result = await broker.transition("a", offer)
+    assert isinstance(result, ChatRecord) and result.state is ChatState.offered
+    assert await broker.queue("support") == []
+    assert await broker.staff_loads(["s1"]) == {"s1": 1}
+    # The same claim again: the chat is no longer waiting.
+    assert await broker.transition("a", offer) is Refusal.state
+    assert await broker.transition("missing", offer) is Refusal.missing
+    accept_by_other = Transition(
+        expect=frozenset({ChatState.offered}), offered_to="s2", changes={"state": ChatState.active}
+    )
+    assert await broker.transition("a", accept_by_other) is Refusal.mismatch
+    stored = await broker.get_chat("a")
+    assert stored is not None and stored.state is ChatState.offered and stored.offered_to == "s1"
+
+
+async def test_capacity_is_checked_inside_the_claim(broker: Broker) -> None:
+    for name in ("a", "b"):
+        await broker.create_chat(record(name), queue_limit=10, score=1.0)
+    claim = Transition(
+        expect=WAITING_STATES, changes={"state": ChatState.offered}, dequeue=True, assign=("s1", 1)
+    )
+    assert isinstance(await broker.transition("a", claim), ChatRecord)
+    assert await broker.transition("b", claim) is Refusal.capacity
+    assert [c for c, _ in await broker.queue("support")] == ["b"]
+    release = Transition(
+        expect=frozenset({ChatState.offered}), changes={"state": ChatState.ended}, release="s1"
+    )
+    assert isinstance(await broker.transition("a", release), ChatRecord)
+    assert isinstance(await broker.transition("b", claim), ChatRecord)
+    assert await broker.staff_chat_ids("s1") == ["b"]
+    assert await broker.line_chat_ids("support") == ["b"]
+
+
+async def test_concurrent_claims_never_give_one_chat_twice(broker: Broker) -> None:
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+
+    async def claim(staff: str) -> ChatRecord | Refusal:
+        return await broker.transition(
+            "a",
+            Transition(
+                expect=WAITING_STATES,
+                changes={"state": ChatState.offered, "offered_to": staff},
+                dequeue=True,
+                assign=(staff, 3),
+            ),
+        )
+
+    results = await asyncio.gather(*(claim(f"s{i}") for i in range(20)))
+    winners = [r for r in results if isinstance(r, ChatRecord)]
+    assert len(winners) == 1
+    loads = await broker.staff_loads([f"s{i}" for i in range(20)])
+    assert sum(loads.values()) == 1
+
+
+async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) -> None:
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    assert await broker.append("a", 1, b"one", dedupe="c1") == (1, "ok")
+    assert await broker.append("a", 1, b"again", dedupe="c2") == (1, "conflict")
+    assert await broker.append("a", 5, b"gap") == (1, "conflict")
+    assert await broker.append("a", 2, b"two") == (2, "ok")
+    assert await broker.append("a", 3, b"dup", dedupe="c1") == (1, "duplicate")
+    assert await broker.read("a", 0) == [(1, b"one"), (2, b"two")]
+    assert await broker.read("a", 1) == [(2, b"two")]
+    assert await broker.read("a", 2) == []
+    # Only the counsellor of an active chat may append as that counsellor.
+    assert await broker.append("a", 3, b"x", counsellor="s1") == (0, "forbidden")
+    await broker.transition(
+        "a",
+        Transition(
+            expect=WAITING_STATES,
+            changes={"state": ChatState.active, "counsellor_id": "s1"},
+            dequeue=True,
+        ),
+    )
+    assert await broker.append("a", 3, b"three", counsellor="s1") == (3, "ok")
+    await broker.delete_transcript("a")
+    assert await broker.read("a", 0) == []
+    await broker.transition(
+        "a", Transition(expect=frozenset({ChatState.active}), changes={"state": ChatState.ended})
+    )
+    assert await broker.append("a", 4, b"late") == (0, "ended")
+    assert await broker.append("nope", 1, b"x") == (0, "ended")
+
+
+async def test_deadlines_are_handed_out_once(broker: Broker) -> None:
+    await broker.schedule("offer|a|s1", 10.0)
+    await broker.schedule("vgrace|b", 20.0)
+    await broker.schedule("vgrace|c", 30.0)
+    await broker.cancel("vgrace|c")
+    await broker.schedule("vgrace|b", 25.0)  # rescheduled later
+    assert await broker.pop_due(15.0) == ["offer|a|s1"]
+    assert await broker.pop_due(15.0) == []
+    assert await broker.pop_due(100.0) == ["vgrace|b"]
+    assert await broker.pop_due(100.0) == []
+
+
+async def test_presence_and_connections(broker: Broker) -> None:
+    presence = Presence(
+        "s1", "Anna", StaffStatus.away, 2, "psychologist", ["sv"], False, False, {"support": 1e12}
+    )
+    await broker.put_presence(presence)
+    updated = await broker.update_presence(
+        "s1", {"status": StaffStatus.available, "last_offer_at": 5.0}
+    )
+    assert updated is not None and updated.status is StaffStatus.available
+    assert [p.staff_id for p in await broker.line_presences("support")] == ["s1"]
+    assert await broker.line_presences("youth") == []
+    assert await broker.update_presence("nobody", {"status": StaffStatus.away}) is None
+    await broker.connect("s1", "c1", ttl=60)
+    await broker.connect("s1", "c2", ttl=60)
+    assert await broker.connection_counts(["s1", "s2"]) == {"s1": 2, "s2": 0}
+    assert await broker.disconnect("s1", "c1") == 1
+    await broker.connect("s1", "c3", ttl=0.05)
+    await asyncio.sleep(0.1)
+    assert await broker.disconnect("s1", "c2") == 0  # c3 lapsed without a heartbeat
+    await broker.remove_presence("s1")
+    assert await broker.get_presence("s1") is None
+
+
+async def test_counters_values_and_recent_expire(broker: Broker) -> None:
+    assert [await broker.incr("k", ttl=0.2) for _ in range(3)] == [1, 2, 3]
+    await broker.set_value("v", "x", ttl=0.2)
+    assert await broker.get_value("v") == "x"
+    await broker.push_recent("r", 1.0, keep=2, ttl=0.2)
+    await broker.push_recent("r", 2.0, keep=2, ttl=0.2)
+    await broker.push_recent("r", 3.0, keep=2, ttl=0.2)
+    assert await broker.recent("r") == [2.0, 3.0]
+    await asyncio.sleep(0.3)
+    assert await broker.incr("k", ttl=0.2) == 1
+    assert await broker.get_value("v") is None
+    assert await broker.recent("r") == []
+
+
+async def test_events_reach_every_listener_of_a_channel(broker: Broker) -> None:
+    got: list[tuple[str, Event]] = []
+    await broker.subscribe("chat:a", lambda e: got.append(("one", e)))
+
+    def two(event: Event) -> None:
+        got.append(("two", event))
+
+    await broker.subscribe("chat:a", two)
+    await broker.publish("chat:a", {"type": "x"})
+    await broker.publish("chat:b", {"type": "y"})
+    await broker.unsubscribe("chat:a", two)
+    await broker.publish("chat:a", {"type": "z"})
+    for _ in range(50):
+        if len(got) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted((who, e["type"]) for who, e in got) == [("one", "x"), ("one", "z"), ("two", "x")]

@@ -1,0 +1,232 @@
+"""The command line as a newcomer uses it: the README's demo and the terminal clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+LYKTA = [sys.executable, "-m", "app.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def env(**extra: str) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith("LYKTA_")}
+    values["PYTHONPATH"] = str(ROOT)
+    values.update(extra)
+    return values
+
+
+class Process:
+    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+        self.proc = proc
+        self.name = name
+        self.lines: list[str] = []
+
+    async def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        regex = re.compile(pattern)
+        for line in self.lines:
+            if match := regex.search(line):
+                self.lines.remove(line)
+                return match
+        assert self.proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            raw = await asyncio.wait_for(
+                self.proc.stdout.readline(), max(0.1, deadline - loop.time())
+            )
+            if not raw:
+                raise AssertionError(
+                    f"{self.name} ended before printing {pattern!r}; saw {self.lines}"
+                )
+            line = raw.decode().rstrip("\n")
+            if match := regex.search(line):
+                return match
+            self.lines.append(line)
+
+    async def type(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((text + "\n").encode())
+        await self.proc.stdin.drain()
+
+
+@asynccontextmanager
+async def spawn(
+    name: str, *args: str, cwd: Path = ROOT, **extra_env: str
+) -> AsyncIterator[Process]:
+    proc = await asyncio.create_subprocess_exec(
+        *LYKTA,
+        *args,
+        cwd=cwd,
+        env=env(**extra_env),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    process = Process(proc, name)
+    try:
+        yield process
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_readme_demo_and_a_first_chat_with_the_terminal_clients(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with spawn("demo", "demo", "--port", str(port), cwd=tmp_path) as demo:
+        anna_password = (await demo.wait_for(r"anna\s+password (\S+)")).group(1)
+        await demo.wait_for(r"Lykta listening on")
+        for _ in range(100):
+            try:
+                async with httpx.AsyncClient() as http:
+                    lines = (await http.get(f"{url}/api/lines")).json()
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        assert [line["key"] for line in lines] == ["support", "youth"]
+        assert (tmp_path / "lykta-demo.db").exists()
+
+        async with spawn(
+            "counsellor",
+            "client",
+            "counsellor",
+            "--url",
+            url,
+            "--username",
+            "anna",
+            "--password-stdin",
+        ) as anna:
+            await anna.type(anna_password)
+            await anna.wait_for(r"\(lines: support \(on duty\)")
+            await anna.type("/available")
+            await anna.wait_for(r"\(status: available\)")
+            async with spawn(
+                "visitor", "client", "visitor", "--url", url, "--line", "support"
+            ) as visitor:
+                await visitor.wait_for(r"you are number 1 in the queue")
+                await anna.wait_for(r"\(offer \S+ on support")
+                await anna.type("/accept")
+                await anna.wait_for(r"\(chat \S+ opened")
+                await visitor.wait_for(r"Anna has joined the chat")
+                await visitor.type("Hello, I need to talk to someone")
+                await anna.wait_for(r"visitor: Hello, I need to talk to someone")
+                await anna.type("I am here. Take your time.")
+                await visitor.wait_for(r"Anna: I am here. Take your time.")
+                await visitor.type("/end")
+                await visitor.wait_for(r"the chat has ended: visitor_ended")
+                assert await asyncio.wait_for(visitor.proc.wait(), 10) == 0
+            await anna.wait_for(r"\(wrap up \S+: topics")
+            await anna.type("/wrapup violence, health | support given")
+            await anna.type("/quit")
+            assert await asyncio.wait_for(anna.proc.wait(), 10) == 0
+        demo.proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(demo.proc.wait(), 15) == 0
+
+
+def run_cli(*args: str, stdin: str = "", **extra_env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LYKTA, *args],
+        cwd=ROOT,
+        env=env(**extra_env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_outside_development_default_secrets_are_refused(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        LYKTA_ENVIRONMENT="production",
+        LYKTA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db",
+    )
+    assert result.returncode == 2
+    assert "LYKTA_SECRET_KEY still has its development default" in result.stderr
+    short = run_cli("serve", LYKTA_ENVIRONMENT="production", LYKTA_SECRET_KEY="short")
+    assert short.returncode == 2 and "at least 32 characters" in short.stderr
+
+
+def test_db_upgrade_lines_import_and_staff_create(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path}/lykta.db"
+    assert run_cli("db", "upgrade", LYKTA_DATABASE_URL=db).returncode == 0
+    imported = run_cli("lines", "import", "config/lines.toml", LYKTA_DATABASE_URL=db)
+    assert imported.returncode == 0 and "imported 2 line(s): support, youth" in imported.stdout
+    created = run_cli(
+        "staff",
+        "create",
+        "--username",
+        "root",
+        "--admin",
+        "--password-stdin",
+        stdin="a long enough password\n",
+        LYKTA_DATABASE_URL=db,
+    )
+    assert created.returncode == 0, created.stderr
+    again = run_cli(
+        "staff",
+        "create",
+        "--username",
+        "root",
+        "--admin",
+        "--password-stdin",
+        stdin="a long enough password\n",
+        LYKTA_DATABASE_URL=db,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    weak = run_cli(
+        "staff",
+        "create",
+        "--username",
+        "x",
+        "--password-stdin",
+        stdin="short\n",
+        LYKTA_DATABASE_URL=db,
+    )
+    assert weak.returncode == 2
+    no_qualification = run_cli(
+        "staff",
+        "create",
+        "--username",
+        "c",
+        "--password-stdin",
+        stdin="a long enough password\n",
+        LYKTA_DATABASE_URL=db,
+    )
+    assert no_qualification.returncode == 2 and "qualification" in no_qualification.stderr
+
+
+def test_a_broken_lines_file_is_reported_and_nothing_is_imported(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path}/lykta.db"
+    run_cli("db", "upgrade", LYKTA_DATABASE_URL=db)
+    bad = tmp_path / "lines.toml"
+    bad.write_text(
+        '[[line]]\nkey = "Bad Key"\nname = "x"\nlanguages = ["sv"]\n'
+        'required_qualification = "wizard"\n'
+    )
+    result = run_cli("lines", "import", str(bad), LYKTA_DATABASE_URL=db)
+    assert result.returncode == 2
+    assert "line 1" in result.stderr and "required_qualification" in result.stderr

@@ -1,0 +1,226 @@
+"""The chat protocol as pure code: no sockets, no broker, an injected clock."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app.chats.protocol import (
+    CLOSE_POLICY_VIOLATION,
+    STAFF_FRAMES,
+    VISITOR_FRAMES,
+    AcceptOffer,
+    Close,
+    ErrorCode,
+    Phase,
+    ProtocolError,
+    StaffConnection,
+    StartChat,
+    TokenBucket,
+    VisitorConnection,
+    VisitorMessage,
+    check_text,
+    parse_frame,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def visitor(
+    clock: Clock | None = None, *, rate: float = 5, burst: int = 20, tolerance: int = 3
+) -> VisitorConnection:
+    return VisitorConnection(rate=rate, burst=burst, tolerance=tolerance, clock=clock or Clock())
+
+
+def code_of(result: object) -> ErrorCode:
+    assert isinstance(result, ProtocolError), result
+    return result.code
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("{", ErrorCode.malformed_json),
+        ("", ErrorCode.malformed_json),
+        ("[1, 2]", ErrorCode.invalid_frame),
+        ('"start"', ErrorCode.invalid_frame),
+        ("{}", ErrorCode.invalid_frame),
+        ('{"type": 7}', ErrorCode.invalid_frame),
+        ('{"type": "launch"}', ErrorCode.unknown_type),
+        ('{"type": "start"}', ErrorCode.invalid_field),
+        ('{"type": "start", "line": "support"}', ErrorCode.invalid_field),
+        (
+            '{"type": "start", "line": "support", "language": "not a language"}',
+            ErrorCode.invalid_field,
+        ),
+        (
+            '{"type": "start", "line": "support", "language": "sv", "peer": "maybe"}',
+            ErrorCode.invalid_field,
+        ),
+        (
+            '{"type": "start", "v": 2, "line": "support", "language": "sv"}',
+            ErrorCode.unsupported_version,
+        ),
+        ('{"type": "resume", "chat_id": "x", "token": "y"}', ErrorCode.invalid_field),
+        (
+            '{"type": "resume", "chat_id": "abcdefgh12", "token": "t", "last_seq": -1}',
+            ErrorCode.invalid_field,
+        ),
+    ],
+)
+def test_bad_visitor_frames_get_stable_codes(text: str, code: ErrorCode) -> None:
+    assert code_of(parse_frame(text, VISITOR_FRAMES)) is code
+
+
+def test_missing_field_is_named() -> None:
+    error = parse_frame('{"type": "start", "language": "sv"}', VISITOR_FRAMES)
+    assert isinstance(error, ProtocolError)
+    assert error.message == "missing field 'line'"
+    assert error.frame() == {
+        "type": "error",
+        "code": "invalid_field",
+        "message": "missing field 'line'",
+        "ref": "start",
+    }
+
+
+def test_unknown_type_is_truncated_in_the_error() -> None:
+    error = parse_frame(json.dumps({"type": "x" * 500}), VISITOR_FRAMES)
+    assert isinstance(error, ProtocolError)
+    assert len(error.message) < 80
+
+
+def test_valid_frames_parse_to_types() -> None:
+    frame = parse_frame(
+        '{"type": "start", "line": "support", "language": "sv", "extra": 1}', VISITOR_FRAMES
+    )
+    assert frame == StartChat(type="start", line="support", language="sv")
+    message = parse_frame(
+        '{"type": "message", "text": "<script>alert(1)</script>"}', VISITOR_FRAMES
+    )
+    assert isinstance(message, VisitorMessage)
+    assert message.text == "<script>alert(1)</script>"  # text stays text; nothing is interpreted
+    assert parse_frame('{"type": "accept", "chat_id": "abcdefgh12"}', STAFF_FRAMES) == AcceptOffer(
+        type="accept", chat_id="abcdefgh12"
+    )
+
+
+def test_staff_frames_need_their_chat() -> None:
+    assert (
+        code_of(parse_frame('{"type": "message", "text": "hi"}', STAFF_FRAMES))
+        is ErrorCode.invalid_field
+    )
+    assert (
+        code_of(
+            parse_frame(
+                '{"type": "wrapup", "chat_id": "abcdefgh12", "topics": "x", "outcome": "y"}',
+                STAFF_FRAMES,
+            )
+        )
+        is ErrorCode.invalid_field
+    )
+    assert (
+        code_of(parse_frame('{"type": "status", "status": "asleep"}', STAFF_FRAMES))
+        is ErrorCode.invalid_field
+    )
+
+
+def test_visitor_must_start_before_chatting() -> None:
+    conn = visitor()
+    assert (
+        code_of(conn.receive_text('{"type": "message", "text": "hi"}')) is ErrorCode.not_allowed_now
+    )
+    assert code_of(conn.receive_text('{"type": "end"}')) is ErrorCode.not_allowed_now
+    assert isinstance(conn.receive_text('{"type": "ping"}'), object)
+    start = conn.receive_text('{"type": "start", "line": "support", "language": "sv"}')
+    assert isinstance(start, StartChat)
+    conn.entered("abcdefgh12")
+    assert conn.phase is Phase.in_chat
+    assert isinstance(conn.receive_text('{"type": "message", "text": "hi"}'), VisitorMessage)
+    assert (
+        code_of(conn.receive_text('{"type": "start", "line": "support", "language": "sv"}'))
+        is ErrorCode.not_allowed_now
+    )
+    conn.ended()
+    assert (
+        code_of(conn.receive_text('{"type": "message", "text": "hi"}')) is ErrorCode.not_allowed_now
+    )
+
+
+def test_binary_frames_are_refused_with_a_code() -> None:
+    assert code_of(visitor().receive_bytes(b"\x00\x01")) is ErrorCode.binary_not_supported
+
+
+def test_a_flood_is_slowed_then_closed() -> None:
+    clock = Clock()
+    conn = visitor(clock, rate=1, burst=3, tolerance=2)
+    results = [conn.receive_text('{"type": "ping"}') for _ in range(6)]
+    assert [type(r).__name__ for r in results[:3]] == ["Ping", "Ping", "Ping"]
+    assert code_of(results[3]) is ErrorCode.rate_limited
+    assert code_of(results[4]) is ErrorCode.rate_limited
+    assert results[5] == Close(CLOSE_POLICY_VIOLATION, "too many frames")
+
+
+def test_a_burst_now_and_then_is_forgiven() -> None:
+    clock = Clock()
+    conn = visitor(clock, rate=1, burst=2, tolerance=2)
+    for _ in range(5):
+        # Each minute: two frames pass, two are refused, none closes the connection.
+        results = [conn.receive_text('{"type": "ping"}') for _ in range(4)]
+        assert not any(isinstance(r, Close) for r in results)
+        clock.now += 61
+
+
+def test_token_bucket_refills_with_time() -> None:
+    bucket = TokenBucket(rate=2, burst=2, now=0.0)
+    assert bucket.take(0.0) and bucket.take(0.0)
+    assert not bucket.take(0.0)
+    assert bucket.take(0.5)
+    assert not bucket.take(0.5)
+    assert bucket.take(10.0) and bucket.take(10.0) and not bucket.take(10.0)
+
+
+def test_staff_connection_parses_every_frame_type() -> None:
+    conn = StaffConnection(rate=100, burst=100, tolerance=1, clock=Clock())
+    frames: list[dict[str, Any]] = [
+        {"type": "status", "status": "break"},
+        {"type": "accept", "chat_id": "abcdefgh12"},
+        {"type": "decline", "chat_id": "abcdefgh12"},
+        {"type": "message", "chat_id": "abcdefgh12", "text": "hej"},
+        {"type": "typing", "chat_id": "abcdefgh12", "typing": False},
+        {"type": "note", "chat_id": "abcdefgh12", "text": "handover"},
+        {"type": "sync", "chat_id": "abcdefgh12", "last_seq": 3},
+        {"type": "transfer", "chat_id": "abcdefgh12", "line": "youth"},
+        {"type": "end", "chat_id": "abcdefgh12"},
+        {"type": "wrapup", "chat_id": "abcdefgh12", "topics": ["a"], "outcome": "b"},
+        {"type": "ping"},
+    ]
+    assert {f["type"] for f in frames} == set(STAFF_FRAMES)
+    for frame in frames:
+        parsed = conn.receive_text(json.dumps(frame))
+        assert not isinstance(parsed, ProtocolError | Close), (frame, parsed)
+        assert getattr(parsed, "type", None) == frame["type"]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", ErrorCode.empty_message),
+        ("   \n", ErrorCode.empty_message),
+        ("x" * 11, ErrorCode.message_too_long),
+    ],
+)
+def test_check_text(text: str, code: ErrorCode) -> None:
+    assert code_of(check_text(text, 10)) is code
+
+
+def test_check_text_counts_characters_not_bytes() -> None:
+    assert check_text("å" * 10, 10) is None
