@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.set_defaults(run=_staff_create)
 
+    keys = commands.add_parser("keys", help="key commands").add_subparsers(title="keys commands")
+    generate = keys.add_parser("generate", help="print a new key-encryption key for LYKTA_KEKS")
+    generate.add_argument("--id", default=None, help="its id (default: today's date)")
+    generate.set_defaults(run=_keys_generate)
+
     client = commands.add_parser("client", help="a terminal chat client (the documented example)")
     client_kinds = client.add_subparsers(title="who")
     visitor = client_kinds.add_parser("visitor", help="chat as an anonymous visitor")
@@ -258,6 +263,27 @@ def _staff_create(args: argparse.Namespace) -> int:
         print(f"lykta: {exc}", file=sys.stderr)
         return 2
     print(f"created {role.value} {args.username!r}")
+    return 0
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    import datetime
+
+    from app.chats.crypto import KekConfigError, generate_kek, parse_keks
+
+    kek_id = args.id or datetime.date.today().strftime("k%Y%m%d")
+    kek = generate_kek(kek_id)
+    try:
+        parse_keks(kek)
+    except KekConfigError as exc:
+        print(f"lykta: {exc}", file=sys.stderr)
+        return 2
+    print(kek)
+    print(
+        "Put it first in LYKTA_KEKS to wrap new chats with it; keep the old ones after it "
+        "until every chat they wrapped has ended.",
+        file=sys.stderr,
+    )
     return 0
 
 

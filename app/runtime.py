@@ -13,8 +13,9 @@ from app.abuse.ratelimit import ClientHasher, RateLimiter
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
 from app.chats.background import Connections, run_closed_lines, run_deadlines, run_heartbeats
+from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
-from app.chats.transcript import PlainCodec, Transcript
+from app.chats.transcript import Transcript
 from app.kit.db import create_engine, create_sessionmaker
 from app.lines.directory import LineDirectory
 from app.routing.positions import QueueWatch
@@ -55,7 +56,8 @@ class Runtime:
         sessionmaker = create_sessionmaker(engine)
         broker = create_broker(settings)
         lines = LineDirectory(sessionmaker)
-        transcript = Transcript(broker, PlainCodec())
+        keyring = KeyRing(parse_keks(settings.keks.get_secret_value()))
+        transcript = Transcript(broker, EncryptedCodec(broker, keyring))
         router = Router(broker, lines, settings)
         recorder = StatsRecorder(sessionmaker)
         chats = ChatService(

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets shipped in the code base: fine on a laptop, refused anywhere else.
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
+# A published KEK: transcripts under it are readable by anyone with the source code.
+DEFAULT_KEKS = "dev:ZGV2ZWxvcG1lbnQtb25seS1rZWstMzItYnl0ZXMhISE="
 
 Environment = Literal["development", "production"]
 
@@ -23,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./lykta.db"
     redis_url: str | None = None
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    # Key-encryption keys for chat keys: "id:base64,id:base64"; the first wraps new chat keys,
+    # all unwrap (rotation). Generate one with `lykta keys generate`.
+    keks: SecretStr = SecretStr(DEFAULT_KEKS)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -73,6 +78,17 @@ class Settings(BaseSettings):
                 )
             if len(self.secret_key.get_secret_value()) < 32:
                 raise ValueError("LYKTA_SECRET_KEY must be at least 32 characters")
+            if any(k.strip().startswith("dev:") for k in self.keks.get_secret_value().split(",")):
+                raise ValueError(
+                    "LYKTA_KEKS still holds the published development KEK; "
+                    "generate one with `lykta keys generate`"
+                )
+        from app.chats.crypto import KekConfigError, parse_keks
+
+        try:
+            parse_keks(self.keks.get_secret_value())
+        except KekConfigError as exc:
+            raise ValueError(f"LYKTA_KEKS: {exc}") from None
         return self
 
     @property

@@ -170,6 +170,20 @@ def test_outside_development_default_secrets_are_refused(tmp_path: Path) -> None
     assert short.returncode == 2 and "at least 32 characters" in short.stderr
 
 
+def test_keys_generate_prints_a_usable_kek_and_production_refuses_the_dev_one() -> None:
+    generated = run_cli("keys", "generate", "--id", "k1")
+    assert generated.returncode == 0
+    kek = generated.stdout.strip()
+    assert kek.startswith("k1:") and len(kek) > 40
+    secret = "s" * 40
+    dev = run_cli("serve", LYKTA_ENVIRONMENT="production", LYKTA_SECRET_KEY=secret)
+    assert dev.returncode == 2 and "published development KEK" in dev.stderr
+    broken = run_cli(
+        "serve", LYKTA_ENVIRONMENT="production", LYKTA_SECRET_KEY=secret, LYKTA_KEKS="k1:short"
+    )
+    assert broken.returncode == 2 and "LYKTA_KEKS" in broken.stderr
+
+
 def test_db_upgrade_lines_import_and_staff_create(tmp_path: Path) -> None:
     db = f"sqlite+aiosqlite:///{tmp_path}/lykta.db"
     assert run_cli("db", "upgrade", LYKTA_DATABASE_URL=db).returncode == 0

@@ -184,6 +184,10 @@ class Broker(ABC):
     async def set_value(self, key: str, value: str, ttl: float) -> None: ...
 
     @abstractmethod
+    async def set_value_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        """Set only if nothing is there yet; True if this call set it."""
+
+    @abstractmethod
     async def get_value(self, key: str) -> str | None: ...
 
     @abstractmethod

@@ -292,6 +292,12 @@ class MemoryBroker(Broker):
     async def set_value(self, key: str, value: str, ttl: float) -> None:
         self._values[key] = (value, time.time() + ttl)
 
+    async def set_value_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        if await self.get_value(key) is not None:
+            return False
+        self._values[key] = (value, time.time() + ttl)
+        return True
+
     async def get_value(self, key: str) -> str | None:
         item = self._values.get(key)
         if item is None:

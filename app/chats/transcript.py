@@ -6,12 +6,16 @@ sealed by a `TranscriptCodec` bound to its chat and sequence number before it is
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from app.broker.base import AppendStatus, Broker
+from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
 from app.kit import jsonutil
+
+logger = logging.getLogger(__name__)
 
 
 class EntryKind(StrEnum):
@@ -103,20 +107,6 @@ class TranscriptCodec(Protocol):
         """Drop whatever the codec keeps for the chat (its key)."""
 
 
-class PlainCodec:
-    """Stores entries as they are (the chat core); the anonymity work replaces this with
-    per-chat AES-256-GCM."""
-
-    async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes:
-        return plain
-
-    async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes:
-        return sealed
-
-    async def forget(self, chat_id: str) -> None:
-        return None
-
-
 class Transcript:
     """Appends and reads a chat's entries through the broker."""
 
@@ -151,9 +141,17 @@ class Transcript:
         raise RuntimeError("could not append to the transcript under contention")
 
     async def read(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:
-        out = []
+        """Entries after `after`; nothing once the chat is shredded, never a forged entry."""
+        out: list[tuple[int, Entry]] = []
         for seq, sealed in await self._broker.read(chat_id, after):
-            plain = await self._codec.open(chat_id, seq, sealed)
+            try:
+                plain = await self._codec.open(chat_id, seq, sealed)
+            except MissingKeyError:
+                return out
+            except (TamperedError, UnknownKekError):
+                # Never deliver what does not authenticate; the content is not logged.
+                logger.warning("transcript entry refused", extra={"code": "tampered"})
+                continue
             out.append((seq, Entry.from_dict(jsonutil.loads(plain))))
         return out
 

@@ -1,0 +1,161 @@
+"""Crypto-shredding of transcripts: AES-256-GCM under a random key per chat.
+
+Each chat has its own 256-bit data key. The broker only ever holds that key wrapped (itself
+AES-256-GCM encrypted) by a key-encryption key (KEK) from the configuration, which is never
+written to the broker, the database or a log. Each entry gets a fresh random 96-bit nonce,
+and its associated data binds it to its chat and sequence number, so ciphertexts cannot be
+moved between chats or reordered. Deleting the wrapped key makes every ciphertext of the chat
+unreadable, wherever copies of it went.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections import OrderedDict
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from app.broker.base import CHAT_MAX_LIFETIME, Broker
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+# How many chats' unwrapped keys a process keeps in memory (they are forgotten on shred).
+KEY_CACHE_SIZE = 20_000
+
+
+class TranscriptKeyError(Exception):
+    """Base of the problems below."""
+
+
+class UnknownKekError(TranscriptKeyError):
+    """A wrapped key names a KEK this process does not have."""
+
+
+class TamperedError(TranscriptKeyError):
+    """A ciphertext or a wrapped key failed authentication."""
+
+
+class MissingKeyError(TranscriptKeyError):
+    """The chat's key is gone: the transcript was shredded."""
+
+
+class KekConfigError(ValueError):
+    """The configured KEKs cannot be used; the message says why."""
+
+
+def generate_kek(kek_id: str) -> str:
+    """A new KEK in the configuration format `id:base64`."""
+    return f"{kek_id}:{base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode()}"
+
+
+def parse_keks(value: str) -> list[tuple[str, bytes]]:
+    """`id:base64[,id:base64...]`; the first one wraps new chat keys, all of them unwrap."""
+    keks: list[tuple[str, bytes]] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        kek_id, sep, encoded = item.partition(":")
+        if not sep or not kek_id or not kek_id.isalnum() or len(kek_id) > 16:
+            raise KekConfigError(
+                "each KEK must look like 'id:base64key' with a short alphanumeric id"
+            )
+        try:
+            key = base64.urlsafe_b64decode(encoded.encode())
+        except (binascii.Error, ValueError) as exc:
+            raise KekConfigError(f"KEK {kek_id!r} is not valid base64") from exc
+        if len(key) != KEY_BYTES:
+            raise KekConfigError(f"KEK {kek_id!r} must be 32 bytes (256 bits)")
+        if any(existing == kek_id for existing, _ in keks):
+            raise KekConfigError(f"KEK id {kek_id!r} appears twice")
+        keks.append((kek_id, key))
+    if not keks:
+        raise KekConfigError("no KEK is configured (LYKTA_KEKS)")
+    return keks
+
+
+class KeyRing:
+    """The KEKs of this deployment."""
+
+    def __init__(self, keks: list[tuple[str, bytes]]) -> None:
+        self._active_id = keks[0][0]
+        self._keks = {kek_id: AESGCM(key) for kek_id, key in keks}
+
+    @property
+    def active_id(self) -> str:
+        return self._active_id
+
+    def wrap(self, data_key: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        aad = f"lykta-dek|{self._active_id}".encode()
+        sealed = self._keks[self._active_id].encrypt(nonce, data_key, aad)
+        return f"{self._active_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def unwrap(self, wrapped: str) -> bytes:
+        kek_id, _, encoded = wrapped.partition(":")
+        kek = self._keks.get(kek_id)
+        if kek is None:
+            raise UnknownKekError(
+                f"the chat key was wrapped by KEK {kek_id!r}, which is not configured"
+            )
+        try:
+            raw = base64.urlsafe_b64decode(encoded.encode())
+            return kek.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"lykta-dek|{kek_id}".encode())
+        except (InvalidTag, binascii.Error, ValueError) as exc:
+            raise TamperedError("the wrapped chat key failed authentication") from exc
+
+
+def key_name(chat_id: str) -> str:
+    return f"dek:{chat_id}"
+
+
+def _aad(chat_id: str, seq: int) -> bytes:
+    return f"lykta-entry|{chat_id}|{seq}".encode()
+
+
+class EncryptedCodec:
+    """Seals transcript entries for the broker (see the module docstring)."""
+
+    def __init__(self, broker: Broker, keyring: KeyRing) -> None:
+        self._broker = broker
+        self._keyring = keyring
+        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+
+    async def _key(self, chat_id: str, *, create: bool) -> AESGCM:
+        cached = self._cache.get(chat_id)
+        if cached is not None:
+            self._cache.move_to_end(chat_id)
+            return cached
+        wrapped = await self._broker.get_value(key_name(chat_id))
+        if wrapped is None:
+            if not create:
+                raise MissingKeyError("the chat's key is gone")
+            candidate = self._keyring.wrap(AESGCM.generate_key(bit_length=256))
+            # Two processes may seal a chat's first entry at once: the first key wins.
+            await self._broker.set_value_if_absent(key_name(chat_id), candidate, CHAT_MAX_LIFETIME)
+            wrapped = await self._broker.get_value(key_name(chat_id))
+            if wrapped is None:
+                raise MissingKeyError("the chat's key is gone")
+        key = AESGCM(self._keyring.unwrap(wrapped))
+        self._cache[chat_id] = key
+        if len(self._cache) > KEY_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return key
+
+    async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes:
+        key = await self._key(chat_id, create=True)
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + key.encrypt(nonce, plain, _aad(chat_id, seq))
+
+    async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes:
+        key = await self._key(chat_id, create=False)
+        try:
+            return key.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(chat_id, seq))
+        except InvalidTag as exc:
+            raise TamperedError(f"entry {seq} of a chat failed authentication") from exc
+
+    async def forget(self, chat_id: str) -> None:
+        self._cache.pop(chat_id, None)
+        await self._broker.delete_value(key_name(chat_id))
