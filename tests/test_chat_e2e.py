@@ -277,6 +277,8 @@ async def test_a_counsellor_who_drops_and_does_not_return_sends_the_chat_to_the_
         await add_counsellor(rt, "anna", capacity=1)
         await add_counsellor(rt, "bo", capacity=1)
         anna = await open_staff(server, "anna", PASSWORD)
+        # Bo is signed in but away, so the line stays staffed while Anna is gone.
+        bo = await open_staff(server, "bo", PASSWORD, available=False)
         dropped = await open_visitor(server)
         await dropped.start()
         await anna.accept((await anna.expect("offer"))["chat_id"])
@@ -294,7 +296,7 @@ async def test_a_counsellor_who_drops_and_does_not_return_sends_the_chat_to_the_
         await dropped.expect("queue.position", position=1)
         await others[0].expect("queue.position", position=2)
 
-        bo = await open_staff(server, "bo", PASSWORD)
+        await bo.available()
         offer = await bo.expect("offer")
         assert offer["chat_id"] == dropped.chat_id
         await bo.accept(dropped.chat_id)
