@@ -63,3 +63,20 @@ def lykta(settings_for: Callable[..., Settings]) -> ServerFactory:
 async def server(lykta: ServerFactory) -> AsyncIterator[RunningServer]:
     async with lykta() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+async def _dump_tasks_when_stuck() -> AsyncIterator[None]:
+    """If a test is still running after a while, print where every asyncio task waits."""
+    import asyncio
+    import sys
+
+    async def watchdog() -> None:
+        await asyncio.sleep(120)
+        print("\n--- test still running after 120 s; asyncio tasks: ---", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=8, file=sys.stderr)
+
+    task = asyncio.create_task(watchdog())
+    yield
+    task.cancel()
