@@ -89,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--peer", action="store_true")
     create.add_argument("--supervisor", action="store_true")
     create.add_argument("--line", action="append", default=[], help="a line they work on (repeat)")
-    create.add_argument("--on-duty", action="store_true", help="mark them on duty on those lines")
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
@@ -253,7 +252,7 @@ def _staff_create(args: argparse.Namespace) -> int:
                     supervisor=args.supervisor,
                 )
                 for line in args.line:
-                    await staff_service.set_membership(session, staff, line, on_duty=args.on_duty)
+                    await staff_service.set_membership(session, staff, line)
         finally:
             await engine.dispose()
 

@@ -1,15 +1,21 @@
-"""Demo data: two lines, a few counsellors on duty now, clearly marked demo accounts."""
+"""Demo data: two lines with a roster, counsellors on a shift now, clearly marked demo accounts."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.kit.clock import utcnow
 from app.lines.service import line_service, read_lines_file
+from app.models import Staff
 from app.models.enums import Qualification, StaffRole
+from app.roster.repository import ExtraShiftRepository
+from app.roster.service import RosterError, ShiftInput, line_zone, roster_service
 from app.staff.passwords import hash_password
 from app.staff.repository import StaffRepository
 from app.staff.service import staff_service
@@ -107,7 +113,7 @@ async def seed_demo(session: AsyncSession, lines_file: Path = LINES_FILE) -> lis
             staff.password_hash = hash_password(password)
             staff.is_active = True
         for line in person.lines:
-            await staff_service.set_membership(session, staff, line, on_duty=True)
+            await staff_service.set_membership(session, staff, line)
         what = person.role.value
         if person.qualification is not None:
             what = f"{person.qualification.value} on {', '.join(person.lines)}"
@@ -117,4 +123,116 @@ async def seed_demo(session: AsyncSession, lines_file: Path = LINES_FILE) -> lis
                 what += ", supervisor"
         accounts.append(DemoAccount(person.username, password, person.role, what))
     await session.flush()
+    await seed_roster(session)
     return accounts
+
+
+@dataclass(frozen=True, slots=True)
+class _DemoPattern:
+    line: str
+    name: str
+    weekdays: tuple[int, ...]
+    start: int
+    end: int
+    needed: int
+    # Everyone on every occurrence, and who is on the first two occurrences of each week.
+    weekly: tuple[str, ...]
+    some: tuple[str, ...] = ()
+
+
+PATTERNS = (
+    # The lines' published opening hours (config/lines.toml), with deliberate gaps to show.
+    _DemoPattern("support", "Evening", (0, 1, 2, 3), 18 * 60, 21 * 60, 2, ("anna",), ("bo",)),
+    _DemoPattern("youth", "Evening", (0, 2, 6), 19 * 60, 22 * 60, 2, ("cleo",)),
+)
+DEMO_SHIFT = "Demo shift"
+DEMO_SHIFT_MINUTES = 4 * 60
+
+
+async def seed_roster(session: AsyncSession) -> None:
+    """Weekly shifts for the demo lines, and a shift covering now for every demo counsellor.
+
+    Runs on every start of the demo: what is already there is kept, and a counsellor whose
+    roster does not cover now (the demo may start at any hour) gets a shift that does.
+    """
+    now = utcnow()
+    staff = {p.username: await StaffRepository(session).by_username(p.username) for p in PEOPLE}
+    coordinator = staff["ella"]
+    for spec in PATTERNS:
+        existing = [
+            p for p in await roster_service.patterns(session, spec.line) if p.name == spec.name
+        ]
+        pattern = (
+            existing[0]
+            if existing
+            else await roster_service.create_pattern(
+                session,
+                spec.line,
+                name=spec.name,
+                weekdays=spec.weekdays,
+                shift=ShiftInput(spec.start, spec.end),
+                needed=spec.needed,
+                valid_from=None,
+                valid_until=None,
+                now=now,
+            )
+        )
+        tz = line_zone(await roster_service.line(session, spec.line))
+        # From the day after tomorrow, so today's demo shift never collides with them.
+        starts_on = now.astimezone(tz).date() + timedelta(days=2)
+        for username in spec.weekly:
+            member = staff[username]
+            if member is not None:
+                with contextlib.suppress(RosterError):
+                    await roster_service.assign(
+                        session,
+                        staff_id=member.id,
+                        pattern_id=pattern.id,
+                        starts_on=starts_on,
+                        now=now,
+                    )
+        for username in spec.some:
+            member = staff[username]
+            if member is None:
+                continue
+            for offset in range(2, 16):
+                day = starts_on + timedelta(days=offset - 2)
+                if day.weekday() in spec.weekdays[:2]:
+                    with contextlib.suppress(RosterError):
+                        await roster_service.assign(
+                            session, staff_id=member.id, pattern_id=pattern.id, day=day, now=now
+                        )
+    for person in PEOPLE:
+        member = staff[person.username]
+        if member is None or person.role is not StaffRole.counsellor:
+            continue
+        for line_key in person.lines:
+            await _cover_now(session, member, line_key, coordinator, now)
+
+
+async def _cover_now(
+    session: AsyncSession, member: Staff, line_key: str, coordinator: Staff | None, now: datetime
+) -> None:
+    duty = await roster_service.duty(session, member.id, now)
+    if duty.until.get(line_key, 0.0) > now.timestamp():
+        return
+    line = await roster_service.line(session, line_key)
+    tz = line_zone(line)
+    local = now.astimezone(tz)
+    start = local.hour * 60
+    end = start + DEMO_SHIFT_MINUTES
+    shift = ShiftInput(start, end - 1440 if end > 1440 else end, ends_next_day=end > 1440)
+    extras = await ExtraShiftRepository(session).for_line(line_key, local.date(), local.date())
+    extra = next(
+        (e for e in extras if e.name == DEMO_SHIFT and e.start_minute == start), None
+    ) or await roster_service.create_extra(
+        session, line_key, name=DEMO_SHIFT, day=local.date(), shift=shift, needed=2, now=now
+    )
+    try:
+        await roster_service.assign(session, staff_id=member.id, extra_shift_id=extra.id, now=now)
+    except RosterError:
+        # Their weekly shift overlaps the demo shift: put them on duty until it ends instead.
+        _, ends_at = shift.times().window(local.date(), tz)
+        await roster_service.add_duty(
+            session, staff_id=member.id, line_key=line_key, until=ends_at, by=coordinator, now=now
+        )

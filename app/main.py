@@ -9,10 +9,13 @@ from fastapi import FastAPI
 
 from app.abuse.middleware import RequestLimits
 from app.chats import staff_ws, visitor_ws
+from app.kit.errors import ApiError, api_error_response
 from app.lines import endpoints as line_endpoints
+from app.roster import endpoints as roster_endpoints
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
+from app.stats import endpoints as stats_endpoints
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(staff_ws.router)
     app.include_router(staff_endpoints.router)
     app.include_router(line_endpoints.router)
+    app.include_router(roster_endpoints.router)
+    app.include_router(roster_endpoints.feeds)
+    app.include_router(stats_endpoints.router)
+    app.include_router(stats_endpoints.metrics_router)
+    app.add_exception_handler(ApiError, api_error_response)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -12,15 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.abuse.ratelimit import ClientHasher, RateLimiter
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
-from app.chats.background import Connections, run_closed_lines, run_deadlines, run_heartbeats
+from app.chats.background import (
+    Connections,
+    run_closed_lines,
+    run_deadlines,
+    run_duty,
+    run_heartbeats,
+)
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
 from app.kit.db import create_engine, create_sessionmaker
 from app.lines.directory import LineDirectory
+from app.roster.live import Openings
 from app.routing.positions import QueueWatch
 from app.routing.service import Router
 from app.settings import Settings
+from app.stats.counters import ChatCounters
 from app.stats.recorder import StatsRecorder
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,8 @@ class Runtime:
     recorder: StatsRecorder
     chats: ChatService
     rate_limiter: RateLimiter
+    openings: Openings
+    counters: ChatCounters
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -58,7 +68,8 @@ class Runtime:
         lines = LineDirectory(sessionmaker)
         keyring = KeyRing(parse_keks(settings.keks.get_secret_value()))
         transcript = Transcript(broker, EncryptedCodec(broker, keyring))
-        router = Router(broker, lines, settings)
+        counters = ChatCounters()
+        router = Router(broker, lines, settings, counters)
         recorder = StatsRecorder(sessionmaker)
         chats = ChatService(
             broker=broker,
@@ -67,6 +78,7 @@ class Runtime:
             router=router,
             recorder=recorder,
             settings=settings,
+            counters=counters,
         )
         return cls(
             settings=settings,
@@ -80,6 +92,8 @@ class Runtime:
             recorder=recorder,
             chats=chats,
             rate_limiter=RateLimiter(broker, ClientHasher(), settings.trusted_proxies),
+            openings=Openings(sessionmaker),
+            counters=counters,
         )
 
     async def start(self) -> None:
@@ -91,6 +105,7 @@ class Runtime:
             self.recorder.run(),
             run_deadlines(self),
             run_heartbeats(self),
+            run_duty(self),
             run_closed_lines(self),
         ):
             self.tasks.append(asyncio.create_task(job))

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # Used for the wait estimate until a line has finished chats to learn from.
     default_chat_minutes: float = Field(default=20.0, gt=0)
 
+    # Rosters: a counsellor is on duty from this long before an assigned shift starts until
+    # this long after it ends (so they can sign in early, and late visitors are answered).
+    duty_before_minutes: int = Field(default=5, ge=0, le=120)
+    duty_after_minutes: int = Field(default=0, ge=0, le=120)
+    # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
+    metrics_token: SecretStr | None = None
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.environment != "development":
@@ -83,6 +90,8 @@ class Settings(BaseSettings):
                     "LYKTA_KEKS still holds the published development KEK; "
                     "generate one with `lykta keys generate`"
                 )
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 24:
+            raise ValueError("LYKTA_METRICS_TOKEN must be at least 24 characters")
         from app.chats.crypto import KekConfigError, parse_keks
 
         try:

@@ -1,4 +1,4 @@
-"""Background work of every process: deadlines, heartbeats, and closing empty lines.
+"""Background work of every process: deadlines, heartbeats, duty, and closing empty lines.
 
 Deadlines live in the broker, so whichever process is alive handles them; heartbeats keep
 this process's counsellor connections counted as live.
@@ -7,13 +7,15 @@ this process's counsellor connections counted as live.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING
 
-from app.kit.clock import utcnow
+from app.broker.hub import Event
 from app.kit.db import unit_of_work
-from app.staff.service import staff_service
+from app.roster.live import ROSTER_CHANNEL, current_duty
 
 if TYPE_CHECKING:
     from app.chats.staff_ws import StaffSocket
@@ -50,8 +52,6 @@ async def run_deadlines(runtime: Runtime) -> None:
 
 async def run_heartbeats(runtime: Runtime) -> None:
     settings = runtime.settings
-    loop = asyncio.get_running_loop()
-    next_duty = loop.time() + DUTY_REFRESH_SECONDS
     while True:
         await asyncio.sleep(settings.heartbeat_seconds)
         try:
@@ -59,22 +59,61 @@ async def run_heartbeats(runtime: Runtime) -> None:
                 await runtime.broker.connect(
                     socket.staff.id, socket.id, settings.heartbeat_seconds * 3
                 )
-            if loop.time() >= next_duty:
-                next_duty = loop.time() + DUTY_REFRESH_SECONDS
-                await refresh_duty(runtime)
         except Exception:
             logger.exception("heartbeat failed")
 
 
-async def refresh_duty(runtime: Runtime) -> None:
-    """Re-read who is on duty where (it changes with the roster) for local counsellors."""
-    sockets = list(runtime.connections.staff.values())
+async def run_duty(runtime: Runtime) -> None:
+    """Keep local counsellors' duty current: when the roster changes, when a shift starts or
+    ends, and every minute. A presence's duty already ends when the shift ends, so routing
+    stops on time even before this catches up; this brings shifts that start, and the
+    counsellor's own view, up to date.
+    """
+    changed = asyncio.Event()
+
+    def on_roster_change(_event: Event) -> None:
+        runtime.openings.invalidate()
+        changed.set()
+
+    await runtime.broker.subscribe(ROSTER_CHANNEL, on_roster_change)
+    loop = asyncio.get_running_loop()
+    next_full = loop.time() + DUTY_REFRESH_SECONDS
+    try:
+        while True:
+            sockets = list(runtime.connections.staff.values())
+            now = time.time()
+            upcoming = [s.duty_next_change for s in sockets if s.duty_next_change is not None]
+            wait = min([runtime.settings.heartbeat_seconds, *(t - now for t in upcoming)])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=max(0.05, wait))
+            everyone = changed.is_set() or loop.time() >= next_full
+            changed.clear()
+            if loop.time() >= next_full:
+                next_full = loop.time() + DUTY_REFRESH_SECONDS
+            now = time.time()
+            due = [
+                s
+                for s in runtime.connections.staff.values()
+                if everyone or (s.duty_next_change is not None and s.duty_next_change <= now)
+            ]
+            try:
+                await refresh_duty(runtime, due)
+            except Exception:
+                logger.exception("duty refresh failed")
+                await asyncio.sleep(1.0)
+    finally:
+        await runtime.broker.unsubscribe(ROSTER_CHANNEL, on_roster_change)
+
+
+async def refresh_duty(runtime: Runtime, sockets: list[StaffSocket] | None = None) -> None:
+    """Re-read from the roster who is on duty where, for local counsellors."""
+    if sockets is None:
+        sockets = list(runtime.connections.staff.values())
     if not sockets:
         return
     async with unit_of_work(runtime.sessionmaker) as session:
-        now = utcnow()
         duties = {
-            s.staff.id: await staff_service.duty(session, uuid.UUID(s.staff.id), now)
+            s.staff.id: await current_duty(session, runtime.settings, uuid.UUID(s.staff.id))
             for s in sockets
         }
     for socket in sockets:

@@ -46,6 +46,7 @@ from app.routing.policy import can_take
 from app.routing.service import Router, duration_key
 from app.settings import Settings
 from app.staff.service import StaffContext
+from app.stats.counters import ChatCounters
 from app.stats.recorder import ChatFacts, StatsRecorder
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ class LineUnavailable:
     language: str
     reason: str  # "closed" or "full"
 
-    def frame(self) -> dict[str, Any]:
+    def frame(self, next_open_at: float | None = None) -> dict[str, Any]:
+        """The `line.closed` frame; `next_open_at` is when the roster next opens the line."""
         line = self.line
         return {
             "type": "line.closed",
@@ -83,6 +85,7 @@ class LineUnavailable:
             "message": line.text(line.closed_message, self.language),
             "alternatives": line.text(line.alternatives, self.language),
             "opening_hours": line.text(line.opening_hours, self.language),
+            "next_open_at": next_open_at if self.reason == "closed" else None,
         }
 
 
@@ -100,6 +103,7 @@ class ChatService:
         router: Router,
         recorder: StatsRecorder,
         settings: Settings,
+        counters: ChatCounters | None = None,
     ) -> None:
         self.broker = broker
         self.lines = lines
@@ -107,6 +111,7 @@ class ChatService:
         self.router = router
         self.recorder = recorder
         self.settings = settings
+        self.counters = counters or ChatCounters()
         router.auto_accept = self._auto_accept
 
     # Visitor side ---------------------------------------------------------------------------
@@ -117,6 +122,7 @@ class ChatService:
         line = self.lines.get(line_key)
         if line is None:
             return _err(ErrorCode.unknown_line, f"there is no line {line_key[:32]!r}", "start")
+        self.counters.chat_requested(line.key)
         fallback = language not in line.languages
         if fallback:
             language = line.languages[0]
@@ -124,6 +130,7 @@ class ChatService:
         is_open, _ = await self.router.line_status(line)
         if not is_open:
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.closed))
+            self.counters.chat_turned_away(line.key, "closed")
             return LineUnavailable(line, language, "closed")
         token = new_token()
         record = ChatRecord(
@@ -141,6 +148,7 @@ class ChatService:
         )
         if position is None:
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.full))
+            self.counters.chat_turned_away(line.key, "full")
             return LineUnavailable(line, language, "full")
         await self._queue_changed(line.key)
         return Started(record, token, position, fallback)
@@ -266,6 +274,8 @@ class ChatService:
                 return _err(ErrorCode.offer_not_found, "there is no such offer for you", "accept")
             return _err(ErrorCode.offer_expired, "the offer has expired", "accept")
         await self.broker.cancel(deadline_key(Deadline.offer, chat_id, staff_id))
+        if "answered_at" in changes:
+            self.counters.chat_answered(result.line)
         await self.broker.update_presence(staff_id, {"missed_offers": 0})
         await self._append(result, Entry(EntryKind.joined, now, name=alias, staff_id=staff_id))
         await self.broker.publish(
@@ -758,6 +768,8 @@ class ChatService:
             )
         else:
             outcome = ChatOutcome.closed if reason == "line_closed" else ChatOutcome.abandoned
+            if outcome is ChatOutcome.abandoned:
+                self.counters.chat_abandoned(record.line)
             facts = ChatFacts(
                 record.line, record.created_at, round(ended_at - record.created_at), None, outcome
             )

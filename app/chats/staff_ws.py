@@ -33,12 +33,13 @@ from app.chats.protocol import (
     Wrapup,
 )
 from app.chats.transcript import Audience, Entry, EntryKind
-from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token
 from app.models.enums import StaffRole
+from app.roster.live import current_duty
+from app.roster.service import Duty
 from app.routing.service import offer_event
-from app.staff.service import StaffContext, staff_service
+from app.staff.service import StaffContext
 from app.staff.sessions import staff_from_request
 
 if TYPE_CHECKING:
@@ -57,9 +58,9 @@ async def staff_socket(ws: WebSocket) -> None:
     async with unit_of_work(runtime.sessionmaker) as session:
         staff = await staff_from_request(ws, session)
         duty = (
-            await staff_service.duty(session, staff.id, utcnow())
+            await current_duty(session, runtime.settings, staff.id)
             if staff is not None and staff.role is StaffRole.counsellor
-            else {}
+            else Duty({}, None)
         )
     if staff is None:
         await ws.close(CLOSE_UNAUTHORISED, "sign in first")
@@ -80,9 +81,7 @@ def origin_allowed(origin: str | None, public_url: str) -> bool:
 
 
 class StaffSocket(ClientSocket):
-    def __init__(
-        self, ws: WebSocket, runtime: Runtime, staff: StaffContext, duty: dict[str, float]
-    ) -> None:
+    def __init__(self, ws: WebSocket, runtime: Runtime, staff: StaffContext, duty: Duty) -> None:
         settings = runtime.settings
         super().__init__(
             ws,
@@ -96,7 +95,10 @@ class StaffSocket(ClientSocket):
         )
         self.rt = runtime
         self.staff = staff
-        self.duty = duty
+        # Line → until when on duty (epoch seconds, 0 = not now), as in the presence.
+        self.duty = duty.until
+        # When duty changes next by the clock alone (a shift starts or ends), if ever.
+        self.duty_next_change = duty.next_change
         self.id = new_token()[:16]
         self.protocol = StaffConnection(
             rate=settings.staff_frame_rate,
@@ -212,16 +214,28 @@ class StaffSocket(ClientSocket):
         self.last_seq.pop(chat_id, None)
         self.out.delivered.pop(chat_id, None)
 
-    async def refresh_duty(self, duty: dict[str, float]) -> None:
-        """Called by the heartbeat with fresh duty from SQL."""
-        added = set(duty) - set(self.duty)
-        removed = set(self.duty) - set(duty)
-        self.duty = duty
-        await self.rt.broker.update_presence(self.staff.id, {"duty": duty})
+    async def refresh_duty(self, duty: Duty) -> None:
+        """Called in the background with fresh duty from the roster."""
+        now = time.time()
+        before = self.duty
+        after = duty.until
+        added = set(after) - set(before)
+        removed = set(before) - set(after)
+        self.duty = after
+        self.duty_next_change = duty.next_change
+        await self.rt.broker.update_presence(self.staff.id, {"duty": after})
         for line in removed:
             await self.rt.queue_watch.remove_watcher(line, self.out.frame)
         for line in added:
             await self.rt.queue_watch.add_watcher(line, self.out.frame)
+        shown = {k: self._line_info(k, v, now) for k, v in before.items()}
+        fresh = {k: self._line_info(k, v, now) for k, v in after.items()}
+        if shown != fresh:
+            self.out.frame({"type": "duty", "lines": [fresh[k] for k in sorted(fresh)]})
+            for line in after:
+                # Someone came on or went off duty: route and update queue estimates now.
+                self.rt.router.kick(line)
+                self.rt.queue_watch.changed(line)
 
     # Incoming frames ------------------------------------------------------------------------
 

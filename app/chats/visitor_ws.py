@@ -141,7 +141,7 @@ class VisitorSocket(ClientSocket):
             self.out.frame(result.frame())
             return
         if isinstance(result, LineUnavailable):
-            self.out.frame(result.frame())
+            self.out.frame(await self._closed_frame(result))
             return
         record = result.record
         await self._enter(record.id, record.line, record.language, 0)
@@ -258,9 +258,16 @@ class VisitorSocket(ClientSocket):
             config = self.rt.lines.get(self.line) if self.line is not None else None
             if entry.reason == "line_closed" and config is not None:
                 language = self.language or config.languages[0]
-                frames.insert(0, LineUnavailable(config, language, "closed").frame())
+                closed = LineUnavailable(config, language, "closed")
+                frames.insert(0, await self._closed_frame(closed))
             self.protocol.ended()
             await self._leave(disconnected=False)
+
+    async def _closed_frame(self, closed: LineUnavailable) -> Frame:
+        """`line.closed`, with when the roster next opens the line."""
+        if closed.reason != "closed":
+            return closed.frame()
+        return closed.frame(await self.rt.openings.next_open_at(closed.line.key))
 
     async def _current_line(self) -> str | None:
         if self.chat_id is None:

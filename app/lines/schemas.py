@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.models.enums import Qualification
+from app.roster.occurrences import zone
+
+
+def _known_zone(name: str) -> str:
+    zone(name)
+    return name
+
+
+# An IANA time zone name such as "Europe/Stockholm"; unknown names are refused.
+TimeZoneName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_zone)
+]
+DEFAULT_TIME_ZONE = "Europe/Stockholm"
 
 LineKeyStr = Annotated[
     str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
@@ -40,6 +60,10 @@ class LineSettings(BaseModel):
     wrapup_outcomes: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=50)
     ] = Field(default_factory=list)
+    # The roster's shift times are wall-clock times in this zone.
+    time_zone: TimeZoneName = DEFAULT_TIME_ZONE
+    # Counsellors who work on the line may sign up for open places on its shifts.
+    roster_signup: bool = False
 
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:
@@ -66,3 +90,7 @@ class PublicLine(BaseModel):
     closed_message: dict[str, str]
     alternatives: dict[str, str]
     max_message_length: int
+    # When the roster next opens the line (epoch seconds), while it is closed; null if open
+    # or nothing is planned in the coming weeks.
+    next_open_at: float | None = None
+    time_zone: str

@@ -35,6 +35,8 @@ class LineConfig:
     opening_hours: dict[str, str]
     wrapup_topics: tuple[str, ...]
     wrapup_outcomes: tuple[str, ...]
+    time_zone: str = "Europe/Stockholm"
+    roster_signup: bool = False
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -55,6 +57,8 @@ class LineConfig:
             opening_hours=dict(line.opening_hours),
             wrapup_topics=tuple(line.wrapup_topics),
             wrapup_outcomes=tuple(line.wrapup_outcomes),
+            time_zone=line.time_zone,
+            roster_signup=line.roster_signup,
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:

@@ -1,19 +1,41 @@
 """ORM models, one per module; importing this package registers them all on the metadata."""
 
+from app.models.calendar_feed import CalendarFeed
 from app.models.chat_statistic import ChatStatistic
-from app.models.enums import ChatOutcome, Qualification, StaffRole
+from app.models.drop_request import DropRequest
+from app.models.duty_addition import DutyAddition
+from app.models.enums import (
+    AssignmentSource,
+    ChatOutcome,
+    DropState,
+    Qualification,
+    StaffRole,
+)
+from app.models.extra_shift import ExtraShift
 from app.models.line import Line
 from app.models.line_membership import LineMembership
+from app.models.roster_closure import RosterClosure
+from app.models.shift_assignment import ShiftAssignment
+from app.models.shift_pattern import ShiftPattern
 from app.models.staff import Staff
 from app.models.staff_session import StaffSession
 from app.models.wrapup import Wrapup
 
 __all__ = [
+    "AssignmentSource",
+    "CalendarFeed",
     "ChatOutcome",
     "ChatStatistic",
+    "DropRequest",
+    "DropState",
+    "DutyAddition",
+    "ExtraShift",
     "Line",
     "LineMembership",
     "Qualification",
+    "RosterClosure",
+    "ShiftAssignment",
+    "ShiftPattern",
     "Staff",
     "StaffRole",
     "StaffSession",

@@ -30,3 +30,16 @@ class ChatOutcome(StrEnum):
     abandoned = "abandoned"
     closed = "closed"
     full = "full"
+
+
+class AssignmentSource(StrEnum):
+    """Who put a staff member on a shift."""
+
+    coordinator = "coordinator"
+    signup = "signup"
+
+
+class DropState(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    rejected = "rejected"

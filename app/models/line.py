@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.clock import utcnow
@@ -46,5 +46,11 @@ class Line(Base):
     opening_hours: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     wrapup_topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     wrapup_outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Shift times of the line's roster are wall-clock times in this IANA zone.
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default="Europe/Stockholm", server_default="Europe/Stockholm"
+    )
+    # Counsellors may sign themselves up for open places on this line's shifts.
+    roster_signup: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Boolean, ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.db import Base
 
 
 class LineMembership(Base):
-    """A counsellor works on a line; `on_duty` stands in for the roster until rosters exist."""
+    """A counsellor works on a line: they see its queue and may sign up for its shifts.
+
+    Whether they are on duty there comes from the roster (app/roster), not from here.
+    """
 
     __tablename__ = "line_memberships"
 
@@ -19,4 +22,3 @@ class LineMembership(Base):
     line_key: Mapped[str] = mapped_column(
         String(32), ForeignKey("lines.key", ondelete="CASCADE"), primary_key=True
     )
-    on_duty: Mapped[bool] = mapped_column(Boolean, default=False)

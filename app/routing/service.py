@@ -20,6 +20,7 @@ from app.lines.directory import LineDirectory
 from app.lines.service import LineConfig
 from app.routing.policy import Candidate, can_take, choose, mean, on_duty
 from app.settings import Settings
+from app.stats.counters import ChatCounters
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,15 @@ def duration_key(line: str) -> str:
 
 
 class Router:
-    def __init__(self, broker: Broker, lines: LineDirectory, settings: Settings) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        lines: LineDirectory,
+        settings: Settings,
+        counters: ChatCounters | None = None,
+    ) -> None:
         self._broker = broker
+        self._counters = counters or ChatCounters()
         self._lines = lines
         self._settings = settings
         self._pending: set[str] = set()
@@ -131,6 +139,7 @@ class Router:
             if isinstance(result, Refusal):
                 continue
             offers += 1
+            self._counters.offer_made(line.key)
             pick.presence.last_offer_at = now
             candidates[index] = Candidate(pick.presence, pick.connected, pick.load + 1)
             await self._broker.update_presence(pick.staff_id, {"last_offer_at": now})

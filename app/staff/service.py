@@ -19,9 +19,6 @@ from app.staff.repository import (
     StaffSessionRepository,
 )
 
-# How far ahead an on-duty flag counts; presence is refreshed long before this runs out.
-DUTY_FLAG_HORIZON = timedelta(hours=1)
-
 
 @dataclass(frozen=True, slots=True)
 class StaffContext:
@@ -159,25 +156,14 @@ class StaffService:
             await repository.delete(record)
 
     async def set_membership(
-        self, session: AsyncSession, staff: Staff, line_key: str, *, on_duty: bool
+        self, session: AsyncSession, staff: Staff, line_key: str
     ) -> LineMembership:
+        """The staff member works on the line (duty there comes from the roster)."""
         repository = LineMembershipRepository(session)
         membership = await repository.get_pair(staff.id, line_key)
         if membership is None:
-            return await repository.add(
-                LineMembership(staff_id=staff.id, line_key=line_key, on_duty=on_duty)
-            )
-        membership.on_duty = on_duty
-        await session.flush()
+            return await repository.add(LineMembership(staff_id=staff.id, line_key=line_key))
         return membership
-
-    async def duty(
-        self, session: AsyncSession, staff_id: uuid.UUID, now: datetime
-    ) -> dict[str, float]:
-        """Lines the counsellor works on → until when they are on duty there (0 = not now)."""
-        memberships = await LineMembershipRepository(session).for_staff(staff_id)
-        horizon = (now + DUTY_FLAG_HORIZON).timestamp()
-        return {m.line_key: horizon if m.on_duty else 0.0 for m in memberships}
 
 
 staff_service = StaffService()

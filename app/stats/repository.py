@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.repository import RepositoryBase
 from app.models import ChatStatistic, Wrapup
+from app.models.enums import ChatOutcome
+from app.stats.demand import StatRow
 
 
 class ChatStatisticRepository(RepositoryBase[ChatStatistic]):
@@ -19,3 +25,23 @@ class ChatStatisticRepository(RepositoryBase[ChatStatistic]):
 
 class WrapupRepository(RepositoryBase[Wrapup]):
     model = Wrapup
+
+
+async def statistic_rows(
+    session: AsyncSession, line_keys: Sequence[str] | None, start: datetime, end: datetime
+) -> list[StatRow]:
+    """Rows of chats that started in [start, end), for some lines or all."""
+    statement = select(
+        ChatStatistic.line_key,
+        ChatStatistic.hour,
+        ChatStatistic.outcome,
+        ChatStatistic.waited_seconds,
+        ChatStatistic.duration_seconds,
+    ).where(ChatStatistic.hour >= start, ChatStatistic.hour < end)
+    if line_keys is not None:
+        statement = statement.where(ChatStatistic.line_key.in_(line_keys))
+    result = await session.execute(statement)
+    return [
+        StatRow(line, hour, ChatOutcome(outcome), waited, duration)
+        for line, hour, outcome, waited, duration in result.all()
+    ]

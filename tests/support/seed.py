@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.lines.schemas import LineSettings
 from app.lines.service import line_service
 from app.models.enums import Qualification, StaffRole
+from app.roster.service import roster_service
 from app.runtime import Runtime
 from app.staff.service import staff_service
 
@@ -66,5 +69,15 @@ async def add_counsellor(
             peer=peer,
         )
         for line in lines:
-            await staff_service.set_membership(session, staff, line, on_duty=on_duty)
+            await staff_service.set_membership(session, staff, line)
+            if on_duty:
+                # As a coordinator would: on duty from now, for longer than any test runs.
+                await roster_service.add_duty(
+                    session,
+                    staff_id=staff.id,
+                    line_key=line,
+                    until=utcnow() + timedelta(hours=12),
+                    by=None,
+                    now=utcnow(),
+                )
         return str(staff.id)

@@ -1,0 +1,1 @@
+"""Rosters: shift patterns, extra shifts, closures, assignments, duty, coverage, calendars."""

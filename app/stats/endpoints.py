@@ -1,0 +1,201 @@
+"""Statistics for coordinators: demand by hour of week, CSV export, Prometheus metrics."""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.deps import RuntimeDep, SessionDep
+from app.kit.clock import utcnow
+from app.kit.errors import ApiError
+from app.roster.access import StatisticsReader
+from app.roster.occurrences import WEEKDAYS, zone
+from app.roster.repository import RosterLookups
+from app.stats.demand import (
+    Bucket,
+    by_hour_of_week,
+    by_line_and_hour,
+    hours_in_period,
+    period_bounds,
+)
+from app.stats.metrics import exposition
+from app.stats.repository import statistic_rows
+from app.stats.schemas import DemandOut, DemandTotals, HourDemand
+
+router = APIRouter(prefix="/api/stats", tags=["statistics"])
+metrics_router = APIRouter()
+
+# The longest period one request may cover.
+MAX_PERIOD_DAYS = 400
+# Without ?from=, demand covers this many weeks up to yesterday.
+DEFAULT_WEEKS = 8
+
+FromDay = Annotated[date | None, Query(alias="from")]
+ToDay = Annotated[date | None, Query(alias="to")]
+
+
+def _period(first: date | None, last: date | None, today: date) -> tuple[date, date]:
+    last = last or today - timedelta(days=1)
+    first = first or last - timedelta(days=DEFAULT_WEEKS * 7 - 1)
+    if last < first:
+        raise ApiError("invalid_range", "'to' is before 'from'")
+    if (last - first).days >= MAX_PERIOD_DAYS:
+        raise ApiError("invalid_range", f"ask for at most {MAX_PERIOD_DAYS} days at a time")
+    return first, last
+
+
+@router.get("/lines/{key}/demand", response_model=DemandOut)
+async def demand(
+    key: str,
+    _: StatisticsReader,
+    session: SessionDep,
+    first: FromDay = None,
+    last: ToDay = None,
+) -> DemandOut:
+    """Chats requested, answered, abandoned and waits by local hour of the week over a period."""
+    line = await RosterLookups(session).line(key)
+    if line is None:
+        raise ApiError("unknown_line", "there is no such line", 404)
+    tz = zone(line.time_zone)
+    first, last = _period(first, last, utcnow().astimezone(tz).date())
+    start, end = period_bounds(first, last, tz)
+    rows = await statistic_rows(session, [key], start, end)
+    buckets = by_hour_of_week(rows, tz)
+    weeks = hours_in_period(start, end, tz)
+    total = Bucket()
+    for row in rows:
+        total.add(row)
+    return DemandOut(
+        line=key,
+        time_zone=line.time_zone,
+        first_day=first,
+        last_day=last,
+        hours=[
+            HourDemand(
+                hour_of_week=index,
+                weekday=WEEKDAYS[index // 24],
+                hour=index % 24,
+                weeks=weeks[index],
+                requested=bucket.requested,
+                answered=bucket.answered,
+                abandoned=bucket.abandoned,
+                turned_away=bucket.closed + bucket.full,
+                requested_per_week=round(bucket.requested / weeks[index], 3)
+                if weeks[index]
+                else 0.0,
+                median_wait_seconds=bucket.median_wait,
+                p90_wait_seconds=bucket.p90_wait,
+            )
+            for index, bucket in enumerate(buckets)
+        ],
+        totals=DemandTotals(
+            requested=total.requested,
+            answered=total.answered,
+            abandoned=total.abandoned,
+            turned_away=total.closed + total.full,
+            median_wait_seconds=total.median_wait,
+            p90_wait_seconds=total.p90_wait,
+        ),
+    )
+
+
+CSV_COLUMNS = (
+    "line",
+    "hour_utc",
+    "local_date",
+    "local_hour",
+    "weekday",
+    "requested",
+    "answered",
+    "abandoned",
+    "closed",
+    "full",
+    "median_wait_seconds",
+    "p90_wait_seconds",
+    "mean_duration_seconds",
+)
+
+
+@router.get("/export.csv")
+async def export_csv(
+    _: StatisticsReader,
+    session: SessionDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    line: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """Hourly aggregates per line (never one row per chat), for spreadsheets."""
+    lookups = RosterLookups(session)
+    if line is not None and await lookups.line(line) is None:
+        raise ApiError("unknown_line", "there is no such line", 404)
+    today = utcnow().date()
+    first, last = _period(first, last, today)
+    # Dates are taken in UTC here: an export may hold lines of several time zones.
+    start, end = period_bounds(first, last, zone("UTC"))
+    rows = await statistic_rows(session, [line] if line else None, start, end)
+    lines = await lookups.lines({row.line for row in rows})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for (key, hour), bucket in by_line_and_hour(rows).items():
+        known = lines.get(key)
+        local = hour.astimezone(zone(known.time_zone) if known else zone("UTC"))
+        writer.writerow(
+            [
+                key,
+                hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                local.date().isoformat(),
+                local.hour,
+                WEEKDAYS[local.weekday()],
+                bucket.requested,
+                bucket.answered,
+                bucket.abandoned,
+                bucket.closed,
+                bucket.full,
+                _number(bucket.median_wait),
+                _number(bucket.p90_wait),
+                _number(bucket.mean_duration),
+            ]
+        )
+    name = f"lykta-statistics-{first.isoformat()}-{last.isoformat()}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else f"{value:.1f}"
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus text format; needs `Authorization: Bearer <LYKTA_METRICS_TOKEN>`."""
+    token = runtime.settings.metrics_token
+    if token is None:
+        return JSONResponse({"detail": "metrics are off; set LYKTA_METRICS_TOKEN"}, 404)
+    given = request.headers.get("authorization", "")
+    expected = f"Bearer {token.get_secret_value()}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return JSONResponse(
+            {"detail": "a valid bearer token is required"},
+            401,
+            headers={"www-authenticate": 'Bearer realm="metrics"'},
+        )
+    body = await exposition(
+        broker=runtime.broker,
+        lines=runtime.lines,
+        router=runtime.router,
+        sessionmaker=runtime.sessionmaker,
+        counters=runtime.counters,
+    )
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

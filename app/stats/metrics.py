@@ -1,0 +1,139 @@
+"""Prometheus metrics: queue lengths, duty, offers and chat outcomes. Nothing per visitor.
+
+Counters count what happened in this process since it started (Prometheus sums them over
+processes and copes with restarts); gauges are read from the broker and the roster when
+scraped, so every process reports the same, global values for them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.broker.base import Broker
+from app.broker.records import StaffStatus, queued_at_of
+from app.kit.clock import utcnow
+from app.kit.db import unit_of_work
+from app.lines.directory import LineDirectory
+from app.roster.repository import RosterLookups
+from app.roster.service import roster_service
+from app.routing.policy import on_duty
+from app.routing.service import Router
+from app.stats.counters import ChatCounters
+
+
+class _Snapshot(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _counter(name: str, doc: str, values: Counter[str], lines: Iterable[str]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=["line"])
+    for line in sorted(set(lines) | set(values)):
+        family.add_metric([line], values.get(line, 0))
+    return family
+
+
+async def exposition(
+    *,
+    broker: Broker,
+    lines: LineDirectory,
+    router: Router,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    counters: ChatCounters,
+) -> bytes:
+    """The metrics in the Prometheus text format."""
+    keys = sorted(lines.keys())
+    now = await broker.now()
+    gauges = {
+        "queue": GaugeMetricFamily(
+            "lykta_queue_length", "Chats waiting in the line's queue.", labels=["line"]
+        ),
+        "oldest": GaugeMetricFamily(
+            "lykta_queue_longest_wait_seconds",
+            "How long the longest-waiting chat in the queue has waited.",
+            labels=["line"],
+        ),
+        "on_duty": GaugeMetricFamily(
+            "lykta_counsellors_on_duty",
+            "Connected counsellors on duty on the line (any status).",
+            labels=["line"],
+        ),
+        "available": GaugeMetricFamily(
+            "lykta_counsellors_available",
+            "Connected counsellors on duty on the line and available.",
+            labels=["line"],
+        ),
+        "open": GaugeMetricFamily(
+            "lykta_line_open", "1 when the line takes chats.", labels=["line"]
+        ),
+        "needed": GaugeMetricFamily(
+            "lykta_roster_needed",
+            "Counsellors the roster needs on the line's shifts right now.",
+            labels=["line"],
+        ),
+        "assigned": GaugeMetricFamily(
+            "lykta_roster_assigned",
+            "Counsellors the roster has on the line's shifts right now.",
+            labels=["line"],
+        ),
+    }
+    staffing: dict[str, tuple[int, int]] = {}
+    async with unit_of_work(sessionmaker) as session:
+        rows = await RosterLookups(session).lines(keys)
+        moment = utcnow()
+        for key, line in rows.items():
+            staffing[key] = await roster_service.staffed_now(session, line, moment)
+    for key in keys:
+        queued = await broker.queue(key)
+        candidates = await router.candidates(key)
+        duty = [c for c in candidates if c.connected and on_duty(c.presence, key, now)]
+        available = [c for c in duty if c.presence.status is StaffStatus.available]
+        oldest = min((queued_at_of(score) for _, score in queued), default=now)
+        needed, assigned = staffing.get(key, (0, 0))
+        gauges["queue"].add_metric([key], len(queued))
+        gauges["oldest"].add_metric([key], max(0.0, now - oldest))
+        gauges["on_duty"].add_metric([key], len(duty))
+        gauges["available"].add_metric([key], len(available))
+        gauges["open"].add_metric([key], 1 if available else 0)
+        gauges["needed"].add_metric([key], needed)
+        gauges["assigned"].add_metric([key], assigned)
+    turned_away = CounterMetricFamily(
+        "lykta_chats_turned_away",
+        "Visitors told at once that nobody can answer (closed: nobody on duty; full: queue full).",
+        labels=["line", "reason"],
+    )
+    for key in keys:
+        for reason in ("closed", "full"):
+            turned_away.add_metric([key, reason], counters.turned_away.get((key, reason), 0))
+    families: list[Metric] = [
+        *gauges.values(),
+        _counter(
+            "lykta_chats_requested", "Visitors who asked for a chat.", counters.requested, keys
+        ),
+        _counter("lykta_offers", "Chats offered to a counsellor.", counters.offers, keys),
+        _counter(
+            "lykta_chats_answered",
+            "Chats a counsellor answered (first answer only).",
+            counters.answered,
+            keys,
+        ),
+        _counter(
+            "lykta_chats_abandoned",
+            "Chats the visitor left while still waiting in the queue.",
+            counters.abandoned,
+            keys,
+        ),
+        turned_away,
+    ]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    return generate_latest(registry)
