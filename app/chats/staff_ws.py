@@ -99,6 +99,8 @@ class StaffSocket(ClientSocket):
         self.duty = duty.until
         # When duty changes next by the clock alone (a shift starts or ends), if ever.
         self.duty_next_change = duty.next_change
+        # What the client was last told about its lines (hello or duty frames).
+        self.duty_shown: list[dict[str, Any]] = []
         self.id = new_token()[:16]
         self.protocol = StaffConnection(
             rate=settings.staff_frame_rate,
@@ -180,9 +182,7 @@ class StaffSocket(ClientSocket):
                     "supervisor": staff.supervisor,
                 },
                 "status": presence.status.value if presence else "away",
-                "lines": [
-                    self._line_info(key, until, now) for key, until in sorted(self.duty.items())
-                ],
+                "lines": self._lines_info(now),
                 "chats": [chat_summary(r, now) for r in open_chats],
                 "offers": offers,
             }
@@ -192,6 +192,12 @@ class StaffSocket(ClientSocket):
         if presence is not None and presence.status is StaffStatus.available:
             for key in self.duty:
                 self.rt.router.kick(key)
+
+    def _lines_info(self, now: float) -> list[dict[str, Any]]:
+        self.duty_shown = [
+            self._line_info(key, until, now) for key, until in sorted(self.duty.items())
+        ]
+        return self.duty_shown
 
     def _line_info(self, key: str, until: float, now: float) -> dict[str, Any]:
         line = self.rt.lines.get(key)
@@ -228,10 +234,9 @@ class StaffSocket(ClientSocket):
             await self.rt.queue_watch.remove_watcher(line, self.out.frame)
         for line in added:
             await self.rt.queue_watch.add_watcher(line, self.out.frame)
-        shown = {k: self._line_info(k, v, now) for k, v in before.items()}
-        fresh = {k: self._line_info(k, v, now) for k, v in after.items()}
-        if shown != fresh:
-            self.out.frame({"type": "duty", "lines": [fresh[k] for k in sorted(fresh)]})
+        shown = self.duty_shown
+        if self._lines_info(now) != shown:
+            self.out.frame({"type": "duty", "lines": self.duty_shown})
             for line in after:
                 # Someone came on or went off duty: route and update queue estimates now.
                 self.rt.router.kick(line)
