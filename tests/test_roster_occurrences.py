@@ -35,11 +35,10 @@ from app.stats.demand import (
 )
 
 STOCKHOLM = zone("Europe/Stockholm")
-MINUTE = 60
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def pattern(

@@ -855,7 +855,8 @@ class RosterService:
             DutyAddition(
                 staff_id=staff.id,
                 line_key=line.key,
-                starts_at=now,
+                # Whole seconds, as calendars and the console show them.
+                starts_at=now.replace(microsecond=0),
                 ends_at=until,
                 created_by=by.id if by else None,
             )

@@ -33,7 +33,7 @@ metrics_router = APIRouter()
 
 # The longest period one request may cover.
 MAX_PERIOD_DAYS = 400
-# Without ?from=, demand covers this many weeks up to yesterday.
+# Without ?from=, a period covers this many weeks up to today.
 DEFAULT_WEEKS = 8
 
 FromDay = Annotated[date | None, Query(alias="from")]
@@ -41,7 +41,7 @@ ToDay = Annotated[date | None, Query(alias="to")]
 
 
 def _period(first: date | None, last: date | None, today: date) -> tuple[date, date]:
-    last = last or today - timedelta(days=1)
+    last = last or today
     first = first or last - timedelta(days=DEFAULT_WEEKS * 7 - 1)
     if last < first:
         raise ApiError("invalid_range", "'to' is before 'from'")
