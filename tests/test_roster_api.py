@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from app.kit.db import unit_of_work
+from app.kit.migrate import upgrade
 from app.models import (
     DropRequest,
     DutyAddition,
@@ -23,7 +27,9 @@ from app.models import (
 )
 from app.models.enums import Qualification
 from app.runtime import Runtime
+from app.settings import Settings
 from tests.conftest import ServerFactory
+from tests.support.postgres import fresh_database
 from tests.support.roster import (
     add_staff,
     around_now,
@@ -32,7 +38,7 @@ from tests.support.roster import (
     problem,
 )
 from tests.support.seed import add_counsellor, add_line
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, run_server
 
 EVENING = {"weekdays": ["mon", "tue", "wed", "thu"], "start": "18:00", "end": "21:00"}
 
@@ -480,3 +486,50 @@ async def test_a_roster_endpoint_flood_is_refused(lykta: ServerFactory) -> None:
             ]
         # Sign-ins are limited apart; every other request of the client counts.
         assert statuses == [200] * 8 + [429] * 2
+
+
+@pytest.mark.postgres
+async def test_the_roster_on_postgresql(settings_for: Callable[..., Settings]) -> None:
+    """The same week, refusals and sign-up lock on PostgreSQL (row locks, dates, constraints)."""
+    async with fresh_database() as url:
+        await upgrade(url)
+        async with run_server(settings_for(database_url=url)) as server:
+            await test_a_week_of_needed_against_assigned_with_gaps(server)
+            async with http_as(server, "ella") as ella:
+                pattern = (await ella.get("/api/roster/lines/support/patterns")).json()[0]["id"]
+                anna = next(
+                    s["staff_id"]
+                    for s in (
+                        await ella.get(
+                            "/api/roster/lines/support/week",
+                            params={"date": future_monday().isoformat()},
+                        )
+                    ).json()["occurrences"][0]["staff"]
+                )
+                before = await row_counts(server.runtime)
+                again = await assign(ella, staff_id=anna, pattern_id=pattern)
+                problem(again, 409, "already_assigned")
+                assert await row_counts(server.runtime) == before
+
+                # Two counsellors take the last place at the same moment: one gets it.
+                await add_counsellor(server.runtime, "dag", on_duty=False)
+                await ella.patch("/api/roster/lines/support", json={"signup": True})
+                extra = (
+                    await ella.post(
+                        "/api/roster/lines/support/extra-shifts",
+                        json={
+                            "date": future_monday().isoformat(),
+                            "start": "08:00",
+                            "end": "09:00",
+                        },
+                    )
+                ).json()
+                async with http_as(server, "bo") as bo, http_as(server, "dag") as dag:
+                    results = await asyncio.gather(
+                        *(
+                            who.post("/api/roster/me/signups", json={"extra_shift_id": extra["id"]})
+                            for who in (bo, dag)
+                        )
+                    )
+                assert sorted(r.status_code for r in results) == [201, 409]
+                problem(next(r for r in results if r.status_code == 409), 409, "shift_full")
