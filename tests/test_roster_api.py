@@ -174,6 +174,9 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(server: RunningS
             dag = await session.get(Staff, uuid.UUID(ids["dag"]))
             assert dag is not None
             dag.is_active = False
+        saturday = {"weekdays": ["sat"], "start": "10:00", "end": "12:00"}
+        spring = await create_pattern(ella, **saturday, valid_until="2030-05-31")
+        await create_pattern(ella, **saturday, valid_from="2030-06-01")
         before = await row_counts(rt)
 
         url = "/api/roster/lines/support/patterns"
@@ -298,6 +301,10 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(server: RunningS
             await ella.get("/api/roster/lines/support/week", params={"date": "soon"})
         ).status_code == 422
 
+        longer = await ella.patch(f"/api/roster/patterns/{spring}", json={"valid_until": None})
+        problem(longer, 409, "overlapping_pattern")
+        kept = (await ella.get(f"/api/roster/patterns/{spring}")).json()
+        assert kept["valid_until"] == "2030-05-31"
         assert await row_counts(rt) == before
 
 

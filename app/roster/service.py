@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -335,16 +335,7 @@ class RosterService:
         candidate = PatternSpec(
             "new", frozenset(day_numbers), times, start_day, valid_until, needed
         )
-        for other in await PatternRepository(session).for_line(line_key):
-            clash = self._patterns_clash(candidate, pattern_spec(other), tz)
-            if clash is not None:
-                label = other.name or f"{', '.join(WEEKDAYS[d] for d in other.weekdays)}"
-                raise _conflict(
-                    "overlapping_pattern",
-                    f"it overlaps the pattern {label!r} "
-                    f"({format_minute(other.start_minute)}–{format_minute(other.end_minute)}) "
-                    f"on {clash.isoformat()}",
-                )
+        await self._refuse_overlaps(session, candidate, line_key)
         return await PatternRepository(session).add(
             ShiftPattern(
                 line_key=line_key,
@@ -358,6 +349,29 @@ class RosterService:
                 valid_until=valid_until,
             )
         )
+
+    async def _refuse_overlaps(
+        self,
+        session: AsyncSession,
+        candidate: PatternSpec,
+        line_key: str,
+        skip: uuid.UUID | None = None,
+    ) -> None:
+        """Refuse a pattern whose shifts would overlap another pattern of the same line."""
+        line = await self.line(session, line_key)
+        tz = line_zone(line)
+        for other in await PatternRepository(session).for_line(line_key):
+            if other.id == skip:
+                continue
+            clash = self._patterns_clash(candidate, pattern_spec(other), tz)
+            if clash is not None:
+                label = other.name or f"{', '.join(WEEKDAYS[d] for d in other.weekdays)}"
+                raise _conflict(
+                    "overlapping_pattern",
+                    f"it overlaps the pattern {label!r} "
+                    f"({format_minute(other.start_minute)}–{format_minute(other.end_minute)}) "
+                    f"on {clash.isoformat()}",
+                )
 
     def _patterns_clash(self, a: PatternSpec, b: PatternSpec, tz: ZoneInfo) -> date | None:
         """The first local date on which the two patterns' shifts overlap, if any."""
@@ -396,6 +410,16 @@ class RosterService:
             assert valid_until is None or isinstance(valid_until, date)
             if valid_until is not None and valid_until < pattern.valid_from:
                 raise RosterError("invalid_dates", "valid_until is before valid_from")
+            longer = valid_until is None or (
+                pattern.valid_until is not None and valid_until > pattern.valid_until
+            )
+            if longer:
+                await self._refuse_overlaps(
+                    session,
+                    replace(pattern_spec(pattern), valid_until=valid_until),
+                    pattern.line_key,
+                    skip=pattern.id,
+                )
             pattern.valid_until = valid_until
         await session.flush()
         return pattern

@@ -11,6 +11,7 @@ import json
 import sys
 import urllib.request
 import uuid
+from datetime import datetime
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,10 +71,14 @@ def describe(frame: dict[str, Any]) -> str | None:
     if kind == "chat.ended":
         return f"(the chat has ended: {frame['reason']})"
     if kind == "line.closed":
+        opens = frame.get("next_open_at")
+        when = f"\n(it opens again {_local_time(opens)})" if isinstance(opens, int | float) else ""
         return (
             f"(the line is {frame['reason']}) {frame['message']}\n"
-            f"{frame['alternatives']}\n{frame['opening_hours']}"
+            f"{frame['alternatives']}\n{frame['opening_hours']}{when}"
         )
+    if kind == "duty":
+        return f"(lines: {_duty_lines(frame['lines'])})"
     if kind == "typing":
         return f"({frame['sender']} is typing…)" if frame["typing"] else None
     if kind == "error":
@@ -81,6 +86,20 @@ def describe(frame: dict[str, Any]) -> str | None:
     if kind in ("pong", "message.ack", "hello", "synced", "queue.summary"):
         return None
     return f"<{json.dumps(frame, ensure_ascii=False)}>"
+
+
+def _local_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%a %d %b %H:%M")
+
+
+def _duty_lines(lines: list[dict[str, Any]]) -> str:
+    """'support (on duty) until Mon 30 Mar 21:00, youth'."""
+    return ", ".join(
+        f"{x['key']} (on duty) until {_local_time(x['on_duty_until'])}"
+        if x["on_duty"] and x.get("on_duty_until")
+        else f"{x['key']}{' (on duty)' if x['on_duty'] else ''}"
+        for x in lines
+    )
 
 
 async def run_visitor(base: str, line: str, language: str) -> int:
@@ -168,9 +187,7 @@ async def run_counsellor(base: str, username: str, password: str) -> int:
                 frame = json.loads(raw)
                 kind = frame.get("type")
                 if kind == "hello":
-                    lines = ", ".join(
-                        f"{x['key']}{' (on duty)' if x['on_duty'] else ''}" for x in frame["lines"]
-                    )
+                    lines = _duty_lines(frame["lines"])
                     show(
                         f"(lines: {lines}; status {frame['status']}; type /available to take chats)"
                     )
