@@ -174,7 +174,7 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(server: RunningS
             dag = await session.get(Staff, uuid.UUID(ids["dag"]))
             assert dag is not None
             dag.is_active = False
-        saturday = {"weekdays": ["sat"], "start": "10:00", "end": "12:00"}
+        saturday: dict[str, Any] = {"weekdays": ["sat"], "start": "10:00", "end": "12:00"}
         spring = await create_pattern(ella, **saturday, valid_until="2030-05-31")
         await create_pattern(ella, **saturday, valid_from="2030-06-01")
         before = await row_counts(rt)
