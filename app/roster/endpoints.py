@@ -409,7 +409,7 @@ async def open_shifts(
     """Shifts with open places on lines that take sign-ups, that this counsellor could take."""
     first, last = _span(_aware(start), _aware(end), timedelta(days=29))
     now = utcnow()
-    return await views.open_shifts(session, staff, first.date(), last.date(), max(now, first))
+    return await views.open_shifts(session, staff, first, last, now)
 
 
 @router.post("/me/signups", response_model=AssignmentOut, status_code=201)

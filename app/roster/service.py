@@ -1011,7 +1011,7 @@ class RosterService:
         return assigned, additions, pending
 
     async def open_places(
-        self, session: AsyncSession, staff: Staff, first_day: date, last_day: date, now: datetime
+        self, session: AsyncSession, staff: Staff, start: datetime, end: datetime, now: datetime
     ) -> list[tuple[Line, Occurrence, int]]:
         """Shifts with open places this counsellor may sign up for: (line, occurrence, free)."""
         lookups = RosterLookups(session)
@@ -1027,8 +1027,10 @@ class RosterService:
                 continue
             occurrences = [
                 o
-                for o in await self.line_occurrences(session, line, first_day, last_day)
-                if not o.cancelled and o.starts_at > now
+                for o in await self.line_occurrences(
+                    session, line, *local_days(start, end, line_zone(line))
+                )
+                if not o.cancelled and o.starts_at > now and start <= o.starts_at < end
             ]
             if not occurrences:
                 continue

@@ -336,12 +336,10 @@ async def my_shifts(
 
 
 async def open_shifts(
-    session: AsyncSession, staff: Staff, first: date, last: date, now: datetime
+    session: AsyncSession, staff: Staff, start: datetime, end: datetime, now: datetime
 ) -> list[OpenShiftOut]:
     out = []
-    for line, occurrence, free in await roster_service.open_places(
-        session, staff, first, last, now
-    ):
+    for line, occurrence, free in await roster_service.open_places(session, staff, start, end, now):
         tz = line_zone(line)
         out.append(
             OpenShiftOut(
