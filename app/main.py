@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.abuse.middleware import RequestLimits
+from app.admin import endpoints as admin_endpoints
+from app.audit import endpoints as audit_endpoints
 from app.chats import staff_ws, visitor_ws
 from app.lines import endpoints as line_endpoints
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
+from app.staff.permissions import public
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,9 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(visitor_ws.router)
     app.include_router(staff_ws.router)
     app.include_router(staff_endpoints.router)
+    app.include_router(staff_endpoints.enrolment_router)
     app.include_router(line_endpoints.router)
+    app.include_router(audit_endpoints.router)
+    app.include_router(admin_endpoints.router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, dependencies=[public()])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

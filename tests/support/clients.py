@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pyotp
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support.seed import TOTP_SECRETS
 from tests.support.server import RunningServer
 
 Frame = dict[str, Any]
@@ -138,15 +142,56 @@ async def open_visitor(server: RunningServer) -> VisitorClient:
     return client
 
 
-async def sign_in(server: RunningServer, username: str, password: str) -> str:
+# Per TOTP secret: the last time step whose code a test used (each code works once).
+_USED_STEPS: dict[str, int] = {}
+
+
+async def fresh_code(username: str) -> str:
+    """A TOTP code not used before, as the person's authenticator app shows it.
+
+    Three codes are valid at any moment (the step before, now, after); when a test has used
+    them all it waits for the next step, like a person would.
+    """
+    secret = TOTP_SECRETS[username]
+    totp = pyotp.TOTP(secret)
+    while True:
+        now = time.time()
+        step = int(now // 30)
+        for candidate in (step - 1, step, step + 1):
+            if candidate > _USED_STEPS.get(secret, -1):
+                _USED_STEPS[secret] = candidate
+                return totp.at(candidate * 30)
+        await asyncio.sleep((step + 1) * 30 - now + 0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    cookie: str
+    csrf: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf}
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return {"lykta_session": self.cookie}
+
+
+async def sign_in_session(server: RunningServer, username: str, password: str) -> SignedIn:
+    body: dict[str, str] = {"username": username, "password": password}
+    if username in TOTP_SECRETS:
+        body["code"] = await fresh_code(username)
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post(
-            "/api/staff/session", json={"username": username, "password": password}
-        )
-        response.raise_for_status()
+        response = await http.post("/api/staff/session", json=body)
+        assert response.status_code == 200, response.text
         cookie = response.cookies.get("lykta_session")
         assert cookie
-        return cookie
+        return SignedIn(cookie, response.json()["csrf_token"])
+
+
+async def sign_in(server: RunningServer, username: str, password: str) -> str:
+    return (await sign_in_session(server, username, password)).cookie
 
 
 async def open_staff(
