@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from app.chats.protocol import CLOSE_UNAUTHORISED, Close
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.staff.service import staff_service
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DUTY_REFRESH_SECONDS = 60.0
+SESSION_ENDED = Close(CLOSE_UNAUTHORISED, "signed out")
 
 
 class Connections:
@@ -67,17 +70,29 @@ async def run_heartbeats(runtime: Runtime) -> None:
 
 
 async def refresh_duty(runtime: Runtime) -> None:
-    """Re-read who is on duty where (it changes with the roster) for local counsellors."""
+    """Re-read who is on duty where (it changes with the roster) for local counsellors, and
+    close connections whose session has ended (expired, signed out, account deactivated)."""
     sockets = list(runtime.connections.staff.values())
     if not sockets:
         return
+    idle = timedelta(minutes=runtime.settings.session_idle_minutes)
     async with unit_of_work(runtime.sessionmaker) as session:
         now = utcnow()
         duties = {
             s.staff.id: await staff_service.duty(session, uuid.UUID(s.staff.id), now)
             for s in sockets
         }
+        # An open console counts as activity: it keeps its session from going idle.
+        alive = {
+            s.session_digest: await staff_service.session_alive(
+                session, s.session_digest, idle=idle
+            )
+            for s in sockets
+        }
     for socket in sockets:
+        if not alive[socket.session_digest]:
+            socket.out.close(SESSION_ENDED)
+            continue
         await socket.refresh_duty(duties[socket.staff.id])
 
 

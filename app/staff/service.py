@@ -360,6 +360,21 @@ class StaffService:
             raise StaffForbiddenError("your role may not reset this account")
         if staff.id == actor.id:
             raise StaffConflictError("ask another coordinator or admin to reset your account")
+        return await self.reset_account(
+            session, staff, settings, password=password, totp_reset=totp_reset, actor_id=actor.id
+        )
+
+    async def reset_account(
+        self,
+        session: AsyncSession,
+        staff: Staff,
+        settings: Settings,
+        *,
+        password: bool,
+        totp_reset: bool,
+        actor_id: uuid.UUID | None,
+    ) -> IssuedEnrolment:
+        """The reset itself; `actor_id` None is the operator at the command line."""
         if not staff.is_active:
             raise StaffConflictError("reactivate the account first")
         if password:
@@ -373,7 +388,7 @@ class StaffService:
         await audit_service.record(
             session,
             AuditAction.staff_reset,
-            actor_id=actor.id,
+            actor_id=actor_id,
             target_staff_id=staff.id,
             detail={"password": password, "totp": totp_reset},
         )

@@ -9,8 +9,8 @@ import pyotp
 from app.kit.db import unit_of_work
 from app.lines.schemas import LineSettings
 from app.lines.service import line_service
-from app.models.enums import Qualification, StaffRole
 from app.models import Staff
+from app.models.enums import Qualification, StaffRole
 from app.runtime import Runtime
 from app.staff import totp
 from app.staff.repository import RecoveryCodeRepository
