@@ -223,13 +223,15 @@ async def test_a_new_deployment_from_the_first_admin_to_a_counsellor_taking_chat
     db = f"sqlite+aiosqlite:///{tmp_path}/lykta.db"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = {"LYKTA_DATABASE_URL": db, "LYKTA_PUBLIC_URL": url}
+    settings: dict[str, str] = {"LYKTA_DATABASE_URL": db, "LYKTA_PUBLIC_URL": url}
     assert run_cli("db", "upgrade", **settings).returncode == 0
     assert run_cli("lines", "import", "config/lines.toml", **settings).returncode == 0
     created = run_cli("staff", "create", "--username", "root", "--admin", **settings)
     admin_link = re.search(r"(http\S+/enrol#\S+)", created.stdout)
     assert admin_link, created.stdout
-    async with spawn("server", "serve", "--port", str(port), **settings) as server:
+    async with spawn(
+        "server", "serve", "--port", str(port), LYKTA_DATABASE_URL=db, LYKTA_PUBLIC_URL=url
+    ) as server:
         await server.wait_for(r"Lykta listening on")
         await wait_until_up(url)
         admin_secret = await enrol(admin_link.group(1), "a long admin passphrase")
