@@ -198,7 +198,6 @@ async def _audit_denial(
     """Recorded in its own transaction: the request's own is rolled back by the refusal."""
     from app.audit.service import AuditAction, audit_service
 
-    route = request.scope.get("route")
     async with unit_of_work(runtime.sessionmaker) as session:
         await audit_service.record(
             session,
@@ -206,7 +205,7 @@ async def _audit_denial(
             actor_id=staff.id,
             detail={
                 "permission": permission.value,
-                "endpoint": f"{request.method} {getattr(route, 'path', '?')}",
+                "endpoint": f"{request.method} {request.url.path}",
             },
         )
 

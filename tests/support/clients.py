@@ -214,3 +214,31 @@ async def open_staff(
     if available:
         await client.available()
     return client
+
+
+async def api(
+    server: RunningServer,
+    who: SignedIn | None,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    csrf: bool = True,
+    headers: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> httpx.Response:
+    """One HTTP request as a signed-in staff member (with their CSRF token) or anonymously."""
+    all_headers = dict(who.headers) if who is not None and csrf else {}
+    all_headers.update(headers or {})
+    async with httpx.AsyncClient(
+        base_url=server.url, cookies=who.cookies if who is not None else None
+    ) as http:
+        return await http.request(method, path, json=json, headers=all_headers, params=params)
+
+
+async def connect_staff_socket(server: RunningServer, who: SignedIn) -> ClientConnection:
+    return await connect(
+        f"{server.ws_url}/ws/staff",
+        additional_headers={"Cookie": f"lykta_session={who.cookie}"},
+        compression=None,
+    )
