@@ -136,7 +136,7 @@ def http_routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute):
-            for method in sorted(context.methods or route.methods):
+            for method in sorted(context.methods or route.methods or ()):
                 out.append((method, str(context.path), route))
     return out
 
