@@ -189,7 +189,10 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     accounts = asyncio.run(_prepare_demo(settings))
     base = f"http://{settings.host}:{settings.port}"
-    print("\nLykta demo — accounts for this run (demo accounts work only in development):\n")
+    print(
+        "\nLykta demo — accounts for this run (demo accounts work only in development, "
+        "and need no TOTP code):\n"
+    )
     for account in accounts:
         print(f"  {account.username:<8} password {account.password:<20} {account.description}")
     print(

@@ -559,3 +559,41 @@ async def test_a_profile_change_reaches_an_open_console(server: RunningServer) -
     async with unit_of_work(rt.sessionmaker) as session:
         staff = await session.get(Staff, uuid.UUID(anna_id))
         assert staff is not None and staff.role is StaffRole.counsellor
+
+
+async def test_signing_out_closes_that_sessions_sockets_only(lykta: ServerFactory) -> None:
+    async with lykta(sign_in_rate_per_minute=100) as server:
+        await add_line(server.runtime)
+        await add_counsellor(server.runtime, "anna")
+        laptop = await sign_in_session(server, "anna", PASSWORD)
+        phone = await sign_in_session(server, "anna", PASSWORD)
+        on_laptop = await open_staff(server, "anna", PASSWORD, cookie=laptop.cookie)
+        on_phone = await open_staff(server, "anna", PASSWORD, cookie=phone.cookie)
+        assert (await api(server, laptop, "DELETE", "/api/staff/session")).status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await on_laptop.ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        await on_phone.send({"type": "ping"})
+        await on_phone.expect("pong")
+        assert (await api(server, phone, "GET", "/api/staff/me")).status_code == 200
+        assert len(await audit(server, action="sign_out")) == 1
+
+
+async def test_a_counsellor_made_coordinator_loses_the_chat_socket_at_once(
+    server: RunningServer,
+) -> None:
+    await add_line(server.runtime)
+    anna_id = await add_counsellor(server.runtime, "anna")
+    await add_staff(server.runtime, "ada", StaffRole.admin)
+    ada = await sign_in_session(server, "ada", PASSWORD)
+    anna = await open_staff(server, "anna", PASSWORD)
+    response = await api(
+        server, ada, "PATCH", f"/api/staff/{anna_id}", json={"role": "coordinator"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["qualification"] is None and response.json()["lines"] == []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await anna.ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
