@@ -11,7 +11,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from app.audit.repository import AuditFilter
+from app.audit.service import audit_service
 from app.chats.protocol import STAFF_FRAMES, VISITOR_FRAMES
+from app.kit.db import unit_of_work
 from tests.conftest import ServerFactory
 from tests.support.clients import (
     StaffClient,
@@ -213,6 +216,15 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
     assert await snapshot(server, chat) == before
     await visitor.expect_none("typing", within=0.3)
     assert bo.seen("message") == [] and bo.seen("note") == []
+    # Audited, a few times a minute per connection (a probe flood must not flood the log).
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        denied = await audit_service.search(
+            session, AuditFilter(action="access.denied"), limit=50, offset=0
+        )
+    assert len(denied) == 10
+    assert {str(e.actor_id) for e in denied} == {bo.staff_id}
+    assert {e.detail["code"] for e in denied} == {"not_in_chat", "forbidden"}
+    assert all(e.chat_id in (chat, None) for e in denied)
 
 
 async def test_wrapup_is_checked_against_the_lines_lists(server: RunningServer) -> None:

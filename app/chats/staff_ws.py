@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 
+DENIALS_AUDITED_PER_MINUTE = 10
+
 
 @router.websocket("/ws/staff")
 async def staff_socket(ws: WebSocket) -> None:
@@ -153,6 +155,10 @@ class StaffSocket(ClientSocket):
         self.chats: dict[str, str] = {}
         # Chats a supervisor observes (silently: nobody in the chat is told).
         self.observing: dict[str, str] = {}
+        # Refusals to audit after the frame is handled, and how many were this minute.
+        self._refused: list[tuple[str | None, dict[str, Any]]] = []
+        self._denials = 0
+        self._denials_window = time.monotonic()
         self.last_seq: dict[str, int] = {}
 
     async def leave(self) -> None:
@@ -299,7 +305,33 @@ class StaffSocket(ClientSocket):
         self.out.frame(
             ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", ref).frame()
         )
+        self._refuse(ref, chat_id, ErrorCode.not_in_chat)
         return True
+
+    def _refuse(self, kind: str, chat_id: str | None, code: ErrorCode) -> None:
+        detail: dict[str, Any] = {"frame": kind, "code": code.value}
+        if code is ErrorCode.forbidden and chat_id is None:
+            detail["permission"] = FRAME_RULES[kind].value
+        self._refused.append((chat_id, detail))
+
+    async def _audit_refusals(self) -> None:
+        """Naming a chat that is not yours is audited, a few times a minute per connection
+        (a flood of probes must not flood the log)."""
+        refused, self._refused = self._refused, []
+        now = time.monotonic()
+        if now - self._denials_window > 60:
+            self._denials_window, self._denials = now, 0
+        for chat_id, detail in refused:
+            if self._denials >= DENIALS_AUDITED_PER_MINUTE:
+                return
+            self._denials += 1
+            await _audit(
+                self.rt,
+                AuditAction.access_denied,
+                self.staff.id,
+                chat_id=chat_id,
+                detail=detail,
+            )
 
     async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
@@ -307,18 +339,15 @@ class StaffSocket(ClientSocket):
             return self.answer(frame)
         kind = str(getattr(frame, "type", ""))
         if FRAME_RULES[kind] not in self.grants:
-            await _audit(
-                self.rt,
-                AuditAction.access_denied,
-                self.staff.id,
-                detail={"permission": FRAME_RULES[kind].value, "frame": kind},
-            )
             self.out.frame(
                 ProtocolError(ErrorCode.forbidden, "your role does not allow this", kind).frame()
             )
+            self._refuse(kind, None, ErrorCode.forbidden)
+            await self._audit_refusals()
             return True
         if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver):
             await self._supervise(frame)
+            await self._audit_refusals()
             return True
         chats = self.rt.chats
         staff = self.staff
@@ -399,6 +428,9 @@ class StaffSocket(ClientSocket):
                 )
         if problem is not None:
             self.out.frame(problem.frame())
+            if problem.code is ErrorCode.not_in_chat:
+                self._refuse(kind, getattr(frame, "chat_id", None), problem.code)
+        await self._audit_refusals()
         return True
 
     async def _supervise(self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver) -> None:
@@ -480,6 +512,8 @@ class StaffSocket(ClientSocket):
                 )
         if problem is not None:
             self.out.frame(problem.frame())
+            if problem.code is ErrorCode.forbidden:
+                self._refuse(frame.type, frame.chat_id, problem.code)
 
     async def _reload(self) -> list[Frame]:
         """The account changed: take the new profile, or close if it no longer allows this."""

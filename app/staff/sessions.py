@@ -61,8 +61,3 @@ async def current_session(
     if staff is None or (staff.is_demo and not settings.is_development):
         return None
     return staff, token
-
-
-async def staff_from_request(connection: HTTPConnection, session: AsyncSession) -> Staff | None:
-    found = await current_session(connection, session)
-    return None if found is None else found[0]
