@@ -494,11 +494,14 @@ class StaffService:
                 raise StaffError("set up TOTP first (POST /api/enrolment/totp)")
             if code is None:
                 raise StaffError("enter the code your authenticator app shows")
-            secret = totp.unseal(
-                settings.secret_key.get_secret_value(),
-                enrolment.pending_totp_secret,
-                bound_to=str(staff.id),
-            )
+            try:
+                secret = totp.unseal(
+                    settings.secret_key.get_secret_value(),
+                    enrolment.pending_totp_secret,
+                    bound_to=str(staff.id),
+                )
+            except totp.SealError:
+                raise StaffError("set up TOTP again (POST /api/enrolment/totp)") from None
             step = totp.matching_step(secret, code, after=None)
             if step < 0:
                 raise StaffError("the code does not match; check the time on your phone")
