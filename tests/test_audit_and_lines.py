@@ -178,6 +178,43 @@ async def test_coordinators_change_line_settings_and_every_visitor_sees_it(
     assert created.status_code == 201
     keys = [line["key"] for line in (await api(server, None, "GET", "/api/lines")).json()]
     assert keys == ["night", "support"]
+    log = (await api(server, cora, "GET", "/api/audit", params={"action": "line"})).json()
+    assert sorted((e["action"], e["line_key"]) for e in log["entries"]) == [
+        ("line.created", "night"),
+        ("line.updated", "support"),
+    ]
+
+
+async def test_a_transfer_is_audited_without_its_note(server: RunningServer) -> None:
+    rt = server.runtime
+    await add_line(rt)
+    await add_line(rt, "youth")
+    await add_counsellor(rt, "anna")
+    await add_counsellor(rt, "bo", lines=("youth",))
+    cora = await coordinator(server)
+    anna = await open_staff(server, "anna", PASSWORD)
+    await open_staff(server, "bo", PASSWORD)
+    visitor = await open_visitor(server)
+    await visitor.start()
+    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.send(
+        {
+            "type": "transfer",
+            "chat_id": visitor.chat_id,
+            "line": "youth",
+            "note": "a handover note that stays out of the log",
+        }
+    )
+    await anna.expect("chat.released", chat_id=visitor.chat_id)
+    response = await api(server, cora, "GET", "/api/audit", params={"action": "chat.transferred"})
+    assert "handover note" not in response.text
+    [entry] = response.json()["entries"]
+    assert (entry["actor"], entry["chat_id"], entry["line_key"], entry["detail"]) == (
+        "anna",
+        visitor.chat_id,
+        "youth",
+        {"to_line": "youth"},
+    )
 
 
 async def test_admins_see_the_deployment_without_its_secrets(server: RunningServer) -> None:

@@ -88,6 +88,9 @@ async def test_invitation_enrolment_and_first_sign_in(server: RunningServer) -> 
     assert invited["enrolment"]["link"] == f"{server.settings.public_url}/enrol#{token}"
     assert invited["staff"]["password_set"] is False
     assert invited["staff"]["totp_enrolled"] is False
+    [entry] = await audit(server, action="staff.invited")
+    assert str(entry.target_staff_id) == invited["staff"]["id"]
+    assert entry.detail == {"role": "counsellor", "lines": ["support"]}
     status = await post(server, "/api/enrolment/status", {"token": token})
     assert status.status_code == 200
     assert status.json()["needs_password"] and status.json()["needs_totp"]
@@ -392,6 +395,12 @@ async def test_deactivation_ends_sessions_closes_sockets_and_requeues_chats(
     assert [(str(e.target_staff_id), e.chat_id) for e in entries] == [(anna_id, None)]
     back = await api(server, cora, "POST", f"/api/staff/{anna_id}/reactivate")
     assert back.status_code == 200 and back.json()["is_active"] is True
+    assert (
+        len(await audit(server, action="staff.reactivated", target_staff_id=uuid.UUID(anna_id)))
+        == 1
+    )
+    twice = await api(server, cora, "POST", f"/api/staff/{anna_id}/reactivate")
+    assert twice.status_code == 409 and twice.json() == {"detail": "this account is active"}
     assert (await sign_in_session(server, "anna", PASSWORD)).cookie
 
 
