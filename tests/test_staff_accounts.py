@@ -606,3 +606,21 @@ async def test_a_counsellor_made_coordinator_loses_the_chat_socket_at_once(
         while True:
             await anna.ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+
+
+async def test_malformed_sign_in_requests_are_refused_before_anything_is_counted(
+    server: RunningServer,
+) -> None:
+    await add_line(server.runtime)
+    await add_counsellor(server.runtime, "anna")
+    for body in (
+        {"username": "anna", "password": PASSWORD, "code": "1" * 65},
+        {"username": "anna", "password": PASSWORD, "code": 123456},
+        {"username": "anna", "password": PASSWORD, "code": "", "remember": True},
+        {"username": "a" * 65, "password": PASSWORD},
+        {"username": "", "password": PASSWORD},
+    ):
+        response = await sign_in_raw(server, body)
+        assert response.status_code == 422, (body, response.text)
+    assert await audit(server) == []
+    assert (await sign_in_session(server, "anna", PASSWORD)).cookie
