@@ -105,8 +105,13 @@ async def test_a_supervisor_observes_silently_and_whispers_only_to_the_counsello
         entries_log = await audit_service.search(
             session, AuditFilter(chat_id=chat), limit=50, offset=0
         )
-    actions = sorted(e.action for e in entries_log)
-    assert actions == ["chat.accepted", "chat.observed", "chat.whispered", "chat.whispered"]
+    actions = sorted((e.action, e.line_key) for e in entries_log)
+    assert actions == [
+        ("chat.accepted", "support"),
+        ("chat.observed", "support"),
+        ("chat.whispered", "support"),
+        ("chat.whispered", "support"),
+    ]
     for entry in entries_log:
         # A chat leaves no timestamp finer than the hour, in the audit log too.
         assert (entry.at.minute, entry.at.second, entry.at.microsecond) == (0, 0, 0)

@@ -486,17 +486,19 @@ class StaffSocket(ClientSocket):
                     line=record.line,
                 )
         elif isinstance(frame, Whisper):
-            seq = await supervision.whisper(staff, lines, frame.chat_id, frame.text)
-            if isinstance(seq, ProtocolError):
-                problem = seq
+            whispered = await supervision.whisper(staff, lines, frame.chat_id, frame.text)
+            if isinstance(whispered, ProtocolError):
+                problem = whispered
             else:
-                self.out.frame({"type": "whisper.ack", "chat_id": frame.chat_id, "seq": seq})
+                self.out.frame(
+                    {"type": "whisper.ack", "chat_id": frame.chat_id, "seq": whispered.last_seq}
+                )
                 await _audit(
                     self.rt,
                     AuditAction.chat_whispered,
                     staff.id,
                     chat_id=frame.chat_id,
-                    line=self.observing.get(frame.chat_id),
+                    line=whispered.line,
                 )
         else:
             taken = await supervision.take_over(staff, lines, frame.chat_id)

@@ -53,8 +53,8 @@ class Supervision:
 
     async def whisper(
         self, supervisor: StaffContext, lines: Collection[str], chat_id: str, text: str
-    ) -> int | ProtocolError:
-        """A message for the chat's counsellor (and other observers) only."""
+    ) -> ChatRecord | ProtocolError:
+        """A message for the chat's counsellor (and other observers) only; the chat after it."""
         problem = check_text(text, WHISPER_LIMIT)
         if problem is not None:
             return ProtocolError(problem.code, problem.message, "whisper")
@@ -73,7 +73,7 @@ class Supervision:
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", "whisper")
         await self._chats._publish_entry(chat_id, seq, entry, None)
-        return seq
+        return record.copy(last_seq=seq)
 
     async def take_over(
         self, supervisor: StaffContext, lines: Collection[str], chat_id: str
