@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff = commands.add_parser("staff", help="staff commands").add_subparsers(
         title="staff commands"
     )
-    create = staff.add_parser("create", help="create a staff account (asks for its password)")
+    create = staff.add_parser(
+        "create", help="create a staff account and print its one-time enrolment link"
+    )
     create.add_argument("--username", required=True)
     create.add_argument("--alias", help="the name visitors see (default: the username)")
     create.add_argument("--role", choices=[r.value for r in StaffRole], default="counsellor")
@@ -89,10 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--peer", action="store_true")
     create.add_argument("--supervisor", action="store_true")
     create.add_argument("--line", action="append", default=[], help="a line they work on (repeat)")
-    create.add_argument(
-        "--password-stdin", action="store_true", help="read the password from stdin"
-    )
     create.set_defaults(run=_staff_create)
+    reset = staff.add_parser(
+        "reset",
+        help="clear an account's password and/or TOTP and print a new enrolment link "
+        "(for a locked-out admin; coordinators use the API)",
+    )
+    reset.add_argument("--username", required=True)
+    reset.add_argument("--password", action="store_true", help="clear the password")
+    reset.add_argument("--totp", action="store_true", help="clear TOTP and recovery codes")
+    reset.set_defaults(run=_staff_reset)
 
     keys = commands.add_parser("keys", help="key commands").add_subparsers(title="keys commands")
     generate = keys.add_parser("generate", help="print a new key-encryption key for LYKTA_KEKS")
@@ -109,8 +117,25 @@ def build_parser() -> argparse.ArgumentParser:
     counsellor = client_kinds.add_parser("counsellor", help="answer chats as a counsellor")
     counsellor.add_argument("--url", default="http://127.0.0.1:8000")
     counsellor.add_argument("--username", required=True)
-    counsellor.add_argument("--password-stdin", action="store_true")
+    counsellor.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password (and with --totp the code) from stdin, one line each",
+    )
+    counsellor.add_argument(
+        "--totp",
+        action="store_true",
+        help="ask for a TOTP or recovery code (every account but the demo's needs one)",
+    )
     counsellor.set_defaults(run=_client_counsellor)
+    enrol = client_kinds.add_parser(
+        "enrol", help="complete an enrolment link: set a password, enrol TOTP"
+    )
+    enrol.add_argument("link", help="the enrolment link (or just its token)")
+    enrol.add_argument(
+        "--stdin", action="store_true", help="read the password and the code from stdin"
+    )
+    enrol.set_defaults(run=_client_enrol)
     return parser
 
 
@@ -163,7 +188,10 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     accounts = asyncio.run(_prepare_demo(settings))
     base = f"http://{settings.host}:{settings.port}"
-    print("\nLykta demo — accounts for this run (demo accounts work only in development):\n")
+    print(
+        "\nLykta demo — accounts for this run (demo accounts work only in development, "
+        "and need no TOTP code):\n"
+    )
     for account in accounts:
         print(f"  {account.username:<8} password {account.password:<20} {account.description}")
     print(
@@ -220,31 +248,26 @@ def _lines_import(args: argparse.Namespace) -> int:
 
 
 def _staff_create(args: argparse.Namespace) -> int:
+    from app.audit.service import AuditAction, audit_service
+    from app.lines.service import line_service
     from app.staff.service import StaffError, staff_service
 
     settings = Settings()
     role = StaffRole.admin if args.admin else StaffRole(args.role)
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            print("lykta: the passwords differ", file=sys.stderr)
-            return 2
-    if len(password) < 12:
-        print("lykta: use a password of at least 12 characters", file=sys.stderr)
-        return 2
 
-    async def run() -> None:
+    async def run() -> tuple[str, str]:
         engine = create_engine(settings.database_url)
         try:
             async with unit_of_work(create_sessionmaker(engine)) as session:
+                for line in args.line:
+                    if await line_service.get(session, line) is None:
+                        raise StaffError(f"there is no line {line!r}")
                 staff = await staff_service.create(
                     session,
-                    username=args.username,
+                    username=args.username.strip().lower(),
                     alias=args.alias or args.username,
                     role=role,
-                    password=password,
+                    password=None,
                     qualification=Qualification(args.qualification) if args.qualification else None,
                     languages=[code.strip() for code in args.languages.split(",") if code.strip()],
                     capacity=args.capacity,
@@ -253,15 +276,67 @@ def _staff_create(args: argparse.Namespace) -> int:
                 )
                 for line in args.line:
                     await staff_service.set_membership(session, staff, line)
+                issued = await staff_service.issue_enrolment(session, staff, settings)
+                await audit_service.record(
+                    session,
+                    AuditAction.staff_invited,
+                    actor_id=None,
+                    target_staff_id=staff.id,
+                    detail={"role": role.value, "lines": list(args.line), "via": "cli"},
+                )
+                return issued.token, issued.expires_at.strftime("%Y-%m-%d %H:%M UTC")
         finally:
             await engine.dispose()
 
     try:
-        asyncio.run(run())
+        token, until = asyncio.run(run())
     except StaffError as exc:
         print(f"lykta: {exc}", file=sys.stderr)
         return 2
-    print(f"created {role.value} {args.username!r}")
+    _print_enrolment(settings, f"created {role.value} {args.username!r}", token, until)
+    return 0
+
+
+def _print_enrolment(settings: Settings, what: str, token: str, until: str) -> None:
+    link = f"{settings.public_url.rstrip('/')}/enrol#{token}"
+    print(
+        f"{what}.\n"
+        f"One-time enrolment link (valid until {until}); the person sets a password and TOTP:\n"
+        f"  {link}\n"
+        f"In a terminal: lykta client enrol '{link}'"
+    )
+
+
+def _staff_reset(args: argparse.Namespace) -> int:
+    from app.staff.service import StaffError, staff_service
+
+    settings = Settings()
+
+    async def run() -> tuple[str, str]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                staff = await staff_service.find(session, args.username)
+                if staff is None:
+                    raise StaffError(f"there is no staff member {args.username!r}")
+                issued = await staff_service.reset_account(
+                    session,
+                    staff,
+                    settings,
+                    password=args.password,
+                    totp_reset=args.totp,
+                    actor_id=None,
+                )
+                return issued.token, issued.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        finally:
+            await engine.dispose()
+
+    try:
+        token, until = asyncio.run(run())
+    except StaffError as exc:
+        print(f"lykta: {exc}", file=sys.stderr)
+        return 2
+    _print_enrolment(settings, f"reset {args.username!r}", token, until)
     return 0
 
 
@@ -296,7 +371,28 @@ def _client_counsellor(args: argparse.Namespace) -> int:
     from app.tools.client import run_counsellor
 
     password = _stdin_line() if args.password_stdin else getpass.getpass("Password: ")
-    return asyncio.run(run_counsellor(args.url, args.username, password))
+    code = None
+    if args.totp:
+        code = _stdin_line() if args.password_stdin else input("Code (authenticator or recovery): ")
+    return asyncio.run(run_counsellor(args.url, args.username, password, code))
+
+
+def _client_enrol(args: argparse.Namespace) -> int:
+    from app.tools.client import run_enrol
+
+    if args.stdin:
+        return run_enrol(args.link, ask_password=_stdin_line, ask_code=_stdin_line)
+
+    def ask_password() -> str:
+        while True:
+            first = getpass.getpass("Choose a password: ")
+            if getpass.getpass("Again: ") == first:
+                return first
+            print("The passwords differ; again.")
+
+    return run_enrol(
+        args.link, ask_password=ask_password, ask_code=lambda: input("Code from the app: ")
+    )
 
 
 def _stdin_line() -> str:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.db import unit_of_work
-from app.models import Staff
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -34,13 +33,5 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_current_staff(request: Request, session: SessionDep) -> Staff:
-    from app.staff.sessions import staff_from_request
-
-    staff = await staff_from_request(request, session)
-    if staff is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
-    return staff
-
-
-CurrentStaff = Annotated[Staff, Depends(get_current_staff)]
+# Who may call an endpoint is declared with app.staff.permissions (require/public), which
+# also checks CSRF: there is deliberately no other "current staff" dependency.

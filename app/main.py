@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.abuse.middleware import RequestLimits
+from app.admin import endpoints as admin_endpoints
+from app.audit import endpoints as audit_endpoints
 from app.chats import staff_ws, visitor_ws
 from app.kit.errors import ApiError, api_error_response
 from app.lines import endpoints as line_endpoints
@@ -15,6 +17,7 @@ from app.roster import endpoints as roster_endpoints
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
+from app.staff.permissions import public
 from app.stats import endpoints as stats_endpoints
 
 
@@ -43,14 +46,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(visitor_ws.router)
     app.include_router(staff_ws.router)
     app.include_router(staff_endpoints.router)
+    app.include_router(staff_endpoints.enrolment_router)
     app.include_router(line_endpoints.router)
     app.include_router(roster_endpoints.router)
     app.include_router(roster_endpoints.feeds)
     app.include_router(stats_endpoints.router)
     app.include_router(stats_endpoints.metrics_router)
+    app.include_router(audit_endpoints.router)
+    app.include_router(admin_endpoints.router)
     app.add_exception_handler(ApiError, api_error_response)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, dependencies=[public()])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

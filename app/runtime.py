@@ -99,6 +99,7 @@ class Runtime:
     async def start(self) -> None:
         await self.broker.start()
         await self.lines.reload()
+        await self.lines.follow(self.broker)
         for job in (
             self.router.run(),
             self.queue_watch.run(),

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     # Staff sessions.
     session_idle_minutes: int = Field(default=60, ge=1)
     session_absolute_hours: int = Field(default=12, ge=1)
+    # Staff accounts (docs/staff.md): TOTP for every role, short-lived one-time enrolment links,
+    # sign-in slowed after a few failures and locked after more, per account and per client.
+    totp_required: bool = True
+    enrolment_hours: int = Field(default=24, ge=1, le=168)
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    sign_in_slow_after: int = Field(default=3, ge=1)
+    sign_in_lock_after: int = Field(default=10, ge=2)
+    sign_in_client_lock_after: int = Field(default=30, ge=2)
+    sign_in_lock_minutes: int = Field(default=15, ge=1)
 
     # WebSocket limits: frames larger than this are refused by the server before parsing.
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)

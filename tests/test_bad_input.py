@@ -11,9 +11,18 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from app.audit.repository import AuditFilter
+from app.audit.service import audit_service
 from app.chats.protocol import STAFF_FRAMES, VISITOR_FRAMES
+from app.kit.db import unit_of_work
 from tests.conftest import ServerFactory
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor, sign_in
+from tests.support.clients import (
+    StaffClient,
+    VisitorClient,
+    open_staff,
+    open_visitor,
+    sign_in_session,
+)
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -37,13 +46,17 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "transfer": {"type": "transfer", "chat_id": CHAT, "note": 3},
     "end": {"type": "end", "chat_id": "x" * 200},
     "wrapup": {"type": "wrapup", "chat_id": CHAT, "topics": ["a"] * 50, "outcome": "b"},
+    "observe": {"type": "observe"},
+    "unobserve": {"type": "unobserve", "chat_id": "../../etc"},
+    "whisper": {"type": "whisper", "chat_id": CHAT, "text": {"html": "<b>"}},
+    "takeover": {"type": "takeover", "chat_id": None},
 }
 
 
 def test_every_frame_type_has_a_malformed_case() -> None:
     # Frames without fields (ping, end for visitors) cannot be malformed beyond their type.
     assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {"ping", "end"}
-    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping"}
+    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live"}
 
 
 async def setup_chat(server: RunningServer) -> tuple[StaffClient, VisitorClient]:
@@ -188,6 +201,12 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "transfer", "chat_id": chat, "line": "support"}, "not_in_chat"),
         ({"type": "end", "chat_id": chat}, "not_in_chat"),
         ({"type": "wrapup", "chat_id": chat, "topics": [], "outcome": "referred"}, "not_in_chat"),
+        # Bo is no supervisor: supervisor frames are refused whatever they name.
+        ({"type": "live"}, "forbidden"),
+        ({"type": "observe", "chat_id": chat}, "forbidden"),
+        ({"type": "unobserve", "chat_id": chat}, "forbidden"),
+        ({"type": "whisper", "chat_id": chat, "text": "psst"}, "forbidden"),
+        ({"type": "takeover", "chat_id": chat}, "forbidden"),
     ]
     assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
     for frame, code in attempts:
@@ -197,6 +216,15 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
     assert await snapshot(server, chat) == before
     await visitor.expect_none("typing", within=0.3)
     assert bo.seen("message") == [] and bo.seen("note") == []
+    # Audited, a few times a minute per connection (a probe flood must not flood the log).
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        denied = await audit_service.search(
+            session, AuditFilter(action="access.denied"), limit=50, offset=0
+        )
+    assert len(denied) == 10
+    assert {str(e.actor_id) for e in denied} == {bo.staff_id}
+    assert {e.detail["code"] for e in denied} == {"not_in_chat", "forbidden"}
+    assert all(e.chat_id in (chat, None) for e in denied)
 
 
 async def test_wrapup_is_checked_against_the_lines_lists(server: RunningServer) -> None:
@@ -250,7 +278,8 @@ async def test_staff_socket_needs_a_session_a_counsellor_and_our_origin(
     rt = server.runtime
     await add_line(rt)
     await add_counsellor(rt, "anna")
-    cookie = await sign_in(server, "anna", PASSWORD)
+    signed_in = await sign_in_session(server, "anna", PASSWORD)
+    cookie = signed_in.cookie
     cases: list[tuple[dict[str, str], int]] = [
         ({}, 4001),
         ({"Cookie": "lykta_session=forged-token-value"}, 4001),
@@ -261,8 +290,11 @@ async def test_staff_socket_needs_a_session_a_counsellor_and_our_origin(
             with pytest.raises(ConnectionClosed) as closed:
                 await ws.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == code
-    async with httpx.AsyncClient(base_url=server.url, cookies={"lykta_session": cookie}) as http:
-        assert (await http.delete("/api/staff/session")).status_code == 204
+    async with httpx.AsyncClient(base_url=server.url, cookies=signed_in.cookies) as http:
+        assert (await http.delete("/api/staff/session")).status_code == 403
+        assert (
+            await http.delete("/api/staff/session", headers=signed_in.headers)
+        ).status_code == 204
     async with connect(
         f"{server.ws_url}/ws/staff", additional_headers={"Cookie": f"lykta_session={cookie}"}
     ) as ws:
@@ -299,7 +331,7 @@ async def test_http_endpoints_refuse_bad_input(lykta: ServerFactory) -> None:
                 "/api/staff/session", json={"username": "anna", "password": "wrong"}
             )
             assert wrong.status_code == 401 and wrong.json() == {
-                "detail": "wrong username or password"
+                "detail": "wrong username, password or code"
             }
             nobody = await http.post(
                 "/api/staff/session", json={"username": "nobody", "password": "wrong"}

@@ -9,11 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 
 ROOT = Path(__file__).resolve().parents[1]
 LYKTA = [sys.executable, "-m", "app.cli"]
@@ -189,48 +192,133 @@ def test_db_upgrade_lines_import_and_staff_create(tmp_path: Path) -> None:
     assert run_cli("db", "upgrade", LYKTA_DATABASE_URL=db).returncode == 0
     imported = run_cli("lines", "import", "config/lines.toml", LYKTA_DATABASE_URL=db)
     assert imported.returncode == 0 and "imported 2 line(s): support, youth" in imported.stdout
-    created = run_cli(
-        "staff",
-        "create",
-        "--username",
-        "root",
-        "--admin",
-        "--password-stdin",
-        stdin="a long enough password\n",
-        LYKTA_DATABASE_URL=db,
-    )
+    created = run_cli("staff", "create", "--username", "root", "--admin", LYKTA_DATABASE_URL=db)
     assert created.returncode == 0, created.stderr
-    again = run_cli(
-        "staff",
-        "create",
-        "--username",
-        "root",
-        "--admin",
-        "--password-stdin",
-        stdin="a long enough password\n",
-        LYKTA_DATABASE_URL=db,
-    )
+    assert re.search(r"http://127\.0\.0\.1:8000/enrol#\S{40,}", created.stdout)
+    again = run_cli("staff", "create", "--username", "root", "--admin", LYKTA_DATABASE_URL=db)
     assert again.returncode == 2 and "already exists" in again.stderr
-    weak = run_cli(
-        "staff",
-        "create",
-        "--username",
-        "x",
-        "--password-stdin",
-        stdin="short\n",
-        LYKTA_DATABASE_URL=db,
-    )
-    assert weak.returncode == 2
-    no_qualification = run_cli(
-        "staff",
-        "create",
-        "--username",
-        "c",
-        "--password-stdin",
-        stdin="a long enough password\n",
-        LYKTA_DATABASE_URL=db,
-    )
+    no_qualification = run_cli("staff", "create", "--username", "c", LYKTA_DATABASE_URL=db)
     assert no_qualification.returncode == 2 and "qualification" in no_qualification.stderr
+    no_line = run_cli(
+        "staff",
+        "create",
+        "--username",
+        "d",
+        "--qualification",
+        "volunteer",
+        "--line",
+        "nowhere",
+        LYKTA_DATABASE_URL=db,
+    )
+    assert no_line.returncode == 2 and "no line 'nowhere'" in no_line.stderr
+    reset = run_cli("staff", "reset", "--username", "root", "--totp", LYKTA_DATABASE_URL=db)
+    assert reset.returncode == 0 and "/enrol#" in reset.stdout
+    nobody = run_cli("staff", "reset", "--username", "nobody", LYKTA_DATABASE_URL=db)
+    assert nobody.returncode == 2 and "no staff member 'nobody'" in nobody.stderr
+
+
+async def test_a_new_deployment_from_the_first_admin_to_a_counsellor_taking_chats(
+    tmp_path: Path,
+) -> None:
+    """The bootstrap path outside the demo: every account enrols TOTP through a link."""
+    db = f"sqlite+aiosqlite:///{tmp_path}/lykta.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings: dict[str, str] = {"LYKTA_DATABASE_URL": db, "LYKTA_PUBLIC_URL": url}
+    assert run_cli("db", "upgrade", **settings).returncode == 0
+    assert run_cli("lines", "import", "config/lines.toml", **settings).returncode == 0
+    created = run_cli("staff", "create", "--username", "root", "--admin", **settings)
+    admin_link = re.search(r"(http\S+/enrol#\S+)", created.stdout)
+    assert admin_link, created.stdout
+    async with spawn(
+        "server", "serve", "--port", str(port), LYKTA_DATABASE_URL=db, LYKTA_PUBLIC_URL=url
+    ) as server:
+        await server.wait_for(r"Lykta listening on")
+        await wait_until_up(url)
+        admin_secret = await enrol(admin_link.group(1), "a long admin passphrase")
+        async with httpx.AsyncClient(base_url=url) as http:
+            signed_in = await http.post(
+                "/api/staff/session",
+                json={
+                    "username": "root",
+                    "password": "a long admin passphrase",
+                    # The code of this moment went on enrolment; each is accepted once.
+                    "code": next_code(admin_secret),
+                },
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            invited = await http.post(
+                "/api/staff",
+                headers={"X-CSRF-Token": signed_in.json()["csrf_token"]},
+                json={
+                    "username": "sara",
+                    "alias": "Sara",
+                    "role": "counsellor",
+                    "qualification": "psychologist",
+                    "languages": ["sv", "en"],
+                    "lines": [{"key": "support"}],
+                },
+            )
+            assert invited.status_code == 201, invited.text
+            # Put the new counsellor on duty now, as a coordinator does between shifts.
+            on_duty = await http.post(
+                "/api/roster/lines/support/duty",
+                headers={"X-CSRF-Token": signed_in.json()["csrf_token"]},
+                json={
+                    "staff_id": invited.json()["staff"]["id"],
+                    "until": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+                },
+            )
+            assert on_duty.status_code == 201, on_duty.text
+        sara_secret = await enrol(
+            invited.json()["enrolment"]["link"], "a counsellor's long passphrase"
+        )
+        async with spawn(
+            "counsellor",
+            "client",
+            "counsellor",
+            "--url",
+            url,
+            "--username",
+            "sara",
+            "--password-stdin",
+            "--totp",
+        ) as sara:
+            await sara.type("a counsellor's long passphrase")
+            await sara.type(next_code(sara_secret))
+            await sara.wait_for(r"\(lines: support \(on duty\)")
+            await sara.type("/quit")
+            assert await asyncio.wait_for(sara.proc.wait(), 10) == 0
+
+
+def next_code(secret: str) -> str:
+    """The code an authenticator shows in the next 30 s step (accepted: clocks drift)."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
+async def wait_until_up(url: str) -> None:
+    for _ in range(200):
+        try:
+            async with httpx.AsyncClient() as http:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return
+        except httpx.TransportError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the server did not come up")
+
+
+async def enrol(link: str, password: str) -> str:
+    """`lykta client enrol` as a person uses it; returns the TOTP key it showed."""
+    async with spawn("enrol", "client", "enrol", link, "--stdin") as client:
+        await client.wait_for(r"Enrolling")
+        secret = (await client.wait_for(r"^key: (\S+)")).group(1)
+        await client.type(password)
+        await client.type(pyotp.TOTP(secret).now())
+        await client.wait_for(r"Enrolled \S+\. You can sign in now\.")
+        codes = [(await client.wait_for(r"^  ([a-z2-9]{4}(-[a-z2-9]{4}){3})$")).group(1)]
+        assert await asyncio.wait_for(client.proc.wait(), 10) == 0
+        assert codes
+        return secret
 
 
 def test_a_broken_lines_file_is_reported_and_nothing_is_imported(tmp_path: Path) -> None:

@@ -202,6 +202,11 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "end", "chat_id": "abcdefgh12"},
         {"type": "wrapup", "chat_id": "abcdefgh12", "topics": ["a"], "outcome": "b"},
         {"type": "ping"},
+        {"type": "live"},
+        {"type": "observe", "chat_id": "abcdefgh12"},
+        {"type": "unobserve", "chat_id": "abcdefgh12"},
+        {"type": "whisper", "chat_id": "abcdefgh12", "text": "ask about safety"},
+        {"type": "takeover", "chat_id": "abcdefgh12"},
     ]
     assert {f["type"] for f in frames} == set(STAFF_FRAMES)
     for frame in frames:

@@ -31,13 +31,12 @@ from app.settings import Settings
 from tests.conftest import ServerFactory
 from tests.support.postgres import fresh_database
 from tests.support.roster import (
-    add_staff,
     around_now,
     future_monday,
     http_as,
     problem,
 )
-from tests.support.seed import add_counsellor, add_line
+from tests.support.seed import add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer, run_server
 
 EVENING = {"weekdays": ["mon", "tue", "wed", "thu"], "start": "18:00", "end": "21:00"}

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.kit.db import unit_of_work
 from app.models import CalendarFeed, Staff, StaffRole
-from tests.support.roster import STOCKHOLM, add_staff, future_monday, http_as, local_now
-from tests.support.seed import add_counsellor, add_line
+from tests.support.roster import STOCKHOLM, future_monday, http_as, local_now
+from tests.support.seed import add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 
 

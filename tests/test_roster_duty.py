@@ -12,13 +12,12 @@ from tests.conftest import ServerFactory
 from tests.support.clients import open_staff, open_visitor
 from tests.support.roster import (
     STOCKHOLM,
-    add_staff,
     around_now,
     http_as,
     local_now,
     shift_fields,
 )
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 
 # Waiting for a shift to end on the real clock: a bound on failure, not a timing claim.

@@ -22,8 +22,8 @@ from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import ServerFactory
 from tests.support.clients import open_staff, open_visitor
-from tests.support.roster import STOCKHOLM, add_staff, http_as, local_now, problem
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.roster import STOCKHOLM, http_as, local_now, problem
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 
 TOKEN = "metrics-token-for-tests-0123456789"
 

@@ -11,11 +11,14 @@ import contextlib
 import logging
 import time
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from app.broker.hub import Event
+from app.chats.protocol import CLOSE_UNAUTHORISED, Close
 from app.kit.db import unit_of_work
 from app.roster.live import ROSTER_CHANNEL, current_duty
+from app.staff.service import staff_service
 
 if TYPE_CHECKING:
     from app.chats.staff_ws import StaffSocket
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DUTY_REFRESH_SECONDS = 60.0
+SESSION_ENDED = Close(CLOSE_UNAUTHORISED, "signed out")
 
 
 class Connections:
@@ -106,17 +110,29 @@ async def run_duty(runtime: Runtime) -> None:
 
 
 async def refresh_duty(runtime: Runtime, sockets: list[StaffSocket] | None = None) -> None:
-    """Re-read from the roster who is on duty where, for local counsellors."""
+    """Re-read from the roster who is on duty where, for local counsellors, and close
+    connections whose session has ended (expired, signed out, account deactivated)."""
     if sockets is None:
         sockets = list(runtime.connections.staff.values())
     if not sockets:
         return
+    idle = timedelta(minutes=runtime.settings.session_idle_minutes)
     async with unit_of_work(runtime.sessionmaker) as session:
         duties = {
             s.staff.id: await current_duty(session, runtime.settings, uuid.UUID(s.staff.id))
             for s in sockets
         }
+        # An open console counts as activity: it keeps its session from going idle.
+        alive = {
+            s.session_digest: await staff_service.session_alive(
+                session, s.session_digest, idle=idle
+            )
+            for s in sockets
+        }
     for socket in sockets:
+        if not alive[socket.session_digest]:
+            socket.out.close(SESSION_ENDED)
+            continue
         await socket.refresh_duty(duties[socket.staff.id])
 
 

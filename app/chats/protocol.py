@@ -199,6 +199,31 @@ class Wrapup(_Frame):
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+class ListLive(_Frame):
+    type: Literal["live"]
+
+
+class Observe(_Frame):
+    type: Literal["observe"]
+    chat_id: ChatId
+
+
+class Unobserve(_Frame):
+    type: Literal["unobserve"]
+    chat_id: ChatId
+
+
+class Whisper(_Frame):
+    type: Literal["whisper"]
+    chat_id: ChatId
+    text: Text
+
+
+class TakeOver(_Frame):
+    type: Literal["takeover"]
+    chat_id: ChatId
+
+
 VisitorFrame = Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd
 StaffFrame = (
     Ping
@@ -212,6 +237,11 @@ StaffFrame = (
     | TransferChat
     | StaffEnd
     | Wrapup
+    | ListLive
+    | Observe
+    | Unobserve
+    | Whisper
+    | TakeOver
 )
 
 VISITOR_FRAMES: dict[str, type[_Frame]] = {
@@ -235,6 +265,12 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "transfer": TransferChat,
     "end": StaffEnd,
     "wrapup": Wrapup,
+    # Supervisors only (app/staff/permissions.py).
+    "live": ListLive,
+    "observe": Observe,
+    "unobserve": Unobserve,
+    "whisper": Whisper,
+    "takeover": TakeOver,
 }
 
 

@@ -598,6 +598,28 @@ class ChatService:
                     deadline_key(Deadline.counsellor_grace, record.id, staff_id), until
                 )
 
+    # Staff accounts -------------------------------------------------------------------------
+
+    async def end_sessions(self, staff_id: str, session_digest: str | None) -> None:
+        """Close the staff member's WebSockets in every process (one session's, or all)."""
+        await self.broker.publish(
+            staff_channel(staff_id), {"type": "session.ended", "session": session_digest}
+        )
+
+    async def staff_changed(self, staff_id: str) -> None:
+        """Their profile changed: open WebSockets reload it."""
+        await self.broker.publish(staff_channel(staff_id), {"type": "staff.changed"})
+
+    async def remove_counsellor(self, staff_id: str) -> None:
+        """Deactivated: connections close, offers move on and chats go back to the queue now."""
+        await self.end_sessions(staff_id, None)
+        await self.broker.remove_presence(staff_id)
+        for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
+            if record.state is ChatState.offered and record.offered_to == staff_id:
+                await self._release_offer(record.id, staff_id, missed=False)
+            elif record.state is ChatState.active and record.counsellor_id == staff_id:
+                await self._return_to_queue(record.id, staff_id, force=True)
+
     # Deadlines ------------------------------------------------------------------------------
 
     async def handle_deadline(self, key: str) -> None:
@@ -621,10 +643,10 @@ class ChatService:
         record = await self.broker.get_chat(chat_id)
         return record.line if record else None
 
-    async def _return_to_queue(self, chat_id: str, staff_id: str) -> None:
+    async def _return_to_queue(self, chat_id: str, staff_id: str, *, force: bool = False) -> None:
         """A counsellor who dropped did not come back: the chat goes to the head of the queue."""
         connections = await self.broker.connection_counts([staff_id])
-        if connections.get(staff_id, 0) > 0:
+        if connections.get(staff_id, 0) > 0 and not force:
             return
         record = await self.broker.get_chat(chat_id)
         if (

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 
+from app.audit.service import AuditAction, audit_service
 from app.broker.hub import Event
 from app.broker.records import ChatRecord, ChatState, Presence, StaffStatus
 from app.chats.channels import chat_channel, staff_channel
@@ -20,6 +21,8 @@ from app.chats.protocol import (
     Close,
     DeclineOffer,
     ErrorCode,
+    ListLive,
+    Observe,
     Ping,
     ProtocolError,
     SetStatus,
@@ -29,23 +32,35 @@ from app.chats.protocol import (
     StaffNote,
     StaffTyping,
     SyncChat,
+    TakeOver,
     TransferChat,
+    Unobserve,
+    Whisper,
     Wrapup,
 )
+from app.chats.supervision import Supervision
 from app.chats.transcript import Audience, Entry, EntryKind
 from app.kit.db import unit_of_work
-from app.kit.ids import new_token
-from app.models.enums import StaffRole
+from app.kit.ids import new_token, token_digest
 from app.roster.live import current_duty
 from app.roster.service import Duty
 from app.routing.service import offer_event
-from app.staff.service import StaffContext
-from app.staff.sessions import staff_from_request
+from app.staff.permissions import (
+    FRAME_RULES,
+    WEBSOCKET_RULES,
+    Permission,
+    same_origin,
+    staff_grants,
+)
+from app.staff.service import StaffContext, staff_service
+from app.staff.sessions import current_session
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
 router = APIRouter()
+
+DENIALS_AUDITED_PER_MINUTE = 10
 
 
 @router.websocket("/ws/staff")
@@ -55,33 +70,63 @@ async def staff_socket(ws: WebSocket) -> None:
     if not origin_allowed(ws.headers.get("origin"), runtime.settings.public_url):
         await ws.close(CLOSE_FORBIDDEN, "origin not allowed")
         return
+    needed = WEBSOCKET_RULES["/ws/staff"]
     async with unit_of_work(runtime.sessionmaker) as session:
-        staff = await staff_from_request(ws, session)
+        found = await current_session(ws, session)
+        staff = found[0] if found is not None else None
+        grants = staff_grants(staff) if staff is not None else frozenset()
         duty = (
             await current_duty(session, runtime.settings, staff.id)
-            if staff is not None and staff.role is StaffRole.counsellor
+            if staff is not None and needed in grants
             else Duty({}, None)
         )
-    if staff is None:
+        if staff is not None and needed not in grants:
+            await _audit(
+                runtime,
+                AuditAction.access_denied,
+                str(staff.id),
+                detail={"permission": str(needed), "endpoint": "WEBSOCKET /ws/staff"},
+            )
+    if found is None or staff is None:
         await ws.close(CLOSE_UNAUTHORISED, "sign in first")
         return
-    if staff.role is not StaffRole.counsellor:
+    if needed not in grants:
         await ws.close(CLOSE_FORBIDDEN, "only counsellors take chats")
         return
-    await StaffSocket(ws, runtime, StaffContext.from_model(staff), duty).serve()
+    context = StaffContext.from_model(staff)
+    await StaffSocket(ws, runtime, context, duty, grants, token_digest(found[1])).serve()
 
 
 def origin_allowed(origin: str | None, public_url: str) -> bool:
     """Browsers always send Origin; a cross-site page must not ride a counsellor's cookie."""
-    if origin is None:
-        return True
-    ours = urlsplit(public_url)
-    theirs = urlsplit(origin)
-    return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+    return same_origin(origin, public_url)
+
+
+async def _audit(
+    runtime: Runtime,
+    action: AuditAction,
+    actor_id: str,
+    *,
+    chat_id: str | None = None,
+    line: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await audit_service.record(
+            session, action, actor_id=actor_id, chat_id=chat_id, line_key=line, detail=detail
+        )
 
 
 class StaffSocket(ClientSocket):
-    def __init__(self, ws: WebSocket, runtime: Runtime, staff: StaffContext, duty: Duty) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        runtime: Runtime,
+        staff: StaffContext,
+        duty: Duty,
+        grants: frozenset[Permission],
+        session_digest: str,
+    ) -> None:
         settings = runtime.settings
         super().__init__(
             ws,
@@ -101,6 +146,10 @@ class StaffSocket(ClientSocket):
         self.duty_next_change = duty.next_change
         # What the client was last told about its lines (hello or duty frames).
         self.duty_shown: list[dict[str, Any]] = []
+        self.grants = grants
+        # The session this connection was opened with: signing out of it closes it.
+        self.session_digest = session_digest
+        self.supervision = Supervision(runtime.chats)
         self.id = new_token()[:16]
         self.protocol = StaffConnection(
             rate=settings.staff_frame_rate,
@@ -110,13 +159,19 @@ class StaffSocket(ClientSocket):
         )
         # Chats this connection follows: active with this counsellor.
         self.chats: dict[str, str] = {}
+        # Chats a supervisor observes (silently: nobody in the chat is told).
+        self.observing: dict[str, str] = {}
+        # Refusals to audit after the frame is handled, and how many were this minute.
+        self._refused: list[tuple[str | None, dict[str, Any]]] = []
+        self._denials = 0
+        self._denials_window = time.monotonic()
         self.last_seq: dict[str, int] = {}
 
     async def leave(self) -> None:
         broker = self.rt.broker
         self.rt.connections.staff.pop(self.id, None)
         await broker.unsubscribe(staff_channel(self.staff.id), self.out.event)
-        for chat_id in list(self.chats):
+        for chat_id in {*self.chats, *self.observing}:
             await broker.unsubscribe(chat_channel(chat_id), self.out.event)
         for line in self.duty:
             await self.rt.queue_watch.remove_watcher(line, self.out.frame)
@@ -172,15 +227,8 @@ class StaffSocket(ClientSocket):
                 "type": "hello",
                 "protocol": PROTOCOL_VERSION,
                 "role": "counsellor",
-                "staff": {
-                    "id": staff.id,
-                    "alias": staff.alias,
-                    "qualification": staff.qualification.value if staff.qualification else None,
-                    "capacity": staff.capacity,
-                    "languages": list(staff.languages),
-                    "peer": staff.peer,
-                    "supervisor": staff.supervisor,
-                },
+                "staff": self._profile(),
+                "permissions": sorted(p.value for p in self.grants),
                 "status": presence.status.value if presence else "away",
                 "lines": self._lines_info(now),
                 "chats": [chat_summary(r, now) for r in open_chats],
@@ -192,6 +240,18 @@ class StaffSocket(ClientSocket):
         if presence is not None and presence.status is StaffStatus.available:
             for key in self.duty:
                 self.rt.router.kick(key)
+
+    def _profile(self) -> dict[str, Any]:
+        staff = self.staff
+        return {
+            "id": staff.id,
+            "alias": staff.alias,
+            "qualification": staff.qualification.value if staff.qualification else None,
+            "capacity": staff.capacity,
+            "languages": list(staff.languages),
+            "peer": staff.peer,
+            "supervisor": staff.supervisor,
+        }
 
     def _lines_info(self, now: float) -> list[dict[str, Any]]:
         self.duty_shown = [
@@ -212,13 +272,26 @@ class StaffSocket(ClientSocket):
         if chat_id in self.chats:
             return
         self.chats[chat_id] = line
-        await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
+        # Observing it already means being subscribed: now it is simply ours.
+        if self.observing.pop(chat_id, None) is None:
+            await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
 
     async def _unfollow(self, chat_id: str) -> None:
         if self.chats.pop(chat_id, None) is not None:
             await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
         self.last_seq.pop(chat_id, None)
         self.out.delivered.pop(chat_id, None)
+
+    async def _unobserve(self, chat_id: str) -> bool:
+        if self.observing.pop(chat_id, None) is None:
+            return False
+        if chat_id not in self.chats:
+            await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
+            self.out.delivered.pop(chat_id, None)
+        return True
+
+    def _sees(self, chat_id: object) -> bool:
+        return chat_id in self.chats or chat_id in self.observing
 
     async def refresh_duty(self, duty: Duty) -> None:
         """Called in the background with fresh duty from the roster."""
@@ -247,18 +320,56 @@ class StaffSocket(ClientSocket):
     async def on_bytes(self, data: bytes) -> bool:
         return self.answer(self.protocol.receive_bytes(data))
 
-    def _not_in_chat(self, chat_id: str, ref: str) -> bool:
-        if chat_id in self.chats:
+    def _not_in_chat(self, chat_id: str, ref: str, *, observed: bool = False) -> bool:
+        if chat_id in self.chats or (observed and chat_id in self.observing):
             return False
         self.out.frame(
             ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", ref).frame()
         )
+        self._refuse(ref, chat_id, ErrorCode.not_in_chat)
         return True
+
+    def _refuse(self, kind: str, chat_id: str | None, code: ErrorCode) -> None:
+        detail: dict[str, Any] = {"frame": kind, "code": code.value}
+        if code is ErrorCode.forbidden and chat_id is None:
+            detail["permission"] = FRAME_RULES[kind].value
+        self._refused.append((chat_id, detail))
+
+    async def _audit_refusals(self) -> None:
+        """Naming a chat that is not yours is audited, a few times a minute per connection
+        (a flood of probes must not flood the log)."""
+        refused, self._refused = self._refused, []
+        now = time.monotonic()
+        if now - self._denials_window > 60:
+            self._denials_window, self._denials = now, 0
+        for chat_id, detail in refused:
+            if self._denials >= DENIALS_AUDITED_PER_MINUTE:
+                return
+            self._denials += 1
+            await _audit(
+                self.rt,
+                AuditAction.access_denied,
+                self.staff.id,
+                chat_id=chat_id,
+                detail=detail,
+            )
 
     async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
         if isinstance(frame, ProtocolError | Close):
             return self.answer(frame)
+        kind = str(getattr(frame, "type", ""))
+        if FRAME_RULES[kind] not in self.grants:
+            self.out.frame(
+                ProtocolError(ErrorCode.forbidden, "your role does not allow this", kind).frame()
+            )
+            self._refuse(kind, None, ErrorCode.forbidden)
+            await self._audit_refusals()
+            return True
+        if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver):
+            await self._supervise(frame)
+            await self._audit_refusals()
+            return True
         chats = self.rt.chats
         staff = self.staff
         problem: ProtocolError | None = None
@@ -296,6 +407,14 @@ class StaffSocket(ClientSocket):
             accepted = await chats.accept(staff.id, staff.alias, frame.chat_id)
             if isinstance(accepted, ProtocolError):
                 problem = accepted
+            else:
+                await _audit(
+                    self.rt,
+                    AuditAction.offer_accepted,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=accepted.line,
+                )
         elif isinstance(frame, DeclineOffer):
             problem = await chats.decline(staff, frame.chat_id)
         elif isinstance(frame, StaffNote):
@@ -303,7 +422,7 @@ class StaffSocket(ClientSocket):
             if isinstance(noted, ProtocolError):
                 problem = noted
         elif isinstance(frame, SyncChat):
-            if not self._not_in_chat(frame.chat_id, "sync"):
+            if not self._not_in_chat(frame.chat_id, "sync", observed=True):
                 self.out.sync(frame.chat_id, frame.last_seq)
                 self.out.frame({"type": "synced", "chat_id": frame.chat_id})
         elif isinstance(frame, TransferChat):
@@ -312,6 +431,15 @@ class StaffSocket(ClientSocket):
             )
             if isinstance(moved, ProtocolError):
                 problem = moved
+            else:
+                await _audit(
+                    self.rt,
+                    AuditAction.chat_transferred,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=moved.line,
+                    detail={"to_line": frame.line} if frame.line else {"to_staff": frame.staff_id},
+                )
         elif isinstance(frame, StaffEnd):
             problem = await chats.staff_end(staff, frame.chat_id)
         elif isinstance(frame, Wrapup):
@@ -321,7 +449,139 @@ class StaffSocket(ClientSocket):
                 )
         if problem is not None:
             self.out.frame(problem.frame())
+            if problem.code is ErrorCode.not_in_chat:
+                self._refuse(kind, getattr(frame, "chat_id", None), problem.code)
+        await self._audit_refusals()
         return True
+
+    async def _supervise(self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver) -> None:
+        """Supervisor frames; the chat must be live and on one of the supervisor's lines."""
+        lines = set(self.duty)
+        staff = self.staff
+        supervision = self.supervision
+        if isinstance(frame, ListLive):
+            now = await self.rt.broker.now()
+            records = await supervision.live(lines)
+            self.out.frame(
+                {
+                    "type": "live.chats",
+                    "chats": [live_summary(r, now, r.id in self.observing) for r in records],
+                }
+            )
+            return
+        if isinstance(frame, Unobserve):
+            if await self._unobserve(frame.chat_id):
+                self.out.frame({"type": "chat.unobserved", "chat_id": frame.chat_id})
+            else:
+                self.out.frame(
+                    ProtocolError(
+                        ErrorCode.not_in_chat, "you are not observing this chat", "unobserve"
+                    ).frame()
+                )
+            return
+        problem: ProtocolError | None = None
+        if isinstance(frame, Observe):
+            record = await supervision.observable(lines, frame.chat_id, "observe")
+            if isinstance(record, ProtocolError):
+                problem = record
+            elif record.counsellor_id == staff.id or frame.chat_id in self.chats:
+                problem = ProtocolError(
+                    ErrorCode.invalid_state, "you are answering this chat", "observe"
+                )
+            elif frame.chat_id not in self.observing:
+                # Queued before subscribing: live entries then follow the replay, none twice.
+                self.out.frame(
+                    {
+                        "type": "chat.observing",
+                        **live_summary(record, await self.rt.broker.now(), True),
+                    }
+                )
+                self.out.sync(frame.chat_id, 0)
+                self.observing[frame.chat_id] = record.line
+                await self.rt.broker.subscribe(chat_channel(frame.chat_id), self.out.event)
+                await _audit(
+                    self.rt,
+                    AuditAction.chat_observed,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=record.line,
+                )
+        elif isinstance(frame, Whisper):
+            whispered = await supervision.whisper(staff, lines, frame.chat_id, frame.text)
+            if isinstance(whispered, ProtocolError):
+                problem = whispered
+            else:
+                self.out.frame(
+                    {"type": "whisper.ack", "chat_id": frame.chat_id, "seq": whispered.last_seq}
+                )
+                await _audit(
+                    self.rt,
+                    AuditAction.chat_whispered,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=whispered.line,
+                )
+        else:
+            taken = await supervision.take_over(staff, lines, frame.chat_id)
+            if isinstance(taken, ProtocolError):
+                problem = taken
+            else:
+                await _audit(
+                    self.rt,
+                    AuditAction.chat_taken_over,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=taken.line,
+                )
+        if problem is not None:
+            self.out.frame(problem.frame())
+            if problem.code is ErrorCode.forbidden:
+                self._refuse(frame.type, frame.chat_id, problem.code)
+
+    async def _reload(self) -> list[Frame]:
+        """The account changed: take the new profile, or close if it no longer allows this."""
+        async with unit_of_work(self.rt.sessionmaker) as session:
+            staff = await staff_service.get(session, uuid.UUID(self.staff.id))
+            duty = (
+                await current_duty(session, self.rt.settings, staff.id)
+                if staff is not None
+                else Duty({}, None)
+            )
+        if staff is None or not staff.is_active:
+            self.out.close(Close(CLOSE_UNAUTHORISED, "signed out"))
+            return []
+        grants = staff_grants(staff)
+        if WEBSOCKET_RULES["/ws/staff"] not in grants:
+            self.out.close(Close(CLOSE_FORBIDDEN, "only counsellors take chats"))
+            return []
+        self.staff = StaffContext.from_model(staff)
+        self.grants = grants
+        lines = set(duty.until)
+        for chat_id, line in list(self.observing.items()):
+            if Permission.supervise not in grants or line not in lines:
+                await self._unobserve(chat_id)
+        context = self.staff
+        await self.rt.broker.update_presence(
+            context.id,
+            {
+                "alias": context.alias,
+                "capacity": context.capacity,
+                "qualification": context.qualification.value if context.qualification else None,
+                "languages": list(context.languages),
+                "peer": context.peer,
+                "supervisor": context.supervisor,
+            },
+        )
+        await self.refresh_duty(duty)
+        now = await self.rt.broker.now()
+        return [
+            {
+                "type": "profile",
+                "staff": self._profile(),
+                "permissions": sorted(p.value for p in grants),
+                "lines": self._lines_info(now),
+            }
+        ]
 
     # Rendering events (runs in the writer task) ---------------------------------------------
 
@@ -329,7 +589,7 @@ class StaffSocket(ClientSocket):
         kind = event.get("type")
         chat_id = event.get("chat_id")
         if kind == "entry" and isinstance(chat_id, str):
-            if chat_id not in self.chats:
+            if not self._sees(chat_id):
                 return []
             entry = Entry.from_dict(event["entry"])
             seq = int(event["seq"])
@@ -341,9 +601,11 @@ class StaffSocket(ClientSocket):
                 entry.kind is EntryKind.left and entry.staff_id == self.staff.id
             ):
                 await self._unfollow(chat_id)
+            if entry.kind is EntryKind.ended:
+                await self._unobserve(chat_id)
             return delivered
         if kind == "typing":
-            if chat_id in self.chats and event.get("sender") == "visitor":
+            if self._sees(chat_id) and event.get("sender") == "visitor":
                 return [
                     {
                         "type": "typing",
@@ -354,7 +616,13 @@ class StaffSocket(ClientSocket):
                 ]
             return []
         if kind in ("visitor.away", "visitor.back"):
-            return [dict(event)] if chat_id in self.chats else []
+            return [dict(event)] if self._sees(chat_id) else []
+        if kind == "session.ended":
+            if event.get("session") in (None, self.session_digest):
+                self.out.close(Close(CLOSE_UNAUTHORISED, "signed out"))
+            return []
+        if kind == "staff.changed":
+            return await self._reload()
         if kind == "chat.assigned" and isinstance(chat_id, str):
             record = await self.rt.broker.get_chat(chat_id)
             if record is None or record.counsellor_id != self.staff.id:
@@ -389,3 +657,13 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         "waited_seconds": max(0, round((record.answered_at or now) - record.created_at)),
         "peer_requested": record.peer_requested,
     }
+
+
+def live_summary(record: ChatRecord, now: float, observing: bool) -> dict[str, Any]:
+    """What a supervisor sees of a live chat: its state and who answers it, no content."""
+    counsellor = (
+        {"id": record.counsellor_id, "alias": record.counsellor_alias}
+        if record.counsellor_id
+        else None
+    )
+    return {**chat_summary(record, now), "counsellor": counsellor, "observing": observing}

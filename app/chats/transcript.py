@@ -23,6 +23,7 @@ class EntryKind(StrEnum):
     joined = "joined"
     left = "left"
     note = "note"
+    whisper = "whisper"  # a supervisor to the counsellor
     ended = "ended"
 
 
@@ -32,7 +33,7 @@ class Audience(StrEnum):
 
 
 # Entries the visitor never sees, in any code path (live, resume, replay).
-STAFF_ONLY = frozenset({EntryKind.note})
+STAFF_ONLY = frozenset({EntryKind.note, EntryKind.whisper})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,8 @@ def entry_frame(chat_id: str, seq: int, entry: Entry, audience: Audience) -> dic
         base.update(type="chat.ended", by=entry.sender, reason=entry.reason)
     elif entry.kind is EntryKind.note:
         base.update(type="note", name=entry.name, text=entry.text)
+    elif entry.kind is EntryKind.whisper:
+        base.update(type="whisper", name=entry.name, text=entry.text)
     if audience is Audience.staff and entry.staff_id is not None:
         base["staff_id"] = entry.staff_id
     return base

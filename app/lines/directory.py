@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.kit.db import unit_of_work
+from app.kit.ids import new_token
 from app.lines.service import LineConfig, line_service
+
+if TYPE_CHECKING:
+    from app.broker.base import Broker
+    from app.broker.hub import Event
+
+logger = logging.getLogger(__name__)
+
+# Every process listens here and reloads its directory when a coordinator changes a line.
+LINES_CHANNEL = "lines"
 
 
 class LineDirectory:
@@ -14,6 +28,8 @@ class LineDirectory:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
         self._lines: dict[str, LineConfig] = {}
+        self._id = new_token()[:12]
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def reload(self) -> None:
         async with unit_of_work(self._sessionmaker) as session:
@@ -28,3 +44,25 @@ class LineDirectory:
 
     def keys(self) -> list[str]:
         return list(self._lines)
+
+    async def follow(self, broker: Broker) -> None:
+        """Reload whenever another process announces a change."""
+        await broker.subscribe(LINES_CHANNEL, self._on_event)
+
+    async def changed(self, broker: Broker) -> None:
+        """A line changed (committed): reload here now, and everywhere else."""
+        await self.reload()
+        await broker.publish(LINES_CHANNEL, {"type": "lines.changed", "origin": self._id})
+
+    def _on_event(self, event: Event) -> None:
+        if event.get("origin") == self._id:
+            return
+        task = asyncio.create_task(self._reload_logged())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except Exception:
+            logger.exception("line reload failed")

@@ -4,9 +4,11 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, status
 
-from app.deps import RuntimeDep
-from app.lines.schemas import PublicLine
-from app.lines.service import LineConfig
+from app.audit.service import AuditAction, audit_service
+from app.deps import RuntimeDep, SessionDep
+from app.lines.schemas import LineKeyStr, LineSettings, PublicLine
+from app.lines.service import LineConfig, line_service
+from app.staff.permissions import ManageLines, public
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -14,13 +16,13 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/api/lines", tags=["lines"])
 
 
-@router.get("", response_model=list[PublicLine])
+@router.get("", response_model=list[PublicLine], dependencies=[public()])
 async def list_lines(runtime: RuntimeDep) -> list[PublicLine]:
     """Every line with whether it is open now: what the widget needs before a chat."""
     return [await _public(runtime, line) for line in runtime.lines.all()]
 
 
-@router.get("/{key}", response_model=PublicLine)
+@router.get("/{key}", response_model=PublicLine, dependencies=[public()])
 async def get_line(key: str, runtime: RuntimeDep) -> PublicLine:
     """One line; while it is closed, `next_open_at` says when the roster next opens it."""
     line = runtime.lines.get(key)
@@ -43,3 +45,65 @@ async def _public(runtime: Runtime, line: LineConfig) -> PublicLine:
         next_open_at=None if is_open else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,
     )
+
+
+# Line settings (coordinators) -------------------------------------------------------------
+
+
+@router.get("/{key}/settings", response_model=LineSettings)
+async def get_line_settings(
+    key: LineKeyStr, session: SessionDep, actor: ManageLines
+) -> LineSettings:
+    """Everything a coordinator configures about a line."""
+    line = await line_service.get(session, key)
+    if line is None or not line.is_active:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such line")
+    return line_service.settings_of(line)
+
+
+@router.put("/{key}/settings", response_model=LineSettings)
+async def update_line_settings(
+    key: LineKeyStr,
+    body: LineSettings,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: ManageLines,
+) -> LineSettings:
+    """Replace a line's settings; every process picks them up at once."""
+    if body.key != key:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "the key in the body differs from the URL"
+        )
+    line = await line_service.get(session, key)
+    if line is None or not line.is_active:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such line")
+    changed = line_service.changed_fields(line, body)
+    await line_service.upsert(session, body)
+    if changed:
+        await audit_service.record(
+            session,
+            AuditAction.line_updated,
+            actor_id=actor.id,
+            line_key=key,
+            detail={"fields": changed},
+        )
+    await session.commit()
+    await runtime.lines.changed(runtime.broker)
+    return body
+
+
+@router.post("", response_model=LineSettings, status_code=status.HTTP_201_CREATED)
+async def create_line(
+    body: LineSettings, session: SessionDep, runtime: RuntimeDep, actor: ManageLines
+) -> LineSettings:
+    """A new line; counsellors are then given it with PATCH /api/staff/{id}."""
+    existing = await line_service.get(session, body.key)
+    if existing is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"a line {body.key!r} already exists")
+    await line_service.upsert(session, body)
+    await audit_service.record(
+        session, AuditAction.line_created, actor_id=actor.id, line_key=body.key
+    )
+    await session.commit()
+    await runtime.lines.changed(runtime.broker)
+    return body

@@ -103,6 +103,17 @@ class LineService:
     async def get(self, session: AsyncSession, key: str) -> Line | None:
         return await LineRepository(session).get(key)
 
+    def settings_of(self, line: Line) -> LineSettings:
+        return LineSettings.model_validate(
+            {name: getattr(line, name) for name in LineSettings.model_fields}
+        )
+
+    def changed_fields(self, line: Line, settings: LineSettings) -> list[str]:
+        current = self.settings_of(line).model_dump()
+        return sorted(
+            name for name, value in settings.model_dump().items() if current[name] != value
+        )
+
     async def upsert(self, session: AsyncSession, settings: LineSettings) -> Line:
         """Create the line or replace its settings."""
         repository = LineRepository(session)

@@ -1,9 +1,11 @@
 """ORM models, one per module; importing this package registers them all on the metadata."""
 
+from app.models.audit_entry import AuditEntry
 from app.models.calendar_feed import CalendarFeed
 from app.models.chat_statistic import ChatStatistic
 from app.models.drop_request import DropRequest
 from app.models.duty_addition import DutyAddition
+from app.models.enrolment import Enrolment
 from app.models.enums import (
     AssignmentSource,
     ChatOutcome,
@@ -14,6 +16,7 @@ from app.models.enums import (
 from app.models.extra_shift import ExtraShift
 from app.models.line import Line
 from app.models.line_membership import LineMembership
+from app.models.recovery_code import RecoveryCode
 from app.models.roster_closure import RosterClosure
 from app.models.shift_assignment import ShiftAssignment
 from app.models.shift_pattern import ShiftPattern
@@ -23,16 +26,19 @@ from app.models.wrapup import Wrapup
 
 __all__ = [
     "AssignmentSource",
+    "AuditEntry",
     "CalendarFeed",
     "ChatOutcome",
     "ChatStatistic",
     "DropRequest",
     "DropState",
     "DutyAddition",
+    "Enrolment",
     "ExtraShift",
     "Line",
     "LineMembership",
     "Qualification",
+    "RecoveryCode",
     "RosterClosure",
     "ShiftAssignment",
     "ShiftPattern",

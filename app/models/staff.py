@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Enum, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Enum, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.clock import utcnow
@@ -39,6 +39,10 @@ class Staff(Base):
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     capacity: Mapped[int] = mapped_column(Integer, default=2)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The TOTP secret, sealed with a key derived from LYKTA_SECRET_KEY (app/staff/totp.py).
+    totp_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The last accepted TOTP time step: a code is accepted once, never again.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Demo accounts have published passwords; they are refused outside development.
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)

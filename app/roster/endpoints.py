@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.clock import utcnow
-from app.models import DropState
+from app.models import DropState, Staff
 from app.roster import views
 from app.roster.access import Counsellor, RosterManager
 from app.roster.calendar import calendar_service
@@ -39,6 +41,7 @@ from app.roster.schemas import (
     WeekOut,
 )
 from app.roster.service import RosterError, ShiftInput, line_zone, roster_service
+from app.staff.permissions import public
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -55,6 +58,26 @@ LineKey = Annotated[str, Query(max_length=32)]
 def _changed(background: BackgroundTasks, runtime: Runtime) -> None:
     # Runs after the response, so after the request's transaction has committed.
     background.add_task(announce_change, runtime.broker)
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: Staff,
+    what: str,
+    *,
+    line: str | None = None,
+    staff_id: uuid.UUID | None = None,
+    **detail: Any,
+) -> None:
+    """Every roster change in the audit log, in the request's own transaction."""
+    await audit_service.record(
+        session,
+        AuditAction.roster_changed,
+        actor_id=actor.id,
+        target_staff_id=staff_id,
+        line_key=line,
+        detail={"what": what, **{k: str(v) for k, v in detail.items() if v is not None}},
+    )
 
 
 def _span(
@@ -84,7 +107,7 @@ async def list_lines(_: RosterManager, session: SessionDep) -> list[RosterLineOu
 async def update_line(
     key: str,
     body: RosterLineUpdate,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
@@ -94,6 +117,7 @@ async def update_line(
         session, key, time_zone=body.time_zone, signup=body.signup
     )
     background.add_task(runtime.lines.reload)
+    await _audit(session, manager, "line", line=key, time_zone=body.time_zone, signup=body.signup)
     _changed(background, runtime)
     return views.line_out(line)
 
@@ -110,7 +134,7 @@ async def list_patterns(key: str, _: RosterManager, session: SessionDep) -> list
 async def create_pattern(
     key: str,
     body: PatternIn,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
@@ -126,6 +150,7 @@ async def create_pattern(
         valid_until=body.valid_until,
         now=utcnow(),
     )
+    await _audit(session, manager, "pattern.created", line=key, pattern=pattern.id)
     _changed(background, runtime)
     return views.pattern_out(pattern)
 
@@ -139,7 +164,7 @@ async def get_pattern(pattern_id: uuid.UUID, _: RosterManager, session: SessionD
 async def update_pattern(
     pattern_id: uuid.UUID,
     body: PatternUpdate,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
@@ -150,6 +175,14 @@ async def update_pattern(
     if changes.get("needed") is None:
         changes.pop("needed", None)
     pattern = await roster_service.update_pattern(session, pattern_id, changes=changes)
+    await _audit(
+        session,
+        manager,
+        "pattern.changed",
+        line=pattern.line_key,
+        pattern=pattern_id,
+        fields=",".join(sorted(changes)),
+    )
     _changed(background, runtime)
     return views.pattern_out(pattern)
 
@@ -157,13 +190,14 @@ async def update_pattern(
 @router.delete("/patterns/{pattern_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_pattern(
     pattern_id: uuid.UUID,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> None:
     """Remove the pattern and everyone's assignments to it."""
     await roster_service.delete_pattern(session, pattern_id)
+    await _audit(session, manager, "pattern.deleted", pattern=pattern_id)
     _changed(background, runtime)
 
 
@@ -171,7 +205,7 @@ async def delete_pattern(
 async def create_extra(
     key: str,
     body: ExtraShiftIn,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
@@ -186,6 +220,7 @@ async def create_extra(
         now=utcnow(),
     )
     line = await roster_service.line(session, key)
+    await _audit(session, manager, "extra_shift.created", line=key, extra_shift=extra.id)
     _changed(background, runtime)
     return views.extra_out(extra, line_zone(line))
 
@@ -193,12 +228,13 @@ async def create_extra(
 @router.delete("/extra-shifts/{extra_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_extra(
     extra_id: uuid.UUID,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> None:
     await roster_service.delete_extra(session, extra_id)
+    await _audit(session, manager, "extra_shift.deleted", extra_shift=extra_id)
     _changed(background, runtime)
 
 
@@ -211,13 +247,21 @@ async def list_closures(key: str, _: RosterManager, session: SessionDep) -> list
 async def create_closure(
     key: str,
     body: ClosureIn,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> ClosureOut:
     closure = await roster_service.create_closure(
         session, key, first_day=body.first_day, last_day=body.last_day, reason=body.reason
+    )
+    await _audit(
+        session,
+        manager,
+        "closure.created",
+        line=key,
+        first_day=body.first_day,
+        last_day=body.last_day,
     )
     _changed(background, runtime)
     return views.closure_out(closure)
@@ -226,12 +270,13 @@ async def create_closure(
 @router.delete("/closures/{closure_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_closure(
     closure_id: uuid.UUID,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> None:
     await roster_service.delete_closure(session, closure_id)
+    await _audit(session, manager, "closure.deleted", closure=closure_id)
     _changed(background, runtime)
 
 
@@ -241,7 +286,7 @@ async def delete_closure(
 @router.post("/assignments", response_model=AssignmentOut, status_code=201)
 async def assign(
     body: AssignmentIn,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
@@ -256,6 +301,16 @@ async def assign(
         starts_on=body.starts_on,
         ends_on=body.ends_on,
         now=utcnow(),
+    )
+    await _audit(
+        session,
+        manager,
+        "assigned",
+        staff_id=body.staff_id,
+        assignment=assignment.id,
+        pattern=body.pattern_id,
+        extra_shift=body.extra_shift_id,
+        date=body.date,
     )
     _changed(background, runtime)
     return views.assignment_out(assignment)
@@ -272,6 +327,7 @@ async def unassign(
 ) -> None:
     """Take someone off a shift; with ?date= only that occurrence of a weekly assignment."""
     await roster_service.unassign(session, assignment_id, day=day, by=manager, now=utcnow())
+    await _audit(session, manager, "unassigned", assignment=assignment_id, date=day)
     _changed(background, runtime)
 
 
@@ -312,6 +368,13 @@ async def _decide(
         session, drop_id, approve=approve, by=manager, now=utcnow()
     )
     assignment = await roster_service.get_assignment(session, drop.assignment_id)
+    await _audit(
+        session,
+        manager,
+        "drop.approved" if approve else "drop.rejected",
+        staff_id=assignment.staff_id if assignment is not None else None,
+        drop=drop_id,
+    )
     _changed(background, runtime)
     return views.drop_out(drop, assignment)
 
@@ -362,6 +425,7 @@ async def add_duty(
     addition = await roster_service.add_duty(
         session, staff_id=body.staff_id, line_key=key, until=body.until, by=manager, now=utcnow()
     )
+    await _audit(session, manager, "duty.added", line=key, staff_id=body.staff_id, until=body.until)
     _changed(background, runtime)
     return views.duty_out(addition)
 
@@ -369,19 +433,23 @@ async def add_duty(
 @router.delete("/duty/{duty_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def end_duty(
     duty_id: uuid.UUID,
-    _: RosterManager,
+    manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> None:
     await roster_service.end_duty(session, duty_id)
+    await _audit(session, manager, "duty.ended", duty=duty_id)
     _changed(background, runtime)
 
 
 @router.delete("/staff/{staff_id}/calendar", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_staff_calendar(staff_id: uuid.UUID, _: RosterManager, session: SessionDep) -> None:
+async def revoke_staff_calendar(
+    staff_id: uuid.UUID, manager: RosterManager, session: SessionDep
+) -> None:
     """Stop a staff member's calendar feed (e.g. a lost phone)."""
     await calendar_service.revoke(session, staff_id)
+    await _audit(session, manager, "calendar.revoked", staff_id=staff_id)
 
 
 # A counsellor's own shifts ------------------------------------------------------------------
@@ -428,6 +496,16 @@ async def sign_up(
         day=body.date,
         now=utcnow(),
     )
+    await _audit(
+        session,
+        staff,
+        "signed_up",
+        staff_id=staff.id,
+        assignment=assignment.id,
+        pattern=body.pattern_id,
+        extra_shift=body.extra_shift_id,
+        date=body.date,
+    )
     _changed(background, runtime)
     return views.assignment_out(assignment)
 
@@ -444,12 +522,14 @@ async def request_drop(body: DropIn, staff: Counsellor, session: SessionDep) -> 
         now=utcnow(),
     )
     assignment = await roster_service.get_assignment(session, drop.assignment_id)
+    await _audit(session, staff, "drop.requested", staff_id=staff.id, drop=drop.id)
     return views.drop_out(drop, assignment)
 
 
 @router.delete("/me/drop-requests/{drop_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def withdraw_drop(drop_id: uuid.UUID, staff: Counsellor, session: SessionDep) -> None:
     await roster_service.withdraw_drop(session, staff, drop_id)
+    await _audit(session, staff, "drop.withdrawn", staff_id=staff.id, drop=drop_id)
 
 
 @router.post("/me/calendar", response_model=CalendarOut, status_code=201)
@@ -458,15 +538,17 @@ async def create_calendar(
 ) -> CalendarOut:
     """A private feed URL of your shifts for a calendar app; shown once, replaces any earlier."""
     token = await calendar_service.create(session, staff)
+    await _audit(session, staff, "calendar.created", staff_id=staff.id)
     return CalendarOut(url=f"{runtime.settings.public_url.rstrip('/')}/calendar/{token}.ics")
 
 
 @router.delete("/me/calendar", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_calendar(staff: Counsellor, session: SessionDep) -> None:
     await calendar_service.revoke(session, staff.id)
+    await _audit(session, staff, "calendar.revoked", staff_id=staff.id)
 
 
-@feeds.get("/calendar/{name}", include_in_schema=False)
+@feeds.get("/calendar/{name}", include_in_schema=False, dependencies=[public()])
 async def calendar_feed(name: str, session: SessionDep) -> Response:
     """The feed itself: the secret in the URL is the only key."""
     token = name.removesuffix(".ics") if name.endswith(".ics") else ""

@@ -942,7 +942,10 @@ class RosterService:
                     )
         removed = {key for key, line in (await lookups.lines(lines)).items() if not line.is_active}
         stamp = now.timestamp()
-        keys = (lines | set(windows)) - removed
+        # Duty counts only on the lines the person works on: a coordinator who takes someone
+        # off a line takes them off duty there (assigning and ad hoc duty add the line).
+        windows = {key: spans for key, spans in windows.items() if key in lines}
+        keys = lines - removed
         result = {key: until(windows.get(key, []), stamp) for key in keys}
         changes = [next_start(w, stamp) for w in windows.values()]
         changes.extend(v for v in result.values() if v > stamp)

@@ -1,23 +1,33 @@
-"""Staff accounts, sign-in and server-side sessions. Services flush; callers commit."""
+"""Staff accounts, enrolment, sign-in and server-side sessions. Services flush; callers commit."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import AuditAction, audit_service
 from app.kit.clock import utcnow
 from app.kit.ids import new_token, token_digest
-from app.models import LineMembership, Staff, StaffSession
+from app.lines.repository import LineRepository
+from app.models import Enrolment, LineMembership, Staff, StaffSession
 from app.models.enums import Qualification, StaffRole
-from app.staff.passwords import hash_password, needs_rehash, verify_password
+from app.settings import Settings
+from app.staff import totp
+from app.staff.passwords import hash_password, needs_rehash, password_problem, verify_password
+from app.staff.permissions import may_manage, staff_grants
 from app.staff.repository import (
+    EnrolmentRepository,
     LineMembershipRepository,
+    RecoveryCodeRepository,
     StaffRepository,
     StaffSessionRepository,
 )
+from app.staff.schemas import LineAssignment, StaffInvite, StaffUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,28 @@ class StaffContext:
 
 
 class StaffError(ValueError):
-    """A staff change that cannot be made; the message says why."""
+    """A staff change that cannot be made; the message says why, `status` how to answer."""
+
+    status = 422
+
+
+class StaffNotFoundError(StaffError):
+    status = 404
+
+
+class StaffConflictError(StaffError):
+    status = 409
+
+
+class StaffForbiddenError(StaffError):
+    status = 403
+
+
+class EnrolmentGoneError(StaffError):
+    status = 410
+
+    def __init__(self) -> None:
+        super().__init__("this enrolment link has expired or was already used")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +91,47 @@ class NewSession:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedEnrolment:
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentResult:
+    staff: Staff
+    recovery_codes: list[str]
+
+
+def second_factor_needed(staff: Staff, settings: Settings) -> bool:
+    """TOTP is mandatory for every role; only demo accounts in development go without."""
+    if staff.totp_secret is not None:
+        return True
+    if staff.is_demo and settings.is_development:
+        return False
+    return settings.totp_required
+
+
+def _check_profile(
+    role: StaffRole,
+    qualification: Qualification | None,
+    peer: bool,
+    supervisor: bool,
+    lines: Sequence[LineAssignment],
+) -> None:
+    if role is StaffRole.counsellor:
+        if qualification is None:
+            raise StaffError("a counsellor needs a qualification (psychologist or volunteer)")
+        return
+    if qualification is not None or peer or supervisor:
+        raise StaffError("only counsellors have a qualification, peer or supervisor flag")
+    if lines:
+        raise StaffError("only counsellors work on lines")
+
+
 class StaffService:
+    # Accounts ------------------------------------------------------------------------------
+
     async def create(
         self,
         session: AsyncSession,
@@ -78,9 +149,8 @@ class StaffService:
     ) -> Staff:
         repository = StaffRepository(session)
         if await repository.by_username(username) is not None:
-            raise StaffError(f"a staff member named {username!r} already exists")
-        if role is StaffRole.counsellor and qualification is None:
-            raise StaffError("a counsellor needs a qualification (psychologist or volunteer)")
+            raise StaffConflictError(f"a staff member named {username!r} already exists")
+        _check_profile(role, qualification, peer, supervisor, ())
         if not 1 <= capacity <= 5:
             raise StaffError("capacity must be between 1 and 5")
         return await repository.add(
@@ -102,11 +172,343 @@ class StaffService:
     async def get(self, session: AsyncSession, staff_id: uuid.UUID) -> Staff | None:
         return await StaffRepository(session).get(staff_id)
 
+    async def require(self, session: AsyncSession, staff_id: uuid.UUID) -> Staff:
+        staff = await StaffRepository(session).get(staff_id)
+        if staff is None:
+            raise StaffNotFoundError("no such staff member")
+        return staff
+
+    async def list_all(self, session: AsyncSession) -> Sequence[Staff]:
+        return await StaffRepository(session).list_all()
+
+    async def usernames(
+        self, session: AsyncSession, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, str]:
+        return await StaffRepository(session).usernames(set(ids))
+
+    async def memberships(
+        self, session: AsyncSession, staff_id: uuid.UUID
+    ) -> Sequence[LineMembership]:
+        return await LineMembershipRepository(session).for_staff(staff_id)
+
+    async def invite(
+        self, session: AsyncSession, actor: Staff, data: StaffInvite, settings: Settings
+    ) -> tuple[Staff, IssuedEnrolment]:
+        """A new account without password or TOTP, and its one-time enrolment link."""
+        if not may_manage(staff_grants(actor), data.role):
+            raise StaffForbiddenError(f"your role may not create {data.role.value} accounts")
+        _check_profile(data.role, data.qualification, data.is_peer, data.is_supervisor, data.lines)
+        await self._check_lines(session, data.lines)
+        staff = await self.create(
+            session,
+            username=data.username,
+            alias=data.alias,
+            role=data.role,
+            password=None,
+            qualification=data.qualification,
+            languages=list(data.languages),
+            capacity=data.capacity,
+            peer=data.is_peer,
+            supervisor=data.is_supervisor,
+        )
+        for assignment in data.lines:
+            await self.set_membership(session, staff, assignment.key)
+        issued = await self.issue_enrolment(session, staff, settings)
+        await audit_service.record(
+            session,
+            AuditAction.staff_invited,
+            actor_id=actor.id,
+            target_staff_id=staff.id,
+            detail={"role": staff.role.value, "lines": [a.key for a in data.lines]},
+        )
+        return staff, issued
+
+    async def _check_lines(self, session: AsyncSession, lines: Sequence[LineAssignment]) -> None:
+        repository = LineRepository(session)
+        for assignment in lines:
+            line = await repository.get(assignment.key)
+            if line is None or not line.is_active:
+                raise StaffError(f"there is no line {assignment.key!r}")
+
+    async def update(
+        self, session: AsyncSession, actor: Staff, staff: Staff, data: StaffUpdate
+    ) -> list[str]:
+        """Apply the given fields; the names of those that changed."""
+        actor_grants = staff_grants(actor)
+        if not may_manage(actor_grants, staff.role) or (
+            data.role is not None and not may_manage(actor_grants, data.role)
+        ):
+            raise StaffForbiddenError("your role may not change this account or give this role")
+        changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"lines"})
+        for name, value in changes.items():
+            if value is None and name != "qualification":
+                raise StaffError(f"{name} cannot be null")
+        role = changes.get("role", staff.role)
+        if data.role is not None and data.role is not StaffRole.counsellor:
+            # Leaving the counsellor role drops what only counsellors have.
+            changes.setdefault("qualification", None)
+            changes.setdefault("is_peer", False)
+            changes.setdefault("is_supervisor", False)
+        lines = data.lines
+        if lines is None and role is not StaffRole.counsellor:
+            lines = [] if staff.role is StaffRole.counsellor else None
+        _check_profile(
+            role,
+            changes.get("qualification", staff.qualification),
+            changes.get("is_peer", staff.is_peer),
+            changes.get("is_supervisor", staff.is_supervisor),
+            lines or (),
+        )
+        if staff.id == actor.id and "role" in changes and changes["role"] is not staff.role:
+            raise StaffConflictError("you cannot change your own role")
+        if staff.role is StaffRole.admin and role is not StaffRole.admin:
+            await self._keep_an_admin(session, staff)
+        changed = []
+        for name, value in changes.items():
+            if getattr(staff, name) != value:
+                setattr(staff, name, value)
+                changed.append(name)
+        if lines is not None:
+            await self._check_lines(session, lines)
+            if await self._set_lines(session, staff, lines):
+                changed.append("lines")
+        await session.flush()
+        if changed:
+            await audit_service.record(
+                session,
+                AuditAction.staff_updated,
+                actor_id=actor.id,
+                target_staff_id=staff.id,
+                detail={
+                    "fields": changed,
+                    **({"role": staff.role.value} if "role" in changed else {}),
+                    **({"lines": [a.key for a in lines]} if lines is not None else {}),
+                },
+            )
+        return changed
+
+    async def _set_lines(
+        self, session: AsyncSession, staff: Staff, lines: Sequence[LineAssignment]
+    ) -> bool:
+        repository = LineMembershipRepository(session)
+        current = {m.line_key: m for m in await repository.for_staff(staff.id)}
+        wanted = {a.key for a in lines}
+        changed = False
+        for key, old in current.items():
+            if key not in wanted:
+                await repository.delete(old)
+                changed = True
+        for key in wanted - set(current):
+            await repository.add(LineMembership(staff_id=staff.id, line_key=key))
+            changed = True
+        return changed
+
+    async def _keep_an_admin(self, session: AsyncSession, leaving: Staff) -> None:
+        admins = await StaffRepository(session).active_admins()
+        if all(admin.id == leaving.id for admin in admins):
+            raise StaffConflictError("this is the last active admin; make another admin first")
+
+    async def deactivate(self, session: AsyncSession, actor: Staff, staff: Staff) -> None:
+        """No more sign-in; every session ends. The caller frees their chats after commit."""
+        if not may_manage(staff_grants(actor), staff.role):
+            raise StaffForbiddenError("your role may not deactivate this account")
+        if staff.id == actor.id:
+            raise StaffConflictError("you cannot deactivate yourself")
+        if staff.role is StaffRole.admin:
+            await self._keep_an_admin(session, staff)
+        staff.is_active = False
+        await StaffSessionRepository(session).delete_for_staff(staff.id)
+        await EnrolmentRepository(session).delete_for_staff(staff.id)
+        await session.flush()
+        await audit_service.record(
+            session, AuditAction.staff_deactivated, actor_id=actor.id, target_staff_id=staff.id
+        )
+
+    async def reactivate(self, session: AsyncSession, actor: Staff, staff: Staff) -> None:
+        if not may_manage(staff_grants(actor), staff.role):
+            raise StaffForbiddenError("your role may not reactivate this account")
+        if staff.is_active:
+            raise StaffConflictError("this account is active")
+        staff.is_active = True
+        await session.flush()
+        await audit_service.record(
+            session, AuditAction.staff_reactivated, actor_id=actor.id, target_staff_id=staff.id
+        )
+
+    async def reset(
+        self,
+        session: AsyncSession,
+        actor: Staff,
+        staff: Staff,
+        settings: Settings,
+        *,
+        password: bool,
+        totp_reset: bool,
+    ) -> IssuedEnrolment:
+        """Clear the password and/or TOTP, end every session, and issue a new enrolment link."""
+        if not may_manage(staff_grants(actor), staff.role):
+            raise StaffForbiddenError("your role may not reset this account")
+        if staff.id == actor.id:
+            raise StaffConflictError("ask another coordinator or admin to reset your account")
+        return await self.reset_account(
+            session, staff, settings, password=password, totp_reset=totp_reset, actor_id=actor.id
+        )
+
+    async def reset_account(
+        self,
+        session: AsyncSession,
+        staff: Staff,
+        settings: Settings,
+        *,
+        password: bool,
+        totp_reset: bool,
+        actor_id: uuid.UUID | None,
+    ) -> IssuedEnrolment:
+        """The reset itself; `actor_id` None is the operator at the command line."""
+        if not staff.is_active:
+            raise StaffConflictError("reactivate the account first")
+        if password:
+            staff.password_hash = None
+        if totp_reset:
+            staff.totp_secret = None
+            staff.totp_last_step = None
+            await RecoveryCodeRepository(session).delete_for_staff(staff.id)
+        await StaffSessionRepository(session).delete_for_staff(staff.id)
+        issued = await self.issue_enrolment(session, staff, settings)
+        await audit_service.record(
+            session,
+            AuditAction.staff_reset,
+            actor_id=actor_id,
+            target_staff_id=staff.id,
+            detail={"password": password, "totp": totp_reset},
+        )
+        return issued
+
+    async def set_membership(
+        self, session: AsyncSession, staff: Staff, line_key: str
+    ) -> LineMembership:
+        """The staff member works on the line (duty there comes from the roster)."""
+        repository = LineMembershipRepository(session)
+        membership = await repository.get_pair(staff.id, line_key)
+        if membership is None:
+            return await repository.add(LineMembership(staff_id=staff.id, line_key=line_key))
+        return membership
+
+    # Enrolment -----------------------------------------------------------------------------
+
+    async def issue_enrolment(
+        self, session: AsyncSession, staff: Staff, settings: Settings
+    ) -> IssuedEnrolment:
+        """A one-time link; any earlier link of this person stops working."""
+        repository = EnrolmentRepository(session)
+        await repository.delete_for_staff(staff.id)
+        token = new_token()
+        now = utcnow()
+        expires_at = now + timedelta(hours=settings.enrolment_hours)
+        await repository.add(
+            Enrolment(
+                token_digest=token_digest(token),
+                staff_id=staff.id,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        return IssuedEnrolment(token, expires_at)
+
+    async def open_enrolment(self, session: AsyncSession, token: str) -> tuple[Enrolment, Staff]:
+        repository = EnrolmentRepository(session)
+        enrolment = await repository.get(token_digest(token))
+        if enrolment is None:
+            raise EnrolmentGoneError
+        staff = await StaffRepository(session).get(enrolment.staff_id)
+        if enrolment.expires_at <= utcnow() or staff is None or not staff.is_active:
+            await repository.delete(enrolment)
+            raise EnrolmentGoneError
+        return enrolment, staff
+
+    def needs_totp(self, staff: Staff, settings: Settings) -> bool:
+        return staff.totp_secret is None and second_factor_needed(staff, settings)
+
+    async def start_totp(
+        self, session: AsyncSession, token: str, settings: Settings
+    ) -> tuple[str, str]:
+        """A fresh TOTP secret for the enrolment (secret, otpauth URI); confirmed by a code."""
+        enrolment, staff = await self.open_enrolment(session, token)
+        if staff.totp_secret is not None:
+            raise StaffConflictError("TOTP is already set up for this account")
+        secret = totp.new_secret()
+        enrolment.pending_totp_secret = totp.seal(
+            settings.secret_key.get_secret_value(), secret, bound_to=str(staff.id)
+        )
+        await session.flush()
+        return secret, totp.provisioning_uri(secret, staff.username)
+
+    async def complete_enrolment(
+        self,
+        session: AsyncSession,
+        token: str,
+        settings: Settings,
+        *,
+        password: str | None,
+        code: str | None,
+    ) -> EnrolmentResult:
+        enrolment, staff = await self.open_enrolment(session, token)
+        needs_password = staff.password_hash is None
+        needs_totp = self.needs_totp(staff, settings)
+        if needs_password:
+            if password is None:
+                raise StaffError("choose a password")
+            problem = password_problem(
+                password,
+                min_length=settings.password_min_length,
+                personal=(staff.username, staff.alias),
+            )
+            if problem is not None:
+                raise StaffError(f"password refused: {problem}")
+        elif password is not None:
+            raise StaffError("this link does not set a password")
+        codes: list[str] = []
+        if needs_totp:
+            if enrolment.pending_totp_secret is None:
+                raise StaffError("set up TOTP first (POST /api/enrolment/totp)")
+            if code is None:
+                raise StaffError("enter the code your authenticator app shows")
+            try:
+                secret = totp.unseal(
+                    settings.secret_key.get_secret_value(),
+                    enrolment.pending_totp_secret,
+                    bound_to=str(staff.id),
+                )
+            except totp.SealError:
+                raise StaffError("set up TOTP again (POST /api/enrolment/totp)") from None
+            step = totp.matching_step(secret, code, after=None)
+            if step < 0:
+                raise StaffError("the code does not match; check the time on your phone")
+            staff.totp_secret = totp.seal(
+                settings.secret_key.get_secret_value(), secret, bound_to=str(staff.id)
+            )
+            staff.totp_last_step = step
+            recovery = totp.new_recovery_codes()
+            await RecoveryCodeRepository(session).replace(staff.id, recovery.digests)
+            codes = recovery.codes
+        if needs_password and password is not None:
+            staff.password_hash = hash_password(password)
+        await EnrolmentRepository(session).delete(enrolment)
+        await audit_service.record(
+            session,
+            AuditAction.enrolment_completed,
+            actor_id=staff.id,
+            detail={"password": needs_password, "totp": needs_totp},
+        )
+        return EnrolmentResult(staff, codes)
+
+    # Sign-in -------------------------------------------------------------------------------
+
     async def authenticate(
         self, session: AsyncSession, username: str, password: str
     ) -> Staff | None:
         """The staff member if the password is right; the same work is done either way."""
-        staff = await StaffRepository(session).by_username(username)
+        staff = await StaffRepository(session).by_username(username.strip().lower())
         ok = verify_password(staff.password_hash if staff else None, password)
         if staff is None or not ok or not staff.is_active:
             return None
@@ -114,13 +516,51 @@ class StaffService:
             staff.password_hash = hash_password(password)
         return staff
 
+    async def find(self, session: AsyncSession, username: str) -> Staff | None:
+        return await StaffRepository(session).by_username(username.strip().lower())
+
+    async def check_second_factor(
+        self, session: AsyncSession, staff: Staff, code: str | None, settings: Settings
+    ) -> str | None:
+        """How the second factor was given ("totp", "recovery_code"), or None if it was not."""
+        if code is None or staff.totp_secret is None:
+            return None
+        if totp.looks_like_recovery_code(code):
+            used = await RecoveryCodeRepository(session).use(staff.id, totp.recovery_digest(code))
+            return "recovery_code" if used else None
+        try:
+            secret = totp.unseal(
+                settings.secret_key.get_secret_value(), staff.totp_secret, bound_to=str(staff.id)
+            )
+        except totp.SealError:
+            return None
+        step = totp.matching_step(secret, code, after=staff.totp_last_step)
+        # Compare-and-set in SQL: two requests with the same code cannot both pass.
+        if step < 0 or not await StaffRepository(session).advance_totp_step(staff.id, step):
+            return None
+        return "totp"
+
+    async def recovery_codes_left(self, session: AsyncSession, staff_id: uuid.UUID) -> int:
+        return await RecoveryCodeRepository(session).count(staff_id)
+
     async def open_session(
-        self, session: AsyncSession, staff: Staff, *, absolute: timedelta
+        self,
+        session: AsyncSession,
+        staff: Staff,
+        *,
+        absolute: timedelta,
+        replaces: str | None = None,
     ) -> NewSession:
+        """A new session (rotated: the one the browser had, if any, ends)."""
+        repository = StaffSessionRepository(session)
+        if replaces is not None:
+            old = await repository.get(token_digest(replaces))
+            if old is not None:
+                await repository.delete(old)
         token = new_token()
         now = utcnow()
         expires_at = now + absolute
-        await StaffSessionRepository(session).add(
+        await repository.add(
             StaffSession(
                 token_digest=token_digest(token),
                 staff_id=staff.id,
@@ -149,21 +589,30 @@ class StaffService:
         record.last_seen_at = now
         return staff
 
-    async def close_session(self, session: AsyncSession, token: str) -> None:
+    async def session_alive(self, session: AsyncSession, digest: str, *, idle: timedelta) -> bool:
+        """For open WebSockets: is the session they were opened with still alive (touches it)."""
+        repository = StaffSessionRepository(session)
+        record = await repository.get(digest)
+        now = utcnow()
+        if record is None or record.expires_at <= now or record.last_seen_at + idle <= now:
+            return False
+        staff = await StaffRepository(session).get(record.staff_id)
+        if staff is None or not staff.is_active:
+            return False
+        record.last_seen_at = now
+        return True
+
+    async def close_session(self, session: AsyncSession, token: str) -> uuid.UUID | None:
         repository = StaffSessionRepository(session)
         record = await repository.get(token_digest(token))
-        if record is not None:
-            await repository.delete(record)
+        if record is None:
+            return None
+        await repository.delete(record)
+        return record.staff_id
 
-    async def set_membership(
-        self, session: AsyncSession, staff: Staff, line_key: str
-    ) -> LineMembership:
-        """The staff member works on the line (duty there comes from the roster)."""
-        repository = LineMembershipRepository(session)
-        membership = await repository.get_pair(staff.id, line_key)
-        if membership is None:
-            return await repository.add(LineMembership(staff_id=staff.id, line_key=line_key))
-        return membership
+
+def grants_of(staff: Staff) -> list[str]:
+    return sorted(p.value for p in staff_grants(staff))
 
 
 staff_service = StaffService()

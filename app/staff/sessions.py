@@ -47,11 +47,17 @@ def session_token(connection: HTTPConnection, settings: Settings) -> str | None:
     return token
 
 
-async def staff_from_request(connection: HTTPConnection, session: AsyncSession) -> Staff | None:
+async def current_session(
+    connection: HTTPConnection, session: AsyncSession
+) -> tuple[Staff, str] | None:
+    """The signed-in staff member and their session token, if the session is alive."""
     settings: Settings = connection.app.state.runtime.settings
     token = session_token(connection, settings)
     if token is None:
         return None
-    return await staff_service.resolve_session(
+    staff = await staff_service.resolve_session(
         session, token, idle=timedelta(minutes=settings.session_idle_minutes)
     )
+    if staff is None or (staff.is_demo and not settings.is_development):
+        return None
+    return staff, token

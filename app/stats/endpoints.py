@@ -17,6 +17,7 @@ from app.kit.errors import ApiError
 from app.roster.access import StatisticsReader
 from app.roster.occurrences import WEEKDAYS, zone
 from app.roster.repository import RosterLookups
+from app.staff.permissions import public
 from app.stats.demand import (
     Bucket,
     by_hour_of_week,
@@ -177,7 +178,7 @@ def _number(value: float | None) -> str:
     return str(int(value)) if value == int(value) else f"{value:.1f}"
 
 
-@metrics_router.get("/metrics", include_in_schema=False)
+@metrics_router.get("/metrics", include_in_schema=False, dependencies=[public()])
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus text format; needs `Authorization: Bearer <LYKTA_METRICS_TOKEN>`."""
     token = runtime.settings.metrics_token

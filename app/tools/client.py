@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from http.cookies import SimpleCookie
 from typing import Any
@@ -156,24 +158,87 @@ async def _visitor_input(ws: ClientConnection) -> str:
             await send(ws, {"type": "message", "text": line, "client_id": uuid.uuid4().hex})
 
 
-def sign_in(base: str, username: str, password: str) -> str:
+def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], list[str]]:
+    """POST JSON; (status, JSON body, Set-Cookie headers), also for 4xx answers."""
     request = urllib.request.Request(  # noqa: S310 (the URL is the operator's own Lykta)
-        f"{base}/api/staff/session",
-        data=json.dumps({"username": username, "password": password}).encode(),
+        url,
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request) as response:  # noqa: S310
-        cookie = SimpleCookie()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            cookie.load(header)
+    try:
+        with urllib.request.urlopen(request) as response:  # noqa: S310
+            return (
+                response.status,
+                json.loads(response.read() or b"{}"),
+                response.headers.get_all("Set-Cookie") or [],
+            )
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read() or b"{}")
+        except ValueError:
+            detail = {}
+        return exc.code, detail if isinstance(detail, dict) else {}, []
+
+
+def sign_in(base: str, username: str, password: str, code: str | None = None) -> str:
+    body = {"username": username, "password": password}
+    if code:
+        body["code"] = code
+    status, answer, cookies = post_json(f"{base}/api/staff/session", body)
+    if status != 200:
+        raise SignInError(str(answer.get("detail") or f"HTTP {status}"))
+    cookie = SimpleCookie()
+    for header in cookies:
+        cookie.load(header)
     return "; ".join(f"{key}={morsel.value}" for key, morsel in cookie.items())
 
 
-async def run_counsellor(base: str, username: str, password: str) -> int:
+class SignInError(Exception):
+    pass
+
+
+def run_enrol(link: str, *, ask_password: Callable[[], str], ask_code: Callable[[], str]) -> int:
+    """Complete an enrolment link in the terminal: password, TOTP (QR code), recovery codes."""
+    from app.staff.totp import qr_text
+
+    base, _, token = link.rpartition("#") if "#" in link else ("", "", link)
+    base = base.removesuffix("/enrol") or "http://127.0.0.1:8000"
+    status, info, _ = post_json(f"{base}/api/enrolment/status", {"token": token})
+    if status != 200:
+        show(f"! {info.get('detail', f'HTTP {status}')}")
+        return 1
+    show(f"Enrolling {info['username']} ({info['role']}).")
+    body: dict[str, Any] = {"token": token}
+    if info["needs_totp"]:
+        status, setup, _ = post_json(f"{base}/api/enrolment/totp", {"token": token})
+        if status != 200:
+            show(f"! {setup.get('detail', f'HTTP {status}')}")
+            return 1
+        show("Scan this with an authenticator app (or type the key below):")
+        show(qr_text(setup["otpauth_uri"]))
+        show(f"key: {setup['secret']}")
+    if info["needs_password"]:
+        show(f"Choose a password of at least {info['password_min_length']} characters.")
+        body["password"] = ask_password()
+    if info["needs_totp"]:
+        body["code"] = ask_code().strip()
+    status, done, _ = post_json(f"{base}/api/enrolment/complete", body)
+    if status != 200:
+        show(f"! {done.get('detail', f'HTTP {status}')}")
+        return 1
+    show(f"Enrolled {done['staff']['username']}. You can sign in now.")
+    if done["recovery_codes"]:
+        show("Recovery codes (each works once instead of a code; shown only now, keep them safe):")
+        for code in done["recovery_codes"]:
+            show(f"  {code}")
+    return 0
+
+
+async def run_counsellor(base: str, username: str, password: str, code: str | None = None) -> int:
     try:
-        cookie = await asyncio.to_thread(sign_in, base, username, password)
-    except OSError as exc:
+        cookie = await asyncio.to_thread(sign_in, base, username, password, code)
+    except (OSError, SignInError) as exc:
         show(f"! sign-in failed: {exc}")
         return 1
     show(f"Signed in as {username}. {COUNSELLOR_HELP}")

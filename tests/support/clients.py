@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pyotp
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support.seed import RECOVERY_CODES, TOTP_SECRETS
 from tests.support.server import RunningServer
 
 Frame = dict[str, Any]
@@ -138,15 +142,65 @@ async def open_visitor(server: RunningServer) -> VisitorClient:
     return client
 
 
-async def sign_in(server: RunningServer, username: str, password: str) -> str:
+# Per TOTP secret: the last time step whose code a test used (each code works once).
+_USED_STEPS: dict[str, int] = {}
+
+
+async def fresh_code(username: str) -> str:
+    """A TOTP code not used before, as the person's authenticator app shows it.
+
+    The server accepts the codes of the step before, of now and of the next step. This takes
+    now's or the next one (the step before could lapse on its way to the server); when a test
+    has used both, it takes one of the account's recovery codes, as a person in a hurry
+    would, and only when those are gone waits for the next step.
+    """
+    secret = TOTP_SECRETS[username]
+    totp = pyotp.TOTP(secret)
+    while True:
+        now = time.time()
+        step = int(now // 30)
+        for candidate in (step, step + 1):
+            if candidate > _USED_STEPS.get(secret, -1):
+                _USED_STEPS[secret] = candidate
+                return totp.at(candidate * 30)
+        if RECOVERY_CODES.get(username):
+            return RECOVERY_CODES[username].pop()
+        await asyncio.sleep((step + 1) * 30 - now + 0.05)
+
+
+def code_used_now(secret: str) -> None:
+    """A test used this moment's code itself (e.g. to enrol): fresh_code moves past it."""
+    _USED_STEPS[secret] = max(_USED_STEPS.get(secret, -1), int(time.time() // 30))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    cookie: str
+    csrf: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf}
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return {"lykta_session": self.cookie}
+
+
+async def sign_in_session(server: RunningServer, username: str, password: str) -> SignedIn:
+    body: dict[str, str] = {"username": username, "password": password}
+    if username in TOTP_SECRETS:
+        body["code"] = await fresh_code(username)
     async with httpx.AsyncClient(base_url=server.url) as http:
-        response = await http.post(
-            "/api/staff/session", json={"username": username, "password": password}
-        )
-        response.raise_for_status()
+        response = await http.post("/api/staff/session", json=body)
+        assert response.status_code == 200, response.text
         cookie = response.cookies.get("lykta_session")
         assert cookie
-        return cookie
+        return SignedIn(cookie, response.json()["csrf_token"])
+
+
+async def sign_in(server: RunningServer, username: str, password: str) -> str:
+    return (await sign_in_session(server, username, password)).cookie
 
 
 async def open_staff(
@@ -169,3 +223,31 @@ async def open_staff(
     if available:
         await client.available()
     return client
+
+
+async def api(
+    server: RunningServer,
+    who: SignedIn | None,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    csrf: bool = True,
+    headers: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> httpx.Response:
+    """One HTTP request as a signed-in staff member (with their CSRF token) or anonymously."""
+    all_headers = dict(who.headers) if who is not None and csrf else {}
+    all_headers.update(headers or {})
+    async with httpx.AsyncClient(
+        base_url=server.url, cookies=who.cookies if who is not None else None
+    ) as http:
+        return await http.request(method, path, json=json, headers=all_headers, params=params)
+
+
+async def connect_staff_socket(server: RunningServer, who: SignedIn) -> ClientConnection:
+    return await connect(
+        f"{server.ws_url}/ws/staff",
+        additional_headers={"Cookie": f"lykta_session={who.cookie}"},
+        compression=None,
+    )

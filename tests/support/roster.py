@@ -10,31 +10,19 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from app.kit.db import unit_of_work
-from app.models.enums import StaffRole
-from app.runtime import Runtime
-from app.staff.service import staff_service
-from tests.support.clients import sign_in
+from tests.support.clients import sign_in_session
 from tests.support.seed import PASSWORD
 from tests.support.server import RunningServer
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
-async def add_staff(runtime: Runtime, username: str, role: StaffRole) -> str:
-    async with unit_of_work(runtime.sessionmaker) as session:
-        staff = await staff_service.create(
-            session, username=username, alias=username.title(), role=role, password=PASSWORD
-        )
-        return str(staff.id)
-
-
 @asynccontextmanager
 async def http_as(server: RunningServer, username: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client signed in as `username`."""
-    cookie = await sign_in(server, username, PASSWORD)
+    """An HTTP client signed in as `username` (password and TOTP), sending its CSRF token."""
+    signed_in = await sign_in_session(server, username, PASSWORD)
     async with httpx.AsyncClient(
-        base_url=server.url, cookies={"lykta_session": cookie}, timeout=30
+        base_url=server.url, cookies=signed_in.cookies, headers=signed_in.headers, timeout=30
     ) as http:
         yield http
 

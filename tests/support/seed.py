@@ -5,16 +5,26 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pyotp
+
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.lines.schemas import LineSettings
 from app.lines.service import line_service
+from app.models import Staff
 from app.models.enums import Qualification, StaffRole
 from app.roster.service import roster_service
 from app.runtime import Runtime
+from app.staff import totp
+from app.staff.repository import RecoveryCodeRepository
 from app.staff.service import staff_service
 
 PASSWORD = "correct horse battery staple"
+
+# TOTP secrets of the accounts seeded in this test, by username (tests/support/clients.py
+# computes codes from them, as an authenticator app would).
+TOTP_SECRETS: dict[str, str] = {}
+RECOVERY_CODES: dict[str, list[str]] = {}
 
 
 def line_settings(key: str = "support", **overrides: Any) -> LineSettings:
@@ -54,6 +64,7 @@ async def add_counsellor(
     capacity: int = 2,
     on_duty: bool = True,
     peer: bool = False,
+    supervisor: bool = False,
     alias: str | None = None,
 ) -> str:
     async with unit_of_work(runtime.sessionmaker) as session:
@@ -67,6 +78,7 @@ async def add_counsellor(
             languages=list(languages),
             capacity=capacity,
             peer=peer,
+            supervisor=supervisor,
         )
         for line in lines:
             await staff_service.set_membership(session, staff, line)
@@ -80,4 +92,27 @@ async def add_counsellor(
                     by=None,
                     now=utcnow(),
                 )
+        await enrol_totp(runtime, session, staff)
         return str(staff.id)
+
+
+async def add_staff(runtime: Runtime, username: str, role: StaffRole) -> str:
+    """A coordinator or admin with password and TOTP."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        staff = await staff_service.create(
+            session, username=username, alias=username.title(), role=role, password=PASSWORD
+        )
+        await enrol_totp(runtime, session, staff)
+        return str(staff.id)
+
+
+async def enrol_totp(runtime: Runtime, session: Any, staff: Staff) -> None:
+    """What completing enrolment stores: a sealed TOTP secret and hashed recovery codes."""
+    secret = pyotp.random_base32()
+    staff.totp_secret = totp.seal(
+        runtime.settings.secret_key.get_secret_value(), secret, bound_to=str(staff.id)
+    )
+    recovery = totp.new_recovery_codes()
+    await RecoveryCodeRepository(session).replace(staff.id, recovery.digests)
+    TOTP_SECRETS[staff.username] = secret
+    RECOVERY_CODES[staff.username] = list(recovery.codes)

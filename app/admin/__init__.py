@@ -1,0 +1,1 @@
+"""Deployment administration: what admins may see of how Lykta is configured."""

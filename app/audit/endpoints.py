@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from app.audit.repository import AuditFilter
+from app.audit.schemas import AuditEntryRead, AuditPage
+from app.audit.service import audit_service
+from app.deps import SessionDep
+from app.staff.permissions import ReadAudit
+from app.staff.service import staff_service
+
+router = APIRouter(prefix="/api/audit", tags=["audit"])
+
+ChatIdQuery = Annotated[str | None, Query(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.get("", response_model=AuditPage)
+async def read_audit_log(
+    session: SessionDep,
+    reader: ReadAudit,
+    action: Annotated[str | None, Query(min_length=1, max_length=48)] = None,
+    actor_id: uuid.UUID | None = None,
+    target_staff_id: uuid.UUID | None = None,
+    staff_id: uuid.UUID | None = None,
+    chat_id: ChatIdQuery = None,
+    line: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> AuditPage:
+    """Audit entries, newest first, filtered; nobody can change or delete them."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a time zone, e.g. Z"
+            )
+    where = AuditFilter(
+        action=action,
+        actor_id=actor_id,
+        target_staff_id=target_staff_id,
+        staff_id=staff_id,
+        chat_id=chat_id,
+        line_key=line,
+        since=since,
+        until=until,
+    )
+    entries = await audit_service.search(session, where, limit=limit, offset=offset)
+    names = await staff_service.usernames(
+        session,
+        {e.actor_id for e in entries if e.actor_id}
+        | {e.target_staff_id for e in entries if e.target_staff_id},
+    )
+    out = []
+    for entry in entries:
+        read = AuditEntryRead.model_validate(entry)
+        read.actor = names.get(entry.actor_id) if entry.actor_id else None
+        read.target = names.get(entry.target_staff_id) if entry.target_staff_id else None
+        out.append(read)
+    return AuditPage(entries=out, limit=limit, offset=offset)

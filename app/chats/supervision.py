@@ -1,0 +1,132 @@
+"""Supervision: a supervisor lists live chats of their lines, observes one silently, whispers
+to its counsellor, and takes it over.
+
+Whether someone is a supervisor at all is the permission table's business
+(app/staff/permissions.py); this module checks the chat: live, and on one of the
+supervisor's lines. A whisper is a staff-only transcript entry (transcript.STAFF_ONLY), so
+the visitor never receives it: not live, not on resume, not when a gap is filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from app.broker.base import Refusal, Transition
+from app.broker.records import ChatRecord, ChatState
+from app.chats.channels import Deadline, deadline_key, staff_channel
+from app.chats.protocol import ErrorCode, ProtocolError, check_text
+from app.chats.service import ChatService
+from app.chats.transcript import Entry, EntryKind
+from app.staff.service import StaffContext
+
+WHISPER_LIMIT = 4000
+
+
+def _err(code: ErrorCode, message: str, ref: str) -> ProtocolError:
+    return ProtocolError(code, message, ref)
+
+
+class Supervision:
+    def __init__(self, chats: ChatService) -> None:
+        self._chats = chats
+        self._broker = chats.broker
+
+    async def live(self, lines: Collection[str]) -> list[ChatRecord]:
+        """Chats of these lines that have not ended (no content: records only)."""
+        out: list[ChatRecord] = []
+        for line in sorted(lines):
+            records = await self._broker.get_chats(await self._broker.line_chat_ids(line))
+            out.extend(r for r in records if r.state is not ChatState.ended)
+        return out
+
+    async def observable(
+        self, lines: Collection[str], chat_id: str, ref: str
+    ) -> ChatRecord | ProtocolError:
+        record = await self._broker.get_chat(chat_id)
+        if record is None:
+            return _err(ErrorCode.not_in_chat, "there is no such live chat", ref)
+        if record.line not in lines:
+            return _err(ErrorCode.forbidden, "this chat is not on one of your lines", ref)
+        if record.state is ChatState.ended:
+            return _err(ErrorCode.chat_ended, "the chat has ended", ref)
+        return record
+
+    async def whisper(
+        self, supervisor: StaffContext, lines: Collection[str], chat_id: str, text: str
+    ) -> ChatRecord | ProtocolError:
+        """A message for the chat's counsellor (and other observers) only; the chat after it."""
+        problem = check_text(text, WHISPER_LIMIT)
+        if problem is not None:
+            return ProtocolError(problem.code, problem.message, "whisper")
+        record = await self.observable(lines, chat_id, "whisper")
+        if isinstance(record, ProtocolError):
+            return record
+        if record.state is not ChatState.active:
+            return _err(ErrorCode.invalid_state, "nobody is answering this chat yet", "whisper")
+        if record.counsellor_id == supervisor.id:
+            return _err(ErrorCode.invalid_state, "you are answering this chat", "whisper")
+        now = await self._broker.now()
+        entry = Entry(
+            EntryKind.whisper, now, name=supervisor.alias, text=text, staff_id=supervisor.id
+        )
+        seq, status = await self._chats.transcript.add(chat_id, entry, last_seq=record.last_seq)
+        if status != "ok":
+            return _err(ErrorCode.chat_ended, "the chat has ended", "whisper")
+        await self._chats._publish_entry(chat_id, seq, entry, None)
+        return record.copy(last_seq=seq)
+
+    async def take_over(
+        self, supervisor: StaffContext, lines: Collection[str], chat_id: str
+    ) -> ChatRecord | ProtocolError:
+        """The supervisor answers the chat from now on; its counsellor is released."""
+        record = await self.observable(lines, chat_id, "takeover")
+        if isinstance(record, ProtocolError):
+            return record
+        if record.state is not ChatState.active or record.counsellor_id is None:
+            return _err(ErrorCode.invalid_state, "nobody is answering this chat", "takeover")
+        if record.counsellor_id == supervisor.id:
+            return _err(ErrorCode.invalid_state, "you are answering this chat", "takeover")
+        line = self._chats.lines.get(record.line)
+        if line is None or supervisor.qualification is None:
+            return _err(ErrorCode.forbidden, "you cannot answer this line", "takeover")
+        if not supervisor.qualification.satisfies(line.required_qualification):
+            return _err(
+                ErrorCode.forbidden,
+                f"this line needs a {line.required_qualification.value}",
+                "takeover",
+            )
+        previous = record.counsellor_id
+        now = await self._broker.now()
+        result = await self._broker.transition(
+            chat_id,
+            Transition(
+                expect=frozenset({ChatState.active}),
+                counsellor=previous,
+                changes={
+                    "counsellor_id": supervisor.id,
+                    "counsellor_alias": supervisor.alias,
+                    "wrapup_by": supervisor.id,
+                    "counsellor_grace_until": None,
+                },
+                assign=(supervisor.id, supervisor.capacity),
+                release=previous,
+            ),
+        )
+        if result is Refusal.capacity:
+            return _err(ErrorCode.over_capacity, "you are at your capacity", "takeover")
+        if isinstance(result, Refusal):
+            return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "takeover")
+        await self._broker.cancel(deadline_key(Deadline.counsellor_grace, chat_id, previous))
+        # The visitor sees a new counsellor join; the one taken over from is told.
+        await self._chats._append(
+            result, Entry(EntryKind.joined, now, name=supervisor.alias, staff_id=supervisor.id)
+        )
+        await self._broker.publish(
+            staff_channel(previous),
+            {"type": "chat.released", "chat_id": chat_id, "reason": "taken_over"},
+        )
+        await self._broker.publish(
+            staff_channel(supervisor.id),
+            {"type": "chat.assigned", "chat_id": chat_id, "line": result.line},
+        )
+        return result
