@@ -8,19 +8,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.abuse.middleware import RequestLimits
+from app.broker.base import Broker
+from app.chats import endpoints as visitor_endpoints
 from app.chats import staff_ws, visitor_ws
 from app.lines import endpoints as line_endpoints
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
+from app.web.headers import SecurityHeaders
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, broker: Broker | None = None) -> FastAPI:
+    """The app; `broker` (tests) continues an existing broker's state, as Redis would."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, broker)
         app.state.runtime = runtime
         await runtime.start()
         try:
@@ -36,8 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json" if settings.is_development else None,
     )
+    # The last added runs first: security headers wrap everything, even refusals of the limits.
     app.add_middleware(RequestLimits)
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.include_router(visitor_ws.router)
+    app.include_router(visitor_endpoints.router)
     app.include_router(staff_ws.router)
     app.include_router(staff_endpoints.router)
     app.include_router(line_endpoints.router)

@@ -9,10 +9,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.abuse.ratelimit import ClientHasher, RateLimiter
+from app.abuse.blocks import Blocks
+from app.abuse.ratelimit import ClientKeys, RateLimiter
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
-from app.chats.background import Connections, run_closed_lines, run_deadlines, run_heartbeats
+from app.chats.background import (
+    Connections,
+    run_closed_lines,
+    run_deadlines,
+    run_heartbeats,
+    run_sweeps,
+)
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
@@ -51,10 +58,12 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, broker: Broker | None = None) -> Runtime:
+        """Everything from the settings; `broker` shares one broker's state between runtimes
+        (as Redis does between processes, e.g. across a restart)."""
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
-        broker = create_broker(settings)
+        broker = broker or create_broker(settings)
         lines = LineDirectory(sessionmaker)
         keyring = KeyRing(parse_keks(settings.keks.get_secret_value()))
         transcript = Transcript(broker, EncryptedCodec(broker, keyring))
@@ -67,6 +76,7 @@ class Runtime:
             router=router,
             recorder=recorder,
             settings=settings,
+            blocks=Blocks(broker),
         )
         return cls(
             settings=settings,
@@ -79,7 +89,7 @@ class Runtime:
             queue_watch=QueueWatch(broker, lines, router, settings),
             recorder=recorder,
             chats=chats,
-            rate_limiter=RateLimiter(broker, ClientHasher(), settings.trusted_proxies),
+            rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
         )
 
     async def start(self) -> None:
@@ -90,6 +100,7 @@ class Runtime:
             self.queue_watch.run(),
             self.recorder.run(),
             run_deadlines(self),
+            run_sweeps(self),
             run_heartbeats(self),
             run_closed_lines(self),
         ):

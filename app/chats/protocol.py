@@ -139,6 +139,12 @@ class VisitorEnd(_Frame):
     type: Literal["end"]
 
 
+class VisitorExit(_Frame):
+    """Quick exit: end the chat and shred its transcript now; allowed at any time."""
+
+    type: Literal["exit"]
+
+
 class SetStatus(_Frame):
     type: Literal["status"]
     status: Literal["available", "away", "break"]
@@ -192,6 +198,11 @@ class StaffEnd(_Frame):
     chat_id: ChatId
 
 
+class BlockVisitor(_Frame):
+    type: Literal["block"]
+    chat_id: ChatId
+
+
 class Wrapup(_Frame):
     type: Literal["wrapup"]
     chat_id: ChatId
@@ -199,7 +210,9 @@ class Wrapup(_Frame):
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-VisitorFrame = Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd
+VisitorFrame = (
+    Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd | VisitorExit
+)
 StaffFrame = (
     Ping
     | SetStatus
@@ -211,6 +224,7 @@ StaffFrame = (
     | SyncChat
     | TransferChat
     | StaffEnd
+    | BlockVisitor
     | Wrapup
 )
 
@@ -221,6 +235,7 @@ VISITOR_FRAMES: dict[str, type[_Frame]] = {
     "message": VisitorMessage,
     "typing": VisitorTyping,
     "end": VisitorEnd,
+    "exit": VisitorExit,
 }
 
 STAFF_FRAMES: dict[str, type[_Frame]] = {
@@ -234,6 +249,7 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "sync": SyncChat,
     "transfer": TransferChat,
     "end": StaffEnd,
+    "block": BlockVisitor,
     "wrapup": Wrapup,
 }
 
@@ -374,7 +390,7 @@ class VisitorConnection(_Connection):
         self.chat_id: str | None = None
 
     def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
-        if isinstance(frame, Ping):
+        if isinstance(frame, Ping | VisitorExit):
             return frame
         opening = isinstance(frame, StartChat | ResumeChat)
         if self.phase is Phase.waiting_start and not opening:

@@ -35,6 +35,8 @@ class LineConfig:
     opening_hours: dict[str, str]
     wrapup_topics: tuple[str, ...]
     wrapup_outcomes: tuple[str, ...]
+    # Seconds an ended chat's transcript is kept; 0: shredded when the chat ends.
+    transcript_retention_seconds: int = 0
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -50,6 +52,7 @@ class LineConfig:
             language_relax_seconds=line.language_relax_seconds,
             max_message_length=line.max_message_length,
             auto_accept=line.auto_accept,
+            transcript_retention_seconds=line.transcript_retention_seconds,
             closed_message=dict(line.closed_message),
             alternatives=dict(line.alternatives),
             opening_hours=dict(line.opening_hours),
