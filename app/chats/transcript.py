@@ -147,6 +147,11 @@ class Transcript:
             except MissingKeyError:
                 # Shredded (or never begun): nothing may be written for this chat any more.
                 return 0, "ended"
+            except (TamperedError, UnknownKekError):
+                # Its key cannot be unwrapped (a KEK removed too early, or tampering): the
+                # chat cannot go on safely.
+                logger.warning("chat key unusable", extra={"code": "unusable_key"})
+                return 0, "ended"
             stored, status = await self._broker.append(
                 chat_id, seq, sealed, dedupe=dedupe, counsellor=counsellor
             )
@@ -165,7 +170,10 @@ class Transcript:
                 plain = await self._codec.open(chat_id, seq, sealed)
             except MissingKeyError:
                 return out
-            except (TamperedError, UnknownKekError):
+            except UnknownKekError:
+                logger.warning("transcript key unreadable", extra={"code": "unknown_kek"})
+                return out
+            except TamperedError:
                 # Never deliver what does not authenticate; the content is not logged.
                 logger.warning("transcript entry refused", extra={"code": "tampered"})
                 continue
