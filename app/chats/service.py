@@ -636,7 +636,9 @@ class ChatService:
             await self.broker.delete_chat(chat_id)
             await self.broker.cancel(deadline_key(Deadline.forget, chat_id))
             await self.broker.cancel(deadline_key(Deadline.shred, chat_id))
-        # Otherwise the record stays with the kept transcript; both go at its forget deadline.
+        else:
+            # The transcript is still kept: the record goes with it when the retention ends.
+            await self.broker.schedule(deadline_key(Deadline.forget, chat_id), result.shred_at)
         await self.broker.publish(
             staff_channel(staff.id), {"type": "wrapup.saved", "chat_id": chat_id}
         )
