@@ -24,7 +24,7 @@ EMBEDDABLE_PREFIXES = ("/chat/", "/widget/")
 # Everything a visitor touches: none of it may ever set a cookie.
 VISITOR_PREFIXES = ("/ws/visitor", "/api/visitor/", "/api/lines", "/chat/", "/widget/", "/healthz")
 # FastAPI's interactive docs load scripts from a CDN; they exist only in development.
-DEV_DOCS = ("/api/docs", "/api/docs/oauth2-redirect")
+DEV_DOCS = ("/api/docs", "/docs/oauth2-redirect")
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DEV_DOCS_POLICY = (
