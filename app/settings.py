@@ -119,8 +119,14 @@ class Settings(BaseSettings):
             own_origin(self.public_url)
         except OriginError as exc:
             raise ValueError(f"LYKTA_PUBLIC_URL: {exc}") from None
-        if not self.is_development and any(o.startswith("http:") for o in self.embed_origins):
-            raise ValueError("LYKTA_EMBED_ORIGINS must all be https outside development")
+        plain = [
+            o for o in self.embed_origins if o.startswith("http:") and not o.endswith(".onion")
+        ]
+        if plain and not self.is_development:
+            # Onion services are encrypted by Tor and have no https.
+            raise ValueError(
+                "LYKTA_EMBED_ORIGINS must all be https (or .onion) outside development"
+            )
         from app.chats.crypto import KekConfigError, parse_keks
 
         try:

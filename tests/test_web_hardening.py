@@ -197,3 +197,9 @@ def test_bad_origin_settings_are_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=problem):
         settings_for(**overrides)
+
+
+def test_an_onion_site_may_embed_over_http_in_production(settings_for: SettingsFactory) -> None:
+    onion = "http://" + "a" * 56 + ".onion"
+    settings = settings_for(**{**PRODUCTION, "embed_origins": onion})
+    assert onion in settings.visitor_origins
