@@ -187,16 +187,17 @@ def test_no_route_takes_a_token_or_id_in_its_url() -> None:
     seen = 0
     for route in [*http_routes(app.routes), *websocket_routes(app.routes)]:
         dependant = getattr(route, "dependant", None)
+        url: str = getattr(route, "path", "")
         if dependant is None:
             continue
         names = [p.name for p in (*dependant.path_params, *dependant.query_params)]
-        assert not [n for n in names if "token" in n or "chat" in n], route.path
-        assert isinstance(route, Route) or "{" not in route.path
+        assert not [n for n in names if "token" in n or "chat" in n], url
+        assert isinstance(route, Route) or "{" not in url
         seen += 1
     assert seen >= 8
     # Nor is the query string read anywhere: resume tokens travel inside frames or bodies.
-    for path in APP.rglob("*.py"):
-        assert "query_params" not in path.read_text(), path
+    for module in APP.rglob("*.py"):
+        assert "query_params" not in module.read_text(), module
 
 
 def test_uvicorn_runs_without_access_log_or_proxy_trust() -> None:

@@ -150,8 +150,18 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
 
 
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written (it may be replaced after start-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(JsonFormatter())
     handler.addFilter(DropClientLines())
     root = logging.getLogger()
@@ -163,6 +173,9 @@ def configure_logging(level: str = "INFO") -> None:
         logger.propagate = True
     # The access log names client addresses; it is never on.
     logging.getLogger("uvicorn.access").disabled = True
+    # When writing a line fails, logging would print the record's message and arguments to
+    # stderr; say nothing instead.
+    logging.raiseExceptions = False
     # Warnings and uncaught exceptions would print their text to stderr: log them instead.
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
