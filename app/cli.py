@@ -8,8 +8,9 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -107,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--id", default=None, help="its id (default: today's date)")
     generate.set_defaults(run=_keys_generate)
 
+    privacy = commands.add_parser("privacy", help="privacy commands").add_subparsers(
+        title="privacy commands"
+    )
+    drill = privacy.add_parser(
+        "drill", help="print everything Lykta could hand over about a time window (as JSON)"
+    )
+    drill.add_argument(
+        "--from", dest="start", required=True, help="start, ISO 8601 (UTC unless a zone is given)"
+    )
+    drill.add_argument("--to", dest="end", required=True, help="end (exclusive), ISO 8601")
+    drill.set_defaults(run=_privacy_drill)
+
     client = commands.add_parser("client", help="a terminal chat client (the documented example)")
     client_kinds = client.add_subparsers(title="who")
     visitor = client_kinds.add_parser("visitor", help="chat as an anonymous visitor")
@@ -155,6 +168,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn runs Lykta (the tests run it the same way)."""
+    return {
+        # uvicorn's own logging config would log to stderr in its format: ours is in place.
+        "log_config": None,
+        # The access log names every client's address and path; it is never on.
+        "access_log": False,
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (and from whatever
+        # $FORWARDED_ALLOW_IPS says) and put that address in the request. Lykta reads a proxy's
+        # header only in its rate limiter (LYKTA_TRUSTED_PROXIES); see docs/privacy.md.
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
+        "server_header": False,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.ws_max_frame_bytes,
+        "ws_per_message_deflate": False,
+    }
+
+
 def run_server(settings: Settings) -> None:
     import uvicorn
 
@@ -165,17 +197,10 @@ def run_server(settings: Settings) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_config=None,
-        access_log=False,
-        # Client addresses are never taken from proxy headers for logging; see docs/privacy.md.
-        proxy_headers=False,
-        server_header=False,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=settings.ws_max_frame_bytes,
-        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(settings),
     )
 
 
@@ -358,6 +383,42 @@ def _keys_generate(args: argparse.Namespace) -> int:
         "until every chat they wrapped has ended.",
         file=sys.stderr,
     )
+    return 0
+
+
+def _moment(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _privacy_drill(args: argparse.Namespace) -> int:
+    from app.kit import jsonutil
+    from app.privacy.drill import UnclassifiedTableError, drill
+
+    try:
+        start, end = _moment(args.start), _moment(args.end)
+    except ValueError:
+        print("lykta: --from and --to must be ISO 8601 dates or times", file=sys.stderr)
+        return 2
+    if start >= end:
+        print("lykta: --from must be before --to", file=sys.stderr)
+        return 2
+    settings = Settings()
+
+    async def run() -> dict[str, Any]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                return await drill(session, start, end)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except UnclassifiedTableError as exc:
+        print(f"lykta: {exc}", file=sys.stderr)
+        return 1
+    print(jsonutil.dumps(report))
     return 0
 
 

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from app.abuse.middleware import RequestLimits
 from app.admin import endpoints as admin_endpoints
 from app.audit import endpoints as audit_endpoints
+from app.broker.base import Broker
+from app.chats import endpoints as visitor_endpoints
 from app.chats import staff_ws, visitor_ws
 from app.kit.errors import ApiError, api_error_response
 from app.lines import endpoints as line_endpoints
@@ -19,14 +21,16 @@ from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
 from app.staff.permissions import public
 from app.stats import endpoints as stats_endpoints
+from app.web.headers import SecurityHeaders
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, broker: Broker | None = None) -> FastAPI:
+    """The app; `broker` (tests) continues an existing broker's state, as Redis would."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, broker)
         app.state.runtime = runtime
         await runtime.start()
         try:
@@ -42,8 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json" if settings.is_development else None,
     )
+    # The last added runs first: security headers wrap everything, even refusals of the limits.
     app.add_middleware(RequestLimits)
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.include_router(visitor_ws.router)
+    app.include_router(visitor_endpoints.router)
     app.include_router(staff_ws.router)
     app.include_router(staff_endpoints.router)
     app.include_router(staff_endpoints.enrolment_router)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.abuse.ratelimit import ClientHasher, RateLimiter
+from app.abuse.blocks import Blocks
+from app.abuse.ratelimit import ClientKeys, RateLimiter
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
 from app.chats.background import (
@@ -18,6 +19,7 @@ from app.chats.background import (
     run_deadlines,
     run_duty,
     run_heartbeats,
+    run_sweeps,
 )
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
@@ -61,10 +63,12 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, broker: Broker | None = None) -> Runtime:
+        """Everything from the settings; `broker` shares one broker's state between runtimes
+        (as Redis does between processes, e.g. across a restart)."""
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
-        broker = create_broker(settings)
+        broker = broker or create_broker(settings)
         lines = LineDirectory(sessionmaker)
         keyring = KeyRing(parse_keks(settings.keks.get_secret_value()))
         transcript = Transcript(broker, EncryptedCodec(broker, keyring))
@@ -79,6 +83,7 @@ class Runtime:
             recorder=recorder,
             settings=settings,
             counters=counters,
+            blocks=Blocks(broker),
         )
         return cls(
             settings=settings,
@@ -91,7 +96,7 @@ class Runtime:
             queue_watch=QueueWatch(broker, lines, router, settings),
             recorder=recorder,
             chats=chats,
-            rate_limiter=RateLimiter(broker, ClientHasher(), settings.trusted_proxies),
+            rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
             openings=Openings(sessionmaker),
             counters=counters,
         )
@@ -105,6 +110,7 @@ class Runtime:
             self.queue_watch.run(),
             self.recorder.run(),
             run_deadlines(self),
+            run_sweeps(self),
             run_heartbeats(self),
             run_duty(self),
             run_closed_lines(self),

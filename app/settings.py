@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Secrets shipped in the code base: fine on a laptop, refused anywhere else.
 DEFAULT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
@@ -66,9 +66,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Reverse proxies whose X-Forwarded-For is believed (only for rate limiting, never logged).
     trusted_proxies: frozenset[str] = frozenset()
+    # Per-client limit on chat frames that cost work (start, message), across connections.
+    visitor_message_rate_per_minute: int = Field(default=120, ge=1)
+    # How long a counsellor's block refuses new chats from the same keyed hash (at most a
+    # day: the hashing key changes daily, see app/abuse).
+    block_seconds: int = Field(default=24 * 3600, ge=1, le=24 * 3600)
+
+    # Sites that may embed the visitor chat (`https://ngo.example,https://www.ngo.example`):
+    # their pages may frame /chat/ and /widget/ and open the visitor WebSocket. Lykta's own
+    # origin (public_url) is always allowed.
+    embed_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Background work: how often deadlines (offers, grace periods) are checked.
     tick_seconds: float = Field(default=0.5, gt=0)
+    # How often live chats are checked for visitors whose process died (and at start-up).
+    sweep_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     # Queue positions and queue summaries are pushed at most this often.
     position_push_seconds: float = Field(default=1.0, gt=0)
@@ -83,6 +95,24 @@ class Settings(BaseSettings):
     duty_after_minutes: int = Field(default=0, ge=0, le=120)
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
     metrics_token: SecretStr | None = None
+
+    @field_validator("embed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        from app.web.origins import OriginError, normalise_origin
+
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            import json
+
+            value = json.loads(value)
+        elif isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
+        if not isinstance(value, list | tuple | set | frozenset):
+            return value
+        try:
+            return tuple(sorted({normalise_origin(str(item)) for item in value}))
+        except OriginError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -101,6 +131,20 @@ class Settings(BaseSettings):
                 )
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 24:
             raise ValueError("LYKTA_METRICS_TOKEN must be at least 24 characters")
+        from app.web.origins import OriginError, own_origin
+
+        try:
+            own_origin(self.public_url)
+        except OriginError as exc:
+            raise ValueError(f"LYKTA_PUBLIC_URL: {exc}") from None
+        plain = [
+            o for o in self.embed_origins if o.startswith("http:") and not o.endswith(".onion")
+        ]
+        if plain and not self.is_development:
+            # Onion services are encrypted by Tor and have no https.
+            raise ValueError(
+                "LYKTA_EMBED_ORIGINS must all be https (or .onion) outside development"
+            )
         from app.chats.crypto import KekConfigError, parse_keks
 
         try:
@@ -112,6 +156,17 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def is_https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def visitor_origins(self) -> frozenset[str]:
+        """Origins whose pages may open a visitor chat: ours and the embedding sites."""
+        from app.web.origins import own_origin
+
+        return frozenset({own_origin(self.public_url), *self.embed_origins})
 
 
 @lru_cache(maxsize=1)

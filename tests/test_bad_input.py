@@ -45,6 +45,7 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "sync": {"type": "sync", "chat_id": CHAT, "last_seq": -5},
     "transfer": {"type": "transfer", "chat_id": CHAT, "note": 3},
     "end": {"type": "end", "chat_id": "x" * 200},
+    "block": {"type": "block", "chat_id": None},
     "wrapup": {"type": "wrapup", "chat_id": CHAT, "topics": ["a"] * 50, "outcome": "b"},
     "observe": {"type": "observe"},
     "unobserve": {"type": "unobserve", "chat_id": "../../etc"},
@@ -54,8 +55,9 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
 
 
 def test_every_frame_type_has_a_malformed_case() -> None:
-    # Frames without fields (ping, end for visitors) cannot be malformed beyond their type.
-    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {"ping", "end"}
+    # Frames without fields (ping, end and exit for visitors; ping and live for staff) cannot
+    # be malformed beyond their type.
+    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {"ping", "end", "exit"}
     assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live"}
 
 
@@ -200,6 +202,7 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "sync", "chat_id": chat, "last_seq": 0}, "not_in_chat"),
         ({"type": "transfer", "chat_id": chat, "line": "support"}, "not_in_chat"),
         ({"type": "end", "chat_id": chat}, "not_in_chat"),
+        ({"type": "block", "chat_id": chat}, "not_in_chat"),
         ({"type": "wrapup", "chat_id": chat, "topics": [], "outcome": "referred"}, "not_in_chat"),
         # Bo is no supervisor: supervisor frames are refused whatever they name.
         ({"type": "live"}, "forbidden"),

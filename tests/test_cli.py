@@ -185,6 +185,11 @@ def test_keys_generate_prints_a_usable_kek_and_production_refuses_the_dev_one() 
         "serve", LYKTA_ENVIRONMENT="production", LYKTA_SECRET_KEY=secret, LYKTA_KEKS="k1:short"
     )
     assert broken.returncode == 2 and "LYKTA_KEKS" in broken.stderr
+    missing = run_cli(
+        "serve", LYKTA_ENVIRONMENT="production", LYKTA_SECRET_KEY=secret, LYKTA_KEKS=""
+    )
+    assert missing.returncode == 2 and "no KEK is configured (LYKTA_KEKS)" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_db_upgrade_lines_import_and_staff_create(tmp_path: Path) -> None:

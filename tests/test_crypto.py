@@ -25,6 +25,7 @@ def ring(*ids: str) -> KeyRing:
 async def test_round_trip_and_no_plaintext_in_the_broker() -> None:
     broker = MemoryBroker()
     codec = EncryptedCodec(broker, ring("a"))
+    await codec.begin("chat-1")
     sealed = await codec.seal("chat-1", 1, b"a secret canary")
     assert b"canary" not in sealed
     assert await codec.open("chat-1", 1, sealed) == b"a secret canary"
@@ -37,6 +38,8 @@ async def test_round_trip_and_no_plaintext_in_the_broker() -> None:
 async def test_ciphertexts_are_bound_to_their_chat_and_number() -> None:
     broker = MemoryBroker()
     codec = EncryptedCodec(broker, ring("a"))
+    await codec.begin("chat-1")
+    await codec.begin("chat-2")
     sealed = await codec.seal("chat-1", 1, b"first")
     await codec.seal("chat-2", 1, b"other chat")
     with pytest.raises(TamperedError):
@@ -51,7 +54,7 @@ async def test_ciphertexts_are_bound_to_their_chat_and_number() -> None:
 async def test_a_tampered_wrapped_key_is_refused() -> None:
     broker = MemoryBroker()
     keys = ring("a")
-    await EncryptedCodec(broker, keys).seal("chat-1", 1, b"x")
+    await EncryptedCodec(broker, keys).begin("chat-1")
     wrapped = await broker.get_value(key_name("chat-1"))
     assert wrapped is not None
     await broker.set_value(key_name("chat-1"), wrapped[:-4] + "AAAA", 60)
@@ -63,9 +66,11 @@ async def test_rotation_old_chats_readable_new_chats_under_the_new_kek() -> None
     broker = MemoryBroker()
     old_kek = generate_kek("old")
     before = EncryptedCodec(broker, KeyRing(parse_keks(old_kek)))
+    await before.begin("chat-old")
     sealed_old = await before.seal("chat-old", 1, b"before rotation")
     rotated = EncryptedCodec(broker, KeyRing(parse_keks(generate_kek("new") + "," + old_kek)))
     assert await rotated.open("chat-old", 1, sealed_old) == b"before rotation"
+    await rotated.begin("chat-new")
     await rotated.seal("chat-new", 1, b"after")
     new_wrapped = await broker.get_value(key_name("chat-new"))
     assert new_wrapped is not None and new_wrapped.startswith("new:")
@@ -78,6 +83,7 @@ async def test_rotation_old_chats_readable_new_chats_under_the_new_kek() -> None
 async def test_forgetting_the_key_shreds_every_copy() -> None:
     broker = MemoryBroker()
     codec = EncryptedCodec(broker, ring("a"))
+    await codec.begin("chat-1")
     sealed = await codec.seal("chat-1", 1, b"gone soon")
     await codec.forget("chat-1")
     assert await broker.get_value(key_name("chat-1")) is None
@@ -85,6 +91,10 @@ async def test_forgetting_the_key_shreds_every_copy() -> None:
         await codec.open("chat-1", 1, sealed)
     with pytest.raises(MissingKeyError):
         await EncryptedCodec(broker, ring("a")).open("chat-1", 1, sealed)
+    # Nothing sealed after the shred brings a key back.
+    with pytest.raises(MissingKeyError):
+        await codec.seal("chat-1", 2, b"too late")
+    assert await broker.get_value(key_name("chat-1")) is None
 
 
 @pytest.mark.parametrize(

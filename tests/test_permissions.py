@@ -70,6 +70,8 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/enrolment/totp"): EVERYONE,
     ("POST", "/api/enrolment/complete"): EVERYONE,
     ("GET", "/api/audit"): MANAGERS,
+    ("POST", "/api/audit/search"): MANAGERS,
+    ("POST", "/api/visitor/exit"): EVERYONE,
     ("GET", "/api/admin/deployment"): frozenset({ADMIN}),
     # Rosters and statistics (docs/roster.md).
     **dict.fromkeys(
@@ -134,6 +136,7 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "transfer",
             "end",
             "wrapup",
+            "block",
         )
     },
     **{
@@ -155,6 +158,7 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "transfer": {"type": "transfer", "chat_id": CHAT, "line": "youth"},
     "end": {"type": "end", "chat_id": CHAT},
     "wrapup": {"type": "wrapup", "chat_id": CHAT, "topics": [], "outcome": "referred"},
+    "block": {"type": "block", "chat_id": CHAT},
     "live": {"type": "live"},
     "observe": {"type": "observe", "chat_id": CHAT},
     "unobserve": {"type": "unobserve", "chat_id": CHAT},
@@ -357,7 +361,7 @@ async def test_state_changing_requests_need_the_sessions_csrf_token(world: World
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"detail": "missing or wrong CSRF token"}
         checked += 1
-    assert checked == 28
+    assert checked == 29
     assert (await api(server, admin, "GET", "/api/staff")).json() == before
 
 

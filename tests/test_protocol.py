@@ -20,6 +20,7 @@ from app.chats.protocol import (
     StartChat,
     TokenBucket,
     VisitorConnection,
+    VisitorExit,
     VisitorMessage,
     check_text,
     parse_frame,
@@ -155,6 +156,15 @@ def test_visitor_must_start_before_chatting() -> None:
     )
 
 
+def test_quick_exit_is_allowed_in_every_phase() -> None:
+    conn = visitor()
+    assert isinstance(conn.receive_text('{"type": "exit"}'), VisitorExit)
+    conn.entered("abcdefgh12")
+    assert isinstance(conn.receive_text('{"type": "exit", "extra": "ignored"}'), VisitorExit)
+    conn.ended()
+    assert isinstance(conn.receive_text('{"type": "exit"}'), VisitorExit)
+
+
 def test_binary_frames_are_refused_with_a_code() -> None:
     assert code_of(visitor().receive_bytes(b"\x00\x01")) is ErrorCode.binary_not_supported
 
@@ -200,6 +210,7 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "sync", "chat_id": "abcdefgh12", "last_seq": 3},
         {"type": "transfer", "chat_id": "abcdefgh12", "line": "youth"},
         {"type": "end", "chat_id": "abcdefgh12"},
+        {"type": "block", "chat_id": "abcdefgh12"},
         {"type": "wrapup", "chat_id": "abcdefgh12", "topics": ["a"], "outcome": "b"},
         {"type": "ping"},
         {"type": "live"},

@@ -1,4 +1,8 @@
-"""Per-client limits on HTTP requests and new WebSocket connections, and a body size cap."""
+"""Per-client limits on HTTP requests and new WebSocket connections, and a body size cap.
+
+It is the first thing every request meets: the client's address becomes a keyed hash and is
+removed from the request before anything else runs (see ratelimit.take_client).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class RequestLimits:
         runtime: Runtime = scope["app"].state.runtime
         settings = runtime.settings
         limiter = runtime.rate_limiter
-        key = limiter.client_key(scope)
+        key = await limiter.take_client(scope)
         bucket, limit = _bucket(
             scope,
             settings.http_rate_per_minute,

@@ -87,6 +87,14 @@ class Broker(ABC):
         """Remove every trace of the chat: record, transcript, indexes, counters."""
 
     @abstractmethod
+    async def expire_chat(
+        self, chat_id: str, *, record: float | None = None, transcript: float | None = None
+    ) -> None:
+        """Let the chat's record (with its indexes) and/or its transcript vanish by themselves
+        within these many seconds, even if no process is alive then. Never postpones an
+        earlier expiry (in Redis: `EXPIRE key seconds LT`)."""
+
+    @abstractmethod
     async def line_chat_ids(self, line: str) -> list[str]:
         """Chats of a line that have not ended."""
 
@@ -192,6 +200,10 @@ class Broker(ABC):
 
     @abstractmethod
     async def delete_value(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def expire_value(self, key: str, ttl: float) -> None:
+        """Let a value vanish within `ttl` seconds; never postpones an earlier expiry."""
 
     @abstractmethod
     async def push_recent(self, key: str, value: float, keep: int, ttl: float) -> None:

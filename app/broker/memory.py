@@ -2,6 +2,9 @@
 
 Every operation completes without awaiting anything in between, so each is atomic with
 respect to the event loop: the same guarantee the Redis broker gets from Lua scripts.
+
+Expiry (TTLs) runs on the monotonic clock, so a jump of the wall clock can neither keep an
+expired value alive nor drop one early; deadlines are absolute times on `now()`, the wall clock.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import bisect
 import heapq
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +25,10 @@ from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
 @dataclass(slots=True)
 class _Chat:
     record: ChatRecord
-    expires_at: float
+    expires_at: float  # monotonic
     entries: list[tuple[int, bytes]] = field(default_factory=list)
     dedupe: dict[str, int] = field(default_factory=dict)
+    transcript_expires_at: float | None = None  # monotonic
 
 
 class _Queue:
@@ -56,8 +61,10 @@ class _Queue:
 class MemoryBroker(Broker):
     """Ephemeral state in this process's memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
+        # The wall clock of `now()`; a test may pass one that jumps.
+        self._clock = clock
         self._chats: dict[str, _Chat] = {}
         self._queues: dict[str, _Queue] = {}
         self._line_chats: dict[str, set[str]] = {}
@@ -72,7 +79,7 @@ class MemoryBroker(Broker):
         self._next_purge = 0.0
 
     async def now(self) -> float:
-        return time.time()
+        return self._clock()
 
     # Chats --------------------------------------------------------------------------------
     async def create_chat(
@@ -81,7 +88,9 @@ class MemoryBroker(Broker):
         queue = self._queues.setdefault(record.line, _Queue())
         if len(queue.items) >= queue_limit:
             return None
-        self._chats[record.id] = _Chat(record=record, expires_at=time.time() + CHAT_MAX_LIFETIME)
+        self._chats[record.id] = _Chat(
+            record=record, expires_at=time.monotonic() + CHAT_MAX_LIFETIME
+        )
         self._line_chats.setdefault(record.line, set()).add(record.id)
         queue.add(record.id, score)
         rank = queue.rank(record.id)
@@ -91,9 +100,13 @@ class MemoryBroker(Broker):
         chat = self._chats.get(chat_id)
         if chat is None:
             return None
-        if chat.expires_at <= time.time():
+        now = time.monotonic()
+        if chat.expires_at <= now:
             self._drop(chat_id)
             return None
+        if chat.transcript_expires_at is not None and chat.transcript_expires_at <= now:
+            chat.entries = []
+            chat.dedupe = {}
         return chat
 
     async def get_chat(self, chat_id: str) -> ChatRecord | None:
@@ -144,6 +157,21 @@ class MemoryBroker(Broker):
 
     async def delete_chat(self, chat_id: str) -> None:
         self._drop(chat_id)
+
+    async def expire_chat(
+        self, chat_id: str, *, record: float | None = None, transcript: float | None = None
+    ) -> None:
+        chat = self._live(chat_id)
+        if chat is None:
+            return
+        now = time.monotonic()
+        if record is not None:
+            chat.expires_at = min(chat.expires_at, now + record)
+        if transcript is not None:
+            current = chat.transcript_expires_at
+            chat.transcript_expires_at = (
+                now + transcript if current is None else min(current, now + transcript)
+            )
 
     def _drop(self, chat_id: str) -> None:
         chat = self._chats.pop(chat_id, None)
@@ -241,7 +269,7 @@ class MemoryBroker(Broker):
         self._presence.pop(staff_id, None)
 
     async def connect(self, staff_id: str, connection_id: str, ttl: float) -> None:
-        self._connections.setdefault(staff_id, {})[connection_id] = time.time() + ttl
+        self._connections.setdefault(staff_id, {})[connection_id] = time.monotonic() + ttl
 
     async def disconnect(self, staff_id: str, connection_id: str) -> int:
         connections = self._connections.get(staff_id, {})
@@ -252,9 +280,11 @@ class MemoryBroker(Broker):
         connections = self._connections.get(staff_id)
         if not connections:
             return 0
-        now = time.time()
+        now = time.monotonic()
         for connection_id in [c for c, until in connections.items() if until <= now]:
             del connections[connection_id]
+        if not connections:
+            del self._connections[staff_id]
         return len(connections)
 
     async def connection_counts(self, staff_ids: list[str]) -> dict[str, int]:
@@ -269,7 +299,7 @@ class MemoryBroker(Broker):
         self._deadlines.pop(key, None)
 
     async def pop_due(self, now: float, limit: int = 100) -> list[str]:
-        self._purge(now)
+        self._purge()
         due: list[str] = []
         heap = self._deadline_heap
         while heap and heap[0][0] <= now and len(due) < limit:
@@ -282,7 +312,7 @@ class MemoryBroker(Broker):
 
     # Small shared values ------------------------------------------------------------------
     async def incr(self, key: str, ttl: float) -> int:
-        now = time.time()
+        now = time.monotonic()
         count, expires = self._counters.get(key, (0, now + ttl))
         if expires <= now:
             count, expires = 0, now + ttl
@@ -290,19 +320,19 @@ class MemoryBroker(Broker):
         return count + 1
 
     async def set_value(self, key: str, value: str, ttl: float) -> None:
-        self._values[key] = (value, time.time() + ttl)
+        self._values[key] = (value, time.monotonic() + ttl)
 
     async def set_value_if_absent(self, key: str, value: str, ttl: float) -> bool:
         if await self.get_value(key) is not None:
             return False
-        self._values[key] = (value, time.time() + ttl)
+        self._values[key] = (value, time.monotonic() + ttl)
         return True
 
     async def get_value(self, key: str) -> str | None:
         item = self._values.get(key)
         if item is None:
             return None
-        if item[1] <= time.time():
+        if item[1] <= time.monotonic():
             del self._values[key]
             return None
         return item[0]
@@ -310,24 +340,31 @@ class MemoryBroker(Broker):
     async def delete_value(self, key: str) -> None:
         self._values.pop(key, None)
 
+    async def expire_value(self, key: str, ttl: float) -> None:
+        if await self.get_value(key) is None:
+            return
+        value, expires = self._values[key]
+        self._values[key] = (value, min(expires, time.monotonic() + ttl))
+
     async def push_recent(self, key: str, value: float, keep: int, ttl: float) -> None:
         values, _ = self._recent.get(key, (deque(maxlen=keep), 0.0))
         values.append(value)
-        self._recent[key] = (values, time.time() + ttl)
+        self._recent[key] = (values, time.monotonic() + ttl)
 
     async def recent(self, key: str) -> list[float]:
         item = self._recent.get(key)
-        if item is None or item[1] <= time.time():
+        if item is None or item[1] <= time.monotonic():
             return []
         return list(item[0])
 
-    def _purge(self, now: float) -> None:
-        """Forget expired values now and then, as Redis would by TTL."""
+    def _purge(self) -> None:
+        """Forget expired things now and then, as Redis would by TTL."""
+        now = time.monotonic()
         if now < self._next_purge:
             return
-        self._next_purge = now + 5.0
-        for chat_id in [c for c, chat in self._chats.items() if chat.expires_at <= now]:
-            self._drop(chat_id)
+        self._next_purge = now + 1.0
+        for chat_id in list(self._chats):
+            self._live(chat_id)
         for key in [k for k, (_, exp) in self._values.items() if exp <= now]:
             del self._values[key]
         for key in [k for k, (_, exp) in self._counters.items() if exp <= now]:
@@ -339,14 +376,20 @@ class MemoryBroker(Broker):
     async def publish(self, channel: str, event: Event) -> None:
         self.hub.dispatch(channel, event)
 
-    # For tests and the privacy drill: everything this broker holds, as plain text.
-    def dump(self) -> str:
-        parts: list[str] = []
+    def dump(self) -> bytes:
+        """Everything this broker holds, expired or not, raw (as a copy of Redis would be)."""
+        parts: list[bytes] = []
         for chat in self._chats.values():
-            parts.append(repr(chat.record))
-            parts.extend(entry.decode("utf-8", "replace") for _, entry in chat.entries)
-        parts.extend(repr(p) for p in self._presence.values())
-        parts.extend(f"{k}={v}" for k, (v, _) in self._values.items())
-        parts.extend(self._deadlines)
-        parts.extend(self._counters)
-        return "\n".join(parts)
+            parts.append(repr(chat.record).encode())
+            parts.extend(entry for _, entry in chat.entries)
+            parts.extend(key.encode() for key in chat.dedupe)
+        parts.extend(f"queue {line} {q.items!r}".encode() for line, q in self._queues.items())
+        parts.extend(f"line {k} {v!r}".encode() for k, v in self._line_chats.items())
+        parts.extend(f"load {k} {v!r}".encode() for k, v in self._loads.items())
+        parts.extend(repr(p).encode() for p in self._presence.values())
+        parts.extend(f"connections {k} {v!r}".encode() for k, v in self._connections.items())
+        parts.extend(f"{k}={v}".encode() for k, (v, _) in self._values.items())
+        parts.extend(f"deadline {k} {at}".encode() for k, at in self._deadlines.items())
+        parts.extend(f"counter {k} {v!r}".encode() for k, v in self._counters.items())
+        parts.extend(f"recent {k} {list(v)!r}".encode() for k, (v, _) in self._recent.items())
+        return b"\n".join(parts)

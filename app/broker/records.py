@@ -84,6 +84,11 @@ class ChatRecord:
     # The counsellor who answered last, who owes a wrap-up once the chat ends.
     wrapup_by: str | None = None
     last_seq: int = 0
+    # The visitor's keyed address hash (app/abuse), so a counsellor can block them; never
+    # sent to staff, gone with the record.
+    visitor_tag: str | None = None
+    # When an ended chat's transcript is shredded (its line's retention); None: already gone.
+    shred_at: float | None = None
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -130,6 +135,7 @@ _FLOATS = {
     "visitor_grace_until",
     "counsellor_grace_until",
     "target_until",
+    "shred_at",
 }
 _INTS = {"priority", "last_seq"}
 _BOOLS = {"peer_requested", "visitor_connected", "transferred"}

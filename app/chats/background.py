@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from app.broker.hub import Event
+from app.chats.channels import visitor_lease
 from app.chats.protocol import CLOSE_UNAUTHORISED, Close
 from app.kit.db import unit_of_work
 from app.roster.live import ROSTER_CHANNEL, current_duty
@@ -40,9 +41,10 @@ class Connections:
 
 
 async def run_deadlines(runtime: Runtime) -> None:
+    """Handle due deadlines (at once on start-up: what fell due while no process was alive,
+    e.g. shredding after a retention), and this process's monotonic shred watch."""
     broker = runtime.broker
     while True:
-        await asyncio.sleep(runtime.settings.tick_seconds)
         try:
             now = await broker.now()
             for key in await broker.pop_due(now):
@@ -50,8 +52,22 @@ async def run_deadlines(runtime: Runtime) -> None:
                     await runtime.chats.handle_deadline(key)
                 except Exception:
                     logger.exception("deadline failed", extra={"deadline": key.split("|", 1)[0]})
+            await runtime.chats.shred_overdue()
         except Exception:
             logger.exception("deadline pass failed")
+        await asyncio.sleep(runtime.settings.tick_seconds)
+
+
+async def run_sweeps(runtime: Runtime) -> None:
+    """At start-up and then now and then: chats abandoned by a process that died."""
+    while True:
+        try:
+            found = await runtime.chats.sweep()
+            if found:
+                logger.info("abandoned chats found", extra={"count": found})
+        except Exception:
+            logger.exception("sweep failed")
+        await asyncio.sleep(runtime.settings.sweep_seconds)
 
 
 async def run_heartbeats(runtime: Runtime) -> None:
@@ -63,6 +79,13 @@ async def run_heartbeats(runtime: Runtime) -> None:
                 await runtime.broker.connect(
                     socket.staff.id, socket.id, settings.heartbeat_seconds * 3
                 )
+            for visitor in list(runtime.connections.visitors.values()):
+                if visitor.chat_id is not None:
+                    await runtime.broker.connect(
+                        visitor_lease(visitor.chat_id),
+                        visitor.id,
+                        runtime.chats.visitor_lease_seconds,
+                    )
         except Exception:
             logger.exception("heartbeat failed")
 

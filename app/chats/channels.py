@@ -22,6 +22,12 @@ class Deadline(StrEnum):
     visitor_grace = "vgrace"  # a dropped visitor did not return: vgrace|chat
     counsellor_grace = "cgrace"  # a dropped counsellor did not return: cgrace|chat|staff
     forget = "forget"  # an ended chat's record is removed: forget|chat
+    shred = "shred"  # an ended chat's retention ran out, its transcript goes: shred|chat
+
+
+def visitor_lease(chat_id: str) -> str:
+    """The broker connection lease of a chat's visitor (one per visitor connection)."""
+    return f"visitor:{chat_id}"
 
 
 def deadline_key(kind: Deadline, *parts: str) -> str:

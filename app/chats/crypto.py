@@ -87,24 +87,24 @@ class KeyRing:
     def active_id(self) -> str:
         return self._active_id
 
-    def wrap(self, data_key: bytes) -> str:
+    def wrap(self, data_key: bytes, purpose: str = "dek") -> str:
+        """Seal a key for storage; `purpose` keeps keys of different uses apart."""
         nonce = os.urandom(NONCE_BYTES)
-        aad = f"lykta-dek|{self._active_id}".encode()
+        aad = f"lykta-{purpose}|{self._active_id}".encode()
         sealed = self._keks[self._active_id].encrypt(nonce, data_key, aad)
         return f"{self._active_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
-    def unwrap(self, wrapped: str) -> bytes:
+    def unwrap(self, wrapped: str, purpose: str = "dek") -> bytes:
         kek_id, _, encoded = wrapped.partition(":")
         kek = self._keks.get(kek_id)
         if kek is None:
-            raise UnknownKekError(
-                f"the chat key was wrapped by KEK {kek_id!r}, which is not configured"
-            )
+            raise UnknownKekError(f"the key was wrapped by KEK {kek_id!r}, which is not configured")
         try:
             raw = base64.urlsafe_b64decode(encoded.encode())
-            return kek.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"lykta-dek|{kek_id}".encode())
+            aad = f"lykta-{purpose}|{kek_id}".encode()
+            return kek.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
         except (InvalidTag, binascii.Error, ValueError) as exc:
-            raise TamperedError("the wrapped chat key failed authentication") from exc
+            raise TamperedError("the wrapped key failed authentication") from exc
 
 
 def key_name(chat_id: str) -> str:
@@ -123,21 +123,20 @@ class EncryptedCodec:
         self._keyring = keyring
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
 
-    async def _key(self, chat_id: str, *, create: bool) -> AESGCM:
+    async def begin(self, chat_id: str) -> None:
+        """Give a new chat its key. Only `begin` creates keys, so nothing sealed after a shred
+        can bring a chat's key back."""
+        wrapped = self._keyring.wrap(AESGCM.generate_key(bit_length=256))
+        await self._broker.set_value_if_absent(key_name(chat_id), wrapped, CHAT_MAX_LIFETIME)
+
+    async def _key(self, chat_id: str) -> AESGCM:
         cached = self._cache.get(chat_id)
         if cached is not None:
             self._cache.move_to_end(chat_id)
             return cached
         wrapped = await self._broker.get_value(key_name(chat_id))
         if wrapped is None:
-            if not create:
-                raise MissingKeyError("the chat's key is gone")
-            candidate = self._keyring.wrap(AESGCM.generate_key(bit_length=256))
-            # Two processes may seal a chat's first entry at once: the first key wins.
-            await self._broker.set_value_if_absent(key_name(chat_id), candidate, CHAT_MAX_LIFETIME)
-            wrapped = await self._broker.get_value(key_name(chat_id))
-            if wrapped is None:
-                raise MissingKeyError("the chat's key is gone")
+            raise MissingKeyError("the chat's key is gone")
         key = AESGCM(self._keyring.unwrap(wrapped))
         self._cache[chat_id] = key
         if len(self._cache) > KEY_CACHE_SIZE:
@@ -145,17 +144,29 @@ class EncryptedCodec:
         return key
 
     async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes:
-        key = await self._key(chat_id, create=True)
+        key = await self._key(chat_id)
         nonce = os.urandom(NONCE_BYTES)
         return nonce + key.encrypt(nonce, plain, _aad(chat_id, seq))
 
     async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes:
-        key = await self._key(chat_id, create=False)
+        key = await self._key(chat_id)
         try:
             return key.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(chat_id, seq))
         except InvalidTag as exc:
             raise TamperedError(f"entry {seq} of a chat failed authentication") from exc
 
+    async def retain(self, chat_id: str, seconds: float) -> None:
+        """The key leaves the broker by itself after `seconds`, even with no process alive."""
+        await self._broker.expire_value(key_name(chat_id), seconds)
+
     async def forget(self, chat_id: str) -> None:
         self._cache.pop(chat_id, None)
         await self._broker.delete_value(key_name(chat_id))
+
+    async def has_key(self, chat_id: str) -> bool:
+        """Whether the chat still has its key in the broker (it may have expired by itself);
+        when it has not, this process forgets its unwrapped copy too."""
+        if await self._broker.get_value(key_name(chat_id)) is not None:
+            return True
+        self._cache.pop(chat_id, None)
+        return False

@@ -139,6 +139,12 @@ class VisitorEnd(_Frame):
     type: Literal["end"]
 
 
+class VisitorExit(_Frame):
+    """Quick exit: end the chat and shred its transcript now; allowed at any time."""
+
+    type: Literal["exit"]
+
+
 class SetStatus(_Frame):
     type: Literal["status"]
     status: Literal["available", "away", "break"]
@@ -192,6 +198,11 @@ class StaffEnd(_Frame):
     chat_id: ChatId
 
 
+class BlockVisitor(_Frame):
+    type: Literal["block"]
+    chat_id: ChatId
+
+
 class Wrapup(_Frame):
     type: Literal["wrapup"]
     chat_id: ChatId
@@ -224,7 +235,9 @@ class TakeOver(_Frame):
     chat_id: ChatId
 
 
-VisitorFrame = Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd
+VisitorFrame = (
+    Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd | VisitorExit
+)
 StaffFrame = (
     Ping
     | SetStatus
@@ -236,6 +249,7 @@ StaffFrame = (
     | SyncChat
     | TransferChat
     | StaffEnd
+    | BlockVisitor
     | Wrapup
     | ListLive
     | Observe
@@ -251,6 +265,7 @@ VISITOR_FRAMES: dict[str, type[_Frame]] = {
     "message": VisitorMessage,
     "typing": VisitorTyping,
     "end": VisitorEnd,
+    "exit": VisitorExit,
 }
 
 STAFF_FRAMES: dict[str, type[_Frame]] = {
@@ -264,6 +279,7 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "sync": SyncChat,
     "transfer": TransferChat,
     "end": StaffEnd,
+    "block": BlockVisitor,
     "wrapup": Wrapup,
     # Supervisors only (app/staff/permissions.py).
     "live": ListLive,
@@ -410,7 +426,7 @@ class VisitorConnection(_Connection):
         self.chat_id: str | None = None
 
     def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
-        if isinstance(frame, Ping):
+        if isinstance(frame, Ping | VisitorExit):
             return frame
         opening = isinstance(frame, StartChat | ResumeChat)
         if self.phase is Phase.waiting_start and not opening:

@@ -9,11 +9,14 @@ transcript, and nothing here sees a network address.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.abuse.blocks import Blocks
+from app.abuse.ratelimit import ClientTag
 from app.broker.base import Broker, Refusal, Transition
 from app.broker.records import (
     LIVE_STATES,
@@ -33,6 +36,7 @@ from app.chats.channels import (
     line_channel,
     parse_deadline,
     staff_channel,
+    visitor_lease,
 )
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
 from app.chats.transcript import Entry, EntryKind, Transcript
@@ -57,6 +61,12 @@ MISSED_OFFERS_BEFORE_AWAY = 2
 ENDED_RECORD_SECONDS = 300
 RECENT_DURATIONS = 50
 RECENT_DURATIONS_TTL = 7 * 24 * 3600
+# A visitor connection's lease in the broker lapses this long after its process stopped
+# refreshing it (the heartbeat refreshes it); then the chat waits out the visitor's grace.
+VISITOR_LEASE_MIN_SECONDS = 15.0
+# An ended chat's record disappears from the broker by itself this long after it is due to be
+# forgotten, even if no process is alive to forget it.
+RECORD_BACKSTOP_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,7 @@ class ChatService:
         recorder: StatsRecorder,
         settings: Settings,
         counters: ChatCounters | None = None,
+        blocks: Blocks,
     ) -> None:
         self.broker = broker
         self.lines = lines
@@ -112,13 +123,26 @@ class ChatService:
         self.recorder = recorder
         self.settings = settings
         self.counters = counters or ChatCounters()
+        self.blocks = blocks
+        self.visitor_lease_seconds = max(settings.heartbeat_seconds * 3, VISITOR_LEASE_MIN_SECONDS)
+        # Transcripts this process saw end with a retention: chat id -> monotonic due time. A
+        # jump of the wall clock (which deadlines use) cannot delay these.
+        self._shred_watch: dict[str, float] = {}
         router.auto_accept = self._auto_accept
 
     # Visitor side ---------------------------------------------------------------------------
 
     async def start(
-        self, line_key: str, language: str, *, peer: bool = False
+        self,
+        line_key: str,
+        language: str,
+        *,
+        peer: bool = False,
+        tag: ClientTag | None = None,
+        connection: str | None = None,
     ) -> Started | LineUnavailable | ProtocolError:
+        """Open a chat for a visitor; `tag` is their keyed address hash, `connection` their
+        connection's id (its lease tells other processes the visitor is still there)."""
         line = self.lines.get(line_key)
         if line is None:
             return _err(ErrorCode.unknown_line, f"there is no line {line_key[:32]!r}", "start")
@@ -126,6 +150,9 @@ class ChatService:
         fallback = language not in line.languages
         if fallback:
             language = line.languages[0]
+        if tag is not None and await self.blocks.is_blocked(tag):
+            # Neutral on purpose: the visitor is not told they were blocked.
+            return LineUnavailable(line, language, "unavailable")
         now = await self.broker.now()
         is_open, _ = await self.router.line_status(line)
         if not is_open:
@@ -142,23 +169,40 @@ class ChatService:
             created_at=now,
             queued_at=now,
             peer_requested=peer,
+            visitor_tag=tag.current if tag is not None else None,
         )
+        # The key and the lease exist before the chat does, so no other process ever sees
+        # the chat without them.
+        await self.transcript.begin(record.id)
+        if connection is not None:
+            await self.broker.connect(
+                visitor_lease(record.id), connection, self.visitor_lease_seconds
+            )
         position = await self.broker.create_chat(
             record, queue_limit=line.max_queue_length, score=queue_score(PRIORITY_NORMAL, now)
         )
         if position is None:
+            await self.transcript.forget(record.id)
+            if connection is not None:
+                await self.broker.disconnect(visitor_lease(record.id), connection)
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.full))
             self.counters.chat_turned_away(line.key, "full")
             return LineUnavailable(line, language, "full")
         await self._queue_changed(line.key)
         return Started(record, token, position, fallback)
 
-    async def resume(self, chat_id: str, token: str) -> ChatRecord | ProtocolError:
+    async def resume(
+        self, chat_id: str, token: str, *, connection: str | None = None
+    ) -> ChatRecord | ProtocolError:
         record = await self.broker.get_chat(chat_id)
         if record is None or not tokens_match(token, record.resume_digest):
             return _err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
         if record.state is ChatState.ended:
             return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
+        if connection is not None:
+            await self.broker.connect(
+                visitor_lease(chat_id), connection, self.visitor_lease_seconds
+            )
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -218,9 +262,33 @@ class ChatService:
         ended = await self._end(chat_id, by="visitor", reason="visitor_ended")
         return None if ended else _err(ErrorCode.chat_ended, "the chat has ended", "end")
 
-    async def visitor_disconnected(self, chat_id: str) -> None:
+    async def visitor_exit(self, chat_id: str) -> None:
+        """Quick exit: the chat ends if it has not, and its transcript is shredded now,
+        whatever the line's retention. The content-free record stays for the wrap-up."""
         record = await self.broker.get_chat(chat_id)
-        if record is None or record.state is ChatState.ended:
+        if record is None:
+            return
+        if record.state is not ChatState.ended:
+            await self._end(chat_id, by="visitor", reason="visitor_exit", shred_now=True)
+            return
+        await self._shred(chat_id)
+
+    async def exit_with_token(self, chat_id: str, token: str) -> bool:
+        """Quick exit for a caller that proves the chat is theirs with its resume token."""
+        record = await self.broker.get_chat(chat_id)
+        if record is None or not tokens_match(token, record.resume_digest):
+            return False
+        await self.visitor_exit(chat_id)
+        return True
+
+    async def visitor_disconnected(self, chat_id: str, connection: str | None = None) -> None:
+        """A visitor connection dropped (or, `connection` None, its process is gone)."""
+        if connection is not None:
+            remaining = await self.broker.disconnect(visitor_lease(chat_id), connection)
+            if remaining > 0:
+                return  # the visitor is still here on another connection
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.state is ChatState.ended or not record.visitor_connected:
             return
         line = self.lines.get(record.line)
         grace = line.visitor_grace_seconds if line else 60
@@ -419,6 +487,35 @@ class ChatService:
         )
         return None if ended else _err(ErrorCode.chat_ended, "the chat has ended", "end")
 
+    async def block(self, staff: StaffContext, chat_id: str) -> float | ProtocolError:
+        """The counsellor blocks the chat's visitor: the chat ends (the visitor sees an ordinary
+        end) and new chats from the same keyed hash are refused until the returned time."""
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.counsellor_id != staff.id:
+            return _err(ErrorCode.not_in_chat, "you are not in this chat", "block")
+        if record.state not in (ChatState.active, ChatState.ended):
+            return _err(ErrorCode.invalid_state, f"the chat is {record.state.value}", "block")
+        if record.visitor_tag is None:
+            return _err(ErrorCode.invalid_state, "this chat's visitor cannot be blocked", "block")
+        seconds = self.settings.block_seconds
+        await self.blocks.block(record.visitor_tag, seconds)
+        if record.state is ChatState.active:
+            await self._end(
+                chat_id, by="counsellor", reason="counsellor_ended", counsellor=staff.id
+            )
+        return await self.broker.now() + seconds
+
+    async def can_review(self, staff: StaffContext, chat_id: str) -> bool:
+        """An ended chat of this counsellor whose transcript is still kept (line retention)."""
+        record = await self.broker.get_chat(chat_id)
+        return (
+            record is not None
+            and record.state is ChatState.ended
+            and record.counsellor_id == staff.id
+            and record.shred_at is not None
+            and record.shred_at > await self.broker.now()
+        )
+
     async def transfer(
         self,
         staff: StaffContext,
@@ -544,8 +641,14 @@ class ChatService:
             )
         )
         await session.flush()
-        await self.broker.delete_chat(chat_id)
-        await self.broker.cancel(deadline_key(Deadline.forget, chat_id))
+        if result.shred_at is None or result.shred_at <= await self.broker.now():
+            await self.transcript.forget(chat_id)
+            await self.broker.delete_chat(chat_id)
+            await self.broker.cancel(deadline_key(Deadline.forget, chat_id))
+            await self.broker.cancel(deadline_key(Deadline.shred, chat_id))
+        else:
+            # The transcript is still kept: the record goes with it when the retention ends.
+            await self.broker.schedule(deadline_key(Deadline.forget, chat_id), result.shred_at)
         await self.broker.publish(
             staff_channel(staff.id), {"type": "wrapup.saved", "chat_id": chat_id}
         )
@@ -631,13 +734,57 @@ class ChatService:
             if await self._release_offer(parts[0], parts[1], missed=True) is not None:
                 self.router.kick((await self._line_of(parts[0])) or "")
         elif kind is Deadline.visitor_grace and len(parts) == 1:
-            record = await self.broker.get_chat(parts[0])
-            if record is not None and not record.visitor_connected:
-                await self._end(parts[0], by="system", reason="visitor_left")
+            await self._visitor_grace_over(parts[0])
         elif kind is Deadline.counsellor_grace and len(parts) == 2:
             await self._return_to_queue(parts[0], parts[1])
         elif kind is Deadline.forget and len(parts) == 1:
             await self._forget(parts[0])
+        elif kind is Deadline.shred and len(parts) == 1:
+            await self._shred(parts[0])
+
+    async def _visitor_grace_over(self, chat_id: str) -> None:
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.visitor_connected or record.state is ChatState.ended:
+            return
+        lease = visitor_lease(chat_id)
+        if (await self.broker.connection_counts([lease])).get(lease, 0) > 0:
+            # The visitor is back on a connection whose resume raced this deadline.
+            result = await self.broker.transition(
+                chat_id,
+                Transition(
+                    expect=LIVE_STATES,
+                    changes={"visitor_connected": True, "visitor_grace_until": None},
+                ),
+            )
+            if not isinstance(result, Refusal):
+                await self.broker.publish(
+                    chat_channel(chat_id), {"type": "visitor.back", "chat_id": chat_id}
+                )
+            return
+        await self._end(chat_id, by="system", reason="visitor_left")
+
+    async def sweep(self) -> int:
+        """Find live chats whose visitor's process died (no lease, yet marked connected) and
+        start their grace period, so an abandoned chat ends and is shredded in any state.
+        Runs at start-up and now and then; returns how many it found."""
+        found = 0
+        for line in self.lines.all():
+            records = await self.broker.get_chats(await self.broker.line_chat_ids(line.key))
+            suspects = [r for r in records if r.visitor_connected and r.state in LIVE_STATES]
+            if not suspects:
+                continue
+            counts = await self.broker.connection_counts([visitor_lease(r.id) for r in suspects])
+            for record in suspects:
+                if counts.get(visitor_lease(record.id), 0) == 0:
+                    await self.visitor_disconnected(record.id)
+                    found += 1
+        return found
+
+    async def shred_overdue(self) -> None:
+        """Shred what this process saw end whose retention ran out by the monotonic clock."""
+        now = time.monotonic()
+        for chat_id in [c for c, due in self._shred_watch.items() if due <= now]:
+            await self._shred(chat_id)
 
     async def _line_of(self, chat_id: str) -> str | None:
         record = await self.broker.get_chat(chat_id)
@@ -703,12 +850,15 @@ class ChatService:
         reason: str,
         counsellor: str | None = None,
         expect: frozenset[ChatState] = LIVE_STATES,
+        shred_now: bool = False,
     ) -> bool:
         record = await self.broker.get_chat(chat_id)
         if record is None or record.state not in expect:
             return False
         now = await self.broker.now()
         holder = record.offered_to or record.counsellor_id
+        line = self.lines.get(record.line)
+        retention = 0 if shred_now or line is None else line.transcript_retention_seconds
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -720,6 +870,7 @@ class ChatService:
                     "ended_by": by,
                     "end_reason": reason,
                     "offered_to": None,
+                    "shred_at": now + retention if retention else None,
                 },
                 dequeue=True,
                 release=holder,
@@ -749,17 +900,24 @@ class ChatService:
                 RECENT_DURATIONS,
                 RECENT_DURATIONS_TTL,
             )
-        # The transcript goes now; the record (no content) stays for the wrap-up and so a
-        # returning visitor is told the chat ended.
-        await self.transcript.forget(chat_id)
+        # The transcript goes now, or when the line's retention runs out; the record (no
+        # content) stays for the wrap-up and so a returning visitor is told the chat ended.
+        if retention:
+            await self._keep_transcript(chat_id, now, retention)
+        else:
+            await self.transcript.forget(chat_id)
         wrapup_due = result.wrapup_by is not None and record.state in {ChatState.active}
         if not wrapup_due and result.wrapup_by is not None:
             await self.broker.transition(
                 chat_id,
                 Transition(expect=frozenset({ChatState.ended}), changes={"wrapup_by": None}),
             )
-        keep = self.settings.wrapup_window_seconds if wrapup_due else ENDED_RECORD_SECONDS
+        keep = max(
+            self.settings.wrapup_window_seconds if wrapup_due else ENDED_RECORD_SECONDS,
+            retention,
+        )
         await self.broker.schedule(deadline_key(Deadline.forget, chat_id), now + keep)
+        await self.broker.expire_chat(chat_id, record=keep + RECORD_BACKSTOP_SECONDS)
         if wrapup_due and result.wrapup_by:
             line = self.lines.get(result.line)
             await self.broker.publish(
@@ -797,10 +955,32 @@ class ChatService:
             )
         self.recorder.record(facts)
 
+    async def _keep_transcript(self, chat_id: str, now: float, retention: int) -> None:
+        """Three ways to shred when the retention runs out, so that no crash, restart or clock
+        jump keeps a transcript longer: a deadline in the broker (any live process), expiry
+        of the key and entries in the broker itself (no process alive), and this process's
+        monotonic watch (the wall clock jumped back)."""
+        await self.transcript.retain(chat_id, retention)
+        await self.broker.schedule(deadline_key(Deadline.shred, chat_id), now + retention)
+        self._shred_watch[chat_id] = time.monotonic() + retention
+
+    async def _shred(self, chat_id: str) -> None:
+        self._shred_watch.pop(chat_id, None)
+        await self.broker.cancel(deadline_key(Deadline.shred, chat_id))
+        await self.transcript.forget(chat_id)
+        record = await self.broker.get_chat(chat_id)
+        if record is not None and record.state is ChatState.ended and record.shred_at is not None:
+            await self.broker.transition(
+                chat_id,
+                Transition(expect=frozenset({ChatState.ended}), changes={"shred_at": None}),
+            )
+
     async def _forget(self, chat_id: str) -> None:
         record = await self.broker.get_chat(chat_id)
         if record is not None and record.state is not ChatState.ended:
             return
+        self._shred_watch.pop(chat_id, None)
+        await self.broker.cancel(deadline_key(Deadline.shred, chat_id))
         await self.transcript.forget(chat_id)
         await self.broker.delete_chat(chat_id)
 

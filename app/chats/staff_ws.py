@@ -18,6 +18,7 @@ from app.chats.protocol import (
     CLOSE_UNAUTHORISED,
     PROTOCOL_VERSION,
     AcceptOffer,
+    BlockVisitor,
     Close,
     DeclineOffer,
     ErrorCode,
@@ -422,9 +423,16 @@ class StaffSocket(ClientSocket):
             if isinstance(noted, ProtocolError):
                 problem = noted
         elif isinstance(frame, SyncChat):
-            if not self._not_in_chat(frame.chat_id, "sync", observed=True):
+            # An ended chat of theirs can be read again while its line keeps transcripts.
+            if (
+                frame.chat_id in self.chats
+                or frame.chat_id in self.observing
+                or await chats.can_review(staff, frame.chat_id)
+            ):
                 self.out.sync(frame.chat_id, frame.last_seq)
                 self.out.frame({"type": "synced", "chat_id": frame.chat_id})
+            else:
+                self._not_in_chat(frame.chat_id, "sync")
         elif isinstance(frame, TransferChat):
             moved = await chats.transfer(
                 staff, frame.chat_id, to_line=frame.line, to_staff=frame.staff_id, note=frame.note
@@ -442,6 +450,14 @@ class StaffSocket(ClientSocket):
                 )
         elif isinstance(frame, StaffEnd):
             problem = await chats.staff_end(staff, frame.chat_id)
+        elif isinstance(frame, BlockVisitor):
+            until = await chats.block(staff, frame.chat_id)
+            if isinstance(until, ProtocolError):
+                problem = until
+            else:
+                self.out.frame({"type": "blocked", "chat_id": frame.chat_id, "until": until})
+                # Who blocked which chat, never whom: the visitor's keyed hash stays out.
+                await _audit(self.rt, AuditAction.chat_blocked, staff.id, chat_id=frame.chat_id)
         elif isinstance(frame, Wrapup):
             async with unit_of_work(self.rt.sessionmaker) as session:
                 problem = await chats.wrapup(

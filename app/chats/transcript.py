@@ -102,9 +102,17 @@ def entry_frame(chat_id: str, seq: int, entry: Entry, audience: Audience) -> dic
 class TranscriptCodec(Protocol):
     """Seals an entry for storage, bound to its chat and sequence number."""
 
+    async def begin(self, chat_id: str) -> None:
+        """Prepare a new chat (its key); sealing for a chat that was never begun fails."""
+
     async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes: ...
 
     async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes: ...
+
+    async def has_key(self, chat_id: str) -> bool: ...
+
+    async def retain(self, chat_id: str, seconds: float) -> None:
+        """Let what the codec keeps for the chat vanish by itself after `seconds`."""
 
     async def forget(self, chat_id: str) -> None:
         """Drop whatever the codec keeps for the chat (its key)."""
@@ -116,6 +124,9 @@ class Transcript:
     def __init__(self, broker: Broker, codec: TranscriptCodec) -> None:
         self._broker = broker
         self._codec = codec
+
+    async def begin(self, chat_id: str) -> None:
+        await self._codec.begin(chat_id)
 
     async def add(
         self,
@@ -134,7 +145,16 @@ class Transcript:
         expected = last_seq
         for _ in range(50):
             seq = expected + 1
-            sealed = await self._codec.seal(chat_id, seq, plain)
+            try:
+                sealed = await self._codec.seal(chat_id, seq, plain)
+            except MissingKeyError:
+                # Shredded (or never begun): nothing may be written for this chat any more.
+                return 0, "ended"
+            except (TamperedError, UnknownKekError):
+                # Its key cannot be unwrapped (a KEK removed too early, or tampering): the
+                # chat cannot go on safely.
+                logger.warning("chat key unusable", extra={"code": "unusable_key"})
+                return 0, "ended"
             stored, status = await self._broker.append(
                 chat_id, seq, sealed, dedupe=dedupe, counsellor=counsellor
             )
@@ -146,18 +166,31 @@ class Transcript:
     async def read(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:
         """Entries after `after`; nothing once the chat is shredded, never a forged entry."""
         out: list[tuple[int, Entry]] = []
+        if not await self._codec.has_key(chat_id):
+            return out
         for seq, sealed in await self._broker.read(chat_id, after):
             try:
                 plain = await self._codec.open(chat_id, seq, sealed)
             except MissingKeyError:
                 return out
-            except (TamperedError, UnknownKekError):
+            except UnknownKekError:
+                logger.warning("transcript key unreadable", extra={"code": "unknown_kek"})
+                return out
+            except TamperedError:
                 # Never deliver what does not authenticate; the content is not logged.
                 logger.warning("transcript entry refused", extra={"code": "tampered"})
                 continue
             out.append((seq, Entry.from_dict(jsonutil.loads(plain))))
         return out
 
+    async def retain(self, chat_id: str, seconds: float) -> None:
+        """Keep the transcript at most `seconds` more: the broker drops the entries and the key
+        by itself then, even if no process is alive (the shred deadline normally comes first)."""
+        await self._broker.expire_chat(chat_id, transcript=seconds)
+        await self._codec.retain(chat_id, seconds)
+
     async def forget(self, chat_id: str) -> None:
-        await self._broker.delete_transcript(chat_id)
+        """Shred: the key first (which makes every copy of the entries unreadable), then the
+        entries."""
         await self._codec.forget(chat_id)
+        await self._broker.delete_transcript(chat_id)

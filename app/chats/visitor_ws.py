@@ -1,6 +1,7 @@
 """The visitor WebSocket: a thin adapter between frames and the chat service.
 
-No account, no cookie; nothing about the connection (address, headers) is read here.
+No account, no cookie; nothing about the connection is read here but its `Origin` (checked,
+never kept) and the keyed hash the abuse middleware left in its place of the address.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket
 
+from app.abuse.ratelimit import Limit, tag_of
 from app.broker.hub import Event
 from app.broker.records import ChatState
-from app.chats.channels import chat_channel
+from app.chats.channels import chat_channel, visitor_lease
 from app.chats.connection import ClientSocket, Frame, Outbound
 from app.chats.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NORMAL,
     PROTOCOL_VERSION,
     Close,
     ErrorCode,
@@ -25,6 +29,7 @@ from app.chats.protocol import (
     StartChat,
     VisitorConnection,
     VisitorEnd,
+    VisitorExit,
     VisitorMessage,
     VisitorTyping,
 )
@@ -33,6 +38,7 @@ from app.chats.transcript import Audience, Entry, EntryKind
 from app.kit.ids import new_token
 from app.routing.policy import estimate_wait
 from app.routing.positions import position_frame
+from app.web.origins import origin_allowed
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -43,6 +49,10 @@ router = APIRouter()
 @router.websocket("/ws/visitor")
 async def visitor_socket(ws: WebSocket) -> None:
     runtime: Runtime = ws.app.state.runtime
+    if not origin_allowed(ws.headers.get("origin"), runtime.settings.visitor_origins):
+        await ws.accept()
+        await ws.close(CLOSE_FORBIDDEN, "origin not allowed")
+        return
     await VisitorSocket(ws, runtime).serve()
 
 
@@ -61,6 +71,7 @@ class VisitorSocket(ClientSocket):
         )
         self.rt = runtime
         self.id = new_token()[:16]
+        self.tag = tag_of(ws.scope)
         self.protocol = VisitorConnection(
             rate=settings.visitor_frame_rate,
             burst=settings.visitor_frame_burst,
@@ -68,6 +79,8 @@ class VisitorSocket(ClientSocket):
             clock=time.monotonic,
         )
         self.chat_id: str | None = None
+        # The chat this connection had before it ended: a quick exit still shreds it.
+        self.last_chat_id: str | None = None
         self.line: str | None = None
         self.language: str | None = None
         self.last_seq = 0
@@ -108,10 +121,30 @@ class VisitorSocket(ClientSocket):
             problem = await self.rt.chats.visitor_end(self.chat_id)
             if problem is not None:
                 self.out.frame(problem.frame())
+        elif isinstance(frame, VisitorExit):
+            chat_id = self.chat_id or self.last_chat_id
+            if chat_id is not None:
+                await self.rt.chats.visitor_exit(chat_id)
+            self.out.frame({"type": "exited"})
+            return self.answer(Close(CLOSE_NORMAL, "exit"))
         return True
+
+    async def _within_rate(self, ref: str) -> bool:
+        """Per-client limit across connections (the token bucket is per connection)."""
+        if self.tag is None:
+            return True
+        limit = Limit(self.rt.settings.visitor_message_rate_per_minute, 60)
+        if await self.rt.rate_limiter.allow("msg", self.tag, limit):
+            return True
+        self.out.frame(
+            ProtocolError(ErrorCode.rate_limited, "too many messages; slow down", ref).frame()
+        )
+        return False
 
     async def _message(self, frame: VisitorMessage) -> None:
         assert self.chat_id is not None and self.line is not None
+        if not await self._within_rate("message"):
+            return
         result = await self.rt.chats.visitor_message(
             self.chat_id,
             self.line,
@@ -136,7 +169,11 @@ class VisitorSocket(ClientSocket):
         self.out.frame(ack)
 
     async def _start(self, frame: StartChat) -> None:
-        result = await self.rt.chats.start(frame.line, frame.language, peer=frame.peer)
+        if not await self._within_rate("start"):
+            return
+        result = await self.rt.chats.start(
+            frame.line, frame.language, peer=frame.peer, tag=self.tag, connection=self.id
+        )
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
             return
@@ -168,7 +205,7 @@ class VisitorSocket(ClientSocket):
         self.out.sync(record.id, 0)
 
     async def _resume(self, frame: ResumeChat) -> None:
-        result = await self.rt.chats.resume(frame.chat_id, frame.token)
+        result = await self.rt.chats.resume(frame.chat_id, frame.token, connection=self.id)
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
             return
@@ -216,7 +253,9 @@ class VisitorSocket(ClientSocket):
         await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
         self.chat_id = None
         if disconnected and self.protocol.phase is Phase.in_chat:
-            await self.rt.chats.visitor_disconnected(chat_id)
+            await self.rt.chats.visitor_disconnected(chat_id, self.id)
+        else:
+            await self.rt.broker.disconnect(visitor_lease(chat_id), self.id)
 
     # Rendering events (runs in the writer task) -----------------------------------------
 
@@ -261,6 +300,7 @@ class VisitorSocket(ClientSocket):
                 closed = LineUnavailable(config, language, "closed")
                 frames.insert(0, await self._closed_frame(closed))
             self.protocol.ended()
+            self.last_chat_id = self.chat_id
             await self._leave(disconnected=False)
 
     async def _closed_frame(self, closed: LineUnavailable) -> Frame:

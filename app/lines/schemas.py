@@ -32,6 +32,9 @@ LineKeyStr = Annotated[
     str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+# A transcript is never kept longer than this after its chat ended.
+MAX_RETENTION_SECONDS = 24 * 3600
+
 Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000)]]
 
 
@@ -51,6 +54,9 @@ class LineSettings(BaseModel):
     language_relax_seconds: int = Field(default=120, ge=0, le=86_400)
     max_message_length: int = Field(default=4000, ge=1, le=10_000)
     auto_accept: bool = False
+    # How long an ended chat's transcript is kept (for a supervisor's debrief); 0: shredded at
+    # once. A quick exit always shreds at once.
+    transcript_retention_seconds: int = Field(default=0, ge=0, le=MAX_RETENTION_SECONDS)
     closed_message: Texts = Field(default_factory=dict)
     alternatives: Texts = Field(default_factory=dict)
     opening_hours: Texts = Field(default_factory=dict)

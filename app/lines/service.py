@@ -37,6 +37,8 @@ class LineConfig:
     wrapup_outcomes: tuple[str, ...]
     time_zone: str = "Europe/Stockholm"
     roster_signup: bool = False
+    # Seconds an ended chat's transcript is kept; 0: shredded when the chat ends.
+    transcript_retention_seconds: int = 0
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -52,6 +54,7 @@ class LineConfig:
             language_relax_seconds=line.language_relax_seconds,
             max_message_length=line.max_message_length,
             auto_accept=line.auto_accept,
+            transcript_retention_seconds=line.transcript_retention_seconds,
             closed_message=dict(line.closed_message),
             alternatives=dict(line.alternatives),
             opening_hours=dict(line.opening_hours),

@@ -18,6 +18,10 @@ class Line(Base):
         CheckConstraint("max_queue_length >= 1", name="max_queue_length_positive"),
         CheckConstraint("offer_timeout_seconds >= 1", name="offer_timeout_positive"),
         CheckConstraint("max_message_length >= 1", name="max_message_length_positive"),
+        CheckConstraint(
+            "transcript_retention_seconds >= 0 AND transcript_retention_seconds <= 86400",
+            name="transcript_retention_range",
+        ),
     )
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -40,6 +44,10 @@ class Line(Base):
     language_relax_seconds: Mapped[int] = mapped_column(Integer, default=120)
     max_message_length: Mapped[int] = mapped_column(Integer, default=4000)
     auto_accept: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Seconds an ended chat's transcript is kept (at most a day); 0: shredded at once.
+    transcript_retention_seconds: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )
     # Texts per language code, e.g. {"sv": "...", "en": "..."}.
     closed_message: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     alternatives: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from app.abuse.ratelimit import tag_of
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.ids import token_digest
@@ -70,7 +71,9 @@ async def sign_in(
     settings = runtime.settings
     throttle = SignInThrottle(runtime.broker, settings)
     account = throttle.account(body.username)
-    client = throttle.client(runtime.rate_limiter.client_key(request.scope))
+    # The address itself is gone by now: the limits middleware left only its keyed hash.
+    tag = tag_of(request.scope)
+    client = throttle.for_client(tag.current if tag is not None else "unknown")
     now = await runtime.broker.now()
     wait = await throttle.wait_seconds(account, client, now=now)
     if wait > 0:

@@ -105,6 +105,7 @@ FRAME_RULES: dict[str, Permission] = {
     "transfer": Permission.take_chats,
     "end": Permission.take_chats,
     "wrapup": Permission.take_chats,
+    "block": Permission.take_chats,
     "live": Permission.supervise,
     "observe": Permission.supervise,
     "unobserve": Permission.supervise,
@@ -168,11 +169,14 @@ def _tag(guard: Guard, rule: Permission | str) -> Guard:
     return guard
 
 
-def public() -> Any:
-    """An endpoint anyone may call; a state-changing one still refuses cross-site browsers."""
+def public(*, embedding_sites: bool = False) -> Any:
+    """An endpoint anyone may call; a state-changing one still refuses cross-site browsers,
+    unless `embedding_sites`: a visitor endpoint that checks the allowed embedding origins
+    itself (LYKTA_EMBED_ORIGINS)."""
 
     async def guard(request: Request) -> None:
-        _refuse_cross_site(request)
+        if not embedding_sites:
+            _refuse_cross_site(request)
 
     return Depends(_tag(guard, PUBLIC))
 

@@ -50,7 +50,7 @@ class SignInThrottle:
         digest = hmac.new(self._secret, username.casefold().encode(), hashlib.sha256)
         return Counted(f"acct:{digest.hexdigest()[:32]}", self._slow_after, self._lock_after)
 
-    def client(self, client_key: str) -> Counted:
+    def for_client(self, client_key: str) -> Counted:
         # A shared office address sees several people's typos: it is slowed later.
         lock = self._client_lock_after
         return Counted(f"client:{client_key}", max(self._slow_after, lock // 3), lock)

@@ -21,10 +21,14 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-VISITOR_HELP = "/end ends the chat, /quit leaves (the chat waits for you during its grace period)"
+VISITOR_HELP = (
+    "/end ends the chat, /exit ends it and erases it at once (quick exit), "
+    "/quit leaves (the chat waits for you during its grace period)"
+)
 COUNSELLOR_HELP = (
     "/available, /away, /accept [chat], /decline [chat], /use <chat>, /note <text>, "
-    "/end, /wrapup <topic,topic> | <outcome>, /transfer <line>, /quit"
+    "/end, /block (end and refuse this visitor for a while), "
+    "/wrapup <topic,topic> | <outcome>, /transfer <line>, /quit"
 )
 
 
@@ -83,6 +87,10 @@ def describe(frame: dict[str, Any]) -> str | None:
         return f"(lines: {_duty_lines(frame['lines'])})"
     if kind == "typing":
         return f"({frame['sender']} is typing…)" if frame["typing"] else None
+    if kind == "exited":
+        return "(you left; nothing of this chat is kept)"
+    if kind == "blocked":
+        return f"(chat {frame['chat_id']} ended; its visitor cannot start a chat for a while)"
     if kind == "error":
         return f"! {frame['code']}: {frame['message']}"
     if kind in ("pong", "message.ack", "hello", "synced", "queue.summary"):
@@ -125,7 +133,7 @@ async def run_visitor(base: str, line: str, language: str) -> int:
                         text = describe(frame)
                         if text:
                             show(text)
-                        if frame.get("type") in ("chat.ended", "line.closed"):
+                        if frame.get("type") in ("chat.ended", "line.closed", "exited"):
                             return 0
                         if frame.get("type") == "error" and frame.get("code") in (
                             "invalid_resume",
@@ -152,6 +160,8 @@ async def _visitor_input(ws: ClientConnection) -> str:
             return "quit"
         if line == "/end":
             await send(ws, {"type": "end"})
+        elif line == "/exit":
+            await send(ws, {"type": "exit"})
         elif line == "/help":
             show(VISITOR_HELP)
         elif line.strip():
@@ -312,8 +322,8 @@ async def _counsellor_input(ws: ClientConnection, state: dict[str, Any]) -> None
             state["current"] = rest.strip()
         elif command == "/note" and current:
             await send(ws, {"type": "note", "chat_id": current, "text": rest})
-        elif command == "/end" and current:
-            await send(ws, {"type": "end", "chat_id": current})
+        elif command in ("/end", "/block") and current:
+            await send(ws, {"type": command[1:], "chat_id": current})
             last_ended = current
         elif command == "/wrapup" and (last_ended or current):
             topics, _, outcome = rest.partition("|")

@@ -135,8 +135,16 @@ class StaffClient(WsClient):
         return await self.expect("message.ack", client_id=client_id)
 
 
-async def open_visitor(server: RunningServer) -> VisitorClient:
-    ws = await connect(f"{server.ws_url}/ws/visitor", compression=None, max_size=2**22)
+async def open_visitor(
+    server: RunningServer, headers: dict[str, str] | None = None, query: str = ""
+) -> VisitorClient:
+    """A visitor connection; `headers` as a browser or a proxy in front of Lykta would add."""
+    ws = await connect(
+        f"{server.ws_url}/ws/visitor{query}",
+        compression=None,
+        max_size=2**22,
+        additional_headers=headers,
+    )
     client = VisitorClient(ws)
     await client.expect("hello")
     return client

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
+from app.broker.base import Broker
+from app.cli import uvicorn_options
 from app.main import create_app
 from app.runtime import Runtime
 from app.settings import Settings
@@ -38,20 +40,18 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    app = create_app(settings)
+async def run_server(
+    settings: Settings, broker: Broker | None = None
+) -> AsyncIterator[RunningServer]:
+    """Lykta as `lykta serve` runs it; `broker` continues that broker's state (a restart)."""
+    app = create_app(settings, broker=broker)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=0,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
         lifespan="on",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=settings.ws_max_frame_bytes,
         timeout_graceful_shutdown=2,
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,0 +1,1 @@
+"""Privacy by design, made checkable: what Lykta could hand over about a time window."""

@@ -1,0 +1,1 @@
+"""Browser-facing hardening: allowed origins and security headers."""
