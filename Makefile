@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint types check format clean
+.PHONY: demo serve test lint types check format clean browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,16 @@ demo: $(STAMP)  ## Lykta on SQLite with demo lines and accounts, http://127.0.0.
 serve: $(STAMP)  ## Lykta with settings from LYKTA_* variables
 	$(BIN)/lykta serve --migrate
 
-test: $(STAMP)  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
+# Browser tests drive Debian's Chromium (installed here if missing; needs root) and inject
+# axe-core from the npm registry (pinned in tests/browser/package-lock.json).
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@test -f tests/browser/node_modules/axe-core/axe.min.js || \
+	  (cd tests/browser && npm ci --silent --no-audit --no-fund)
+
+test: $(STAMP) browser-deps  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
 	$(BIN)/pytest
 
 lint: $(STAMP)

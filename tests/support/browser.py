@@ -1,0 +1,94 @@
+"""Real Chromium (Debian's package) through Playwright, for the widget and console tests.
+
+Browser tests never skip: a missing Chromium is an error (`make test` installs it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, Page, async_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+# The flags this machine needs: no sandbox as root, and no background calls to Google's hosts.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+CHROMIUM_INSTALLED = Path(CHROMIUM).exists()
+AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+# WCAG 2.2 A and AA, the bar every visitor and staff screen must meet.
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    if not CHROMIUM_INSTALLED:
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make test` (it installs chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def axe_violations(page: Page, *, exclude: list[str] | None = None) -> list[dict[str, Any]]:
+    """WCAG 2.2 A/AA violations axe-core finds on the page as it is now.
+
+    axe is evaluated through the DevTools protocol, which the page's CSP does not govern, so
+    the page keeps its real policy while it is checked.
+    """
+    await page.evaluate(_axe_source())
+    result: dict[str, Any] = await page.evaluate(
+        """async ([tags, exclude]) => {
+            const context = exclude.length ? {exclude: exclude.map((s) => [s])} : document;
+            return await axe.run(context, {runOnly: {type: "tag", values: tags}});
+        }""",
+        [WCAG_TAGS, exclude or []],
+    )
+    violations: list[dict[str, Any]] = result["violations"]
+    return violations
+
+
+def _axe_source() -> str:
+    global _AXE_SOURCE
+    if _AXE_SOURCE is None:
+        if not AXE.exists():
+            raise RuntimeError(f"{AXE} is missing: run `make test` (it installs axe-core)")
+        _AXE_SOURCE = AXE.read_text(encoding="utf-8")
+    return _AXE_SOURCE
+
+
+_AXE_SOURCE: str | None = None
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    """A readable summary for an assertion message."""
+    return "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in violations
+    )
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot under test-artifacts/screenshots/ for people to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9_.-]+', '-', name.lower())}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
