@@ -28,9 +28,9 @@ logger = logging.getLogger(__name__)
 
 def create_broker(settings: Settings) -> Broker:
     if settings.redis_url:
-        raise RuntimeError(
-            "the Redis broker is not available in this version; unset LYKTA_REDIS_URL"
-        )
+        from app.broker.redis import RedisBroker
+
+        return RedisBroker(settings.redis_url, settings.redis_prefix)
     return MemoryBroker()
 
 

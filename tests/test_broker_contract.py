@@ -1,4 +1,4 @@
-"""What every broker must do. The Redis broker runs these same tests (see conftest)."""
+"""What every broker must do: each test runs on the in-process broker and on real Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from app.broker.base import Broker, Refusal, Transition
 from app.broker.hub import Event
-from app.broker.memory import MemoryBroker
 from app.broker.records import (
     PRIORITY_NORMAL,
     PRIORITY_RETURNED,
@@ -22,14 +21,13 @@ from app.broker.records import (
     queue_score,
     queued_at_of,
 )
+from tests.conftest import BrokerFactory
 
 
 @pytest.fixture
-async def broker() -> AsyncIterator[Broker]:
-    b = MemoryBroker()
-    await b.start()
-    yield b
-    await b.close()
+async def broker(broker_factory: BrokerFactory) -> AsyncIterator[Broker]:
+    async with broker_factory() as b:
+        yield b
 
 
 def record(chat_id: str, *, line: str = "support", at: float = 100.0, **extra: Any) -> ChatRecord:

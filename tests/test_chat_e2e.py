@@ -252,9 +252,11 @@ async def test_resume_with_a_wrong_token_changes_nothing(server: RunningServer) 
     rt = server.runtime
     await add_line(rt)
     await add_counsellor(rt, "anna")
-    await open_staff(server, "anna", PASSWORD)
+    anna = await open_staff(server, "anna", PASSWORD)
     visitor = await open_visitor(server)
     await visitor.start()
+    # Routing runs in the background: take the snapshot once the chat has settled (offered).
+    await anna.expect("offer", chat_id=visitor.chat_id)
     before = await rt.broker.get_chat(visitor.chat_id)
     intruder = await open_visitor(server)
     await intruder.send(
