@@ -125,10 +125,28 @@ def _serve(args: argparse.Namespace) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level)
+    problem = asyncio.run(_broker_problem(settings))
+    if problem is not None:
+        print(f"lykta: {problem}", file=sys.stderr)
+        return 1
     if args.migrate:
         asyncio.run(upgrade(settings.database_url))
     run_server(settings)
     return 0
+
+
+async def _broker_problem(settings: Settings) -> str | None:
+    """Why the configured broker cannot be used (Redis unreachable), or None."""
+    from app.broker.base import BrokerUnavailableError
+    from app.runtime import create_broker
+
+    broker = create_broker(settings)
+    try:
+        await broker.start()
+    except BrokerUnavailableError as exc:
+        return str(exc)
+    await broker.close()
+    return None
 
 
 def run_server(settings: Settings) -> None:

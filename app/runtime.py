@@ -13,6 +13,7 @@ from app.abuse.ratelimit import ClientHasher, RateLimiter
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
 from app.chats.background import Connections, run_closed_lines, run_deadlines, run_heartbeats
+from app.chats.connection import UNAVAILABLE_CLOSE, ClientSocket
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
@@ -83,6 +84,7 @@ class Runtime:
         )
 
     async def start(self) -> None:
+        self.broker.on_availability(self._broker_availability)
         await self.broker.start()
         await self.lines.reload()
         for job in (
@@ -94,6 +96,20 @@ class Runtime:
             run_closed_lines(self),
         ):
             self.tasks.append(asyncio.create_task(job))
+
+    def _broker_availability(self, available: bool) -> None:
+        """The broker was lost: every client is told to reconnect, and resumes once it is back.
+
+        Events published while Redis was away are lost; resuming replays the transcript.
+        """
+        if available:
+            return
+        sockets: list[ClientSocket] = [
+            *self.connections.visitors.values(),
+            *self.connections.staff.values(),
+        ]
+        for socket in sockets:
+            socket.out.close(UNAVAILABLE_CLOSE)
 
     async def stop(self) -> None:
         for task in self.tasks:

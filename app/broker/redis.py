@@ -142,7 +142,7 @@ class _Lane:
         except _DOWN as exc:
             if self._conn is not None:
                 await self._conn.disconnect(nowait=True)
-            error = BrokerUnavailableError(f"Redis is unreachable: {type(exc).__name__}")
+            error = BrokerUnavailableError(f"Redis is unreachable ({_reason(exc)})")
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_exception(error)
@@ -161,8 +161,7 @@ class _Subscriber:
         self._task: asyncio.Task[None] | None = None
 
     async def connect(self, channels: Iterable[bytes]) -> None:
-        if self._conn is not None:
-            await self._conn.disconnect(nowait=True)
+        await self.close()
         conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
         await conn.connect()
         self._conn = conn
@@ -177,8 +176,10 @@ class _Subscriber:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
         if self._conn is not None:
-            await self._conn.disconnect()
+            await self._conn.disconnect(nowait=True)
+            self._conn = None
 
     async def subscribe(self, channel: bytes) -> None:
         conn = self._conn
@@ -251,6 +252,8 @@ class RedisBroker(Broker):
         self._offset = 0.0
         self._health: asyncio.Task[None] | None = None
         self._recovering = False
+        self._recovery: asyncio.Task[None] | None = None
+        self._started = False
 
     def _k(self, name: str) -> str:
         return self._base + name
@@ -267,8 +270,14 @@ class RedisBroker(Broker):
                 f"cannot reach Redis at {redacted(self.url)}: {exc}"
             ) from None
         self._health = asyncio.create_task(self._watch())
+        self._started = True
 
     async def close(self) -> None:
+        self._started = False
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
         if self._health is not None:
             self._health.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -302,12 +311,12 @@ class RedisBroker(Broker):
                 self._connection_lost()
 
     def _connection_lost(self) -> None:
-        if self._recovering:
+        if self._recovering or not self._started:
             return
         self._recovering = True
         logger.warning("Redis connection lost; clients are told to reconnect")
         self._set_available(False)
-        asyncio.get_running_loop().create_task(self._recover())
+        self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
     async def _recover(self) -> None:
         while True:
@@ -633,6 +642,10 @@ async def _scan(broker: RedisBroker, pattern: str) -> Any:
             yield key
         if cursor in (b"0", 0):
             return
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _ms(seconds: float) -> int:

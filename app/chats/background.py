@@ -11,6 +11,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
+from app.chats.channels import Deadline, deadline_key
+from app.chats.protocol import Phase
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.staff.service import staff_service
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from app.chats.staff_ws import StaffSocket
     from app.chats.visitor_ws import VisitorSocket
     from app.runtime import Runtime
+    from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,11 @@ async def run_deadlines(runtime: Runtime) -> None:
             logger.exception("deadline pass failed")
 
 
+def lease_seconds(settings: Settings) -> float:
+    """How long a connection counts as live without a heartbeat from its process."""
+    return settings.heartbeat_seconds * 3
+
+
 async def run_heartbeats(runtime: Runtime) -> None:
     settings = runtime.settings
     loop = asyncio.get_running_loop()
@@ -55,15 +63,34 @@ async def run_heartbeats(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(settings.heartbeat_seconds)
         try:
-            for socket in list(runtime.connections.staff.values()):
-                await runtime.broker.connect(
-                    socket.staff.id, socket.id, settings.heartbeat_seconds * 3
-                )
+            await renew_leases(runtime)
             if loop.time() >= next_duty:
                 next_duty = loop.time() + DUTY_REFRESH_SECONDS
                 await refresh_duty(runtime)
         except Exception:
             logger.exception("heartbeat failed")
+
+
+async def renew_leases(runtime: Runtime) -> None:
+    """Push forward the leases of this process's clients (all at once: one batch on Redis).
+
+    If this process dies, its leases fall due and whichever process is alive starts the
+    grace periods its disconnect handlers would have started.
+    """
+    broker = runtime.broker
+    ttl = lease_seconds(runtime.settings)
+    until = await broker.now() + ttl
+    renewals = [
+        broker.schedule(deadline_key(Deadline.visitor_lease, socket.chat_id), until)
+        for socket in list(runtime.connections.visitors.values())
+        if socket.chat_id is not None and socket.protocol.phase is Phase.in_chat
+    ]
+    for socket in list(runtime.connections.staff.values()):
+        renewals.append(broker.connect(socket.staff.id, socket.id, ttl))
+        renewals.append(
+            broker.schedule(deadline_key(Deadline.counsellor_lease, socket.staff.id), until)
+        )
+    await asyncio.gather(*renewals)
 
 
 async def refresh_duty(runtime: Runtime) -> None:

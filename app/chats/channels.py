@@ -22,6 +22,10 @@ class Deadline(StrEnum):
     visitor_grace = "vgrace"  # a dropped visitor did not return: vgrace|chat
     counsellor_grace = "cgrace"  # a dropped counsellor did not return: cgrace|chat|staff
     forget = "forget"  # an ended chat's record is removed: forget|chat
+    # Connection leases, pushed forward by the heartbeat of the process holding the client.
+    # They fall due only when that process died without running its disconnect handlers.
+    visitor_lease = "vlease"  # vlease|chat
+    counsellor_lease = "clease"  # clease|staff
 
 
 def deadline_key(kind: Deadline, *parts: str) -> str:

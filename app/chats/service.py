@@ -8,6 +8,7 @@ transcript, and nothing here sees a network address.
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -185,13 +186,13 @@ class ChatService:
             return problem
         now = await self.broker.now()
         entry = Entry(EntryKind.message, now, sender="visitor", text=text, client_id=client_id)
-        seq, status = await self.transcript.add(
+        seq, status, sealed = await self.transcript.add(
             chat_id, entry, last_seq=last_seq, dedupe=f"v:{client_id}" if client_id else None
         )
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
         if status == "ok":
-            await self._publish_entry(chat_id, seq, entry, origin)
+            await self._publish_entry(chat_id, seq, entry, origin, sealed)
         return seq, status == "duplicate"
 
     async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
@@ -228,6 +229,7 @@ class ChatService:
         if isinstance(result, Refusal):
             return
         await self.broker.schedule(deadline_key(Deadline.visitor_grace, chat_id), until)
+        await self.broker.cancel(deadline_key(Deadline.visitor_lease, chat_id))
         await self.broker.publish(
             chat_channel(chat_id),
             {"type": "visitor.away", "chat_id": chat_id, "grace_until": until},
@@ -364,7 +366,7 @@ class ChatService:
             client_id=client_id,
             staff_id=staff.id,
         )
-        seq, status = await self.transcript.add(
+        seq, status, sealed = await self.transcript.add(
             chat_id,
             entry,
             last_seq=last_seq,
@@ -376,7 +378,7 @@ class ChatService:
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
         if status == "ok":
-            await self._publish_entry(chat_id, seq, entry, origin)
+            await self._publish_entry(chat_id, seq, entry, origin, sealed)
         return seq, status == "duplicate"
 
     async def note(self, staff: StaffContext, chat_id: str, text: str) -> int | ProtocolError:
@@ -389,13 +391,13 @@ class ChatService:
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "note")
         now = await self.broker.now()
         entry = Entry(EntryKind.note, now, name=staff.alias, text=text, staff_id=staff.id)
-        seq, status = await self.transcript.add(
+        seq, status, sealed = await self.transcript.add(
             chat_id, entry, last_seq=record.last_seq, counsellor=staff.id
         )
         if status != "ok":
             code = ErrorCode.chat_ended if status == "ended" else ErrorCode.not_in_chat
             return _err(code, "you cannot add a note to this chat", "note")
-        await self._publish_entry(chat_id, seq, entry, None)
+        await self._publish_entry(chat_id, seq, entry, None, sealed)
         return seq
 
     async def staff_end(self, staff: StaffContext, chat_id: str) -> ProtocolError | None:
@@ -460,11 +462,11 @@ class ChatService:
                 )
         if note.strip():
             note_entry = Entry(EntryKind.note, now, name=staff.alias, text=note, staff_id=staff.id)
-            seq, status = await self.transcript.add(
+            seq, status, sealed = await self.transcript.add(
                 chat_id, note_entry, last_seq=record.last_seq, counsellor=staff.id
             )
             if status == "ok":
-                await self._publish_entry(chat_id, seq, note_entry, None)
+                await self._publish_entry(chat_id, seq, note_entry, None, sealed)
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -573,7 +575,12 @@ class ChatService:
         for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
             if record.state is ChatState.offered and record.offered_to == staff_id:
                 await self._release_offer(record.id, staff_id, missed=False)
-            elif record.state is ChatState.active and record.counsellor_id == staff_id:
+            elif (
+                record.state is ChatState.active
+                and record.counsellor_id == staff_id
+                # Already waiting out a grace period (a lease lapsing after the disconnect).
+                and (record.counsellor_grace_until or 0) <= now
+            ):
                 line = self.lines.get(record.line)
                 until = now + (line.counsellor_grace_seconds if line else 60)
                 await self.broker.transition(
@@ -606,6 +613,15 @@ class ChatService:
             await self._return_to_queue(parts[0], parts[1])
         elif kind is Deadline.forget and len(parts) == 1:
             await self._forget(parts[0])
+        elif kind is Deadline.visitor_lease and len(parts) == 1:
+            # The process holding the visitor died: the grace period starts now.
+            record = await self.broker.get_chat(parts[0])
+            if record is not None and record.visitor_connected:
+                await self.visitor_disconnected(parts[0])
+        elif kind is Deadline.counsellor_lease and len(parts) == 1:
+            connections = await self.broker.connection_counts([parts[0]])
+            if connections.get(parts[0], 0) == 0:
+                await self.counsellor_disconnected(parts[0])
 
     async def _line_of(self, chat_id: str) -> str | None:
         record = await self.broker.get_chat(chat_id)
@@ -705,6 +721,7 @@ class ChatService:
                 {"type": "offer.withdrawn", "chat_id": chat_id, "reason": "ended"},
             )
         await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
+        await self.broker.cancel(deadline_key(Deadline.visitor_lease, chat_id))
         if record.counsellor_id:
             await self.broker.cancel(
                 deadline_key(Deadline.counsellor_grace, chat_id, record.counsellor_id)
@@ -779,23 +796,22 @@ class ChatService:
             # delivered as an event only (the transcript is shredded right after).
             await self._publish_entry(record.id, record.last_seq + 1, entry, None)
             return
-        seq, status = await self.transcript.add(record.id, entry, last_seq=record.last_seq)
+        seq, status, sealed = await self.transcript.add(record.id, entry, last_seq=record.last_seq)
         if status == "ok":
-            await self._publish_entry(record.id, seq, entry, None)
+            await self._publish_entry(record.id, seq, entry, None, sealed)
 
     async def _publish_entry(
-        self, chat_id: str, seq: int, entry: Entry, origin: str | None
+        self, chat_id: str, seq: int, entry: Entry, origin: str | None, sealed: bytes | None = None
     ) -> None:
-        await self.broker.publish(
-            chat_channel(chat_id),
-            {
-                "type": "entry",
-                "chat_id": chat_id,
-                "seq": seq,
-                "entry": entry.to_dict(),
-                "origin": origin,
-            },
-        )
+        event: dict[str, Any] = {"type": "entry", "chat_id": chat_id, "seq": seq, "origin": origin}
+        if entry.text is not None and sealed is not None:
+            # What someone wrote crosses to other processes only sealed, as it is stored;
+            # listeners in this process get it plain (see Broker.publish).
+            event["_entry"] = entry.to_dict()
+            event["sealed"] = base64.b64encode(sealed).decode()
+        else:
+            event["entry"] = entry.to_dict()
+        await self.broker.publish(chat_channel(chat_id), event)
 
     async def _queue_changed(self, line: str) -> None:
         self.router.kick(line)

@@ -6,10 +6,12 @@ sealed by a `TranscriptCodec` bound to its chat and sequence number before it is
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from app.broker.base import AppendStatus, Broker
 from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
@@ -107,6 +109,13 @@ class TranscriptCodec(Protocol):
         """Drop whatever the codec keeps for the chat (its key)."""
 
 
+class Added(NamedTuple):
+    seq: int
+    status: AppendStatus
+    # The entry as stored (sealed), when this call stored it.
+    sealed: bytes | None
+
+
 class Transcript:
     """Appends and reads a chat's entries through the broker."""
 
@@ -122,7 +131,7 @@ class Transcript:
         last_seq: int,
         dedupe: str | None = None,
         counsellor: str | None = None,
-    ) -> tuple[int, AppendStatus]:
+    ) -> Added:
         """Store `entry` after `last_seq`, retrying when someone else appended first.
 
         `last_seq` is the caller's best guess; a wrong guess costs one retry.
@@ -136,7 +145,7 @@ class Transcript:
                 chat_id, seq, sealed, dedupe=dedupe, counsellor=counsellor
             )
             if status != "conflict":
-                return stored, status
+                return Added(stored, status, sealed if status == "ok" else None)
             expected = stored
         raise RuntimeError("could not append to the transcript under contention")
 
@@ -154,6 +163,22 @@ class Transcript:
                 continue
             out.append((seq, Entry.from_dict(jsonutil.loads(plain))))
         return out
+
+    async def event_entry(self, event: dict[str, Any]) -> Entry | None:
+        """The entry an `entry` event carries: plain in this process, sealed from others."""
+        raw = event.get("_entry") or event.get("entry")
+        if raw is not None:
+            return Entry.from_dict(raw)
+        try:
+            chat_id, seq = str(event["chat_id"]), int(event["seq"])
+            sealed = base64.b64decode(event["sealed"], validate=True)
+            plain = await self._codec.open(chat_id, seq, sealed)
+        except MissingKeyError:
+            return None  # shredded meanwhile: the chat has ended
+        except (KeyError, TypeError, ValueError, binascii.Error, TamperedError, UnknownKekError):
+            logger.warning("entry event refused", extra={"code": "tampered"})
+            return None
+        return Entry.from_dict(jsonutil.loads(plain))
 
     async def forget(self, chat_id: str) -> None:
         await self._broker.delete_transcript(chat_id)

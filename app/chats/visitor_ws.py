@@ -12,8 +12,9 @@ from fastapi import APIRouter, WebSocket
 
 from app.broker.hub import Event
 from app.broker.records import ChatState
-from app.chats.channels import chat_channel
-from app.chats.connection import ClientSocket, Frame, Outbound
+from app.chats.background import lease_seconds
+from app.chats.channels import Deadline, chat_channel, deadline_key
+from app.chats.connection import ClientSocket, Frame, Outbound, refuse_while_unavailable
 from app.chats.protocol import (
     PROTOCOL_VERSION,
     Close,
@@ -43,6 +44,8 @@ router = APIRouter()
 @router.websocket("/ws/visitor")
 async def visitor_socket(ws: WebSocket) -> None:
     runtime: Runtime = ws.app.state.runtime
+    if await refuse_while_unavailable(ws, runtime.broker.available):
+        return
     await VisitorSocket(ws, runtime).serve()
 
 
@@ -195,6 +198,9 @@ class VisitorSocket(ClientSocket):
         self.last_seq = last_seq
         self.protocol.entered(chat_id)
         await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
+        # A lease from the start: if this process dies, another starts the grace period.
+        until = await self.rt.broker.now() + lease_seconds(self.rt.settings)
+        await self.rt.broker.schedule(deadline_key(Deadline.visitor_lease, chat_id), until)
 
     async def _wait_in_queue(self, shown: tuple[int, int | None] | None) -> None:
         if self.waiting or self.chat_id is None or self.line is None:
@@ -226,7 +232,9 @@ class VisitorSocket(ClientSocket):
         if chat_id is None or chat_id != self.chat_id:
             return []
         if kind == "entry":
-            entry = Entry.from_dict(event["entry"])
+            entry = await self.rt.transcript.event_entry(event)
+            if entry is None:
+                return []
             seq = int(event["seq"])
             own = event.get("origin") == self.id
             frames = await self.out.entry(chat_id, seq, entry, skip=own)

@@ -6,14 +6,23 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.support.server import RunningServer
-
 Frame = dict[str, Any]
+
+
+class Endpoint(Protocol):
+    """A running Lykta: in the test's event loop or a separate process."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
 
 # How long a test waits for a frame before failing (a bound on failure, not a timing claim).
 WAIT = 10.0
@@ -131,14 +140,14 @@ class StaffClient(WsClient):
         return await self.expect("message.ack", client_id=client_id)
 
 
-async def open_visitor(server: RunningServer) -> VisitorClient:
+async def open_visitor(server: Endpoint) -> VisitorClient:
     ws = await connect(f"{server.ws_url}/ws/visitor", compression=None, max_size=2**22)
     client = VisitorClient(ws)
     await client.expect("hello")
     return client
 
 
-async def sign_in(server: RunningServer, username: str, password: str) -> str:
+async def sign_in(server: Endpoint, username: str, password: str) -> str:
     async with httpx.AsyncClient(base_url=server.url) as http:
         response = await http.post(
             "/api/staff/session", json={"username": username, "password": password}
@@ -150,7 +159,7 @@ async def sign_in(server: RunningServer, username: str, password: str) -> str:
 
 
 async def open_staff(
-    server: RunningServer,
+    server: Endpoint,
     username: str,
     password: str,
     *,
