@@ -48,6 +48,7 @@ from bench.common import (
 )
 
 RATE = 2.0  # messages a second from every connection in the latency phase
+WINDOW = 8  # messages a sender may have in flight at saturation
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Pair:
     b: ClientConnection
     send_a: Callable[[str], Any]
     send_b: Callable[[str], Any]
-    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
 
 
 class Meter:
@@ -221,7 +222,7 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, float]
         task.cancel()
     await asyncio.sleep(0.5)  # drain what is in flight
     for pair in chosen:
-        pair.window = asyncio.Semaphore(8)
+        pair.window = asyncio.Semaphore(WINDOW)
     return {
         "messages_per_second": count / (t1 - t0),
         "cpu_us_per_message": (cpu1 - cpu0) / max(count, 1) * 1e6,
@@ -296,13 +297,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await server.ready()
 
             sides = [
-                Side("baseline", [relay]),
-                Side("embedded", [embedded]),
-                Side("redis", [on_a, on_b]),
+                side
+                for side in (
+                    Side("baseline", [relay]),
+                    Side("embedded", [embedded]),
+                    Side("redis", [on_a, on_b]),
+                )
+                if side.name in args.sides
             ]
-            await baseline_pairs(sides[0], relay, args.pairs)
-            await lykta_pairs(sides[1], embedded, embedded, embedded_tokens)
-            await lykta_pairs(sides[2], on_a, on_b, redis_tokens)
+            for side in sides:
+                if side.name == "baseline":
+                    await baseline_pairs(side, relay, args.pairs)
+                elif side.name == "embedded":
+                    await lykta_pairs(side, embedded, embedded, embedded_tokens)
+                else:
+                    await lykta_pairs(side, on_a, on_b, redis_tokens)
             for side in sides:
                 assert len(side.pairs) == args.pairs, (side.name, len(side.pairs))
 
@@ -327,6 +336,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return median(r[side][phase][key] for r in rounds)
 
     summary: dict[str, Any] = {}
+    if len(args.sides) < 3:  # a partial run, for profiling: no ratios
+        return {"rounds": rounds, "ratios": {}}
     for side in ("baseline", "embedded", "redis"):
         summary[side] = {
             "saturation_messages_per_second": med(side, "saturation", "messages_per_second"),
@@ -372,7 +383,13 @@ def main() -> None:
     parser.add_argument("--sat-pairs", type=int, default=50, help="pairs at saturation")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--sides", nargs="+", default=["baseline", "embedded", "redis"], help="(for profiling)"
+    )
+    parser.add_argument("--window", type=int, default=8, help="in flight per sender")
     args = parser.parse_args()
+    global WINDOW
+    WINDOW = args.window
     result = uvloop.run(run(args))
     write_result("relay", result)
     print(final_line("relay", result["ratios"]))

@@ -132,6 +132,7 @@ class Broker(ABC):
         *,
         dedupe: str | None = None,
         counsellor: str | None = None,
+        announce: tuple[str, Event] | None = None,
     ) -> tuple[int, AppendStatus]:
         """Store `entry` as number `seq` if that is the next number (compare-and-set).
 
@@ -139,7 +140,8 @@ class Broker(ABC):
         before; (the current last seq, "conflict") when someone appended first; (0, "ended")
         when the chat has ended or is gone; (0, "forbidden") when `counsellor` is given and
         the chat is not active with that counsellor. Sealing an entry needs its number first,
-        hence the compare-and-set.
+        hence the compare-and-set. When stored, `announce` (channel, event) is published as
+        by `publish`, in the same atomic step: no process can die between the two.
         """
 
     @abstractmethod

@@ -17,6 +17,7 @@ local listeners get the event at once, other processes a moment later.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -126,19 +128,19 @@ class _Lane:
     async def _send(self, batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> None:
         try:
             conn = await self._connection()
-            await conn.send_packed_command(
-                conn.pack_commands(args for args, _ in batch), check_health=False
-            )
-            for _, future in batch:
-                try:
-                    reply: Any = await conn.read_response(timeout=COMMAND_TIMEOUT)
-                except ResponseError as exc:
-                    reply = exc
-                if future is not None and not future.done():
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
+            await conn.send_packed_command(_pack(batch), check_health=False)
+            # One bound for the whole batch: no timer per reply on the hot path.
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                for _, future in batch:
+                    try:
+                        reply: Any = await conn.read_response()
+                    except ResponseError as exc:
+                        reply = exc
+                    if future is not None and not future.done():
+                        if isinstance(reply, Exception):
+                            future.set_exception(reply)
+                        else:
+                            future.set_result(reply)
         except _DOWN as exc:
             if self._conn is not None:
                 await self._conn.disconnect(nowait=True)
@@ -461,13 +463,27 @@ class RedisBroker(Broker):
         *,
         dedupe: str | None = None,
         counsellor: str | None = None,
+        announce: tuple[str, Event] | None = None,
     ) -> tuple[int, AppendStatus]:
+        channel, payload = b"", b""
+        if announce is not None and self.available:
+            channel, payload = self._wire(*announce)
         stored, status = await self._script(
             "append",
             [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")],
-            [seq, entry, dedupe or "", counsellor or "", CHAT_MAX_LIFETIME * 1000],
+            [
+                seq,
+                entry,
+                dedupe or "",
+                counsellor or "",
+                CHAT_MAX_LIFETIME * 1000,
+                channel,
+                payload,
+            ],
         )
         result: AppendStatus = status.decode()
+        if result == "ok" and announce is not None:
+            self.hub.dispatch(*announce)  # other processes got it from the script
         return int(stored), result
 
     async def read(self, chat_id: str, after: int = 0) -> list[tuple[int, bytes]]:
@@ -575,12 +591,15 @@ class RedisBroker(Broker):
     # Events -------------------------------------------------------------------------------
     async def publish(self, channel: str, event: Event) -> None:
         self.hub.dispatch(channel, event)
-        if not self.available:
-            return
+        if self.available:
+            self._lane.send(("PUBLISH", *self._wire(channel, event)))
+
+    def _wire(self, channel: str, event: Event) -> tuple[bytes, bytes]:
+        """The pub/sub channel and payload of an event for other processes."""
         # Fields starting with "_" are for this process only (e.g. an entry's plain text).
         remote = {k: v for k, v in event.items() if not k.startswith("_")}
-        payload = self._origin + b" " + jsonutil.dumpb(remote)
-        self._lane.send(("PUBLISH", self._events + channel.encode(), payload))
+        payload = self._origin + b" " + orjson.dumps(remote, default=_bytes_as_base64)
+        return self._events + channel.encode(), payload
 
     def _deliver(self, raw_channel: bytes, payload: bytes) -> None:
         if payload[:_ORIGIN_BYTES] == self._origin:
@@ -642,6 +661,30 @@ async def _scan(broker: RedisBroker, pattern: str) -> Any:
             yield key
         if cursor in (b"0", 0):
             return
+
+
+def _pack(batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> bytes:
+    """The batch's commands in the Redis protocol (RESP), as one buffer for one write."""
+    out: list[bytes] = []
+    for args, _ in batch:
+        out.append(b"*%d\r\n" % len(args))
+        for arg in args:
+            if isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, str):
+                data = arg.encode()
+            elif isinstance(arg, int):
+                data = b"%d" % arg
+            else:
+                data = repr(arg).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _bytes_as_base64(value: Any) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError
 
 
 def _reason(exc: BaseException) -> str:

@@ -85,7 +85,8 @@ end
 return {'ok', redis.call('hgetall', chat)}
 """
 
-# KEYS: chat, transcript stream, dedupe hash. ARGV: seq, entry, dedupe, counsellor, ttl ms.
+# KEYS: chat, transcript stream, dedupe hash. ARGV: seq, entry, dedupe, counsellor, ttl ms,
+# channel and payload to publish once stored (or empty).
 APPEND = """
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
 if not cur[1] or cur[1] == 'ended' then return {0, 'ended'} end
@@ -106,6 +107,7 @@ if ARGV[3] ~= '' then
   redis.call('hset', KEYS[3], ARGV[3], ARGV[1])
   redis.call('pexpire', KEYS[3], ttl)
 end
+if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[7]) end
 return {seq, 'ok'}
 """
 

@@ -8,7 +8,6 @@ transcript, and nothing here sees a network address.
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from app.chats.channels import (
     staff_channel,
 )
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
-from app.chats.transcript import Entry, EntryKind, Transcript
+from app.chats.transcript import Announce, Entry, EntryKind, Transcript
 from app.kit.clock import hour_bucket
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
 from app.lines.directory import LineDirectory
@@ -85,6 +84,25 @@ class LineUnavailable:
             "alternatives": line.text(line.alternatives, self.language),
             "opening_hours": line.text(line.opening_hours, self.language),
         }
+
+
+def _entry_event(
+    chat_id: str, seq: int, entry: Entry, origin: str | None, sealed: bytes | None = None
+) -> dict[str, Any]:
+    # Listeners in this process get the entry itself ("_" fields stay in the process);
+    # what someone wrote crosses to other processes only sealed, as it is stored.
+    event: dict[str, Any] = {
+        "type": "entry",
+        "chat_id": chat_id,
+        "seq": seq,
+        "origin": origin,
+        "_entry": entry,
+    }
+    if entry.text is not None and sealed is not None:
+        event["sealed"] = sealed
+    else:
+        event["entry"] = entry.to_dict()
+    return event
 
 
 def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
@@ -186,13 +204,17 @@ class ChatService:
             return problem
         now = await self.broker.now()
         entry = Entry(EntryKind.message, now, sender="visitor", text=text, client_id=client_id)
-        seq, status, sealed = await self.transcript.add(
-            chat_id, entry, last_seq=last_seq, dedupe=f"v:{client_id}" if client_id else None
+        seq, status, _ = await self.transcript.add(
+            chat_id,
+            entry,
+            last_seq=last_seq,
+            dedupe=f"v:{client_id}" if client_id else None,
+            announce=self._announce(chat_id, entry, origin),
         )
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "ok":
-            await self._publish_entry(chat_id, seq, entry, origin, sealed)
+        if status == "duplicate":
+            await self._nudge(chat_id, seq, origin)
         return seq, status == "duplicate"
 
     async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
@@ -366,19 +388,20 @@ class ChatService:
             client_id=client_id,
             staff_id=staff.id,
         )
-        seq, status, sealed = await self.transcript.add(
+        seq, status, _ = await self.transcript.add(
             chat_id,
             entry,
             last_seq=last_seq,
             dedupe=f"s:{staff.id}:{client_id}" if client_id else None,
             counsellor=staff.id,
+            announce=self._announce(chat_id, entry, origin),
         )
         if status == "forbidden" or (status == "ended" and record is None):
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "message")
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "ok":
-            await self._publish_entry(chat_id, seq, entry, origin, sealed)
+        if status == "duplicate":
+            await self._nudge(chat_id, seq, origin)
         return seq, status == "duplicate"
 
     async def note(self, staff: StaffContext, chat_id: str, text: str) -> int | ProtocolError:
@@ -391,13 +414,16 @@ class ChatService:
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "note")
         now = await self.broker.now()
         entry = Entry(EntryKind.note, now, name=staff.alias, text=text, staff_id=staff.id)
-        seq, status, sealed = await self.transcript.add(
-            chat_id, entry, last_seq=record.last_seq, counsellor=staff.id
+        seq, status, _ = await self.transcript.add(
+            chat_id,
+            entry,
+            last_seq=record.last_seq,
+            counsellor=staff.id,
+            announce=self._announce(chat_id, entry, None),
         )
         if status != "ok":
             code = ErrorCode.chat_ended if status == "ended" else ErrorCode.not_in_chat
             return _err(code, "you cannot add a note to this chat", "note")
-        await self._publish_entry(chat_id, seq, entry, None, sealed)
         return seq
 
     async def staff_end(self, staff: StaffContext, chat_id: str) -> ProtocolError | None:
@@ -462,11 +488,13 @@ class ChatService:
                 )
         if note.strip():
             note_entry = Entry(EntryKind.note, now, name=staff.alias, text=note, staff_id=staff.id)
-            seq, status, sealed = await self.transcript.add(
-                chat_id, note_entry, last_seq=record.last_seq, counsellor=staff.id
+            await self.transcript.add(
+                chat_id,
+                note_entry,
+                last_seq=record.last_seq,
+                counsellor=staff.id,
+                announce=self._announce(chat_id, note_entry, None),
             )
-            if status == "ok":
-                await self._publish_entry(chat_id, seq, note_entry, None, sealed)
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -794,24 +822,36 @@ class ChatService:
         if force:
             # The chat is already `ended`, so the broker refuses appends; the ended entry is
             # delivered as an event only (the transcript is shredded right after).
-            await self._publish_entry(record.id, record.last_seq + 1, entry, None)
+            await self._publish_entry(record.id, record.last_seq + 1, entry)
             return
-        seq, status, sealed = await self.transcript.add(record.id, entry, last_seq=record.last_seq)
-        if status == "ok":
-            await self._publish_entry(record.id, seq, entry, None, sealed)
+        await self.transcript.add(
+            record.id,
+            entry,
+            last_seq=record.last_seq,
+            announce=self._announce(record.id, entry, None),
+        )
 
-    async def _publish_entry(
-        self, chat_id: str, seq: int, entry: Entry, origin: str | None, sealed: bytes | None = None
-    ) -> None:
-        event: dict[str, Any] = {"type": "entry", "chat_id": chat_id, "seq": seq, "origin": origin}
-        if entry.text is not None and sealed is not None:
-            # What someone wrote crosses to other processes only sealed, as it is stored;
-            # listeners in this process get it plain (see Broker.publish).
-            event["_entry"] = entry.to_dict()
-            event["sealed"] = base64.b64encode(sealed).decode()
-        else:
-            event["entry"] = entry.to_dict()
-        await self.broker.publish(chat_channel(chat_id), event)
+    async def _publish_entry(self, chat_id: str, seq: int, entry: Entry) -> None:
+        """An entry that is not stored (the end of a chat, whose transcript goes at once)."""
+        await self.broker.publish(chat_channel(chat_id), _entry_event(chat_id, seq, entry, None))
+
+    def _announce(self, chat_id: str, entry: Entry, origin: str | None) -> Announce:
+        """The event that goes out with an entry, built once its number and seal are known."""
+        channel = chat_channel(chat_id)
+
+        def build(seq: int, sealed: bytes) -> tuple[str, dict[str, Any]]:
+            return channel, _entry_event(chat_id, seq, entry, origin, sealed)
+
+        return build
+
+    async def _nudge(self, chat_id: str, seq: int, origin: str | None) -> None:
+        """A message was sent again (its ack was lost): its first delivery may have been lost
+        too, if the process that stored it died before publishing. Listeners that lack it
+        read it from the transcript; the others skip it."""
+        await self.broker.publish(
+            chat_channel(chat_id),
+            {"type": "entry", "chat_id": chat_id, "seq": seq, "origin": origin},
+        )
 
     async def _queue_changed(self, line: str) -> None:
         self.router.kick(line)

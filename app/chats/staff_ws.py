@@ -320,10 +320,11 @@ class StaffSocket(ClientSocket):
         if kind == "entry" and isinstance(chat_id, str):
             if chat_id not in self.chats:
                 return []
+            seq = int(event["seq"])
             entry = await self.rt.transcript.event_entry(event)
             if entry is None:
-                return []
-            seq = int(event["seq"])
+                # Only its number came (a re-sent message): read it if this client lacks it.
+                return await self.out.fill(chat_id, seq + 1)
             self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
             delivered = await self.out.entry(
                 chat_id, seq, entry, skip=event.get("origin") == self.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
@@ -109,6 +110,10 @@ class TranscriptCodec(Protocol):
         """Drop whatever the codec keeps for the chat (its key)."""
 
 
+# (seq, sealed entry) → (channel, event) published with the entry.
+Announce = Callable[[int, bytes], tuple[str, dict[str, Any]]]
+
+
 class Added(NamedTuple):
     seq: int
     status: AppendStatus
@@ -131,10 +136,12 @@ class Transcript:
         last_seq: int,
         dedupe: str | None = None,
         counsellor: str | None = None,
+        announce: Announce | None = None,
     ) -> Added:
         """Store `entry` after `last_seq`, retrying when someone else appended first.
 
-        `last_seq` is the caller's best guess; a wrong guess costs one retry.
+        `last_seq` is the caller's best guess; a wrong guess costs one retry. `announce`
+        builds the event that goes out with the entry once its number and seal are known.
         """
         plain = jsonutil.dumpb(entry.to_dict())
         expected = last_seq
@@ -142,7 +149,12 @@ class Transcript:
             seq = expected + 1
             sealed = await self._codec.seal(chat_id, seq, plain)
             stored, status = await self._broker.append(
-                chat_id, seq, sealed, dedupe=dedupe, counsellor=counsellor
+                chat_id,
+                seq,
+                sealed,
+                dedupe=dedupe,
+                counsellor=counsellor,
+                announce=None if announce is None else announce(seq, sealed),
             )
             if status != "conflict":
                 return Added(stored, status, sealed if status == "ok" else None)
@@ -166,9 +178,14 @@ class Transcript:
 
     async def event_entry(self, event: dict[str, Any]) -> Entry | None:
         """The entry an `entry` event carries: plain in this process, sealed from others."""
-        raw = event.get("_entry") or event.get("entry")
+        local = event.get("_entry")
+        if isinstance(local, Entry):
+            return local
+        raw = event.get("entry")
         if raw is not None:
             return Entry.from_dict(raw)
+        if "sealed" not in event:
+            return None  # only the number: the entry is read from the transcript
         try:
             chat_id, seq = str(event["chat_id"]), int(event["seq"])
             sealed = base64.b64decode(event["sealed"], validate=True)

@@ -232,10 +232,11 @@ class VisitorSocket(ClientSocket):
         if chat_id is None or chat_id != self.chat_id:
             return []
         if kind == "entry":
+            seq = int(event["seq"])
             entry = await self.rt.transcript.event_entry(event)
             if entry is None:
-                return []
-            seq = int(event["seq"])
+                # Only its number came (a re-sent message): read it if this client lacks it.
+                return await self.out.fill(chat_id, seq + 1)
             own = event.get("origin") == self.id
             frames = await self.out.entry(chat_id, seq, entry, skip=own)
             self.last_seq = max(self.last_seq, seq)
