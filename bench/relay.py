@@ -124,9 +124,7 @@ async def baseline_pairs(side: Side, server: Server, count: int) -> None:
         await asyncio.gather(*(make(i) for i in range(start, min(count, start + 50))))
 
 
-async def lykta_pairs(
-    side: Side, visitors_at: Server, staff_at: Server, tokens: list[str]
-) -> None:
+async def lykta_pairs(side: Side, visitors_at: Server, staff_at: Server, tokens: list[str]) -> None:
     opened: dict[str, ClientConnection] = {}
     waiting: dict[str, asyncio.Future[None]] = {}
 
@@ -212,9 +210,11 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, float]
     meter = side.meter
     meter.received = 0
     meter.recording = True
+    each0 = [s.cpu() for s in side.servers]
     cpu0, t0 = side.cpu(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu1, t1 = side.cpu(), time.perf_counter()
+    each1 = [s.cpu() for s in side.servers]
     meter.recording = False
     count = meter.received
     running = False
@@ -226,6 +226,10 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, float]
     return {
         "messages_per_second": count / (t1 - t0),
         "cpu_us_per_message": (cpu1 - cpu0) / max(count, 1) * 1e6,
+        "cpu_us_per_message_by_process": [
+            (after - before) / max(count, 1) * 1e6
+            for before, after in zip(each0, each1, strict=True)
+        ],
         "messages": count,
     }
 
@@ -280,7 +284,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with postgres_database() as pg_url:
             sqlite_url = f"sqlite+aiosqlite:///{workdir / 'embedded.db'}"
-            embedded_tokens = await seed(sqlite_url, counsellors=args.pairs, capacity=1, auto_accept=True)
+            embedded_tokens = await seed(
+                sqlite_url, counsellors=args.pairs, capacity=1, auto_accept=True
+            )
             redis_tokens = await seed(pg_url, counsellors=args.pairs, capacity=1, auto_accept=True)
             relay = relay_server()
             embedded = lykta_server("embedded", {"LYKTA_DATABASE_URL": sqlite_url})

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import orjson
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -115,6 +116,9 @@ class _Lane:
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
+                # Let the other connections' ready callbacks add their commands too: one
+                # write for all of them (a loop iteration costs far less than a write).
+                await asyncio.sleep(0)
             batch, self._pending = self._pending, []
             await self._send(batch)
 
@@ -242,7 +246,12 @@ class RedisBroker(Broker):
         self._events = f"{self._base}ev:".encode()
         self._origin = secrets.token_hex(_ORIGIN_BYTES // 2).encode()
         self._pool = ConnectionPool.from_url(
-            url, protocol=2, socket_connect_timeout=COMMAND_TIMEOUT, socket_keepalive=True
+            url,
+            protocol=2,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            # Replies are bounded per batch (see _Lane), not per reply.
+            socket_timeout=None,
+            socket_keepalive=True,
         )
         self._lane = _Lane(self._pool)
         self._lane.on_failure = self._connection_lost
@@ -665,20 +674,7 @@ async def _scan(broker: RedisBroker, pattern: str) -> Any:
 
 def _pack(batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> bytes:
     """The batch's commands in the Redis protocol (RESP), as one buffer for one write."""
-    out: list[bytes] = []
-    for args, _ in batch:
-        out.append(b"*%d\r\n" % len(args))
-        for arg in args:
-            if isinstance(arg, bytes):
-                data = arg
-            elif isinstance(arg, str):
-                data = arg.encode()
-            elif isinstance(arg, int):
-                data = b"%d" % arg
-            else:
-                data = repr(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+    return b"".join([hiredis.pack_command(tuple(args)) for args, _ in batch])
 
 
 def _bytes_as_base64(value: Any) -> str:
