@@ -22,8 +22,8 @@ test: $(STAMP)  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -31,8 +31,8 @@ types: $(STAMP)
 check: lint types test
 
 format: $(STAMP)
-	$(BIN)/ruff format app tests migrations
-	$(BIN)/ruff check --fix app tests migrations
+	$(BIN)/ruff format app tests migrations bench
+	$(BIN)/ruff check --fix app tests migrations bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache lykta-demo.db*

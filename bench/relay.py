@@ -150,7 +150,7 @@ async def lykta_pairs(side: Side, visitors_at: Server, staff_at: Server, tokens:
                         future.set_result(None)
                     return
 
-        asyncio.create_task(watch())
+        side.readers.append(asyncio.create_task(watch()))
         return ws
 
     for start in range(0, len(tokens), 50):
@@ -195,7 +195,7 @@ async def lykta_pairs(side: Side, visitors_at: Server, staff_at: Server, tokens:
         await asyncio.gather(*(visitor() for _ in range(min(50, len(tokens) - len(side.pairs)))))
 
 
-async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, float]:
+async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
     """Every sender keeps up to 8 messages in flight to its peer, as fast as they go."""
     running = True
     chosen = side.pairs[:pairs]
@@ -344,14 +344,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     if len(args.sides) < 3:  # a partial run, for profiling: no ratios
         return {"rounds": rounds, "ratios": {}}
-    for side in ("baseline", "embedded", "redis"):
-        summary[side] = {
-            "saturation_messages_per_second": med(side, "saturation", "messages_per_second"),
-            "saturation_cpu_us_per_message": med(side, "saturation", "cpu_us_per_message"),
-            "fixed_rate_cpu_us_per_message": med(side, "fixed_rate", "cpu_us_per_message"),
-            "fixed_rate_messages_per_second": med(side, "fixed_rate", "messages_per_second"),
-            "p50_ms": med(side, "fixed_rate", "p50_ms"),
-            "p99_ms": med(side, "fixed_rate", "p99_ms"),
+    for name in ("baseline", "embedded", "redis"):
+        summary[name] = {
+            "saturation_messages_per_second": med(name, "saturation", "messages_per_second"),
+            "saturation_cpu_us_per_message": med(name, "saturation", "cpu_us_per_message"),
+            "fixed_rate_cpu_us_per_message": med(name, "fixed_rate", "cpu_us_per_message"),
+            "fixed_rate_messages_per_second": med(name, "fixed_rate", "messages_per_second"),
+            "p50_ms": med(name, "fixed_rate", "p50_ms"),
+            "p99_ms": med(name, "fixed_rate", "p99_ms"),
         }
     base = summary["baseline"]
     ratios = {
