@@ -141,6 +141,8 @@ class QueueWatch:
                 if count % YIELD_EVERY == 0:
                     # A long queue: let offers and messages through between chunks.
                     await asyncio.sleep(0)
+                if waiting.get(chat_id) is not sink:
+                    continue  # left the queue meanwhile
                 position = positions.get(chat_id)
                 if position is None:
                     continue  # offered, active or gone: other frames tell the visitor
