@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint types check format clean
+.PHONY: demo serve test lint types check format clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 check: lint types test
+
+bench: $(STAMP)  ## the three benchmarks (a few minutes; real processes on 127.0.0.1), then the chart
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.connections
+	$(BIN)/python -m bench.chart
 
 format: $(STAMP)
 	$(BIN)/ruff format app tests migrations bench
