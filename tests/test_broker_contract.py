@@ -232,3 +232,19 @@ async def test_events_reach_every_listener_of_a_channel(broker: Broker) -> None:
             break
         await asyncio.sleep(0.01)
     assert sorted((who, e["type"]) for who, e in got) == [("one", "x"), ("one", "z"), ("two", "x")]
+
+
+async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) -> None:
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    got: list[Event] = []
+    await broker.subscribe("chat:a", got.append)
+    assert await broker.append(
+        "a", 1, b"one", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 1})
+    ) == (1, "ok")
+    assert await broker.append(
+        "a", 1, b"again", announce=("chat:a", {"type": "entry", "seq": 99})
+    ) == (1, "conflict")
+    assert await broker.append(
+        "a", 2, b"dup", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 98})
+    ) == (1, "duplicate")
+    assert [e["seq"] for e in got] == [1]
