@@ -45,7 +45,7 @@ from app.broker.base import (
     Transition,
 )
 from app.broker.hub import Event
-from app.broker.records import LIVE_STATES, ChatRecord, Presence, encode_change
+from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
 from app.kit import jsonutil
 
 logger = logging.getLogger(__name__)
@@ -699,5 +699,17 @@ def _record(raw: list[bytes] | None) -> ChatRecord | None:
 
 
 def _presence(raw: list[bytes]) -> Presence:
-    fields = {raw[i].decode(): jsonutil.loads(raw[i + 1]) for i in range(0, len(raw), 2)}
-    return Presence.from_json(jsonutil.dumpb(fields))
+    f = {raw[i]: jsonutil.loads(raw[i + 1]) for i in range(0, len(raw), 2)}
+    return Presence(
+        staff_id=f[b"staff_id"],
+        alias=f[b"alias"],
+        status=StaffStatus(f[b"status"]),
+        capacity=int(f[b"capacity"]),
+        qualification=f[b"qualification"],
+        languages=list(f[b"languages"]),
+        peer=bool(f[b"peer"]),
+        supervisor=bool(f[b"supervisor"]),
+        duty={k: float(v) for k, v in f[b"duty"].items()},
+        last_offer_at=float(f[b"last_offer_at"]),
+        missed_offers=int(f[b"missed_offers"]),
+    )
