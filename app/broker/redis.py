@@ -24,7 +24,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,7 +82,7 @@ class _Lane:
         self._pending: list[tuple[Sequence[Any], asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.on_failure: Any = None
+        self.on_failure: Callable[[], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())

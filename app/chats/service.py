@@ -213,8 +213,6 @@ class ChatService:
         )
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "duplicate":
-            await self._nudge(chat_id, seq, origin)
         return seq, status == "duplicate"
 
     async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
@@ -400,8 +398,6 @@ class ChatService:
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "message")
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "duplicate":
-            await self._nudge(chat_id, seq, origin)
         return seq, status == "duplicate"
 
     async def note(self, staff: StaffContext, chat_id: str, text: str) -> int | ProtocolError:
@@ -843,15 +839,6 @@ class ChatService:
             return channel, _entry_event(chat_id, seq, entry, origin, sealed)
 
         return build
-
-    async def _nudge(self, chat_id: str, seq: int, origin: str | None) -> None:
-        """A message was sent again (its ack was lost): its first delivery may have been lost
-        too, if the process that stored it died before publishing. Listeners that lack it
-        read it from the transcript; the others skip it."""
-        await self.broker.publish(
-            chat_channel(chat_id),
-            {"type": "entry", "chat_id": chat_id, "seq": seq, "origin": origin},
-        )
 
     async def _queue_changed(self, line: str) -> None:
         self.router.kick(line)

@@ -323,7 +323,7 @@ class StaffSocket(ClientSocket):
             seq = int(event["seq"])
             entry = await self.rt.transcript.event_entry(event)
             if entry is None:
-                # Only its number came (a re-sent message): read it if this client lacks it.
+                # Unreadable here (shredded meanwhile, or refused): the transcript decides.
                 return await self.out.fill(chat_id, seq + 1)
             self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
             delivered = await self.out.entry(

@@ -184,8 +184,6 @@ class Transcript:
         raw = event.get("entry")
         if raw is not None:
             return Entry.from_dict(raw)
-        if "sealed" not in event:
-            return None  # only the number: the entry is read from the transcript
         try:
             chat_id, seq = str(event["chat_id"]), int(event["seq"])
             sealed = base64.b64decode(event["sealed"], validate=True)

@@ -235,7 +235,7 @@ class VisitorSocket(ClientSocket):
             seq = int(event["seq"])
             entry = await self.rt.transcript.event_entry(event)
             if entry is None:
-                # Only its number came (a re-sent message): read it if this client lacks it.
+                # Unreadable here (shredded meanwhile, or refused): the transcript decides.
                 return await self.out.fill(chat_id, seq + 1)
             own = event.get("origin") == self.id
             frames = await self.out.entry(chat_id, seq, entry, skip=own)
