@@ -99,6 +99,11 @@ class _Lane:
                 await self._task
         if self._conn is not None:
             await self._conn.disconnect()
+        closed = BrokerUnavailableError("the broker is closed")
+        for _, future in self._pending:
+            if future is not None and not future.done():
+                future.set_exception(closed)
+        self._pending = []
 
     def call(self, args: Sequence[Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -154,6 +159,20 @@ class _Lane:
                     future.set_exception(error)
             if self.on_failure is not None:
                 self.on_failure()
+        except asyncio.CancelledError:
+            closed = BrokerUnavailableError("the broker is closed")
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(closed)
+            raise
+        except Exception as exc:
+            # A command Redis cannot take (a bug): that batch fails, the lane goes on.
+            logger.exception("Redis batch failed")
+            if self._conn is not None:
+                await self._conn.disconnect(nowait=True)
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
 
 
 class _Subscriber:
