@@ -176,12 +176,10 @@ def run_server(settings: Settings) -> None:
 
 
 def tune_gc() -> None:
-    """Fewer, cheaper garbage collections for a long-running server with many connections.
-
-    Everything loaded so far (code, settings) is frozen out of the collector's scans, and young
-    collections run every 50,000 allocations instead of 700: measured in bench/queue.py, the
-    default collector's pauses were the slowest offers (docs/performance.md).
-    """
+    """Fewer, cheaper garbage collections for a long-running server with many connections."""
+    # What is loaded so far is frozen out of the collector's scans, and young collections run
+    # every 50,000 allocations instead of 700: in bench/queue.py the default collector's
+    # pauses were the slowest offers (docs/performance.md).
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
