@@ -30,6 +30,7 @@ from bench.common import (
     median,
     percentile,
     postgres_database,
+    quiet_client,
     raise_fd_limit,
     redis_server,
     seed,
@@ -164,6 +165,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await keeper.send('{"type":"status","status":"available"}')
                 keepers.append(keeper)
                 await side.fill_queue(args.visitors)
+            quiet_client()
             rounds = []
             for index in range(args.rounds):
                 measured = {}

@@ -39,6 +39,7 @@ from bench.common import (
     median,
     percentile,
     postgres_database,
+    quiet_client,
     raise_fd_limit,
     redis_server,
     relay_server,
@@ -321,6 +322,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for side in sides:
                 assert len(side.pairs) == args.pairs, (side.name, len(side.pairs))
 
+            quiet_client()
             rounds: list[dict[str, Any]] = []
             redis_cpu0 = redis.cpu()
             for index in range(args.rounds):

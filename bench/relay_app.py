@@ -6,9 +6,15 @@ No parsing, no storage, no queue: the least a chat server can do per message on 
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 app = FastAPI()
+# The same garbage-collector settings as `lykta serve` (app/cli.py, tune_gc).
+gc.collect()
+gc.freeze()
+gc.set_threshold(50_000, 50, 100)
 peers: dict[str, WebSocket] = {}
 
 
