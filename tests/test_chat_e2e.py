@@ -555,3 +555,31 @@ async def _wait_for_stats(rt: Runtime, count: int) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("statistics rows were not written")
+
+
+async def test_an_old_connection_closing_late_does_not_end_a_resumed_chat(
+    lykta: ServerFactory,
+) -> None:
+    async with lykta() as server:
+        rt = server.runtime
+        await add_line(rt, visitor_grace_seconds=2)
+        await add_counsellor(rt, "anna")
+        anna = await open_staff(server, "anna", PASSWORD)
+        visitor = await open_visitor(server)
+        await visitor.start()
+        await anna.accept((await anna.expect("offer"))["chat_id"])
+        # The visitor's phone switched networks: the new connection resumes while the old
+        # one is still open, and the old one is only noticed closed afterwards.
+        again = await open_visitor(server)
+        await again.send(
+            {"type": "resume", "chat_id": visitor.chat_id, "token": visitor.token, "last_seq": 0}
+        )
+        await again.expect("chat.resumed")
+        await anna.expect("visitor.back", chat_id=visitor.chat_id)
+        await visitor.close()
+        await anna.expect("visitor.away", chat_id=visitor.chat_id)
+        # The process holding the new connection sets it right at its next heartbeat.
+        await anna.expect("visitor.back", chat_id=visitor.chat_id)
+        await anna.expect_none("chat.ended", within=3)
+        await again.say("still here")
+        await anna.expect("message", text="still here")

@@ -80,10 +80,13 @@ async def renew_leases(runtime: Runtime) -> None:
     broker = runtime.broker
     ttl = lease_seconds(runtime.settings)
     until = await broker.now() + ttl
-    renewals = [
-        broker.schedule(deadline_key(Deadline.visitor_lease, socket.chat_id), until)
+    held = [
+        socket.chat_id
         for socket in list(runtime.connections.visitors.values())
         if socket.chat_id is not None and socket.protocol.phase is Phase.in_chat
+    ]
+    renewals = [
+        broker.schedule(deadline_key(Deadline.visitor_lease, chat_id), until) for chat_id in held
     ]
     for socket in list(runtime.connections.staff.values()):
         renewals.append(broker.connect(socket.staff.id, socket.id, ttl))
@@ -91,6 +94,7 @@ async def renew_leases(runtime: Runtime) -> None:
             broker.schedule(deadline_key(Deadline.counsellor_lease, socket.staff.id), until)
         )
     await asyncio.gather(*renewals)
+    await runtime.chats.visitors_present(held)
 
 
 async def refresh_duty(runtime: Runtime) -> None:

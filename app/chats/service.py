@@ -170,6 +170,12 @@ class ChatService:
             return _err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
         if record.state is ChatState.ended:
             return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
+        result = await self._visitor_back(chat_id)
+        if result is None:
+            return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
+        return result
+
+    async def _visitor_back(self, chat_id: str) -> ChatRecord | None:
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -178,7 +184,7 @@ class ChatService:
             ),
         )
         if isinstance(result, Refusal):
-            return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
+            return None
         await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
         await self.broker.publish(
             chat_channel(chat_id), {"type": "visitor.back", "chat_id": chat_id}
@@ -186,6 +192,16 @@ class ChatService:
         if result.waiting:
             self.router.kick(result.line)
         return result
+
+    async def visitors_present(self, chat_ids: list[str]) -> None:
+        """This process holds these visitors: undo a grace period started in error.
+
+        A lease can lapse while its visitor is resuming on another process at that very moment;
+        the heartbeat of the process that holds them puts it right.
+        """
+        for record in await self.broker.get_chats(chat_ids):
+            if not record.visitor_connected and record.state is not ChatState.ended:
+                await self._visitor_back(record.id)
 
     async def visitor_message(
         self,
