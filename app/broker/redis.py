@@ -477,9 +477,9 @@ class RedisBroker(Broker):
         return sorted(m.decode() for m in members)
 
     async def staff_loads(self, staff_ids: list[str]) -> dict[str, int]:
-        counts = await asyncio.gather(
-            *(self._lane.call(("SCARD", self._k(f"load:{s}"))) for s in staff_ids)
-        )
+        if not staff_ids:
+            return {}
+        counts = await self._script("staff_loads", [self._k(f"load:{s}") for s in staff_ids], [])
         return {s: int(n) for s, n in zip(staff_ids, counts, strict=True)}
 
     # Transcript ---------------------------------------------------------------------------

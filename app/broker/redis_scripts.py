@@ -251,6 +251,13 @@ return out
 """
 )
 
+# KEYS: load sets. How many chats count against each counsellor.
+STAFF_LOADS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('scard', key) end
+return out
+"""
+
 # KEYS: counter. ARGV: ttl ms.
 INCR = """
 local value = redis.call('incr', KEYS[1])
@@ -280,6 +287,7 @@ ALL = {
     "connect": CONNECT,
     "disconnect": DISCONNECT,
     "connection_counts": CONNECTION_COUNTS,
+    "staff_loads": STAFF_LOADS,
     "incr": INCR,
     "push_recent": PUSH_RECENT,
 }
