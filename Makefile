@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint types check format clean browser-deps
+.PHONY: demo serve test lint types check format clean browser-deps bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,17 +31,24 @@ test: $(STAMP) browser-deps  ## the whole test suite (needs PostgreSQL and Redis
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
 
 types: $(STAMP)
 	$(BIN)/mypy
 
 check: lint types test
 
+bench: $(STAMP)  ## the three benchmarks (a few minutes; real processes on 127.0.0.1), then the chart
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.connections
+	$(BIN)/python -m bench.chart
+
 format: $(STAMP)
-	$(BIN)/ruff format app tests migrations
-	$(BIN)/ruff check --fix app tests migrations
+	$(BIN)/ruff format app tests migrations bench
+	$(BIN)/ruff check --fix app tests migrations bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache lykta-demo.db*

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import os
 import sys
@@ -162,6 +163,10 @@ def _serve(args: argparse.Namespace) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level)
+    problem = asyncio.run(_broker_problem(settings))
+    if problem is not None:
+        print(f"lykta: {problem}", file=sys.stderr)
+        return 1
     if args.migrate:
         asyncio.run(upgrade(settings.database_url))
     run_server(settings)
@@ -187,12 +192,27 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+async def _broker_problem(settings: Settings) -> str | None:
+    """Why the configured broker cannot be used (Redis unreachable), or None."""
+    from app.broker.base import BrokerUnavailableError
+    from app.runtime import create_broker
+
+    broker = create_broker(settings)
+    try:
+        await broker.start()
+    except BrokerUnavailableError as exc:
+        return str(exc)
+    await broker.close()
+    return None
+
+
 def run_server(settings: Settings) -> None:
     import uvicorn
 
     from app.main import create_app
 
     print(f"Lykta listening on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    tune_gc()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -202,6 +222,16 @@ def run_server(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
         **uvicorn_options(settings),
     )
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a long-running server with many connections."""
+    # What is loaded so far is frozen out of the collector's scans, and young collections run
+    # every 50,000 allocations instead of 700: in bench/queue.py the default collector's
+    # pauses were the slowest offers (docs/performance.md).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def _demo(args: argparse.Namespace) -> int:

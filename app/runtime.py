@@ -21,6 +21,7 @@ from app.chats.background import (
     run_heartbeats,
     run_sweeps,
 )
+from app.chats.connection import UNAVAILABLE_CLOSE, ClientSocket
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
@@ -38,9 +39,9 @@ logger = logging.getLogger(__name__)
 
 def create_broker(settings: Settings) -> Broker:
     if settings.redis_url:
-        raise RuntimeError(
-            "the Redis broker is not available in this version; unset LYKTA_REDIS_URL"
-        )
+        from app.broker.redis import RedisBroker
+
+        return RedisBroker(settings.redis_url, settings.redis_prefix)
     return MemoryBroker()
 
 
@@ -102,6 +103,7 @@ class Runtime:
         )
 
     async def start(self) -> None:
+        self.broker.on_availability(self._broker_availability)
         await self.broker.start()
         await self.lines.reload()
         await self.lines.follow(self.broker)
@@ -116,6 +118,20 @@ class Runtime:
             run_closed_lines(self),
         ):
             self.tasks.append(asyncio.create_task(job))
+
+    def _broker_availability(self, available: bool) -> None:
+        """The broker was lost: every client is told to reconnect, and resumes once it is back.
+
+        Events published while Redis was away are lost; resuming replays the transcript.
+        """
+        if available:
+            return
+        sockets: list[ClientSocket] = [
+            *self.connections.visitors.values(),
+            *self.connections.staff.values(),
+        ]
+        for socket in sockets:
+            socket.out.close(UNAVAILABLE_CLOSE)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -23,7 +23,11 @@ class Settings(BaseSettings):
 
     environment: Environment = "development"
     database_url: str = "sqlite+aiosqlite:///./lykta.db"
+    # Redis for several processes (e.g. redis://127.0.0.1:6379/0); unset: the in-process broker.
     redis_url: str | None = None
+    # Every Redis key and channel of this deployment starts with it (several deployments, or
+    # test runs, can share one Redis).
+    redis_prefix: str = Field(default="lykta", min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     # Key-encryption keys for chat keys: "id:base64,id:base64"; the first wraps new chat keys,
     # all unwrap (rotation). Generate one with `lykta keys generate`.

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.broker.base import Broker
+from app.broker.memory import MemoryBroker
+from app.broker.redis import RedisBroker
 from app.kit.migrate import upgrade
 from app.settings import Settings
 from tests.support.server import RunningServer, run_server
@@ -18,6 +23,58 @@ FAST: dict[str, Any] = {
     "position_push_seconds": 0.2,
     "heartbeat_seconds": 0.5,
 }
+
+
+# The shared Redis of the machine; tests use a key prefix of their own and delete only that.
+REDIS_URL = os.environ.get("LYKTA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+BROKERS = ["memory", "redis"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules marked `both_brokers` (the chat core's behaviour and what depends on the
+    broker's own semantics) run on the in-process broker and on the real Redis; the rest run
+    on the embedded default only, which keeps the suite well under its time budget."""
+    if "broker_kind" in metafunc.fixturenames:
+        definition = metafunc.definition
+        both = definition.get_closest_marker("both_brokers") is not None
+        # A test about the in-process broker's own internals opts out explicitly.
+        both = both and definition.get_closest_marker("embedded_only") is None
+        metafunc.parametrize("broker_kind", BROKERS if both else ["memory"])
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix for this test alone, whose keys are deleted afterwards."""
+    prefix = f"lykta-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    broker = RedisBroker(REDIS_URL, prefix)
+    await broker.start()
+    try:
+        await broker.purge()
+    finally:
+        await broker.close()
+
+
+BrokerFactory = Callable[[], AbstractAsyncContextManager[Broker]]
+
+
+@pytest.fixture
+def broker_factory(broker_kind: str, redis_prefix: str) -> BrokerFactory:
+    """A started broker of this test's kind (several share state when on Redis)."""
+
+    @asynccontextmanager
+    async def make() -> AsyncIterator[Broker]:
+        broker: Broker = (
+            MemoryBroker() if broker_kind == "memory" else RedisBroker(REDIS_URL, redis_prefix)
+        )
+        await broker.start()
+        try:
+            yield broker
+        finally:
+            await broker.close()
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +95,13 @@ def database_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings_for(database_url: str) -> Callable[..., Settings]:
+def settings_for(database_url: str, broker_kind: str, redis_prefix: str) -> Callable[..., Settings]:
+    broker: dict[str, Any] = (
+        {"redis_url": REDIS_URL, "redis_prefix": redis_prefix} if broker_kind == "redis" else {}
+    )
+
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"database_url": database_url, **FAST, **overrides}
+        values: dict[str, Any] = {"database_url": database_url, **FAST, **broker, **overrides}
         return Settings(**values)
 
     return make

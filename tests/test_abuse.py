@@ -23,6 +23,9 @@ from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import run_server
 from tests.support.waiting import eventually
 
+# Counters, keys and blocks live in the broker: on both brokers.
+pytestmark = pytest.mark.both_brokers
+
 SettingsFactory = Callable[..., Settings]
 PROXY = {"trusted_proxies": ["127.0.0.1"]}
 

@@ -26,6 +26,9 @@ from tests.support.clients import (
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
+# The chat core's behaviour, on both brokers (issue 6).
+pytestmark = pytest.mark.both_brokers
+
 CHAT = "abcdefghijkl"
 
 # One malformed example per frame type (a required field missing or of the wrong type).

@@ -1,4 +1,4 @@
-"""What every broker must do. The Redis broker runs these same tests (see conftest)."""
+"""What every broker must do: each test runs on the in-process broker and on real Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from app.broker.base import Broker, Refusal, Transition
 from app.broker.hub import Event
-from app.broker.memory import MemoryBroker
 from app.broker.records import (
     PRIORITY_NORMAL,
     PRIORITY_RETURNED,
@@ -22,14 +21,16 @@ from app.broker.records import (
     queue_score,
     queued_at_of,
 )
+from tests.conftest import BrokerFactory
+
+# The chat core's behaviour, on both brokers (issue 6).
+pytestmark = pytest.mark.both_brokers
 
 
 @pytest.fixture
-async def broker() -> AsyncIterator[Broker]:
-    b = MemoryBroker()
-    await b.start()
-    yield b
-    await b.close()
+async def broker(broker_factory: BrokerFactory) -> AsyncIterator[Broker]:
+    async with broker_factory() as b:
+        yield b
 
 
 def record(chat_id: str, *, line: str = "support", at: float = 100.0, **extra: Any) -> ChatRecord:
@@ -234,3 +235,19 @@ async def test_events_reach_every_listener_of_a_channel(broker: Broker) -> None:
             break
         await asyncio.sleep(0.01)
     assert sorted((who, e["type"]) for who, e in got) == [("one", "x"), ("one", "z"), ("two", "x")]
+
+
+async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) -> None:
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    got: list[Event] = []
+    await broker.subscribe("chat:a", got.append)
+    assert await broker.append(
+        "a", 1, b"one", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 1})
+    ) == (1, "ok")
+    assert await broker.append(
+        "a", 1, b"again", announce=("chat:a", {"type": "entry", "seq": 99})
+    ) == (1, "conflict")
+    assert await broker.append(
+        "a", 2, b"dup", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 98})
+    ) == (1, "duplicate")
+    assert [e["seq"] for e in got] == [1]

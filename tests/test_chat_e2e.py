@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from app.kit.db import unit_of_work
@@ -14,6 +15,9 @@ from tests.conftest import ServerFactory
 from tests.support.clients import FrameTimeoutError, StaffClient, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
+
+# The chat core's behaviour, on both brokers (issue 6).
+pytestmark = pytest.mark.both_brokers
 
 
 async def test_a_whole_chat_from_start_to_wrapup(server: RunningServer) -> None:
@@ -252,9 +256,11 @@ async def test_resume_with_a_wrong_token_changes_nothing(server: RunningServer) 
     rt = server.runtime
     await add_line(rt)
     await add_counsellor(rt, "anna")
-    await open_staff(server, "anna", PASSWORD)
+    anna = await open_staff(server, "anna", PASSWORD)
     visitor = await open_visitor(server)
     await visitor.start()
+    # Routing runs in the background: take the snapshot once the chat has settled (offered).
+    await anna.expect("offer", chat_id=visitor.chat_id)
     before = await rt.broker.get_chat(visitor.chat_id)
     intruder = await open_visitor(server)
     await intruder.send(
@@ -553,3 +559,31 @@ async def _wait_for_stats(rt: Runtime, count: int) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("statistics rows were not written")
+
+
+async def test_an_old_connection_closing_late_does_not_end_a_resumed_chat(
+    lykta: ServerFactory,
+) -> None:
+    async with lykta() as server:
+        rt = server.runtime
+        await add_line(rt, visitor_grace_seconds=2)
+        await add_counsellor(rt, "anna")
+        anna = await open_staff(server, "anna", PASSWORD)
+        visitor = await open_visitor(server)
+        await visitor.start()
+        await anna.accept((await anna.expect("offer"))["chat_id"])
+        # The visitor's phone switched networks: the new connection resumes while the old
+        # one is still open, and the old one is only noticed closed afterwards.
+        again = await open_visitor(server)
+        await again.send(
+            {"type": "resume", "chat_id": visitor.chat_id, "token": visitor.token, "last_seq": 0}
+        )
+        await again.expect("chat.resumed")
+        await anna.expect("visitor.back", chat_id=visitor.chat_id)
+        await visitor.close()
+        # The new connection holds the chat's lease: the old one closing is no departure, so
+        # the counsellor is not even told the visitor went away.
+        await anna.expect_none("visitor.away", within=2, chat_id=visitor.chat_id)
+        await anna.expect_none("chat.ended", within=3)
+        await again.say("still here")
+        await anna.expect("message", text="still here")

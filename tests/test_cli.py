@@ -337,3 +337,35 @@ def test_a_broken_lines_file_is_reported_and_nothing_is_imported(tmp_path: Path)
     result = run_cli("lines", "import", str(bad), LYKTA_DATABASE_URL=db)
     assert result.returncode == 2
     assert "line 1" in result.stderr and "required_qualification" in result.stderr
+
+
+def test_serve_refuses_to_start_without_its_redis(tmp_path: Path) -> None:
+    """Redis unreachable at start-up: a clear message (without the password), exit status 1."""
+    port = free_port()  # nothing listens there
+    result = subprocess.run(
+        [*LYKTA, "serve", "--port", str(free_port())],
+        env=env(
+            LYKTA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'lykta.db'}",
+            LYKTA_REDIS_URL=f"redis://:s3cret-pw@127.0.0.1:{port}/0",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+
+
+def test_a_redis_key_prefix_must_be_a_plain_name(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*LYKTA, "serve"],
+        env=env(LYKTA_REDIS_URL="redis://127.0.0.1:6379/0", LYKTA_REDIS_PREFIX="a b*{c}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "LYKTA_REDIS_PREFIX" in result.stderr

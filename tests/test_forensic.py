@@ -47,7 +47,7 @@ from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 # "redis" joins once Lykta runs on Redis (issue 6): RedisVariant(prefix=...) below.
-BROKER_VARIANTS = ["memory"]
+BROKER_VARIANTS = ["memory", "redis"]
 BATCHES = int(os.environ.get("FORENSIC_BATCHES", "10"))
 BATCH = 20  # 14 on the support line (no retention), 6 on the youth line (2 s retention)
 IP_PREFIXES = ("203.0.113.", "2001:db8:c0de:")

@@ -24,6 +24,9 @@ from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, run_server
 from tests.support.waiting import eventually
 
+# Shredding and expiry rest on the broker's own TTLs: on both brokers.
+pytestmark = pytest.mark.both_brokers
+
 SettingsFactory = Callable[..., Settings]
 
 
@@ -394,6 +397,7 @@ async def test_a_shredded_chat_gives_clean_errors(server: RunningServer) -> None
     await anna.expect("offer", chat_id=fresh.chat_id)
 
 
+@pytest.mark.embedded_only  # tampers with the in-process broker's memory directly
 async def test_a_tampered_entry_is_skipped_without_a_crash(
     server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.abuse.ratelimit import Limit
+from app.broker.base import BrokerUnavailableError
 from app.kit import jsonutil
 
 if TYPE_CHECKING:
@@ -37,7 +38,13 @@ class RequestLimits:
             settings.sign_in_rate_per_minute,
             settings.connection_rate_per_minute,
         )
-        if not await limiter.allow(bucket, key, limit):
+        try:
+            allowed = await limiter.allow(bucket, key, limit)
+        except BrokerUnavailableError:
+            # The counters live in the broker; for the seconds it is away, limits are off
+            # (WebSocket endpoints turn clients away meanwhile anyway).
+            allowed = True
+        if not allowed:
             if scope["type"] == "websocket":
                 await _refuse_websocket(receive, send)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -15,6 +16,10 @@ CHAT_MAX_LIFETIME = 48 * 3600
 
 
 AppendStatus = Literal["ok", "duplicate", "conflict", "ended", "forbidden"]
+
+
+class BrokerUnavailableError(Exception):
+    """The backing service cannot be reached; the operation may or may not have happened."""
 
 
 class Refusal(StrEnum):
@@ -53,9 +58,20 @@ class Broker(ABC):
 
     def __init__(self) -> None:
         self.hub = Hub()
+        self.available = True
+        self._availability: list[Callable[[bool], None]] = []
+
+    def on_availability(self, callback: Callable[[bool], None]) -> None:
+        """Call `callback(False)` when the backing service is lost and `(True)` once it is back."""
+        self._availability.append(callback)
+
+    def _set_available(self, available: bool) -> None:
+        self.available = available
+        for callback in list(self._availability):
+            callback(available)
 
     async def start(self) -> None:
-        """Connect; raise a clear error when the backing service is unreachable."""
+        """Connect; raise BrokerUnavailableError (with a clear message) when unreachable."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -124,6 +140,7 @@ class Broker(ABC):
         *,
         dedupe: str | None = None,
         counsellor: str | None = None,
+        announce: tuple[str, Event] | None = None,
     ) -> tuple[int, AppendStatus]:
         """Store `entry` as number `seq` if that is the next number (compare-and-set).
 
@@ -131,7 +148,8 @@ class Broker(ABC):
         before; (the current last seq, "conflict") when someone appended first; (0, "ended")
         when the chat has ended or is gone; (0, "forbidden") when `counsellor` is given and
         the chat is not active with that counsellor. Sealing an entry needs its number first,
-        hence the compare-and-set.
+        hence the compare-and-set. When stored, `announce` (channel, event) is published as
+        by `publish`, in the same atomic step: no process can die between the two.
         """
 
     @abstractmethod
@@ -215,7 +233,11 @@ class Broker(ABC):
     # Events -------------------------------------------------------------------------------
     @abstractmethod
     async def publish(self, channel: str, event: Event) -> None:
-        """Deliver to every listener of `channel` in every process (local ones first)."""
+        """Deliver to every listener of `channel` in every process (local ones first).
+
+        Fields whose names start with "_" reach only this process's listeners (e.g. an
+        entry's plain text, which other processes read from its sealed form instead).
+        """
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         if self.hub.add(channel, listener):

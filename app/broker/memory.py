@@ -214,6 +214,7 @@ class MemoryBroker(Broker):
         *,
         dedupe: str | None = None,
         counsellor: str | None = None,
+        announce: tuple[str, Event] | None = None,
     ) -> tuple[int, AppendStatus]:
         chat = self._live(chat_id)
         if chat is None or chat.record.state is ChatState.ended:
@@ -230,6 +231,8 @@ class MemoryBroker(Broker):
         chat.entries.append((seq, entry))
         if dedupe is not None:
             chat.dedupe[dedupe] = seq
+        if announce is not None:
+            self.hub.dispatch(*announce)
         return seq, "ok"
 
     async def read(self, chat_id: str, after: int = 0) -> list[tuple[int, bytes]]:

@@ -23,6 +23,10 @@ class Deadline(StrEnum):
     counsellor_grace = "cgrace"  # a dropped counsellor did not return: cgrace|chat|staff
     forget = "forget"  # an ended chat's record is removed: forget|chat
     shred = "shred"  # an ended chat's retention ran out, its transcript goes: shred|chat
+    # Connection leases, pushed forward by the heartbeat of the process holding the client.
+    # They fall due only when that process died without running its disconnect handlers.
+    visitor_lease = "vlease"  # vlease|chat
+    counsellor_lease = "clease"  # clease|staff
 
 
 def visitor_lease(chat_id: str) -> str:

@@ -17,8 +17,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from app.broker.base import BrokerUnavailableError
 from app.broker.hub import Event
-from app.chats.protocol import CLOSE_SLOW_CONSUMER, Close, ProtocolError
+from app.chats.protocol import CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, Close, ProtocolError
 from app.chats.transcript import Audience, Entry, Transcript, entry_frame
 from app.kit import jsonutil
 
@@ -82,6 +83,12 @@ class Outbound:
         self._put((_CLOSE, close))
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except BrokerUnavailableError:
+            await self._close(UNAVAILABLE_CLOSE)
+
+    async def _run(self) -> None:
         ws = self._ws
         while True:
             kind, payload = await self._queue.get()
@@ -143,6 +150,8 @@ def ws_open(ws: WebSocket) -> bool:
 
 
 SLOW_CONSUMER_CLOSE = Close(CLOSE_SLOW_CONSUMER, "too far behind; reconnect")
+# The broker (Redis) is unreachable: the client shows "reconnecting" and tries again shortly.
+UNAVAILABLE_CLOSE = Close(CLOSE_TRY_AGAIN_LATER, "service unavailable; reconnect shortly")
 # How long the writer may take to flush its last frames and the close frame.
 DRAIN_SECONDS = 2.0
 
@@ -181,6 +190,10 @@ class ClientSocket:
         try:
             await self.join()
             client_gone = await self._read()
+        except BrokerUnavailableError:
+            # Nothing can be done without the broker; the client resumes once it is back.
+            self.out.close(UNAVAILABLE_CLOSE)
+            client_gone = False
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not self._dropped or task is None:
@@ -188,7 +201,10 @@ class ClientSocket:
             task.uncancel()
         finally:
             try:
-                await self.leave()
+                # Without the broker the disconnect cannot be recorded; the connection's
+                # lease lapses instead and starts the grace period.
+                with contextlib.suppress(BrokerUnavailableError):
+                    await self.leave()
             finally:
                 await self._stop_writer(writer, client_gone=client_gone)
 
@@ -237,3 +253,12 @@ class ClientSocket:
             return False
         self.out.frame(result.frame())
         return True
+
+
+async def refuse_while_unavailable(ws: WebSocket, available: bool) -> bool:
+    """Turn a new client away (to come back shortly) while the broker is unreachable."""
+    if available:
+        return False
+    await ws.accept()
+    await ws.close(UNAVAILABLE_CLOSE.code, UNAVAILABLE_CLOSE.reason)
+    return True

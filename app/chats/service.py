@@ -39,7 +39,7 @@ from app.chats.channels import (
     visitor_lease,
 )
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
-from app.chats.transcript import Entry, EntryKind, Transcript
+from app.chats.transcript import Announce, Entry, EntryKind, Transcript
 from app.kit.clock import hour_bucket
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
 from app.lines.directory import LineDirectory
@@ -97,6 +97,25 @@ class LineUnavailable:
             "opening_hours": line.text(line.opening_hours, self.language),
             "next_open_at": next_open_at if self.reason == "closed" else None,
         }
+
+
+def _entry_event(
+    chat_id: str, seq: int, entry: Entry, origin: str | None, sealed: bytes | None = None
+) -> dict[str, Any]:
+    # Listeners in this process get the entry itself ("_" fields stay in the process);
+    # what someone wrote crosses to other processes only sealed, as it is stored.
+    event: dict[str, Any] = {
+        "type": "entry",
+        "chat_id": chat_id,
+        "seq": seq,
+        "origin": origin,
+        "_entry": entry,
+    }
+    if entry.text is not None and sealed is not None:
+        event["sealed"] = sealed
+    else:
+        event["entry"] = entry.to_dict()
+    return event
 
 
 def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
@@ -237,13 +256,15 @@ class ChatService:
             return problem
         now = await self.broker.now()
         entry = Entry(EntryKind.message, now, sender="visitor", text=text, client_id=client_id)
-        seq, status = await self.transcript.add(
-            chat_id, entry, last_seq=last_seq, dedupe=f"v:{client_id}" if client_id else None
+        seq, status, _ = await self.transcript.add(
+            chat_id,
+            entry,
+            last_seq=last_seq,
+            dedupe=f"v:{client_id}" if client_id else None,
+            announce=self.announce(chat_id, entry, origin),
         )
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "ok":
-            await self._publish_entry(chat_id, seq, entry, origin)
         return seq, status == "duplicate"
 
     async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
@@ -304,6 +325,7 @@ class ChatService:
         if isinstance(result, Refusal):
             return
         await self.broker.schedule(deadline_key(Deadline.visitor_grace, chat_id), until)
+        await self.broker.cancel(deadline_key(Deadline.visitor_lease, chat_id))
         await self.broker.publish(
             chat_channel(chat_id),
             {"type": "visitor.away", "chat_id": chat_id, "grace_until": until},
@@ -442,19 +464,18 @@ class ChatService:
             client_id=client_id,
             staff_id=staff.id,
         )
-        seq, status = await self.transcript.add(
+        seq, status, _ = await self.transcript.add(
             chat_id,
             entry,
             last_seq=last_seq,
             dedupe=f"s:{staff.id}:{client_id}" if client_id else None,
             counsellor=staff.id,
+            announce=self.announce(chat_id, entry, origin),
         )
         if status == "forbidden" or (status == "ended" and record is None):
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "message")
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "ok":
-            await self._publish_entry(chat_id, seq, entry, origin)
         return seq, status == "duplicate"
 
     async def note(self, staff: StaffContext, chat_id: str, text: str) -> int | ProtocolError:
@@ -467,13 +488,16 @@ class ChatService:
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "note")
         now = await self.broker.now()
         entry = Entry(EntryKind.note, now, name=staff.alias, text=text, staff_id=staff.id)
-        seq, status = await self.transcript.add(
-            chat_id, entry, last_seq=record.last_seq, counsellor=staff.id
+        seq, status, _ = await self.transcript.add(
+            chat_id,
+            entry,
+            last_seq=record.last_seq,
+            counsellor=staff.id,
+            announce=self.announce(chat_id, entry, None),
         )
         if status != "ok":
             code = ErrorCode.chat_ended if status == "ended" else ErrorCode.not_in_chat
             return _err(code, "you cannot add a note to this chat", "note")
-        await self._publish_entry(chat_id, seq, entry, None)
         return seq
 
     async def staff_end(self, staff: StaffContext, chat_id: str) -> ProtocolError | None:
@@ -567,11 +591,13 @@ class ChatService:
                 )
         if note.strip():
             note_entry = Entry(EntryKind.note, now, name=staff.alias, text=note, staff_id=staff.id)
-            seq, status = await self.transcript.add(
-                chat_id, note_entry, last_seq=record.last_seq, counsellor=staff.id
+            await self.transcript.add(
+                chat_id,
+                note_entry,
+                last_seq=record.last_seq,
+                counsellor=staff.id,
+                announce=self.announce(chat_id, note_entry, None),
             )
-            if status == "ok":
-                await self._publish_entry(chat_id, seq, note_entry, None)
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -686,7 +712,12 @@ class ChatService:
         for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
             if record.state is ChatState.offered and record.offered_to == staff_id:
                 await self._release_offer(record.id, staff_id, missed=False)
-            elif record.state is ChatState.active and record.counsellor_id == staff_id:
+            elif (
+                record.state is ChatState.active
+                and record.counsellor_id == staff_id
+                # Already waiting out a grace period (a lease lapsing after the disconnect).
+                and (record.counsellor_grace_until or 0) <= now
+            ):
                 line = self.lines.get(record.line)
                 until = now + (line.counsellor_grace_seconds if line else 60)
                 await self.broker.transition(
@@ -741,6 +772,22 @@ class ChatService:
             await self._forget(parts[0])
         elif kind is Deadline.shred and len(parts) == 1:
             await self._shred(parts[0])
+        elif kind is Deadline.visitor_lease and len(parts) == 1:
+            # The process holding the visitor died: the grace period starts now (unless the
+            # visitor holds a connection elsewhere already).
+            record = await self.broker.get_chat(parts[0])
+            lease = visitor_lease(parts[0])
+            if (
+                record is not None
+                and record.visitor_connected
+                and (await self.broker.connection_counts([lease])).get(lease, 0) == 0
+            ):
+                await self.visitor_disconnected(parts[0])
+        elif kind is Deadline.counsellor_lease and len(parts) == 1:
+            # The process holding the counsellor died: their chats wait out the grace.
+            connections = await self.broker.connection_counts([parts[0]])
+            if connections.get(parts[0], 0) == 0:
+                await self.counsellor_disconnected(parts[0])
 
     async def _visitor_grace_over(self, chat_id: str) -> None:
         record = await self.broker.get_chat(chat_id)
@@ -888,6 +935,7 @@ class ChatService:
                 {"type": "offer.withdrawn", "chat_id": chat_id, "reason": "ended"},
             )
         await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
+        await self.broker.cancel(deadline_key(Deadline.visitor_lease, chat_id))
         if record.counsellor_id:
             await self.broker.cancel(
                 deadline_key(Deadline.counsellor_grace, chat_id, record.counsellor_id)
@@ -991,25 +1039,27 @@ class ChatService:
         if force:
             # The chat is already `ended`, so the broker refuses appends; the ended entry is
             # delivered as an event only (the transcript is shredded right after).
-            await self._publish_entry(record.id, record.last_seq + 1, entry, None)
+            await self._publish_entry(record.id, record.last_seq + 1, entry)
             return
-        seq, status = await self.transcript.add(record.id, entry, last_seq=record.last_seq)
-        if status == "ok":
-            await self._publish_entry(record.id, seq, entry, None)
-
-    async def _publish_entry(
-        self, chat_id: str, seq: int, entry: Entry, origin: str | None
-    ) -> None:
-        await self.broker.publish(
-            chat_channel(chat_id),
-            {
-                "type": "entry",
-                "chat_id": chat_id,
-                "seq": seq,
-                "entry": entry.to_dict(),
-                "origin": origin,
-            },
+        await self.transcript.add(
+            record.id,
+            entry,
+            last_seq=record.last_seq,
+            announce=self.announce(record.id, entry, None),
         )
+
+    async def _publish_entry(self, chat_id: str, seq: int, entry: Entry) -> None:
+        """An entry that is not stored (the end of a chat, whose transcript goes at once)."""
+        await self.broker.publish(chat_channel(chat_id), _entry_event(chat_id, seq, entry, None))
+
+    def announce(self, chat_id: str, entry: Entry, origin: str | None) -> Announce:
+        """The event that goes out with an entry, built once its number and seal are known."""
+        channel = chat_channel(chat_id)
+
+        def build(seq: int, sealed: bytes) -> tuple[str, dict[str, Any]]:
+            return channel, _entry_event(chat_id, seq, entry, origin, sealed)
+
+        return build
 
     async def _queue_changed(self, line: str) -> None:
         self.router.kick(line)

@@ -11,8 +11,9 @@ from fastapi import APIRouter, WebSocket
 from app.audit.service import AuditAction, audit_service
 from app.broker.hub import Event
 from app.broker.records import ChatRecord, ChatState, Presence, StaffStatus
-from app.chats.channels import chat_channel, staff_channel
-from app.chats.connection import ClientSocket, Frame, Outbound
+from app.chats.background import lease_seconds
+from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel
+from app.chats.connection import ClientSocket, Frame, Outbound, refuse_while_unavailable
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORISED,
@@ -40,7 +41,7 @@ from app.chats.protocol import (
     Wrapup,
 )
 from app.chats.supervision import Supervision
-from app.chats.transcript import Audience, Entry, EntryKind
+from app.chats.transcript import Audience, EntryKind
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
 from app.roster.live import current_duty
@@ -67,6 +68,8 @@ DENIALS_AUDITED_PER_MINUTE = 10
 @router.websocket("/ws/staff")
 async def staff_socket(ws: WebSocket) -> None:
     runtime: Runtime = ws.app.state.runtime
+    if await refuse_while_unavailable(ws, runtime.broker.available):
+        return
     await ws.accept()
     if not origin_allowed(ws.headers.get("origin"), runtime.settings.public_url):
         await ws.close(CLOSE_FORBIDDEN, "origin not allowed")
@@ -178,6 +181,7 @@ class StaffSocket(ClientSocket):
             await self.rt.queue_watch.remove_watcher(line, self.out.frame)
         remaining = await broker.disconnect(self.staff.id, self.id)
         if remaining == 0:
+            await broker.cancel(deadline_key(Deadline.counsellor_lease, self.staff.id))
             await self.rt.chats.counsellor_disconnected(self.staff.id)
 
     async def join(self) -> None:
@@ -202,7 +206,11 @@ class StaffSocket(ClientSocket):
                 missed_offers=existing.missed_offers if existing else 0,
             )
         )
-        await broker.connect(staff.id, self.id, self.rt.settings.heartbeat_seconds * 3)
+        lease = lease_seconds(self.rt.settings)
+        await broker.connect(staff.id, self.id, lease)
+        await broker.schedule(
+            deadline_key(Deadline.counsellor_lease, staff.id), await broker.now() + lease
+        )
         self.rt.connections.staff[self.id] = self
         await broker.subscribe(staff_channel(staff.id), self.out.event)
         await self.rt.chats.counsellor_connected(staff)
@@ -607,8 +615,11 @@ class StaffSocket(ClientSocket):
         if kind == "entry" and isinstance(chat_id, str):
             if not self._sees(chat_id):
                 return []
-            entry = Entry.from_dict(event["entry"])
             seq = int(event["seq"])
+            entry = await self.rt.transcript.event_entry(event)
+            if entry is None:
+                # Unreadable here (shredded meanwhile, or refused): the transcript decides.
+                return await self.out.fill(chat_id, seq + 1)
             self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
             delivered = await self.out.entry(
                 chat_id, seq, entry, skip=event.get("origin") == self.id

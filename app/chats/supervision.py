@@ -69,10 +69,14 @@ class Supervision:
         entry = Entry(
             EntryKind.whisper, now, name=supervisor.alias, text=text, staff_id=supervisor.id
         )
-        seq, status = await self._chats.transcript.add(chat_id, entry, last_seq=record.last_seq)
+        seq, status, _ = await self._chats.transcript.add(
+            chat_id,
+            entry,
+            last_seq=record.last_seq,
+            announce=self._chats.announce(chat_id, entry, None),
+        )
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", "whisper")
-        await self._chats._publish_entry(chat_id, seq, entry, None)
         return record.copy(last_seq=seq)
 
     async def take_over(

@@ -6,10 +6,13 @@ sealed by a `TranscriptCodec` bound to its chat and sequence number before it is
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from app.broker.base import AppendStatus, Broker
 from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
@@ -118,6 +121,17 @@ class TranscriptCodec(Protocol):
         """Drop whatever the codec keeps for the chat (its key)."""
 
 
+# (seq, sealed entry) → (channel, event) published with the entry.
+Announce = Callable[[int, bytes], tuple[str, dict[str, Any]]]
+
+
+class Added(NamedTuple):
+    seq: int
+    status: AppendStatus
+    # The entry as stored (sealed), when this call stored it.
+    sealed: bytes | None
+
+
 class Transcript:
     """Appends and reads a chat's entries through the broker."""
 
@@ -136,10 +150,12 @@ class Transcript:
         last_seq: int,
         dedupe: str | None = None,
         counsellor: str | None = None,
-    ) -> tuple[int, AppendStatus]:
+        announce: Announce | None = None,
+    ) -> Added:
         """Store `entry` after `last_seq`, retrying when someone else appended first.
 
-        `last_seq` is the caller's best guess; a wrong guess costs one retry.
+        `last_seq` is the caller's best guess; a wrong guess costs one retry. `announce`
+        builds the event that goes out with the entry once its number and seal are known.
         """
         plain = jsonutil.dumpb(entry.to_dict())
         expected = last_seq
@@ -149,17 +165,22 @@ class Transcript:
                 sealed = await self._codec.seal(chat_id, seq, plain)
             except MissingKeyError:
                 # Shredded (or never begun): nothing may be written for this chat any more.
-                return 0, "ended"
+                return Added(0, "ended", None)
             except (TamperedError, UnknownKekError):
                 # Its key cannot be unwrapped (a KEK removed too early, or tampering): the
                 # chat cannot go on safely.
                 logger.warning("chat key unusable", extra={"code": "unusable_key"})
-                return 0, "ended"
+                return Added(0, "ended", None)
             stored, status = await self._broker.append(
-                chat_id, seq, sealed, dedupe=dedupe, counsellor=counsellor
+                chat_id,
+                seq,
+                sealed,
+                dedupe=dedupe,
+                counsellor=counsellor,
+                announce=None if announce is None else announce(seq, sealed),
             )
             if status != "conflict":
-                return stored, status
+                return Added(stored, status, sealed if status == "ok" else None)
             expected = stored
         raise RuntimeError("could not append to the transcript under contention")
 
@@ -188,6 +209,25 @@ class Transcript:
         by itself then, even if no process is alive (the shred deadline normally comes first)."""
         await self._broker.expire_chat(chat_id, transcript=seconds)
         await self._codec.retain(chat_id, seconds)
+
+    async def event_entry(self, event: dict[str, Any]) -> Entry | None:
+        """The entry an `entry` event carries: plain in this process, sealed from others."""
+        local = event.get("_entry")
+        if isinstance(local, Entry):
+            return local
+        raw = event.get("entry")
+        if raw is not None:
+            return Entry.from_dict(raw)
+        try:
+            chat_id, seq = str(event["chat_id"]), int(event["seq"])
+            sealed = base64.b64decode(event["sealed"], validate=True)
+            plain = await self._codec.open(chat_id, seq, sealed)
+        except MissingKeyError:
+            return None  # shredded meanwhile: the chat has ended
+        except (KeyError, TypeError, ValueError, binascii.Error, TamperedError, UnknownKekError):
+            logger.warning("entry event refused", extra={"code": "tampered"})
+            return None
+        return Entry.from_dict(jsonutil.loads(plain))
 
     async def forget(self, chat_id: str) -> None:
         """Shred: the key first (which makes every copy of the entries unreadable), then the

@@ -14,8 +14,9 @@ from fastapi import APIRouter, WebSocket
 from app.abuse.ratelimit import Limit, tag_of
 from app.broker.hub import Event
 from app.broker.records import ChatState
-from app.chats.channels import chat_channel, visitor_lease
-from app.chats.connection import ClientSocket, Frame, Outbound
+from app.chats.background import lease_seconds
+from app.chats.channels import Deadline, chat_channel, deadline_key, visitor_lease
+from app.chats.connection import ClientSocket, Frame, Outbound, refuse_while_unavailable
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
@@ -52,6 +53,8 @@ async def visitor_socket(ws: WebSocket) -> None:
     if not origin_allowed(ws.headers.get("origin"), runtime.settings.visitor_origins):
         await ws.accept()
         await ws.close(CLOSE_FORBIDDEN, "origin not allowed")
+        return
+    if await refuse_while_unavailable(ws, runtime.broker.available):
         return
     await VisitorSocket(ws, runtime).serve()
 
@@ -232,6 +235,9 @@ class VisitorSocket(ClientSocket):
         self.last_seq = last_seq
         self.protocol.entered(chat_id)
         await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
+        # A lease from the start: if this process dies, another starts the grace period.
+        until = await self.rt.broker.now() + lease_seconds(self.rt.settings)
+        await self.rt.broker.schedule(deadline_key(Deadline.visitor_lease, chat_id), until)
 
     async def _wait_in_queue(self, shown: tuple[int, int | None] | None) -> None:
         if self.waiting or self.chat_id is None or self.line is None:
@@ -265,8 +271,11 @@ class VisitorSocket(ClientSocket):
         if chat_id is None or chat_id != self.chat_id:
             return []
         if kind == "entry":
-            entry = Entry.from_dict(event["entry"])
             seq = int(event["seq"])
+            entry = await self.rt.transcript.event_entry(event)
+            if entry is None:
+                # Unreadable here (shredded meanwhile, or refused): the transcript decides.
+                return await self.out.fill(chat_id, seq + 1)
             own = event.get("origin") == self.id
             frames = await self.out.entry(chat_id, seq, entry, skip=own)
             self.last_seq = max(self.last_seq, seq)

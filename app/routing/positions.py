@@ -29,6 +29,8 @@ Sink = Callable[[dict[str, Any]], None]
 
 # Even without changes, estimates are refreshed this often (capacity and durations drift).
 REFRESH_SECONDS = 10.0
+# How many visitors' positions are pushed before other work gets a turn.
+YIELD_EVERY = 200
 
 
 class QueueWatch:
@@ -135,7 +137,12 @@ class QueueWatch:
                 _, capacity = await self._router.line_status(config)
             mean_duration = await self._router.mean_duration(line)
             positions = {chat_id: index for index, (chat_id, _) in enumerate(queued, start=1)}
-            for chat_id, sink in list(waiting.items()):
+            for count, (chat_id, sink) in enumerate(list(waiting.items()), start=1):
+                if count % YIELD_EVERY == 0:
+                    # A long queue: let offers and messages through between chunks.
+                    await asyncio.sleep(0)
+                if waiting.get(chat_id) is not sink:
+                    continue  # left the queue meanwhile
                 position = positions.get(chat_id)
                 if position is None:
                     continue  # offered, active or gone: other frames tell the visitor

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from app.broker.base import Broker, Refusal, Transition
 from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatus
@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # How many queued chats one routing pass looks at; the rest wait for the next pass.
 ROUTE_WINDOW = 200
+# How many of them are read at a time (one freed counsellor needs only the first few).
+ROUTE_PAGE = 20
 
 OfferHook = Callable[[ChatRecord, LineConfig], Awaitable[None]]
 
@@ -111,7 +113,7 @@ class Router:
         if not any(can_take(c, line, now) for c in candidates):
             return 0
         offers = 0
-        for chat in await self._broker.get_chats([chat_id for chat_id, _ in queued]):
+        async for chat in self._waiting_chats(queued, candidates, line, now):
             if not chat.visitor_connected or chat.state not in WAITING_STATES:
                 continue
             pick = choose(chat, line, candidates, now)
@@ -154,6 +156,21 @@ class Router:
         if offers:
             await self._broker.publish(line_channel(line.key), {"type": "queue.changed"})
         return offers
+
+    async def _waiting_chats(
+        self,
+        queued: list[tuple[str, float]],
+        candidates: list[Candidate],
+        line: LineConfig,
+        now: float,
+    ) -> AsyncIterator[ChatRecord]:
+        """The queued chats in order, read a page at a time: a pass usually stops at the first."""
+        for start in range(0, len(queued), ROUTE_PAGE):
+            if not any(can_take(c, line, now) for c in candidates):
+                return
+            page = [chat_id for chat_id, _ in queued[start : start + ROUTE_PAGE]]
+            for chat in await self._broker.get_chats(page):
+                yield chat
 
     async def run(self) -> None:
         """Route lines when kicked, and every line with a queue once a second."""

@@ -58,7 +58,7 @@ class RedisVariant:
     async def close(self) -> None:
         client: Any = aioredis.from_url(REDIS_URL)
         try:
-            keys = [key async for key in client.scan_iter(match=f"{self.prefix}*")]
+            keys = [key async for key in client.scan_iter(match=f"*{self.prefix}*")]
             if keys:
                 await client.delete(*keys)
         finally:
@@ -73,7 +73,8 @@ async def redis_dump(url: str, prefix: str) -> bytes:
     client: Any = aioredis.from_url(url)
     parts: list[Any] = []
     try:
-        keys = sorted(await client.keys(f"{prefix}*"))
+        # The broker's keys sit under a hash tag, `{prefix}:…`; glob braces are literal.
+        keys = sorted(await client.keys(f"*{prefix}*"))
         for key in keys:
             kind = (await client.type(key)).decode()
             parts.append(key)

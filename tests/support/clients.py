@@ -8,16 +8,26 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pyotp
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.seed import RECOVERY_CODES, TOTP_SECRETS
-from tests.support.server import RunningServer
 
 Frame = dict[str, Any]
+
+
+class Endpoint(Protocol):
+    """A running Lykta: in the test's event loop or a separate process."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
 
 # How long a test waits for a frame before failing (a bound on failure, not a timing claim).
 WAIT = 10.0
@@ -136,7 +146,7 @@ class StaffClient(WsClient):
 
 
 async def open_visitor(
-    server: RunningServer, headers: dict[str, str] | None = None, query: str = ""
+    server: Endpoint, headers: dict[str, str] | None = None, query: str = ""
 ) -> VisitorClient:
     """A visitor connection; `headers` as a browser or a proxy in front of Lykta would add."""
     ws = await connect(
@@ -195,7 +205,7 @@ class SignedIn:
         return {"lykta_session": self.cookie}
 
 
-async def sign_in_session(server: RunningServer, username: str, password: str) -> SignedIn:
+async def sign_in_session(server: Endpoint, username: str, password: str) -> SignedIn:
     body: dict[str, str] = {"username": username, "password": password}
     if username in TOTP_SECRETS:
         body["code"] = await fresh_code(username)
@@ -207,12 +217,12 @@ async def sign_in_session(server: RunningServer, username: str, password: str) -
         return SignedIn(cookie, response.json()["csrf_token"])
 
 
-async def sign_in(server: RunningServer, username: str, password: str) -> str:
+async def sign_in(server: Endpoint, username: str, password: str) -> str:
     return (await sign_in_session(server, username, password)).cookie
 
 
 async def open_staff(
-    server: RunningServer,
+    server: Endpoint,
     username: str,
     password: str,
     *,
@@ -234,7 +244,7 @@ async def open_staff(
 
 
 async def api(
-    server: RunningServer,
+    server: Endpoint,
     who: SignedIn | None,
     method: str,
     path: str,
@@ -253,7 +263,7 @@ async def api(
         return await http.request(method, path, json=json, headers=all_headers, params=params)
 
 
-async def connect_staff_socket(server: RunningServer, who: SignedIn) -> ClientConnection:
+async def connect_staff_socket(server: Endpoint, who: SignedIn) -> ClientConnection:
     return await connect(
         f"{server.ws_url}/ws/staff",
         additional_headers={"Cookie": f"lykta_session={who.cookie}"},

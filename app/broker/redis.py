@@ -1,0 +1,749 @@
+"""The Redis broker: the same interface as the in-process one, shared by many processes.
+
+Layout (every key under one hash tag `{prefix}:`, every key with a TTL):
+`chat:<id>` hash (the record), `tx:<id>` stream (sealed entries, id `<seq>-0`), `dd:<id>` hash
+(dedupe), `q:<line>` sorted set (the queue), `lc:<line>` set (live chats), `load:<staff>` set
+(chats counted against capacity), `pres:<staff>` hash (presence, JSON per field), `lp:<line>`
+set (presences per line), `conn:<staff>` sorted set (connection leases), `dl` sorted set
+(deadlines), `v:`/`n:`/`r:` (values, counters, recent lists). Events go over pub/sub on
+`{prefix}:ev:<channel>`.
+
+Commands from every coroutine of the process go through one pipelined connection: whatever
+was asked while the previous batch was on the wire goes out as the next batch, so a busy
+process pays one round trip per batch, not per command. Publishing does not wait at all:
+local listeners get the event at once, other processes a moment later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import hiredis
+import orjson
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.broker import redis_scripts
+from app.broker.base import (
+    CHAT_MAX_LIFETIME,
+    AppendStatus,
+    Broker,
+    BrokerUnavailableError,
+    Refusal,
+    Transition,
+)
+from app.broker.hub import Event
+from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
+from app.kit import jsonutil
+
+logger = logging.getLogger(__name__)
+
+# A signed-in counsellor's presence outlives their connections by this much (seconds).
+PRESENCE_TTL = 24 * 3600
+# How often the connection is checked and the clock offset to Redis measured (seconds).
+HEALTH_SECONDS = 1.0
+# How long one command may take before Redis counts as unreachable (seconds).
+COMMAND_TIMEOUT = 5.0
+
+_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+_REFUSALS = {r.value: r for r in Refusal}
+_LIVE = "," + ",".join(sorted(s.value for s in LIVE_STATES)) + ","
+_ORIGIN_BYTES = 16
+
+
+def redacted(url: str) -> str:
+    """The Redis URL without its password, for error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+class _Lane:
+    """One connection; commands queue up while a batch is in flight and go out together."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._conn: AbstractConnection | None = None
+        self._pending: list[tuple[Sequence[Any], asyncio.Future[Any] | None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.on_failure: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            # Let queued fire-and-forget commands (publishes) reach Redis first.
+            for _ in range(50):
+                if not self._pending:
+                    break
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.disconnect()
+        closed = BrokerUnavailableError("the broker is closed")
+        for _, future in self._pending:
+            if future is not None and not future.done():
+                future.set_exception(closed)
+        self._pending = []
+
+    def call(self, args: Sequence[Any]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((args, future))
+        self._wake.set()
+        return future
+
+    def send(self, args: Sequence[Any]) -> None:
+        """Queue a command whose reply nobody waits for."""
+        self._pending.append((args, None))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                # Let the other connections' ready callbacks add their commands too: one
+                # write for all of them (a loop iteration costs far less than a write).
+                await asyncio.sleep(0)
+            batch, self._pending = self._pending, []
+            await self._send(batch)
+
+    async def _connection(self) -> AbstractConnection:
+        if self._conn is None:
+            self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
+        if not self._conn.is_connected:
+            await self._conn.connect()
+        return self._conn
+
+    async def _send(self, batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> None:
+        try:
+            conn = await self._connection()
+            await conn.send_packed_command(_pack(batch), check_health=False)
+            # One bound for the whole batch: no timer per reply on the hot path.
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                for _, future in batch:
+                    try:
+                        reply: Any = await conn.read_response()
+                    except ResponseError as exc:
+                        reply = exc
+                    if future is not None and not future.done():
+                        if isinstance(reply, Exception):
+                            future.set_exception(reply)
+                        else:
+                            future.set_result(reply)
+        except _DOWN as exc:
+            if self._conn is not None:
+                await self._conn.disconnect(nowait=True)
+            error = BrokerUnavailableError(f"Redis is unreachable ({_reason(exc)})")
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(error)
+            if self.on_failure is not None:
+                self.on_failure()
+        except asyncio.CancelledError:
+            closed = BrokerUnavailableError("the broker is closed")
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(closed)
+            raise
+        except Exception as exc:
+            # A command Redis cannot take (a bug): that batch fails, the lane goes on.
+            logger.exception("Redis batch failed")
+            if self._conn is not None:
+                await self._conn.disconnect(nowait=True)
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+
+
+class _Subscriber:
+    """The pub/sub connection: one reader task, subscriptions confirmed before they count."""
+
+    def __init__(self, broker: RedisBroker, pool: ConnectionPool) -> None:
+        self._broker = broker
+        self._pool = pool
+        self._conn: AbstractConnection | None = None
+        self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def connect(self, channels: Iterable[bytes]) -> None:
+        await self.close()
+        conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
+        await conn.connect()
+        self._conn = conn
+        channels = list(channels)
+        # Everything local listeners follow, again, after a reconnect.
+        for start in range(0, len(channels), 1000):
+            await conn.send_command("SUBSCRIBE", *channels[start : start + 1000])
+        self._task = asyncio.create_task(self._read(conn))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)
+            self._conn = None
+
+    async def subscribe(self, channel: bytes) -> None:
+        conn = self._conn
+        if conn is None or not conn.is_connected:
+            raise BrokerUnavailableError("Redis is unreachable")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(channel, []).append(future)
+        try:
+            await conn.send_command("SUBSCRIBE", channel)
+        except _DOWN as exc:
+            raise BrokerUnavailableError("Redis is unreachable") from exc
+        try:
+            await asyncio.wait_for(asyncio.shield(future), COMMAND_TIMEOUT)
+        except TimeoutError as exc:
+            raise BrokerUnavailableError("Redis did not confirm a subscription") from exc
+
+    async def unsubscribe(self, channel: bytes) -> None:
+        conn = self._conn
+        if conn is None or not conn.is_connected:
+            return
+        with contextlib.suppress(*_DOWN):
+            await conn.send_command("UNSUBSCRIBE", channel)
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        broker = self._broker
+        try:
+            while True:
+                reply = await conn.read_response(timeout=math.inf)
+                if not isinstance(reply, list) or len(reply) < 3:
+                    continue
+                kind = reply[0]
+                if kind == b"message":
+                    broker._deliver(reply[1], reply[2])
+                elif kind == b"subscribe":
+                    for future in self._waiting.pop(reply[1], ()):
+                        if not future.done():
+                            future.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            error = BrokerUnavailableError("Redis is unreachable")
+            for futures in self._waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+            self._waiting.clear()
+            broker._connection_lost()
+
+
+class RedisBroker(Broker):
+    """Ephemeral state in Redis, safe for any number of processes (see the module docstring)."""
+
+    def __init__(self, url: str, prefix: str = "lykta") -> None:
+        super().__init__()
+        self.url = url
+        self.prefix = prefix
+        self._base = f"{{{prefix}}}:"
+        self._events = f"{self._base}ev:".encode()
+        self._origin = secrets.token_hex(_ORIGIN_BYTES // 2).encode()
+        self._pool = ConnectionPool.from_url(
+            url,
+            protocol=2,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            # Replies are bounded per batch (see _Lane), not per reply.
+            socket_timeout=None,
+            socket_keepalive=True,
+        )
+        self._lane = _Lane(self._pool)
+        self._lane.on_failure = self._connection_lost
+        self._subscriber = _Subscriber(self, self._pool)
+        self._shas = {
+            name: hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
+            for name, body in redis_scripts.ALL.items()
+        }
+        self._offset = 0.0
+        self._health: asyncio.Task[None] | None = None
+        self._recovering = False
+        self._recovery: asyncio.Task[None] | None = None
+        self._started = False
+
+    def _k(self, name: str) -> str:
+        return self._base + name
+
+    # Life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._lane.start()
+        try:
+            await self._prepare()
+            await self._subscriber.connect([])
+        except (BrokerUnavailableError, *_DOWN) as exc:
+            await self.close()
+            raise BrokerUnavailableError(
+                f"cannot reach Redis at {redacted(self.url)}: {exc}"
+            ) from None
+        self._health = asyncio.create_task(self._watch())
+        self._started = True
+
+    async def close(self) -> None:
+        self._started = False
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+        if self._health is not None:
+            self._health.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health
+            self._health = None
+        await self._lane.stop()
+        await self._subscriber.close()
+        await self._pool.disconnect()
+
+    async def _prepare(self) -> None:
+        """Load the scripts and measure the clock offset to Redis."""
+        for name, body in redis_scripts.ALL.items():
+            sha = await self._call("SCRIPT", "LOAD", body)
+            self._shas[name] = sha.decode() if isinstance(sha, bytes) else str(sha)
+        await self._sync_clock()
+
+    async def _sync_clock(self) -> None:
+        before = time.time()
+        seconds, micros = await self._call("TIME")
+        after = time.time()
+        self._offset = int(seconds) + int(micros) / 1e6 - (before + after) / 2
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_SECONDS)
+            if self._recovering:
+                continue
+            try:
+                await self._sync_clock()
+            except BrokerUnavailableError:
+                self._connection_lost()
+
+    def _connection_lost(self) -> None:
+        if self._recovering or not self._started:
+            return
+        self._recovering = True
+        logger.warning("Redis connection lost; clients are told to reconnect")
+        self._set_available(False)
+        self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                await self._prepare()
+                channels = [self._events + c.encode() for c in self.hub.channels()]
+                await self._subscriber.connect(channels)
+            except (BrokerUnavailableError, *_DOWN):
+                continue
+            break
+        self._recovering = False
+        logger.warning("Redis connection restored")
+        self._set_available(True)
+
+    # Commands -----------------------------------------------------------------------------
+    async def _call(self, *args: Any) -> Any:
+        return await self._lane.call(args)
+
+    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        command = ("EVALSHA", self._shas[name], len(keys), *keys, *args)
+        try:
+            return await self._lane.call(command)
+        except NoScriptError:
+            # Redis restarted and forgot the scripts: load them again, once.
+            await self._prepare()
+            return await self._lane.call(("EVALSHA", self._shas[name], len(keys), *keys, *args))
+
+    async def now(self) -> float:
+        # Redis's clock, without a round trip: the offset is measured every few seconds.
+        return time.time() + self._offset
+
+    # Chats --------------------------------------------------------------------------------
+    async def create_chat(
+        self, record: ChatRecord, *, queue_limit: int, score: float
+    ) -> int | None:
+        flat: list[str] = []
+        for name, value in record.to_fields().items():
+            flat += (name, value)
+        position = await self._script(
+            "create_chat",
+            [
+                self._k(f"chat:{record.id}"),
+                self._k(f"q:{record.line}"),
+                self._k(f"lc:{record.line}"),
+            ],
+            [queue_limit, repr(score), record.id, CHAT_MAX_LIFETIME, *flat],
+        )
+        return None if int(position) < 0 else int(position)
+
+    async def get_chat(self, chat_id: str) -> ChatRecord | None:
+        raw = await self._call("HGETALL", self._k(f"chat:{chat_id}"))
+        return _record(raw)
+
+    async def get_chats(self, chat_ids: list[str]) -> list[ChatRecord]:
+        if not chat_ids:
+            return []
+        replies = await asyncio.gather(
+            *(self._lane.call(("HGETALL", self._k(f"chat:{c}"))) for c in chat_ids)
+        )
+        return [r for r in (_record(raw) for raw in replies) if r is not None]
+
+    async def transition(self, chat_id: str, change: Transition) -> ChatRecord | Refusal:
+        sets: list[str] = []
+        deletes: list[str] = []
+        for name, value in change.changes.items():
+            encoded = encode_change(name, value)
+            if encoded is None:
+                deletes.append(name)
+            else:
+                sets += (name, encoded)
+        assign_staff, capacity = change.assign if change.assign else ("", 0)
+        reply = await self._script(
+            "transition",
+            [self._k(f"chat:{chat_id}")],
+            [
+                self._base,
+                chat_id,
+                CHAT_MAX_LIFETIME,
+                "," + ",".join(s.value for s in change.expect) + ",",
+                change.offered_to or "",
+                change.counsellor or "",
+                "1" if change.dequeue else "",
+                repr(change.enqueue) if change.enqueue is not None else "",
+                assign_staff,
+                capacity,
+                change.release or "",
+                _LIVE,
+                len(sets) // 2,
+                *sets,
+                len(deletes),
+                *deletes,
+            ],
+        )
+        status = reply[0].decode()
+        if status != "ok":
+            return _REFUSALS[status]
+        record = _record(reply[1])
+        assert record is not None
+        return record
+
+    async def delete_chat(self, chat_id: str) -> None:
+        await self._script(
+            "delete_chat",
+            [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")],
+            [self._base, chat_id],
+        )
+
+    async def expire_chat(
+        self, chat_id: str, *, record: float | None = None, transcript: float | None = None
+    ) -> None:
+        # LT: only ever brings an expiry forward (a key without one counts as never expiring).
+        calls = []
+        if record is not None:
+            calls.append(self._call("PEXPIRE", self._k(f"chat:{chat_id}"), _ms(record), "LT"))
+        if transcript is not None:
+            for name in (f"tx:{chat_id}", f"dd:{chat_id}"):
+                calls.append(self._call("PEXPIRE", self._k(name), _ms(transcript), "LT"))
+        await asyncio.gather(*calls)
+
+    async def line_chat_ids(self, line: str) -> list[str]:
+        members = await self._call("SMEMBERS", self._k(f"lc:{line}"))
+        return sorted(m.decode() for m in members)
+
+    # Queues -------------------------------------------------------------------------------
+    async def queue(self, line: str, limit: int | None = None) -> list[tuple[str, float]]:
+        if limit is not None and limit <= 0:
+            return []
+        flat = await self._script(
+            "queue", [self._k(f"q:{line}")], [self._base, -1 if limit is None else limit - 1]
+        )
+        return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def queue_length(self, line: str) -> int:
+        return int(await self._call("ZCARD", self._k(f"q:{line}")))
+
+    # Counsellor load ----------------------------------------------------------------------
+    async def staff_chat_ids(self, staff_id: str) -> list[str]:
+        members = await self._call("SMEMBERS", self._k(f"load:{staff_id}"))
+        return sorted(m.decode() for m in members)
+
+    async def staff_loads(self, staff_ids: list[str]) -> dict[str, int]:
+        if not staff_ids:
+            return {}
+        counts = await self._script("staff_loads", [self._k(f"load:{s}") for s in staff_ids], [])
+        return {s: int(n) for s, n in zip(staff_ids, counts, strict=True)}
+
+    # Transcript ---------------------------------------------------------------------------
+    async def append(
+        self,
+        chat_id: str,
+        seq: int,
+        entry: bytes,
+        *,
+        dedupe: str | None = None,
+        counsellor: str | None = None,
+        announce: tuple[str, Event] | None = None,
+    ) -> tuple[int, AppendStatus]:
+        channel, payload = b"", b""
+        if announce is not None and self.available:
+            channel, payload = self._wire(*announce)
+        stored, status = await self._script(
+            "append",
+            [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")],
+            [
+                seq,
+                entry,
+                dedupe or "",
+                counsellor or "",
+                CHAT_MAX_LIFETIME * 1000,
+                channel,
+                payload,
+            ],
+        )
+        result: AppendStatus = status.decode()
+        if result == "ok" and announce is not None:
+            self.hub.dispatch(*announce)  # other processes got it from the script
+        return int(stored), result
+
+    async def read(self, chat_id: str, after: int = 0) -> list[tuple[int, bytes]]:
+        items = await self._call("XRANGE", self._k(f"tx:{chat_id}"), f"{after + 1}-0", "+")
+        out: list[tuple[int, bytes]] = []
+        for entry_id, fields in items:
+            seq = int(entry_id.split(b"-", 1)[0])
+            # Fields come as a flat [name, value] list.
+            out.append((seq, fields[1]))
+        return out
+
+    async def delete_transcript(self, chat_id: str) -> None:
+        await self._call("DEL", self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}"))
+
+    # Presence -----------------------------------------------------------------------------
+    async def put_presence(self, presence: Presence) -> None:
+        fields = jsonutil.loads(presence.to_json())
+        flat: list[str] = []
+        for name, value in fields.items():
+            flat += (name, jsonutil.dumps(value))
+        await self._script(
+            "put_presence",
+            [self._k(f"pres:{presence.staff_id}")],
+            [self._base, presence.staff_id, PRESENCE_TTL, jsonutil.dumps(presence.duty), *flat],
+        )
+
+    async def update_presence(self, staff_id: str, changes: dict[str, Any]) -> Presence | None:
+        flat: list[str] = []
+        for name, value in changes.items():
+            flat += (name, jsonutil.dumps(value))
+        raw = await self._script(
+            "update_presence",
+            [self._k(f"pres:{staff_id}")],
+            [self._base, staff_id, PRESENCE_TTL, *flat],
+        )
+        return _presence(raw) if raw else None
+
+    async def get_presence(self, staff_id: str) -> Presence | None:
+        raw = await self._call("HGETALL", self._k(f"pres:{staff_id}"))
+        return _presence(raw) if raw else None
+
+    async def line_presences(self, line: str) -> list[Presence]:
+        replies = await self._script("line_presences", [self._k(f"lp:{line}")], [self._base])
+        return [_presence(raw) for raw in replies]
+
+    async def remove_presence(self, staff_id: str) -> None:
+        await self._script("remove_presence", [self._k(f"pres:{staff_id}")], [self._base, staff_id])
+
+    async def connect(self, staff_id: str, connection_id: str, ttl: float) -> None:
+        await self._script(
+            "connect",
+            [self._k(f"conn:{staff_id}"), self._k(f"pres:{staff_id}")],
+            [connection_id, max(1, round(ttl * 1000)), PRESENCE_TTL],
+        )
+
+    async def disconnect(self, staff_id: str, connection_id: str) -> int:
+        return int(await self._script("disconnect", [self._k(f"conn:{staff_id}")], [connection_id]))
+
+    async def connection_counts(self, staff_ids: list[str]) -> dict[str, int]:
+        if not staff_ids:
+            return {}
+        counts = await self._script(
+            "connection_counts", [self._k(f"conn:{s}") for s in staff_ids], []
+        )
+        return {s: int(n) for s, n in zip(staff_ids, counts, strict=True)}
+
+    # Deadlines ----------------------------------------------------------------------------
+    async def schedule(self, key: str, at: float) -> None:
+        deadlines = self._k("dl")
+        self._lane.send(("ZADD", deadlines, repr(at), key))
+        await self._call("EXPIRE", deadlines, CHAT_MAX_LIFETIME)
+
+    async def cancel(self, key: str) -> None:
+        await self._call("ZREM", self._k("dl"), key)
+
+    async def pop_due(self, now: float, limit: int = 100) -> list[str]:
+        due = await self._script("pop_due", [self._k("dl")], [repr(now), limit])
+        return [key.decode() for key in due]
+
+    # Small shared values ------------------------------------------------------------------
+    async def incr(self, key: str, ttl: float) -> int:
+        return int(await self._script("incr", [self._k(f"n:{key}")], [_ms(ttl)]))
+
+    async def set_value(self, key: str, value: str, ttl: float) -> None:
+        await self._call("SET", self._k(f"v:{key}"), value, "PX", _ms(ttl))
+
+    async def expire_value(self, key: str, ttl: float) -> None:
+        await self._call("PEXPIRE", self._k(f"v:{key}"), _ms(ttl), "LT")
+
+    async def set_value_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        reply = await self._call("SET", self._k(f"v:{key}"), value, "PX", _ms(ttl), "NX")
+        return reply is not None
+
+    async def get_value(self, key: str) -> str | None:
+        value = await self._call("GET", self._k(f"v:{key}"))
+        return None if value is None else value.decode()
+
+    async def delete_value(self, key: str) -> None:
+        await self._call("DEL", self._k(f"v:{key}"))
+
+    async def push_recent(self, key: str, value: float, keep: int, ttl: float) -> None:
+        await self._script("push_recent", [self._k(f"r:{key}")], [repr(value), keep, _ms(ttl)])
+
+    async def recent(self, key: str) -> list[float]:
+        values = await self._call("LRANGE", self._k(f"r:{key}"), 0, -1)
+        return [float(v) for v in values]
+
+    # Events -------------------------------------------------------------------------------
+    async def publish(self, channel: str, event: Event) -> None:
+        self.hub.dispatch(channel, event)
+        if self.available:
+            self._lane.send(("PUBLISH", *self._wire(channel, event)))
+
+    def _wire(self, channel: str, event: Event) -> tuple[bytes, bytes]:
+        """The pub/sub channel and payload of an event for other processes."""
+        # Fields starting with "_" are for this process only (e.g. an entry's plain text).
+        remote = {k: v for k, v in event.items() if not k.startswith("_")}
+        payload = self._origin + b" " + orjson.dumps(remote, default=_bytes_as_base64)
+        return self._events + channel.encode(), payload
+
+    def _deliver(self, raw_channel: bytes, payload: bytes) -> None:
+        if payload[:_ORIGIN_BYTES] == self._origin:
+            return  # our own event, already delivered locally
+        channel = raw_channel[len(self._events) :].decode()
+        try:
+            event = jsonutil.loads(payload[_ORIGIN_BYTES + 1 :])
+        except jsonutil.JSONDecodeError:
+            return
+        self.hub.dispatch(channel, event)
+
+    async def _subscribe_remote(self, channel: str) -> None:
+        await self._subscriber.subscribe(self._events + channel.encode())
+
+    async def _unsubscribe_remote(self, channel: str) -> None:
+        await self._subscriber.unsubscribe(self._events + channel.encode())
+
+    # For tests and the privacy drill: every key this broker holds, as text.
+    async def dump(self) -> str:
+        parts: list[str] = []
+        async for key in _scan(self, self._base + "*"):
+            kind = (await self._call("TYPE", key)).decode()
+            parts.append(key.decode())
+            if kind == "string":
+                parts.append(repr(await self._call("GET", key)))
+            elif kind == "hash":
+                parts.append(repr(await self._call("HGETALL", key)))
+            elif kind == "stream":
+                parts.append(repr(await self._call("XRANGE", key, "-", "+")))
+            elif kind in ("set",):
+                parts.append(repr(await self._call("SMEMBERS", key)))
+            elif kind == "zset":
+                parts.append(repr(await self._call("ZRANGE", key, 0, -1)))
+            elif kind == "list":
+                parts.append(repr(await self._call("LRANGE", key, 0, -1)))
+        return "\n".join(parts)
+
+    async def keys_without_ttl(self) -> list[str]:
+        """Keys that would outlive every process (there must be none)."""
+        out = []
+        async for key in _scan(self, self._base + "*"):
+            if int(await self._call("TTL", key)) < 0:
+                out.append(key.decode())
+        return out
+
+    async def purge(self) -> int:
+        """Delete every key under this broker's prefix (tests; never the whole database)."""
+        deleted = 0
+        async for key in _scan(self, self._base + "*"):
+            deleted += int(await self._call("DEL", key))
+        return deleted
+
+
+async def _scan(broker: RedisBroker, pattern: str) -> Any:
+    cursor = b"0"
+    while True:
+        cursor, keys = await broker._call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+        for key in keys:
+            yield key
+        if cursor in (b"0", 0):
+            return
+
+
+def _pack(batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> bytes:
+    """The batch's commands in the Redis protocol (RESP), as one buffer for one write."""
+    return b"".join([hiredis.pack_command(tuple(args)) for args, _ in batch])
+
+
+def _bytes_as_base64(value: Any) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _record(raw: list[bytes] | None) -> ChatRecord | None:
+    if not raw:
+        return None
+    fields = {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw), 2)}
+    return ChatRecord.from_fields(fields)
+
+
+def _presence(raw: list[bytes]) -> Presence:
+    f = {raw[i]: jsonutil.loads(raw[i + 1]) for i in range(0, len(raw), 2)}
+    return Presence(
+        staff_id=f[b"staff_id"],
+        alias=f[b"alias"],
+        status=StaffStatus(f[b"status"]),
+        capacity=int(f[b"capacity"]),
+        qualification=f[b"qualification"],
+        languages=list(f[b"languages"]),
+        peer=bool(f[b"peer"]),
+        supervisor=bool(f[b"supervisor"]),
+        duty={k: float(v) for k, v in f[b"duty"].items()},
+        last_offer_at=float(f[b"last_offer_at"]),
+        missed_offers=int(f[b"missed_offers"]),
+    )

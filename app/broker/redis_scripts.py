@@ -1,0 +1,293 @@
+"""The Lua scripts of the Redis broker: each one is an atomic step across its keys.
+
+Every key lives under one hash tag (`{prefix}:`), so the scripts also run on Redis Cluster
+(all of Lykta's ephemeral state sits in one slot). Key names are built inside a script from
+the base passed as its first argument; `KEYS` names the keys the caller knows in advance.
+Times come from Redis (`TIME`) where a script needs one, so processes with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+# KEYS: chat, queue, line set. ARGV: limit, score, id, ttl, field, value, ...
+CREATE_CHAT = """
+if redis.call('zcard', KEYS[2]) >= tonumber(ARGV[1]) then return -1 end
+redis.call('hset', KEYS[1], unpack(ARGV, 5))
+redis.call('expire', KEYS[1], ARGV[4])
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
+redis.call('expire', KEYS[2], ARGV[4])
+redis.call('sadd', KEYS[3], ARGV[3])
+redis.call('expire', KEYS[3], ARGV[4])
+return redis.call('zrank', KEYS[2], ARGV[3]) + 1
+"""
+
+# KEYS: chat. ARGV: base, id, ttl, ",expected,states,", offered_to, counsellor, dequeue,
+# enqueue score, assign staff, capacity, release staff, live states, n, field, value, ...,
+# m, deleted field, ...
+TRANSITION = """
+local chat, base, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local cur = redis.call('hmget', chat, 'state', 'offered_to', 'counsellor_id', 'line')
+if not cur[1] then return {'missing'} end
+if not string.find(ARGV[4], ',' .. cur[1] .. ',', 1, true) then return {'state'} end
+if ARGV[5] ~= '' and cur[2] ~= ARGV[5] then return {'mismatch'} end
+if ARGV[6] ~= '' and cur[3] ~= ARGV[6] then return {'mismatch'} end
+local assign = ARGV[9]
+if assign ~= '' then
+  local load = base .. 'load:' .. assign
+  if redis.call('sismember', load, id) == 0
+      and redis.call('scard', load) >= tonumber(ARGV[10]) then
+    return {'capacity'}
+  end
+end
+local old_line, new_line, new_state = cur[4], cur[4], cur[1]
+local n = tonumber(ARGV[13])
+local i = 14
+if n > 0 then
+  local set = {}
+  for _ = 1, n do
+    local f, v = ARGV[i], ARGV[i + 1]
+    if f == 'line' then new_line = v elseif f == 'state' then new_state = v end
+    set[#set + 1] = f
+    set[#set + 1] = v
+    i = i + 2
+  end
+  redis.call('hset', chat, unpack(set))
+end
+local m = tonumber(ARGV[i])
+i = i + 1
+if m > 0 then
+  local del = {}
+  for _ = 1, m do
+    del[#del + 1] = ARGV[i]
+    i = i + 1
+  end
+  redis.call('hdel', chat, unpack(del))
+end
+if ARGV[7] == '1' then redis.call('zrem', base .. 'q:' .. old_line, id) end
+if new_line ~= old_line then
+  redis.call('srem', base .. 'lc:' .. old_line, id)
+  redis.call('sadd', base .. 'lc:' .. new_line, id)
+  redis.call('expire', base .. 'lc:' .. new_line, ttl)
+end
+if not string.find(ARGV[12], ',' .. new_state .. ',', 1, true) then
+  redis.call('srem', base .. 'lc:' .. new_line, id)
+end
+if ARGV[8] ~= '' then
+  local queue = base .. 'q:' .. new_line
+  redis.call('zadd', queue, ARGV[8], id)
+  redis.call('expire', queue, ttl)
+end
+if ARGV[11] ~= '' then redis.call('srem', base .. 'load:' .. ARGV[11], id) end
+if assign ~= '' then
+  local load = base .. 'load:' .. assign
+  redis.call('sadd', load, id)
+  redis.call('expire', load, ttl)
+end
+return {'ok', redis.call('hgetall', chat)}
+"""
+
+# KEYS: chat, transcript stream, dedupe hash. ARGV: seq, entry, dedupe, counsellor, ttl ms,
+# channel and payload to publish once stored (or empty).
+APPEND = """
+local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
+if not cur[1] or cur[1] == 'ended' then return {0, 'ended'} end
+if ARGV[4] ~= '' and (cur[1] ~= 'active' or cur[2] ~= ARGV[4]) then return {0, 'forbidden'} end
+if ARGV[3] ~= '' then
+  local seen = redis.call('hget', KEYS[3], ARGV[3])
+  if seen then return {tonumber(seen), 'duplicate'} end
+end
+local last = tonumber(cur[3] or '0')
+local seq = tonumber(ARGV[1])
+if seq ~= last + 1 then return {last, 'conflict'} end
+redis.call('xadd', KEYS[2], ARGV[1] .. '-0', 'e', ARGV[2])
+redis.call('hset', KEYS[1], 'last_seq', ARGV[1])
+local ttl = redis.call('pttl', KEYS[1])
+if ttl < 0 then ttl = tonumber(ARGV[5]) end
+redis.call('pexpire', KEYS[2], ttl)
+if ARGV[3] ~= '' then
+  redis.call('hset', KEYS[3], ARGV[3], ARGV[1])
+  redis.call('pexpire', KEYS[3], ttl)
+end
+if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[7]) end
+return {seq, 'ok'}
+"""
+
+# KEYS: chat, transcript, dedupe. ARGV: base, id.
+DELETE_CHAT = """
+local base, id = ARGV[1], ARGV[2]
+local cur = redis.call('hmget', KEYS[1], 'line', 'offered_to', 'counsellor_id')
+if cur[1] then
+  redis.call('zrem', base .. 'q:' .. cur[1], id)
+  redis.call('srem', base .. 'lc:' .. cur[1], id)
+end
+if cur[2] then redis.call('srem', base .. 'load:' .. cur[2], id) end
+if cur[3] then redis.call('srem', base .. 'load:' .. cur[3], id) end
+redis.call('del', KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+
+# KEYS: queue. ARGV: base, last index (-1: all). Drops entries whose chat expired.
+QUEUE = """
+local items = redis.call('zrange', KEYS[1], 0, tonumber(ARGV[2]), 'WITHSCORES')
+local out = {}
+for i = 1, #items, 2 do
+  if redis.call('exists', ARGV[1] .. 'chat:' .. items[i]) == 1 then
+    out[#out + 1] = items[i]
+    out[#out + 1] = items[i + 1]
+  else
+    redis.call('zrem', KEYS[1], items[i])
+  end
+end
+return out
+"""
+
+# KEYS: deadlines. ARGV: now, limit. Each due deadline is removed by the one call that sees it.
+POP_DUE = """
+local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then redis.call('zrem', KEYS[1], unpack(due)) end
+return due
+"""
+
+# Shared by the presence scripts: move a counsellor between the per-line presence indexes.
+_LINES = """
+local function unindex(base, id, duty)
+  if duty then
+    for line, _ in pairs(cjson.decode(duty)) do redis.call('srem', base .. 'lp:' .. line, id) end
+  end
+end
+local function index(base, id, duty, ttl)
+  for line, _ in pairs(cjson.decode(duty)) do
+    redis.call('sadd', base .. 'lp:' .. line, id)
+    redis.call('expire', base .. 'lp:' .. line, ttl)
+  end
+end
+"""
+
+# KEYS: presence. ARGV: base, id, ttl, duty json, field, value, ...
+PUT_PRESENCE = (
+    _LINES
+    + """
+local base, id, ttl = ARGV[1], ARGV[2], ARGV[3]
+unindex(base, id, redis.call('hget', KEYS[1], 'duty'))
+redis.call('del', KEYS[1])
+redis.call('hset', KEYS[1], unpack(ARGV, 5))
+redis.call('expire', KEYS[1], ttl)
+index(base, id, ARGV[4], ttl)
+return 1
+"""
+)
+
+# KEYS: presence. ARGV: base, id, ttl, field, value, ... The whole presence after, or nil.
+UPDATE_PRESENCE = (
+    _LINES
+    + """
+local base, id, ttl = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('exists', KEYS[1]) == 0 then return false end
+for i = 4, #ARGV, 2 do
+  if ARGV[i] == 'duty' then
+    unindex(base, id, redis.call('hget', KEYS[1], 'duty'))
+    index(base, id, ARGV[i + 1], ttl)
+  end
+end
+redis.call('hset', KEYS[1], unpack(ARGV, 4))
+return redis.call('hgetall', KEYS[1])
+"""
+)
+
+# KEYS: presence. ARGV: base, id.
+REMOVE_PRESENCE = (
+    _LINES
+    + """
+unindex(ARGV[1], ARGV[2], redis.call('hget', KEYS[1], 'duty'))
+redis.call('del', KEYS[1])
+return 1
+"""
+)
+
+# KEYS: line presence index. ARGV: base. Every presence on the line, dropping lapsed ones.
+LINE_PRESENCES = """
+local out = {}
+for _, id in ipairs(redis.call('smembers', KEYS[1])) do
+  local fields = redis.call('hgetall', ARGV[1] .. 'pres:' .. id)
+  if #fields == 0 then redis.call('srem', KEYS[1], id) else out[#out + 1] = fields end
+end
+return out
+"""
+
+_NOW_MS = """
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: connections, presence. ARGV: connection id, ttl ms, presence ttl s.
+CONNECT = (
+    _NOW_MS
+    + """
+local ttl = tonumber(ARGV[2])
+redis.call('zadd', KEYS[1], now + ttl, ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+if redis.call('pttl', KEYS[1]) < ttl then redis.call('pexpire', KEYS[1], ttl) end
+redis.call('expire', KEYS[2], ARGV[3])
+return 1
+"""
+)
+
+# KEYS: connections. ARGV: connection id. How many live connections remain.
+DISCONNECT = (
+    _NOW_MS
+    + """
+redis.call('zrem', KEYS[1], ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+return redis.call('zcard', KEYS[1])
+"""
+)
+
+# KEYS: connection sets. Live connections of each.
+CONNECTION_COUNTS = (
+    _NOW_MS
+    + """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('zcount', key, '(' .. now, '+inf') end
+return out
+"""
+)
+
+# KEYS: load sets. How many chats count against each counsellor.
+STAFF_LOADS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('scard', key) end
+return out
+"""
+
+# KEYS: counter. ARGV: ttl ms.
+INCR = """
+local value = redis.call('incr', KEYS[1])
+if value == 1 or redis.call('pttl', KEYS[1]) < 0 then redis.call('pexpire', KEYS[1], ARGV[1]) end
+return value
+"""
+
+# KEYS: list. ARGV: value, keep, ttl ms.
+PUSH_RECENT = """
+redis.call('rpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('pexpire', KEYS[1], ARGV[3])
+return 1
+"""
+
+ALL = {
+    "create_chat": CREATE_CHAT,
+    "transition": TRANSITION,
+    "append": APPEND,
+    "delete_chat": DELETE_CHAT,
+    "queue": QUEUE,
+    "pop_due": POP_DUE,
+    "put_presence": PUT_PRESENCE,
+    "update_presence": UPDATE_PRESENCE,
+    "remove_presence": REMOVE_PRESENCE,
+    "line_presences": LINE_PRESENCES,
+    "connect": CONNECT,
+    "disconnect": DISCONNECT,
+    "connection_counts": CONNECTION_COUNTS,
+    "staff_loads": STAFF_LOADS,
+    "incr": INCR,
+    "push_recent": PUSH_RECENT,
+}

@@ -1,0 +1,83 @@
+"""What only the Redis broker has to do: share state and events between processes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from app.broker.base import BrokerUnavailableError
+from app.broker.hub import Event
+from app.broker.records import ChatRecord, ChatState
+from app.broker.redis import RedisBroker
+from tests.conftest import REDIS_URL
+from tests.support.processes import RedisServer
+
+
+async def test_events_reach_other_processes_once_and_plain_text_stays_home(
+    redis_prefix: str,
+) -> None:
+    one, two = RedisBroker(REDIS_URL, redis_prefix), RedisBroker(REDIS_URL, redis_prefix)
+    await one.start()
+    await two.start()
+    try:
+        here: list[Event] = []
+        there: list[Event] = []
+        await one.subscribe("chat:a", here.append)
+        await two.subscribe("chat:a", there.append)
+        await one.publish("chat:a", {"type": "x", "_text": "private", "sealed": b"\x00\xff"})
+        for _ in range(200):
+            if there:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # an echo of its own event would have come back by now
+        assert [e["type"] for e in here] == ["x"] and here[0]["_text"] == "private"
+        assert there == [{"type": "x", "sealed": "AP8="}]  # no "_" field crossed
+        # A stored entry's event is published by the same script that stores it.
+        await one.create_chat(
+            ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5, score=1.0
+        )
+        await one.append("a", 1, b"e", announce=("chat:a", {"type": "entry", "seq": 1}))
+        for _ in range(200):
+            if len(there) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert there[1] == {"type": "entry", "seq": 1}
+        assert await one.keys_without_ttl() == []
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=False)
+    await server.start()
+    broker = RedisBroker(server.url, "lykta-test")
+    changes: list[bool] = []
+    broker.on_availability(changes.append)
+    await broker.start()
+    try:
+        await broker.set_value("k", "v", 60)
+        await server.stop()
+        for _ in range(500):
+            if changes:
+                break
+            await asyncio.sleep(0.01)
+        assert changes == [False] and not broker.available
+        try:
+            await broker.get_value("k")
+        except BrokerUnavailableError:
+            pass
+        else:
+            raise AssertionError("a command succeeded without Redis")
+        await server.start()
+        for _ in range(1000):
+            if changes == [False, True]:
+                break
+            await asyncio.sleep(0.01)
+        assert changes == [False, True] and broker.available
+        assert await broker.get_value("k") is None  # that Redis kept nothing
+        await broker.set_value("k", "w", 60)
+        assert await broker.get_value("k") == "w"
+    finally:
+        await broker.close()
+        await server.stop()
