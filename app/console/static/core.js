@@ -106,7 +106,7 @@ export function h(tag, attrs, ...children) {
     else if (value === true) element.setAttribute(name, "");
     else element.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -270,6 +270,16 @@ export function problemText(result) {
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(" › ")}: ${cleanMessage(d.msg)}`).join(" ");
   return ctx.t("error.generic", { status: result?.status ?? "?" });
+}
+
+// "Svenska (sv)": a language code as people read it, in the console's language.
+export function languageName(code) {
+  try {
+    const name = new Intl.DisplayNames([ctx.lang], { type: "language" }).of(code);
+    return name && name !== code ? `${name} (${code})` : code;
+  } catch {
+    return code;
+  }
 }
 
 export function formatDateTime(iso, options) {
