@@ -16,7 +16,7 @@ from typing import Any
 import pyotp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from app.models.enums import StaffRole
 from app.settings import Settings
@@ -40,8 +40,8 @@ from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-DESKTOP = {"width": 1280, "height": 720}
-TABLET = {"width": 768, "height": 1024}
+DESKTOP: ViewportSize = {"width": 1280, "height": 720}
+TABLET: ViewportSize = {"width": 768, "height": 1024}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -282,7 +282,7 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
 
 
 async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
-    server: RunningServer, page: Page, context: BrowserContext
+    server: RunningServer, page: Page, browser: Browser
 ) -> None:
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.click("#nav-staff")
@@ -314,7 +314,7 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
     await screenshot(page, "console-staff-invited")
 
     # Nora opens the link on her own device.
-    nora_context = await page.context.browser.new_context(viewport=DESKTOP, locale="sv-SE")  # type: ignore[union-attr]
+    nora_context = await browser.new_context(viewport=DESKTOP, locale="sv-SE")
     try:
         nora = await nora_context.new_page()
         async with nora.expect_response("**/api/enrolment/totp") as totp_response:
