@@ -311,16 +311,23 @@ function item(kind, who, when, text) {
   body.className = 'text';
   body.textContent = text;
   li.append(meta, body);
-  $('log').append(li);
-  li.scrollIntoView({ block: 'nearest' });
+  place(li, kind.includes('pending'));
   return li;
+}
+
+// What the server has ordered goes before the visitor's messages still on their way (they
+// get their place in the transcript when acknowledged).
+function place(li, pending) {
+  const firstPending = pending ? null : $('log').querySelector('.pending');
+  $('log').insertBefore(li, firstPending);
+  li.scrollIntoView({ block: 'nearest' });
 }
 
 function addSystem(text) {
   const li = document.createElement('li');
   li.className = 'msg system';
   li.textContent = text;
-  $('log').append(li);
+  place(li, false);
 }
 
 function addMessage(f) {
