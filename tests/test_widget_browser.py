@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from app.broker.base import Broker
+from app.models.enums import Qualification
 from app.settings import Settings
 from tests.conftest import FAST
 from tests.support.browser import _axe_source, chromium, describe, screenshot
@@ -383,7 +384,9 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
 
 async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -> None:
     w, page = world, world.page
-    await add_counsellor(w.lykta.runtime, "cleo", lines=("youth",), qualification="volunteer")
+    await add_counsellor(
+        w.lykta.runtime, "cleo", lines=("youth",), qualification=Qualification.volunteer
+    )
     cleo = await open_staff(w.lykta, "cleo", PASSWORD)
     assert cleo.hello["lines"]
 
@@ -466,7 +469,7 @@ async def test_quick_exit_by_keyboard_in_the_chat_and_on_the_host_page(world: Wo
     assert (await dag.expect("chat.ended", chat_id=chat_id))["reason"] == "visitor_exit"
     await eventually(lambda: transcript_gone(w.broker, chat_id), what="transcript shredded")
     await page.go_back()
-    assert page.url == f"{w.host}/"
+    assert page.url == f"{w.lykta.url}/widget/safety", "Back must not return to the chat"
     await storage_is_empty(page)
     assert await w.context.cookies() == []
     only_two_origins(w)
