@@ -10,12 +10,11 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import BrowserContext, Frame, Page, WebSocketRoute
+from playwright.async_api import BrowserContext, Frame, Page, ViewportSize, WebSocketRoute
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, Response
@@ -25,8 +24,8 @@ from app.broker.base import Broker
 from app.models.enums import Qualification
 from app.settings import Settings
 from tests.conftest import FAST
-from tests.support.browser import _axe_source, chromium, describe, screenshot
 from tests.support.brokers import transcript_gone
+from tests.support.browser import axe_violations, chromium, describe, screenshot
 from tests.support.clients import StaffClient, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
@@ -34,9 +33,8 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
 # The NGO's site: a second origin (localhost, while Lykta is on 127.0.0.1: another site, as in
@@ -75,9 +73,7 @@ def host_app(lykta: str, host: str) -> Starlette:
     async def neutral(request: HttpRequest) -> Response:
         return page("Väder", "<p>Uppehåll, 12 grader.</p>")
 
-    return Starlette(
-        routes=[Route("/", home), Route("/about", embeds), Route("/neutral", neutral)]
-    )
+    return Starlette(routes=[Route("/", home), Route("/about", embeds), Route("/neutral", neutral)])
 
 
 @dataclass
@@ -125,6 +121,8 @@ async def serve_host(lykta_origin: str) -> AsyncIterator[str]:
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
+        if task.done():
+            task.result()
         await asyncio.sleep(0.01)
     try:
         yield host
@@ -139,13 +137,13 @@ async def world(database_url: str) -> AsyncIterator[World]:
     lykta_sock = bound_socket()
     lykta = f"http://127.0.0.1:{lykta_sock.getsockname()[1]}"
     async with serve_host(lykta) as host:
-        settings = Settings(
-            database_url=database_url, public_url=lykta, embed_origins=host, **FAST
-        )
+        settings = Settings(database_url=database_url, public_url=lykta, embed_origins=host, **FAST)
         async with run_server(settings, sock=lykta_sock) as server, chromium() as browser:
             rt = server.runtime
             await add_line(rt, "support", max_message_length=200)
-            await add_line(rt, "youth", required_qualification="volunteer", languages=["en", "sv", "ar"])
+            await add_line(
+                rt, "youth", required_qualification="volunteer", languages=["en", "sv", "ar"]
+            )
             context = await browser.new_context(viewport=PHONE, locale="sv-SE")
             page = await context.new_page()
             w = World(server, host, context, page)
@@ -161,12 +159,8 @@ async def world(database_url: str) -> AsyncIterator[World]:
 
 
 async def axe_clean(where: Page | Frame, state: str) -> None:
-    await where.evaluate(_axe_source())
-    result: dict[str, Any] = await where.evaluate(
-        """async (tags) => await axe.run(document, {runOnly: {type: "tag", values: tags}})""",
-        WCAG_TAGS,
-    )
-    assert result["violations"] == [], f"{state}:\n{describe(result['violations'])}"
+    violations = await axe_violations(where)
+    assert violations == [], f"{state}:\n{describe(violations)}"
 
 
 async def shots(page: Page, name: str) -> None:

@@ -269,7 +269,8 @@ function enterChat(name) {
   counsellor = name;
   renderHeading();
   $('composer').hidden = false;
-  $('end').hidden = false;
+  $('end-row').hidden = false;
+  $('chat-heading').hidden = false;
   if (state !== 'chat') {
     state = 'chat';
     show('chat');
@@ -433,7 +434,8 @@ function ended(f) {
   const by = { visitor: 'ended_by_you', counsellor: 'ended_by_counsellor' }[f.by] || 'ended_system';
   $('ended-by').textContent = t(by);
   $('composer').hidden = true;
-  $('end').hidden = true;
+  $('end-row').hidden = true;
+  $('chat-heading').hidden = true;
   $('end-confirm').hidden = true;
   state = 'ended';
   show('chat', 'ended');
