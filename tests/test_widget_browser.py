@@ -292,6 +292,11 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
     await frame.fill("#text", "")
     await axe_clean(frame, "active")
     await shots(page, "active")
+    # Zoomed to 400 % on a 1280 px screen (WCAG reflow): nothing scrolls sideways.
+    await page.set_viewport_size({"width": 320, "height": 256})
+    assert await frame.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    await screenshot(page, "widget-active-reflow-320")
+    await page.set_viewport_size(PHONE)
 
     # The network goes; the counsellor keeps writing, the visitor too; nothing is lost or doubled.
     await w.drop_network()
@@ -359,9 +364,15 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
     chat_id = await offered(bo)
     await bo.accept(chat_id)
     await page.get_by_role("heading", name="You are chatting with Bo").wait_for()
-    await bo.send({"type": "end", "chat_id": chat_id})
+    # Ending asks once; "No" keeps the chat, "Yes" ends it.
+    await page.get_by_role("button", name="End chat").click()
+    await page.get_by_role("button", name="No, continue").click()
+    assert await page.get_by_role("button", name="Yes, end it").is_hidden()
+    await page.get_by_role("button", name="End chat").click()
+    await page.get_by_role("button", name="Yes, end it").click()
+    assert (await bo.expect("chat.ended", chat_id=chat_id))["by"] == "visitor"
     await page.get_by_role("heading", name="The chat has ended").wait_for()
-    await page.locator("#ended-by").filter(has_text="counsellor ended").wait_for()
+    await page.locator("#ended-by").filter(has_text="You ended").wait_for()
     assert await page.evaluate("sessionStorage.length") == 0
     await axe_clean(page, "ended")
     await shots(page, "ended")
