@@ -72,6 +72,10 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/audit"): MANAGERS,
     ("POST", "/api/audit/search"): MANAGERS,
     ("POST", "/api/visitor/exit"): EVERYONE,
+    # The visitor widget (issue 5): pages and files anyone may load.
+    ("GET", "/chat/{key}"): EVERYONE,
+    ("GET", "/widget/safety"): EVERYONE,
+    ("GET", "/widget/{asset:path}"): EVERYONE,
     ("GET", "/api/admin/deployment"): frozenset({ADMIN}),
     # Rosters and statistics (docs/roster.md).
     **dict.fromkeys(
