@@ -118,6 +118,10 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     # A feed's secret token and the metrics bearer token are the authentication here.
     ("GET", "/calendar/{name}"): EVERYONE,
     ("GET", "/metrics"): EVERYONE,
+    # The console's pages and files (no data in them; the API checks who asks).
+    ("GET", "/console"): EVERYONE,
+    ("GET", "/console/static/{relative}"): EVERYONE,
+    ("GET", "/enrol"): EVERYONE,
 }
 
 # Staff frame type → who may send it (coordinators and admins cannot even connect).
