@@ -281,28 +281,3 @@ async def test_a_second_tab_does_not_double_accept(server: RunningServer) -> Non
     await second.expect("message", text="hello")
     assert len(visitor.seen("counsellor.joined")) == 1
     assert await rt.broker.staff_loads([first.staff_id]) == {first.staff_id: 1}
-
-
-async def test_a_reopened_console_still_owes_its_wrapups(server: RunningServer) -> None:
-    anna, _, visitor = await chatting(server)
-    chat = visitor.chat_id
-    await visitor.send({"type": "end"})
-    await anna.expect("wrapup.required", chat_id=chat)
-    await anna.close()
-    again = await open_staff(server, "anna", PASSWORD, available=False)
-    assert again.hello["chats"] == []
-    assert again.hello["wrapups"] == [
-        {
-            "type": "wrapup.required",
-            "chat_id": chat,
-            "line": "support",
-            "topics": ["violence", "health", "housing", "other"],
-            "outcomes": ["support given", "referred"],
-        }
-    ]
-    await again.send(
-        {"type": "wrapup", "chat_id": chat, "topics": ["health"], "outcome": "referred"}
-    )
-    await again.expect("wrapup.saved", chat_id=chat)
-    third = await open_staff(server, "anna", PASSWORD, available=False)
-    assert third.hello["wrapups"] == []

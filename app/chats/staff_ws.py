@@ -47,7 +47,6 @@ from app.chats.supervision import Supervision
 from app.chats.transcript import Audience, EntryKind
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
-from app.lines.service import LineConfig
 from app.roster.live import current_duty
 from app.roster.service import Duty
 from app.routing.service import offer_event
@@ -237,10 +236,6 @@ class StaffSocket(ClientSocket):
             ):
                 offers.append(offer_event(record, line, now))
         presence = await broker.get_presence(staff.id)
-        wrapups = [
-            wrapup_due(r, self.rt.lines.get(r.line))
-            for r in records
-            if r.state is ChatState.ended and r.wrapup_by == staff.id
         ]
         self.out.frame(
             {
@@ -253,8 +248,6 @@ class StaffSocket(ClientSocket):
                 "lines": self._lines_info(now),
                 "chats": [chat_summary(r, now) for r in open_chats],
                 "offers": offers,
-                # Ended chats still waiting for this counsellor's wrap-up.
-                "wrapups": wrapups,
             }
         )
         for key in self.duty:
@@ -742,17 +735,6 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         # How long it has been answered (null while waiting).
         "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
         "peer_requested": record.peer_requested,
-    }
-
-
-def wrapup_due(record: ChatRecord, line: LineConfig | None) -> dict[str, Any]:
-    """The `wrapup.required` frame of an ended chat, as the chat service sends it."""
-    return {
-        "type": "wrapup.required",
-        "chat_id": record.id,
-        "line": record.line,
-        "topics": list(line.wrapup_topics) if line else [],
-        "outcomes": list(line.wrapup_outcomes) if line else [],
     }
 
 
