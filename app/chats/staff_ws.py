@@ -236,7 +236,6 @@ class StaffSocket(ClientSocket):
             ):
                 offers.append(offer_event(record, line, now))
         presence = await broker.get_presence(staff.id)
-        ]
         self.out.frame(
             {
                 "type": "hello",
