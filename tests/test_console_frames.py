@@ -21,7 +21,7 @@ from tests.support.server import RunningServer
 pytestmark = pytest.mark.both_brokers
 
 CANNED = [
-    {"language": "sv", "title": "Hälsning", "text": "Hej, jag heter {name}. Vad vill du prata om?"},
+    {"language": "sv", "title": "Hälsning", "text": "Hej, jag heter Anna. Vad vill du prata om?"},
     {
         "language": "en",
         "title": "Greeting",
