@@ -30,6 +30,9 @@ class StaffSocket {
     this.lastSeq = new Map(); // chat id -> highest seq seen
     this.pending = new Map(); // client_id -> message frame not yet acknowledged
     this.observing = new Set(); // chats a supervisor follows
+    // What a view mounted later needs to catch up: the counsellor's lines and status, open
+    // chats, pending offers and owed wrap-ups (ids and summaries only, never content).
+    this.snapshot = { lines: [], status: "away", chats: new Map(), offers: new Map(), wrapups: new Map() };
     this.attempt = 0;
     this.retryTimer = null;
     this.pingTimer = null;
@@ -111,12 +114,54 @@ class StaffSocket {
       this.forgetPending(frame.chat_id);
     }
     if (frame.type === "chat.opened") this.observing.delete(frame.chat_id);
+    this.remember(frame);
     this.emit(frame.type, frame);
+  }
+
+  remember(frame) {
+    const snap = this.snapshot;
+    switch (frame.type) {
+      case "hello":
+        snap.lines = frame.lines ?? [];
+        snap.status = frame.status;
+        snap.chats = new Map((frame.chats ?? []).map((c) => [c.chat_id, c]));
+        snap.offers = new Map((frame.offers ?? []).map((o) => [o.chat_id, o]));
+        break;
+      case "duty":
+      case "profile":
+        snap.lines = frame.lines ?? snap.lines;
+        break;
+      case "status":
+        snap.status = frame.status;
+        break;
+      case "offer":
+        snap.offers.set(frame.chat_id, frame);
+        break;
+      case "offer.withdrawn":
+        snap.offers.delete(frame.chat_id);
+        break;
+      case "chat.opened":
+        snap.offers.delete(frame.chat_id);
+        snap.chats.set(frame.chat_id, frame);
+        break;
+      case "chat.released":
+        snap.chats.delete(frame.chat_id);
+        break;
+      case "wrapup.required":
+        snap.wrapups.set(frame.chat_id, frame);
+        break;
+      case "wrapup.saved":
+        snap.chats.delete(frame.chat_id);
+        snap.wrapups.delete(frame.chat_id);
+        break;
+      default:
+    }
   }
 
   opened(hello) {
     const again = this.hello !== null;
     this.hello = hello;
+    this.remember(hello);
     this.attempt = 0;
     this.setState("open");
     clearInterval(this.pingTimer);
