@@ -377,12 +377,13 @@ export function mount(root, ctx) {
 
   function renderOffers() {
     noOffers.hidden = state.offers.size > 0;
+    const focused = document.activeElement?.dataset?.key;
     offerList.replaceChildren(
       ...[...state.offers.values()].map((offer, index) => {
         const left = Math.max(0, Math.ceil((offer.deadline - performance.now()) / 1000));
-        const accept = h("button", { type: "button", class: "primary", "aria-keyshortcuts": index === 0 ? "Alt+A" : null }, t("chats.accept"), index === 0 ? h("kbd", { class: "key-hint", text: "Alt+A" }) : null);
+        const accept = h("button", { type: "button", class: "primary", "aria-keyshortcuts": index === 0 ? "Alt+A" : null, dataset: { key: `accept:${offer.chat_id}` } }, t("chats.accept"), index === 0 ? h("kbd", { class: "key-hint", text: "Alt+A" }) : null);
         accept.addEventListener("click", () => acceptOffer(offer.chat_id));
-        const decline = h("button", { type: "button", text: t("chats.decline") });
+        const decline = h("button", { type: "button", text: t("chats.decline"), dataset: { key: `decline:${offer.chat_id}` } });
         decline.addEventListener("click", () => {
           state.lastAction.decline = offer.chat_id;
           socket.send({ type: "decline", chat_id: offer.chat_id });
@@ -403,6 +404,7 @@ export function mount(root, ctx) {
         return card;
       }),
     );
+    if (focused) offerList.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
     updateBadge();
     document.title = document.title.replace(/^\(\d+\) /, "");
     if (state.offers.size) document.title = `(${state.offers.size}) ${document.title}`;
