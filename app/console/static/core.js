@@ -199,12 +199,77 @@ function controlFor(form, problem) {
     if (group) return group;
   }
   if (loc.length) return null;
+  // A sentence: the field it names first (the earliest, then the longest name) gets it.
   const text = String(msg || "").toLowerCase();
+  let best = null;
+  const consider = (control, words) => {
+    for (const raw of words) {
+      const word = raw.trim().toLowerCase();
+      const at = word ? text.indexOf(word) : -1;
+      if (at >= 0 && (!best || at < best.at || (at === best.at && word.length > best.length))) {
+        best = { control, at, length: word.length };
+      }
+    }
+  };
   for (const control of form.querySelectorAll("[name]")) {
-    const words = (control.dataset.errorWords || control.name.replace(/_/g, " ")).split(",");
-    if (words.some((word) => word && text.includes(word.trim().toLowerCase()))) return control;
+    if (control.type === "hidden") continue;
+    const words = control.dataset.errorWords ? control.dataset.errorWords.split(",") : [control.name, control.name.replace(/_/g, " ")];
+    consider(control, words);
   }
-  return null;
+  for (const group of form.querySelectorAll("[data-field]")) {
+    const name = group.dataset.field;
+    const control = group.querySelector("input, select, textarea");
+    if (name && control) consider(control, [name, name.replace(/_/g, " ")]);
+  }
+  return best ? best.control : null;
+}
+
+// A yes/no question in a modal dialog (not window.confirm: that one cannot be styled or translated).
+export function confirmAction(question, { confirm, danger = false } = {}) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "confirm-dialog", "aria-labelledby": "confirm-text" });
+    const yes = h("button", { type: "button", class: danger ? "danger" : "primary", text: confirm || ctx.t("common.yes") });
+    const no = h("button", { type: "button", text: ctx.t("common.cancel") });
+    const finish = (answer) => {
+      dialog.close();
+      dialog.remove();
+      resolve(answer);
+    };
+    yes.addEventListener("click", () => finish(true));
+    no.addEventListener("click", () => finish(false));
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      finish(false);
+    });
+    dialog.append(h("p", { id: "confirm-text", text: question }), h("div", { class: "actions" }, yes, no));
+    document.body.append(dialog);
+    dialog.showModal();
+    no.focus();
+  });
+}
+
+// A local calendar date as YYYY-MM-DD (what the roster API takes), and date arithmetic on it.
+export function isoDate(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+export function addDays(day, days) {
+  const [y, m, d] = day.split("-").map(Number);
+  return isoDate(new Date(y, m - 1, d + days));
+}
+
+export function formatDay(day, options) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Intl.DateTimeFormat(ctx.lang === "sv" ? "sv-SE" : "en-GB", options ?? { weekday: "short", day: "numeric", month: "short" }).format(new Date(y, m - 1, d));
+}
+
+// The message of a refused request, for a notice (not next to a field).
+export function problemText(result) {
+  const detail = result?.data?.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(" › ")}: ${cleanMessage(d.msg)}`).join(" ");
+  return ctx.t("error.generic", { status: result?.status ?? "?" });
 }
 
 export function formatDateTime(iso, options) {
