@@ -145,11 +145,13 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "end",
             "wrapup",
             "block",
+            "help",
+            "transfer.options",
         )
     },
     **{
         kind: frozenset({SUPERVISOR})
-        for kind in ("live", "observe", "unobserve", "whisper", "takeover")
+        for kind in ("live", "observe", "unobserve", "whisper", "takeover", "team")
     },
 }
 
@@ -172,6 +174,9 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "unobserve": {"type": "unobserve", "chat_id": CHAT},
     "whisper": {"type": "whisper", "chat_id": CHAT, "text": "psst"},
     "takeover": {"type": "takeover", "chat_id": CHAT},
+    "help": {"type": "help", "chat_id": CHAT},
+    "transfer.options": {"type": "transfer.options", "chat_id": CHAT},
+    "team": {"type": "team"},
 }
 
 
