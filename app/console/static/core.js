@@ -409,6 +409,7 @@ function signInRefusal(result) {
   const reason = result.data?.reason;
   if (result.status === 429) {
     const wait = Number(result.headers?.get("Retry-After")) || null;
+    if (wait && wait > 90) return ctx.t("signin.locked_for", { minutes: Math.ceil(wait / 60) });
     return wait ? ctx.t("signin.slow", { seconds: wait }) : ctx.t("signin.locked");
   }
   if (reason && ctx.t(`signin.reason.${reason}`) !== `signin.reason.${reason}`) {
