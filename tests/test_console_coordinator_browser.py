@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from app.models.enums import StaffRole
+from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
 from tests.support.browser import axe_violations, chromium, describe, screenshot
@@ -69,6 +69,10 @@ async def server(
         await add_counsellor(rt, "anna", on_duty=False)
         # Bo is on duty all day (ad hoc), for the chats the statistics are made of.
         await add_counsellor(rt, "bo")
+        # Vera, a volunteer on the youth line, signs up for open places herself.
+        await add_counsellor(
+            rt, "vera", lines=("youth",), qualification=Qualification.volunteer, on_duty=False
+        )
         yield running
 
 
@@ -286,7 +290,7 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
 ) -> None:
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.click("#nav-staff")
-    await expect(page.locator("#staff-list tbody tr")).to_have_count(3)
+    await expect(page.locator("#staff-list tbody tr")).to_have_count(4)
     await assert_accessible(page, "staff")
 
     await page.click("#staff-invite")
@@ -461,6 +465,61 @@ async def test_line_settings_show_the_servers_errors_next_to_the_fields(
         {"language": "sv", "title": "Välkommen", "text": "Hej, jag heter …"}
     ]
     assert saved["wrapup_topics"] == ["violence", "health", "money"]
+
+
+# My shifts -------------------------------------------------------------------------------------
+
+
+async def test_a_counsellor_signs_up_and_asks_to_drop_and_the_coordinator_approves(
+    server: RunningServer, browser: Browser, page: Page, cora: SignedIn
+) -> None:
+    signup = await api(server, cora, "PATCH", "/api/roster/lines/youth", json={"signup": True})
+    assert signup.status_code == 200, signup.text
+    tomorrow = local_now().date() + timedelta(days=1)
+    created = await api(
+        server,
+        cora,
+        "POST",
+        "/api/roster/lines/youth/extra-shifts",
+        json={"name": "Tomorrow", "date": tomorrow.isoformat(), "start": "18:00", "end": "21:00"},
+    )
+    assert created.status_code == 201, created.text
+
+    vera_context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
+    try:
+        vera = await vera_context.new_page()
+        await sign_in_console(vera, server, "vera", PASSWORD)
+        await vera.click("#nav-me")
+        open_places = vera.locator("section[aria-labelledby=me-open-title] li")
+        await expect(open_places).to_have_count(1)
+        await expect(open_places.first).to_contain_text("1 open")
+        await open_places.first.locator("button", has_text="Sign up").click()
+        await expect(vera.locator("#me-notice")).to_contain_text("You are on the shift")
+        mine = vera.locator("section[aria-labelledby=me-shifts-title] li")
+        await expect(mine).to_have_count(1)
+        await expect(open_places).to_have_count(0)
+
+        await mine.first.locator("button", has_text="Ask to drop").click()
+        await mine.first.locator("input[name=note]").fill("Exam the next day")
+        await mine.first.locator("button[type=submit]").click()
+        await expect(mine.first).to_contain_text("wants to drop")
+        await assert_accessible(vera, "me-shifts")
+    finally:
+        await vera_context.close()
+
+    await sign_in_console(page, server, "cora", PASSWORD)
+    await page.select_option("#roster-line", "youth")
+    await page.fill("#roster-day", tomorrow.isoformat())  # tomorrow may be in next week
+    drop = page.locator("section[aria-labelledby=drops-title] tbody tr")
+    await expect(drop).to_have_count(1)
+    await expect(drop).to_contain_text("Exam the next day")
+    await expect(page.locator("#roster-week .occurrence", has_text="Tomorrow")).to_contain_text(
+        "wants to drop"
+    )
+    await drop.locator("button", has_text="Approve").click()
+    await expect(drop).to_have_count(0)
+    tomorrow_card = page.locator("#roster-week .occurrence", has_text="Tomorrow")
+    await expect(tomorrow_card).to_have_attribute("data-status", "gap")
 
 
 # Statistics -----------------------------------------------------------------------------------

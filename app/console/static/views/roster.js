@@ -89,10 +89,14 @@ export function mount(root, ctx) {
     await Promise.all([loadWeek(), loadDrops(), loadPatterns(), renderExtraForm(), loadClosures(), loadDuty()]);
   }
 
+  let weekRequest = 0;
   async function loadWeek(focus = false) {
     if (!state.line) return;
+    // Only the latest request counts: a slow answer for the week before must not win.
+    weekRequest += 1;
+    const mine = weekRequest;
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/week?date=${state.day}`);
-    if (!alive) return;
+    if (!alive || mine !== weekRequest) return;
     if (!result.ok) {
       status.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(result) }));
       return;
