@@ -65,6 +65,7 @@ async def server(
         await add_line(rt)
         await add_line(rt, "youth", required_qualification="volunteer")
         await add_staff(rt, "cora", StaffRole.coordinator)
+        await add_staff(rt, "ada", StaffRole.admin)
         # Anna works on the support line but has no shift: the roster decides when she is on.
         await add_counsellor(rt, "anna", on_duty=False)
         # Bo is on duty all day (ad hoc), for the chats the statistics are made of.
@@ -290,7 +291,7 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
 ) -> None:
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.click("#nav-staff")
-    await expect(page.locator("#staff-list tbody tr")).to_have_count(4)
+    await expect(page.locator("#staff-list tbody tr")).to_have_count(5)
     await assert_accessible(page, "staff")
 
     await page.click("#staff-invite")
@@ -679,3 +680,20 @@ async def test_every_screen_is_complete_in_swedish(server: RunningServer, page: 
         assert keys == [], (route, keys)
         if route == "roster":
             await screenshot(page, "console-roster-sv")
+
+
+async def test_an_admin_sees_the_deployment_settings_read_only(
+    server: RunningServer, page: Page
+) -> None:
+    await sign_in_console(page, server, "ada", PASSWORD)
+    await expect(page.locator("#nav a").last).to_have_text("My account")
+    await page.click("#nav-deployment")
+    row = page.locator("#deployment-body tr", has_text="LYKTA_TOTP_REQUIRED")
+    await expect(row).to_contain_text("true")
+    await expect(page.locator("#deployment-body")).not_to_contain_text("secret")
+    assert await page.locator("#view-deployment input, #view-deployment button").count() == 0
+    await assert_accessible(page, "deployment")
+    # An admin may manage coordinators: their rows have actions; the admin's own has none.
+    await page.click("#nav-staff")
+    await expect(page.locator("#staff-list tr[data-staff=cora] button")).to_have_count(3)
+    await expect(page.locator("#staff-list tr[data-staff=ada] button")).to_have_count(0)

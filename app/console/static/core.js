@@ -19,6 +19,7 @@ export const ROUTES = [
   { name: "lines", permission: "manage_lines" },
   { name: "stats", permission: "read_statistics" },
   { name: "audit", permission: "read_audit" },
+  { name: "deployment", permission: "deployment" },
 ];
 
 const catalogues = {}; // lang -> merged {key: text}
