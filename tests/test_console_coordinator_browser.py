@@ -431,9 +431,9 @@ async def test_line_settings_show_the_servers_errors_next_to_the_fields(
     await form.locator("input[name=max_message_length]").fill("0")
     await form.locator("button[type=submit]").click()
     timeout_error = form.locator("[data-field=offer_timeout_seconds] .field-error")
-    await expect(timeout_error).to_contain_text("greater than or equal to 2")
+    await expect(timeout_error).to_have_text("Must be at least 2.")
     length_error = form.locator("[data-field=max_message_length] .field-error")
-    await expect(length_error).to_contain_text("greater than or equal to 1")
+    await expect(length_error).to_have_text("Must be at least 1.")
     await expect(form.locator("input[name=offer_timeout_seconds]")).to_have_attribute(
         "aria-invalid", "true"
     )

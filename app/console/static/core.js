@@ -155,7 +155,7 @@ export function showErrors(form, result) {
   clearErrors(form);
   const detail = result?.data?.detail;
   const problems = Array.isArray(detail)
-    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: d.msg }))
+    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: translated(d) }))
     : [{ loc: [], msg: typeof detail === "string" ? detail : ctx.t("error.generic", { status: result?.status ?? "?" }) }];
   let first = null;
   for (const problem of problems) {
@@ -183,6 +183,13 @@ export function showErrors(form, result) {
   }
   if (first) first.focus();
   ctx.announce(problems.map((p) => cleanMessage(p.msg)).join(" "));
+}
+
+// pydantic's common refusals in the console's language; anything else as the server said it.
+function translated(problem) {
+  const key = `error.${problem.type}`;
+  const text = ctx.t(key, problem.ctx || {});
+  return text !== key && !/\{\w+\}/.test(text) ? text : problem.msg;
 }
 
 function cleanMessage(msg) {
