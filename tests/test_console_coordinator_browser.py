@@ -138,6 +138,12 @@ async def test_sign_in_with_totp_and_a_wrong_code_is_told_plainly(
         ["Roster", "Staff", "Lines", "Statistics", "Audit log", "My account"]
     )
     await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Roster")
+    # Alt+digit goes to the nth screen of the navigation.
+    await page.keyboard.press("Alt+2")
+    await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Staff")
+    await expect(page.locator("#view-staff-title")).to_be_visible()
+    await page.keyboard.press("Alt+1")
+    await expect(page.locator("#view-roster-title")).to_be_visible()
 
     # The language switch redraws the shell and the screen in Swedish, and back.
     await page.select_option("#lang", "sv")
@@ -505,6 +511,14 @@ async def test_a_counsellor_signs_up_and_asks_to_drop_and_the_coordinator_approv
         await mine.first.locator("button[type=submit]").click()
         await expect(mine.first).to_contain_text("wants to drop")
         await assert_accessible(vera, "me-shifts")
+        # She changes her mind, then asks again.
+        await mine.first.locator("button", has_text="Withdraw the request").click()
+        await expect(vera.locator("#me-notice")).to_contain_text("withdrawn")
+        await expect(mine.first).not_to_contain_text("wants to drop")
+        await mine.first.locator("button", has_text="Ask to drop").click()
+        await mine.first.locator("input[name=note]").fill("Exam the next day")
+        await mine.first.locator("button[type=submit]").click()
+        await expect(mine.first).to_contain_text("wants to drop")
     finally:
         await vera_context.close()
 
