@@ -217,6 +217,10 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     await expect(week.locator(".occurrence")).to_have_count(7)
     await expect(week.locator(".occurrence[data-status=gap]")).to_have_count(7)
     await expect(page.locator("#roster-totals")).to_contain_text("7 shifts with gaps")
+    # Hour by hour: every evening hour (18–21, seven days) is a gap.
+    cover = page.locator("#roster-coverage svg rect.cover")
+    await expect(cover).to_have_count(168)
+    await expect(page.locator("#roster-coverage rect.cover.gap")).to_have_count(21)
     await assert_accessible(page, "roster")
 
     # Next week's Wednesday evening has nobody: Anna takes it.
@@ -229,6 +233,8 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     await expect(filled).to_have_attribute("data-status", "covered")
     await expect(filled.locator(".occ-staff")).to_contain_text("Anna")
     await expect(week.locator(".occurrence[data-status=gap]")).to_have_count(6)
+    await expect(page.locator("#roster-coverage rect.cover.gap")).to_have_count(18)
+    await expect(page.locator("#roster-coverage rect.cover.covered")).to_have_count(3)
     saved = await api(
         server,
         cora,
