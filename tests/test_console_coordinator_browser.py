@@ -479,6 +479,19 @@ async def test_line_settings_show_the_servers_errors_next_to_the_fields(
     ]
     assert saved["wrapup_topics"] == ["violence", "health", "money"]
 
+    # A new line: a key the server refuses is said by the key field.
+    await page.click("#lines-new")
+    new = page.locator("form[aria-labelledby=new-line-title]")
+    await new.locator("input[name=key]").fill("Night Line")
+    await new.locator("input[name=name]").fill("Night")
+    await new.locator("button[type=submit]").click()
+    await expect(new.locator("[data-field=key] .field-error")).to_be_visible()
+    await new.locator("input[name=key]").fill("night")
+    await new.locator("button[type=submit]").click()
+    await expect(page.locator("#lines-notice")).to_contain_text("Night")
+    await expect(page.locator("#lines-line")).to_have_value("night")
+    await expect(page.locator("form.line-form input[name=name]")).to_have_value("Night")
+
 
 # My shifts -------------------------------------------------------------------------------------
 
@@ -610,6 +623,7 @@ async def test_statistics_charts_render_from_real_chats(
 
     await sign_in_console(page, server, "cora", PASSWORD)
     await open_view(page, server, "stats")
+    await page.select_option("#stats-line", "support")
     totals = page.locator("#stats-totals")
     await expect(totals.locator(".stat-card").first).to_contain_text(str(wanted))
     heat = page.locator("#chart-demand svg rect.heat")
@@ -676,7 +690,7 @@ async def test_every_screen_is_complete_in_swedish(server: RunningServer, page: 
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.select_option("#lang", "sv")
     for route, title, loaded in (
-        ("roster", "Schema", "#roster-week .occurrence"),
+        ("roster", "Schema", "#roster-week .day"),
         ("staff", "Personal", "#staff-list tbody tr"),
         ("lines", "Linjer", "form.line-form"),
         ("stats", "Statistik", "#stats-totals"),
