@@ -142,6 +142,11 @@ async def test_sign_in_with_totp_and_a_wrong_code_is_told_plainly(
     await page.keyboard.press("Alt+2")
     await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Staff")
     await expect(page.locator("#view-staff-title")).to_be_visible()
+    # The skip link moves the focus to the screen without leaving it.
+    await page.locator(".skip-link").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#main")).to_be_focused()
+    await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Staff")
     await page.keyboard.press("Alt+1")
     await expect(page.locator("#view-roster-title")).to_be_visible()
 
