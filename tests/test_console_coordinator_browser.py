@@ -58,6 +58,10 @@ async def server(
         public_url=public_url,
         # Every test signs in afresh from 127.0.0.1, more often than a person would.
         sign_in_rate_per_minute=100,
+        # A username locks after three failures, without the waits in between (which only
+        # a clock could test): the sign-in test meets the lock.
+        sign_in_slow_after=10,
+        sign_in_lock_after=3,
         **FAST,
     )
     async with run_server(settings, sock=sock) as running:
@@ -132,6 +136,18 @@ async def test_sign_in_with_totp_and_a_wrong_code_is_told_plainly(
     await form.locator("button[type=submit]").click()
     await expect(form.locator("[role=alert]")).to_have_text("Wrong username, password or code.")
     await expect(page.locator("#nav a")).to_have_count(0)
+
+    # Someone guessing a password: the username locks, and the form says for how long.
+    await form.locator("input[name=username]").fill("ghost")
+    for attempt in range(4):
+        await form.locator("input[name=password]").fill(f"guess number {attempt}")
+        async with page.expect_response("**/api/staff/session") as answered:
+            await form.locator("button[type=submit]").click()
+        assert (await answered.value).status == (429 if attempt == 3 else 401)
+    await expect(form.locator("[role=alert]")).to_have_text(
+        "Too many failed sign-ins. Sign-in is locked for 15 minutes."
+    )
+    await screenshot(page, "console-sign-in-locked")
 
     await sign_in_console(page, server, "cora", PASSWORD)
     await expect(page.locator("#nav a")).to_have_text(
