@@ -376,6 +376,15 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
     assert await page.evaluate("sessionStorage.length") == 0
     await axe_clean(page, "ended")
     await shots(page, "ended")
+    # The one optional question: counted for the line, nothing else.
+    await page.get_by_role("button", name="Partly").click()
+    await page.get_by_text("Thank you for answering.").wait_for()
+    counters = w.lykta.runtime.chats.counters
+
+    async def counted() -> bool:
+        return counters.feedback[("support", "partly")] == 1
+
+    await eventually(counted, what="feedback counted")
 
     # Nobody on duty on this line: closed, with its hours and other help, no spinner.
     await page.goto(f"{w.lykta.url}/chat/youth?lang=en")

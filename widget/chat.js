@@ -160,8 +160,10 @@ async function changeLanguage() {
 function connect() {
   clearTimeout(retryTimer);
   const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
-  ws = new WebSocket(scheme + location.host + '/ws/visitor');
-  ws.onmessage = (e) => {
+  const socket = new WebSocket(scheme + location.host + '/ws/visitor');
+  ws = socket;
+  socket.onmessage = (e) => {
+    if (ws !== socket) return;
     let frame;
     try {
       frame = JSON.parse(e.data);
@@ -170,10 +172,17 @@ function connect() {
     }
     handle(frame);
   };
-  ws.onclose = () => {
+  socket.onclose = () => {
+    if (ws !== socket) return; // a socket we closed ourselves
     ws = null;
     if (!leaving) reconnectLater();
   };
+}
+
+function disconnect() {
+  const socket = ws;
+  ws = null;
+  if (socket) socket.close(1000);
 }
 
 function send(frame) {
@@ -233,7 +242,7 @@ function handle(f) {
       chat = null;
       remember();
       showClosed(f.reason, f);
-      if (ws) ws.close(1000);
+      disconnect();
       break;
     case 'counsellor.joined':
       counsellor = f.name;
@@ -270,6 +279,7 @@ function enterChat(name) {
   renderHeading();
   $('composer').hidden = false;
   $('end-row').hidden = false;
+  $('typing').hidden = false;
   $('chat-heading').hidden = false;
   if (state !== 'chat') {
     state = 'chat';
@@ -435,12 +445,15 @@ function ended(f) {
   $('ended-by').textContent = t(by);
   $('composer').hidden = true;
   $('end-row').hidden = true;
+  $('typing').hidden = true;
   $('chat-heading').hidden = true;
   $('end-confirm').hidden = true;
   state = 'ended';
+  $('feedback').hidden = false;
+  $('feedback-thanks').textContent = '';
   show('chat', 'ended');
   $('view-ended').querySelector('h1').focus();
-  if (ws) ws.close(1000);
+  // The connection stays for the one optional question; it closes when that is answered.
 }
 
 function failed(f) {
@@ -450,7 +463,7 @@ function failed(f) {
     lastSeq = 0;
     $('log').replaceChildren();
     shown.clear();
-    if (ws) ws.close(1000);
+    disconnect();
     refreshLine();
   } else if (f.code === 'rate_limited' && f.ref === 'message') {
     setConnection(t('rate_limited'));
@@ -466,7 +479,7 @@ function failed(f) {
 }
 
 function start() {
-  if (ws) return;
+  disconnect();
   $('log').replaceChildren();
   shown.clear();
   lastSeq = 0;
@@ -508,7 +521,20 @@ async function init() {
     $('minimise').addEventListener('click', () => parent.postMessage({ lykta: 'minimise' }, '*'));
   }
   $('start').addEventListener('click', start);
-  $('again').addEventListener('click', () => { $('log').replaceChildren(); refreshLine(); });
+  $('again').addEventListener('click', () => {
+    disconnect();
+    $('log').replaceChildren();
+    refreshLine();
+  });
+  for (const answer of $('feedback').querySelectorAll('button')) {
+    answer.addEventListener('click', () => {
+      send({ type: 'feedback', answer: answer.dataset.answer });
+      $('feedback').hidden = true;
+      $('feedback-thanks').textContent = t('feedback_thanks');
+      $('again').focus();
+      disconnect();
+    });
+  }
   $('retry').addEventListener('click', () => {
     clearTimeout(retryTimer);
     wantChat = false;
