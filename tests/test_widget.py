@@ -118,6 +118,11 @@ async def test_the_chat_page_is_neutral_embeddable_by_the_ngo_only_and_keeps_not
         if tag == "script":
             assert attrs.get("src"), "inline script"
     assert "<style" not in response.text
+    # Screen readers hear new messages, queue changes and the connection's state.
+    assert page.attrs["#queue"]["role"] == "status"
+    assert page.attrs["#connection"]["role"] == "status"
+    assert any(a.get("role") == "log" for _, a in page.tags)
+    assert page.tags[page.tags.index(("body", body)) + 1][1]["id"] == "skip"
     assert page.attrs["#notice"] is not None
     assert "Quick exit" in page.all_text and "Shift" in page.all_text
 

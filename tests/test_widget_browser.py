@@ -364,6 +364,16 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
     chat_id = await offered(bo)
     await bo.accept(chat_id)
     await page.get_by_role("heading", name="You are chatting with Bo").wait_for()
+    await bo.say(chat_id, "Hello, I am Bo.")
+    await page.get_by_text("Hello, I am Bo.").wait_for()
+    # A reload (the tab's sessionStorage keeps the token) comes back to the same chat, whole.
+    history = await page.evaluate("history.length")
+    await page.reload()
+    await page.get_by_role("heading", name="You are chatting with Bo").wait_for()
+    await page.get_by_text("Hello, I am Bo.").wait_for()
+    assert await page.locator(".msg.counsellor").count() == 1
+    assert await page.evaluate("[sessionStorage.length, localStorage.length]") == [1, 0]
+    assert await page.evaluate("history.length") == history
     # Ending asks once; "No" keeps the chat, "Yes" ends it.
     await page.get_by_role("button", name="End chat").click()
     await page.get_by_role("button", name="No, continue").click()
@@ -419,6 +429,13 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     assert exit_box is not None and exit_box["x"] > PHONE["width"] / 2, "exit sits at the start"
     await axe_clean(page, "rtl intro")
     await shots(page, "rtl")
+
+    # Keyboard: the first Tab stop is the skip link, which leads to quick exit.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "skip"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "exit"
+    assert page.url.endswith("/chat/youth?lang=ar")
 
     # The safety page, in each language.
     await page.goto(f"{w.lykta.url}/widget/safety?lang=en")
@@ -486,4 +503,14 @@ async def test_quick_exit_by_keyboard_in_the_chat_and_on_the_host_page(world: Wo
     assert page.url == f"{w.lykta.url}/widget/safety", "Back must not return to the chat"
     await storage_is_empty(page)
     assert await w.context.cookies() == []
+
+    # The launcher's own quick exit, reached by the host page's skip link, before any chat.
+    await page.goto(f"{w.host}/about")
+    await page.wait_for_selector("[data-lykta=support]")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Hoppa till snabb utgång"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.textContent") == "Lämna snabbt"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"{w.host}/neutral")
     only_two_origins(w)

@@ -68,10 +68,13 @@ function focusOn(el) {
   if (!active || active === document.body || !active.offsetParent) el.focus();
 }
 
+let loaded = false; // the first view leaves focus alone: Tab starts at the skip link
+
 function showView(name) {
   state = name;
   show(name);
-  focusOn(document.querySelector('#view-' + name + ' h1'));
+  if (loaded) focusOn(document.querySelector('#view-' + name + ' h1'));
+  loaded = true;
 }
 
 function renderHelp() {
