@@ -305,6 +305,7 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
         await anna.say(chat_id, text)
     await frame.fill("#text", "skrivet utan nät")
     await frame.press("#text", "Enter")
+    await axe_clean(frame, "reconnecting")
     await shots(page, "reconnecting")
     await w.restore_network()
     await frame.locator("#connection").filter(has_text="Ansluten igen").wait_for(timeout=30_000)
@@ -413,6 +414,20 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     )
     cleo = await open_staff(w.lykta, "cleo", PASSWORD)
     assert cleo.hello["lines"]
+
+    # Both lines of the NGO's page open side by side, each in its own frame and language.
+    await page.set_viewport_size(DESKTOP)
+    await page.goto(f"{w.host}/about")
+    await page.get_by_role("button", name="Youth chat").click()
+    youth = page.frame_locator("iframe[src*='/chat/youth']")
+    await youth.get_by_role("button", name="Start chat").wait_for()
+    await page.get_by_role("button", name="Chatta", exact=True).click()
+    support = page.frame_locator("iframe[src*='/chat/support']")
+    await support.get_by_role("heading", name="Chatten är stängd just nu").wait_for()
+    assert await page.locator("iframe").count() == 2
+    await page.get_by_role("button", name="Youth chat").click()  # minimises it again
+    assert await page.locator("iframe[src*='/chat/youth']").is_hidden()
+    await page.set_viewport_size(PHONE)
 
     # An unknown line and an unknown language fall back, saying so.
     await page.goto(f"{w.lykta.url}/chat/no-such-line?lang=xx")

@@ -13,10 +13,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
-WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget"
+from app.kit.migrate import project_root
+
+# The checkout's widget/ (development), or the image's working directory (the Dockerfile
+# copies widget/ next to migrations/).
+WIDGET_DIR = project_root() / "widget"
 
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
