@@ -110,15 +110,22 @@ function setConnection(text) {
 
 // The line, before a chat ------------------------------------------------------------------
 
+let lineTries = 0;
+
 async function refreshLine() {
+  clearTimeout(retryTimer);
   try {
     const answer = await fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials: 'omit', cache: 'no-store' });
     if (!answer.ok) throw new Error('line');
     line = await answer.json();
   } catch {
+    // Lykta unreachable: say so (with other help), and keep trying, more slowly each time.
+    lineTries += 1;
     showView('down');
+    retryTimer = setTimeout(refreshLine, Math.min(30000, 2000 * 2 ** Math.min(lineTries, 4)) * (0.5 + Math.random()));
     return;
   }
+  lineTries = 0;
   renderHelp();
   updateCount();
   if (line.open) showView('intro');
