@@ -98,6 +98,9 @@ LanguageCode = Annotated[
 ]
 # The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
 Text = Annotated[str, StringConstraints(max_length=20_000)]
+HELP_TEXT_LIMIT = 500
+# One request for help per chat and connection this often (seconds): supervisors are few.
+HELP_COOLDOWN_SECONDS = 30.0
 
 
 class _Frame(BaseModel):
@@ -243,6 +246,28 @@ class TakeOver(_Frame):
     chat_id: ChatId
 
 
+class AskSupervisor(_Frame):
+    """A counsellor asks the on-duty supervisors of the chat's line to look at it."""
+
+    type: Literal["help"]
+    chat_id: ChatId
+    # A short word on why; delivered live to supervisors, never stored or audited.
+    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT)] = ""
+
+
+class TransferOptions(_Frame):
+    """Where this chat could go now: lines with someone on duty, colleagues free to take it."""
+
+    type: Literal["transfer.options"]
+    chat_id: ChatId
+
+
+class ListTeam(_Frame):
+    """Supervisors: who is on duty on their lines, with their status and load."""
+
+    type: Literal["team"]
+
+
 VisitorFrame = (
     Ping
     | StartChat
@@ -271,6 +296,9 @@ StaffFrame = (
     | Unobserve
     | Whisper
     | TakeOver
+    | AskSupervisor
+    | TransferOptions
+    | ListTeam
 )
 
 VISITOR_FRAMES: dict[str, type[_Frame]] = {
@@ -297,12 +325,15 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "end": StaffEnd,
     "block": BlockVisitor,
     "wrapup": Wrapup,
+    "help": AskSupervisor,
+    "transfer.options": TransferOptions,
     # Supervisors only (app/staff/permissions.py).
     "live": ListLive,
     "observe": Observe,
     "unobserve": Unobserve,
     "whisper": Whisper,
     "takeover": TakeOver,
+    "team": ListTeam,
 }
 
 
@@ -365,6 +396,29 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+class Cooldown:
+    """At most one action per key every `seconds`; time comes from the caller."""
+
+    __slots__ = ("_last", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def take(self, key: str, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            return False
+        # Forget old keys so a long shift does not grow this without bound.
+        self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
+        self._last[key] = now
+        return True
+
+    def retry_after(self, key: str, now: float) -> float:
+        last = self._last.get(key)
+        return 0.0 if last is None else max(0.0, self.seconds - (now - last))
 
 
 # Connection state machines ------------------------------------------------------------------
@@ -492,6 +546,19 @@ class StaffConnection(_Connection):
     ) -> None:
         super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
         self.phase = Phase.in_chat
+        self._help = Cooldown(HELP_COOLDOWN_SECONDS)
+
+    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+        if isinstance(frame, AskSupervisor):
+            now = self._clock()
+            if not self._help.take(frame.chat_id, now):
+                wait = self._help.retry_after(frame.chat_id, now)
+                return ProtocolError(
+                    ErrorCode.rate_limited,
+                    f"you asked for help with this chat a moment ago; again in {wait:.0f} s",
+                    ref="help",
+                )
+        return frame
 
 
 def _type_of(frame: _Frame) -> str:
