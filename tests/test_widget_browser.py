@@ -140,9 +140,18 @@ async def world(database_url: str) -> AsyncIterator[World]:
         settings = Settings(database_url=database_url, public_url=lykta, embed_origins=host, **FAST)
         async with run_server(settings, sock=lykta_sock) as server, chromium() as browser:
             rt = server.runtime
-            await add_line(rt, "support", max_message_length=200)
             await add_line(
-                rt, "youth", required_qualification="volunteer", languages=["en", "sv", "ar"]
+                rt,
+                "support",
+                max_message_length=200,
+                privacy_note={"sv": "Vi sparar inget om dig.", "en": "We keep nothing about you."},
+            )
+            await add_line(
+                rt,
+                "youth",
+                required_qualification="volunteer",
+                languages=["en", "sv", "ar"],
+                privacy_note={"en": "Nobody sees who you are.", "sv": "Ingen ser vem du är."},
             )
             context = await browser.new_context(viewport=PHONE, locale="sv-SE")
             page = await context.new_page()
@@ -256,6 +265,14 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
 
     frame = await open_launcher(page)
     assert await frame.evaluate("document.title") == "Chatt"
+    await frame.get_by_text("Vi sparar inget om dig.").wait_for()
+    # Another language, in place: no navigation, no history entry.
+    await frame.select_option("#language", "en")
+    await frame.get_by_role("button", name="Start chat").wait_for()
+    await frame.get_by_text("We keep nothing about you.").wait_for()
+    assert await frame.evaluate("document.documentElement.lang") == "en"
+    await frame.select_option("#language", "sv")
+    await frame.get_by_role("button", name="Starta chatten").wait_for()
     assert await frame.get_attribute("#text", "autocomplete") == "off"
     await axe_clean(frame, "intro")
     await shots(page, "intro")

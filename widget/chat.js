@@ -79,6 +79,9 @@ function showView(name) {
 
 function renderHelp() {
   $('alternatives').textContent = lineText('alternatives') || t('default_alternatives');
+  // The line's one-line privacy note, read before starting (never a form or a wall).
+  $('privacy-note').textContent = lineText('privacy_note');
+  $('privacy-note').hidden = !lineText('privacy_note');
 }
 
 function showClosed(reason, frame) {
