@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import uvicorn
 from playwright.async_api import BrowserContext, Frame, Page, ViewportSize, WebSocketRoute
+from playwright.async_api import Error as PlaywrightError
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, Response
@@ -535,6 +536,29 @@ async def test_quick_exit_by_keyboard_in_the_chat_and_on_the_host_page(world: Wo
     assert page.url == f"{w.lykta.url}/widget/safety", "Back must not return to the chat"
     await storage_is_empty(page)
     assert await w.context.cookies() == []
+
+    # Offline: leaving needs no network. The page goes, and the token with it; the server
+    # ends the chat when the visitor is not back within the line's grace period.
+    await add_line(rt, "support", visitor_grace_seconds=2)
+    await page.goto(f"{w.lykta.url}/chat/support?lang=sv&exit={w.host}/neutral")
+    await page.get_by_role("button", name="Starta chatten").click()
+    chat_id = await offered(dag)
+    await dag.accept(chat_id)
+    await page.get_by_role("heading", name="Du chattar med Dag").wait_for()
+    token = await page.evaluate("JSON.parse(sessionStorage.getItem('lykta.chat.support')).token")
+    await w.drop_network()
+    await page.get_by_role("button", name="Lämna snabbt").click()
+    # The exit page cannot load offline: the browser shows its own error page instead; either
+    # way nothing of the chat is on the screen.
+    with contextlib.suppress(PlaywrightError):
+        await page.wait_for_url(f"{w.host}/neutral")
+    assert await page.locator("#view-chat, .msg").count() == 0
+    assert (await dag.expect("chat.ended", chat_id=chat_id))["reason"] == "visitor_left"
+    await eventually(lambda: transcript_gone(w.broker, chat_id), what="transcript shredded")
+    await w.restore_network()
+    await page.goto(f"{w.lykta.url}/widget/safety")
+    await storage_is_empty(page)
+    assert not any(token in url or chat_id in url for url in w.requests), "a token in a URL"
 
     # The launcher's own quick exit, reached by the host page's skip link, before any chat.
     await page.goto(f"{w.host}/about")
