@@ -10,6 +10,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,13 +23,14 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from app.broker.base import Broker
-from app.models.enums import Qualification
+from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
 from tests.support.brokers import transcript_gone
 from tests.support.browser import axe_violations, chromium, describe, screenshot
 from tests.support.clients import StaffClient, open_staff, open_visitor
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.roster import http_as, local_now, shift_fields
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer, bound_socket, run_server
 from tests.support.waiting import eventually
 
@@ -415,9 +417,28 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
 
     await eventually(counted, what="feedback counted")
 
-    # Nobody on duty on this line: closed, with its hours and other help, no spinner.
+    # Nobody on duty on this line: closed, with its hours, other help and when the roster
+    # opens it next (tomorrow at 18:00 in the line's time zone), no spinner.
+    await add_staff(rt, "ella", StaffRole.coordinator)
+    eva = await add_counsellor(
+        rt, "eva", lines=("youth",), qualification=Qualification.volunteer, on_duty=False
+    )
+    tomorrow = local_now().replace(hour=18, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    async with http_as(w.lykta, "ella") as ella:
+        shift = await ella.post(
+            "/api/roster/lines/youth/extra-shifts",
+            json={**shift_fields(tomorrow, tomorrow + timedelta(hours=3)), "needed": 1},
+        )
+        assert shift.status_code == 201, shift.text
+        assigned = await ella.post(
+            "/api/roster/assignments", json={"staff_id": eva, "extra_shift_id": shift.json()["id"]}
+        )
+        assert assigned.status_code == 201, assigned.text
     await page.goto(f"{w.lykta.url}/chat/youth?lang=en")
     await page.get_by_role("heading", name="The chat is closed right now").wait_for()
+    next_open = await page.locator("#next-open").text_content()
+    assert next_open is not None and next_open.startswith("Next open: ")
+    assert tomorrow.strftime("%A") in next_open and "6:00" in next_open, next_open
     assert await page.locator("#opening-hours").text_content() == "Mon-Thu 18-21"
     assert "112" in (await page.locator("#alternatives").text_content() or "")
     await axe_clean(page, "closed")
