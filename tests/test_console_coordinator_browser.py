@@ -660,6 +660,16 @@ async def test_statistics_charts_render_from_real_chats(
     await expect(table.locator("tbody tr").first).to_contain_text(str(wanted))
     await assert_accessible(page, "stats")
 
+    # A period that ends before it starts: the server's refusal is shown by the dates.
+    await page.fill("#stats-from", "2026-03-10")
+    await page.fill("#stats-to", "2026-03-01")
+    await page.locator("#view-stats button[type=submit]").click()
+    await expect(page.locator("#view-stats [data-field=to] .field-error")).to_contain_text("before")
+    await page.fill("#stats-from", "")
+    await page.fill("#stats-to", "")
+    await page.locator("#view-stats button[type=submit]").click()
+    await expect(page.locator("#view-stats .field-error")).to_have_count(0)
+
     href = await page.locator("#stats-export").get_attribute("href")
     assert href is not None and href.startswith("/api/stats/export.csv") and "line=support" in href
     csv = await page.request.get(f"{server.url}{href}")
