@@ -448,6 +448,16 @@ async def test_staff_are_edited_deactivated_and_reset(
     await expect(row).to_contain_text("not enrolled yet")
 
 
+async def test_the_enrolment_page_explains_a_missing_or_spent_link(
+    server: RunningServer, page: Page
+) -> None:
+    await page.goto(f"{server.url}/enrol")
+    await expect(page.locator("[role=alert]")).to_contain_text("Open the whole link again")
+    await page.goto(f"{server.url}/enrol#{'x' * 43}")
+    await expect(page.locator("[role=alert]")).to_contain_text("expired or has been used")
+    await assert_accessible(page, "enrol-spent")
+
+
 # Lines ----------------------------------------------------------------------------------------
 
 

@@ -144,4 +144,15 @@ function done(enrolled) {
   main.focus();
 }
 
+// A link pasted into a tab that already shows this page only changes the fragment.
+window.addEventListener("hashchange", () => {
+  const fresh = decodeURIComponent(location.hash.replace(/^#/, ""));
+  if (!fresh) return;
+  token = fresh;
+  status = null;
+  totp = null;
+  history.replaceState(null, "", location.pathname);
+  render();
+});
+
 start();

@@ -114,6 +114,9 @@ export function mount(root, ctx) {
     }
     status.replaceChildren();
     state.week = result.data;
+    // The extra shift form suggests the day being looked at, unless someone typed a date.
+    const extraDate = document.getElementById("extra-date");
+    if (extraDate && !extraDate.dataset.touched) extraDate.value = state.day;
     renderWeek();
     renderCoverage();
     if (focus) weekTitle.focus();
@@ -425,7 +428,10 @@ export function mount(root, ctx) {
   // Extra shifts ----------------------------------------------------------------------------
   function renderExtraForm() {
     const shift = shiftFields("extra");
-    const date = h("input", { type: "date", name: "date", required: true, value: state.day });
+    const date = h("input", { type: "date", name: "date", required: true, value: state.day, id: "extra-date" });
+    date.addEventListener("input", () => {
+      date.dataset.touched = "true";
+    });
     const form = h("form", { class: "create-form", id: "extra-form", novalidate: true },
       h("div", { class: "form-error" }),
       field(t("roster.date"), date),
