@@ -385,14 +385,20 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
         codes = nora.locator("ol.recovery-codes li")
         await expect(codes).to_have_count(10)
         await assert_accessible(nora, "enrol-done")
+        # Switching the language keeps the codes on the screen (they are not shown again).
+        shown = await codes.all_inner_texts()
+        await nora.select_option("#lang", "en")
+        await expect(nora.locator("h2")).to_have_text("Recovery codes")
+        assert await codes.all_inner_texts() == shown
 
         # She signs in with her new password and a later code of her app.
         TOTP_SECRETS["nora"] = secret
         code_used_now(secret)
         await sign_in_console(nora, server, "nora", new_password)
-        await expect(nora.locator("#nav a", has_text="Mina pass")).to_be_visible()
+        # The language chosen on the enrolment page stays for the tab.
+        await expect(nora.locator("#nav a", has_text="My shifts")).to_be_visible()
         await nora.click("#nav-me")
-        await expect(nora.locator("#view-me-title")).to_have_text("Mina pass")
+        await expect(nora.locator("#view-me-title")).to_have_text("My shifts")
         await expect(nora.locator("#me-calendar-title")).to_be_visible()
         await assert_accessible(nora, "me-counsellor")
         await nora.click("#calendar-create")
@@ -401,7 +407,7 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
         feed = await nora.request.get(calendar_url)
         assert feed.status == 200
         await nora.click("#calendar-revoke")
-        await expect(nora.locator("#me-notice")).to_contain_text("fungerar inte längre")
+        await expect(nora.locator("#me-notice")).to_contain_text("no longer works")
         assert (await nora.request.get(calendar_url)).status == 404
     finally:
         await nora_context.close()
