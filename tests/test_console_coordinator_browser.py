@@ -665,15 +665,23 @@ async def test_statistics_charts_render_from_real_chats(
     await expect(totals.locator(".stat-card").first).to_contain_text(str(wanted))
     heat = page.locator("#chart-demand svg rect.heat")
     await expect(heat).to_have_count(168)
-    # All the chats started this hour: it is the busiest cell of the week.
-    await expect(page.locator("#chart-demand svg rect.heat[data-level='5']")).to_have_count(1)
-    await expect(page.locator("#chart-outcomes svg rect.bar.answered")).to_have_count(1)
-    await expect(page.locator("#chart-outcomes svg rect.bar.abandoned")).to_have_count(1)
+    # The hour these chats started in is drawn darkest (an hour may turn mid-test: at least one).
+    await expect(page.locator("#chart-demand svg rect.heat[data-level='5']")).not_to_have_count(0)
+    await expect(page.locator("#chart-outcomes svg rect.bar.answered")).not_to_have_count(0)
+    await expect(page.locator("#chart-outcomes svg rect.bar.abandoned")).not_to_have_count(0)
     await expect(page.locator("#chart-waits svg circle.median")).not_to_have_count(0)
-    # The table alternative says the same in words.
+    # The table alternative says the same in words: its hours add up to the total.
     await page.locator("#chart-demand summary").click()
     table = page.locator("#chart-demand table")
-    await expect(table.locator("tbody tr").first).to_contain_text(str(wanted))
+    await expect(table.locator("tbody tr").first).to_be_visible()
+    requested = await table.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert sum(int(n) for n in requested) == wanted
+    now = (await api(server, cora, "GET", "/api/stats/lines/support/demand")).json()["totals"]
+    days = page.locator("#chart-outcomes table tbody tr")
+    answered = await days.locator("td:nth-child(3)").all_text_contents()
+    abandoned = await days.locator("td:nth-child(4)").all_text_contents()
+    assert sum(int(n) for n in answered) == now["answered"] >= 3
+    assert sum(int(n) for n in abandoned) == now["abandoned"] >= 2
     await assert_accessible(page, "stats")
 
     # A period that ends before it starts: the server's refusal is shown by the dates.
