@@ -447,6 +447,10 @@ async def test_staff_are_edited_deactivated_and_reset(
     await row.locator("button", has_text="Reactivate").click()
     await expect(row.locator(".tag.full")).to_have_text("active")
 
+    # Finding someone among many: by name, and without the deactivated.
+    await page.fill("#staff-search", "ann")
+    await expect(page.locator("#staff-list tbody tr")).to_have_count(1)
+    await page.fill("#staff-search", "")
     await row.locator("button", has_text="Reset").click()
     await page.check("#reset-totp")
     await page.locator("#staff-panel button[type=submit]").click()
