@@ -19,6 +19,7 @@ export const ROUTES = [
   { name: "lines", permission: "manage_lines" },
   { name: "stats", permission: "read_statistics" },
   { name: "audit", permission: "read_audit" },
+  { name: "deployment", permission: "deployment" },
 ];
 
 const catalogues = {}; // lang -> merged {key: text}
@@ -106,7 +107,7 @@ export function h(tag, attrs, ...children) {
     else if (value === true) element.setAttribute(name, "");
     else element.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -154,7 +155,7 @@ export function showErrors(form, result) {
   clearErrors(form);
   const detail = result?.data?.detail;
   const problems = Array.isArray(detail)
-    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: d.msg }))
+    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: translated(d) }))
     : [{ loc: [], msg: typeof detail === "string" ? detail : ctx.t("error.generic", { status: result?.status ?? "?" }) }];
   let first = null;
   for (const problem of problems) {
@@ -182,6 +183,13 @@ export function showErrors(form, result) {
   }
   if (first) first.focus();
   ctx.announce(problems.map((p) => cleanMessage(p.msg)).join(" "));
+}
+
+// pydantic's common refusals in the console's language; anything else as the server said it.
+function translated(problem) {
+  const key = `error.${problem.type}`;
+  const text = ctx.t(key, problem.ctx || {});
+  return text !== key && !/\{\w+\}/.test(text) ? text : problem.msg;
 }
 
 function cleanMessage(msg) {
@@ -270,6 +278,16 @@ export function problemText(result) {
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(" › ")}: ${cleanMessage(d.msg)}`).join(" ");
   return ctx.t("error.generic", { status: result?.status ?? "?" });
+}
+
+// "Svenska (sv)": a language code as people read it, in the console's language.
+export function languageName(code) {
+  try {
+    const name = new Intl.DisplayNames([ctx.lang], { type: "language" }).of(code);
+    return name && name !== code ? `${name} (${code})` : code;
+  } catch {
+    return code;
+  }
 }
 
 export function formatDateTime(iso, options) {
@@ -399,6 +417,7 @@ function signInRefusal(result) {
   const reason = result.data?.reason;
   if (result.status === 429) {
     const wait = Number(result.headers?.get("Retry-After")) || null;
+    if (wait && wait > 90) return ctx.t("signin.locked_for", { minutes: Math.ceil(wait / 60) });
     return wait ? ctx.t("signin.slow", { seconds: wait }) : ctx.t("signin.locked");
   }
   if (reason && ctx.t(`signin.reason.${reason}`) !== `signin.reason.${reason}`) {
@@ -477,11 +496,13 @@ function languagePicker(id) {
   );
   select.addEventListener("change", async () => {
     await setLanguage(select.value);
-    ctx.emit("lang", ctx.lang);
     if (ctx.me) {
       renderNav();
+      // After the navigation is drawn again, so views may put their badges back on it.
+      ctx.emit("lang", ctx.lang);
       remountCurrent();
     } else {
+      ctx.emit("lang", ctx.lang);
       signInPage();
     }
   });
@@ -491,6 +512,21 @@ function languagePicker(id) {
 // --- Shell: navigation and views ------------------------------------------------------------
 
 const mounted = new Map(); // route name -> {root, cleanup, persistent}
+const unread = new Map(); // route name -> count, for the navigation's badges
+
+ctx.on("unread", (event) => {
+  if (!event?.route) return;
+  unread.set(event.route, Number(event.count) || 0);
+  paintBadge(event.route);
+});
+
+function paintBadge(route) {
+  const badge = document.querySelector(`[data-badge="${route}"]`);
+  if (!badge) return;
+  const count = unread.get(route) || 0;
+  badge.hidden = count === 0;
+  badge.textContent = String(count);
+}
 let current = null;
 
 function visibleRoutes() {
@@ -520,6 +556,7 @@ function renderNav() {
         h("span", { class: "badge", hidden: true, "data-badge": route.name }))),
     ),
   );
+  for (const route of unread.keys()) paintBadge(route);
   document.getElementById("who-name").textContent = ctx.me ? `${ctx.me.alias} (${ctx.t(`role.${ctx.me.role}`)})` : "";
   const picker = document.getElementById("lang-slot");
   picker.replaceChildren(languagePicker("lang"));
@@ -640,6 +677,11 @@ function shortcuts(event) {
 async function boot() {
   await setLanguage(ctx.lang);
   document.getElementById("signout").addEventListener("click", signOut);
+  // The skip link must not change the hash: the hash is the router's.
+  document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", showRoute);
   document.addEventListener("keydown", shortcuts);
   ctx.me = await loadMe();
