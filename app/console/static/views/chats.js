@@ -286,6 +286,10 @@ export function mount(root, ctx) {
   function removeChat(chatId) {
     const chat = state.chats.get(chatId);
     if (!chat) return;
+    // A dialog about this chat has nothing left to act on.
+    for (const dialog of [transferDialog, helpDialog, confirmDialog]) {
+      if (dialog.open && dialog.dataset.chat === chatId) dialog.close();
+    }
     clearTimeout(chat.typingTimer);
     state.chats.delete(chatId);
     state.order = state.order.filter((id) => id !== chatId);
@@ -461,7 +465,7 @@ export function mount(root, ctx) {
     });
 
     const presence = h("div", { class: "visitor-away", role: "status", hidden: true });
-    const log = h("ol", { class: "transcript", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") });
+    const log = h("ol", { class: "transcript" });
     const pendingAnchor = h("li", { class: "pending-anchor", hidden: true });
     log.append(pendingAnchor);
     const typing = h("p", { class: "typing", hidden: true, text: t("chats.visitor_typing") });
@@ -528,7 +532,7 @@ export function mount(root, ctx) {
       confirmAction(t("chats.block_title"), t("chats.block_text"), t("chats.block_confirm"), () => {
         state.lastAction.block = chat.id;
         socket.send({ type: "block", chat_id: chat.id });
-      }),
+      }, chat.id),
     );
     const end = h("button", { type: "button", class: "danger", "aria-keyshortcuts": "Alt+E" }, t("chats.end"), h("kbd", { class: "key-hint", text: "Alt+E" }));
     end.addEventListener("click", () => endChat(chat));
@@ -543,7 +547,8 @@ export function mount(root, ctx) {
       h("div", { class: "chat-head" }, heading, meta),
       presence,
       chatNotices,
-      h("div", { class: "chat-body" }, log, typing),
+      h("div", { class: "chat-body", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
+      typing,
       wrapup,
       composer,
       actions,
@@ -726,10 +731,10 @@ export function mount(root, ctx) {
     confirmAction(t("chats.end_title"), t("chats.end_text"), t("chats.end_confirm"), () => {
       state.lastAction.end = chat.id;
       socket.send({ type: "end", chat_id: chat.id });
-    });
+    }, chat.id);
   }
 
-  function confirmAction(heading, text, label, onConfirm) {
+  function confirmAction(heading, text, label, onConfirm, chatId = "") {
     const yes = h("button", { type: "button", class: "danger", text: label });
     const no = h("button", { type: "button", text: t("chats.cancel") });
     yes.addEventListener("click", () => {
@@ -738,6 +743,7 @@ export function mount(root, ctx) {
     });
     no.addEventListener("click", () => confirmDialog.close());
     confirmDialog.replaceChildren(h("h2", { id: "confirm-title", text: heading }), h("p", { text }), h("div", { class: "actions" }, yes, no));
+    confirmDialog.dataset.chat = chatId;
     confirmDialog.showModal();
     no.focus();
   }
@@ -755,6 +761,7 @@ export function mount(root, ctx) {
       socket.send({ type: "help", chat_id: chat.id, text: input.value });
     });
     helpDialog.replaceChildren(form);
+    helpDialog.dataset.chat = chat.id;
     helpDialog.errorBox = error;
     helpDialog.showModal();
     input.focus();
@@ -805,6 +812,7 @@ export function mount(root, ctx) {
       socket.send(body);
     });
     transferDialog.replaceChildren(form);
+    transferDialog.dataset.chat = chat.id;
     transferDialog.errorBox = error;
     transferDialog.showModal();
     (byLine.checked ? lineSelect : staffSelect).focus();

@@ -230,7 +230,7 @@ export function mount(root, ctx) {
       observedBox.replaceChildren();
       return;
     }
-    const log = h("ol", { class: "transcript", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") });
+    const log = h("ol", { class: "transcript" });
     const input = h("textarea", { id: nextId("whisper"), name: "text", rows: "2" });
     const error = h("p", { class: "field-error whisper-error", hidden: true, role: "alert" });
     const form = h(
@@ -251,7 +251,7 @@ export function mount(root, ctx) {
     observedBox.replaceChildren(
       h("h2", { id: "sup-observed-title", text: t("sup.observing", { chat: chatLabel(chat) }) }),
       h("p", { class: "muted", text: t("sup.observing_hint", { name: chat.counsellor?.alias ?? "" }) }),
-      h("div", { class: "chat-body" }, log),
+      h("div", { class: "chat-body", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
       form,
       h("div", { class: "actions" }, takeover, stop),
     );
