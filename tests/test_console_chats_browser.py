@@ -244,6 +244,7 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     assert WHISPER not in json.dumps(visitor.received)
     await visitor.close()
     again = await open_visitor(server)
+    again.chat_id, again.token = visitor.chat_id, visitor.token
     await again.send(
         {"type": "resume", "chat_id": visitor.chat_id, "token": visitor.token, "last_seq": 0}
     )

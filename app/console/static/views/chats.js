@@ -547,7 +547,7 @@ export function mount(root, ctx) {
       h("div", { class: "chat-head" }, heading, meta),
       presence,
       chatNotices,
-      h("div", { class: "chat-body", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
+      h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
       typing,
       wrapup,
       composer,

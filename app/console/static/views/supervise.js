@@ -6,7 +6,7 @@ import { h, nextId } from "../core.js";
 import { staffSocket } from "../socket.js";
 
 const LIVE_REFRESH_MS = 5000;
-const TEAM_REFRESH_MS = 10000;
+const TEAM_REFRESH_MS = 5000;
 
 export function mount(root, ctx) {
   addStylesheet();
@@ -79,7 +79,7 @@ export function mount(root, ctx) {
     state.requests.set(frame.chat_id, frame);
     renderRequests();
     ctx.announce(t("sup.help_announce", { name: frame.counsellor.alias }));
-    socket.send({ type: "live" });
+    refresh();
   });
   listen("chat.observing", (frame) => {
     if (state.observed?.chat_id !== frame.chat_id) {
@@ -251,7 +251,7 @@ export function mount(root, ctx) {
     observedBox.replaceChildren(
       h("h2", { id: "sup-observed-title", text: t("sup.observing", { chat: chatLabel(chat) }) }),
       h("p", { class: "muted", text: t("sup.observing_hint", { name: chat.counsellor?.alias ?? "" }) }),
-      h("div", { class: "chat-body", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
+      h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
       form,
       h("div", { class: "actions" }, takeover, stop),
     );
