@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 CANNED = [
     {"language": "sv", "title": "Hälsning", "text": "Hej, jag är här. Vad vill du prata om?"},
-    {"language": "en", "title": "Greeting", "text": "Hi, I'm here. What would you like to talk about?"},
+    {"language": "en", "title": "Greeting", "text": "Hi, I'm here. What would you like to say?"},
 ]
 WHISPER = "Ask whether she is safe tonight"
 TABLET = {"width": 768, "height": 1024}
@@ -97,6 +97,11 @@ def chat_tab(page: Page, visitor: VisitorClient):  # type: ignore[no-untyped-def
     return page.locator(f'.chat-tab[data-chat="{visitor.chat_id}"]')
 
 
+async def accept_offer(page: Page, visitor: VisitorClient) -> None:
+    offer = page.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')
+    await offer.locator("button", has_text="Accept").click()
+
+
 async def test_a_counsellor_answers_two_chats_transfers_one_and_wraps_up_the_other(
     server: RunningServer, page: Page
 ) -> None:
@@ -127,7 +132,7 @@ async def test_a_counsellor_answers_two_chats_transfers_one_and_wraps_up_the_oth
 
     # A second chat at once; its message counts as unread until it is looked at.
     second = await visitor_on(server)
-    await page.locator(f'.offer-card[data-chat="{second.chat_id}"] button', has_text="Accept").click()
+    await accept_offer(page, second)
     await second.expect("counsellor.joined")
     await second.say("hello from the second chat")
     await expect(chat_tab(page, second).locator(".badge")).to_have_text("1 unread")
@@ -275,7 +280,7 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     await sign_in_console(page, server, "erik", PASSWORD)
     await go_available(page)
     visitor = await visitor_on(server, language="sv")
-    await page.locator(f'.offer-card[data-chat="{visitor.chat_id}"] button', has_text="Accept").click()
+    await accept_offer(page, visitor)
     await visitor.expect("counsellor.joined")
     await visitor.say("first")
     panel = chat_panel(page, visitor)
