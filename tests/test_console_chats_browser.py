@@ -180,8 +180,22 @@ async def test_a_counsellor_answers_two_chats_transfers_one_and_wraps_up_the_oth
     await first.expect("counsellor.joined", name="Cleo")
     assert "housing" not in json.dumps(first.received)
 
-    # End the second one with Alt+E, then the wrap-up: the server's refusal shows in the form.
+    # A private note for colleagues, and asking a supervisor (none is connected right now).
     await expect(chat_tab(page, second)).to_have_attribute("aria-selected", "true")
+    await panel.locator(".note-box summary").click()
+    await panel.get_by_label("Note", exact=True).fill("Mentions her sister in Malmö")
+    await panel.locator(".note-form button[type=submit]").click()
+    await expect(panel.locator(".entry.note .text")).to_have_text("Mentions her sister in Malmö")
+    await panel.locator("button", has_text="Ask a supervisor").click()
+    await page.locator("dialog[open]").get_by_label("What is it about?").fill("Unsure")
+    await assert_accessible(page, "chats-ask-supervisor")
+    await page.locator("dialog[open] button[type=submit]").click()
+    await expect(panel.locator(".chat-notices")).to_have_text(
+        "No supervisor of this line is on duty right now."
+    )
+    assert "Malmö" not in json.dumps(second.received)
+
+    # End the second one with Alt+E, then the wrap-up: the server's refusal shows in the form.
     await page.keyboard.press("Alt+E")
     await page.locator("dialog[open] button", has_text="End chat").click()
     await second.expect("chat.ended", reason="counsellor_ended")
@@ -336,3 +350,12 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     await expect(away).to_contain_text("left)")
     await expect(chat_tab(page, visitor)).to_contain_text("visitor away")
     await assert_accessible(page, "chats-visitor-away")
+
+    # Block: the chat ends and the same visitor is refused for a day.
+    await panel.locator("button", has_text="Block").click()
+    await page.locator("dialog[open] button", has_text="Block and end").click()
+    await expect(panel.locator(".chat-notices")).to_contain_text("Blocked until")
+    await expect(panel.locator(".wrapup-form")).to_be_visible()
+    blocked = await open_visitor(server)
+    await blocked.send({"type": "start", "line": "support", "language": "sv"})
+    assert (await blocked.expect("line.closed"))["reason"] == "unavailable"

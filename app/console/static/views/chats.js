@@ -45,11 +45,10 @@ export function mount(root, ctx) {
   }
   const shift = h("p", { class: "shift", id: "chats-shift" });
   const connection = h("p", { class: "connection", role: "status" });
-  const soundButton = h("button", { type: "button", class: "quiet small", "aria-pressed": "true", text: t("chats.sound_on") });
+  const soundButton = h("button", { type: "button", class: "small", "aria-pressed": "true", text: t("chats.sound") });
   soundButton.addEventListener("click", () => {
     state.sound = !state.sound;
     soundButton.setAttribute("aria-pressed", String(state.sound));
-    soundButton.textContent = t(state.sound ? "chats.sound_on" : "chats.sound_off");
   });
   const shortcuts = h(
     "details",
@@ -592,13 +591,13 @@ export function mount(root, ctx) {
     if (entry.type === "message") {
       const mine = entry.sender === "counsellor";
       const who = mine ? entry.name || t("chats.counsellor") : t("chats.visitor");
-      return h("li", { class: `entry message ${mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: who }), at), h("p", { class: "text", text: entry.text }));
+      return h("li", { class: `entry message ${mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: who }), at), h("p", { class: "text", text: entry.text }));
     }
     if (entry.type === "note") {
-      return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
     if (entry.type === "whisper") {
-      return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
     let text;
     if (entry.type === "counsellor.joined") text = t("chats.joined", { name: entry.name });
@@ -692,7 +691,7 @@ export function mount(root, ctx) {
     }
     state.lastAction.message = chat.id;
     const clientId = socket.sendMessage(chat.id, text);
-    const element = h("li", { class: "entry message from-staff sending" }, h("p", { class: "entry-head" }, h("span", { class: "who", text: state.staff?.alias ?? "" }), h("span", { class: "at", text: t("chats.sending") })), h("p", { class: "text", text }));
+    const element = h("li", { class: "entry message from-staff sending" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: state.staff?.alias ?? "" }), h("span", { class: "at", text: t("chats.sending") })), h("p", { class: "text", text }));
     chat.ui.log.append(element);
     chat.outgoing.set(clientId, { text, at: Date.now() / 1000, element });
     input.value = "";

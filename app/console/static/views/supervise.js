@@ -214,7 +214,7 @@ export function mount(root, ctx) {
           "tr",
           { dataset: { staff: person.id } },
           h("td", {}, h("span", { text: person.alias }), person.supervisor ? h("span", { class: "tag", text: t("sup.supervisor_tag") }) : null),
-          h("td", {}, h("span", { class: `status-dot ${person.status}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
+          h("td", {}, h("span", { class: `status-dot ${person.connected ? person.status : "offline"}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
           h("td", { text: t("sup.load", { load: person.load, capacity: person.capacity }) }),
           h("td", { text: person.lines.map(lineName).join(", ") }),
           h("td", { text: clock(person.on_duty_until) }),
@@ -272,10 +272,10 @@ export function mount(root, ctx) {
     let item;
     if (entry.type === "message") {
       const staff = entry.sender === "counsellor";
-      item = h("li", { class: `entry message ${staff ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: staff ? entry.name : t("chats.visitor") }), at), h("p", { class: "text", text: entry.text }));
+      item = h("li", { class: `entry message ${staff ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: staff ? entry.name : t("chats.visitor") }), at), h("p", { class: "text", text: entry.text }));
     } else if (entry.type === "note" || entry.type === "whisper") {
       const key = entry.type === "note" ? "chats.note_from" : "chats.whisper_from";
-      item = h("li", { class: `entry ${entry.type}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t(key, { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      item = h("li", { class: `entry ${entry.type}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t(key, { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     } else {
       const text = entry.type === "counsellor.joined" ? t("chats.joined", { name: entry.name }) : entry.type === "counsellor.left" ? t("chats.left", { reason: entry.reason }) : t("chats.ended_entry", { reason: entry.reason });
       item = h("li", { class: "entry system" }, h("p", {}, h("span", { text }), " ", at));
