@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
 from sqlalchemy import select
 
 from app.chats.protocol import CLOSE_SERVICE_RESTART, Close
@@ -33,7 +33,8 @@ CANNED = [
     {"language": "en", "title": "Greeting", "text": "Hi, I'm here. What would you like to say?"},
 ]
 WHISPER = "Ask whether she is safe tonight"
-TABLET = {"width": 768, "height": 1024}
+TABLET: ViewportSize = {"width": 768, "height": 1024}
+DESKTOP: ViewportSize = {"width": 1280, "height": 720}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -63,7 +64,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-GB")
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -89,11 +90,11 @@ async def visitor_on(server: RunningServer, language: str = "en") -> VisitorClie
     return visitor
 
 
-def chat_panel(page: Page, visitor: VisitorClient):  # type: ignore[no-untyped-def]
+def chat_panel(page: Page, visitor: VisitorClient) -> Locator:
     return page.locator(f'.chat-panel[data-chat="{visitor.chat_id}"]')
 
 
-def chat_tab(page: Page, visitor: VisitorClient):  # type: ignore[no-untyped-def]
+def chat_tab(page: Page, visitor: VisitorClient) -> Locator:
     return page.locator(f'.chat-tab[data-chat="{visitor.chat_id}"]')
 
 
@@ -159,7 +160,7 @@ async def test_a_counsellor_answers_two_chats_transfers_one_and_wraps_up_the_oth
     await assert_accessible(page, "chats-two-chats")
     await page.set_viewport_size(TABLET)
     await assert_accessible(page, "chats-two-chats-tablet")
-    await page.set_viewport_size({"width": 1280, "height": 720})
+    await page.set_viewport_size(DESKTOP)
 
     # Transfer the first chat to a colleague, with a note for her.
     cleo = await open_staff(server, "cleo", PASSWORD)
@@ -255,7 +256,7 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     await assert_accessible(page, "supervise-observing")
     await page.set_viewport_size(TABLET)
     await assert_accessible(page, "supervise-observing-tablet")
-    await page.set_viewport_size({"width": 1280, "height": 720})
+    await page.set_viewport_size(DESKTOP)
 
     # The visitor never receives the whisper: not live, not on resume from the start.
     await dora.say(visitor.chat_id, "Are you safe tonight?")
