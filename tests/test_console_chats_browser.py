@@ -352,6 +352,19 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     await expect(chat_tab(page, visitor)).to_contain_text("visitor away")
     await assert_accessible(page, "chats-visitor-away")
 
+    # In Swedish: the screen is drawn again, the chat and the unsent draft stay.
+    await panel.locator("textarea[name=text]").fill("ett utkast")
+    await page.locator("#lang").select_option("sv")
+    await expect(page.locator("#view-chats-title")).to_have_text("Chattar")
+    panel = chat_panel(page, visitor)
+    await expect(panel.locator("textarea[name=text]")).to_have_value("ett utkast")
+    await expect(panel.locator(".from-visitor .text")).to_have_count(4)
+    await expect(panel.locator(".visitor-away")).to_contain_text("Besökaren lämnade")
+    await assert_accessible(page, "chats-swedish")
+    await page.locator("#lang").select_option("en")
+    await expect(page.locator("#view-chats-title")).to_have_text("Chats")
+    panel = chat_panel(page, visitor)
+
     # Block: the chat ends and the same visitor is refused for a day.
     await panel.locator("button", has_text="Block").click()
     await page.locator("dialog[open] button", has_text="Block and end").click()

@@ -12,7 +12,24 @@ export const persistent = true;
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 
+// What outlives one drawing of the screen (a language change draws it again): drafts per
+// chat, the chat looked at, the sound choice. Page memory only, never browser storage.
+const kept = { drafts: new Map(), selected: null, sound: true };
+
 export function mount(root, ctx) {
+  let cleanup = build(root, ctx);
+  const stop = ctx.on("lang", () => {
+    cleanup();
+    root.replaceChildren();
+    cleanup = build(root, ctx);
+  });
+  return () => {
+    stop();
+    cleanup();
+  };
+}
+
+function build(root, ctx) {
   addStylesheet();
   const t = (key, vars) => ctx.t(key, vars);
   const socket = staffSocket(ctx);
@@ -25,7 +42,7 @@ export function mount(root, ctx) {
     chats: new Map(),
     order: [],
     selected: null,
-    sound: true,
+    sound: kept.sound,
     counter: 0,
     lastAction: {},
   };
@@ -45,9 +62,10 @@ export function mount(root, ctx) {
   }
   const shift = h("p", { class: "shift", id: "chats-shift" });
   const connection = h("p", { class: "connection", role: "status" });
-  const soundButton = h("button", { type: "button", class: "small", "aria-pressed": "true", text: t("chats.sound") });
+  const soundButton = h("button", { type: "button", class: "small", "aria-pressed": String(state.sound), text: t("chats.sound") });
   soundButton.addEventListener("click", () => {
     state.sound = !state.sound;
+    kept.sound = state.sound;
     soundButton.setAttribute("aria-pressed", String(state.sound));
   });
   const shortcuts = h(
@@ -290,6 +308,7 @@ export function mount(root, ctx) {
       if (dialog.open && dialog.dataset.chat === chatId) dialog.close();
     }
     clearTimeout(chat.typingTimer);
+    kept.drafts.delete(chatId);
     state.chats.delete(chatId);
     state.order = state.order.filter((id) => id !== chatId);
     chat.ui.panel.remove();
@@ -319,7 +338,7 @@ export function mount(root, ctx) {
     }
     if (entry.type === "message" && entry.sender === "visitor") {
       chat.ui.typing.hidden = true;
-      const seen = state.selected === chat.id && !root.hidden && !document.hidden;
+      const seen = (state.selected === chat.id && !root.hidden && !document.hidden) || entry.seq <= (chat.quietUntil ?? 0);
       if (!seen) {
         chat.unread += 1;
         renderTabs();
@@ -333,6 +352,7 @@ export function mount(root, ctx) {
     const chat = state.chats.get(chatId);
     if (!chat) return;
     state.selected = chatId;
+    kept.selected = chatId;
     chat.unread = 0;
     for (const other of state.chats.values()) other.ui.panel.hidden = other.id !== chatId;
     emptyPanel.hidden = true;
@@ -554,7 +574,12 @@ export function mount(root, ctx) {
       h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm),
     );
     panels.append(panel);
-    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteError, actions, transfer, help, end, wrapup, send };
+    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteInput, noteError, actions, transfer, help, end, wrapup, send };
+    const draft = kept.drafts.get(chat.id);
+    if (draft) {
+      input.value = draft.text;
+      noteInput.value = draft.note;
+    }
     renderCanned(chat);
   }
 
@@ -944,7 +969,6 @@ export function mount(root, ctx) {
   document.addEventListener("visibilitychange", visible);
   const observer = new MutationObserver(visible);
   observer.observe(root, { attributes: true, attributeFilter: ["hidden"] });
-  off.push(ctx.on("lang", () => updateBadge()));
 
   // A socket opened before this view (e.g. by the supervisor's screen) has said hello
   // already: catch up from what it remembers, and read each open chat from the start.
@@ -957,7 +981,9 @@ export function mount(root, ctx) {
     for (const offer of snap.offers.values()) addOffer(offer, false);
     renderOffers();
     for (const summary of snap.chats.values()) {
-      openChat(summary, false);
+      const chat = openChat(summary, false);
+      // Read again from the start; what was seen before is not unread.
+      chat.quietUntil = Math.max(summary.last_seq ?? 0, socket.lastSeq.get(chat.id) ?? 0);
       if (!snap.wrapups.has(summary.chat_id)) socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 });
     }
     for (const frame of snap.wrapups.values()) {
@@ -969,10 +995,17 @@ export function mount(root, ctx) {
         renderWrapup(chat);
       }
     }
-    if (state.order[0]) select(state.order[0], false);
+    const again = state.chats.has(kept.selected) ? kept.selected : state.order[0];
+    if (again) select(again, false);
   }
 
+  // The shell draws its navigation again after a language change: the badge goes on after.
+  setTimeout(updateBadge, 0);
+
   return () => {
+    for (const chat of state.chats.values()) {
+      kept.drafts.set(chat.id, { text: chat.ui.input.value, note: chat.ui.noteInput.value });
+    }
     for (const stop of off) stop();
     clearInterval(ticker);
     observer.disconnect();
