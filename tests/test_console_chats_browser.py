@@ -289,6 +289,42 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     await dora.close()
 
 
+async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
+    server: RunningServer, page: Page
+) -> None:
+    await add_counsellor(server.runtime, "fia", alias="Fia", capacity=3)
+    await sign_in_console(page, server, "fia", PASSWORD)
+    await go_available(page)
+    other = await page.context.new_page()
+    await other.goto(f"{server.url}/console#/chats")
+    await expect(other.locator(".connection")).to_have_text("Connected")
+    # The second tab keeps the status the first one chose.
+    await expect(other.locator(".status-choice input[value=available]")).to_be_checked()
+    visitor = await visitor_on(server)
+    for tab in (page, other):
+        await expect(tab.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')).to_be_visible()
+    # Both tabs accept at once (whichever gets there second finds the offer gone or taken).
+    await asyncio.gather(page.keyboard.press("Alt+A"), other.keyboard.press("Alt+A"))
+    # The server gave the chat once; both tabs show it, neither shows a refusal.
+    await visitor.expect("counsellor.joined", name="Fia")
+    for tab in (page, other):
+        await expect(chat_tab(tab, visitor)).to_be_visible()
+        await expect(tab.locator(".offer-card")).to_have_count(0)
+    await visitor.say("one of you?")
+    for tab in (page, other):
+        await expect(chat_panel(tab, visitor).locator(".from-visitor .text")).to_have_text(
+            ["one of you?"]
+        )
+        await expect(tab.locator(".chats-notice")).to_be_empty()
+    await visitor.expect_none("counsellor.joined", within=0.5)
+    fia = next(
+        c.staff.id for c in server.runtime.connections.staff.values() if c.staff.alias == "Fia"
+    )
+    assert await server.runtime.broker.staff_loads([fia]) == {fia: 1}
+    await other.close()
+
+
+# Last in the module: it blocks the visitors' address (every test visitor shares it).
 async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     server: RunningServer, page: Page
 ) -> None:
@@ -374,38 +410,3 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     blocked = await open_visitor(server)
     await blocked.send({"type": "start", "line": "support", "language": "sv"})
     assert (await blocked.expect("line.closed"))["reason"] == "unavailable"
-
-
-async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
-    server: RunningServer, page: Page
-) -> None:
-    await add_counsellor(server.runtime, "fia", alias="Fia", capacity=3)
-    await sign_in_console(page, server, "fia", PASSWORD)
-    await go_available(page)
-    other = await page.context.new_page()
-    await other.goto(f"{server.url}/console#/chats")
-    await expect(other.locator(".connection")).to_have_text("Connected")
-    # The second tab keeps the status the first one chose.
-    await expect(other.locator(".status-choice input[value=available]")).to_be_checked()
-    visitor = await visitor_on(server)
-    for tab in (page, other):
-        await expect(tab.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')).to_be_visible()
-    # Both tabs accept at once (whichever gets there second finds the offer gone or taken).
-    await asyncio.gather(page.keyboard.press("Alt+A"), other.keyboard.press("Alt+A"))
-    # The server gave the chat once; both tabs show it, neither shows a refusal.
-    await visitor.expect("counsellor.joined", name="Fia")
-    for tab in (page, other):
-        await expect(chat_tab(tab, visitor)).to_be_visible()
-        await expect(tab.locator(".offer-card")).to_have_count(0)
-    await visitor.say("one of you?")
-    for tab in (page, other):
-        await expect(chat_panel(tab, visitor).locator(".from-visitor .text")).to_have_text(
-            ["one of you?"]
-        )
-        await expect(tab.locator(".chats-notice")).to_be_empty()
-    await visitor.expect_none("counsellor.joined", within=0.5)
-    fia = next(
-        c.staff.id for c in server.runtime.connections.staff.values() if c.staff.alias == "Fia"
-    )
-    assert await server.runtime.broker.staff_loads([fia]) == {fia: 1}
-    await other.close()

@@ -459,7 +459,7 @@ function build(root, ctx) {
     const badge = document.querySelector('[data-badge="chats"]');
     if (badge) {
       badge.hidden = unread === 0;
-      badge.textContent = String(unread);
+      badge.textContent = unread ? String(unread) : "";
       badge.setAttribute("aria-label", t("chats.badge", { count: unread }));
     }
     ctx.emit("unread", { route: "chats", count: unread });
