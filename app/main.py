@@ -23,6 +23,7 @@ from app.staff import endpoints as staff_endpoints
 from app.staff.permissions import public
 from app.stats import endpoints as stats_endpoints
 from app.web.headers import SecurityHeaders
+from app.widget import endpoints as widget_endpoints
 
 
 def create_app(settings: Settings | None = None, *, broker: Broker | None = None) -> FastAPI:
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(stats_endpoints.metrics_router)
     app.include_router(audit_endpoints.router)
     app.include_router(admin_endpoints.router)
+    app.include_router(widget_endpoints.router)
     app.include_router(console_endpoints.router)
     app.add_exception_handler(ApiError, api_error_response)
 

@@ -72,6 +72,10 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/audit"): MANAGERS,
     ("POST", "/api/audit/search"): MANAGERS,
     ("POST", "/api/visitor/exit"): EVERYONE,
+    # The visitor widget (issue 5): pages and files anyone may load.
+    ("GET", "/chat/{key}"): EVERYONE,
+    ("GET", "/widget/safety"): EVERYONE,
+    ("GET", "/widget/{asset:path}"): EVERYONE,
     ("GET", "/api/admin/deployment"): frozenset({ADMIN}),
     # Rosters and statistics (docs/roster.md).
     **dict.fromkeys(
@@ -120,7 +124,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/metrics"): EVERYONE,
     # The console's pages and files (no data in them; the API checks who asks).
     ("GET", "/console"): EVERYONE,
-    ("GET", "/console/static/{relative}"): EVERYONE,
+    ("GET", "/console/static/{relative:path}"): EVERYONE,
     ("GET", "/enrol"): EVERYONE,
 }
 

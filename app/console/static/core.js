@@ -19,6 +19,7 @@ export const ROUTES = [
   { name: "lines", permission: "manage_lines" },
   { name: "stats", permission: "read_statistics" },
   { name: "audit", permission: "read_audit" },
+  { name: "deployment", permission: "deployment" },
 ];
 
 const catalogues = {}; // lang -> merged {key: text}
@@ -106,7 +107,7 @@ export function h(tag, attrs, ...children) {
     else if (value === true) element.setAttribute(name, "");
     else element.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -154,7 +155,7 @@ export function showErrors(form, result) {
   clearErrors(form);
   const detail = result?.data?.detail;
   const problems = Array.isArray(detail)
-    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: d.msg }))
+    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: translated(d) }))
     : [{ loc: [], msg: typeof detail === "string" ? detail : ctx.t("error.generic", { status: result?.status ?? "?" }) }];
   let first = null;
   for (const problem of problems) {
@@ -182,6 +183,13 @@ export function showErrors(form, result) {
   }
   if (first) first.focus();
   ctx.announce(problems.map((p) => cleanMessage(p.msg)).join(" "));
+}
+
+// pydantic's common refusals in the console's language; anything else as the server said it.
+function translated(problem) {
+  const key = `error.${problem.type}`;
+  const text = ctx.t(key, problem.ctx || {});
+  return text !== key && !/\{\w+\}/.test(text) ? text : problem.msg;
 }
 
 function cleanMessage(msg) {
@@ -270,6 +278,16 @@ export function problemText(result) {
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(" › ")}: ${cleanMessage(d.msg)}`).join(" ");
   return ctx.t("error.generic", { status: result?.status ?? "?" });
+}
+
+// "Svenska (sv)": a language code as people read it, in the console's language.
+export function languageName(code) {
+  try {
+    const name = new Intl.DisplayNames([ctx.lang], { type: "language" }).of(code);
+    return name && name !== code ? `${name} (${code})` : code;
+  } catch {
+    return code;
+  }
 }
 
 export function formatDateTime(iso, options) {
@@ -399,6 +417,7 @@ function signInRefusal(result) {
   const reason = result.data?.reason;
   if (result.status === 429) {
     const wait = Number(result.headers?.get("Retry-After")) || null;
+    if (wait && wait > 90) return ctx.t("signin.locked_for", { minutes: Math.ceil(wait / 60) });
     return wait ? ctx.t("signin.slow", { seconds: wait }) : ctx.t("signin.locked");
   }
   if (reason && ctx.t(`signin.reason.${reason}`) !== `signin.reason.${reason}`) {

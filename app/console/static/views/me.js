@@ -28,6 +28,8 @@ export function mount(root, ctx) {
   );
   if (ctx.can("own_shifts")) root.append(shifts, open, calendar);
 
+  // Drop requests made here, by shift: they can be withdrawn until a coordinator decides.
+  const myDrops = new Map();
   const when = (item) => `${formatDay(item.date, { weekday: "short", day: "numeric", month: "short" })} ${formatTime(item.starts_at)}–${formatTime(item.ends_at)}`;
 
   async function loadShifts() {
@@ -36,7 +38,7 @@ export function mount(root, ctx) {
     const rows = result.ok ? result.data : [];
     shifts.replaceChildren(
       h("h2", { id: "me-shifts-title", text: t("me.shifts") }),
-      !result.ok ? h("p", { class: "notice warn", text: problemText(result) }) : null,
+      ...(result.ok ? [] : [h("p", { class: "notice warn", text: problemText(result) })]),
       rows.length
         ? h("ul", { class: "shift-list" }, rows.map((item) => shiftItem(item)))
         : h("p", { class: "muted", text: t("me.no_shifts") }),
@@ -63,6 +65,7 @@ export function mount(root, ctx) {
           event.preventDefault();
           const result = await ctx.api("POST", "/api/roster/me/drop-requests", { assignment_id: item.assignment_id, date: item.date, note: note.value });
           if (!result.ok) return showErrors(form, result);
+          myDrops.set(item.key, result.data.id);
           notice.replaceChildren(h("p", { class: "notice ok", role: "status", text: t("me.drop_sent") }));
           await loadShifts();
         });
@@ -71,6 +74,14 @@ export function mount(root, ctx) {
         note.focus();
       });
       li.append(" ", button);
+    }
+    if (item.drop_requested && myDrops.has(item.key)) {
+      li.append(" ", h("button", { type: "button", class: "small", text: t("me.withdraw_drop"), onclick: async () => {
+        const result = await ctx.api("DELETE", `/api/roster/me/drop-requests/${myDrops.get(item.key)}`);
+        if (result.ok) myDrops.delete(item.key);
+        notice.replaceChildren(h("p", { class: result.ok ? "notice ok" : "notice warn", role: "status", text: result.ok ? t("me.drop_withdrawn") : problemText(result) }));
+        await loadShifts();
+      } }));
     }
     return li;
   }
