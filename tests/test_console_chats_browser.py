@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -398,6 +399,7 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     await expect(panel.locator(".from-visitor .text")).to_have_count(4)
     await expect(panel.locator(".visitor-away")).to_contain_text("Besökaren lämnade")
     await assert_accessible(page, "chats-swedish")
+    assert not re.search(r"\b(chats|sup)\.[a-z_]+", await page.locator("main").inner_text())
     await page.locator("#lang").select_option("en")
     await expect(page.locator("#view-chats-title")).to_have_text("Chats")
     panel = chat_panel(page, visitor)
