@@ -293,7 +293,7 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
 async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
     server: RunningServer, page: Page
 ) -> None:
-    await add_counsellor(server.runtime, "fia", alias="Fia", capacity=3)
+    await add_counsellor(server.runtime, "fia", alias="Fia", capacity=1)
     await sign_in_console(page, server, "fia", PASSWORD)
     await go_available(page)
     other = await page.context.new_page()
@@ -322,6 +322,18 @@ async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
         c.staff.id for c in server.runtime.connections.staff.values() if c.staff.alias == "Fia"
     )
     assert await server.runtime.broker.staff_loads([fia]) == {fia: 1}
+
+    # Fia is at her capacity: the next visitor waits, and the queue card says so.
+    waiting = await visitor_on(server)
+    card = page.locator('.queue-card[data-line="support"]')
+    await expect(card.locator(".queue-count")).to_have_text("1 waiting")
+    await expect(card.locator(".queue-wait")).to_contain_text("Longest wait 0:0")
+    await expect(other.locator('.queue-card[data-line="support"] .queue-count')).to_have_text(
+        "1 waiting"
+    )
+    await assert_accessible(page, "chats-queue")
+    await waiting.send({"type": "end"})
+    await expect(card.locator(".queue-wait")).to_have_text("Nobody waiting")
     await other.close()
 
 
