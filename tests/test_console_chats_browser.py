@@ -228,6 +228,12 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     await expect(page.locator("#nav a")).to_have_text(["Chats", "Supervise", "My shifts"])
     await page.locator("#nav-supervise").click()
     await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
+    await page.locator("#lang").select_option("sv")
+    await expect(page.locator("#view-supervise-title")).to_have_text("Handledning")
+    await expect(page.locator("tr[data-staff]", has_text="Dora")).to_contain_text("Tillgänglig")
+    assert not re.search(r"\b(chats|sup)\.[a-z_]+", await page.locator("main").inner_text())
+    await page.locator("#lang").select_option("en")
+    await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
 
     visitor = await visitor_on(server)
     await dora.accept((await dora.expect("offer", chat_id=visitor.chat_id))["chat_id"])
