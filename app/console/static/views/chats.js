@@ -11,6 +11,7 @@ export const persistent = true;
 
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
+const ACCEPT_RACE_MS = 1500;
 
 // What outlives one drawing of the screen (a language change draws it again): drafts per
 // chat, the chat looked at, the sound choice. Page memory only, never browser storage.
@@ -851,11 +852,14 @@ function build(root, ctx) {
     const chat = state.chats.get(state.lastAction[ref]);
     if (ref === "accept") {
       const chatId = state.lastAction.accept;
-      // Another tab of ours won the race: the chat opened here as well, nothing to say.
-      if (state.chats.has(chatId)) return;
-      state.offers.delete(chatId);
-      renderOffers();
-      flash(t("chats.offer_gone"), "warn");
+      // Another tab of ours may have won the race: the chat then opens here as well (its
+      // frame may come a moment after this refusal), and there is nothing to say.
+      setTimeout(() => {
+        if (state.chats.has(chatId)) return;
+        state.offers.delete(chatId);
+        renderOffers();
+        flash(t("chats.offer_gone"), "warn");
+      }, ACCEPT_RACE_MS);
       return;
     }
     if (ref === "transfer" && transferDialog.open) {
