@@ -303,3 +303,19 @@ def test_the_chats_catalogues_have_every_text_the_screens_use() -> None:
             assert set(re.findall(r"\{\w+\}", text)) == set(
                 re.findall(r"\{\w+\}", catalogues["en"][key])
             ), (lang, key)
+
+
+async def test_open_consoles_take_changed_canned_responses(server: RunningServer) -> None:
+    rt = server.runtime
+    await add_line(rt, canned_responses=CANNED)
+    await add_counsellor(rt, "anna")
+    anna = await open_staff(server, "anna", PASSWORD, available=False)
+    assert anna.hello["lines"][0]["canned_responses"] == CANNED
+    changed = [*CANNED, {"language": "en", "title": "Goodbye", "text": "Take care."}]
+    # As the coordinator's line editor does: save, then every process reloads.
+    await add_line(rt, canned_responses=changed, wrapup_outcomes=["support given"])
+    duty = await anna.expect("duty")
+    (line,) = duty["lines"]
+    assert line["canned_responses"] == changed
+    assert line["wrapup_outcomes"] == ["support given"]
+    assert line["on_duty"] is True
