@@ -226,7 +226,17 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     dora = await open_staff(server, "dora", PASSWORD)
     await sign_in_console(page, server, "bo", PASSWORD)
     await expect(page.locator("#nav a")).to_have_text(["Chats", "Supervise", "My shifts"])
-    await page.locator("#nav-supervise").click()
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    visitor = await visitor_on(server)
+    await dora.accept((await dora.expect("offer", chat_id=visitor.chat_id))["chat_id"])
+    await visitor.say("he checks my phone every night")
+    await dora.expect("message", sender="visitor")
+    await dora.send({"type": "help", "chat_id": visitor.chat_id, "text": "Please read along"})
+    assert (await dora.expect("help.sent"))["supervisors"] == 1
+    # Bo is on his chats screen: he is told there, and goes to the supervise screen.
+    notice = page.locator(".chats-notice")
+    await expect(notice).to_contain_text("Dora asks a supervisor for help.")
+    await notice.get_by_role("link", name="Open Supervise").click()
     await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
     await page.locator("#lang").select_option("sv")
     await expect(page.locator("#view-supervise-title")).to_have_text("Handledning")
@@ -234,13 +244,6 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     assert not re.search(r"\b(chats|sup)\.[a-z_]+", await page.locator("main").inner_text())
     await page.locator("#lang").select_option("en")
     await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
-
-    visitor = await visitor_on(server)
-    await dora.accept((await dora.expect("offer", chat_id=visitor.chat_id))["chat_id"])
-    await visitor.say("he checks my phone every night")
-    await dora.expect("message", sender="visitor")
-    await dora.send({"type": "help", "chat_id": visitor.chat_id, "text": "Please read along"})
-    assert (await dora.expect("help.sent"))["supervisors"] == 1
     request = page.locator(f'.help-request[data-chat="{visitor.chat_id}"]')
     await expect(request).to_contain_text("Dora asks for help")
     await expect(request).to_contain_text("Please read along")

@@ -35,7 +35,7 @@ class StaffSocket {
     this.observing = new Set(); // chats a supervisor follows
     // What a view mounted later needs to catch up: the counsellor's lines and status, open
     // chats, pending offers and owed wrap-ups (ids and summaries only, never content).
-    this.snapshot = { lines: [], status: "away", chats: new Map(), offers: new Map(), wrapups: new Map() };
+    this.snapshot = { lines: [], status: "away", chats: new Map(), offers: new Map(), wrapups: new Map(), help: new Map() };
     this.attempt = 0;
     this.retryTimer = null;
     this.pingTimer = null;
@@ -166,6 +166,9 @@ class StaffSocket {
       }
       case "wrapup.required":
         snap.wrapups.set(frame.chat_id, frame);
+        break;
+      case "help.requested":
+        snap.help.set(frame.chat_id, frame);
         break;
       case "wrapup.saved":
         snap.chats.delete(frame.chat_id);

@@ -224,6 +224,13 @@ function build(root, ctx) {
     helpDialog.close();
   });
   listen("transfer.options", (frame) => showTransfer(frame));
+  // For supervisors answering chats here: a colleague asks for help (handled on #/supervise).
+  listen("help.requested", (frame) => {
+    if (state.sound) chime();
+    const link = h("a", { href: "#/supervise", text: t("chats.help_open") });
+    notice.replaceChildren(h("p", { class: "notice warn" }, t("chats.help_requested", { name: frame.counsellor.alias }), " ", link));
+    ctx.announce(t("chats.help_requested", { name: frame.counsellor.alias }));
+  });
   listen("error", (frame) => showError(frame));
 
   // --- State changes ------------------------------------------------------------------------
