@@ -496,11 +496,13 @@ function languagePicker(id) {
   );
   select.addEventListener("change", async () => {
     await setLanguage(select.value);
-    ctx.emit("lang", ctx.lang);
     if (ctx.me) {
       renderNav();
+      // After the navigation is drawn again, so views may put their badges back on it.
+      ctx.emit("lang", ctx.lang);
       remountCurrent();
     } else {
+      ctx.emit("lang", ctx.lang);
       signInPage();
     }
   });
@@ -510,6 +512,21 @@ function languagePicker(id) {
 // --- Shell: navigation and views ------------------------------------------------------------
 
 const mounted = new Map(); // route name -> {root, cleanup, persistent}
+const unread = new Map(); // route name -> count, for the navigation's badges
+
+ctx.on("unread", (event) => {
+  if (!event?.route) return;
+  unread.set(event.route, Number(event.count) || 0);
+  paintBadge(event.route);
+});
+
+function paintBadge(route) {
+  const badge = document.querySelector(`[data-badge="${route}"]`);
+  if (!badge) return;
+  const count = unread.get(route) || 0;
+  badge.hidden = count === 0;
+  badge.textContent = String(count);
+}
 let current = null;
 
 function visibleRoutes() {
@@ -539,6 +556,7 @@ function renderNav() {
         h("span", { class: "badge", hidden: true, "data-badge": route.name }))),
     ),
   );
+  for (const route of unread.keys()) paintBadge(route);
   document.getElementById("who-name").textContent = ctx.me ? `${ctx.me.alias} (${ctx.t(`role.${ctx.me.role}`)})` : "";
   const picker = document.getElementById("lang-slot");
   picker.replaceChildren(languagePicker("lang"));
@@ -659,6 +677,11 @@ function shortcuts(event) {
 async function boot() {
   await setLanguage(ctx.lang);
   document.getElementById("signout").addEventListener("click", signOut);
+  // The skip link must not change the hash: the hash is the router's.
+  document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", showRoute);
   document.addEventListener("keydown", shortcuts);
   ctx.me = await loadMe();

@@ -2,6 +2,13 @@
 // belong to whoever runs the servers (docs/staff.md, "Deployment settings").
 import { h, problemText } from "../core.js";
 
+// The API's names for the values that are derived from a variable rather than equal to it.
+const VARIABLES = {
+  database: "LYKTA_DATABASE_URL (kind)",
+  broker: "LYKTA_REDIS_URL (redis; memory when unset)",
+  kek_ids: "LYKTA_KEKS (key ids only)",
+};
+
 export function mount(root, ctx) {
   const t = ctx.t;
   let alive = true;
@@ -24,7 +31,7 @@ export function mount(root, ctx) {
           h("thead", {}, h("tr", {}, h("th", { scope: "col", text: t("deployment.setting") }), h("th", { scope: "col", text: t("deployment.value") }))),
           h("tbody", {}, Object.entries(result.data).map(([name, value]) =>
             h("tr", {},
-              h("th", { scope: "row" }, h("code", { text: `LYKTA_${name.toUpperCase()}` })),
+              h("th", { scope: "row" }, h("code", { text: VARIABLES[name] ?? `LYKTA_${name.toUpperCase()}` })),
               h("td", { text: Array.isArray(value) ? value.join(", ") || "—" : String(value) })))))),
     );
   });

@@ -22,7 +22,7 @@ export function mount(root, ctx) {
         me.qualification ? [h("dt", { text: t("staff.qualification") }), h("dd", { text: t(`qualification.${me.qualification}`) })] : null,
         me.role === "counsellor" ? [h("dt", { text: t("staff.capacity") }), h("dd", { text: String(me.capacity) })] : null,
         me.languages.length ? [h("dt", { text: t("staff.languages") }), h("dd", { text: me.languages.join(", ") })] : null,
-        me.lines.length ? [h("dt", { text: t("staff.lines") }), h("dd", { text: me.lines.map((l) => l.key).join(", ") })] : null),
+        me.lines.length ? [h("dt", { text: t("staff.lines") }), h("dd", { id: "me-lines", text: me.lines.map((l) => l.key).join(", ") })] : null),
       h("p", { class: "muted", text: t("me.account_help") })),
     notice,
   );
@@ -129,6 +129,15 @@ export function mount(root, ctx) {
     calendar.replaceChildren(...parts);
   }
 
+  if (me.lines.length) {
+    // The lines' names from the public list (the profile carries only their keys).
+    ctx.api("GET", "/api/lines").then((result) => {
+      const target = root.querySelector("#me-lines");
+      if (!alive || !result.ok || !target) return;
+      const names = new Map(result.data.map((line) => [line.key, line.name]));
+      target.textContent = me.lines.map((l) => names.get(l.key) ?? l.key).join(", ");
+    });
+  }
   if (ctx.can("own_shifts")) {
     loadShifts();
     loadOpen();
