@@ -225,7 +225,9 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
 ) -> None:
     dora = await open_staff(server, "dora", PASSWORD)
     await sign_in_console(page, server, "bo", PASSWORD)
-    await expect(page.locator("#nav a")).to_have_text(["Chats", "Supervise", "My shifts"])
+    await expect(page.locator("#nav a > span:first-child")).to_have_text(
+        ["Chats", "Supervise", "My shifts"]
+    )
     await expect(page.locator(".connection")).to_have_text("Connected")
     visitor = await visitor_on(server)
     await dora.accept((await dora.expect("offer", chat_id=visitor.chat_id))["chat_id"])

@@ -463,13 +463,8 @@ function build(root, ctx) {
   }
 
   function updateBadge() {
+    // The shell paints the navigation's badge (and paints it again after a redraw).
     const unread = [...state.chats.values()].reduce((sum, chat) => sum + chat.unread, 0) + state.offers.size;
-    const badge = document.querySelector('[data-badge="chats"]');
-    if (badge) {
-      badge.hidden = unread === 0;
-      badge.textContent = unread ? String(unread) : "";
-      badge.setAttribute("aria-label", t("chats.badge", { count: unread }));
-    }
     ctx.emit("unread", { route: "chats", count: unread });
   }
 
@@ -1010,8 +1005,6 @@ function build(root, ctx) {
     if (again) select(again, false);
   }
 
-  // The shell draws its navigation again after a language change: the badge goes on after.
-  setTimeout(updateBadge, 0);
 
   return () => {
     for (const chat of state.chats.values()) {
