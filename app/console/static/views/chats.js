@@ -1051,6 +1051,19 @@ function languageName(code) {
 
 let audio = null;
 
+// Browsers start audio only after the person has interacted with the page (a reload keeps the
+// session but not that permission): the first click or key readies the chime.
+function unlockAudio() {
+  try {
+    audio = audio ?? new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+  } catch {
+    // No audio here; the visual cue remains.
+  }
+}
+document.addEventListener("pointerdown", unlockAudio, { once: true });
+document.addEventListener("keydown", unlockAudio, { once: true });
+
 // A short two-note chime made on the spot (no sound file); quiet, under half a second.
 function chime() {
   try {
