@@ -1068,6 +1068,7 @@ document.addEventListener("keydown", unlockAudio, { once: true });
 function chime() {
   try {
     audio = audio ?? new AudioContext();
+    if (audio.state === "suspended") audio.resume();
     const start = audio.currentTime + 0.01;
     for (const [offset, frequency] of [[0, 660], [0.18, 880]]) {
       const osc = audio.createOscillator();
