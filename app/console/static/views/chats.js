@@ -46,6 +46,7 @@ function build(root, ctx) {
     sound: kept.sound,
     counter: 0,
     lastAction: {},
+    fullSync: new Set(),
   };
   const off = [];
 
@@ -121,6 +122,10 @@ function build(root, ctx) {
     setStatus(hello.status);
     const open = new Set((hello.chats ?? []).map((c) => c.chat_id));
     for (const chat of hello.chats ?? []) openChat(chat, false);
+    for (const chatId of state.fullSync) {
+      if (open.has(chatId)) socket.send({ type: "sync", chat_id: chatId, last_seq: 0 });
+    }
+    state.fullSync.clear();
     // A chat that is no longer ours (it went back to the queue while we were away).
     for (const chat of [...state.chats.values()]) {
       if (!chat.ended && !open.has(chat.id)) closeChat(chat.id, t("chats.lost_while_away"));
@@ -990,7 +995,10 @@ function build(root, ctx) {
       const chat = openChat(summary, false);
       // Read again from the start; what was seen before is not unread.
       chat.quietUntil = Math.max(summary.last_seq ?? 0, socket.lastSeq.get(chat.id) ?? 0);
-      if (!snap.wrapups.has(summary.chat_id)) socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 });
+      if (!snap.wrapups.has(summary.chat_id) && !socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 })) {
+        // Reconnecting right now: read it from the start once the connection is back.
+        state.fullSync.add(summary.chat_id);
+      }
     }
     for (const frame of snap.wrapups.values()) {
       const chat = state.chats.get(frame.chat_id);
