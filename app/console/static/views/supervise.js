@@ -6,7 +6,7 @@ import { h, nextId } from "../core.js";
 import { staffSocket } from "../socket.js";
 
 const LIVE_REFRESH_MS = 5000;
-const TEAM_REFRESH_MS = 10000;
+const TEAM_REFRESH_MS = 5000;
 
 export function mount(root, ctx) {
   addStylesheet();
@@ -68,6 +68,15 @@ export function mount(root, ctx) {
   listen("hello", () => refresh());
   listen("live.chats", (frame) => {
     state.live = frame.chats;
+    // A request about a chat that is no longer live has nothing left to act on.
+    const live = new Set(frame.chats.map((c) => c.chat_id));
+    for (const chatId of [...state.requests.keys()]) {
+      if (!live.has(chatId)) {
+        state.requests.delete(chatId);
+        socket.snapshot.help.delete(chatId);
+      }
+    }
+    renderRequests();
     state.liveAt = Date.now();
     renderLive();
   });
@@ -79,7 +88,7 @@ export function mount(root, ctx) {
     state.requests.set(frame.chat_id, frame);
     renderRequests();
     ctx.announce(t("sup.help_announce", { name: frame.counsellor.alias }));
-    socket.send({ type: "live" });
+    refresh();
   });
   listen("chat.observing", (frame) => {
     if (state.observed?.chat_id !== frame.chat_id) {
@@ -123,6 +132,7 @@ export function mount(root, ctx) {
       renderObserved();
     }
     state.requests.delete(frame.chat_id);
+    socket.snapshot.help.delete(frame.chat_id);
     renderRequests();
     ctx.navigate("chats");
   });
@@ -158,6 +168,7 @@ export function mount(root, ctx) {
         const dismiss = h("button", { type: "button", class: "small", text: t("sup.dismiss") });
         dismiss.addEventListener("click", () => {
           state.requests.delete(request.chat_id);
+          socket.snapshot.help.delete(request.chat_id);
           renderRequests();
         });
         return h(
@@ -214,7 +225,7 @@ export function mount(root, ctx) {
           "tr",
           { dataset: { staff: person.id } },
           h("td", {}, h("span", { text: person.alias }), person.supervisor ? h("span", { class: "tag", text: t("sup.supervisor_tag") }) : null),
-          h("td", {}, h("span", { class: `status-dot ${person.status}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
+          h("td", {}, h("span", { class: `status-dot ${person.connected ? person.status : "offline"}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
           h("td", { text: t("sup.load", { load: person.load, capacity: person.capacity }) }),
           h("td", { text: person.lines.map(lineName).join(", ") }),
           h("td", { text: clock(person.on_duty_until) }),
@@ -230,7 +241,7 @@ export function mount(root, ctx) {
       observedBox.replaceChildren();
       return;
     }
-    const log = h("ol", { class: "transcript", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") });
+    const log = h("ol", { class: "transcript" });
     const input = h("textarea", { id: nextId("whisper"), name: "text", rows: "2" });
     const error = h("p", { class: "field-error whisper-error", hidden: true, role: "alert" });
     const form = h(
@@ -251,7 +262,7 @@ export function mount(root, ctx) {
     observedBox.replaceChildren(
       h("h2", { id: "sup-observed-title", text: t("sup.observing", { chat: chatLabel(chat) }) }),
       h("p", { class: "muted", text: t("sup.observing_hint", { name: chat.counsellor?.alias ?? "" }) }),
-      h("div", { class: "chat-body" }, log),
+      h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
       form,
       h("div", { class: "actions" }, takeover, stop),
     );
@@ -272,10 +283,10 @@ export function mount(root, ctx) {
     let item;
     if (entry.type === "message") {
       const staff = entry.sender === "counsellor";
-      item = h("li", { class: `entry message ${staff ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: staff ? entry.name : t("chats.visitor") }), at), h("p", { class: "text", text: entry.text }));
+      item = h("li", { class: `entry message ${staff ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: staff ? entry.name : t("chats.visitor") }), at), h("p", { class: "text", text: entry.text }));
     } else if (entry.type === "note" || entry.type === "whisper") {
       const key = entry.type === "note" ? "chats.note_from" : "chats.whisper_from";
-      item = h("li", { class: `entry ${entry.type}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t(key, { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      item = h("li", { class: `entry ${entry.type}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t(key, { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     } else {
       const text = entry.type === "counsellor.joined" ? t("chats.joined", { name: entry.name }) : entry.type === "counsellor.left" ? t("chats.left", { reason: entry.reason }) : t("chats.ended_entry", { reason: entry.reason });
       item = h("li", { class: "entry system" }, h("p", {}, h("span", { text }), " ", at));
@@ -321,6 +332,8 @@ export function mount(root, ctx) {
   }, TEAM_REFRESH_MS);
   const tick = setInterval(tickLive, 1000);
 
+  // Requests that came while this screen was not shown.
+  for (const request of socket.snapshot.help.values()) state.requests.set(request.chat_id, request);
   renderRequests();
   renderLive();
   renderTeam();
