@@ -99,15 +99,18 @@
   }
   // Blank this page at once, let the chat end itself (it answers at once, network or not; a
   // busy phone gets a moment more, while the screen is already blank), then replace this
-  // page so Back does not return to it.
+  // page so Back does not return to it. The page is covered rather than hidden: a hidden
+  // frame's process runs at background priority and may be too late to end the chat.
   function leave(fromChat) {
     if (leaving) return;
     leaving = true;
-    document.documentElement.style.display = 'none';
+    var cover = document.createElement('div');
+    cover.style.cssText = 'position:fixed;inset:0;background:#fff;z-index:2147483647';
+    document.documentElement.appendChild(cover);
     document.title = '';
     if (frame && !fromChat) {
       frame.contentWindow.postMessage({ lykta: 'exit' }, origin);
-      setTimeout(go, 1500);
+      setTimeout(go, 2500);
     } else {
       go();
     }
