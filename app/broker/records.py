@@ -89,6 +89,11 @@ class ChatRecord:
     visitor_tag: str | None = None
     # When an ended chat's transcript is shredded (its line's retention); None: already gone.
     shred_at: float | None = None
+    # A returning visitor's counsellor (their continuity code named them): their handover
+    # note is in the transcript for them alone.
+    continuity_for: str | None = None
+    # The end-of-chat continuity code: "offered" by the counsellor, "issued" to the visitor.
+    continuity: str | None = None
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
