@@ -58,7 +58,8 @@ def check_phone(value: str) -> str:
     digits = sum(ch.isdigit() for ch in value)
     if len(value) > 40 or not _PHONE.match(value) or not 3 <= digits <= 20:
         raise ValueError(
-            "a phone number has 3 to 20 digits, optionally + first, and spaces, dashes, dots or brackets"
+            "a phone number has 3 to 20 digits, + first if international, and may have "
+            "spaces, dashes, dots or brackets"
         )
     return value
 
