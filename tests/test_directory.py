@@ -112,7 +112,7 @@ async def test_contact_details_in_odd_formats_are_refused_with_the_field_named(
 ) -> None:
     await seeded(server)
     async with http_as(server, "ella") as ella:
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"phone": "call me maybe"}, "phone"),
             ({"phone": "12"}, "phone"),
             ({"phone": "+46 (0)8-123 45 67 89 12 34 56 78 99"}, "phone"),
