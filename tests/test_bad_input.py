@@ -37,6 +37,7 @@ MALFORMED_VISITOR: dict[str, dict[str, Any]] = {
     "resume": {"type": "resume", "chat_id": CHAT},
     "message": {"type": "message", "text": ["not", "text"]},
     "typing": {"type": "typing", "typing": "yes please"},
+    "continuity.delete": {"type": "continuity.delete", "code": ["a", "b"]},
 }
 MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "status": {"type": "status", "status": "asleep"},
@@ -54,13 +55,20 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "unobserve": {"type": "unobserve", "chat_id": "../../etc"},
     "whisper": {"type": "whisper", "chat_id": CHAT, "text": {"html": "<b>"}},
     "takeover": {"type": "takeover", "chat_id": None},
+    "continuity.offer": {"type": "continuity.offer", "chat_id": CHAT, "note": {"a": 1}},
+    "referral": {"type": "referral", "chat_id": CHAT, "service_id": "not-an-id"},
 }
 
 
 def test_every_frame_type_has_a_malformed_case() -> None:
-    # Frames without fields (ping, end and exit for visitors; ping and live for staff) cannot
-    # be malformed beyond their type.
-    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {"ping", "end", "exit"}
+    # Frames without fields (ping, end, exit and continuity.accept for visitors; ping and
+    # live for staff) cannot be malformed beyond their type.
+    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {
+        "ping",
+        "end",
+        "exit",
+        "continuity.accept",
+    }
     assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live"}
 
 
@@ -213,6 +221,16 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "unobserve", "chat_id": chat}, "forbidden"),
         ({"type": "whisper", "chat_id": chat, "text": "psst"}, "forbidden"),
         ({"type": "takeover", "chat_id": chat}, "forbidden"),
+        # Past the audit's per-minute cap: refused all the same.
+        ({"type": "continuity.offer", "chat_id": chat, "note": "mine now"}, "not_in_chat"),
+        (
+            {
+                "type": "referral",
+                "chat_id": chat,
+                "service_id": "00000000-0000-4000-8000-000000000000",
+            },
+            "not_in_chat",
+        ),
     ]
     assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
     for frame, code in attempts:

@@ -97,7 +97,6 @@ class ContinuityService:
                 digest=digest,
                 line_key=line_key,
                 staff_id=staff_id,
-                language=language,
                 expires_at=expires_at,
                 kdf_salt=sealed.salt,
                 note_nonce=sealed.nonce,

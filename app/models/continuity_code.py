@@ -28,7 +28,6 @@ class ContinuityCode(Base):
     staff_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("staff.id", ondelete="CASCADE"), index=True
     )
-    language: Mapped[str] = mapped_column(String(12))
     # Renewed at each use; rounded up to the hour so it tells no finer time of a chat.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # Argon2id salt, AES-GCM nonce and the sealed note (authenticated with the digest).

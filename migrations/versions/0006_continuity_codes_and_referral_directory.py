@@ -46,7 +46,6 @@ def upgrade() -> None:
     sa.Column('digest', sa.String(length=64), nullable=False),
     sa.Column('line_key', sa.String(length=32), nullable=False),
     sa.Column('staff_id', sa.Uuid(), nullable=False),
-    sa.Column('language', sa.String(length=12), nullable=False),
     sa.Column('expires_at', app.kit.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('kdf_salt', sa.LargeBinary(length=32), nullable=False),
     sa.Column('note_nonce', sa.LargeBinary(length=12), nullable=False),
