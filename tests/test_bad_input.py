@@ -57,6 +57,8 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "takeover": {"type": "takeover", "chat_id": None},
     "continuity.offer": {"type": "continuity.offer", "chat_id": CHAT, "note": {"a": 1}},
     "referral": {"type": "referral", "chat_id": CHAT, "service_id": "not-an-id"},
+    "help": {"type": "help", "chat_id": CHAT, "text": ["x"]},
+    "transfer.options": {"type": "transfer.options"},
 }
 
 
@@ -69,7 +71,7 @@ def test_every_frame_type_has_a_malformed_case() -> None:
         "exit",
         "continuity.accept",
     }
-    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live"}
+    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live", "team"}
 
 
 async def setup_chat(server: RunningServer) -> tuple[StaffClient, VisitorClient]:
@@ -222,6 +224,9 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "whisper", "chat_id": chat, "text": "psst"}, "forbidden"),
         ({"type": "takeover", "chat_id": chat}, "forbidden"),
         # Past the audit's per-minute cap: refused all the same.
+        ({"type": "help", "chat_id": chat, "text": "look"}, "not_in_chat"),
+        ({"type": "transfer.options", "chat_id": chat}, "not_in_chat"),
+        ({"type": "team"}, "forbidden"),
         ({"type": "continuity.offer", "chat_id": chat, "note": "mine now"}, "not_in_chat"),
         (
             {

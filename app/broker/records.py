@@ -94,6 +94,8 @@ class ChatRecord:
     continuity_for: str | None = None
     # The end-of-chat continuity code: "offered" by the counsellor, "issued" to the visitor.
     continuity: str | None = None
+    # When its counsellor last asked a supervisor for help (shown in supervisors' live list).
+    help_requested_at: float | None = None
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -141,6 +143,7 @@ _FLOATS = {
     "counsellor_grace_until",
     "target_until",
     "shred_at",
+    "help_requested_at",
 }
 _INTS = {"priority", "last_seq"}
 _BOOLS = {"peer_requested", "visitor_connected", "transferred"}

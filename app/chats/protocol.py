@@ -101,6 +101,9 @@ LanguageCode = Annotated[
 ]
 # The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
 Text = Annotated[str, StringConstraints(max_length=20_000)]
+HELP_TEXT_LIMIT = 500
+# One request for help per chat and connection this often (seconds): supervisors are few.
+HELP_COOLDOWN_SECONDS = 30.0
 
 
 class _Frame(BaseModel):
@@ -281,6 +284,28 @@ class SendReferral(_Frame):
     service_id: ServiceId
 
 
+class AskSupervisor(_Frame):
+    """A counsellor asks the on-duty supervisors of the chat's line to look at it."""
+
+    type: Literal["help"]
+    chat_id: ChatId
+    # A short word on why; delivered live to supervisors, never stored or audited.
+    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT)] = ""
+
+
+class TransferOptions(_Frame):
+    """Where this chat could go now: lines with someone on duty, colleagues free to take it."""
+
+    type: Literal["transfer.options"]
+    chat_id: ChatId
+
+
+class ListTeam(_Frame):
+    """Supervisors: who is on duty on their lines, with their status and load."""
+
+    type: Literal["team"]
+
+
 VisitorFrame = (
     Ping
     | StartChat
@@ -312,6 +337,9 @@ StaffFrame = (
     | TakeOver
     | OfferContinuity
     | SendReferral
+    | AskSupervisor
+    | TransferOptions
+    | ListTeam
 )
 
 VISITOR_FRAMES: dict[str, type[_Frame]] = {
@@ -339,6 +367,8 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "end": StaffEnd,
     "block": BlockVisitor,
     "wrapup": Wrapup,
+    "help": AskSupervisor,
+    "transfer.options": TransferOptions,
     # Supervisors only (app/staff/permissions.py).
     "live": ListLive,
     "observe": Observe,
@@ -347,6 +377,7 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "takeover": TakeOver,
     "continuity.offer": OfferContinuity,
     "referral": SendReferral,
+    "team": ListTeam,
 }
 
 
@@ -409,6 +440,29 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+class Cooldown:
+    """At most one action per key every `seconds`; time comes from the caller."""
+
+    __slots__ = ("_last", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def take(self, key: str, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            return False
+        # Forget old keys so a long shift does not grow this without bound.
+        self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
+        self._last[key] = now
+        return True
+
+    def retry_after(self, key: str, now: float) -> float:
+        last = self._last.get(key)
+        return 0.0 if last is None else max(0.0, self.seconds - (now - last))
 
 
 # Connection state machines ------------------------------------------------------------------
@@ -523,6 +577,19 @@ class StaffConnection(_Connection):
     ) -> None:
         super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
         self.phase = Phase.in_chat
+        self._help = Cooldown(HELP_COOLDOWN_SECONDS)
+
+    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+        if isinstance(frame, AskSupervisor):
+            now = self._clock()
+            if not self._help.take(frame.chat_id, now):
+                wait = self._help.retry_after(frame.chat_id, now)
+                return ProtocolError(
+                    ErrorCode.rate_limited,
+                    f"you asked for help with this chat a moment ago; again in {wait:.0f} s",
+                    ref="help",
+                )
+        return frame
 
 
 def _type_of(frame: _Frame) -> str:

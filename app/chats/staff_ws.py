@@ -19,11 +19,13 @@ from app.chats.protocol import (
     CLOSE_UNAUTHORISED,
     PROTOCOL_VERSION,
     AcceptOffer,
+    AskSupervisor,
     BlockVisitor,
     Close,
     DeclineOffer,
     ErrorCode,
     ListLive,
+    ListTeam,
     Observe,
     OfferContinuity,
     Ping,
@@ -38,6 +40,7 @@ from app.chats.protocol import (
     SyncChat,
     TakeOver,
     TransferChat,
+    TransferOptions,
     Unobserve,
     Whisper,
     Wrapup,
@@ -150,6 +153,8 @@ class StaffSocket(ClientSocket):
         self.staff = staff
         # Line → until when on duty (epoch seconds, 0 = not now), as in the presence.
         self.duty = duty.until
+        # Line → when the current stretch of duty began (lines on duty now only).
+        self.duty_since = duty.since
         # When duty changes next by the clock alone (a shift starts or ends), if ever.
         self.duty_next_change = duty.next_change
         # What the client was last told about its lines (hello or duty frames).
@@ -274,11 +279,20 @@ class StaffSocket(ClientSocket):
 
     def _line_info(self, key: str, until: float, now: float) -> dict[str, Any]:
         line = self.rt.lines.get(key)
+        on_duty = until > now
         return {
             "key": key,
             "name": line.name if line else key,
-            "on_duty": until > now,
-            "on_duty_until": until if until > now else None,
+            "on_duty": on_duty,
+            "on_duty_until": until if on_duty else None,
+            # The shift now (joined with any back-to-back one), as the roster has it.
+            "on_duty_since": self.duty_since.get(key) if on_duty else None,
+            # What the console needs to answer on this line.
+            "languages": list(line.languages) if line else [],
+            "max_message_length": line.max_message_length if line else 4000,
+            "canned_responses": [dict(c) for c in line.canned_responses] if line else [],
+            "wrapup_topics": list(line.wrapup_topics) if line else [],
+            "wrapup_outcomes": list(line.wrapup_outcomes) if line else [],
         }
 
     async def _follow(self, chat_id: str, line: str) -> None:
@@ -314,6 +328,7 @@ class StaffSocket(ClientSocket):
         added = set(after) - set(before)
         removed = set(before) - set(after)
         self.duty = after
+        self.duty_since = duty.since
         self.duty_next_change = duty.next_change
         await self.rt.broker.update_presence(self.staff.id, {"duty": after})
         for line in removed:
@@ -379,7 +394,7 @@ class StaffSocket(ClientSocket):
             self._refuse(kind, None, ErrorCode.forbidden)
             await self._audit_refusals()
             return True
-        if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver):
+        if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver | ListTeam):
             await self._supervise(frame)
             await self._audit_refusals()
             return True
@@ -480,6 +495,28 @@ class StaffSocket(ClientSocket):
             )
             if isinstance(sent, ProtocolError):
                 problem = sent
+        elif isinstance(frame, AskSupervisor):
+            asked = await self.supervision.ask_for_help(staff, frame.chat_id, frame.text)
+            if isinstance(asked, ProtocolError):
+                problem = asked
+            else:
+                record, told = asked
+                self.out.frame({"type": "help.sent", "chat_id": frame.chat_id, "supervisors": told})
+                # Who asked about which chat; what they wrote stays out of the log.
+                await _audit(
+                    self.rt,
+                    AuditAction.help_requested,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=record.line,
+                    detail={"supervisors": told},
+                )
+        elif isinstance(frame, TransferOptions):
+            options = await chats.transfer_options(staff, frame.chat_id)
+            if isinstance(options, ProtocolError):
+                problem = options
+            else:
+                self.out.frame({"type": "transfer.options", **options})
         elif isinstance(frame, Wrapup):
             async with unit_of_work(self.rt.sessionmaker) as session:
                 problem = await chats.wrapup(
@@ -492,11 +529,16 @@ class StaffSocket(ClientSocket):
         await self._audit_refusals()
         return True
 
-    async def _supervise(self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver) -> None:
+    async def _supervise(
+        self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver | ListTeam
+    ) -> None:
         """Supervisor frames; the chat must be live and on one of the supervisor's lines."""
         lines = set(self.duty)
         staff = self.staff
         supervision = self.supervision
+        if isinstance(frame, ListTeam):
+            self.out.frame({"type": "team", "staff": await supervision.team(lines)})
+            return
         if isinstance(frame, ListLive):
             now = await self.rt.broker.now()
             records = await supervision.live(lines)
@@ -681,7 +723,14 @@ class StaffSocket(ClientSocket):
         if kind == "chat.released" and isinstance(chat_id, str):
             await self._unfollow(chat_id)
             return [dict(event)]
-        if kind in ("offer", "offer.withdrawn", "status", "wrapup.required", "wrapup.saved"):
+        if kind in (
+            "offer",
+            "offer.withdrawn",
+            "status",
+            "wrapup.required",
+            "wrapup.saved",
+            "help.requested",
+        ):
             return [dict(event)]
         return []
 
@@ -696,6 +745,8 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         "visitor_connected": record.visitor_connected,
         "visitor_grace_until": record.visitor_grace_until,
         "waited_seconds": max(0, round((record.answered_at or now) - record.created_at)),
+        # How long it has been answered (null while waiting).
+        "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
         "peer_requested": record.peer_requested,
     }
 
@@ -707,4 +758,9 @@ def live_summary(record: ChatRecord, now: float, observing: bool) -> dict[str, A
         if record.counsellor_id
         else None
     )
-    return {**chat_summary(record, now), "counsellor": counsellor, "observing": observing}
+    return {
+        **chat_summary(record, now),
+        "counsellor": counsellor,
+        "observing": observing,
+        "help_requested_at": record.help_requested_at,
+    }

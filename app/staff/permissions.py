@@ -117,6 +117,8 @@ FRAME_RULES: dict[str, Permission] = {
     "end": Permission.take_chats,
     "wrapup": Permission.take_chats,
     "block": Permission.take_chats,
+    "help": Permission.take_chats,
+    "transfer.options": Permission.take_chats,
     "live": Permission.supervise,
     "observe": Permission.supervise,
     "unobserve": Permission.supervise,
@@ -124,6 +126,7 @@ FRAME_RULES: dict[str, Permission] = {
     "takeover": Permission.supervise,
     "continuity.offer": Permission.take_chats,
     "referral": Permission.take_chats,
+    "team": Permission.supervise,
 }
 
 # WebSocket path → the permission needed to connect (None: anyone, no account).
