@@ -38,6 +38,7 @@ MALFORMED_VISITOR: dict[str, dict[str, Any]] = {
     "message": {"type": "message", "text": ["not", "text"]},
     "typing": {"type": "typing", "typing": "yes please"},
     "continuity.delete": {"type": "continuity.delete", "code": ["a", "b"]},
+    "feedback": {"type": "feedback", "answer": "<b>great</b>"},
 }
 MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "status": {"type": "status", "status": "asleep"},

@@ -12,10 +12,14 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.chats.protocol import ErrorCode, ProtocolError, VisitorConnection, VisitorFeedback
+from app.kit.db import Base, unit_of_work
 from app.widget import pages
 from tests.conftest import ServerFactory
-from tests.support.seed import add_line
+from tests.support.clients import open_staff, open_visitor
+from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
 EMBEDDER = "https://ngo.example"
@@ -114,6 +118,11 @@ async def test_the_chat_page_is_neutral_embeddable_by_the_ngo_only_and_keeps_not
         if tag == "script":
             assert attrs.get("src"), "inline script"
     assert "<style" not in response.text
+    # Screen readers hear new messages, queue changes and the connection's state.
+    assert page.attrs["#queue"]["role"] == "status"
+    assert page.attrs["#connection"]["role"] == "status"
+    assert any(a.get("role") == "log" for _, a in page.tags)
+    assert page.tags[page.tags.index(("body", body)) + 1][1]["id"] == "skip"
     assert page.attrs["#notice"] is not None
     assert "Quick exit" in page.all_text and "Shift" in page.all_text
 
@@ -366,3 +375,95 @@ def test_the_chat_page_loads_nothing_from_another_origin() -> None:
             "location.href =",
         ):
             assert forbidden not in source, (name, forbidden)
+
+
+# The one anonymous question after a chat ------------------------------------------------
+
+METRICS_TOKEN = "metrics-token-for-widget-tests-0123"
+
+
+def fresh_visitor() -> VisitorConnection:
+    return VisitorConnection(rate=5, burst=20, tolerance=3, clock=lambda: 1000.0)
+
+
+def test_feedback_comes_once_after_an_ended_chat_as_pure_protocol() -> None:
+    conn = fresh_visitor()
+    frame = '{"type": "feedback", "answer": "helped"}'
+    before = conn.receive_text(frame)
+    assert isinstance(before, ProtocolError) and before.code is ErrorCode.not_allowed_now
+    conn.entered("abcdefghijkl")
+    during = conn.receive_text(frame)
+    assert isinstance(during, ProtocolError) and during.code is ErrorCode.not_allowed_now
+    conn.ended()
+    assert isinstance(conn.receive_text(frame), VisitorFeedback)
+    again = conn.receive_text(frame)
+    assert isinstance(again, ProtocolError) and again.code is ErrorCode.not_allowed_now
+    # A new chat on the same connection earns one more answer.
+    conn.entered("abcdefghijkm")
+    conn.ended()
+    assert isinstance(
+        conn.receive_text('{"type": "feedback", "answer": "partly"}'), VisitorFeedback
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "feedback"}',
+        '{"type": "feedback", "answer": "very good"}',
+        '{"type": "feedback", "answer": 5}',
+        '{"type": "feedback", "answer": "<script>x</script>"}',
+        '{"type": "feedback", "answer": ["helped"]}',
+        json.dumps({"type": "feedback", "answer": "helped" * 10_000}),
+    ],
+)
+def test_malformed_feedback_is_refused(text: str) -> None:
+    conn = fresh_visitor()
+    conn.ended()
+    result = conn.receive_text(text)
+    assert isinstance(result, ProtocolError) and result.code is ErrorCode.invalid_field
+    # A refused answer does not use up the one the visitor may give.
+    assert conn.feedback_due
+
+
+async def metrics(server: RunningServer) -> str:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    return response.text
+
+
+async def test_feedback_is_counted_per_line_and_nothing_else(lykta: ServerFactory) -> None:
+    async with lykta(metrics_token=METRICS_TOKEN, visitor_frame_burst=8) as server:
+        rt = server.runtime
+        await add_line(rt)
+        await add_counsellor(rt, "anna")
+        anna = await open_staff(server, "anna", PASSWORD)
+        visitor = await open_visitor(server)
+        await visitor.send({"type": "feedback", "answer": "helped"})
+        assert (await visitor.expect("error", ref="feedback"))["code"] == "not_allowed_now"
+        await visitor.start()
+        chat_id = visitor.chat_id
+        await anna.accept((await anna.expect("offer"))["chat_id"])
+        await visitor.send({"type": "feedback", "answer": "helped"})
+        assert (await visitor.expect("error", ref="feedback"))["code"] == "not_allowed_now"
+        await visitor.send({"type": "end"})
+        await visitor.expect("chat.ended")
+        await visitor.send({"type": "feedback", "answer": "partly"})
+        await visitor.expect("feedback.thanks")
+        # Once only, and a flood of answers is refused like any flood.
+        answers = []
+        for _ in range(12):
+            await visitor.send({"type": "feedback", "answer": "not_helped"})
+            answers.append((await visitor.expect("error"))["code"])
+        assert set(answers) == {"not_allowed_now", "rate_limited"}
+        text = await metrics(server)
+        assert 'lykta_visitor_feedback_total{answer="partly",line="support"} 1.0' in text
+        assert 'lykta_visitor_feedback_total{answer="not_helped",line="support"} 0.0' in text
+        assert chat_id not in text
+        # Nothing about it in SQL: no table, no row holds an answer.
+        async with unit_of_work(rt.sessionmaker) as session:
+            for table in Base.metadata.sorted_tables:
+                assert "feedback" not in table.name
+                rows = (await session.execute(select(table))).all()
+                assert not any("partly" in str(row) for row in rows), table.name

@@ -10,24 +10,27 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
 from playwright.async_api import BrowserContext, Frame, Page, ViewportSize, WebSocketRoute
+from playwright.async_api import Error as PlaywrightError
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from app.broker.base import Broker
-from app.models.enums import Qualification
+from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
 from tests.support.brokers import transcript_gone
 from tests.support.browser import axe_violations, chromium, describe, screenshot
 from tests.support.clients import StaffClient, open_staff, open_visitor
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.roster import http_as, local_now, shift_fields
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer, bound_socket, run_server
 from tests.support.waiting import eventually
 
@@ -140,9 +143,18 @@ async def world(database_url: str) -> AsyncIterator[World]:
         settings = Settings(database_url=database_url, public_url=lykta, embed_origins=host, **FAST)
         async with run_server(settings, sock=lykta_sock) as server, chromium() as browser:
             rt = server.runtime
-            await add_line(rt, "support", max_message_length=200)
             await add_line(
-                rt, "youth", required_qualification="volunteer", languages=["en", "sv", "ar"]
+                rt,
+                "support",
+                max_message_length=200,
+                privacy_note={"sv": "Vi sparar inget om dig.", "en": "We keep nothing about you."},
+            )
+            await add_line(
+                rt,
+                "youth",
+                required_qualification="volunteer",
+                languages=["en", "sv", "ar"],
+                privacy_note={"en": "Nobody sees who you are.", "sv": "Ingen ser vem du är."},
             )
             context = await browser.new_context(viewport=PHONE, locale="sv-SE")
             page = await context.new_page()
@@ -256,6 +268,14 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
 
     frame = await open_launcher(page)
     assert await frame.evaluate("document.title") == "Chatt"
+    await frame.get_by_text("Vi sparar inget om dig.").wait_for()
+    # Another language, in place: no navigation, no history entry.
+    await frame.select_option("#language", "en")
+    await frame.get_by_role("button", name="Start chat").wait_for()
+    await frame.get_by_text("We keep nothing about you.").wait_for()
+    assert await frame.evaluate("document.documentElement.lang") == "en"
+    await frame.select_option("#language", "sv")
+    await frame.get_by_role("button", name="Starta chatten").wait_for()
     assert await frame.get_attribute("#text", "autocomplete") == "off"
     await axe_clean(frame, "intro")
     await shots(page, "intro")
@@ -305,6 +325,7 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
         await anna.say(chat_id, text)
     await frame.fill("#text", "skrivet utan nät")
     await frame.press("#text", "Enter")
+    await axe_clean(frame, "reconnecting")
     await shots(page, "reconnecting")
     await w.restore_network()
     await frame.locator("#connection").filter(has_text="Ansluten igen").wait_for(timeout=30_000)
@@ -364,6 +385,16 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
     chat_id = await offered(bo)
     await bo.accept(chat_id)
     await page.get_by_role("heading", name="You are chatting with Bo").wait_for()
+    await bo.say(chat_id, "Hello, I am Bo.")
+    await page.get_by_text("Hello, I am Bo.").wait_for()
+    # A reload (the tab's sessionStorage keeps the token) comes back to the same chat, whole.
+    history = await page.evaluate("history.length")
+    await page.reload()
+    await page.get_by_role("heading", name="You are chatting with Bo").wait_for()
+    await page.get_by_text("Hello, I am Bo.").wait_for()
+    assert await page.locator(".msg.counsellor").count() == 1
+    assert await page.evaluate("[sessionStorage.length, localStorage.length]") == [1, 0]
+    assert await page.evaluate("history.length") == history
     # Ending asks once; "No" keeps the chat, "Yes" ends it.
     await page.get_by_role("button", name="End chat").click()
     await page.get_by_role("button", name="No, continue").click()
@@ -376,10 +407,38 @@ async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(wor
     assert await page.evaluate("sessionStorage.length") == 0
     await axe_clean(page, "ended")
     await shots(page, "ended")
+    # The one optional question: counted for the line, nothing else.
+    await page.get_by_role("button", name="Partly").click()
+    await page.get_by_text("Thank you for answering.").wait_for()
+    counters = w.lykta.runtime.chats.counters
 
-    # Nobody on duty on this line: closed, with its hours and other help, no spinner.
+    async def counted() -> bool:
+        return counters.feedback[("support", "partly")] == 1
+
+    await eventually(counted, what="feedback counted")
+
+    # Nobody on duty on this line: closed, with its hours, other help and when the roster
+    # opens it next (tomorrow at 18:00 in the line's time zone), no spinner.
+    await add_staff(rt, "ella", StaffRole.coordinator)
+    eva = await add_counsellor(
+        rt, "eva", lines=("youth",), qualification=Qualification.volunteer, on_duty=False
+    )
+    tomorrow = local_now().replace(hour=18, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    async with http_as(w.lykta, "ella") as ella:
+        shift = await ella.post(
+            "/api/roster/lines/youth/extra-shifts",
+            json={**shift_fields(tomorrow, tomorrow + timedelta(hours=3)), "needed": 1},
+        )
+        assert shift.status_code == 201, shift.text
+        assigned = await ella.post(
+            "/api/roster/assignments", json={"staff_id": eva, "extra_shift_id": shift.json()["id"]}
+        )
+        assert assigned.status_code == 201, assigned.text
     await page.goto(f"{w.lykta.url}/chat/youth?lang=en")
     await page.get_by_role("heading", name="The chat is closed right now").wait_for()
+    next_open = await page.locator("#next-open").text_content()
+    assert next_open is not None and next_open.startswith("Next open: ")
+    assert tomorrow.strftime("%A") in next_open and "6:00" in next_open, next_open
     assert await page.locator("#opening-hours").text_content() == "Mon-Thu 18-21"
     assert "112" in (await page.locator("#alternatives").text_content() or "")
     await axe_clean(page, "closed")
@@ -394,6 +453,20 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     )
     cleo = await open_staff(w.lykta, "cleo", PASSWORD)
     assert cleo.hello["lines"]
+
+    # Both lines of the NGO's page open side by side, each in its own frame and language.
+    await page.set_viewport_size(DESKTOP)
+    await page.goto(f"{w.host}/about")
+    await page.get_by_role("button", name="Youth chat").click()
+    youth = page.frame_locator("iframe[src*='/chat/youth']")
+    await youth.get_by_role("button", name="Start chat").wait_for()
+    await page.get_by_role("button", name="Chatta", exact=True).click()
+    support = page.frame_locator("iframe[src*='/chat/support']")
+    await support.get_by_role("heading", name="Chatten är stängd just nu").wait_for()
+    assert await page.locator("iframe").count() == 2
+    await page.get_by_role("button", name="Youth chat").click()  # minimises it again
+    assert await page.locator("iframe[src*='/chat/youth']").is_hidden()
+    await page.set_viewport_size(PHONE)
 
     # An unknown line and an unknown language fall back, saying so.
     await page.goto(f"{w.lykta.url}/chat/no-such-line?lang=xx")
@@ -410,6 +483,13 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     assert exit_box is not None and exit_box["x"] > PHONE["width"] / 2, "exit sits at the start"
     await axe_clean(page, "rtl intro")
     await shots(page, "rtl")
+
+    # Keyboard: the first Tab stop is the skip link, which leads to quick exit.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "skip"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "exit"
+    assert page.url.endswith("/chat/youth?lang=ar")
 
     # The safety page, in each language.
     await page.goto(f"{w.lykta.url}/widget/safety?lang=en")
@@ -477,4 +557,37 @@ async def test_quick_exit_by_keyboard_in_the_chat_and_on_the_host_page(world: Wo
     assert page.url == f"{w.lykta.url}/widget/safety", "Back must not return to the chat"
     await storage_is_empty(page)
     assert await w.context.cookies() == []
+
+    # Offline: leaving needs no network. The page goes, and the token with it; the server
+    # ends the chat when the visitor is not back within the line's grace period.
+    await add_line(rt, "support", visitor_grace_seconds=2)
+    await page.goto(f"{w.lykta.url}/chat/support?lang=sv&exit={w.host}/neutral")
+    await page.get_by_role("button", name="Starta chatten").click()
+    chat_id = await offered(dag)
+    await dag.accept(chat_id)
+    await page.get_by_role("heading", name="Du chattar med Dag").wait_for()
+    token = await page.evaluate("JSON.parse(sessionStorage.getItem('lykta.chat.support')).token")
+    await w.drop_network()
+    await page.get_by_role("button", name="Lämna snabbt").click()
+    # The exit page cannot load offline: the browser shows its own error page instead; either
+    # way nothing of the chat is on the screen.
+    with contextlib.suppress(PlaywrightError):
+        await page.wait_for_url(f"{w.host}/neutral")
+    assert await page.locator("#view-chat, .msg").count() == 0
+    assert (await dag.expect("chat.ended", chat_id=chat_id))["reason"] == "visitor_left"
+    await eventually(lambda: transcript_gone(w.broker, chat_id), what="transcript shredded")
+    await w.restore_network()
+    await page.goto(f"{w.lykta.url}/widget/safety")
+    await storage_is_empty(page)
+    assert not any(token in url or chat_id in url for url in w.requests), "a token in a URL"
+
+    # The launcher's own quick exit, reached by the host page's skip link, before any chat.
+    await page.goto(f"{w.host}/about")
+    await page.wait_for_selector("[data-lykta=support]")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Hoppa till snabb utgång"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.textContent") == "Lämna snabbt"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"{w.host}/neutral")
     only_two_origins(w)

@@ -68,14 +68,20 @@ function focusOn(el) {
   if (!active || active === document.body || !active.offsetParent) el.focus();
 }
 
+let loaded = false; // the first view leaves focus alone: Tab starts at the skip link
+
 function showView(name) {
   state = name;
   show(name);
-  focusOn(document.querySelector('#view-' + name + ' h1'));
+  if (loaded) focusOn(document.querySelector('#view-' + name + ' h1'));
+  loaded = true;
 }
 
 function renderHelp() {
   $('alternatives').textContent = lineText('alternatives') || t('default_alternatives');
+  // The line's one-line privacy note, read before starting (never a form or a wall).
+  $('privacy-note').textContent = lineText('privacy_note');
+  $('privacy-note').hidden = !lineText('privacy_note');
 }
 
 function showClosed(reason, frame) {
@@ -107,15 +113,22 @@ function setConnection(text) {
 
 // The line, before a chat ------------------------------------------------------------------
 
+let lineTries = 0;
+
 async function refreshLine() {
+  clearTimeout(retryTimer);
   try {
     const answer = await fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials: 'omit', cache: 'no-store' });
     if (!answer.ok) throw new Error('line');
     line = await answer.json();
   } catch {
+    // Lykta unreachable: say so (with other help), and keep trying, more slowly each time.
+    lineTries += 1;
     showView('down');
+    retryTimer = setTimeout(refreshLine, Math.min(30000, 2000 * 2 ** Math.min(lineTries, 4)) * (0.5 + Math.random()));
     return;
   }
+  lineTries = 0;
   renderHelp();
   updateCount();
   if (line.open) showView('intro');
@@ -160,8 +173,10 @@ async function changeLanguage() {
 function connect() {
   clearTimeout(retryTimer);
   const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
-  ws = new WebSocket(scheme + location.host + '/ws/visitor');
-  ws.onmessage = (e) => {
+  const socket = new WebSocket(scheme + location.host + '/ws/visitor');
+  ws = socket;
+  socket.onmessage = (e) => {
+    if (ws !== socket) return;
     let frame;
     try {
       frame = JSON.parse(e.data);
@@ -170,10 +185,17 @@ function connect() {
     }
     handle(frame);
   };
-  ws.onclose = () => {
+  socket.onclose = () => {
+    if (ws !== socket) return; // a socket we closed ourselves
     ws = null;
     if (!leaving) reconnectLater();
   };
+}
+
+function disconnect() {
+  const socket = ws;
+  ws = null;
+  if (socket) socket.close(1000);
 }
 
 function send(frame) {
@@ -233,7 +255,7 @@ function handle(f) {
       chat = null;
       remember();
       showClosed(f.reason, f);
-      if (ws) ws.close(1000);
+      disconnect();
       break;
     case 'counsellor.joined':
       counsellor = f.name;
@@ -270,6 +292,7 @@ function enterChat(name) {
   renderHeading();
   $('composer').hidden = false;
   $('end-row').hidden = false;
+  $('typing').hidden = false;
   $('chat-heading').hidden = false;
   if (state !== 'chat') {
     state = 'chat';
@@ -435,12 +458,15 @@ function ended(f) {
   $('ended-by').textContent = t(by);
   $('composer').hidden = true;
   $('end-row').hidden = true;
+  $('typing').hidden = true;
   $('chat-heading').hidden = true;
   $('end-confirm').hidden = true;
   state = 'ended';
+  $('feedback').hidden = false;
+  $('feedback-thanks').textContent = '';
   show('chat', 'ended');
   $('view-ended').querySelector('h1').focus();
-  if (ws) ws.close(1000);
+  // The connection stays for the one optional question; it closes when that is answered.
 }
 
 function failed(f) {
@@ -450,7 +476,7 @@ function failed(f) {
     lastSeq = 0;
     $('log').replaceChildren();
     shown.clear();
-    if (ws) ws.close(1000);
+    disconnect();
     refreshLine();
   } else if (f.code === 'rate_limited' && f.ref === 'message') {
     setConnection(t('rate_limited'));
@@ -466,7 +492,7 @@ function failed(f) {
 }
 
 function start() {
-  if (ws) return;
+  disconnect();
   $('log').replaceChildren();
   shown.clear();
   lastSeq = 0;
@@ -508,7 +534,20 @@ async function init() {
     $('minimise').addEventListener('click', () => parent.postMessage({ lykta: 'minimise' }, '*'));
   }
   $('start').addEventListener('click', start);
-  $('again').addEventListener('click', () => { $('log').replaceChildren(); refreshLine(); });
+  $('again').addEventListener('click', () => {
+    disconnect();
+    $('log').replaceChildren();
+    refreshLine();
+  });
+  for (const answer of $('feedback').querySelectorAll('button')) {
+    answer.addEventListener('click', () => {
+      send({ type: 'feedback', answer: answer.dataset.answer });
+      $('feedback').hidden = true;
+      $('feedback-thanks').textContent = t('feedback_thanks');
+      $('again').focus();
+      disconnect();
+    });
+  }
   $('retry').addEventListener('click', () => {
     clearTimeout(retryTimer);
     wantChat = false;

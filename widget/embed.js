@@ -97,8 +97,9 @@
     launcher.setAttribute('aria-expanded', 'false');
     launcher.focus();
   }
-  // Blank this page at once, let the chat end itself (it has a moment, not the network's
-  // say), then replace this page so Back does not return to it.
+  // Blank this page at once, let the chat end itself (it answers at once, network or not; a
+  // busy phone gets a moment more, while the screen is already blank), then replace this
+  // page so Back does not return to it.
   function leave(fromChat) {
     if (leaving) return;
     leaving = true;
@@ -106,7 +107,7 @@
     document.title = '';
     if (frame && !fromChat) {
       frame.contentWindow.postMessage({ lykta: 'exit' }, origin);
-      setTimeout(go, 400);
+      setTimeout(go, 1500);
     } else {
       go();
     }
@@ -120,7 +121,7 @@
   addEventListener('resize', function () { if (panel) place(); });
   addEventListener('message', function (e) {
     if (e.origin !== origin || !frame || e.source !== frame.contentWindow || !e.data) return;
-    if (e.data.lykta === 'exit') leave(true);
+    if (e.data.lykta === 'exit') leaving ? go() : leave(true);
     if (e.data.lykta === 'minimise') minimise();
   });
   // Shift pressed on its own three times within five seconds, anywhere on this page.

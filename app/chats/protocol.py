@@ -177,6 +177,13 @@ class VisitorExit(_Frame):
     type: Literal["exit"]
 
 
+class VisitorFeedback(_Frame):
+    """The one anonymous question after a chat: did it help? Counted per line, nothing else."""
+
+    type: Literal["feedback"]
+    answer: Literal["helped", "partly", "not_helped"]
+
+
 class SetStatus(_Frame):
     type: Literal["status"]
     status: Literal["available", "away", "break"]
@@ -316,6 +323,7 @@ VisitorFrame = (
     | VisitorExit
     | AcceptContinuity
     | DeleteContinuity
+    | VisitorFeedback
 )
 StaffFrame = (
     Ping
@@ -352,6 +360,7 @@ VISITOR_FRAMES: dict[str, type[_Frame]] = {
     "exit": VisitorExit,
     "continuity.accept": AcceptContinuity,
     "continuity.delete": DeleteContinuity,
+    "feedback": VisitorFeedback,
 }
 
 STAFF_FRAMES: dict[str, type[_Frame]] = {
@@ -538,9 +547,20 @@ class VisitorConnection(_Connection):
     ) -> None:
         super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
         self.chat_id: str | None = None
+        # One answer to the feedback question, after a chat ended on this connection.
+        self.feedback_due = False
 
     def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
         if isinstance(frame, Ping | VisitorExit | DeleteContinuity):
+            return frame
+        if isinstance(frame, VisitorFeedback):
+            if not self.feedback_due:
+                return ProtocolError(
+                    ErrorCode.not_allowed_now,
+                    "feedback is for a chat that ended on this connection, once",
+                    ref="feedback",
+                )
+            self.feedback_due = False
             return frame
         opening = isinstance(frame, StartChat | ResumeChat)
         if self.phase is Phase.waiting_start and not opening:
@@ -560,11 +580,13 @@ class VisitorConnection(_Connection):
     def entered(self, chat_id: str) -> None:
         self.chat_id = chat_id
         self.phase = Phase.in_chat
+        self.feedback_due = False
 
     def ended(self) -> None:
-        """The chat is over; the same connection may start a new one."""
+        """The chat is over; the same connection may start a new one (or give feedback)."""
         self.chat_id = None
         self.phase = Phase.waiting_start
+        self.feedback_due = True
 
 
 class StaffConnection(_Connection):

@@ -13,10 +13,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
-WIDGET_DIR = Path(__file__).resolve().parents[2] / "widget"
+from app.kit.migrate import project_root
+
+# The checkout's widget/ (development), or the image's working directory (the Dockerfile
+# copies widget/ next to migrations/).
+WIDGET_DIR = project_root() / "widget"
 
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -29,7 +32,6 @@ FALLBACK_LANGUAGE = "en"
 
 _HOLE = re.compile(r"\{\{(t:)?([a-z_]+)\}\}")
 _COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 @lru_cache(maxsize=1)
@@ -92,10 +94,6 @@ def clean_exit_url(value: str | None, default: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return default
     return value
-
-
-def is_language_code(value: str | None) -> bool:
-    return bool(value) and len(value or "") <= 12 and bool(_LANGUAGE.match(value or ""))
 
 
 def render(name: str, language: str, values: Mapping[str, str]) -> str:
