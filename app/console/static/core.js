@@ -106,7 +106,7 @@ export function h(tag, attrs, ...children) {
     else if (value === true) element.setAttribute(name, "");
     else element.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -272,6 +272,16 @@ export function problemText(result) {
   return ctx.t("error.generic", { status: result?.status ?? "?" });
 }
 
+// "Svenska (sv)": a language code as people read it, in the console's language.
+export function languageName(code) {
+  try {
+    const name = new Intl.DisplayNames([ctx.lang], { type: "language" }).of(code);
+    return name && name !== code ? `${name} (${code})` : code;
+  } catch {
+    return code;
+  }
+}
+
 export function formatDateTime(iso, options) {
   if (!iso) return "";
   const date = new Date(iso);
@@ -399,6 +409,7 @@ function signInRefusal(result) {
   const reason = result.data?.reason;
   if (result.status === 429) {
     const wait = Number(result.headers?.get("Retry-After")) || null;
+    if (wait && wait > 90) return ctx.t("signin.locked_for", { minutes: Math.ceil(wait / 60) });
     return wait ? ctx.t("signin.slow", { seconds: wait }) : ctx.t("signin.locked");
   }
   if (reason && ctx.t(`signin.reason.${reason}`) !== `signin.reason.${reason}`) {

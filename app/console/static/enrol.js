@@ -129,11 +129,16 @@ function enrolForm() {
 
 function done(enrolled) {
   token = "";
+  const codes = enrolled.recovery_codes;
   page(
     h("p", { class: "notice ok", role: "status", text: ctx.t("enrol.done_title") }),
-    enrolled.recovery_codes.length ? h("h2", { text: ctx.t("enrol.codes_title") }) : null,
-    enrolled.recovery_codes.length ? h("p", { text: ctx.t("enrol.codes_text") }) : null,
-    enrolled.recovery_codes.length ? h("ol", { class: "recovery-codes" }, enrolled.recovery_codes.map((c) => h("li", {}, h("code", { class: "secret", text: c })))) : null,
+    ...(codes.length
+      ? [
+          h("h2", { text: ctx.t("enrol.codes_title") }),
+          h("p", { text: ctx.t("enrol.codes_text") }),
+          h("ol", { class: "recovery-codes" }, codes.map((c) => h("li", {}, h("code", { class: "secret", text: c })))),
+        ]
+      : []),
     h("p", {}, h("a", { class: "button primary", href: "/console", text: ctx.t("enrol.to_console") })),
   );
   main.focus();

@@ -1,6 +1,6 @@
 // Lines: every setting of a line (LineSettings in app/lines/schemas.py), texts per language,
 // wrap-up topics and outcomes, retention, privacy note and canned responses; and new lines.
-import { h, field, showErrors, clearErrors, problemText } from "../core.js";
+import { h, field, showErrors, clearErrors, problemText, languageName } from "../core.js";
 
 const NUMBERS = [
   ["max_queue_length", 1, 10000],
@@ -105,7 +105,7 @@ export function mount(root, ctx) {
               control.addEventListener("input", () => {
                 typed[key][lang] = control.value;
               });
-              return field(t("lines.in_language", { lang }), control);
+              return field(languageName(lang), control);
             }))),
       );
     }
@@ -115,7 +115,7 @@ export function mount(root, ctx) {
       cannedBox.replaceChildren(
         canned.length ? h("ol", { class: "canned-list" }, canned.map((item, index) => {
           const lang = h("select", { name: `canned_responses.${index}.language` },
-            [...new Set([...langs, item.language])].filter(Boolean).map((l) => h("option", { value: l, text: l, selected: item.language === l })));
+            [...new Set([...langs, item.language])].filter(Boolean).map((l) => h("option", { value: l, text: languageName(l), selected: item.language === l })));
           const title = h("input", { name: `canned_responses.${index}.title`, value: item.title, maxlength: 80 });
           const text = h("textarea", { name: `canned_responses.${index}.text`, rows: 2, maxlength: 4000 }, item.text);
           lang.addEventListener("change", () => { item.language = lang.value; });
@@ -134,10 +134,18 @@ export function mount(root, ctx) {
       );
     }
 
-    languages.addEventListener("change", () => {
+    // Redrawn shortly after typing stops, so the layout has settled before anyone clicks Save.
+    let redraw = null;
+    const relayout = () => {
+      window.clearTimeout(redraw);
       renderTexts();
       renderCanned();
+    };
+    languages.addEventListener("input", () => {
+      window.clearTimeout(redraw);
+      redraw = window.setTimeout(relayout, 400);
     });
+    languages.addEventListener("change", relayout);
     renderTexts();
     renderCanned();
 
@@ -167,7 +175,7 @@ export function mount(root, ctx) {
         h("h3", { text: t("lines.canned") }),
         h("p", { class: "hint", text: t("lines.canned_hint") }),
         cannedBox),
-      h("div", { class: "actions sticky-actions" }, save));
+      h("div", { class: "actions form-end" }, save));
 
     form.addEventListener("submit", async (event) => {
       event.preventDefault();

@@ -36,7 +36,7 @@ export function mount(root, ctx) {
     const rows = result.ok ? result.data : [];
     shifts.replaceChildren(
       h("h2", { id: "me-shifts-title", text: t("me.shifts") }),
-      !result.ok ? h("p", { class: "notice warn", text: problemText(result) }) : null,
+      ...(result.ok ? [] : [h("p", { class: "notice warn", text: problemText(result) })]),
       rows.length
         ? h("ul", { class: "shift-list" }, rows.map((item) => shiftItem(item)))
         : h("p", { class: "muted", text: t("me.no_shifts") }),

@@ -193,7 +193,7 @@ export function mount(root, ctx) {
     const taken = new Set(occ.staff.map((s) => s.staff_id));
     const options = lineStaff().filter((s) => !taken.has(s.id));
     const select = h("select", { name: "staff_id", "aria-label": t("roster.assign_who", { when: `${formatDay(occ.date)} ${occ.start}–${occ.end}` }), "data-error-words": "staff,counsellor,assigned,shift,booked,qualified" },
-      h("option", { value: "", text: t("roster.choose_counsellor") }),
+      h("option", { value: "", text: t("roster.choose_short") }),
       options.map((s) => h("option", { value: s.id, text: s.alias })));
     const everyWeek = occ.kind === "pattern" ? h("input", { type: "checkbox", name: "every_week" }) : null;
     const form = h("form", { class: "assign-form", novalidate: true },
@@ -271,7 +271,7 @@ export function mount(root, ctx) {
       h("h2", { id: "patterns-title", text: t("roster.patterns") }),
       rows.length
         ? h("div", { class: "table-wrap" }, h("table", {},
-            h("thead", {}, h("tr", {}, ...["roster.name", "roster.weekdays", "roster.time", "roster.needed", "roster.valid", "common.actions"].map((k) => h("th", { text: t(k) })))),
+            h("thead", {}, h("tr", {}, ...["roster.name", "roster.weekdays", "roster.time"].map((k) => h("th", { scope: "col", text: t(k) })), h("th", { scope: "col", colspan: 2, text: t("roster.valid") }), h("th", { scope: "col", text: t("common.actions") }))),
             h("tbody", {}, rows.map(patternRow))))
         : h("p", { class: "muted", text: t("roster.no_patterns") }),
       patternForm(),

@@ -55,13 +55,25 @@ export function mount(root, ctx) {
           h("td", { text: person.role === "counsellor" ? String(person.capacity) : "—" }),
           h("td", { text: person.lines.map((l) => lineName(l.key)).join(", ") || "—" }),
           h("td", {}, stateTags(person)),
-          h("td", { class: "row-actions" },
+          h("td", { class: "row-actions" }, mayManage(person) ? actions(person) : h("span", { class: "muted", text: person.id === ctx.me.id ? t("staff.you") : "—" })))))),
+    );
+  }
+
+  // The server decides; the console only leaves out buttons that would certainly be refused:
+  // one's own account, and coordinators' and admins' accounts for a coordinator.
+  function mayManage(person) {
+    if (person.id === ctx.me.id) return false;
+    return person.role === "counsellor" || ctx.can("manage_privileged");
+  }
+
+  function actions(person) {
+    return [
             h("button", { type: "button", class: "small", text: t("staff.edit"), "aria-label": t("staff.edit_who", { who: person.alias }), onclick: () => openForm(person) }),
             person.is_active
               ? h("button", { type: "button", class: "small danger", text: t("staff.deactivate"), "aria-label": t("staff.deactivate_who", { who: person.alias }), onclick: () => deactivate(person) })
               : h("button", { type: "button", class: "small", text: t("staff.reactivate"), "aria-label": t("staff.reactivate_who", { who: person.alias }), onclick: () => reactivate(person) }),
-            h("button", { type: "button", class: "small", text: t("staff.reset"), "aria-label": t("staff.reset_who", { who: person.alias }), onclick: () => openReset(person) })))))),
-    );
+            h("button", { type: "button", class: "small", text: t("staff.reset"), "aria-label": t("staff.reset_who", { who: person.alias }), onclick: () => openReset(person) }),
+    ];
   }
 
   function stateTags(person) {
@@ -87,7 +99,8 @@ export function mount(root, ctx) {
     const editing = Boolean(person);
     const username = editing ? null : h("input", { name: "username", "data-error-words": "username,named", autocomplete: "off", autocapitalize: "none", spellcheck: "false", required: true });
     const alias = h("input", { name: "alias", required: true, value: person?.alias ?? "", maxlength: 40 });
-    const role = h("select", { name: "role" }, ROLES.map((r) => h("option", { value: r, text: t(`role.${r}`), selected: (person?.role ?? "counsellor") === r })));
+    const grantable = ROLES.filter((r) => r === "counsellor" || ctx.can("manage_privileged"));
+    const role = h("select", { name: "role" }, grantable.map((r) => h("option", { value: r, text: t(`role.${r}`), selected: (person?.role ?? "counsellor") === r })));
     const qualification = h("select", { name: "qualification" },
       h("option", { value: "", text: "—" }),
       QUALIFICATIONS.map((q) => h("option", { value: q, text: t(`qualification.${q}`), selected: person?.qualification === q })));

@@ -11,7 +11,7 @@ function s(tag, attrs, ...children) {
   for (const [name, value] of Object.entries(attrs ?? {})) {
     if (value !== null && value !== undefined) element.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -172,7 +172,8 @@ export function mount(root, ctx) {
     const svg = svgRoot(id, width, height, t("stats.outcomes_title"));
     for (const fraction of [0, 0.5, 1]) {
       const y = 10 + plot - fraction * plot;
-      svg.append(s("line", { x1: left, x2: width, y1: y, y2: y, class: "grid" }), s("text", { x: 0, y: y + 4, class: "axis" }, String(Math.round(max * fraction))));
+      const value = max * fraction;
+      svg.append(s("line", { x1: left, x2: width, y1: y, y2: y, class: "grid" }), s("text", { x: 0, y: y + 4, class: "axis" }, Number.isInteger(value) ? String(value) : value.toFixed(1)));
     }
     days.forEach((d, index) => {
       let y = 10 + plot;
