@@ -723,14 +723,12 @@ class StaffSocket(ClientSocket):
         if kind == "chat.released" and isinstance(chat_id, str):
             await self._unfollow(chat_id)
             return [dict(event)]
-        if kind in (
-            "offer",
-            "offer.withdrawn",
-            "status",
-            "wrapup.required",
-            "wrapup.saved",
-            "help.requested",
-        ):
+        if kind == "help.requested" and isinstance(chat_id, str):
+            sealed = event.get("sealed_text")
+            text = await self.rt.transcript.open_aside(chat_id, sealed) if sealed else ""
+            frame = {k: v for k, v in event.items() if k != "sealed_text"}
+            return [{**frame, "text": text or ""}]
+        if kind in ("offer", "offer.withdrawn", "status", "wrapup.required", "wrapup.saved"):
             return [dict(event)]
         return []
 

@@ -162,6 +162,9 @@ class Supervision:
         if isinstance(result, Refusal):
             return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "help")
         told = 0
+        sealed = (
+            await self._chats.transcript.seal_aside(chat_id, text.strip()) if text.strip() else None
+        )
         for candidate in await self._chats.router.candidates(record.line):
             presence = candidate.presence
             if (
@@ -178,7 +181,8 @@ class Supervision:
                         "chat_id": chat_id,
                         "line": record.line,
                         "counsellor": {"id": staff.id, "alias": staff.alias},
-                        "text": text.strip(),
+                        # Sealed with the chat's key: it crosses processes as entries do.
+                        "sealed_text": sealed,
                         "at": now,
                     },
                 )

@@ -147,6 +147,18 @@ class StaffSocket {
       case "chat.released":
         snap.chats.delete(frame.chat_id);
         break;
+      case "visitor.away":
+      case "visitor.back": {
+        const chat = snap.chats.get(frame.chat_id);
+        if (chat) {
+          snap.chats.set(frame.chat_id, {
+            ...chat,
+            visitor_connected: frame.type === "visitor.back",
+            visitor_grace_until: frame.type === "visitor.away" ? frame.grace_until : null,
+          });
+        }
+        break;
+      }
       case "wrapup.required":
         snap.wrapups.set(frame.chat_id, frame);
         break;

@@ -12,7 +12,24 @@ export const persistent = true;
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 
+// What outlives one drawing of the screen (a language change draws it again): drafts per
+// chat, the chat looked at, the sound choice. Page memory only, never browser storage.
+const kept = { drafts: new Map(), selected: null, sound: true };
+
 export function mount(root, ctx) {
+  let cleanup = build(root, ctx);
+  const stop = ctx.on("lang", () => {
+    cleanup();
+    root.replaceChildren();
+    cleanup = build(root, ctx);
+  });
+  return () => {
+    stop();
+    cleanup();
+  };
+}
+
+function build(root, ctx) {
   addStylesheet();
   const t = (key, vars) => ctx.t(key, vars);
   const socket = staffSocket(ctx);
@@ -25,7 +42,7 @@ export function mount(root, ctx) {
     chats: new Map(),
     order: [],
     selected: null,
-    sound: true,
+    sound: kept.sound,
     counter: 0,
     lastAction: {},
   };
@@ -45,11 +62,11 @@ export function mount(root, ctx) {
   }
   const shift = h("p", { class: "shift", id: "chats-shift" });
   const connection = h("p", { class: "connection", role: "status" });
-  const soundButton = h("button", { type: "button", class: "quiet small", "aria-pressed": "true", text: t("chats.sound_on") });
+  const soundButton = h("button", { type: "button", class: "small", "aria-pressed": String(state.sound), text: t("chats.sound") });
   soundButton.addEventListener("click", () => {
     state.sound = !state.sound;
+    kept.sound = state.sound;
     soundButton.setAttribute("aria-pressed", String(state.sound));
-    soundButton.textContent = t(state.sound ? "chats.sound_on" : "chats.sound_off");
   });
   const shortcuts = h(
     "details",
@@ -286,7 +303,12 @@ export function mount(root, ctx) {
   function removeChat(chatId) {
     const chat = state.chats.get(chatId);
     if (!chat) return;
+    // A dialog about this chat has nothing left to act on.
+    for (const dialog of [transferDialog, helpDialog, confirmDialog]) {
+      if (dialog.open && dialog.dataset.chat === chatId) dialog.close();
+    }
     clearTimeout(chat.typingTimer);
+    kept.drafts.delete(chatId);
     state.chats.delete(chatId);
     state.order = state.order.filter((id) => id !== chatId);
     chat.ui.panel.remove();
@@ -316,7 +338,7 @@ export function mount(root, ctx) {
     }
     if (entry.type === "message" && entry.sender === "visitor") {
       chat.ui.typing.hidden = true;
-      const seen = state.selected === chat.id && !root.hidden && !document.hidden;
+      const seen = (state.selected === chat.id && !root.hidden && !document.hidden) || entry.seq <= (chat.quietUntil ?? 0);
       if (!seen) {
         chat.unread += 1;
         renderTabs();
@@ -330,6 +352,7 @@ export function mount(root, ctx) {
     const chat = state.chats.get(chatId);
     if (!chat) return;
     state.selected = chatId;
+    kept.selected = chatId;
     chat.unread = 0;
     for (const other of state.chats.values()) other.ui.panel.hidden = other.id !== chatId;
     emptyPanel.hidden = true;
@@ -461,7 +484,7 @@ export function mount(root, ctx) {
     });
 
     const presence = h("div", { class: "visitor-away", role: "status", hidden: true });
-    const log = h("ol", { class: "transcript", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") });
+    const log = h("ol", { class: "transcript" });
     const pendingAnchor = h("li", { class: "pending-anchor", hidden: true });
     log.append(pendingAnchor);
     const typing = h("p", { class: "typing", hidden: true, text: t("chats.visitor_typing") });
@@ -528,7 +551,7 @@ export function mount(root, ctx) {
       confirmAction(t("chats.block_title"), t("chats.block_text"), t("chats.block_confirm"), () => {
         state.lastAction.block = chat.id;
         socket.send({ type: "block", chat_id: chat.id });
-      }),
+      }, chat.id),
     );
     const end = h("button", { type: "button", class: "danger", "aria-keyshortcuts": "Alt+E" }, t("chats.end"), h("kbd", { class: "key-hint", text: "Alt+E" }));
     end.addEventListener("click", () => endChat(chat));
@@ -543,14 +566,20 @@ export function mount(root, ctx) {
       h("div", { class: "chat-head" }, heading, meta),
       presence,
       chatNotices,
-      h("div", { class: "chat-body" }, log, typing),
+      h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
+      typing,
       wrapup,
       composer,
       actions,
       h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm),
     );
     panels.append(panel);
-    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteError, actions, transfer, help, end, wrapup, send };
+    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteInput, noteError, actions, transfer, help, end, wrapup, send };
+    const draft = kept.drafts.get(chat.id);
+    if (draft) {
+      input.value = draft.text;
+      noteInput.value = draft.note;
+    }
     renderCanned(chat);
   }
 
@@ -587,13 +616,13 @@ export function mount(root, ctx) {
     if (entry.type === "message") {
       const mine = entry.sender === "counsellor";
       const who = mine ? entry.name || t("chats.counsellor") : t("chats.visitor");
-      return h("li", { class: `entry message ${mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: who }), at), h("p", { class: "text", text: entry.text }));
+      return h("li", { class: `entry message ${mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: who }), at), h("p", { class: "text", text: entry.text }));
     }
     if (entry.type === "note") {
-      return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
     if (entry.type === "whisper") {
-      return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
     let text;
     if (entry.type === "counsellor.joined") text = t("chats.joined", { name: entry.name });
@@ -687,7 +716,7 @@ export function mount(root, ctx) {
     }
     state.lastAction.message = chat.id;
     const clientId = socket.sendMessage(chat.id, text);
-    const element = h("li", { class: "entry message from-staff sending" }, h("p", { class: "entry-head" }, h("span", { class: "who", text: state.staff?.alias ?? "" }), h("span", { class: "at", text: t("chats.sending") })), h("p", { class: "text", text }));
+    const element = h("li", { class: "entry message from-staff sending" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: state.staff?.alias ?? "" }), h("span", { class: "at", text: t("chats.sending") })), h("p", { class: "text", text }));
     chat.ui.log.append(element);
     chat.outgoing.set(clientId, { text, at: Date.now() / 1000, element });
     input.value = "";
@@ -726,10 +755,10 @@ export function mount(root, ctx) {
     confirmAction(t("chats.end_title"), t("chats.end_text"), t("chats.end_confirm"), () => {
       state.lastAction.end = chat.id;
       socket.send({ type: "end", chat_id: chat.id });
-    });
+    }, chat.id);
   }
 
-  function confirmAction(heading, text, label, onConfirm) {
+  function confirmAction(heading, text, label, onConfirm, chatId = "") {
     const yes = h("button", { type: "button", class: "danger", text: label });
     const no = h("button", { type: "button", text: t("chats.cancel") });
     yes.addEventListener("click", () => {
@@ -738,6 +767,7 @@ export function mount(root, ctx) {
     });
     no.addEventListener("click", () => confirmDialog.close());
     confirmDialog.replaceChildren(h("h2", { id: "confirm-title", text: heading }), h("p", { text }), h("div", { class: "actions" }, yes, no));
+    confirmDialog.dataset.chat = chatId;
     confirmDialog.showModal();
     no.focus();
   }
@@ -755,6 +785,7 @@ export function mount(root, ctx) {
       socket.send({ type: "help", chat_id: chat.id, text: input.value });
     });
     helpDialog.replaceChildren(form);
+    helpDialog.dataset.chat = chat.id;
     helpDialog.errorBox = error;
     helpDialog.showModal();
     input.focus();
@@ -805,6 +836,7 @@ export function mount(root, ctx) {
       socket.send(body);
     });
     transferDialog.replaceChildren(form);
+    transferDialog.dataset.chat = chat.id;
     transferDialog.errorBox = error;
     transferDialog.showModal();
     (byLine.checked ? lineSelect : staffSelect).focus();
@@ -937,7 +969,6 @@ export function mount(root, ctx) {
   document.addEventListener("visibilitychange", visible);
   const observer = new MutationObserver(visible);
   observer.observe(root, { attributes: true, attributeFilter: ["hidden"] });
-  off.push(ctx.on("lang", () => updateBadge()));
 
   // A socket opened before this view (e.g. by the supervisor's screen) has said hello
   // already: catch up from what it remembers, and read each open chat from the start.
@@ -950,7 +981,9 @@ export function mount(root, ctx) {
     for (const offer of snap.offers.values()) addOffer(offer, false);
     renderOffers();
     for (const summary of snap.chats.values()) {
-      openChat(summary, false);
+      const chat = openChat(summary, false);
+      // Read again from the start; what was seen before is not unread.
+      chat.quietUntil = Math.max(summary.last_seq ?? 0, socket.lastSeq.get(chat.id) ?? 0);
       if (!snap.wrapups.has(summary.chat_id)) socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 });
     }
     for (const frame of snap.wrapups.values()) {
@@ -962,10 +995,17 @@ export function mount(root, ctx) {
         renderWrapup(chat);
       }
     }
-    if (state.order[0]) select(state.order[0], false);
+    const again = state.chats.has(kept.selected) ? kept.selected : state.order[0];
+    if (again) select(again, false);
   }
 
+  // The shell draws its navigation again after a language change: the badge goes on after.
+  setTimeout(updateBadge, 0);
+
   return () => {
+    for (const chat of state.chats.values()) {
+      kept.drafts.set(chat.id, { text: chat.ui.input.value, note: chat.ui.noteInput.value });
+    }
     for (const stop of off) stop();
     clearInterval(ticker);
     observer.disconnect();

@@ -6,7 +6,7 @@ import { h, nextId } from "../core.js";
 import { staffSocket } from "../socket.js";
 
 const LIVE_REFRESH_MS = 5000;
-const TEAM_REFRESH_MS = 10000;
+const TEAM_REFRESH_MS = 5000;
 
 export function mount(root, ctx) {
   addStylesheet();
@@ -79,7 +79,7 @@ export function mount(root, ctx) {
     state.requests.set(frame.chat_id, frame);
     renderRequests();
     ctx.announce(t("sup.help_announce", { name: frame.counsellor.alias }));
-    socket.send({ type: "live" });
+    refresh();
   });
   listen("chat.observing", (frame) => {
     if (state.observed?.chat_id !== frame.chat_id) {
@@ -214,7 +214,7 @@ export function mount(root, ctx) {
           "tr",
           { dataset: { staff: person.id } },
           h("td", {}, h("span", { text: person.alias }), person.supervisor ? h("span", { class: "tag", text: t("sup.supervisor_tag") }) : null),
-          h("td", {}, h("span", { class: `status-dot ${person.status}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
+          h("td", {}, h("span", { class: `status-dot ${person.connected ? person.status : "offline"}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
           h("td", { text: t("sup.load", { load: person.load, capacity: person.capacity }) }),
           h("td", { text: person.lines.map(lineName).join(", ") }),
           h("td", { text: clock(person.on_duty_until) }),
@@ -230,7 +230,7 @@ export function mount(root, ctx) {
       observedBox.replaceChildren();
       return;
     }
-    const log = h("ol", { class: "transcript", role: "log", "aria-live": "polite", "aria-label": t("chats.conversation") });
+    const log = h("ol", { class: "transcript" });
     const input = h("textarea", { id: nextId("whisper"), name: "text", rows: "2" });
     const error = h("p", { class: "field-error whisper-error", hidden: true, role: "alert" });
     const form = h(
@@ -251,7 +251,7 @@ export function mount(root, ctx) {
     observedBox.replaceChildren(
       h("h2", { id: "sup-observed-title", text: t("sup.observing", { chat: chatLabel(chat) }) }),
       h("p", { class: "muted", text: t("sup.observing_hint", { name: chat.counsellor?.alias ?? "" }) }),
-      h("div", { class: "chat-body" }, log),
+      h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
       form,
       h("div", { class: "actions" }, takeover, stop),
     );
@@ -272,10 +272,10 @@ export function mount(root, ctx) {
     let item;
     if (entry.type === "message") {
       const staff = entry.sender === "counsellor";
-      item = h("li", { class: `entry message ${staff ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: staff ? entry.name : t("chats.visitor") }), at), h("p", { class: "text", text: entry.text }));
+      item = h("li", { class: `entry message ${staff ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: staff ? entry.name : t("chats.visitor") }), at), h("p", { class: "text", text: entry.text }));
     } else if (entry.type === "note" || entry.type === "whisper") {
       const key = entry.type === "note" ? "chats.note_from" : "chats.whisper_from";
-      item = h("li", { class: `entry ${entry.type}` }, h("p", { class: "entry-head" }, h("span", { class: "who", text: t(key, { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+      item = h("li", { class: `entry ${entry.type}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t(key, { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     } else {
       const text = entry.type === "counsellor.joined" ? t("chats.joined", { name: entry.name }) : entry.type === "counsellor.left" ? t("chats.left", { reason: entry.reason }) : t("chats.ended_entry", { reason: entry.reason });
       item = h("li", { class: "entry system" }, h("p", {}, h("span", { text }), " ", at));
