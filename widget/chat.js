@@ -63,6 +63,8 @@ function lineText(field) {
 
 function show(...names) {
   for (const name of VIEWS) $('view-' + name).hidden = !names.includes(name);
+  // A continuity code can be entered or deleted before a chat, even while the line is closed.
+  $('code-box').hidden = !(names.includes('intro') || names.includes('closed'));
 }
 
 function focusOn(el) {

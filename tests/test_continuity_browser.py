@@ -1,0 +1,198 @@
+"""Continuity codes, peer requests and referral cards in the visitor's widget, in real
+Chromium: one browser context takes a code, a new context comes back with it and reaches the
+same counsellor (driven through the staff WebSocket), who sees the note."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from playwright.async_api import Browser, Page
+from sqlalchemy import select
+
+from app.kit.db import unit_of_work
+from app.models import ContinuityCode
+from app.models.enums import StaffRole
+from app.settings import Settings
+from tests.support.browser import axe_violations, chromium, describe, screenshot
+from tests.support.clients import StaffClient, open_staff
+from tests.support.roster import http_as
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
+from tests.support.server import RunningServer, bound_socket, run_server
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(settings_for: Callable[..., Settings]) -> AsyncIterator[RunningServer]:
+    """Lykta on a port known beforehand: its public URL is the origin the pages load from."""
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with run_server(settings_for(public_url=url), sock=sock) as server:
+        yield server
+
+
+async def visitor_page(browser: Browser, server: RunningServer, lang: str = "en") -> Page:
+    """A fresh browser context: nothing shared with any other visitor."""
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(f"{server.url}/chat/support?lang={lang}")
+    await page.locator("#view-intro:not([hidden]), #view-closed:not([hidden])").wait_for()
+    return page
+
+
+async def axe_clean(page: Page, what: str) -> None:
+    violations = await axe_violations(page)
+    assert violations == [], f"{what}: {describe(violations)}"
+
+
+async def offered(staff: StaffClient) -> str:
+    chat_id: str = (await staff.expect("offer"))["chat_id"]
+    return chat_id
+
+
+async def test_a_visitor_takes_a_code_and_comes_back_with_it_in_a_new_browser(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    async with serving(settings_for) as server:
+        rt = server.runtime
+        await add_line(rt)
+        await add_counsellor(rt, "anna", alias="Anna")
+        anna = await open_staff(server, "anna", PASSWORD)
+
+        first = await visitor_page(browser, server)
+        await first.get_by_role("button", name="Start chat").click()
+        chat_id = await offered(anna)
+        await anna.accept(chat_id)
+        await first.get_by_role("heading", name="You are chatting with Anna").wait_for()
+        note = "Talked about her sister; wants help with housing."
+        await anna.send({"type": "continuity.offer", "chat_id": chat_id, "note": note})
+        await first.get_by_text("Anna offers you a code").wait_for()
+        assert note not in (await first.content())
+        await first.get_by_role("button", name="Get my code").click()
+        words = first.locator("#continuity-words")
+        await words.wait_for()
+        code = (await words.text_content()) or ""
+        assert len(code.split()) == 5
+        await first.get_by_text("shown only this once").wait_for()
+        await axe_clean(first, "code shown")
+        await screenshot(first, "continuity-code-shown")
+        await anna.expect("continuity.accepted", chat_id=chat_id)
+        # Nothing of the code is kept by the browser.
+        kept = await first.evaluate(
+            "JSON.stringify([sessionStorage, localStorage]) + document.cookie"
+        )
+        assert code.split()[0] not in kept
+        await first.get_by_role("button", name="End chat").click()
+        await first.get_by_role("button", name="Yes, end it").click()
+        await first.get_by_role("heading", name="The chat has ended").wait_for()
+        await first.get_by_role("button", name="Start a new chat").click()
+        assert await words.text_content() == ""
+        await first.context.close()
+
+        # Another browser, another day: only the words.
+        second = await visitor_page(browser, server)
+        await second.get_by_text("I have a code from my counsellor").click()
+        await second.get_by_label("Your code").fill("  " + code.upper().replace(" ", "  ") + " ")
+        await axe_clean(second, "code entry")
+        await screenshot(second, "continuity-code-entry")
+        await second.get_by_role("button", name="Start with my code").click()
+        offer = await anna.expect("offer")
+        assert offer["continuity"] is True
+        await second.get_by_text("Your counsellor Anna is being asked").first.wait_for()
+        await anna.accept(offer["chat_id"])
+        handover = await anna.expect("handover", chat_id=offer["chat_id"])
+        assert handover["text"] == note
+        await second.get_by_role("heading", name="You are chatting with Anna").wait_for()
+        await anna.send({"type": "end", "chat_id": offer["chat_id"]})
+        await second.get_by_role("heading", name="The chat has ended").wait_for()
+        await second.context.close()
+
+        # Anna is away: the visitor hears so and may talk to someone else instead.
+        await anna.send({"type": "status", "status": "away"})
+        await anna.expect("status", status="away")
+        third = await visitor_page(browser, server)
+        await third.get_by_text("I have a code from my counsellor").click()
+        await third.get_by_label("Your code").fill(code)
+        await third.get_by_role("button", name="Start with my code").click()
+        await third.get_by_text("Your counsellor Anna is not here right now").wait_for()
+        await third.get_by_role("button", name="Talk to someone else now").wait_for()
+        await axe_clean(third, "counsellor away")
+        await screenshot(third, "continuity-counsellor-away")
+
+        # A wrong code: one neutral answer, no chat.
+        await third.get_by_label("Your code").fill("these are not the words")
+        await third.get_by_role("button", name="Start with my code").click()
+        await third.get_by_text("No counsellor could be found for this code").wait_for()
+
+        # The visitor deletes the code; then it finds nobody.
+        await third.get_by_label("Your code").fill(code)
+        await third.get_by_role("button", name="Delete this code").click()
+        await third.get_by_text("it is now deleted").wait_for()
+        async with unit_of_work(rt.sessionmaker) as session:
+            assert (await session.execute(select(ContinuityCode))).all() == []
+        await third.get_by_label("Your code").fill(code)
+        await third.get_by_role("button", name="Start with my code").click()
+        await third.get_by_text("No counsellor could be found for this code").wait_for()
+        await third.context.close()
+
+
+async def test_a_referral_card_and_the_peer_notice_in_the_visitors_language(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    async with serving(settings_for) as server:
+        rt = server.runtime
+        await add_line(rt, peer_relax_seconds=0)
+        await add_counsellor(rt, "anna", alias="Anna")
+        await add_staff(rt, "ella", StaffRole.coordinator)
+        async with http_as(server, "ella") as ella:
+            created = await ella.post(
+                "/api/directory",
+                json={
+                    "name": "Bostadsjouren <b>Malmö</b>",
+                    "description": {"sv": "Hjälp att hitta boende", "en": "Help finding housing"},
+                    "needs": ["housing", "legal_migration"],
+                    "languages": ["sv", "en"],
+                    "phone": "+46 40 12 34 56",
+                    "web": "https://example.org/bostad",
+                    "opening_hours": {"sv": "Vardagar 9–16", "en": "Weekdays 9–16"},
+                    "city": "Malmö",
+                },
+            )
+            assert created.status_code == 201, created.text
+        anna = await open_staff(server, "anna", PASSWORD)
+        page = await visitor_page(browser, server, "sv")
+        await page.get_by_label("Jag vill gärna prata med en stödperson").check()
+        await page.get_by_role("button", name="Starta chatt").click()
+        chat_id = await offered(anna)
+        await anna.accept(chat_id)
+        # No peer supporter on duty (and the line does not wait): the visitor is told.
+        await page.get_by_text("Ingen stödperson med egen erfarenhet var ledig").wait_for()
+        await anna.send(
+            {"type": "referral", "chat_id": chat_id, "service_id": created.json()["id"]}
+        )
+        card = page.locator(".msg.referral")
+        await card.wait_for()
+        text = (await card.inner_text()).replace("\n", " ")
+        for expected in (
+            "Bostadsjouren <b>Malmö</b>",  # shown as text, never as HTML
+            "Hjälp att hitta boende",
+            "Boende",
+            "Juridik och uppehållstillstånd",
+            "+46 40 12 34 56",
+            "https://example.org/bostad",
+            "Vardagar 9–16",
+            "Malmö",
+        ):
+            assert expected in text, (expected, text)
+        assert await card.locator("a, b").count() == 0
+        await axe_clean(page, "referral card")
+        await screenshot(page, "referral-card-widget")
+        await page.context.close()
