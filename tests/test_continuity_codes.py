@@ -17,16 +17,25 @@ FAST = KdfParams(iterations=1, memory_kib=8 * 1024)
 @pytest.mark.parametrize("language", ["sv", "en", "sv-FI", "ar"])
 def test_codes_have_at_least_50_bits_from_the_visitors_language(language: str) -> None:
     words = codes.word_list(language)
-    assert len(words) == 2048 == len(set(words))
+    assert len(words) >= 1024 and len(words) == len(set(words))
     # Typed without diacritics or case, no two words of a list become the same.
-    assert len({codes.normalise(w) for w in words}) == 2048
+    assert len({codes.normalise(w) for w in words}) == len(words)
     assert all(w.isalpha() and w == w.lower() for w in words)
     code = codes.new_code(language)
     assert len(code.split()) == 5 and all(w in words for w in code.split())
-    assert codes.code_bits(language) == pytest.approx(55.0)
+    assert codes.code_bits(language) > 54.5
     assert codes.code_bits(language) >= codes.MIN_BITS
     assert codes.words_needed(1024) == 5 and codes.words_needed(256) == 7
     assert math.log2(256) * 7 >= codes.MIN_BITS
+
+
+def test_no_word_in_a_code_looks_alarming_on_a_phone() -> None:
+    for language in ("en", "sv"):
+        excluded = set((codes.WORDS_DIR / f"{language}-excluded.txt").read_text().split())
+        assert excluded and not excluded & set(codes.word_list(language))
+    assert {"abuse", "police", "knife"} <= set(
+        (codes.WORDS_DIR / "en-excluded.txt").read_text().split()
+    )
 
 
 def test_swedish_codes_use_the_swedish_list() -> None:
