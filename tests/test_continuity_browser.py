@@ -16,10 +16,12 @@ from app.models import ContinuityCode
 from app.models.enums import StaffRole
 from app.settings import Settings
 from tests.support.browser import axe_violations, chromium, describe, screenshot
-from tests.support.clients import StaffClient, open_staff
+from tests.support.clients import StaffClient, open_staff, open_visitor
+from tests.support.console import sign_in_console
 from tests.support.roster import http_as
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer, bound_socket, run_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -195,4 +197,170 @@ async def test_a_referral_card_and_the_peer_notice_in_the_visitors_language(
         assert await card.locator("a, b").count() == 0
         await axe_clean(page, "referral card")
         await screenshot(page, "referral-card-widget")
+        await page.context.close()
+
+
+# The console ------------------------------------------------------------------------------
+
+
+async def console_page(browser: Browser) -> Page:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def test_a_counsellor_sends_a_card_offers_a_code_and_sees_the_note_when_the_visitor_returns(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    async with serving(settings_for) as server:
+        rt = server.runtime
+        await add_line(rt)
+        await add_counsellor(rt, "anna", alias="Anna")
+        await add_staff(rt, "ella", StaffRole.coordinator)
+        async with http_as(server, "ella") as ella:
+            created = await ella.post(
+                "/api/directory",
+                json={
+                    "name": "Bostadsjouren",
+                    "description": {"sv": "Hjälp att hitta boende", "en": "Help finding housing"},
+                    "needs": ["housing"],
+                    "languages": ["sv", "en"],
+                    "phone": "+46 40 12 34 56",
+                    "city": "Malmö",
+                },
+            )
+            assert created.status_code == 201, created.text
+        page = await console_page(browser)
+        await sign_in_console(page, server, "anna", PASSWORD)
+        await page.locator(".status-choice label", has_text="Available").click()
+        support = rt.lines.get("support")
+        assert support is not None
+
+        async def line_open() -> bool:
+            return (await rt.router.line_status(support))[0]
+
+        await eventually(line_open, what="Anna available")
+        visitor = await open_visitor(server)
+        await visitor.start(language="en")
+        offer = page.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')
+        await offer.locator("button", has_text="Accept").click()
+        await visitor.expect("counsellor.joined", name="Anna")
+        panel = page.locator(f'.chat-panel[data-chat="{visitor.chat_id}"]')
+
+        # A referral: search the directory from the chat, send a card.
+        await panel.get_by_role("button", name="Referral").click()
+        dialog = page.get_by_role("dialog", name="Find help for this visitor")
+        await dialog.get_by_label("Need").select_option("housing")
+        await dialog.get_by_role("button", name="Search").click()
+        await dialog.get_by_text("1 found.").wait_for()
+        await dialog.get_by_text("Help finding housing").wait_for()
+        violations = await axe_violations(page)
+        assert violations == [], describe(violations)
+        await screenshot(page, "console-referral-search")
+        await dialog.get_by_role("button", name="Send to the visitor").click()
+        card = await visitor.expect("referral")
+        assert card["card"]["name"] == "Bostadsjouren"
+        assert card["card"]["description"] == "Help finding housing"
+        await dialog.get_by_role("button", name="Close").click()
+        await panel.locator(".entry.referral").get_by_text("Bostadsjouren").wait_for()
+
+        # A continuity code with a handover note.
+        note = "Sister in Malmö; housing first."
+        await panel.get_by_role("button", name="Offer a code").click()
+        code_dialog = page.get_by_role("dialog", name="Offer a continuity code")
+        await code_dialog.get_by_label("Handover note for yourself").fill(note)
+        violations = await axe_violations(page)
+        assert violations == [], describe(violations)
+        await screenshot(page, "console-offer-code")
+        await code_dialog.get_by_role("button", name="Offer the code").click()
+        offered = await visitor.expect("continuity.offered")
+        assert "note" not in offered
+        await code_dialog.wait_for(state="hidden")
+        await visitor.send({"type": "continuity.accept"})
+        code = (await visitor.expect("continuity.code"))["code"]
+        await panel.get_by_text("The visitor took the code.").first.wait_for()
+        await visitor.send({"type": "end"})
+        await visitor.expect("chat.ended")
+
+        # Back with the code: the offer says so, and the note is there for Anna.
+        back = await open_visitor(server)
+        await back.send({"type": "start", "line": "support", "language": "en", "code": code})
+        await back.expect("continuity.found", name="Anna")
+        back.chat_id = (await back.expect("chat.started"))["chat_id"]
+        returning = page.locator(f'.offer-card[data-chat="{back.chat_id}"]')
+        await returning.get_by_text("Returning: your code").wait_for()
+        await returning.locator("button", has_text="Accept").click()
+        # The first chat still awaits its wrap-up: look at the new one.
+        await page.locator(f'.chat-tab[data-chat="{back.chat_id}"]').click()
+        again = page.locator(f'.chat-panel[data-chat="{back.chat_id}"]')
+        handover = again.locator(".entry.handover")
+        await handover.get_by_text(note).wait_for()
+        await handover.get_by_text("Your note from last time").wait_for()
+        violations = await axe_violations(page)
+        assert violations == [], describe(violations)
+        await screenshot(page, "console-handover-note")
+        assert page.errors == []  # type: ignore[attr-defined]
+        await page.context.close()
+
+
+async def test_coordinators_keep_the_directory_in_the_console(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    async with serving(settings_for) as server:
+        rt = server.runtime
+        await add_line(rt)
+        await add_staff(rt, "ella", StaffRole.coordinator)
+        page = await console_page(browser)
+        await sign_in_console(page, server, "ella", PASSWORD)
+        await page.locator("#nav a", has_text="Referral directory").click()
+        await page.get_by_text("No services yet.").wait_for()
+        await page.get_by_role("button", name="New service").click()
+        form = page.locator("form.dir-form")
+        await form.get_by_label("Name").fill("Kvinnojouren <i>Syd</i>")
+        await form.get_by_label("Shelter").check()
+        await form.get_by_label("Phone").fill("ring oss")
+        await form.get_by_label("What they help with").first.fill("Skyddat boende")
+        await form.get_by_role("button", name="Save").click()
+        await form.locator(".field-error").first.wait_for()
+        assert "phone" in ((await form.locator(".field-error").first.text_content()) or "")
+        violations = await axe_violations(page)
+        assert violations == [], describe(violations)
+        await screenshot(page, "console-directory-form-error")
+        await form.get_by_label("Phone").fill("020-50 50 50")
+        await form.get_by_role("button", name="Save").click()
+        item = page.locator(".dir-item")
+        await item.get_by_text("Kvinnojouren <i>Syd</i>").wait_for()
+        await item.get_by_text("020-50 50 50").wait_for()
+
+        # CSV import with broken rows: listed by row, nothing imported.
+        broken = (
+            "name,needs,phone\r\nGood,housing,08-123 456\r\nBad,pizza,08-123 456\r\n"
+            "Worse,health,not a phone\r\n"
+        )
+        await page.get_by_label("CSV file to import").set_input_files(
+            files=[{"name": "d.csv", "mimeType": "text/csv", "buffer": broken.encode()}]
+        )
+        await page.get_by_role("button", name="Import", exact=True).click()
+        errors = page.locator(".dir-import-errors")
+        await errors.get_by_text("Nothing was imported").wait_for()
+        await errors.get_by_text("Row 3, needs").wait_for()
+        await errors.get_by_text("Row 4, phone").wait_for()
+        assert await item.count() == 1
+        good = "name,needs,phone,city\r\nExit,exit_programmes,08-123 456,\r\n"
+        await page.get_by_label("CSV file to import").set_input_files(
+            files=[{"name": "d.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+        )
+        await page.get_by_role("button", name="Import", exact=True).click()
+        await page.get_by_text("Imported: 1 new, 0 updated.").first.wait_for()
+        await page.locator(".dir-item").nth(1).wait_for()
+        violations = await axe_violations(page)
+        assert violations == [], describe(violations)
+        await screenshot(page, "console-directory")
+        async with http_as(server, "ella") as ella:
+            exported = await ella.get("/api/directory/export.csv")
+        assert "Kvinnojouren" in exported.text and "Exit" in exported.text
+        assert page.errors == []  # type: ignore[attr-defined]
         await page.context.close()

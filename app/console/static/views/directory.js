@@ -16,7 +16,7 @@ export function mount(root, ctx) {
   const formBox = h("div");
   const importErrors = h("div", { class: "dir-import-errors", role: "alert" });
   const fileInput = h("input", { id: nextId("csv"), type: "file", accept: ".csv,text/csv", name: "csv" });
-  const importButton = h("button", { type: "button", text: t("dir.import") });
+  const importButton = h("button", { type: "button", text: t("dir.import_button") });
   const exportLink = h("a", { href: "/api/directory/export.csv", download: "directory.csv", class: "button", text: t("dir.export") });
   const add = h("button", { type: "button", class: "primary", text: t("dir.new") });
 
@@ -32,7 +32,7 @@ export function mount(root, ctx) {
       add,
       field(t("dir.search"), search),
       exportLink,
-      h("div", { class: "field" }, h("label", { for: fileInput.id, text: t("dir.import") }), h("p", { class: "hint", id: `${fileInput.id}-hint`, text: t("dir.import_hint") }), fileInput, importButton),
+      h("div", { class: "field" }, h("label", { for: fileInput.id, text: t("dir.import_file") }), h("p", { class: "hint", id: `${fileInput.id}-hint`, text: t("dir.import_hint") }), fileInput, importButton),
     ),
     importErrors,
     formBox,
