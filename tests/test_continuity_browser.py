@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, FilePayload, Page
 from sqlalchemy import select
 
 from app.kit.db import unit_of_work
@@ -341,7 +341,7 @@ async def test_coordinators_keep_the_directory_in_the_console(
             "Worse,health,not a phone\r\n"
         )
         await page.get_by_label("CSV file to import").set_input_files(
-            files=[{"name": "d.csv", "mimeType": "text/csv", "buffer": broken.encode()}]
+            files=FilePayload(name="d.csv", mimeType="text/csv", buffer=broken.encode())
         )
         await page.get_by_role("button", name="Import", exact=True).click()
         errors = page.locator(".dir-import-errors")
@@ -351,7 +351,7 @@ async def test_coordinators_keep_the_directory_in_the_console(
         assert await item.count() == 1
         good = "name,needs,phone,city\r\nExit,exit_programmes,08-123 456,\r\n"
         await page.get_by_label("CSV file to import").set_input_files(
-            files=[{"name": "d.csv", "mimeType": "text/csv", "buffer": good.encode()}]
+            files=FilePayload(name="d.csv", mimeType="text/csv", buffer=good.encode())
         )
         await page.get_by_role("button", name="Import", exact=True).click()
         await page.get_by_text("Imported: 1 new, 0 updated.").first.wait_for()
