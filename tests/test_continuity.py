@@ -494,3 +494,26 @@ async def api_search(server: RunningServer, username: str, **params: str) -> lis
         assert response.status_code == 200, response.text
         services: list[Any] = response.json()["services"]
         return services
+
+
+async def test_an_observing_supervisor_does_not_see_the_note(server: RunningServer) -> None:
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna", alias="Anna")
+    await add_counsellor(rt, "sara", alias="Sara", supervisor=True)
+    anna = await open_staff(server, "anna", PASSWORD)
+    note = "canary-not-for-supervisors"
+    code = await chat_with_code(server, anna, note)
+    sara = await open_staff(server, "sara", PASSWORD, available=False)
+    back = await open_visitor(server)
+    await start_with(back, code)
+    back.chat_id = (await back.expect("chat.started"))["chat_id"]
+    await anna.accept((await anna.expect("offer", chat_id=back.chat_id))["chat_id"])
+    assert (await anna.expect("handover", chat_id=back.chat_id))["text"] == note
+    await sara.send({"type": "observe", "chat_id": back.chat_id})
+    await sara.expect("chat.observing", chat_id=back.chat_id)
+    await anna.say(back.chat_id, "Välkommen tillbaka")
+    await sara.expect("message", chat_id=back.chat_id, text="Välkommen tillbaka")
+    await sara.send({"type": "sync", "chat_id": back.chat_id, "last_seq": 0})
+    await sara.expect("synced", chat_id=back.chat_id)
+    assert not sara.seen("handover") and note not in json.dumps(sara.received)
