@@ -249,7 +249,10 @@ function handle(f) {
       enterChat(null);
       break;
     case 'chat.resumed':
-      if (retries) setConnection(t('reconnected'));
+      if (retries) {
+        setConnection(t('reconnected'));
+        setTimeout(() => { if ($('connection').textContent === t('reconnected')) setConnection(''); }, 5000);
+      }
       retries = 0;
       enterChat(f.counsellor ? f.counsellor.name : null);
       for (const [client_id, text] of outbox) send({ type: 'message', text, client_id });

@@ -4,7 +4,9 @@ adds both to every /widget/ and /chat/ answer), nothing from another origin."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from app.deps import RuntimeDep
@@ -13,6 +15,9 @@ from app.widget import pages
 
 router = APIRouter(tags=["widget"])
 
+# `?exit=`: where quick exit goes from the full page (checked by pages.clean_exit_url).
+ExitParam = Annotated[str | None, Query(alias="exit")]
+
 
 def _page(body: str) -> HTMLResponse:
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
@@ -20,7 +25,7 @@ def _page(body: str) -> HTMLResponse:
 
 @router.get("/widget/safety", response_class=HTMLResponse, dependencies=[public()])
 async def safety_page(
-    runtime: RuntimeDep, lang: str | None = None, exit: str | None = None
+    runtime: RuntimeDep, lang: str | None = None, exit_url: ExitParam = None
 ) -> HTMLResponse:
     """What quick exit can and cannot erase, and how to browse privately."""
     languages = list(pages.catalogues())
@@ -32,7 +37,7 @@ async def safety_page(
             choice.language,
             {
                 "notice": notice,
-                "exit_url": pages.clean_exit_url(exit, runtime.settings.widget_exit_url),
+                "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
                 "language_links": pages.language_links(languages, choice.language),
             },
         )
@@ -56,7 +61,7 @@ async def chat_page(
     lang: str | None = None,
     embed: str | None = None,
     colour: str | None = None,
-    exit: str | None = None,
+    exit_url: ExitParam = None,
 ) -> HTMLResponse:
     """The chat, as a full page or inside the loader's iframe (`embed=1`).
 
@@ -88,7 +93,7 @@ async def chat_page(
                 "languages": " ".join(offered),
                 "embed": "1" if embed == "1" else "0",
                 "colour": pages.clean_colour(colour),
-                "exit_url": pages.clean_exit_url(exit, runtime.settings.widget_exit_url),
+                "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
                 "notice": " ".join(notices),
             },
         )
