@@ -3,9 +3,14 @@ nothing outside its folder."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import httpx
 import pytest
 
+from app.console.endpoints import STATIC
 from tests.support.server import RunningServer
 
 
@@ -96,3 +101,31 @@ async def test_other_methods_are_refused(server: RunningServer) -> None:
             for path in ("/console", "/console/static/core.js", "/enrol"):
                 response = await http.request(method, path)
                 assert response.status_code == 405, (method, path)
+
+
+@pytest.mark.parametrize("area", ["core", "coord"])
+def test_swedish_and_english_catalogues_have_the_same_texts(area: str) -> None:
+    catalogues = {
+        lang: json.loads((STATIC / "i18n" / f"{lang}.{area}.json").read_text("utf-8"))
+        for lang in ("sv", "en")
+    }
+    assert set(catalogues["sv"]) == set(catalogues["en"])
+    for key, english in catalogues["en"].items():
+        swedish = catalogues["sv"][key]
+        assert swedish.strip(), key
+        # The same {placeholders}, or a text would show a raw brace or lose a number.
+        assert set(re.findall(r"\{\w+\}", swedish)) == set(re.findall(r"\{\w+\}", english)), key
+
+
+def test_every_text_the_coordinator_screens_ask_for_exists() -> None:
+    english: dict[str, str] = {}
+    for area in ("core", "coord"):
+        english.update(json.loads((STATIC / "i18n" / f"en.{area}.json").read_text("utf-8")))
+    sources: list[Path] = [STATIC / "core.js", STATIC / "enrol.js"] + [
+        STATIC / "views" / f"{name}.js"
+        for name in ("roster", "staff", "lines", "stats", "audit", "me", "deployment")
+    ]
+    asked = set()
+    for source in sources:
+        asked |= set(re.findall(r"\bt\(\"([a-z_]+(?:\.[a-z_0-9]+)+)\"", source.read_text("utf-8")))
+    assert sorted(asked - set(english)) == []

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from app.models.enums import StaffRole
+from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
 from tests.support.browser import axe_violations, chromium, describe, screenshot
@@ -58,6 +58,10 @@ async def server(
         public_url=public_url,
         # Every test signs in afresh from 127.0.0.1, more often than a person would.
         sign_in_rate_per_minute=100,
+        # A username locks after three failures, without the waits in between (which only
+        # a clock could test): the sign-in test meets the lock.
+        sign_in_slow_after=10,
+        sign_in_lock_after=3,
         **FAST,
     )
     async with run_server(settings, sock=sock) as running:
@@ -65,10 +69,15 @@ async def server(
         await add_line(rt)
         await add_line(rt, "youth", required_qualification="volunteer")
         await add_staff(rt, "cora", StaffRole.coordinator)
+        await add_staff(rt, "ada", StaffRole.admin)
         # Anna works on the support line but has no shift: the roster decides when she is on.
         await add_counsellor(rt, "anna", on_duty=False)
         # Bo is on duty all day (ad hoc), for the chats the statistics are made of.
         await add_counsellor(rt, "bo")
+        # Vera, a volunteer on the youth line, signs up for open places herself.
+        await add_counsellor(
+            rt, "vera", lines=("youth",), qualification=Qualification.volunteer, on_duty=False
+        )
         yield running
 
 
@@ -128,11 +137,34 @@ async def test_sign_in_with_totp_and_a_wrong_code_is_told_plainly(
     await expect(form.locator("[role=alert]")).to_have_text("Wrong username, password or code.")
     await expect(page.locator("#nav a")).to_have_count(0)
 
+    # Someone guessing a password: the username locks, and the form says for how long.
+    await form.locator("input[name=username]").fill("ghost")
+    for attempt in range(4):
+        await form.locator("input[name=password]").fill(f"guess number {attempt}")
+        async with page.expect_response("**/api/staff/session") as answered:
+            await form.locator("button[type=submit]").click()
+        assert (await answered.value).status == (429 if attempt == 3 else 401)
+    await expect(form.locator("[role=alert]")).to_have_text(
+        "Too many failed sign-ins. Sign-in is locked for 15 minutes."
+    )
+    await screenshot(page, "console-sign-in-locked")
+
     await sign_in_console(page, server, "cora", PASSWORD)
     await expect(page.locator("#nav a")).to_have_text(
         ["Roster", "Staff", "Lines", "Statistics", "Audit log", "Referral directory", "My account"]
     )
     await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Roster")
+    # Alt+digit goes to the nth screen of the navigation.
+    await page.keyboard.press("Alt+2")
+    await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Staff")
+    await expect(page.locator("#view-staff-title")).to_be_visible()
+    # The skip link moves the focus to the screen without leaving it.
+    await page.locator(".skip-link").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#main")).to_be_focused()
+    await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Staff")
+    await page.keyboard.press("Alt+1")
+    await expect(page.locator("#view-roster-title")).to_be_visible()
 
     # The language switch redraws the shell and the screen in Swedish, and back.
     await page.select_option("#lang", "sv")
@@ -206,6 +238,10 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     await expect(week.locator(".occurrence")).to_have_count(7)
     await expect(week.locator(".occurrence[data-status=gap]")).to_have_count(7)
     await expect(page.locator("#roster-totals")).to_contain_text("7 shifts with gaps")
+    # Hour by hour: every evening hour (18–21, seven days) is a gap.
+    cover = page.locator("#roster-coverage svg rect.cover")
+    await expect(cover).to_have_count(168)
+    await expect(page.locator("#roster-coverage rect.cover.gap")).to_have_count(21)
     await assert_accessible(page, "roster")
 
     # Next week's Wednesday evening has nobody: Anna takes it.
@@ -218,6 +254,8 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     await expect(filled).to_have_attribute("data-status", "covered")
     await expect(filled.locator(".occ-staff")).to_contain_text("Anna")
     await expect(week.locator(".occurrence[data-status=gap]")).to_have_count(6)
+    await expect(page.locator("#roster-coverage rect.cover.gap")).to_have_count(18)
+    await expect(page.locator("#roster-coverage rect.cover.covered")).to_have_count(3)
     saved = await api(
         server,
         cora,
@@ -286,7 +324,7 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
 ) -> None:
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.click("#nav-staff")
-    await expect(page.locator("#staff-list tbody tr")).to_have_count(3)
+    await expect(page.locator("#staff-list tbody tr")).to_have_count(5)
     await assert_accessible(page, "staff")
 
     await page.click("#staff-invite")
@@ -347,14 +385,20 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
         codes = nora.locator("ol.recovery-codes li")
         await expect(codes).to_have_count(10)
         await assert_accessible(nora, "enrol-done")
+        # Switching the language keeps the codes on the screen (they are not shown again).
+        shown = await codes.all_inner_texts()
+        await nora.select_option("#lang", "en")
+        await expect(nora.locator("h2")).to_have_text("Recovery codes")
+        assert await codes.all_inner_texts() == shown
 
         # She signs in with her new password and a later code of her app.
         TOTP_SECRETS["nora"] = secret
         code_used_now(secret)
         await sign_in_console(nora, server, "nora", new_password)
-        await expect(nora.locator("#nav a", has_text="Mina pass")).to_be_visible()
+        # The language chosen on the enrolment page stays for the tab.
+        await expect(nora.locator("#nav a", has_text="My shifts")).to_be_visible()
         await nora.click("#nav-me")
-        await expect(nora.locator("#view-me-title")).to_have_text("Mina pass")
+        await expect(nora.locator("#view-me-title")).to_have_text("My shifts")
         await expect(nora.locator("#me-calendar-title")).to_be_visible()
         await assert_accessible(nora, "me-counsellor")
         await nora.click("#calendar-create")
@@ -363,7 +407,7 @@ async def test_an_invited_counsellor_enrols_in_the_browser_and_signs_in(
         feed = await nora.request.get(calendar_url)
         assert feed.status == 200
         await nora.click("#calendar-revoke")
-        await expect(nora.locator("#me-notice")).to_contain_text("fungerar inte längre")
+        await expect(nora.locator("#me-notice")).to_contain_text("no longer works")
         assert (await nora.request.get(calendar_url)).status == 404
     finally:
         await nora_context.close()
@@ -403,11 +447,25 @@ async def test_staff_are_edited_deactivated_and_reset(
     await row.locator("button", has_text="Reactivate").click()
     await expect(row.locator(".tag.full")).to_have_text("active")
 
+    # Finding someone among many: by name, and without the deactivated.
+    await page.fill("#staff-search", "ann")
+    await expect(page.locator("#staff-list tbody tr")).to_have_count(1)
+    await page.fill("#staff-search", "")
     await row.locator("button", has_text="Reset").click()
     await page.check("#reset-totp")
     await page.locator("#staff-panel button[type=submit]").click()
     await expect(page.locator("#enrolment-link")).to_be_visible()
     await expect(row).to_contain_text("not enrolled yet")
+
+
+async def test_the_enrolment_page_explains_a_missing_or_spent_link(
+    server: RunningServer, page: Page
+) -> None:
+    await page.goto(f"{server.url}/enrol")
+    await expect(page.locator("[role=alert]")).to_contain_text("Open the whole link again")
+    await page.goto(f"{server.url}/enrol#{'x' * 43}")
+    await expect(page.locator("[role=alert]")).to_contain_text("expired or has been used")
+    await assert_accessible(page, "enrol-spent")
 
 
 # Lines ----------------------------------------------------------------------------------------
@@ -426,9 +484,9 @@ async def test_line_settings_show_the_servers_errors_next_to_the_fields(
     await form.locator("input[name=max_message_length]").fill("0")
     await form.locator("button[type=submit]").click()
     timeout_error = form.locator("[data-field=offer_timeout_seconds] .field-error")
-    await expect(timeout_error).to_contain_text("greater than or equal to 2")
+    await expect(timeout_error).to_have_text("Must be at least 2.")
     length_error = form.locator("[data-field=max_message_length] .field-error")
-    await expect(length_error).to_contain_text("greater than or equal to 1")
+    await expect(length_error).to_have_text("Must be at least 1.")
     await expect(form.locator("input[name=offer_timeout_seconds]")).to_have_attribute(
         "aria-invalid", "true"
     )
@@ -461,6 +519,82 @@ async def test_line_settings_show_the_servers_errors_next_to_the_fields(
         {"language": "sv", "title": "Välkommen", "text": "Hej, jag heter …"}
     ]
     assert saved["wrapup_topics"] == ["violence", "health", "money"]
+
+    # A new line: a key the server refuses is said by the key field.
+    await page.click("#lines-new")
+    new = page.locator("form[aria-labelledby=new-line-title]")
+    await new.locator("input[name=key]").fill("Night Line")
+    await new.locator("input[name=name]").fill("Night")
+    await new.locator("button[type=submit]").click()
+    await expect(new.locator("[data-field=key] .field-error")).to_be_visible()
+    await new.locator("input[name=key]").fill("night")
+    await new.locator("button[type=submit]").click()
+    await expect(page.locator("#lines-notice")).to_contain_text("Night")
+    await expect(page.locator("#lines-line")).to_have_value("night")
+    await expect(page.locator("form.line-form input[name=name]")).to_have_value("Night")
+
+
+# My shifts -------------------------------------------------------------------------------------
+
+
+async def test_a_counsellor_signs_up_and_asks_to_drop_and_the_coordinator_approves(
+    server: RunningServer, browser: Browser, page: Page, cora: SignedIn
+) -> None:
+    signup = await api(server, cora, "PATCH", "/api/roster/lines/youth", json={"signup": True})
+    assert signup.status_code == 200, signup.text
+    tomorrow = local_now().date() + timedelta(days=1)
+    created = await api(
+        server,
+        cora,
+        "POST",
+        "/api/roster/lines/youth/extra-shifts",
+        json={"name": "Tomorrow", "date": tomorrow.isoformat(), "start": "18:00", "end": "21:00"},
+    )
+    assert created.status_code == 201, created.text
+
+    vera_context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
+    try:
+        vera = await vera_context.new_page()
+        await sign_in_console(vera, server, "vera", PASSWORD)
+        await vera.click("#nav-me")
+        open_places = vera.locator("section[aria-labelledby=me-open-title] li")
+        await expect(open_places).to_have_count(1)
+        await expect(open_places.first).to_contain_text("1 open")
+        await open_places.first.locator("button", has_text="Sign up").click()
+        await expect(vera.locator("#me-notice")).to_contain_text("You are on the shift")
+        mine = vera.locator("section[aria-labelledby=me-shifts-title] li")
+        await expect(mine).to_have_count(1)
+        await expect(open_places).to_have_count(0)
+
+        await mine.first.locator("button", has_text="Ask to drop").click()
+        await mine.first.locator("input[name=note]").fill("Exam the next day")
+        await mine.first.locator("button[type=submit]").click()
+        await expect(mine.first).to_contain_text("wants to drop")
+        await assert_accessible(vera, "me-shifts")
+        # She changes her mind, then asks again.
+        await mine.first.locator("button", has_text="Withdraw the request").click()
+        await expect(vera.locator("#me-notice")).to_contain_text("withdrawn")
+        await expect(mine.first).not_to_contain_text("wants to drop")
+        await mine.first.locator("button", has_text="Ask to drop").click()
+        await mine.first.locator("input[name=note]").fill("Exam the next day")
+        await mine.first.locator("button[type=submit]").click()
+        await expect(mine.first).to_contain_text("wants to drop")
+    finally:
+        await vera_context.close()
+
+    await sign_in_console(page, server, "cora", PASSWORD)
+    await page.select_option("#roster-line", "youth")
+    await page.fill("#roster-day", tomorrow.isoformat())  # tomorrow may be in next week
+    drop = page.locator("section[aria-labelledby=drops-title] tbody tr")
+    await expect(drop).to_have_count(1)
+    await expect(drop).to_contain_text("Exam the next day")
+    await expect(page.locator("#roster-week .occurrence", has_text="Tomorrow")).to_contain_text(
+        "wants to drop"
+    )
+    await drop.locator("button", has_text="Approve").click()
+    await expect(drop).to_have_count(0)
+    tomorrow_card = page.locator("#roster-week .occurrence", has_text="Tomorrow")
+    await expect(tomorrow_card).to_have_attribute("data-status", "gap")
 
 
 # Statistics -----------------------------------------------------------------------------------
@@ -530,20 +664,39 @@ async def test_statistics_charts_render_from_real_chats(
 
     await sign_in_console(page, server, "cora", PASSWORD)
     await open_view(page, server, "stats")
+    await page.select_option("#stats-line", "support")
     totals = page.locator("#stats-totals")
     await expect(totals.locator(".stat-card").first).to_contain_text(str(wanted))
     heat = page.locator("#chart-demand svg rect.heat")
     await expect(heat).to_have_count(168)
-    # All the chats started this hour: it is the busiest cell of the week.
-    await expect(page.locator("#chart-demand svg rect.heat[data-level='5']")).to_have_count(1)
-    await expect(page.locator("#chart-outcomes svg rect.bar.answered")).to_have_count(1)
-    await expect(page.locator("#chart-outcomes svg rect.bar.abandoned")).to_have_count(1)
+    # The hour these chats started in is drawn darkest (an hour may turn mid-test: at least one).
+    await expect(page.locator("#chart-demand svg rect.heat[data-level='5']")).not_to_have_count(0)
+    await expect(page.locator("#chart-outcomes svg rect.bar.answered")).not_to_have_count(0)
+    await expect(page.locator("#chart-outcomes svg rect.bar.abandoned")).not_to_have_count(0)
     await expect(page.locator("#chart-waits svg circle.median")).not_to_have_count(0)
-    # The table alternative says the same in words.
+    # The table alternative says the same in words: its hours add up to the total.
     await page.locator("#chart-demand summary").click()
     table = page.locator("#chart-demand table")
-    await expect(table.locator("tbody tr").first).to_contain_text(str(wanted))
+    await expect(table.locator("tbody tr").first).to_be_visible()
+    requested = await table.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert sum(int(n) for n in requested) == wanted
+    now = (await api(server, cora, "GET", "/api/stats/lines/support/demand")).json()["totals"]
+    days = page.locator("#chart-outcomes table tbody tr")
+    answered = await days.locator("td:nth-child(3)").all_text_contents()
+    abandoned = await days.locator("td:nth-child(4)").all_text_contents()
+    assert sum(int(n) for n in answered) == now["answered"] >= 3
+    assert sum(int(n) for n in abandoned) == now["abandoned"] >= 2
     await assert_accessible(page, "stats")
+
+    # A period that ends before it starts: the server's refusal is shown by the dates.
+    await page.fill("#stats-from", "2026-03-10")
+    await page.fill("#stats-to", "2026-03-01")
+    await page.locator("#view-stats button[type=submit]").click()
+    await expect(page.locator("#view-stats [data-field=to] .field-error")).to_contain_text("before")
+    await page.fill("#stats-from", "")
+    await page.fill("#stats-to", "")
+    await page.locator("#view-stats button[type=submit]").click()
+    await expect(page.locator("#view-stats .field-error")).to_have_count(0)
 
     href = await page.locator("#stats-export").get_attribute("href")
     assert href is not None and href.startswith("/api/stats/export.csv") and "line=support" in href
@@ -596,7 +749,7 @@ async def test_every_screen_is_complete_in_swedish(server: RunningServer, page: 
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.select_option("#lang", "sv")
     for route, title, loaded in (
-        ("roster", "Schema", "#roster-week .occurrence"),
+        ("roster", "Schema", "#roster-week .day"),
         ("staff", "Personal", "#staff-list tbody tr"),
         ("lines", "Linjer", "form.line-form"),
         ("stats", "Statistik", "#stats-totals"),
@@ -620,3 +773,20 @@ async def test_every_screen_is_complete_in_swedish(server: RunningServer, page: 
         assert keys == [], (route, keys)
         if route == "roster":
             await screenshot(page, "console-roster-sv")
+
+
+async def test_an_admin_sees_the_deployment_settings_read_only(
+    server: RunningServer, page: Page
+) -> None:
+    await sign_in_console(page, server, "ada", PASSWORD)
+    await expect(page.locator("#nav a").last).to_have_text("My account")
+    await page.click("#nav-deployment")
+    row = page.locator("#deployment-body tr", has_text="LYKTA_TOTP_REQUIRED")
+    await expect(row).to_contain_text("true")
+    await expect(page.locator("#deployment-body")).not_to_contain_text("secret")
+    assert await page.locator("#view-deployment input, #view-deployment button").count() == 0
+    await assert_accessible(page, "deployment")
+    # An admin may manage coordinators: their rows have actions; the admin's own has none.
+    await page.click("#nav-staff")
+    await expect(page.locator("#staff-list tr[data-staff=cora] button")).to_have_count(3)
+    await expect(page.locator("#staff-list tr[data-staff=ada] button")).to_have_count(0)

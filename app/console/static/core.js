@@ -20,6 +20,7 @@ export const ROUTES = [
   { name: "stats", permission: "read_statistics" },
   { name: "audit", permission: "read_audit" },
   { name: "directory", permission: "manage_directory" },
+  { name: "deployment", permission: "deployment" },
 ];
 
 const catalogues = {}; // lang -> merged {key: text}
@@ -155,7 +156,7 @@ export function showErrors(form, result) {
   clearErrors(form);
   const detail = result?.data?.detail;
   const problems = Array.isArray(detail)
-    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: d.msg }))
+    ? detail.map((d) => ({ loc: (d.loc || []).filter((p) => p !== "body"), msg: translated(d) }))
     : [{ loc: [], msg: typeof detail === "string" ? detail : ctx.t("error.generic", { status: result?.status ?? "?" }) }];
   let first = null;
   for (const problem of problems) {
@@ -183,6 +184,13 @@ export function showErrors(form, result) {
   }
   if (first) first.focus();
   ctx.announce(problems.map((p) => cleanMessage(p.msg)).join(" "));
+}
+
+// pydantic's common refusals in the console's language; anything else as the server said it.
+function translated(problem) {
+  const key = `error.${problem.type}`;
+  const text = ctx.t(key, problem.ctx || {});
+  return text !== key && !/\{\w+\}/.test(text) ? text : problem.msg;
 }
 
 function cleanMessage(msg) {
@@ -489,11 +497,13 @@ function languagePicker(id) {
   );
   select.addEventListener("change", async () => {
     await setLanguage(select.value);
-    ctx.emit("lang", ctx.lang);
     if (ctx.me) {
       renderNav();
+      // After the navigation is drawn again, so views may put their badges back on it.
+      ctx.emit("lang", ctx.lang);
       remountCurrent();
     } else {
+      ctx.emit("lang", ctx.lang);
       signInPage();
     }
   });
@@ -503,6 +513,21 @@ function languagePicker(id) {
 // --- Shell: navigation and views ------------------------------------------------------------
 
 const mounted = new Map(); // route name -> {root, cleanup, persistent}
+const unread = new Map(); // route name -> count, for the navigation's badges
+
+ctx.on("unread", (event) => {
+  if (!event?.route) return;
+  unread.set(event.route, Number(event.count) || 0);
+  paintBadge(event.route);
+});
+
+function paintBadge(route) {
+  const badge = document.querySelector(`[data-badge="${route}"]`);
+  if (!badge) return;
+  const count = unread.get(route) || 0;
+  badge.hidden = count === 0;
+  badge.textContent = String(count);
+}
 let current = null;
 
 function visibleRoutes() {
@@ -532,6 +557,7 @@ function renderNav() {
         h("span", { class: "badge", hidden: true, "data-badge": route.name }))),
     ),
   );
+  for (const route of unread.keys()) paintBadge(route);
   document.getElementById("who-name").textContent = ctx.me ? `${ctx.me.alias} (${ctx.t(`role.${ctx.me.role}`)})` : "";
   const picker = document.getElementById("lang-slot");
   picker.replaceChildren(languagePicker("lang"));
@@ -652,6 +678,11 @@ function shortcuts(event) {
 async function boot() {
   await setLanguage(ctx.lang);
   document.getElementById("signout").addEventListener("click", signOut);
+  // The skip link must not change the hash: the hash is the router's.
+  document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", showRoute);
   document.addEventListener("keydown", shortcuts);
   ctx.me = await loadMe();

@@ -6,6 +6,7 @@ const main = document.getElementById("main");
 let token = decodeURIComponent(location.hash.replace(/^#/, ""));
 let status = null;
 let totp = null;
+let enrolled = null; // kept in memory only, so a language switch can show the codes again
 
 async function start() {
   const stored = sessionStorage.getItem("lykta.lang");
@@ -43,6 +44,10 @@ function page(...children) {
 }
 
 async function render(keep = false) {
+  if (enrolled) {
+    done(enrolled);
+    return;
+  }
   if (!token) {
     page(h("p", { class: "notice warn", role: "alert", text: ctx.t("enrol.no_token") }));
     return;
@@ -127,9 +132,10 @@ function enrolForm() {
   return parts;
 }
 
-function done(enrolled) {
+function done(result) {
+  enrolled = result;
   token = "";
-  const codes = enrolled.recovery_codes;
+  const codes = result.recovery_codes;
   page(
     h("p", { class: "notice ok", role: "status", text: ctx.t("enrol.done_title") }),
     ...(codes.length
@@ -143,5 +149,17 @@ function done(enrolled) {
   );
   main.focus();
 }
+
+// A link pasted into a tab that already shows this page only changes the fragment.
+window.addEventListener("hashchange", () => {
+  const fresh = decodeURIComponent(location.hash.replace(/^#/, ""));
+  if (!fresh) return;
+  token = fresh;
+  status = null;
+  totp = null;
+  enrolled = null;
+  history.replaceState(null, "", location.pathname);
+  render();
+});
 
 start();

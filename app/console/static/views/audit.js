@@ -55,7 +55,10 @@ export function mount(root, ctx) {
     return input.value ? new Date(input.value).toISOString() : null;
   }
 
+  let latest = 0;
   async function load() {
+    latest += 1;
+    const mine = latest;
     clearErrors(form);
     const body = { limit: PAGE, offset };
     if (action.value) body.action = action.value;
@@ -65,7 +68,7 @@ export function mount(root, ctx) {
     if (since.value) body.since = moment(since);
     if (until.value) body.until = moment(until);
     const result = await ctx.api("POST", "/api/audit/search", body);
-    if (!alive) return;
+    if (!alive || mine !== latest) return;
     if (!result.ok) {
       showErrors(form, result);
       return;

@@ -22,12 +22,14 @@ export function mount(root, ctx) {
         me.qualification ? [h("dt", { text: t("staff.qualification") }), h("dd", { text: t(`qualification.${me.qualification}`) })] : null,
         me.role === "counsellor" ? [h("dt", { text: t("staff.capacity") }), h("dd", { text: String(me.capacity) })] : null,
         me.languages.length ? [h("dt", { text: t("staff.languages") }), h("dd", { text: me.languages.join(", ") })] : null,
-        me.lines.length ? [h("dt", { text: t("staff.lines") }), h("dd", { text: me.lines.map((l) => l.key).join(", ") })] : null),
+        me.lines.length ? [h("dt", { text: t("staff.lines") }), h("dd", { id: "me-lines", text: me.lines.map((l) => l.key).join(", ") })] : null),
       h("p", { class: "muted", text: t("me.account_help") })),
     notice,
   );
   if (ctx.can("own_shifts")) root.append(shifts, open, calendar);
 
+  // Drop requests made here, by shift: they can be withdrawn until a coordinator decides.
+  const myDrops = new Map();
   const when = (item) => `${formatDay(item.date, { weekday: "short", day: "numeric", month: "short" })} ${formatTime(item.starts_at)}–${formatTime(item.ends_at)}`;
 
   async function loadShifts() {
@@ -63,6 +65,7 @@ export function mount(root, ctx) {
           event.preventDefault();
           const result = await ctx.api("POST", "/api/roster/me/drop-requests", { assignment_id: item.assignment_id, date: item.date, note: note.value });
           if (!result.ok) return showErrors(form, result);
+          myDrops.set(item.key, result.data.id);
           notice.replaceChildren(h("p", { class: "notice ok", role: "status", text: t("me.drop_sent") }));
           await loadShifts();
         });
@@ -71,6 +74,14 @@ export function mount(root, ctx) {
         note.focus();
       });
       li.append(" ", button);
+    }
+    if (item.drop_requested && myDrops.has(item.key)) {
+      li.append(" ", h("button", { type: "button", class: "small", text: t("me.withdraw_drop"), onclick: async () => {
+        const result = await ctx.api("DELETE", `/api/roster/me/drop-requests/${myDrops.get(item.key)}`);
+        if (result.ok) myDrops.delete(item.key);
+        notice.replaceChildren(h("p", { class: result.ok ? "notice ok" : "notice warn", role: "status", text: result.ok ? t("me.drop_withdrawn") : problemText(result) }));
+        await loadShifts();
+      } }));
     }
     return li;
   }
@@ -118,6 +129,15 @@ export function mount(root, ctx) {
     calendar.replaceChildren(...parts);
   }
 
+  if (me.lines.length) {
+    // The lines' names from the public list (the profile carries only their keys).
+    ctx.api("GET", "/api/lines").then((result) => {
+      const target = root.querySelector("#me-lines");
+      if (!alive || !result.ok || !target) return;
+      const names = new Map(result.data.map((line) => [line.key, line.name]));
+      target.textContent = me.lines.map((l) => names.get(l.key) ?? l.key).join(", ");
+    });
+  }
   if (ctx.can("own_shifts")) {
     loadShifts();
     loadOpen();

@@ -15,6 +15,7 @@ export function mount(root, ctx) {
   const weekTitle = h("h2", { id: "roster-week-title", class: "week-title", tabindex: "-1" });
   const totals = h("p", { class: "week-totals", id: "roster-totals" });
   const grid = h("div", { class: "week-grid", id: "roster-week" });
+  const coverage = h("section", { class: "card", id: "roster-coverage", "aria-labelledby": "coverage-title" });
   const status = h("div", { class: "roster-status", role: "status" });
   const drops = h("section", { class: "card", "aria-labelledby": "drops-title" });
   const patterns = h("section", { class: "card", "aria-labelledby": "patterns-title" });
@@ -40,6 +41,7 @@ export function mount(root, ctx) {
     weekTitle,
     totals,
     grid,
+    coverage,
     drops,
     patterns,
     extras,
@@ -86,20 +88,37 @@ export function mount(root, ctx) {
   }
 
   async function loadAll() {
+    state.demand = null;
+    if (ctx.can("read_statistics")) {
+      // The last eight weeks' demand per hour of the week, to put next to the cover planned.
+      ctx.api("GET", `/api/stats/lines/${encodeURIComponent(state.line.key)}/demand`).then((result) => {
+        if (!alive || !result.ok || result.data.line !== state.line?.key) return;
+        state.demand = result.data;
+        if (state.week) renderCoverage();
+      });
+    }
     await Promise.all([loadWeek(), loadDrops(), loadPatterns(), renderExtraForm(), loadClosures(), loadDuty()]);
   }
 
+  let weekRequest = 0;
   async function loadWeek(focus = false) {
     if (!state.line) return;
+    // Only the latest request counts: a slow answer for the week before must not win.
+    weekRequest += 1;
+    const mine = weekRequest;
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/week?date=${state.day}`);
-    if (!alive) return;
+    if (!alive || mine !== weekRequest) return;
     if (!result.ok) {
       status.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(result) }));
       return;
     }
     status.replaceChildren();
     state.week = result.data;
+    // The extra shift form suggests the day being looked at, unless someone typed a date.
+    const extraDate = document.getElementById("extra-date");
+    if (extraDate && !extraDate.dataset.touched) extraDate.value = state.day;
     renderWeek();
+    renderCoverage();
     if (focus) weekTitle.focus();
   }
 
@@ -234,6 +253,54 @@ export function mount(root, ctx) {
     await loadWeek();
   }
 
+  // Coverage against demand: each hour of the week, planned cover and recent demand.
+  function renderCoverage() {
+    const week = state.week;
+    const demand = new Map((state.demand?.hours ?? []).map((x) => [x.hour_of_week, x.requested_per_week]));
+    const cell = 26;
+    const left = 44;
+    const top = 20;
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const make = (tag, attrs, text) => {
+      const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+      for (const [k, v] of Object.entries(attrs)) element.setAttribute(k, String(v));
+      if (text !== undefined) element.append(text);
+      return element;
+    };
+    svg.setAttribute("viewBox", `0 0 ${left + 24 * cell + 4} ${top + 7 * cell + 4}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-labelledby", "coverage-title coverage-desc");
+    svg.setAttribute("class", "chart-svg coverage-svg");
+    for (let hour = 0; hour < 24; hour += 3) svg.append(make("text", { x: left + hour * cell + 2, y: 14, class: "axis" }, String(hour).padStart(2, "0")));
+    const problems = [];
+    for (const item of week.hours) {
+      const day = Math.floor(item.hour_of_week / 24);
+      const hour = item.hour_of_week % 24;
+      const asked = demand.get(item.hour_of_week) ?? 0;
+      let kind = "none";
+      if (item.needed > 0) kind = item.assigned >= item.needed ? "covered" : "gap";
+      else if (item.assigned > 0) kind = "covered";
+      else if (asked > 0) kind = "unplanned";
+      const label = `${t(`weekday.${WEEKDAYS[day]}`)} ${String(hour).padStart(2, "0")}:00`;
+      const words = t(`roster.coverage.${kind}`, { assigned: item.assigned, needed: item.needed });
+      const rect = make("rect", { x: left + hour * cell + 1, y: top + day * cell + 1, width: cell - 2, height: cell - 2, rx: 3, class: `cover ${kind}` });
+      rect.append(make("title", {}, `${label}: ${words}${asked ? ` · ${t("roster.coverage.demand", { n: asked.toFixed(1) })}` : ""}`));
+      svg.append(rect);
+      if (kind === "gap" || kind === "unplanned") problems.push(`${label} (${words})`);
+    }
+    WEEKDAYS.forEach((d, i) => svg.append(make("text", { x: 0, y: top + i * cell + cell * 0.65, class: "axis" }, t(`weekday.${d}`))));
+    coverage.replaceChildren(
+      h("h2", { id: "coverage-title", text: t("roster.coverage.title") }),
+      h("p", { class: "hint", id: "coverage-desc", text: state.demand ? t("roster.coverage.desc") : t("roster.coverage.desc_no_demand") }),
+      svg,
+      h("p", { class: "legend" },
+        ["covered", "gap", "unplanned", "none"].map((k) => [h("span", { class: `swatch cover-${k}` }), t(`roster.coverage.legend.${k}`), " "])),
+      h("details", { class: "chart-table" },
+        h("summary", { text: t("roster.coverage.problems", { n: problems.length }) }),
+        problems.length ? h("ul", { class: "coverage-problems" }, problems.map((p) => h("li", { text: p }))) : h("p", { text: t("roster.no_gaps") })),
+    );
+  }
+
   // Drop requests ---------------------------------------------------------------------------
   async function loadDrops() {
     const result = await ctx.api("GET", `/api/roster/drop-requests?line=${encodeURIComponent(state.line.key)}`);
@@ -361,7 +428,10 @@ export function mount(root, ctx) {
   // Extra shifts ----------------------------------------------------------------------------
   function renderExtraForm() {
     const shift = shiftFields("extra");
-    const date = h("input", { type: "date", name: "date", required: true, value: state.day });
+    const date = h("input", { type: "date", name: "date", required: true, value: state.day, id: "extra-date" });
+    date.addEventListener("input", () => {
+      date.dataset.touched = "true";
+    });
     const form = h("form", { class: "create-form", id: "extra-form", novalidate: true },
       h("div", { class: "form-error" }),
       field(t("roster.date"), date),

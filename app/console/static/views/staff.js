@@ -13,11 +13,18 @@ export function mount(root, ctx) {
   const panel = h("div", { id: "staff-panel" });
   const notice = h("div", { id: "staff-notice" });
   const list = h("div", { class: "table-wrap", id: "staff-list" });
+  const search = h("input", { type: "search", id: "staff-search", autocomplete: "off" });
+  const showInactive = h("input", { type: "checkbox", id: "staff-show-inactive", checked: true });
+  search.addEventListener("input", () => renderList());
+  showInactive.addEventListener("change", () => renderList());
   const inviteButton = h("button", { type: "button", class: "primary", id: "staff-invite", text: t("staff.invite"), onclick: () => openForm(null) });
   root.append(
     h("div", { class: "view-head" }, h("h1", { id: "view-staff-title", text: t("nav.staff") }), inviteButton),
     notice,
     panel,
+    h("div", { class: "toolbar" },
+      h("div", { class: "field" }, h("label", { for: search.id, text: t("staff.search") }), search),
+      h("label", { class: "check", for: showInactive.id }, showInactive, t("staff.show_inactive"))),
     list,
   );
 
@@ -42,7 +49,11 @@ export function mount(root, ctx) {
   }
 
   function renderList() {
-    const sorted = [...staff].sort((a, b) => Number(b.is_active) - Number(a.is_active) || a.alias.localeCompare(b.alias));
+    const needle = search.value.trim().toLowerCase();
+    const shown = staff.filter((p) =>
+      (showInactive.checked || p.is_active) &&
+      (!needle || p.alias.toLowerCase().includes(needle) || p.username.includes(needle)));
+    const sorted = [...shown].sort((a, b) => Number(b.is_active) - Number(a.is_active) || a.alias.localeCompare(b.alias));
     list.replaceChildren(
       h("table", { class: "staff-table" },
         h("caption", { class: "visually-hidden", text: t("nav.staff") }),

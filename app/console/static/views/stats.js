@@ -64,12 +64,15 @@ export function mount(root, ctx) {
     await load();
   }
 
+  let latest = 0;
   async function load() {
     if (!lineSelect.value) return;
+    latest += 1;
+    const mine = latest;
     clearErrors(form);
     exportLink.href = `/api/stats/export.csv${query(true)}`;
     const result = await ctx.api("GET", `/api/stats/lines/${encodeURIComponent(lineSelect.value)}/demand${query(false)}`);
-    if (!alive) return;
+    if (!alive || mine !== latest) return;
     if (!result.ok) {
       showErrors(form, result);
       return;
