@@ -3,7 +3,9 @@ with visitors driven through the visitor WebSocket."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -223,16 +225,27 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
 ) -> None:
     dora = await open_staff(server, "dora", PASSWORD)
     await sign_in_console(page, server, "bo", PASSWORD)
-    await expect(page.locator("#nav a")).to_have_text(["Chats", "Supervise", "My shifts"])
-    await page.locator("#nav-supervise").click()
-    await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
-
+    await expect(page.locator("#nav a > span:first-child")).to_have_text(
+        ["Chats", "Supervise", "My shifts"]
+    )
+    await expect(page.locator(".connection")).to_have_text("Connected")
     visitor = await visitor_on(server)
     await dora.accept((await dora.expect("offer", chat_id=visitor.chat_id))["chat_id"])
     await visitor.say("he checks my phone every night")
     await dora.expect("message", sender="visitor")
     await dora.send({"type": "help", "chat_id": visitor.chat_id, "text": "Please read along"})
     assert (await dora.expect("help.sent"))["supervisors"] == 1
+    # Bo is on his chats screen: he is told there, and goes to the supervise screen.
+    notice = page.locator(".chats-notice")
+    await expect(notice).to_contain_text("Dora asks a supervisor for help.")
+    await notice.get_by_role("link", name="Open Supervise").click()
+    await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
+    await page.locator("#lang").select_option("sv")
+    await expect(page.locator("#view-supervise-title")).to_have_text("Handledning")
+    await expect(page.locator("tr[data-staff]", has_text="Dora")).to_contain_text("Tillgänglig")
+    assert not re.search(r"\b(chats|sup)\.[a-z_]+", await page.locator("main").inner_text())
+    await page.locator("#lang").select_option("en")
+    await expect(page.locator("#view-supervise-title")).to_have_text("Supervise")
     request = page.locator(f'.help-request[data-chat="{visitor.chat_id}"]')
     await expect(request).to_contain_text("Dora asks for help")
     await expect(request).to_contain_text("Please read along")
@@ -288,6 +301,54 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     await dora.close()
 
 
+async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
+    server: RunningServer, page: Page
+) -> None:
+    await add_counsellor(server.runtime, "fia", alias="Fia", capacity=1)
+    await sign_in_console(page, server, "fia", PASSWORD)
+    await go_available(page)
+    other = await page.context.new_page()
+    await other.goto(f"{server.url}/console#/chats")
+    await expect(other.locator(".connection")).to_have_text("Connected")
+    # The second tab keeps the status the first one chose.
+    await expect(other.locator(".status-choice input[value=available]")).to_be_checked()
+    visitor = await visitor_on(server)
+    for tab in (page, other):
+        await expect(tab.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')).to_be_visible()
+    # Both tabs accept at once (whichever gets there second finds the offer gone or taken).
+    await asyncio.gather(page.keyboard.press("Alt+A"), other.keyboard.press("Alt+A"))
+    # The server gave the chat once; both tabs show it, neither shows a refusal.
+    await visitor.expect("counsellor.joined", name="Fia")
+    for tab in (page, other):
+        await expect(chat_tab(tab, visitor)).to_be_visible()
+        await expect(tab.locator(".offer-card")).to_have_count(0)
+    await visitor.say("one of you?")
+    for tab in (page, other):
+        await expect(chat_panel(tab, visitor).locator(".from-visitor .text")).to_have_text(
+            ["one of you?"]
+        )
+        await expect(tab.locator(".chats-notice")).to_be_empty()
+    await visitor.expect_none("counsellor.joined", within=0.5)
+    fia = next(
+        c.staff.id for c in server.runtime.connections.staff.values() if c.staff.alias == "Fia"
+    )
+    assert await server.runtime.broker.staff_loads([fia]) == {fia: 1}
+
+    # Fia is at her capacity: the next visitor waits, and the queue card says so.
+    waiting = await visitor_on(server)
+    card = page.locator('.queue-card[data-line="support"]')
+    await expect(card.locator(".queue-count")).to_have_text("1 waiting")
+    await expect(card.locator(".queue-wait")).to_contain_text("Longest wait 0:0")
+    await expect(other.locator('.queue-card[data-line="support"] .queue-count')).to_have_text(
+        "1 waiting"
+    )
+    await assert_accessible(page, "chats-queue")
+    await waiting.send({"type": "end"})
+    await expect(card.locator(".queue-wait")).to_have_text("Nobody waiting")
+    await other.close()
+
+
+# Last in the module: it blocks the visitors' address (every test visitor shares it).
 async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     server: RunningServer, page: Page
 ) -> None:
@@ -361,6 +422,7 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     await expect(panel.locator(".from-visitor .text")).to_have_count(4)
     await expect(panel.locator(".visitor-away")).to_contain_text("Besökaren lämnade")
     await assert_accessible(page, "chats-swedish")
+    assert not re.search(r"\b(chats|sup)\.[a-z_]+", await page.locator("main").inner_text())
     await page.locator("#lang").select_option("en")
     await expect(page.locator("#view-chats-title")).to_have_text("Chats")
     panel = chat_panel(page, visitor)

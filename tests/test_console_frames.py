@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -281,3 +283,39 @@ async def test_a_second_tab_does_not_double_accept(server: RunningServer) -> Non
     await second.expect("message", text="hello")
     assert len(visitor.seen("counsellor.joined")) == 1
     assert await rt.broker.staff_loads([first.staff_id]) == {first.staff_id: 1}
+
+
+def test_the_chats_catalogues_have_every_text_the_screens_use() -> None:
+    static = Path(__file__).resolve().parents[1] / "app" / "console" / "static"
+    catalogues = {
+        lang: json.loads((static / "i18n" / f"{lang}.chats.json").read_text(encoding="utf-8"))
+        for lang in ("en", "sv")
+    }
+    assert set(catalogues["en"]) == set(catalogues["sv"])
+    used: set[str] = set()
+    for view in ("chats.js", "supervise.js"):
+        source = (static / "views" / view).read_text(encoding="utf-8")
+        used |= set(re.findall(r'"((?:chats|sup)\.[a-z_.]+)"', source))
+    assert used - set(catalogues["en"]) == set()
+    for lang, texts in catalogues.items():
+        # Every placeholder of the English text is in the translation too.
+        for key, text in texts.items():
+            assert set(re.findall(r"\{\w+\}", text)) == set(
+                re.findall(r"\{\w+\}", catalogues["en"][key])
+            ), (lang, key)
+
+
+async def test_open_consoles_take_changed_canned_responses(server: RunningServer) -> None:
+    rt = server.runtime
+    await add_line(rt, canned_responses=CANNED)
+    await add_counsellor(rt, "anna")
+    anna = await open_staff(server, "anna", PASSWORD, available=False)
+    assert anna.hello["lines"][0]["canned_responses"] == CANNED
+    changed = [*CANNED, {"language": "en", "title": "Goodbye", "text": "Take care."}]
+    # As the coordinator's line editor does: save, then every process reloads.
+    await add_line(rt, canned_responses=changed, wrapup_outcomes=["support given"])
+    duty = await anna.expect("duty")
+    (line,) = duty["lines"]
+    assert line["canned_responses"] == changed
+    assert line["wrapup_outcomes"] == ["support given"]
+    assert line["on_duty"] is True

@@ -316,3 +316,15 @@ def test_cooldown_forgets_old_keys() -> None:
     assert len(cooldown._last) == 1
     assert cooldown.retry_after("chat99", 1985.0) == 5.0
     assert cooldown.retry_after("never", 0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "frame", ['{"type": "team"}', '{"type": "transfer.options", "chat_id": "abcdefgh12"}']
+)
+def test_console_frames_are_flood_controlled_like_any_other(frame: str) -> None:
+    conn = StaffConnection(rate=1, burst=2, tolerance=1, clock=Clock())
+    results = [conn.receive_text(frame) for _ in range(4)]
+    assert not isinstance(results[0], ProtocolError | Close)
+    assert not isinstance(results[1], ProtocolError | Close)
+    assert code_of(results[2]) is ErrorCode.rate_limited
+    assert results[3] == Close(CLOSE_POLICY_VIOLATION, "too many frames")

@@ -183,6 +183,7 @@ class StaffSocket(ClientSocket):
     async def leave(self) -> None:
         broker = self.rt.broker
         self.rt.connections.staff.pop(self.id, None)
+        self.rt.lines.off_reload(self._lines_reloaded)
         await broker.unsubscribe(staff_channel(self.staff.id), self.out.event)
         for chat_id in {*self.chats, *self.observing}:
             await broker.unsubscribe(chat_channel(chat_id), self.out.event)
@@ -221,6 +222,7 @@ class StaffSocket(ClientSocket):
             deadline_key(Deadline.counsellor_lease, staff.id), await broker.now() + lease
         )
         self.rt.connections.staff[self.id] = self
+        self.rt.lines.on_reload(self._lines_reloaded)
         await broker.subscribe(staff_channel(staff.id), self.out.event)
         await self.rt.chats.counsellor_connected(staff)
         records = await self.rt.chats.counsellor_chats(staff.id)
@@ -319,6 +321,13 @@ class StaffSocket(ClientSocket):
 
     def _sees(self, chat_id: object) -> bool:
         return chat_id in self.chats or chat_id in self.observing
+
+    def _lines_reloaded(self) -> None:
+        """A coordinator changed line settings: send the lines again if what we show changed
+        (canned responses, wrap-up lists, names)."""
+        shown = self.duty_shown
+        if self._lines_info(time.time()) != shown:
+            self.out.frame({"type": "duty", "lines": self.duty_shown})
 
     async def refresh_duty(self, duty: Duty) -> None:
         """Called in the background with fresh duty from the roster."""

@@ -11,6 +11,9 @@
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
 const PING_MS = 25000;
+// No frame at all for this long (not even a pong) means a dead connection the browser has
+// not noticed yet (a laptop waking up, a network change): drop it and reconnect.
+const SILENCE_MS = 2 * PING_MS + 10000;
 
 let socket = null;
 
@@ -32,11 +35,12 @@ class StaffSocket {
     this.observing = new Set(); // chats a supervisor follows
     // What a view mounted later needs to catch up: the counsellor's lines and status, open
     // chats, pending offers and owed wrap-ups (ids and summaries only, never content).
-    this.snapshot = { lines: [], status: "away", chats: new Map(), offers: new Map(), wrapups: new Map() };
+    this.snapshot = { lines: [], status: "away", chats: new Map(), offers: new Map(), wrapups: new Map(), help: new Map() };
     this.attempt = 0;
     this.retryTimer = null;
     this.pingTimer = null;
     this.started = false;
+    this.lastHeard = 0;
   }
 
   start() {
@@ -89,6 +93,7 @@ class StaffSocket {
   }
 
   receive(data) {
+    this.lastHeard = Date.now();
     let frame;
     try {
       frame = JSON.parse(data);
@@ -162,6 +167,9 @@ class StaffSocket {
       case "wrapup.required":
         snap.wrapups.set(frame.chat_id, frame);
         break;
+      case "help.requested":
+        snap.help.set(frame.chat_id, frame);
+        break;
       case "wrapup.saved":
         snap.chats.delete(frame.chat_id);
         snap.wrapups.delete(frame.chat_id);
@@ -177,7 +185,15 @@ class StaffSocket {
     this.attempt = 0;
     this.setState("open");
     clearInterval(this.pingTimer);
-    this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_MS);
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > SILENCE_MS && this.ws) {
+        const dead = this.ws;
+        dead.close(4000);
+        this.closed(dead, 1006);
+        return;
+      }
+      this.send({ type: "ping" });
+    }, PING_MS);
     this.emit("hello", hello);
     // Restore: every open chat from the last entry seen (all of it for a chat new to this tab).
     for (const chat of hello.chats ?? []) {

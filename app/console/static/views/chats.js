@@ -12,6 +12,7 @@ export const persistent = true;
 
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
+const ACCEPT_RACE_MS = 1500;
 
 // What outlives one drawing of the screen (a language change draws it again): drafts per
 // chat, the chat looked at, the sound choice. Page memory only, never browser storage.
@@ -228,6 +229,13 @@ function build(root, ctx) {
     helpDialog.close();
   });
   listen("transfer.options", (frame) => showTransfer(frame));
+  // For supervisors answering chats here: a colleague asks for help (handled on #/supervise).
+  listen("help.requested", (frame) => {
+    if (state.sound) chime();
+    const link = h("a", { href: "#/supervise", text: t("chats.help_open") });
+    notice.replaceChildren(h("p", { class: "notice warn" }, t("chats.help_requested", { name: frame.counsellor.alias }), " ", link));
+    ctx.announce(t("chats.help_requested", { name: frame.counsellor.alias }));
+  });
   listen("error", (frame) => showError(frame));
 
   // --- State changes ------------------------------------------------------------------------
@@ -468,13 +476,8 @@ function build(root, ctx) {
   }
 
   function updateBadge() {
+    // The shell paints the navigation's badge (and paints it again after a redraw).
     const unread = [...state.chats.values()].reduce((sum, chat) => sum + chat.unread, 0) + state.offers.size;
-    const badge = document.querySelector('[data-badge="chats"]');
-    if (badge) {
-      badge.hidden = unread === 0;
-      badge.textContent = String(unread);
-      badge.setAttribute("aria-label", t("chats.badge", { count: unread }));
-    }
     ctx.emit("unread", { route: "chats", count: unread });
   }
 
@@ -869,11 +872,14 @@ function build(root, ctx) {
     const chat = state.chats.get(state.lastAction[ref]);
     if (ref === "accept") {
       const chatId = state.lastAction.accept;
-      // Another tab of ours won the race: the chat opened here as well, nothing to say.
-      if (state.chats.has(chatId)) return;
-      state.offers.delete(chatId);
-      renderOffers();
-      flash(t("chats.offer_gone"), "warn");
+      // Another tab of ours may have won the race: the chat then opens here as well (its
+      // frame may come a moment after this refusal), and there is nothing to say.
+      setTimeout(() => {
+        if (state.chats.has(chatId)) return;
+        state.offers.delete(chatId);
+        renderOffers();
+        flash(t("chats.offer_gone"), "warn");
+      }, ACCEPT_RACE_MS);
       return;
     }
     if (ref === "transfer" && transferDialog.open) {
@@ -1018,8 +1024,6 @@ function build(root, ctx) {
     if (again) select(again, false);
   }
 
-  // The shell draws its navigation again after a language change: the badge goes on after.
-  setTimeout(updateBadge, 0);
 
   return () => {
     for (const chat of state.chats.values()) {

@@ -68,6 +68,15 @@ export function mount(root, ctx) {
   listen("hello", () => refresh());
   listen("live.chats", (frame) => {
     state.live = frame.chats;
+    // A request about a chat that is no longer live has nothing left to act on.
+    const live = new Set(frame.chats.map((c) => c.chat_id));
+    for (const chatId of [...state.requests.keys()]) {
+      if (!live.has(chatId)) {
+        state.requests.delete(chatId);
+        socket.snapshot.help.delete(chatId);
+      }
+    }
+    renderRequests();
     state.liveAt = Date.now();
     renderLive();
   });
@@ -123,6 +132,7 @@ export function mount(root, ctx) {
       renderObserved();
     }
     state.requests.delete(frame.chat_id);
+    socket.snapshot.help.delete(frame.chat_id);
     renderRequests();
     ctx.navigate("chats");
   });
@@ -158,6 +168,7 @@ export function mount(root, ctx) {
         const dismiss = h("button", { type: "button", class: "small", text: t("sup.dismiss") });
         dismiss.addEventListener("click", () => {
           state.requests.delete(request.chat_id);
+          socket.snapshot.help.delete(request.chat_id);
           renderRequests();
         });
         return h(
@@ -321,6 +332,8 @@ export function mount(root, ctx) {
   }, TEAM_REFRESH_MS);
   const tick = setInterval(tickLive, 1000);
 
+  // Requests that came while this screen was not shown.
+  for (const request of socket.snapshot.help.values()) state.requests.set(request.chat_id, request);
   renderRequests();
   renderLive();
   renderTeam();
