@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     continuity_code_days: int = Field(default=60, ge=1, le=365)
     continuity_attempts: int = Field(default=10, ge=1)
     continuity_attempt_window_seconds: int = Field(default=600, ge=10)
-    continuity_wait_seconds: int = Field(default=120, ge=0, le=3600)
+    continuity_wait_seconds: int = Field(default=120, ge=5, le=3600)
     continuity_kdf_iterations: int = Field(default=3, ge=1, le=20)
     continuity_kdf_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
