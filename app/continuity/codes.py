@@ -92,8 +92,28 @@ def digest_key(secret_key: str) -> bytes:
     return hmac.new(secret_key.encode(), _HASH_KEY_LABEL, hashlib.sha256).digest()
 
 
+# The lookup stretches the code with Argon2id (OWASP's minimum: 19 MiB, two passes, about
+# 15 ms) before the HMAC, so that even someone holding the database *and* the secret key pays
+# a memory-hard computation for every guess. Fixed: changing them would orphan every code.
+LOOKUP_KDF_MEMORY_KIB = 19 * 1024
+LOOKUP_KDF_ITERATIONS = 2
+
+
 def digest(key: bytes, normalised: str) -> str:
-    return hmac.new(key, normalised.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 under `key` of the code stretched by Argon2id (salted per deployment).
+
+    Slow on purpose (milliseconds): call it off the event loop."""
+    salt = hmac.new(key, b"lookup salt", hashlib.sha256).digest()[:16]
+    stretched = hash_secret_raw(
+        secret=normalised.encode(),
+        salt=salt,
+        time_cost=LOOKUP_KDF_ITERATIONS,
+        memory_cost=LOOKUP_KDF_MEMORY_KIB,
+        parallelism=1,
+        hash_len=32,
+        type=Type.ID,
+    )
+    return hmac.new(key, stretched, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,8 +61,9 @@ class ContinuityService:
             memory_kib=settings.continuity_kdf_memory_kib,
         )
 
-    def _digest(self, settings: Settings, normalised: str) -> str:
-        return codes.digest(codes.digest_key(settings.secret_key.get_secret_value()), normalised)
+    async def _digest(self, settings: Settings, normalised: str) -> str:
+        key = codes.digest_key(settings.secret_key.get_secret_value())
+        return await asyncio.to_thread(codes.digest, key, normalised)
 
     def expiry(self, settings: Settings, now: datetime) -> datetime:
         return _ceil_hour(now + timedelta(days=settings.continuity_code_days))
@@ -84,7 +85,7 @@ class ContinuityService:
             code = codes.new_code(language)
             normalised = codes.normalise(code)
             assert normalised is not None
-            digest = self._digest(settings, normalised)
+            digest = await self._digest(settings, normalised)
             # 2^55 codes: a repeat is next to impossible, but must never merge two visitors.
             if await repo.by_digest(digest) is None:
                 break
@@ -119,7 +120,7 @@ class ContinuityService:
         if normalised is None:
             return None
         repo = ContinuityCodeRepository(session)
-        digest = self._digest(settings, normalised)
+        digest = await self._digest(settings, normalised)
         row = await repo.by_digest(digest)
         if row is None:
             return None
@@ -149,9 +150,8 @@ class ContinuityService:
         normalised = codes.normalise(code)
         if normalised is None:
             return False
-        return await ContinuityCodeRepository(session).delete_by_digest(
-            self._digest(settings, normalised)
-        )
+        digest = await self._digest(settings, normalised)
+        return await ContinuityCodeRepository(session).delete_by_digest(digest)
 
     async def purge_expired(self, session: AsyncSession, now: datetime) -> int:
         return await ContinuityCodeRepository(session).delete_expired(now)
