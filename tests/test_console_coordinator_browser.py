@@ -302,7 +302,7 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     # On a tablet the week folds into two columns and still works.
     await page.set_viewport_size(TABLET)
     await expect(week.locator(".day")).to_have_count(7)
-    await screenshot(page, "console-roster-tablet")
+    await assert_accessible(page, "roster-tablet")
     await page.set_viewport_size(DESKTOP)
 
     # Taking Anna off next week's shift opens the gap again.

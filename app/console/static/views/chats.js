@@ -47,6 +47,7 @@ function build(root, ctx) {
     sound: kept.sound,
     counter: 0,
     lastAction: {},
+    fullSync: new Set(),
   };
   const off = [];
 
@@ -126,6 +127,10 @@ function build(root, ctx) {
     setStatus(hello.status);
     const open = new Set((hello.chats ?? []).map((c) => c.chat_id));
     for (const chat of hello.chats ?? []) openChat(chat, false);
+    for (const chatId of state.fullSync) {
+      if (open.has(chatId)) socket.send({ type: "sync", chat_id: chatId, last_seq: 0 });
+    }
+    state.fullSync.clear();
     // A chat that is no longer ours (it went back to the queue while we were away).
     for (const chat of [...state.chats.values()]) {
       if (!chat.ended && !open.has(chat.id)) closeChat(chat.id, t("chats.lost_while_away"));
@@ -1009,7 +1014,10 @@ function build(root, ctx) {
       const chat = openChat(summary, false);
       // Read again from the start; what was seen before is not unread.
       chat.quietUntil = Math.max(summary.last_seq ?? 0, socket.lastSeq.get(chat.id) ?? 0);
-      if (!snap.wrapups.has(summary.chat_id)) socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 });
+      if (!snap.wrapups.has(summary.chat_id) && !socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 })) {
+        // Reconnecting right now: read it from the start once the connection is back.
+        state.fullSync.add(summary.chat_id);
+      }
     }
     for (const frame of snap.wrapups.values()) {
       const chat = state.chats.get(frame.chat_id);
@@ -1070,10 +1078,24 @@ function languageName(code) {
 
 let audio = null;
 
+// Browsers start audio only after the person has interacted with the page (a reload keeps the
+// session but not that permission): the first click or key readies the chime.
+function unlockAudio() {
+  try {
+    audio = audio ?? new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+  } catch {
+    // No audio here; the visual cue remains.
+  }
+}
+document.addEventListener("pointerdown", unlockAudio, { once: true });
+document.addEventListener("keydown", unlockAudio, { once: true });
+
 // A short two-note chime made on the spot (no sound file); quiet, under half a second.
 function chime() {
   try {
     audio = audio ?? new AudioContext();
+    if (audio.state === "suspended") audio.resume();
     const start = audio.currentTime + 0.01;
     for (const [offset, frequency] of [[0, 660], [0.18, 880]]) {
       const osc = audio.createOscillator();
