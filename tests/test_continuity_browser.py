@@ -235,6 +235,7 @@ async def test_a_counsellor_sends_a_card_offers_a_code_and_sees_the_note_when_th
             assert created.status_code == 201, created.text
         page = await console_page(browser)
         await sign_in_console(page, server, "anna", PASSWORD)
+        await page.locator(".connection", has_text="Connected").wait_for()
         await page.locator(".status-choice label", has_text="Available").click()
         support = rt.lines.get("support")
         assert support is not None
