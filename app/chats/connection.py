@@ -44,8 +44,11 @@ class Outbound:
         render: Callable[[Event], Awaitable[list[Frame]]],
         transcript: Transcript,
         audience: Audience,
+        viewer: str | None = None,
     ) -> None:
         self._ws = ws
+        # The staff member this connection belongs to (some entries are for their author only).
+        self.viewer = viewer
         self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue(size)
         self._render = render
         self._transcript = transcript
@@ -121,7 +124,7 @@ class Outbound:
             if upto is not None and seq >= upto:
                 break
             self.delivered[chat_id] = seq
-            frame = entry_frame(chat_id, seq, entry, self._audience)
+            frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
             if frame is not None:
                 frames.append(frame)
         return frames
@@ -136,7 +139,7 @@ class Outbound:
         frames = await self.fill(chat_id, seq) if seq > delivered + 1 else []
         self.delivered[chat_id] = seq
         if not skip:
-            frame = entry_frame(chat_id, seq, entry, self._audience)
+            frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
             if frame is not None:
                 frames.append(frame)
         return frames
