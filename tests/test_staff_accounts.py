@@ -286,7 +286,12 @@ async def test_sessions_rotate_expire_and_end(server: RunningServer) -> None:
     assert (await api(server, first, "GET", "/api/staff/me")).status_code == 401
     me = await api(server, second, "GET", "/api/staff/me")
     assert me.status_code == 200 and me.json()["csrf_token"] == second.csrf
-    assert me.json()["permissions"] == ["own_account", "own_shifts", "take_chats"]
+    assert me.json()["permissions"] == [
+        "own_account",
+        "own_shifts",
+        "read_directory",
+        "take_chats",
+    ]
 
     forged = SignedIn("forged-" + second.cookie[7:], second.csrf)
     assert (await api(server, forged, "GET", "/api/staff/me")).status_code == 401
