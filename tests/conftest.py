@@ -15,6 +15,7 @@ from app.broker.memory import MemoryBroker
 from app.broker.redis import RedisBroker
 from app.kit.migrate import upgrade
 from app.settings import Settings
+from tests.support.postgres import fresh_database
 from tests.support.server import RunningServer, run_server
 
 # Settings that make the product's timers fast enough for tests (not timing assertions).
@@ -141,3 +142,33 @@ async def _dump_tasks_when_stuck() -> AsyncIterator[None]:
     task = asyncio.create_task(watchdog())
     yield
     task.cancel()
+
+
+@pytest.fixture
+async def database_url_pg() -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database for the tests that run `lykta serve` processes."""
+    async with fresh_database() as url:
+        await upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def scale_settings(database_url_pg: str, redis_prefix: str) -> Callable[..., Settings]:
+    """Settings for several processes on one PostgreSQL database and one Redis."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url_pg,
+            "redis_url": REDIS_URL,
+            "redis_prefix": redis_prefix,
+            # Every test client connects from 127.0.0.1: per-address limits would count them
+            # all as one visitor.
+            "connection_rate_per_minute": 100_000,
+            "http_rate_per_minute": 100_000,
+            "sign_in_rate_per_minute": 10_000,
+            **FAST,
+            **overrides,
+        }
+        return Settings(**values)
+
+    return make

@@ -4,48 +4,19 @@ author wherever they are connected, never a colleague, and never Redis in clear.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.broker.redis import RedisBroker
 from app.settings import Settings
-from tests.conftest import FAST, REDIS_URL
+from tests.conftest import REDIS_URL
 from tests.support.clients import open_staff, open_visitor
-from tests.support.postgres import fresh_database
 from tests.support.processes import processes, seeding
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database_url_pg() -> AsyncIterator[str]:
-    from app.kit.migrate import upgrade
-
-    async with fresh_database() as url:
-        await upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def scale_settings(database_url_pg: str, redis_prefix: str) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": database_url_pg,
-            "redis_url": REDIS_URL,
-            "redis_prefix": redis_prefix,
-            "connection_rate_per_minute": 100_000,
-            "http_rate_per_minute": 100_000,
-            "sign_in_rate_per_minute": 10_000,
-            **FAST,
-            **overrides,
-        }
-        return Settings(**values)
-
-    return make
 
 
 async def test_a_code_from_one_process_brings_the_visitor_back_through_the_other(

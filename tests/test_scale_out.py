@@ -11,7 +11,7 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from app.broker.redis import RedisBroker
 from app.chats.transcript import EntryKind
 from app.settings import Settings
-from tests.conftest import FAST, REDIS_URL
+from tests.conftest import REDIS_URL
 from tests.support.clients import (
     Endpoint,
     Frame,
@@ -35,7 +35,6 @@ from tests.support.clients import (
     open_visitor,
     sign_in,
 )
-from tests.support.postgres import fresh_database
 from tests.support.processes import LyktaProcess, RedisServer, processes, seeding
 from tests.support.seed import PASSWORD, TOTP_SECRETS, add_counsellor, add_line
 
@@ -43,35 +42,6 @@ pytestmark = pytest.mark.postgres
 
 # A bound on how long a test waits for the system to settle (failure only, not a claim).
 SETTLE = 60.0
-
-
-@pytest.fixture
-async def database_url_pg() -> AsyncIterator[str]:
-    from app.kit.migrate import upgrade
-
-    async with fresh_database() as url:
-        await upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def scale_settings(database_url_pg: str, redis_prefix: str) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": database_url_pg,
-            "redis_url": REDIS_URL,
-            "redis_prefix": redis_prefix,
-            # Every test client connects from 127.0.0.1: per-address limits would count them
-            # all as one visitor.
-            "connection_rate_per_minute": 100_000,
-            "http_rate_per_minute": 100_000,
-            "sign_in_rate_per_minute": 10_000,
-            **FAST,
-            **overrides,
-        }
-        return Settings(**values)
-
-    return make
 
 
 async def until(check: Callable[[], bool], what: str, timeout: float = SETTLE) -> None:

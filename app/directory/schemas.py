@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -18,16 +18,6 @@ from pydantic import (
 )
 
 # The fixed set of needs a service is tagged with (the console and widget translate them).
-NEEDS: tuple[str, ...] = (
-    "housing",
-    "health",
-    "legal_migration",
-    "addiction",
-    "shelter",
-    "violence",
-    "work_education",
-    "exit_programmes",
-)
 Need = Literal[
     "housing",
     "health",
@@ -38,6 +28,7 @@ Need = Literal[
     "work_education",
     "exit_programmes",
 ]
+NEEDS: tuple[str, ...] = get_args(Need)
 LanguageCode = Annotated[
     str,
     StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),

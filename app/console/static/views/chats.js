@@ -5,6 +5,7 @@
 
 import { h, nextId } from "../core.js";
 import { staffSocket } from "../socket.js";
+import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
 
 // Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
@@ -1046,35 +1047,6 @@ function build(root, ctx) {
 }
 
 // --- Helpers ----------------------------------------------------------------------------------
-
-function addStylesheet() {
-  if (document.querySelector('link[data-chats-css]')) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = "/console/static/chats.css";
-  link.dataset.chatsCss = "true";
-  document.head.append(link);
-}
-
-function clock(epoch) {
-  if (!epoch) return "";
-  return new Date(epoch * 1000).toLocaleTimeString(document.documentElement.lang === "sv" ? "sv-SE" : "en-GB", { hour: "2-digit", minute: "2-digit" });
-}
-
-function duration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  const m = Math.floor(s / 60);
-  return `${m}:${String(s % 60).padStart(2, "0")}`;
-}
-
-function languageName(code) {
-  try {
-    const names = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
-    return names.of(code) ?? code;
-  } catch {
-    return code;
-  }
-}
 
 let audio = null;
 

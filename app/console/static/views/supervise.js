@@ -4,6 +4,7 @@
 
 import { h, nextId } from "../core.js";
 import { staffSocket } from "../socket.js";
+import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
 
 const LIVE_REFRESH_MS = 5000;
 const TEAM_REFRESH_MS = 5000;
@@ -348,30 +349,3 @@ export function mount(root, ctx) {
   };
 }
 
-function addStylesheet() {
-  if (document.querySelector("link[data-chats-css]")) return;
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = "/console/static/chats.css";
-  link.dataset.chatsCss = "true";
-  document.head.append(link);
-}
-
-function clock(epoch) {
-  if (!epoch) return "";
-  return new Date(epoch * 1000).toLocaleTimeString(document.documentElement.lang === "sv" ? "sv-SE" : "en-GB", { hour: "2-digit", minute: "2-digit" });
-}
-
-function duration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  const m = Math.floor(s / 60);
-  return `${m}:${String(s % 60).padStart(2, "0")}`;
-}
-
-function languageName(code) {
-  try {
-    return new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" }).of(code) ?? code;
-  } catch {
-    return code;
-  }
-}
