@@ -155,6 +155,17 @@ async def test_a_line_closes_and_opens_by_the_roster_as_a_visitor_sees_it(
             assignment = await put_on(ella, anna_id, now_shift)
             on = await anna.expect("duty", where=lambda f: f["lines"][0]["on_duty"])
             assert on["lines"][0]["on_duty_until"] > time.time()
+            # On duty but on a break: closed for now, with no promise of tomorrow's shift (she
+            # may be back in minutes).
+            await anna.send({"type": "status", "status": "break"})
+            await anna.expect("status", status="break")
+            paused = await open_visitor(server)
+            await paused.send({"type": "start", "line": "support", "language": "en"})
+            closed = await paused.expect("line.closed")
+            assert closed["reason"] == "closed" and closed["next_open_at"] is None
+            public = (await web.get("/api/lines/support")).json()
+            assert public["open"] is False and public["next_open_at"] is None
+            await anna.available()
             first = await open_visitor(server)
             await first.start()
             await anna.accept((await anna.expect("offer"))["chat_id"])

@@ -394,8 +394,9 @@ class VisitorSocket(ClientSocket):
             await self._leave(disconnected=False)
 
     async def _closed_frame(self, closed: LineUnavailable) -> Frame:
-        """`line.closed`, with when the roster next opens the line."""
-        if closed.reason != "closed":
+        """`line.closed`, with when the roster next opens the line (nothing while someone is
+        on duty but nobody is free: they may be back in minutes, not at the next shift)."""
+        if closed.reason != "closed" or await self.rt.router.staffed(closed.line.key):
             return closed.frame()
         return closed.frame(await self.rt.openings.next_open_at(closed.line.key))
 

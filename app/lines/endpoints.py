@@ -43,7 +43,10 @@ async def _public(runtime: Runtime, line: LineConfig) -> PublicLine:
         alternatives=line.alternatives,
         privacy_note=line.privacy_note,
         max_message_length=line.max_message_length,
-        next_open_at=None if is_open else await runtime.openings.next_open_at(line.key),
+        # While someone on duty is on a break, the next shift is not when it opens again.
+        next_open_at=None
+        if is_open or await runtime.router.staffed(line.key)
+        else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,
     )
 
