@@ -13,6 +13,7 @@ COPY --from=build /opt/lykta /opt/lykta
 WORKDIR /srv/lykta
 COPY alembic.ini ./
 COPY migrations ./migrations
+COPY widget ./widget
 COPY config ./config
 ENV PATH=/opt/lykta/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

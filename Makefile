@@ -27,8 +27,9 @@ browser-deps:
 	@test -f tests/browser/node_modules/axe-core/axe.min.js || \
 	  (cd tests/browser && npm ci --silent --no-audit --no-fund)
 
+# Two workers, each taking whole test files (module fixtures such as a browser start once).
 test: $(STAMP) browser-deps  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests migrations bench

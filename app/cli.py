@@ -253,7 +253,9 @@ def _demo(args: argparse.Namespace) -> int:
     for account in accounts:
         print(f"  {account.username:<8} password {account.password:<20} {account.description}")
     print(
-        f"\nTry a chat in two terminals (README.md, 'Your first chat'):\n"
+        f"\nIn a browser: the staff console at {base}/console (sign in as anna, then set\n"
+        f"yourself available) and a visitor's chat at {base}/chat/support\n"
+        f"\nOr try a chat in two terminals (README.md, 'Your first chat'):\n"
         f"  .venv/bin/lykta client counsellor --url {base} --username anna\n"
         f"  .venv/bin/lykta client visitor --url {base} --line support\n",
         flush=True,

@@ -13,6 +13,7 @@ from app.audit import endpoints as audit_endpoints
 from app.broker.base import Broker
 from app.chats import endpoints as visitor_endpoints
 from app.chats import staff_ws, visitor_ws
+from app.console import endpoints as console_endpoints
 from app.kit.errors import ApiError, api_error_response
 from app.lines import endpoints as line_endpoints
 from app.roster import endpoints as roster_endpoints
@@ -22,6 +23,7 @@ from app.staff import endpoints as staff_endpoints
 from app.staff.permissions import public
 from app.stats import endpoints as stats_endpoints
 from app.web.headers import SecurityHeaders
+from app.widget import endpoints as widget_endpoints
 
 
 def create_app(settings: Settings | None = None, *, broker: Broker | None = None) -> FastAPI:
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(stats_endpoints.metrics_router)
     app.include_router(audit_endpoints.router)
     app.include_router(admin_endpoints.router)
+    app.include_router(widget_endpoints.router)
+    app.include_router(console_endpoints.router)
     app.add_exception_handler(ApiError, api_error_response)
 
     @app.get("/healthz", include_in_schema=False, dependencies=[public()])

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # their pages may frame /chat/ and /widget/ and open the visitor WebSocket. Lykta's own
     # origin (public_url) is always allowed.
     embed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Where the full chat page's quick exit goes unless the link names one (`?exit=`); an
+    # embedding site sets its own with the loader's data-exit-url. Something neutral.
+    widget_exit_url: str = Field(default="https://www.google.com/", pattern=r"^https?://\S+$")
 
     # Background work: how often deadlines (offers, grace periods) are checked.
     tick_seconds: float = Field(default=0.5, gt=0)

@@ -160,8 +160,23 @@ async def test_coordinators_change_line_settings_and_every_visitor_sees_it(
         ("line.updated", "support", {"fields": ["max_message_length", "name"]})
     ]
 
+    # Canned responses (for counsellors) and a privacy note (for visitors) per language.
+    canned = [{"language": "en", "title": "Greeting", "text": "Hi, I am here to listen."}]
+    with_texts = {**changed, "canned_responses": canned, "privacy_note": {"en": "No logs."}}
+    response = await api(server, cora, "PUT", "/api/lines/support/settings", json=with_texts)
+    assert response.status_code == 200, response.text
+    assert response.json()["canned_responses"] == canned
+    assert rt.lines.get("support").canned_responses == tuple(canned)  # type: ignore[union-attr]
+    public = (await api(server, None, "GET", "/api/lines/support")).json()
+    assert public["privacy_note"] == {"en": "No logs."}
+    assert "canned_responses" not in public
+
     before = (await api(server, cora, "GET", "/api/lines/support/settings")).json()
+    stray = [{"language": "de", "title": "Hallo", "text": "Hallo"}]
     bad: list[tuple[str, str, Any, int]] = [
+        ("PUT", "/api/lines/support/settings", {**before, "canned_responses": stray}, 422),
+        ("PUT", "/api/lines/support/settings", {**before, "privacy_note": {"en": "x" * 301}}, 422),
+        ("PUT", "/api/lines/support/settings", {**before, "peer_relax_seconds": -1}, 422),
         ("PUT", "/api/lines/support/settings", {**before, "key": "youth"}, 422),
         ("PUT", "/api/lines/support/settings", {**before, "offer_timeout_seconds": 0}, 422),
         ("PUT", "/api/lines/support/settings", {**before, "languages": []}, 422),
@@ -188,6 +203,7 @@ async def test_coordinators_change_line_settings_and_every_visitor_sees_it(
     log = (await api(server, cora, "GET", "/api/audit", params={"action": "line"})).json()
     assert sorted((e["action"], e["line_key"]) for e in log["entries"]) == [
         ("line.created", "night"),
+        ("line.updated", "support"),
         ("line.updated", "support"),
     ]
 

@@ -37,6 +37,7 @@ MALFORMED_VISITOR: dict[str, dict[str, Any]] = {
     "resume": {"type": "resume", "chat_id": CHAT},
     "message": {"type": "message", "text": ["not", "text"]},
     "typing": {"type": "typing", "typing": "yes please"},
+    "feedback": {"type": "feedback", "answer": "<b>great</b>"},
 }
 MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "status": {"type": "status", "status": "asleep"},

@@ -72,6 +72,10 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/audit"): MANAGERS,
     ("POST", "/api/audit/search"): MANAGERS,
     ("POST", "/api/visitor/exit"): EVERYONE,
+    # The visitor widget (issue 5): pages and files anyone may load.
+    ("GET", "/chat/{key}"): EVERYONE,
+    ("GET", "/widget/safety"): EVERYONE,
+    ("GET", "/widget/{asset:path}"): EVERYONE,
     ("GET", "/api/admin/deployment"): frozenset({ADMIN}),
     # Rosters and statistics (docs/roster.md).
     **dict.fromkeys(
@@ -118,6 +122,10 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     # A feed's secret token and the metrics bearer token are the authentication here.
     ("GET", "/calendar/{name}"): EVERYONE,
     ("GET", "/metrics"): EVERYONE,
+    # The console's pages and files (no data in them; the API checks who asks).
+    ("GET", "/console"): EVERYONE,
+    ("GET", "/console/static/{relative:path}"): EVERYONE,
+    ("GET", "/enrol"): EVERYONE,
 }
 
 # Staff frame type → who may send it (coordinators and admins cannot even connect).
@@ -137,11 +145,13 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "end",
             "wrapup",
             "block",
+            "help",
+            "transfer.options",
         )
     },
     **{
         kind: frozenset({SUPERVISOR})
-        for kind in ("live", "observe", "unobserve", "whisper", "takeover")
+        for kind in ("live", "observe", "unobserve", "whisper", "takeover", "team")
     },
 }
 
@@ -164,6 +174,9 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "unobserve": {"type": "unobserve", "chat_id": CHAT},
     "whisper": {"type": "whisper", "chat_id": CHAT, "text": "psst"},
     "takeover": {"type": "takeover", "chat_id": CHAT},
+    "help": {"type": "help", "chat_id": CHAT},
+    "transfer.options": {"type": "transfer.options", "chat_id": CHAT},
+    "team": {"type": "team"},
 }
 
 

@@ -9,10 +9,13 @@ import pytest
 
 from app.chats.protocol import (
     CLOSE_POLICY_VIOLATION,
+    HELP_COOLDOWN_SECONDS,
     STAFF_FRAMES,
     VISITOR_FRAMES,
     AcceptOffer,
+    AskSupervisor,
     Close,
+    Cooldown,
     ErrorCode,
     Phase,
     ProtocolError,
@@ -218,6 +221,9 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "unobserve", "chat_id": "abcdefgh12"},
         {"type": "whisper", "chat_id": "abcdefgh12", "text": "ask about safety"},
         {"type": "takeover", "chat_id": "abcdefgh12"},
+        {"type": "help", "chat_id": "abcdefgh12", "text": "suicide risk"},
+        {"type": "transfer.options", "chat_id": "abcdefgh12"},
+        {"type": "team"},
     ]
     assert {f["type"] for f in frames} == set(STAFF_FRAMES)
     for frame in frames:
@@ -240,3 +246,82 @@ def test_check_text(text: str, code: ErrorCode) -> None:
 
 def test_check_text_counts_characters_not_bytes() -> None:
     assert check_text("å" * 10, 10) is None
+
+
+def staff(clock: Clock | None = None) -> StaffConnection:
+    return StaffConnection(rate=100, burst=100, tolerance=3, clock=clock or Clock())
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ('{"type": "help"}', ErrorCode.invalid_field),
+        ('{"type": "help", "chat_id": "short"}', ErrorCode.invalid_field),
+        ('{"type": "help", "chat_id": "abcdefgh12", "text": 7}', ErrorCode.invalid_field),
+        (
+            json.dumps({"type": "help", "chat_id": "abcdefgh12", "text": "x" * 501}),
+            ErrorCode.invalid_field,
+        ),
+        ('{"type": "help", "chat_id": "../../etc/passwd"}', ErrorCode.invalid_field),
+        ('{"type": "transfer.options"}', ErrorCode.invalid_field),
+        ('{"type": "transfer.options", "chat_id": ["abcdefgh12"]}', ErrorCode.invalid_field),
+        (json.dumps({"type": "transfer.options", "chat_id": "a" * 65}), ErrorCode.invalid_field),
+        ('{"type": "team", "v": 2}', ErrorCode.unsupported_version),
+        ('{"type": "Team"}', ErrorCode.unknown_type),
+    ],
+)
+def test_bad_console_frames_get_stable_codes(frame: str, code: ErrorCode) -> None:
+    assert code_of(staff().receive_text(frame)) is code
+
+
+def test_asking_for_help_is_limited_per_chat() -> None:
+    clock = Clock()
+    conn = staff(clock)
+    ask = '{"type": "help", "chat_id": "abcdefgh12", "text": "please look"}'
+    first = conn.receive_text(ask)
+    assert isinstance(first, AskSupervisor) and first.text == "please look"
+    again = conn.receive_text(ask)
+    assert code_of(again) is ErrorCode.rate_limited
+    assert isinstance(again, ProtocolError) and again.ref == "help"
+    assert "30 s" in again.message
+    # Another chat may ask at once; the same chat once the cooldown is over.
+    assert isinstance(
+        conn.receive_text('{"type": "help", "chat_id": "otherchat12"}'), AskSupervisor
+    )
+    clock.now += HELP_COOLDOWN_SECONDS - 1
+    assert code_of(conn.receive_text(ask)) is ErrorCode.rate_limited
+    clock.now += 1
+    assert isinstance(conn.receive_text(ask), AskSupervisor)
+
+
+def test_a_help_flood_still_closes_the_connection() -> None:
+    clock = Clock()
+    conn = StaffConnection(rate=1, burst=2, tolerance=2, clock=clock)
+    ask = '{"type": "help", "chat_id": "abcdefgh12"}'
+    results = [conn.receive_text(ask) for _ in range(5)]
+    assert isinstance(results[0], AskSupervisor)
+    assert code_of(results[1]) is ErrorCode.rate_limited  # the cooldown
+    assert code_of(results[2]) is ErrorCode.rate_limited  # the bucket
+    assert code_of(results[3]) is ErrorCode.rate_limited
+    assert results[4] == Close(CLOSE_POLICY_VIOLATION, "too many frames")
+
+
+def test_cooldown_forgets_old_keys() -> None:
+    cooldown = Cooldown(10)
+    for n in range(100):
+        assert cooldown.take(f"chat{n}", float(n * 20))
+    assert len(cooldown._last) == 1
+    assert cooldown.retry_after("chat99", 1985.0) == 5.0
+    assert cooldown.retry_after("never", 0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "frame", ['{"type": "team"}', '{"type": "transfer.options", "chat_id": "abcdefgh12"}']
+)
+def test_console_frames_are_flood_controlled_like_any_other(frame: str) -> None:
+    conn = StaffConnection(rate=1, burst=2, tolerance=1, clock=Clock())
+    results = [conn.receive_text(frame) for _ in range(4)]
+    assert not isinstance(results[0], ProtocolError | Close)
+    assert not isinstance(results[1], ProtocolError | Close)
+    assert code_of(results[2]) is ErrorCode.rate_limited
+    assert results[3] == Close(CLOSE_POLICY_VIOLATION, "too many frames")

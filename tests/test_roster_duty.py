@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -22,6 +23,11 @@ from tests.support.server import RunningServer
 
 # Waiting for a shift to end on the real clock: a bound on failure, not a timing claim.
 SHIFT_END_WAIT = 120.0
+
+
+def duty_of(line: dict[str, Any]) -> dict[str, Any]:
+    """A line's duty as `hello` and `duty` frames give it (they carry the line's material too)."""
+    return {k: line[k] for k in ("key", "name", "on_duty", "on_duty_until")}
 
 
 def next_minute(at_least: float) -> datetime:
@@ -76,7 +82,7 @@ async def test_routing_offers_only_to_counsellors_on_shift_and_stops_at_the_shif
         presence = await rt.broker.get_presence(anna_id)
         assert presence is not None and presence.duty == {"support": end.timestamp()}
         cleo = await open_staff(server, "cleo", PASSWORD)
-        assert cleo.hello["lines"] == [
+        assert [duty_of(line) for line in cleo.hello["lines"]] == [
             {"key": "support", "name": "Support", "on_duty": False, "on_duty_until": None}
         ]
 
@@ -93,7 +99,7 @@ async def test_routing_offers_only_to_counsellors_on_shift_and_stops_at_the_shif
         off = await anna.expect(
             "duty", timeout=SHIFT_END_WAIT, where=lambda f: not f["lines"][0]["on_duty"]
         )
-        assert off["lines"] == [
+        assert [duty_of(line) for line in off["lines"]] == [
             {"key": "support", "name": "Support", "on_duty": False, "on_duty_until": None}
         ]
         assert time.time() >= end.timestamp()

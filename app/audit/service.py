@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     chat_taken_over = "chat.taken_over"
     chat_transferred = "chat.transferred"
     chat_blocked = "chat.blocked"
+    help_requested = "chat.help_requested"
     roster_changed = "roster.changed"
 
 

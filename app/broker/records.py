@@ -89,6 +89,8 @@ class ChatRecord:
     visitor_tag: str | None = None
     # When an ended chat's transcript is shredded (its line's retention); None: already gone.
     shred_at: float | None = None
+    # When its counsellor last asked a supervisor for help (shown in supervisors' live list).
+    help_requested_at: float | None = None
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -136,6 +138,7 @@ _FLOATS = {
     "counsellor_grace_until",
     "target_until",
     "shred_at",
+    "help_requested_at",
 }
 _INTS = {"priority", "last_seq"}
 _BOOLS = {"peer_requested", "visitor_connected", "transferred"}

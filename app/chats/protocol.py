@@ -98,6 +98,9 @@ LanguageCode = Annotated[
 ]
 # The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
 Text = Annotated[str, StringConstraints(max_length=20_000)]
+HELP_TEXT_LIMIT = 500
+# One request for help per chat and connection this often (seconds): supervisors are few.
+HELP_COOLDOWN_SECONDS = 30.0
 
 
 class _Frame(BaseModel):
@@ -144,6 +147,13 @@ class VisitorExit(_Frame):
     """Quick exit: end the chat and shred its transcript now; allowed at any time."""
 
     type: Literal["exit"]
+
+
+class VisitorFeedback(_Frame):
+    """The one anonymous question after a chat: did it help? Counted per line, nothing else."""
+
+    type: Literal["feedback"]
+    answer: Literal["helped", "partly", "not_helped"]
 
 
 class SetStatus(_Frame):
@@ -236,8 +246,37 @@ class TakeOver(_Frame):
     chat_id: ChatId
 
 
+class AskSupervisor(_Frame):
+    """A counsellor asks the on-duty supervisors of the chat's line to look at it."""
+
+    type: Literal["help"]
+    chat_id: ChatId
+    # A short word on why; delivered live to supervisors, never stored or audited.
+    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT)] = ""
+
+
+class TransferOptions(_Frame):
+    """Where this chat could go now: lines with someone on duty, colleagues free to take it."""
+
+    type: Literal["transfer.options"]
+    chat_id: ChatId
+
+
+class ListTeam(_Frame):
+    """Supervisors: who is on duty on their lines, with their status and load."""
+
+    type: Literal["team"]
+
+
 VisitorFrame = (
-    Ping | StartChat | ResumeChat | VisitorMessage | VisitorTyping | VisitorEnd | VisitorExit
+    Ping
+    | StartChat
+    | ResumeChat
+    | VisitorMessage
+    | VisitorTyping
+    | VisitorEnd
+    | VisitorExit
+    | VisitorFeedback
 )
 StaffFrame = (
     Ping
@@ -257,6 +296,9 @@ StaffFrame = (
     | Unobserve
     | Whisper
     | TakeOver
+    | AskSupervisor
+    | TransferOptions
+    | ListTeam
 )
 
 VISITOR_FRAMES: dict[str, type[_Frame]] = {
@@ -267,6 +309,7 @@ VISITOR_FRAMES: dict[str, type[_Frame]] = {
     "typing": VisitorTyping,
     "end": VisitorEnd,
     "exit": VisitorExit,
+    "feedback": VisitorFeedback,
 }
 
 STAFF_FRAMES: dict[str, type[_Frame]] = {
@@ -282,12 +325,15 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "end": StaffEnd,
     "block": BlockVisitor,
     "wrapup": Wrapup,
+    "help": AskSupervisor,
+    "transfer.options": TransferOptions,
     # Supervisors only (app/staff/permissions.py).
     "live": ListLive,
     "observe": Observe,
     "unobserve": Unobserve,
     "whisper": Whisper,
     "takeover": TakeOver,
+    "team": ListTeam,
 }
 
 
@@ -350,6 +396,29 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+class Cooldown:
+    """At most one action per key every `seconds`; time comes from the caller."""
+
+    __slots__ = ("_last", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def take(self, key: str, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            return False
+        # Forget old keys so a long shift does not grow this without bound.
+        self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
+        self._last[key] = now
+        return True
+
+    def retry_after(self, key: str, now: float) -> float:
+        last = self._last.get(key)
+        return 0.0 if last is None else max(0.0, self.seconds - (now - last))
 
 
 # Connection state machines ------------------------------------------------------------------
@@ -425,9 +494,20 @@ class VisitorConnection(_Connection):
     ) -> None:
         super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
         self.chat_id: str | None = None
+        # One answer to the feedback question, after a chat ended on this connection.
+        self.feedback_due = False
 
     def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
         if isinstance(frame, Ping | VisitorExit):
+            return frame
+        if isinstance(frame, VisitorFeedback):
+            if not self.feedback_due:
+                return ProtocolError(
+                    ErrorCode.not_allowed_now,
+                    "feedback is for a chat that ended on this connection, once",
+                    ref="feedback",
+                )
+            self.feedback_due = False
             return frame
         opening = isinstance(frame, StartChat | ResumeChat)
         if self.phase is Phase.waiting_start and not opening:
@@ -447,11 +527,13 @@ class VisitorConnection(_Connection):
     def entered(self, chat_id: str) -> None:
         self.chat_id = chat_id
         self.phase = Phase.in_chat
+        self.feedback_due = False
 
     def ended(self) -> None:
-        """The chat is over; the same connection may start a new one."""
+        """The chat is over; the same connection may start a new one (or give feedback)."""
         self.chat_id = None
         self.phase = Phase.waiting_start
+        self.feedback_due = True
 
 
 class StaffConnection(_Connection):
@@ -464,6 +546,19 @@ class StaffConnection(_Connection):
     ) -> None:
         super().__init__(rate=rate, burst=burst, tolerance=tolerance, clock=clock)
         self.phase = Phase.in_chat
+        self._help = Cooldown(HELP_COOLDOWN_SECONDS)
+
+    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+        if isinstance(frame, AskSupervisor):
+            now = self._clock()
+            if not self._help.take(frame.chat_id, now):
+                wait = self._help.retry_after(frame.chat_id, now)
+                return ProtocolError(
+                    ErrorCode.rate_limited,
+                    f"you asked for help with this chat a moment ago; again in {wait:.0f} s",
+                    ref="help",
+                )
+        return frame
 
 
 def _type_of(frame: _Frame) -> str:

@@ -631,6 +631,42 @@ class ChatService:
         await self._queue_changed(target_line.key)
         return result
 
+    async def transfer_options(
+        self, staff: StaffContext, chat_id: str
+    ) -> dict[str, Any] | ProtocolError:
+        """Where an active chat of this counsellor could be transferred to right now."""
+        record = await self.broker.get_chat(chat_id)
+        if (
+            record is None
+            or record.counsellor_id != staff.id
+            or record.state is not ChatState.active
+        ):
+            return _err(
+                ErrorCode.not_in_chat,
+                "you are not in an active chat with this id",
+                "transfer.options",
+            )
+        now = await self.broker.now()
+        lines = []
+        for target in sorted(self.lines.all(), key=lambda c: c.key):
+            is_open, _ = await self.router.line_status(target)
+            lines.append({"key": target.key, "name": target.name, "open": is_open})
+        colleagues = []
+        line = self.lines.get(record.line)
+        if line is not None:
+            for candidate in await self.router.candidates(line.key):
+                if candidate.staff_id != staff.id and can_take(candidate, line, now):
+                    colleagues.append(
+                        {
+                            "id": candidate.staff_id,
+                            "alias": candidate.presence.alias,
+                            "load": candidate.load,
+                            "capacity": candidate.presence.capacity,
+                        }
+                    )
+        colleagues.sort(key=lambda c: (str(c["alias"]).casefold(), str(c["id"])))
+        return {"chat_id": chat_id, "line": record.line, "lines": lines, "staff": colleagues}
+
     async def wrapup(
         self,
         session: AsyncSession,

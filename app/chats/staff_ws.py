@@ -19,11 +19,13 @@ from app.chats.protocol import (
     CLOSE_UNAUTHORISED,
     PROTOCOL_VERSION,
     AcceptOffer,
+    AskSupervisor,
     BlockVisitor,
     Close,
     DeclineOffer,
     ErrorCode,
     ListLive,
+    ListTeam,
     Observe,
     Ping,
     ProtocolError,
@@ -36,6 +38,7 @@ from app.chats.protocol import (
     SyncChat,
     TakeOver,
     TransferChat,
+    TransferOptions,
     Unobserve,
     Whisper,
     Wrapup,
@@ -146,6 +149,8 @@ class StaffSocket(ClientSocket):
         self.staff = staff
         # Line → until when on duty (epoch seconds, 0 = not now), as in the presence.
         self.duty = duty.until
+        # Line → when the current stretch of duty began (lines on duty now only).
+        self.duty_since = duty.since
         # When duty changes next by the clock alone (a shift starts or ends), if ever.
         self.duty_next_change = duty.next_change
         # What the client was last told about its lines (hello or duty frames).
@@ -174,6 +179,7 @@ class StaffSocket(ClientSocket):
     async def leave(self) -> None:
         broker = self.rt.broker
         self.rt.connections.staff.pop(self.id, None)
+        self.rt.lines.off_reload(self._lines_reloaded)
         await broker.unsubscribe(staff_channel(self.staff.id), self.out.event)
         for chat_id in {*self.chats, *self.observing}:
             await broker.unsubscribe(chat_channel(chat_id), self.out.event)
@@ -212,6 +218,7 @@ class StaffSocket(ClientSocket):
             deadline_key(Deadline.counsellor_lease, staff.id), await broker.now() + lease
         )
         self.rt.connections.staff[self.id] = self
+        self.rt.lines.on_reload(self._lines_reloaded)
         await broker.subscribe(staff_channel(staff.id), self.out.event)
         await self.rt.chats.counsellor_connected(staff)
         records = await self.rt.chats.counsellor_chats(staff.id)
@@ -270,11 +277,20 @@ class StaffSocket(ClientSocket):
 
     def _line_info(self, key: str, until: float, now: float) -> dict[str, Any]:
         line = self.rt.lines.get(key)
+        on_duty = until > now
         return {
             "key": key,
             "name": line.name if line else key,
-            "on_duty": until > now,
-            "on_duty_until": until if until > now else None,
+            "on_duty": on_duty,
+            "on_duty_until": until if on_duty else None,
+            # The shift now (joined with any back-to-back one), as the roster has it.
+            "on_duty_since": self.duty_since.get(key) if on_duty else None,
+            # What the console needs to answer on this line.
+            "languages": list(line.languages) if line else [],
+            "max_message_length": line.max_message_length if line else 4000,
+            "canned_responses": [dict(c) for c in line.canned_responses] if line else [],
+            "wrapup_topics": list(line.wrapup_topics) if line else [],
+            "wrapup_outcomes": list(line.wrapup_outcomes) if line else [],
         }
 
     async def _follow(self, chat_id: str, line: str) -> None:
@@ -302,6 +318,13 @@ class StaffSocket(ClientSocket):
     def _sees(self, chat_id: object) -> bool:
         return chat_id in self.chats or chat_id in self.observing
 
+    def _lines_reloaded(self) -> None:
+        """A coordinator changed line settings: send the lines again if what we show changed
+        (canned responses, wrap-up lists, names)."""
+        shown = self.duty_shown
+        if self._lines_info(time.time()) != shown:
+            self.out.frame({"type": "duty", "lines": self.duty_shown})
+
     async def refresh_duty(self, duty: Duty) -> None:
         """Called in the background with fresh duty from the roster."""
         now = time.time()
@@ -310,6 +333,7 @@ class StaffSocket(ClientSocket):
         added = set(after) - set(before)
         removed = set(before) - set(after)
         self.duty = after
+        self.duty_since = duty.since
         self.duty_next_change = duty.next_change
         await self.rt.broker.update_presence(self.staff.id, {"duty": after})
         for line in removed:
@@ -375,7 +399,7 @@ class StaffSocket(ClientSocket):
             self._refuse(kind, None, ErrorCode.forbidden)
             await self._audit_refusals()
             return True
-        if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver):
+        if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver | ListTeam):
             await self._supervise(frame)
             await self._audit_refusals()
             return True
@@ -466,6 +490,28 @@ class StaffSocket(ClientSocket):
                 self.out.frame({"type": "blocked", "chat_id": frame.chat_id, "until": until})
                 # Who blocked which chat, never whom: the visitor's keyed hash stays out.
                 await _audit(self.rt, AuditAction.chat_blocked, staff.id, chat_id=frame.chat_id)
+        elif isinstance(frame, AskSupervisor):
+            asked = await self.supervision.ask_for_help(staff, frame.chat_id, frame.text)
+            if isinstance(asked, ProtocolError):
+                problem = asked
+            else:
+                record, told = asked
+                self.out.frame({"type": "help.sent", "chat_id": frame.chat_id, "supervisors": told})
+                # Who asked about which chat; what they wrote stays out of the log.
+                await _audit(
+                    self.rt,
+                    AuditAction.help_requested,
+                    staff.id,
+                    chat_id=frame.chat_id,
+                    line=record.line,
+                    detail={"supervisors": told},
+                )
+        elif isinstance(frame, TransferOptions):
+            options = await chats.transfer_options(staff, frame.chat_id)
+            if isinstance(options, ProtocolError):
+                problem = options
+            else:
+                self.out.frame({"type": "transfer.options", **options})
         elif isinstance(frame, Wrapup):
             async with unit_of_work(self.rt.sessionmaker) as session:
                 problem = await chats.wrapup(
@@ -478,11 +524,16 @@ class StaffSocket(ClientSocket):
         await self._audit_refusals()
         return True
 
-    async def _supervise(self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver) -> None:
+    async def _supervise(
+        self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver | ListTeam
+    ) -> None:
         """Supervisor frames; the chat must be live and on one of the supervisor's lines."""
         lines = set(self.duty)
         staff = self.staff
         supervision = self.supervision
+        if isinstance(frame, ListTeam):
+            self.out.frame({"type": "team", "staff": await supervision.team(lines)})
+            return
         if isinstance(frame, ListLive):
             now = await self.rt.broker.now()
             records = await supervision.live(lines)
@@ -667,6 +718,11 @@ class StaffSocket(ClientSocket):
         if kind == "chat.released" and isinstance(chat_id, str):
             await self._unfollow(chat_id)
             return [dict(event)]
+        if kind == "help.requested" and isinstance(chat_id, str):
+            sealed = event.get("sealed_text")
+            text = await self.rt.transcript.open_aside(chat_id, sealed) if sealed else ""
+            frame = {k: v for k, v in event.items() if k != "sealed_text"}
+            return [{**frame, "text": text or ""}]
         if kind in ("offer", "offer.withdrawn", "status", "wrapup.required", "wrapup.saved"):
             return [dict(event)]
         return []
@@ -682,6 +738,8 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         "visitor_connected": record.visitor_connected,
         "visitor_grace_until": record.visitor_grace_until,
         "waited_seconds": max(0, round((record.answered_at or now) - record.created_at)),
+        # How long it has been answered (null while waiting).
+        "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
         "peer_requested": record.peer_requested,
     }
 
@@ -693,4 +751,9 @@ def live_summary(record: ChatRecord, now: float, observing: bool) -> dict[str, A
         if record.counsellor_id
         else None
     )
-    return {**chat_summary(record, now), "counsellor": counsellor, "observing": observing}
+    return {
+        **chat_summary(record, now),
+        "counsellor": counsellor,
+        "observing": observing,
+        "help_requested_at": record.help_requested_at,
+    }

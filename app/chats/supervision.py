@@ -10,6 +10,7 @@ the visitor never receives it: not live, not on resume, not when a gap is filled
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from app.broker.base import Refusal, Transition
 from app.broker.records import ChatRecord, ChatState
@@ -17,6 +18,7 @@ from app.chats.channels import Deadline, deadline_key, staff_channel
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
 from app.chats.service import ChatService
 from app.chats.transcript import Entry, EntryKind
+from app.routing.policy import on_duty
 from app.staff.service import StaffContext
 
 WHISPER_LIMIT = 4000
@@ -134,3 +136,82 @@ class Supervision:
             {"type": "chat.assigned", "chat_id": chat_id, "line": result.line},
         )
         return result
+
+    async def ask_for_help(
+        self, staff: StaffContext, chat_id: str, text: str
+    ) -> tuple[ChatRecord, int] | ProtocolError:
+        """Tell the on-duty supervisors of the chat's line that its counsellor asks for help.
+
+        Returns the chat and how many supervisors were told (connected, on duty, not oneself).
+        The text goes out live only: it is neither stored nor audited.
+        """
+        record = await self._broker.get_chat(chat_id)
+        if record is None or record.counsellor_id != staff.id:
+            return _err(ErrorCode.not_in_chat, "you are not in this chat", "help")
+        if record.state is not ChatState.active:
+            return _err(ErrorCode.invalid_state, f"the chat is {record.state.value}", "help")
+        now = await self._broker.now()
+        result = await self._broker.transition(
+            chat_id,
+            Transition(
+                expect=frozenset({ChatState.active}),
+                counsellor=staff.id,
+                changes={"help_requested_at": now},
+            ),
+        )
+        if isinstance(result, Refusal):
+            return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "help")
+        told = 0
+        sealed = (
+            await self._chats.transcript.seal_aside(chat_id, text.strip()) if text.strip() else None
+        )
+        for candidate in await self._chats.router.candidates(record.line):
+            presence = candidate.presence
+            if (
+                presence.supervisor
+                and candidate.connected
+                and presence.staff_id != staff.id
+                and on_duty(presence, record.line, now)
+            ):
+                told += 1
+                await self._broker.publish(
+                    staff_channel(presence.staff_id),
+                    {
+                        "type": "help.requested",
+                        "chat_id": chat_id,
+                        "line": record.line,
+                        "counsellor": {"id": staff.id, "alias": staff.alias},
+                        # Sealed with the chat's key: it crosses processes as entries do.
+                        "sealed_text": sealed,
+                        "at": now,
+                    },
+                )
+        return result, told
+
+    async def team(self, lines: Collection[str]) -> list[dict[str, Any]]:
+        """Who is on duty on these lines now: status, connection and load (no chat content)."""
+        now = await self._broker.now()
+        people: dict[str, dict[str, Any]] = {}
+        for line in sorted(lines):
+            for candidate in await self._chats.router.candidates(line):
+                presence = candidate.presence
+                if not on_duty(presence, line, now):
+                    continue
+                person = people.get(presence.staff_id)
+                if person is None:
+                    person = people[presence.staff_id] = {
+                        "id": presence.staff_id,
+                        "alias": presence.alias,
+                        "status": presence.status.value,
+                        "connected": candidate.connected,
+                        "load": candidate.load,
+                        "capacity": presence.capacity,
+                        "supervisor": presence.supervisor,
+                        "peer": presence.peer,
+                        "languages": list(presence.languages),
+                        "lines": [],
+                        "on_duty_until": presence.duty.get(line, 0.0),
+                    }
+                person["lines"].append(line)
+                person["on_duty_until"] = max(person["on_duty_until"], presence.duty.get(line, 0.0))
+        return sorted(people.values(), key=lambda p: (str(p["alias"]).casefold(), p["id"]))

@@ -132,6 +132,10 @@ class Added(NamedTuple):
     sealed: bytes | None
 
 
+# The sequence number sealed texts outside the transcript are bound to (see seal_aside).
+ASIDE_SEQ = 0
+
+
 class Transcript:
     """Appends and reads a chat's entries through the broker."""
 
@@ -228,6 +232,26 @@ class Transcript:
             logger.warning("entry event refused", extra={"code": "tampered"})
             return None
         return Entry.from_dict(jsonutil.loads(plain))
+
+    async def seal_aside(self, chat_id: str, text: str) -> str:
+        """Seal a staff-only text that goes out live and is never stored (a request for help),
+        so that it crosses processes sealed like the transcript. Entries start at 1: sequence
+        number 0 is for these alone."""
+        sealed = await self._codec.seal(chat_id, ASIDE_SEQ, text.encode())
+        return base64.b64encode(sealed).decode()
+
+    async def open_aside(self, chat_id: str, sealed: str) -> str | None:
+        """The text `seal_aside` sealed, or None when it cannot be read (the chat is gone)."""
+        try:
+            plain = await self._codec.open(
+                chat_id, ASIDE_SEQ, base64.b64decode(sealed, validate=True)
+            )
+        except MissingKeyError:
+            return None
+        except (ValueError, binascii.Error, TamperedError, UnknownKekError):
+            logger.warning("aside refused", extra={"code": "tampered"})
+            return None
+        return plain.decode()
 
     async def forget(self, chat_id: str) -> None:
         """Shred: the key first (which makes every copy of the entries unreadable), then the

@@ -31,6 +31,7 @@ from app.chats.protocol import (
     VisitorConnection,
     VisitorEnd,
     VisitorExit,
+    VisitorFeedback,
     VisitorMessage,
     VisitorTyping,
 )
@@ -130,6 +131,11 @@ class VisitorSocket(ClientSocket):
                 await self.rt.chats.visitor_exit(chat_id)
             self.out.frame({"type": "exited"})
             return self.answer(Close(CLOSE_NORMAL, "exit"))
+        elif isinstance(frame, VisitorFeedback):
+            # A count per line and answer in this process; no chat id, no time, no visitor.
+            if self.line is not None:
+                self.rt.chats.counters.feedback_given(self.line, frame.answer)
+            self.out.frame({"type": "feedback.thanks"})
         return True
 
     async def _within_rate(self, ref: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,11 +31,24 @@ class LineDirectory:
         self._lines: dict[str, LineConfig] = {}
         self._id = new_token()[:12]
         self._reloads: set[asyncio.Task[None]] = set()
+        # Called after each reload (e.g. open consoles take the new canned responses).
+        self._listeners: set[Callable[[], None]] = set()
 
     async def reload(self) -> None:
         async with unit_of_work(self._sessionmaker) as session:
             lines = await line_service.list_active(session)
         self._lines = {line.key: LineConfig.from_model(line) for line in lines}
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                logger.exception("line reload listener failed")
+
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        self._listeners.add(listener)
+
+    def off_reload(self, listener: Callable[[], None]) -> None:
+        self._listeners.discard(listener)
 
     def get(self, key: str) -> LineConfig | None:
         return self._lines.get(key)

@@ -41,6 +41,7 @@ async def _public(runtime: Runtime, line: LineConfig) -> PublicLine:
         opening_hours=line.opening_hours,
         closed_message=line.closed_message,
         alternatives=line.alternatives,
+        privacy_note=line.privacy_note,
         max_message_length=line.max_message_length,
         next_open_at=None if is_open else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,

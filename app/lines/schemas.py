@@ -36,6 +36,18 @@ Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2
 MAX_RETENTION_SECONDS = 24 * 3600
 
 Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000)]]
+# One line of text per language (the privacy note a visitor reads before starting).
+ShortTexts = dict[Language, Annotated[str, StringConstraints(max_length=300)]]
+
+
+class CannedResponse(BaseModel):
+    """A prepared answer a counsellor inserts into the message box and edits before sending."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: Language
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
 class LineSettings(BaseModel):
@@ -60,6 +72,13 @@ class LineSettings(BaseModel):
     closed_message: Texts = Field(default_factory=dict)
     alternatives: Texts = Field(default_factory=dict)
     opening_hours: Texts = Field(default_factory=dict)
+    # Optional, shown before a visitor starts; never a form or a wall in front of help.
+    privacy_note: ShortTexts = Field(default_factory=dict)
+    canned_responses: Annotated[list[CannedResponse], Field(max_length=200)] = Field(
+        default_factory=list
+    )
+    # A visitor who asked for a peer supporter waits this long for one before anyone may answer.
+    peer_relax_seconds: int = Field(default=120, ge=0, le=86_400)
     wrapup_topics: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=100)
     ] = Field(default_factory=list)
@@ -73,7 +92,7 @@ class LineSettings(BaseModel):
 
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:
-        for name in ("closed_message", "alternatives", "opening_hours"):
+        for name in ("closed_message", "alternatives", "opening_hours", "privacy_note"):
             texts: dict[str, str] = getattr(self, name)
             unknown = sorted(set(texts) - set(self.languages))
             if unknown:
@@ -82,6 +101,9 @@ class LineSettings(BaseModel):
                 )
         if len(set(self.languages)) != len(self.languages):
             raise ValueError("languages must not repeat")
+        strays = sorted({c.language for c in self.canned_responses} - set(self.languages))
+        if strays:
+            raise ValueError(f"canned responses in languages the line does not offer: {strays}")
         return self
 
 
@@ -95,6 +117,7 @@ class PublicLine(BaseModel):
     opening_hours: dict[str, str]
     closed_message: dict[str, str]
     alternatives: dict[str, str]
+    privacy_note: dict[str, str] = Field(default_factory=dict)
     max_message_length: int
     # When the roster next opens the line (epoch seconds), while it is closed; null if open
     # or nothing is planned in the coming weeks.

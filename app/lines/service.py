@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -39,6 +39,10 @@ class LineConfig:
     roster_signup: bool = False
     # Seconds an ended chat's transcript is kept; 0: shredded when the chat ends.
     transcript_retention_seconds: int = 0
+    privacy_note: dict[str, str] = field(default_factory=dict)
+    # ({"language", "title", "text"}, ...)
+    canned_responses: tuple[dict[str, str], ...] = ()
+    peer_relax_seconds: int = 120
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -62,6 +66,9 @@ class LineConfig:
             wrapup_outcomes=tuple(line.wrapup_outcomes),
             time_zone=line.time_zone,
             roster_signup=line.roster_signup,
+            privacy_note=dict(line.privacy_note or {}),
+            canned_responses=tuple(dict(c) for c in line.canned_responses or ()),
+            peer_relax_seconds=line.peer_relax_seconds,
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:

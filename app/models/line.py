@@ -52,6 +52,11 @@ class Line(Base):
     closed_message: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     alternatives: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     opening_hours: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    privacy_note: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # [{"language", "title", "text"}, ...]: prepared answers counsellors edit before sending.
+    canned_responses: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # Seconds a chat that asked for a peer supporter waits for one before anyone may answer.
+    peer_relax_seconds: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
     wrapup_topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     wrapup_outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Shift times of the line's roster are wall-clock times in this IANA zone.

@@ -273,6 +273,14 @@ def until(windows: Iterable[Window], now: float) -> float:
     return 0.0
 
 
+def since(windows: Iterable[Window], now: float) -> float:
+    """The start of the merged window that holds `now`, or 0.0 if none does."""
+    for start, end in merge(windows):
+        if start <= now < end:
+            return start
+    return 0.0
+
+
 def next_start(windows: Iterable[Window], now: float) -> float | None:
     """The first start of a window after `now` (when duty will change next), if any."""
     starts = [start for start, _ in windows if start > now]

@@ -43,6 +43,7 @@ from app.roster.occurrences import (
     local_days,
     next_start,
     pattern_occurrences,
+    since,
     until,
     zone,
 )
@@ -110,6 +111,8 @@ class Duty:
     until: dict[str, float]
     # When this changes next without a roster change (a window opens or closes), if ever.
     next_change: float | None
+    # Per line on duty now: when this stretch of duty began (the shift's start, widened).
+    since: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -950,7 +953,10 @@ class RosterService:
         changes = [next_start(w, stamp) for w in windows.values()]
         changes.extend(v for v in result.values() if v > stamp)
         upcoming = [c for c in changes if c is not None]
-        return Duty(result, min(upcoming) if upcoming else None)
+        started = {
+            key: since(windows.get(key, []), stamp) for key, end in result.items() if end > stamp
+        }
+        return Duty(result, min(upcoming) if upcoming else None, started)
 
     # Views ----------------------------------------------------------------------------------
 

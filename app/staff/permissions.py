@@ -106,11 +106,14 @@ FRAME_RULES: dict[str, Permission] = {
     "end": Permission.take_chats,
     "wrapup": Permission.take_chats,
     "block": Permission.take_chats,
+    "help": Permission.take_chats,
+    "transfer.options": Permission.take_chats,
     "live": Permission.supervise,
     "observe": Permission.supervise,
     "unobserve": Permission.supervise,
     "whisper": Permission.supervise,
     "takeover": Permission.supervise,
+    "team": Permission.supervise,
 }
 
 # WebSocket path → the permission needed to connect (None: anyone, no account).

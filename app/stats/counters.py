@@ -14,6 +14,8 @@ class ChatCounters:
         self.answered: Counter[str] = Counter()
         self.abandoned: Counter[str] = Counter()
         self.turned_away: Counter[tuple[str, str]] = Counter()
+        # Answers to the widget's one question after a chat, by (line, answer).
+        self.feedback: Counter[tuple[str, str]] = Counter()
 
     def chat_requested(self, line: str) -> None:
         self.requested[line] += 1
@@ -29,3 +31,6 @@ class ChatCounters:
 
     def chat_turned_away(self, line: str, reason: str) -> None:
         self.turned_away[(line, reason)] += 1
+
+    def feedback_given(self, line: str, answer: str) -> None:
+        self.feedback[(line, answer)] += 1

@@ -114,6 +114,14 @@ async def exposition(
     for key in keys:
         for reason in ("closed", "full"):
             turned_away.add_metric([key, reason], counters.turned_away.get((key, reason), 0))
+    feedback = CounterMetricFamily(
+        "lykta_visitor_feedback",
+        "Visitors' answers to 'did the chat help?' after a chat (helped, partly, not_helped).",
+        labels=["line", "answer"],
+    )
+    for key in keys:
+        for answer in ("helped", "partly", "not_helped"):
+            feedback.add_metric([key, answer], counters.feedback.get((key, answer), 0))
     families: list[Metric] = [
         *gauges.values(),
         _counter(
@@ -133,6 +141,7 @@ async def exposition(
             keys,
         ),
         turned_away,
+        feedback,
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))

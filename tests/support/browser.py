@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Frame, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -48,8 +48,10 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def axe_violations(page: Page, *, exclude: list[str] | None = None) -> list[dict[str, Any]]:
-    """WCAG 2.2 A/AA violations axe-core finds on the page as it is now.
+async def axe_violations(
+    page: Page | Frame, *, exclude: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """WCAG 2.2 A/AA violations axe-core finds on the page (or frame) as it is now.
 
     axe is evaluated through the DevTools protocol, which the page's CSP does not govern, so
     the page keeps its real policy while it is checked.

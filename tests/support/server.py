@@ -39,11 +39,20 @@ class RunningServer:
         return runtime
 
 
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free port of 127.0.0.1."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @asynccontextmanager
 async def run_server(
-    settings: Settings, broker: Broker | None = None
+    settings: Settings, broker: Broker | None = None, *, sock: socket.socket | None = None
 ) -> AsyncIterator[RunningServer]:
-    """Lykta as `lykta serve` runs it; `broker` continues that broker's state (a restart)."""
+    """Lykta as `lykta serve` runs it; `broker` continues that broker's state (a restart);
+    `sock`: a socket bound beforehand (for settings that must name the port, e.g. public_url)."""
     app = create_app(settings, broker=broker)
     config = uvicorn.Config(
         app,
@@ -54,9 +63,7 @@ async def run_server(
         **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

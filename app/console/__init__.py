@@ -1,0 +1,1 @@
+"""The staff console: a static web app served by Lykta itself (no build step, no CDN)."""

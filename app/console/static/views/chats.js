@@ -1,0 +1,1095 @@
+// The counsellor's screen: status and shift, queue cards, offers with a countdown, several
+// chats in tabs, canned responses, notes, transfer, asking a supervisor, block, end and
+// wrap-up. Everything a visitor or colleague wrote is put in as text (textContent), never
+// HTML. Nothing about a chat is stored in the browser beyond this page's memory.
+
+import { h, nextId } from "../core.js";
+import { staffSocket } from "../socket.js";
+
+// Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
+export const persistent = true;
+
+const TYPING_REFRESH_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+const ACCEPT_RACE_MS = 1500;
+
+// What outlives one drawing of the screen (a language change draws it again): drafts per
+// chat, the chat looked at, the sound choice. Page memory only, never browser storage.
+const kept = { drafts: new Map(), selected: null, sound: true };
+
+export function mount(root, ctx) {
+  let cleanup = build(root, ctx);
+  const stop = ctx.on("lang", () => {
+    cleanup();
+    root.replaceChildren();
+    cleanup = build(root, ctx);
+  });
+  return () => {
+    stop();
+    cleanup();
+  };
+}
+
+function build(root, ctx) {
+  addStylesheet();
+  const t = (key, vars) => ctx.t(key, vars);
+  const socket = staffSocket(ctx);
+  const state = {
+    status: "away",
+    staff: null,
+    lines: [],
+    queues: new Map(),
+    offers: new Map(),
+    chats: new Map(),
+    order: [],
+    selected: null,
+    sound: kept.sound,
+    counter: 0,
+    lastAction: {},
+    fullSync: new Set(),
+  };
+  const off = [];
+
+  // --- Layout -------------------------------------------------------------------------------
+
+  const title = h("h1", { id: "view-chats-title", text: t("chats.title") });
+  const statusBox = h("fieldset", { class: "status-choice" }, h("legend", { text: t("chats.status") }));
+  for (const value of ["available", "away", "break"]) {
+    const id = nextId("status");
+    const input = h("input", { type: "radio", name: "status", value, id });
+    input.addEventListener("change", () => {
+      if (input.checked) socket.send({ type: "status", status: value });
+    });
+    statusBox.append(h("span", { class: `status-option status-${value}` }, input, h("label", { for: id, text: t(`chats.status.${value}`) })));
+  }
+  const shift = h("p", { class: "shift", id: "chats-shift" });
+  const connection = h("p", { class: "connection", role: "status" });
+  const soundButton = h("button", { type: "button", class: "small", "aria-pressed": String(state.sound), text: t("chats.sound") });
+  soundButton.addEventListener("click", () => {
+    state.sound = !state.sound;
+    kept.sound = state.sound;
+    soundButton.setAttribute("aria-pressed", String(state.sound));
+  });
+  const shortcuts = h(
+    "details",
+    { class: "shortcuts" },
+    h("summary", { text: t("chats.shortcuts") }),
+    h(
+      "dl",
+      {},
+      ...[
+        ["Alt+A", "chats.shortcut.accept"],
+        ["Alt+N / Alt+P", "chats.shortcut.switch"],
+        ["Enter", "chats.shortcut.send"],
+        ["Shift+Enter", "chats.shortcut.newline"],
+        ["Alt+E", "chats.shortcut.end"],
+        ["Alt+M", "chats.shortcut.message"],
+      ].flatMap(([keys, label]) => [h("dt", {}, h("kbd", { text: keys })), h("dd", { text: t(label) })]),
+    ),
+  );
+  const notice = h("div", { class: "chats-notice", role: "status" });
+  const head = h("header", { class: "chats-head" }, h("div", { class: "chats-head-main" }, title, shift), statusBox, h("div", { class: "chats-head-tools" }, connection, soundButton, shortcuts));
+
+  const queueList = h("ul", { class: "queue-cards", "aria-labelledby": "queues-title" });
+  const offerList = h("ul", { class: "offer-cards", "aria-labelledby": "offers-title" });
+  const noOffers = h("p", { class: "muted", text: t("chats.no_offers") });
+  const tabList = h("div", { class: "chat-tabs", role: "tablist", "aria-orientation": "vertical", "aria-labelledby": "mychats-title" });
+  const noChats = h("p", { class: "muted", text: t("chats.no_chats") });
+  const side = h(
+    "aside",
+    { class: "chats-side" },
+    h("section", { class: "side-block" }, h("h2", { id: "queues-title", text: t("chats.queues") }), queueList),
+    h("section", { class: "side-block" }, h("h2", { id: "offers-title", text: t("chats.offers") }), noOffers, offerList),
+    h("section", { class: "side-block" }, h("h2", { id: "mychats-title", text: t("chats.my_chats") }), noChats, tabList),
+  );
+  const emptyPanel = h("div", { class: "chat-empty" }, h("p", { text: t("chats.empty") }));
+  const panels = h("div", { class: "chats-main" }, emptyPanel);
+  root.append(head, notice, h("div", { class: "chats-layout" }, side, panels));
+
+  const confirmDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "confirm-title" });
+  const transferDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "transfer-title" });
+  const helpDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "help-title" });
+  root.append(confirmDialog, transferDialog, helpDialog);
+
+  // --- Socket frames ------------------------------------------------------------------------
+
+  const listen = (type, fn) => off.push(socket.on(type, fn));
+
+  listen("connection", ({ state: s }) => showConnection(s));
+  listen("hello", (hello) => {
+    state.staff = hello.staff;
+    setLines(hello.lines);
+    setStatus(hello.status);
+    const open = new Set((hello.chats ?? []).map((c) => c.chat_id));
+    for (const chat of hello.chats ?? []) openChat(chat, false);
+    for (const chatId of state.fullSync) {
+      if (open.has(chatId)) socket.send({ type: "sync", chat_id: chatId, last_seq: 0 });
+    }
+    state.fullSync.clear();
+    // A chat that is no longer ours (it went back to the queue while we were away).
+    for (const chat of [...state.chats.values()]) {
+      if (!chat.ended && !open.has(chat.id)) closeChat(chat.id, t("chats.lost_while_away"));
+    }
+    state.offers.clear();
+    for (const offer of hello.offers ?? []) addOffer(offer, false);
+    renderOffers();
+  });
+  listen("restored", () => {
+    flash(t("chats.restored"));
+  });
+  listen("duty", (frame) => setLines(frame.lines));
+  listen("profile", (frame) => {
+    state.staff = frame.staff;
+    setLines(frame.lines);
+  });
+  listen("status", (frame) => {
+    setStatus(frame.status);
+    if (frame.reason === "missed_offers") flash(t("chats.set_away_missed"), "warn");
+  });
+  listen("queue.summary", (frame) => {
+    state.queues.set(frame.line, { ...frame, received: Date.now() });
+    renderQueues();
+  });
+  listen("offer", (frame) => {
+    addOffer(frame, true);
+    renderOffers();
+  });
+  listen("offer.withdrawn", (frame) => {
+    if (!state.offers.delete(frame.chat_id)) return;
+    renderOffers();
+    if (frame.reason === "expired") flash(t("chats.offer_expired"), "warn");
+  });
+  listen("chat.opened", (frame) => {
+    state.offers.delete(frame.chat_id);
+    renderOffers();
+    const chat = openChat(frame, true);
+    if (!state.selected || state.selected === frame.chat_id) select(chat.id, false);
+  });
+  listen("chat.released", (frame) => {
+    const key = `chats.released.${frame.reason}`;
+    closeChat(frame.chat_id, t(key) === key ? t("chats.released.other") : t(key));
+  });
+  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended"]) {
+    listen(kind, (frame) => {
+      const chat = state.chats.get(frame.chat_id);
+      if (chat) addEntry(chat, frame);
+    });
+  }
+  listen("message.ack", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat || !frame.client_id) return;
+    const sent = chat.outgoing.get(frame.client_id);
+    if (!sent) return;
+    chat.outgoing.delete(frame.client_id);
+    sent.element.remove();
+    addEntry(chat, { type: "message", chat_id: chat.id, seq: frame.seq, sender: "counsellor", name: state.staff?.alias, text: sent.text, at: sent.at, client_id: frame.client_id, staff_id: state.staff?.id });
+  });
+  listen("typing", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    chat.ui.typing.hidden = !frame.typing;
+  });
+  listen("visitor.away", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    chat.visitorConnected = false;
+    chat.graceUntil = frame.grace_until;
+    renderPresence(chat);
+    ctx.announce(t("chats.visitor_away_short", { chat: chat.label }));
+  });
+  listen("visitor.back", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    chat.visitorConnected = true;
+    chat.graceUntil = null;
+    renderPresence(chat);
+    ctx.announce(t("chats.visitor_back", { chat: chat.label }));
+  });
+  listen("wrapup.required", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    chat.wrapup = frame;
+    renderWrapup(chat);
+  });
+  listen("wrapup.saved", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    removeChat(chat.id);
+    flash(t("chats.wrapup_saved", { chat: chat.label }), "ok");
+  });
+  listen("blocked", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (chat) chatNotice(chat, t("chats.blocked_until", { time: clock(frame.until) }), "ok");
+  });
+  listen("help.sent", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    const text = frame.supervisors > 0 ? t("chats.help_sent", { count: frame.supervisors }) : t("chats.help_none");
+    chatNotice(chat, text, frame.supervisors > 0 ? "ok" : "warn");
+    helpDialog.close();
+  });
+  listen("transfer.options", (frame) => showTransfer(frame));
+  // For supervisors answering chats here: a colleague asks for help (handled on #/supervise).
+  listen("help.requested", (frame) => {
+    if (state.sound) chime();
+    const link = h("a", { href: "#/supervise", text: t("chats.help_open") });
+    notice.replaceChildren(h("p", { class: "notice warn" }, t("chats.help_requested", { name: frame.counsellor.alias }), " ", link));
+    ctx.announce(t("chats.help_requested", { name: frame.counsellor.alias }));
+  });
+  listen("error", (frame) => showError(frame));
+
+  // --- State changes ------------------------------------------------------------------------
+
+  function setLines(lines) {
+    state.lines = lines ?? [];
+    for (const line of state.lines) {
+      if (!state.queues.has(line.key)) state.queues.set(line.key, { line: line.key, waiting: 0, longest_wait_seconds: 0, received: Date.now() });
+    }
+    renderShift();
+    renderQueues();
+    for (const chat of state.chats.values()) renderCanned(chat);
+  }
+
+  function lineOf(key) {
+    return state.lines.find((line) => line.key === key);
+  }
+
+  function setStatus(status) {
+    state.status = status;
+    for (const input of statusBox.querySelectorAll("input")) input.checked = input.value === status;
+    ctx.emit("status", status);
+  }
+
+  function addOffer(frame, fresh) {
+    const now = Date.now() / 1000;
+    let remaining = Math.min(frame.timeout_seconds, (frame.expires_at ?? now) - now);
+    // A clock far off from the server's: count from arrival instead.
+    if (!(remaining > 0)) remaining = frame.timeout_seconds;
+    state.offers.set(frame.chat_id, { ...frame, deadline: performance.now() + remaining * 1000, fresh });
+    if (fresh) {
+      if (state.sound) chime();
+      ctx.announce(t("chats.offer_announce", { line: frame.line_name || frame.line }));
+    }
+  }
+
+  function openChat(summary, fresh) {
+    let chat = state.chats.get(summary.chat_id);
+    if (!chat) {
+      state.counter += 1;
+      const line = lineOf(summary.line);
+      chat = {
+        id: summary.chat_id,
+        line: summary.line,
+        language: summary.language,
+        label: t("chats.chat_label", { n: state.counter, line: line?.name ?? summary.line }),
+        entries: new Map(),
+        outgoing: new Map(),
+        unread: 0,
+        ended: false,
+        wrapup: null,
+        visitorConnected: summary.visitor_connected !== false,
+        graceUntil: summary.visitor_grace_until ?? null,
+        typingSent: 0,
+        typingTimer: null,
+        ui: null,
+      };
+      state.chats.set(chat.id, chat);
+      state.order.push(chat.id);
+      buildChat(chat);
+      if (fresh) ctx.announce(t("chats.opened_announce", { chat: chat.label }));
+    } else {
+      chat.visitorConnected = summary.visitor_connected !== false;
+      chat.graceUntil = summary.visitor_grace_until ?? null;
+    }
+    renderPresence(chat);
+    renderTabs();
+    return chat;
+  }
+
+  function closeChat(chatId, message) {
+    const chat = state.chats.get(chatId);
+    if (!chat) return;
+    removeChat(chatId);
+    flash(`${chat.label}: ${message}`, "warn");
+  }
+
+  function removeChat(chatId) {
+    const chat = state.chats.get(chatId);
+    if (!chat) return;
+    // A dialog about this chat has nothing left to act on.
+    for (const dialog of [transferDialog, helpDialog, confirmDialog]) {
+      if (dialog.open && dialog.dataset.chat === chatId) dialog.close();
+    }
+    clearTimeout(chat.typingTimer);
+    kept.drafts.delete(chatId);
+    state.chats.delete(chatId);
+    state.order = state.order.filter((id) => id !== chatId);
+    chat.ui.panel.remove();
+    chat.ui.tab.remove();
+    if (state.selected === chatId) {
+      state.selected = null;
+      const next = state.order[0];
+      if (next) select(next, false);
+    }
+    renderTabs();
+  }
+
+  function addEntry(chat, entry) {
+    if (typeof entry.seq !== "number" || chat.entries.has(entry.seq)) return;
+    chat.entries.set(entry.seq, entry);
+    const item = renderEntry(chat, entry);
+    item.dataset.seq = String(entry.seq);
+    // In sequence order, whatever order a resume brought them in.
+    const later = [...chat.ui.log.children].find((el) => el.dataset.seq && Number(el.dataset.seq) > entry.seq);
+    chat.ui.log.insertBefore(item, later ?? chat.ui.pendingAnchor);
+    if (entry.type === "chat.ended") {
+      chat.ended = true;
+      chat.ui.typing.hidden = true;
+      chat.graceUntil = null;
+      renderPresence(chat);
+      renderComposerState(chat);
+    }
+    if (entry.type === "message" && entry.sender === "visitor") {
+      chat.ui.typing.hidden = true;
+      const seen = (state.selected === chat.id && !root.hidden && !document.hidden) || entry.seq <= (chat.quietUntil ?? 0);
+      if (!seen) {
+        chat.unread += 1;
+        renderTabs();
+      }
+    }
+    if (entry.type === "whisper") chatNotice(chat, t("chats.whisper_arrived", { name: entry.name }), "warn");
+    scrollDown(chat);
+  }
+
+  function select(chatId, focus = true) {
+    const chat = state.chats.get(chatId);
+    if (!chat) return;
+    state.selected = chatId;
+    kept.selected = chatId;
+    chat.unread = 0;
+    for (const other of state.chats.values()) other.ui.panel.hidden = other.id !== chatId;
+    emptyPanel.hidden = true;
+    renderTabs();
+    scrollDown(chat);
+    if (focus) chat.ui.input.focus();
+  }
+
+  // --- Rendering ----------------------------------------------------------------------------
+
+  function showConnection(s) {
+    connection.className = `connection ${s}`;
+    connection.textContent = t(`chats.connection.${s}`);
+  }
+
+  function renderShift() {
+    const onDuty = state.lines.filter((line) => line.on_duty);
+    if (!onDuty.length) {
+      shift.textContent = t("chats.off_duty");
+      shift.className = "shift off";
+      return;
+    }
+    shift.className = "shift";
+    shift.textContent = onDuty
+      .map((line) => t("chats.on_duty", { line: line.name, since: clock(line.on_duty_since), until: clock(line.on_duty_until) }))
+      .join(" · ");
+  }
+
+  function renderQueues() {
+    queueList.replaceChildren(
+      ...state.lines.map((line) => {
+        const q = state.queues.get(line.key) ?? { waiting: 0, longest_wait_seconds: 0, received: Date.now() };
+        const longest = q.waiting ? q.longest_wait_seconds + Math.round((Date.now() - q.received) / 1000) : 0;
+        return h(
+          "li",
+          { class: `queue-card${q.waiting ? " waiting" : ""}`, dataset: { line: line.key } },
+          h("span", { class: "queue-line", text: line.name }),
+          h("span", { class: "queue-count", text: t("chats.waiting", { count: q.waiting }) }),
+          h("span", { class: "queue-wait", text: q.waiting ? t("chats.longest_wait", { time: duration(longest) }) : t("chats.nobody_waiting") }),
+          line.on_duty ? null : h("span", { class: "tag off", text: t("chats.not_on_duty") }),
+        );
+      }),
+    );
+  }
+
+  function renderOffers() {
+    noOffers.hidden = state.offers.size > 0;
+    const focused = document.activeElement?.dataset?.key;
+    offerList.replaceChildren(
+      ...[...state.offers.values()].map((offer, index) => {
+        const left = Math.max(0, Math.ceil((offer.deadline - performance.now()) / 1000));
+        const accept = h("button", { type: "button", class: "primary", "aria-keyshortcuts": index === 0 ? "Alt+A" : null, dataset: { key: `accept:${offer.chat_id}` } }, t("chats.accept"), index === 0 ? h("kbd", { class: "key-hint", text: "Alt+A" }) : null);
+        accept.addEventListener("click", () => acceptOffer(offer.chat_id));
+        const decline = h("button", { type: "button", text: t("chats.decline"), dataset: { key: `decline:${offer.chat_id}` } });
+        decline.addEventListener("click", () => {
+          state.lastAction.decline = offer.chat_id;
+          socket.send({ type: "decline", chat_id: offer.chat_id });
+        });
+        const progress = h("progress", { max: String(offer.timeout_seconds), value: String(left), "aria-label": t("chats.time_left") });
+        const card = h(
+          "li",
+          { class: `offer-card${offer.fresh ? " fresh" : ""}`, dataset: { chat: offer.chat_id } },
+          h("p", { class: "offer-title" }, h("strong", { text: offer.line_name || offer.line }), " · ", h("span", { text: languageName(offer.language) })),
+          h("p", { class: "offer-meta", text: t("chats.offer_waited", { time: duration(offer.waited_seconds) }) }),
+          offer.transfer ? h("span", { class: "tag", text: t("chats.transfer_tag") }) : null,
+          offer.peer_requested ? h("span", { class: "tag", text: t("chats.peer_tag") }) : null,
+          h("p", { class: "countdown", dataset: { countdown: offer.chat_id }, text: t("chats.expires_in", { seconds: left }) }),
+          progress,
+          h("div", { class: "actions" }, accept, decline),
+        );
+        offer.fresh = false;
+        return card;
+      }),
+    );
+    if (focused) offerList.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+    updateBadge();
+    document.title = document.title.replace(/^\(\d+\) /, "");
+    if (state.offers.size) document.title = `(${state.offers.size}) ${document.title}`;
+  }
+
+  function acceptOffer(chatId) {
+    state.lastAction.accept = chatId;
+    socket.send({ type: "accept", chat_id: chatId });
+  }
+
+  function renderTabs() {
+    noChats.hidden = state.order.length > 0;
+    for (const id of state.order) {
+      const chat = state.chats.get(id);
+      const tab = chat.ui.tab;
+      const selected = state.selected === id;
+      tab.setAttribute("aria-selected", String(selected));
+      tab.tabIndex = selected || (!state.selected && id === state.order[0]) ? 0 : -1;
+      chat.ui.tabUnread.hidden = chat.unread === 0;
+      chat.ui.tabUnread.textContent = t("chats.unread", { count: chat.unread });
+      chat.ui.tabState.textContent = chat.ended ? t("chats.tab_ended") : chat.visitorConnected ? "" : t("chats.tab_away");
+      tabList.append(tab);
+    }
+    updateBadge();
+  }
+
+  function updateBadge() {
+    // The shell paints the navigation's badge (and paints it again after a redraw).
+    const unread = [...state.chats.values()].reduce((sum, chat) => sum + chat.unread, 0) + state.offers.size;
+    ctx.emit("unread", { route: "chats", count: unread });
+  }
+
+  function buildChat(chat) {
+    const tabId = nextId("chat-tab");
+    const panelId = nextId("chat-panel");
+    const tabUnread = h("span", { class: "badge", hidden: true });
+    const tabState = h("span", { class: "tab-state" });
+    const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", class: "chat-tab", dataset: { chat: chat.id } }, h("span", { class: "tab-label", text: chat.label }), tabState, tabUnread);
+    tab.addEventListener("click", () => select(chat.id));
+    tab.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        const next = neighbour(chat.id, event.key === "ArrowDown" ? 1 : -1);
+        if (next) {
+          select(next, false);
+          state.chats.get(next).ui.tab.focus();
+        }
+      }
+    });
+
+    const presence = h("div", { class: "visitor-away", role: "status", hidden: true });
+    const log = h("ol", { class: "transcript" });
+    const pendingAnchor = h("li", { class: "pending-anchor", hidden: true });
+    log.append(pendingAnchor);
+    const typing = h("p", { class: "typing", hidden: true, text: t("chats.visitor_typing") });
+    const chatNotices = h("div", { class: "chat-notices" });
+
+    const cannedSelect = h("select", { id: nextId("canned") });
+    const cannedInsert = h("button", { type: "button", class: "small", text: t("chats.insert") });
+    const canned = h("div", { class: "canned" }, h("label", { for: cannedSelect.id, text: t("chats.canned") }), cannedSelect, cannedInsert);
+    cannedInsert.addEventListener("click", () => insertCanned(chat));
+
+    const input = h("textarea", { id: nextId("message"), name: "text", rows: "3", "aria-keyshortcuts": "Alt+M", "aria-describedby": "" });
+    const hint = h("p", { class: "hint", id: `${input.id}-hint`, text: t("chats.composer_hint") });
+    input.setAttribute("aria-describedby", hint.id);
+    const composerError = h("p", { class: "field-error", hidden: true, id: `${input.id}-error` });
+    const send = h("button", { type: "submit", class: "primary", text: t("chats.send") });
+    const composer = h(
+      "form",
+      { class: "composer", novalidate: true },
+      canned,
+      h("div", { class: "field" }, h("label", { for: input.id, text: t("chats.message") }), hint, input, composerError),
+      h("div", { class: "actions" }, send),
+    );
+    composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      sendMessage(chat);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.isComposing) {
+        event.preventDefault();
+        sendMessage(chat);
+      }
+    });
+    input.addEventListener("input", () => typingChanged(chat));
+
+    const noteInput = h("textarea", { id: nextId("note"), name: "note", rows: "2" });
+    const noteError = h("p", { class: "field-error", hidden: true });
+    const noteSave = h("button", { type: "submit", class: "small", text: t("chats.note_save") });
+    const noteForm = h(
+      "form",
+      { class: "note-form", novalidate: true },
+      h("div", { class: "field" }, h("label", { for: noteInput.id, text: t("chats.note") }), h("p", { class: "hint", text: t("chats.note_hint") }), noteInput, noteError),
+      h("div", { class: "actions" }, noteSave),
+    );
+    noteForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = noteInput.value;
+      if (!text.trim()) return;
+      state.lastAction.note = chat.id;
+      if (socket.send({ type: "note", chat_id: chat.id, text })) {
+        noteInput.value = "";
+        noteError.hidden = true;
+      }
+    });
+
+    const transfer = h("button", { type: "button", text: t("chats.transfer") });
+    transfer.addEventListener("click", () => {
+      state.lastAction["transfer.options"] = chat.id;
+      socket.send({ type: "transfer.options", chat_id: chat.id });
+    });
+    const help = h("button", { type: "button", text: t("chats.ask_supervisor") });
+    help.addEventListener("click", () => askHelp(chat));
+    const block = h("button", { type: "button", class: "danger", text: t("chats.block") });
+    block.addEventListener("click", () =>
+      confirmAction(t("chats.block_title"), t("chats.block_text"), t("chats.block_confirm"), () => {
+        state.lastAction.block = chat.id;
+        socket.send({ type: "block", chat_id: chat.id });
+      }, chat.id),
+    );
+    const end = h("button", { type: "button", class: "danger", "aria-keyshortcuts": "Alt+E" }, t("chats.end"), h("kbd", { class: "key-hint", text: "Alt+E" }));
+    end.addEventListener("click", () => endChat(chat));
+    const actions = h("div", { class: "chat-actions" }, transfer, help, block, end);
+    const wrapup = h("div", { class: "wrapup", hidden: true });
+
+    const heading = h("h2", { class: "chat-title", text: chat.label });
+    const meta = h("p", { class: "chat-meta muted", text: languageName(chat.language) });
+    const panel = h(
+      "section",
+      { class: "chat-panel", role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true, dataset: { chat: chat.id } },
+      h("div", { class: "chat-head" }, heading, meta),
+      presence,
+      chatNotices,
+      h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
+      typing,
+      wrapup,
+      composer,
+      actions,
+      h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm),
+    );
+    panels.append(panel);
+    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteInput, noteError, actions, transfer, help, end, wrapup, send };
+    const draft = kept.drafts.get(chat.id);
+    if (draft) {
+      input.value = draft.text;
+      noteInput.value = draft.note;
+    }
+    renderCanned(chat);
+  }
+
+  function renderCanned(chat) {
+    if (!chat.ui) return;
+    const responses = lineOf(chat.line)?.canned_responses ?? [];
+    chat.ui.canned.hidden = responses.length === 0;
+    const mine = responses.filter((r) => r.language === chat.language);
+    const others = responses.filter((r) => r.language !== chat.language);
+    const option = (r) => h("option", { value: String(responses.indexOf(r)), text: r.title, lang: r.language });
+    chat.ui.cannedSelect.replaceChildren(
+      h("option", { value: "", text: t("chats.canned_pick") }),
+      mine.length ? h("optgroup", { label: languageName(chat.language) }, ...mine.map(option)) : null,
+      others.length ? h("optgroup", { label: t("chats.canned_other") }, ...others.map(option)) : null,
+    );
+  }
+
+  // A canned response goes into the box for editing; it is never sent unseen.
+  function insertCanned(chat) {
+    const responses = lineOf(chat.line)?.canned_responses ?? [];
+    const picked = responses[Number(chat.ui.cannedSelect.value)];
+    if (chat.ui.cannedSelect.value === "" || !picked) return;
+    const input = chat.ui.input;
+    const start = input.selectionStart ?? input.value.length;
+    const end = input.selectionEnd ?? input.value.length;
+    input.value = input.value.slice(0, start) + picked.text + input.value.slice(end);
+    input.focus();
+    input.setSelectionRange(start + picked.text.length, start + picked.text.length);
+    chat.ui.cannedSelect.value = "";
+  }
+
+  function renderEntry(chat, entry) {
+    const at = entry.at ? h("time", { class: "at", text: clock(entry.at) }) : null;
+    if (entry.type === "message") {
+      const mine = entry.sender === "counsellor";
+      const who = mine ? entry.name || t("chats.counsellor") : t("chats.visitor");
+      return h("li", { class: `entry message ${mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: who }), at), h("p", { class: "text", text: entry.text }));
+    }
+    if (entry.type === "note") {
+      return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+    }
+    if (entry.type === "whisper") {
+      return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
+    }
+    let text;
+    if (entry.type === "counsellor.joined") text = t("chats.joined", { name: entry.name });
+    else if (entry.type === "counsellor.left") text = t("chats.left", { reason: reasonText(entry.reason) });
+    else text = t("chats.ended_entry", { reason: reasonText(entry.reason) });
+    return h("li", { class: "entry system" }, h("p", {}, h("span", { text }), " ", at));
+  }
+
+  function reasonText(reason) {
+    const key = `chats.reason.${reason}`;
+    const text = t(key);
+    return text === key ? String(reason ?? "") : text;
+  }
+
+  function renderPresence(chat) {
+    if (!chat.ui) return;
+    const away = !chat.ended && !chat.visitorConnected && chat.graceUntil;
+    chat.ui.presence.hidden = !away;
+    if (away) {
+      const left = Math.max(0, Math.round(chat.graceUntil - Date.now() / 1000));
+      chat.ui.presence.textContent = t("chats.visitor_away", { time: clock(chat.graceUntil), left: duration(left) });
+    }
+    renderTabs();
+  }
+
+  function renderComposerState(chat) {
+    const ended = chat.ended;
+    chat.ui.composer.hidden = ended;
+    chat.ui.transfer.hidden = ended;
+    chat.ui.help.hidden = ended;
+    chat.ui.end.hidden = ended;
+  }
+
+  function renderWrapup(chat) {
+    const frame = chat.wrapup;
+    const box = chat.ui.wrapup;
+    box.hidden = false;
+    const topics = h("fieldset", { class: "field", dataset: { field: "topics" } }, h("legend", { text: t("chats.wrapup_topics") }));
+    for (const topic of frame.topics) {
+      const id = nextId("topic");
+      topics.append(h("div", { class: "check" }, h("input", { type: "checkbox", id, name: "topics", value: topic }), h("label", { for: id, text: topic })));
+    }
+    const outcomes = h("fieldset", { class: "field", dataset: { field: "outcome" } }, h("legend", { text: t("chats.wrapup_outcome") }));
+    for (const outcome of frame.outcomes) {
+      const id = nextId("outcome");
+      outcomes.append(h("div", { class: "check" }, h("input", { type: "radio", id, name: "outcome", value: outcome }), h("label", { for: id, text: outcome })));
+    }
+    const error = h("p", { class: "field-error", role: "alert", hidden: true });
+    const form = h("form", { class: "wrapup-form", novalidate: true }, h("h3", { text: t("chats.wrapup_title") }), h("p", { class: "hint", text: t("chats.wrapup_hint") }), topics, outcomes, error, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("chats.wrapup_save") })));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const chosen = [...form.querySelectorAll("input[name=topics]:checked")].map((el) => el.value);
+      const outcome = form.querySelector("input[name=outcome]:checked")?.value ?? "";
+      state.lastAction.wrapup = chat.id;
+      socket.send({ type: "wrapup", chat_id: chat.id, topics: chosen, outcome });
+    });
+    box.replaceChildren(form);
+    chat.ui.wrapupError = error;
+    chat.ui.wrapupForm = form;
+    chat.ui.actions.querySelector(".danger").hidden = false; // block stays possible
+    if (state.selected === chat.id) form.querySelector("input")?.focus();
+  }
+
+  function chatNotice(chat, text, kind = "") {
+    chat.ui.notices.replaceChildren(h("p", { class: `notice ${kind}`, text }));
+    ctx.announce(text);
+  }
+
+  function flash(text, kind = "") {
+    notice.replaceChildren(h("p", { class: `notice ${kind}`, text }));
+    ctx.announce(text);
+  }
+
+  function scrollDown(chat) {
+    const body = chat.ui.log.parentElement;
+    body.scrollTop = body.scrollHeight;
+  }
+
+  // --- Actions ------------------------------------------------------------------------------
+
+  function sendMessage(chat) {
+    const input = chat.ui.input;
+    const text = input.value;
+    chat.ui.composerError.hidden = true;
+    input.removeAttribute("aria-invalid");
+    if (!text.trim() || chat.ended) return;
+    const max = lineOf(chat.line)?.max_message_length ?? 4000;
+    if (text.length > max) {
+      composerError(chat, t("chats.too_long", { count: text.length, max }));
+      return;
+    }
+    state.lastAction.message = chat.id;
+    const clientId = socket.sendMessage(chat.id, text);
+    const element = h("li", { class: "entry message from-staff sending" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: state.staff?.alias ?? "" }), h("span", { class: "at", text: t("chats.sending") })), h("p", { class: "text", text }));
+    chat.ui.log.append(element);
+    chat.outgoing.set(clientId, { text, at: Date.now() / 1000, element });
+    input.value = "";
+    stopTyping(chat);
+    scrollDown(chat);
+  }
+
+  function composerError(chat, message) {
+    chat.ui.composerError.textContent = message;
+    chat.ui.composerError.hidden = false;
+    chat.ui.input.setAttribute("aria-invalid", "true");
+    chat.ui.input.setAttribute("aria-describedby", `${chat.ui.input.id}-hint ${chat.ui.composerError.id}`);
+    ctx.announce(message);
+  }
+
+  function typingChanged(chat) {
+    const now = Date.now();
+    if (now - chat.typingSent > TYPING_REFRESH_MS) {
+      chat.typingSent = now;
+      socket.send({ type: "typing", chat_id: chat.id, typing: true });
+    }
+    clearTimeout(chat.typingTimer);
+    chat.typingTimer = setTimeout(() => stopTyping(chat), TYPING_IDLE_MS);
+  }
+
+  function stopTyping(chat) {
+    clearTimeout(chat.typingTimer);
+    if (chat.typingSent) {
+      chat.typingSent = 0;
+      socket.send({ type: "typing", chat_id: chat.id, typing: false });
+    }
+  }
+
+  function endChat(chat) {
+    if (chat.ended) return;
+    confirmAction(t("chats.end_title"), t("chats.end_text"), t("chats.end_confirm"), () => {
+      state.lastAction.end = chat.id;
+      socket.send({ type: "end", chat_id: chat.id });
+    }, chat.id);
+  }
+
+  function confirmAction(heading, text, label, onConfirm, chatId = "") {
+    const yes = h("button", { type: "button", class: "danger", text: label });
+    const no = h("button", { type: "button", text: t("chats.cancel") });
+    yes.addEventListener("click", () => {
+      confirmDialog.close();
+      onConfirm();
+    });
+    no.addEventListener("click", () => confirmDialog.close());
+    confirmDialog.replaceChildren(h("h2", { id: "confirm-title", text: heading }), h("p", { text }), h("div", { class: "actions" }, yes, no));
+    confirmDialog.dataset.chat = chatId;
+    confirmDialog.showModal();
+    no.focus();
+  }
+
+  function askHelp(chat) {
+    const input = h("textarea", { id: nextId("help"), name: "text", rows: "2", maxlength: "500" });
+    const error = h("p", { class: "field-error", hidden: true, role: "alert" });
+    const send = h("button", { type: "submit", class: "primary", text: t("chats.help_send") });
+    const cancel = h("button", { type: "button", text: t("chats.cancel") });
+    cancel.addEventListener("click", () => helpDialog.close());
+    const form = h("form", { novalidate: true }, h("h2", { id: "help-title", text: t("chats.help_title") }), h("p", { text: t("chats.help_text") }), h("div", { class: "field" }, h("label", { for: input.id, text: t("chats.help_reason") }), input, error), h("div", { class: "actions" }, send, cancel));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      state.lastAction.help = chat.id;
+      socket.send({ type: "help", chat_id: chat.id, text: input.value });
+    });
+    helpDialog.replaceChildren(form);
+    helpDialog.dataset.chat = chat.id;
+    helpDialog.errorBox = error;
+    helpDialog.showModal();
+    input.focus();
+  }
+
+  function showTransfer(frame) {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    const toLine = nextId("to-line");
+    const toStaff = nextId("to-staff");
+    const lineSelect = h("select", { id: nextId("line"), name: "line" }, ...frame.lines.map((line) => h("option", { value: line.key, disabled: !line.open, text: line.open ? line.name : t("chats.line_closed", { line: line.name }) })));
+    const firstOpen = frame.lines.find((line) => line.open && line.key !== frame.line) ?? frame.lines.find((line) => line.open);
+    if (firstOpen) lineSelect.value = firstOpen.key;
+    const staffSelect = h("select", { id: nextId("staff"), name: "staff_id" }, ...frame.staff.map((s) => h("option", { value: s.id, text: t("chats.colleague", { name: s.alias, load: s.load, capacity: s.capacity }) })));
+    const byLine = h("input", { type: "radio", name: "target", id: toLine, value: "line", checked: true });
+    const byStaff = h("input", { type: "radio", name: "target", id: toStaff, value: "staff", disabled: frame.staff.length === 0 });
+    const note = h("textarea", { id: nextId("tnote"), name: "note", rows: "3", maxlength: "2000" });
+    const error = h("p", { class: "field-error", hidden: true, role: "alert" });
+    const submit = h("button", { type: "submit", class: "primary", text: t("chats.transfer_send") });
+    const cancel = h("button", { type: "button", text: t("chats.cancel") });
+    cancel.addEventListener("click", () => transferDialog.close());
+    const sync = () => {
+      lineSelect.disabled = !byLine.checked;
+      staffSelect.disabled = !byStaff.checked;
+    };
+    byLine.addEventListener("change", sync);
+    byStaff.addEventListener("change", sync);
+    sync();
+    const form = h(
+      "form",
+      { novalidate: true, class: "transfer-form" },
+      h("h2", { id: "transfer-title", text: t("chats.transfer_title", { chat: chat.label }) }),
+      h("fieldset", {}, h("legend", { text: t("chats.transfer_to") }),
+        h("div", { class: "check" }, byLine, h("label", { for: toLine, text: t("chats.to_line") })),
+        h("div", { class: "field" }, h("label", { for: lineSelect.id, text: t("chats.line") }), lineSelect),
+        h("div", { class: "check" }, byStaff, h("label", { for: toStaff, text: frame.staff.length ? t("chats.to_colleague") : t("chats.no_colleague") })),
+        h("div", { class: "field" }, h("label", { for: staffSelect.id, text: t("chats.colleague_label") }), staffSelect)),
+      h("div", { class: "field" }, h("label", { for: note.id, text: t("chats.transfer_note") }), h("p", { class: "hint", text: t("chats.note_hint") }), note),
+      error,
+      h("div", { class: "actions" }, submit, cancel),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const body = { type: "transfer", chat_id: chat.id, note: note.value };
+      if (byStaff.checked) body.staff_id = staffSelect.value;
+      else body.line = lineSelect.value;
+      state.lastAction.transfer = chat.id;
+      socket.send(body);
+    });
+    transferDialog.replaceChildren(form);
+    transferDialog.dataset.chat = chat.id;
+    transferDialog.errorBox = error;
+    transferDialog.showModal();
+    (byLine.checked ? lineSelect : staffSelect).focus();
+  }
+
+  function showError(frame) {
+    const ref = frame.ref;
+    // Supervisor frames are the supervisor screen's business; a sync of a chat that ended
+    // meanwhile has nothing to restore.
+    if (["sync", "live", "observe", "unobserve", "whisper", "takeover", "team"].includes(ref)) return;
+    const message = errorText(frame);
+    const chat = state.chats.get(state.lastAction[ref]);
+    if (ref === "accept") {
+      const chatId = state.lastAction.accept;
+      // Another tab of ours may have won the race: the chat then opens here as well (its
+      // frame may come a moment after this refusal), and there is nothing to say.
+      setTimeout(() => {
+        if (state.chats.has(chatId)) return;
+        state.offers.delete(chatId);
+        renderOffers();
+        flash(t("chats.offer_gone"), "warn");
+      }, ACCEPT_RACE_MS);
+      return;
+    }
+    if (ref === "transfer" && transferDialog.open) {
+      transferDialog.errorBox.textContent = message;
+      transferDialog.errorBox.hidden = false;
+      return;
+    }
+    if (ref === "help" && helpDialog.open) {
+      helpDialog.errorBox.textContent = message;
+      helpDialog.errorBox.hidden = false;
+      return;
+    }
+    if (ref === "message" && chat) {
+      composerError(chat, message);
+      return;
+    }
+    if (ref === "wrapup" && chat?.ui.wrapupError) {
+      chat.ui.wrapupError.textContent = message;
+      chat.ui.wrapupError.hidden = false;
+      return;
+    }
+    if (ref === "note" && chat) {
+      chat.ui.noteError.textContent = message;
+      chat.ui.noteError.hidden = false;
+      return;
+    }
+    if (chat) chatNotice(chat, message, "warn");
+    else flash(message, "warn");
+  }
+
+  function errorText(frame) {
+    const key = `chats.error.${frame.code}`;
+    const known = t(key);
+    if (frame.code === "invalid_field" && /outcome/.test(frame.message)) return t("chats.error.outcome_missing");
+    return known === key ? frame.message : known;
+  }
+
+  // --- Keyboard shortcuts -------------------------------------------------------------------
+
+  function neighbour(chatId, step) {
+    const index = state.order.indexOf(chatId);
+    if (index < 0 || state.order.length < 2) return null;
+    return state.order[(index + step + state.order.length) % state.order.length];
+  }
+
+  function onKey(event) {
+    if (root.hidden || !event.altKey || event.ctrlKey || event.metaKey) return;
+    if (document.querySelector("dialog[open]")) return;
+    const chat = state.chats.get(state.selected);
+    switch (event.code) {
+      case "KeyA": {
+        const first = [...state.offers.keys()][0];
+        if (first) {
+          event.preventDefault();
+          acceptOffer(first);
+        }
+        break;
+      }
+      case "KeyN":
+      case "KeyP": {
+        const next = state.selected ? neighbour(state.selected, event.code === "KeyN" ? 1 : -1) : state.order[0];
+        if (next) {
+          event.preventDefault();
+          select(next);
+        }
+        break;
+      }
+      case "KeyE":
+        if (chat) {
+          event.preventDefault();
+          endChat(chat);
+        }
+        break;
+      case "KeyM":
+        if (chat) {
+          event.preventDefault();
+          chat.ui.input.focus();
+        }
+        break;
+      default:
+    }
+  }
+  document.addEventListener("keydown", onKey);
+
+  // --- Clocks -------------------------------------------------------------------------------
+
+  const ticker = setInterval(() => {
+    for (const [chatId, offer] of state.offers) {
+      const left = Math.max(0, Math.ceil((offer.deadline - performance.now()) / 1000));
+      const text = offerList.querySelector(`[data-countdown="${CSS.escape(chatId)}"]`);
+      if (text) text.textContent = t("chats.expires_in", { seconds: left });
+      const bar = text?.parentElement.querySelector("progress");
+      if (bar) bar.value = left;
+    }
+    for (const chat of state.chats.values()) {
+      if (!chat.visitorConnected && chat.graceUntil && !chat.ended) {
+        const left = Math.max(0, Math.round(chat.graceUntil - Date.now() / 1000));
+        chat.ui.presence.textContent = t("chats.visitor_away", { time: clock(chat.graceUntil), left: duration(left) });
+      }
+    }
+    if ([...state.queues.values()].some((q) => q.waiting)) renderQueues();
+  }, 1000);
+
+  const visible = () => {
+    const chat = state.chats.get(state.selected);
+    if (chat && !root.hidden && !document.hidden && chat.unread) {
+      chat.unread = 0;
+      renderTabs();
+    }
+  };
+  document.addEventListener("visibilitychange", visible);
+  const observer = new MutationObserver(visible);
+  observer.observe(root, { attributes: true, attributeFilter: ["hidden"] });
+
+  // A socket opened before this view (e.g. by the supervisor's screen) has said hello
+  // already: catch up from what it remembers, and read each open chat from the start.
+  showConnection(socket.state);
+  if (socket.hello) {
+    const snap = socket.snapshot;
+    state.staff = socket.hello.staff;
+    setLines(snap.lines);
+    setStatus(snap.status);
+    for (const offer of snap.offers.values()) addOffer(offer, false);
+    renderOffers();
+    for (const summary of snap.chats.values()) {
+      const chat = openChat(summary, false);
+      // Read again from the start; what was seen before is not unread.
+      chat.quietUntil = Math.max(summary.last_seq ?? 0, socket.lastSeq.get(chat.id) ?? 0);
+      if (!snap.wrapups.has(summary.chat_id) && !socket.send({ type: "sync", chat_id: summary.chat_id, last_seq: 0 })) {
+        // Reconnecting right now: read it from the start once the connection is back.
+        state.fullSync.add(summary.chat_id);
+      }
+    }
+    for (const frame of snap.wrapups.values()) {
+      const chat = state.chats.get(frame.chat_id);
+      if (chat) {
+        chat.ended = true;
+        chat.wrapup = frame;
+        renderComposerState(chat);
+        renderWrapup(chat);
+      }
+    }
+    const again = state.chats.has(kept.selected) ? kept.selected : state.order[0];
+    if (again) select(again, false);
+  }
+
+
+  return () => {
+    for (const chat of state.chats.values()) {
+      kept.drafts.set(chat.id, { text: chat.ui.input.value, note: chat.ui.noteInput.value });
+    }
+    for (const stop of off) stop();
+    clearInterval(ticker);
+    observer.disconnect();
+    document.removeEventListener("keydown", onKey);
+    document.removeEventListener("visibilitychange", visible);
+  };
+}
+
+// --- Helpers ----------------------------------------------------------------------------------
+
+function addStylesheet() {
+  if (document.querySelector('link[data-chats-css]')) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = "/console/static/chats.css";
+  link.dataset.chatsCss = "true";
+  document.head.append(link);
+}
+
+function clock(epoch) {
+  if (!epoch) return "";
+  return new Date(epoch * 1000).toLocaleTimeString(document.documentElement.lang === "sv" ? "sv-SE" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+}
+
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function languageName(code) {
+  try {
+    const names = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });
+    return names.of(code) ?? code;
+  } catch {
+    return code;
+  }
+}
+
+let audio = null;
+
+// Browsers start audio only after the person has interacted with the page (a reload keeps the
+// session but not that permission): the first click or key readies the chime.
+function unlockAudio() {
+  try {
+    audio = audio ?? new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+  } catch {
+    // No audio here; the visual cue remains.
+  }
+}
+document.addEventListener("pointerdown", unlockAudio, { once: true });
+document.addEventListener("keydown", unlockAudio, { once: true });
+
+// A short two-note chime made on the spot (no sound file); quiet, under half a second.
+function chime() {
+  try {
+    audio = audio ?? new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+    const start = audio.currentTime + 0.01;
+    for (const [offset, frequency] of [[0, 660], [0.18, 880]]) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = frequency;
+      gain.gain.setValueAtTime(0.0001, start + offset);
+      gain.gain.exponentialRampToValueAtTime(0.2, start + offset + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.25);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(start + offset);
+      osc.stop(start + offset + 0.3);
+    }
+  } catch {
+    // No audio (a policy or no device): the visual cue and the announcement remain.
+  }
+}

@@ -1,0 +1,254 @@
+// Lines: every setting of a line (LineSettings in app/lines/schemas.py), texts per language,
+// wrap-up topics and outcomes, retention, privacy note and canned responses; and new lines.
+import { h, field, showErrors, clearErrors, problemText, languageName } from "../core.js";
+
+const NUMBERS = [
+  ["max_queue_length", 1, 10000],
+  ["offer_timeout_seconds", 2, 600],
+  ["visitor_grace_seconds", 1, 3600],
+  ["counsellor_grace_seconds", 1, 3600],
+  ["language_relax_seconds", 0, 86400],
+  ["peer_relax_seconds", 0, 86400],
+  ["max_message_length", 1, 10000],
+  ["transcript_retention_seconds", 0, 86400],
+];
+const TEXTS = [
+  ["closed_message", 4000],
+  ["alternatives", 4000],
+  ["opening_hours", 4000],
+  ["privacy_note", 300],
+];
+
+export function mount(root, ctx) {
+  const t = ctx.t;
+  let alive = true;
+  let lines = [];
+  let current = null; // the settings as loaded
+  const lineSelect = h("select", { id: "lines-line" });
+  const notice = h("div", { id: "lines-notice" });
+  const body = h("div", { id: "lines-body" });
+  root.append(
+    h("div", { class: "view-head" },
+      h("h1", { id: "view-lines-title", text: t("nav.lines") }),
+      h("button", { type: "button", id: "lines-new", text: t("lines.new"), onclick: () => newLineForm() })),
+    h("div", { class: "toolbar" }, field(t("common.line"), lineSelect)),
+    notice,
+    body,
+  );
+  lineSelect.addEventListener("change", () => loadLine(lineSelect.value));
+
+  async function loadLines(select) {
+    const result = await ctx.api("GET", "/api/roster/lines");
+    if (!alive) return;
+    if (!result.ok) {
+      notice.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(result) }));
+      return;
+    }
+    lines = result.data;
+    lineSelect.replaceChildren(...lines.map((l) => h("option", { value: l.key, text: l.name })));
+    const key = select ?? lines[0]?.key;
+    if (key) {
+      lineSelect.value = key;
+      await loadLine(key);
+    }
+  }
+
+  async function loadLine(key) {
+    const result = await ctx.api("GET", `/api/lines/${encodeURIComponent(key)}/settings`);
+    if (!alive) return;
+    if (!result.ok) {
+      notice.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(result) }));
+      return;
+    }
+    current = result.data;
+    body.replaceChildren(settingsForm(current));
+  }
+
+  function settingsForm(settings) {
+    const controls = {};
+    const input = (name, attrs = {}) => {
+      controls[name] = h("input", { name, ...attrs });
+      return controls[name];
+    };
+    const name = input("name", { value: settings.name, maxlength: 100, required: true });
+    const languages = input("languages", { value: settings.languages.join(", "), "data-error-words": "languages,language" });
+    const qualification = h("select", { name: "required_qualification" },
+      ["psychologist", "volunteer"].map((q) => h("option", { value: q, text: t(`qualification.${q}`), selected: settings.required_qualification === q })));
+    const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+    const timeZone = input("time_zone", { value: settings.time_zone, list: "time-zones", "data-error-words": "time_zone,time zone,zone" });
+    const autoAccept = h("input", { type: "checkbox", name: "auto_accept", id: "line-auto-accept", checked: settings.auto_accept });
+    const signup = h("input", { type: "checkbox", name: "roster_signup", id: "line-signup", checked: settings.roster_signup });
+    const numbers = NUMBERS.map(([key, min, max]) => field(t(`lines.${key}`), input(key, { type: "number", min, max, value: settings[key] }), t(`lines.${key}_hint`)));
+    const topics = h("textarea", { name: "wrapup_topics", rows: 5 }, settings.wrapup_topics.join("\n"));
+    const outcomes = h("textarea", { name: "wrapup_outcomes", rows: 4 }, settings.wrapup_outcomes.join("\n"));
+
+    // Texts per language: drawn again when the languages change, keeping what was typed.
+    const typed = {};
+    for (const [key] of TEXTS) typed[key] = { ...settings[key] };
+    const textsBox = h("div", { class: "texts" });
+    const canned = settings.canned_responses.map((c) => ({ ...c }));
+    const cannedBox = h("div", { class: "canned" });
+
+    const currentLanguages = () => languages.value.split(/[\s,]+/).filter(Boolean);
+
+    function renderTexts() {
+      const langs = currentLanguages();
+      textsBox.replaceChildren(
+        ...TEXTS.map(([key, max]) =>
+          h("fieldset", { dataset: { field: key } },
+            h("legend", { text: t(`lines.${key}`) }),
+            h("p", { class: "hint", text: t(`lines.${key}_hint`) }),
+            langs.map((lang) => {
+              const control = key === "privacy_note"
+                ? h("input", { name: `${key}.${lang}`, maxlength: max, value: typed[key][lang] ?? "", lang })
+                : h("textarea", { name: `${key}.${lang}`, rows: 2, maxlength: max, lang }, typed[key][lang] ?? "");
+              control.addEventListener("input", () => {
+                typed[key][lang] = control.value;
+              });
+              return field(languageName(lang), control);
+            }))),
+      );
+    }
+
+    function renderCanned() {
+      const langs = currentLanguages();
+      cannedBox.replaceChildren(
+        canned.length ? h("ol", { class: "canned-list" }, canned.map((item, index) => {
+          const lang = h("select", { name: `canned_responses.${index}.language` },
+            [...new Set([...langs, item.language])].filter(Boolean).map((l) => h("option", { value: l, text: languageName(l), selected: item.language === l })));
+          const title = h("input", { name: `canned_responses.${index}.title`, value: item.title, maxlength: 80 });
+          const text = h("textarea", { name: `canned_responses.${index}.text`, rows: 2, maxlength: 4000 }, item.text);
+          lang.addEventListener("change", () => { item.language = lang.value; });
+          title.addEventListener("input", () => { item.title = title.value; });
+          text.addEventListener("input", () => { item.text = text.value; });
+          return h("li", { class: "canned-item" },
+            h("div", { class: "field-row" }, field(t("lines.canned_language"), lang), field(t("lines.canned_title"), title)),
+            field(t("lines.canned_text"), text),
+            h("button", { type: "button", class: "small danger", text: t("lines.canned_remove"), "aria-label": t("lines.canned_remove_which", { title: item.title || index + 1 }), onclick: () => { canned.splice(index, 1); renderCanned(); } }));
+        })) : h("p", { class: "muted", text: t("lines.canned_none") }),
+        h("button", { type: "button", class: "small", id: "canned-add", text: t("lines.canned_add"), onclick: () => {
+          canned.push({ language: langs[0] ?? "sv", title: "", text: "" });
+          renderCanned();
+          cannedBox.querySelector(`[name="canned_responses.${canned.length - 1}.title"]`)?.focus();
+        } }),
+      );
+    }
+
+    // Redrawn shortly after typing stops, so the layout has settled before anyone clicks Save.
+    let redraw = null;
+    const relayout = () => {
+      window.clearTimeout(redraw);
+      renderTexts();
+      renderCanned();
+    };
+    languages.addEventListener("input", () => {
+      window.clearTimeout(redraw);
+      redraw = window.setTimeout(relayout, 400);
+    });
+    languages.addEventListener("change", relayout);
+    renderTexts();
+    renderCanned();
+
+    const save = h("button", { type: "submit", class: "primary", text: t("common.save") });
+    const form = h("form", { class: "line-form", novalidate: true, "aria-labelledby": "line-form-title" },
+      h("h2", { id: "line-form-title", text: t("lines.settings_of", { name: settings.name, key: settings.key }) }),
+      h("div", { class: "form-error" }),
+      h("section", { class: "card" },
+        h("h3", { text: t("lines.general") }),
+        h("div", { class: "field-row" }, field(t("lines.name"), name), field(t("lines.languages"), languages, t("lines.languages_hint"))),
+        h("div", { class: "field-row" }, field(t("lines.required_qualification"), qualification), field(t("lines.time_zone"), timeZone, t("lines.time_zone_hint"))),
+        h("datalist", { id: "time-zones" }, zones.map((z) => h("option", { value: z }))),
+        h("label", { class: "check", for: autoAccept.id }, autoAccept, t("lines.auto_accept")),
+        h("label", { class: "check", for: signup.id }, signup, t("lines.roster_signup"))),
+      h("section", { class: "card" },
+        h("h3", { text: t("lines.limits") }),
+        h("div", { class: "number-grid" }, numbers)),
+      h("section", { class: "card" },
+        h("h3", { text: t("lines.texts") }),
+        textsBox),
+      h("section", { class: "card" },
+        h("h3", { text: t("lines.wrapup") }),
+        h("div", { class: "field-row" },
+          field(t("lines.wrapup_topics"), topics, t("lines.one_per_line")),
+          field(t("lines.wrapup_outcomes"), outcomes, t("lines.one_per_line")))),
+      h("section", { class: "card", dataset: { field: "canned_responses" } },
+        h("h3", { text: t("lines.canned") }),
+        h("p", { class: "hint", text: t("lines.canned_hint") }),
+        cannedBox),
+      h("div", { class: "actions form-end" }, save));
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const langs = currentLanguages();
+      const payload = {
+        key: settings.key,
+        name: name.value,
+        languages: langs,
+        required_qualification: qualification.value,
+        auto_accept: autoAccept.checked,
+        roster_signup: signup.checked,
+        time_zone: timeZone.value,
+        wrapup_topics: topics.value.split("\n").map((s) => s.trim()).filter(Boolean),
+        wrapup_outcomes: outcomes.value.split("\n").map((s) => s.trim()).filter(Boolean),
+        canned_responses: canned,
+      };
+      for (const [key] of NUMBERS) {
+        const raw = controls[key].value.trim();
+        payload[key] = raw === "" ? null : Number(raw);
+      }
+      for (const [key] of TEXTS) {
+        // Only the line's languages, and no empty texts (an empty one means "none").
+        payload[key] = Object.fromEntries(langs.map((lang) => [lang, (typed[key][lang] ?? "").trim()]).filter(([, text]) => text));
+      }
+      save.disabled = true;
+      const result = await ctx.api("PUT", `/api/lines/${encodeURIComponent(settings.key)}/settings`, payload);
+      save.disabled = false;
+      if (!result.ok) {
+        showErrors(form, result);
+        return;
+      }
+      current = result.data;
+      notice.replaceChildren(h("p", { class: "notice ok", role: "status", text: t("lines.saved", { name: result.data.name }) }));
+      ctx.announce(t("lines.saved", { name: result.data.name }));
+    });
+    return form;
+  }
+
+  function newLineForm() {
+    const key = h("input", { name: "key", required: true, maxlength: 32, autocapitalize: "none", spellcheck: "false" });
+    const name = h("input", { name: "name", required: true, maxlength: 100 });
+    const languages = h("input", { name: "languages", value: "sv, en", "data-error-words": "languages,language" });
+    const qualification = h("select", { name: "required_qualification" }, ["psychologist", "volunteer"].map((q) => h("option", { value: q, text: t(`qualification.${q}`) })));
+    const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "new-line-title" },
+      h("h2", { id: "new-line-title", text: t("lines.new") }),
+      h("div", { class: "form-error" }),
+      h("div", { class: "field-row" },
+        field(t("lines.key"), key, t("lines.key_hint")),
+        field(t("lines.name"), name),
+        field(t("lines.languages"), languages),
+        field(t("lines.required_qualification"), qualification)),
+      h("div", { class: "actions" },
+        h("button", { type: "submit", class: "primary", text: t("lines.create") }),
+        h("button", { type: "button", text: t("common.cancel"), onclick: () => loadLine(lineSelect.value) })));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = await ctx.api("POST", "/api/lines", {
+        key: key.value.trim(),
+        name: name.value.trim(),
+        languages: languages.value.split(/[\s,]+/).filter(Boolean),
+        required_qualification: qualification.value,
+      });
+      if (!result.ok) return showErrors(form, result);
+      notice.replaceChildren(h("p", { class: "notice ok", role: "status", text: t("lines.created", { name: result.data.name }) }));
+      await loadLines(result.data.key);
+    });
+    body.replaceChildren(form);
+    key.focus();
+  }
+
+  loadLines();
+  return () => {
+    alive = false;
+  };
+}

@@ -1,0 +1,100 @@
+"""Serving the widget: the loader and assets under /widget/, the chat page at /chat/<line>,
+and the safety page. Visitor pages: no cookies and `Cache-Control: no-store` (app/web/headers.py
+adds both to every /widget/ and /chat/ answer), nothing from another origin."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import HTMLResponse
+
+from app.deps import RuntimeDep
+from app.staff.permissions import public
+from app.widget import pages
+
+router = APIRouter(tags=["widget"])
+
+# `?exit=`: where quick exit goes from the full page (checked by pages.clean_exit_url).
+ExitParam = Annotated[str | None, Query(alias="exit")]
+
+
+def _page(body: str) -> HTMLResponse:
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/widget/safety", response_class=HTMLResponse, dependencies=[public()])
+async def safety_page(
+    runtime: RuntimeDep, lang: str | None = None, exit_url: ExitParam = None
+) -> HTMLResponse:
+    """What quick exit can and cannot erase, and how to browse privately."""
+    languages = list(pages.catalogues())
+    choice = pages.choose_language(lang, sorted(languages, key=lambda c: c != "sv"))
+    notice = pages.catalogues()[choice.language]["unknown_language"] if choice.fell_back else ""
+    return _page(
+        pages.render(
+            "safety.html",
+            choice.language,
+            {
+                "notice": notice,
+                "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
+                "language_links": pages.language_links(languages, choice.language),
+            },
+        )
+    )
+
+
+@router.get("/widget/{asset:path}", dependencies=[public()])
+async def widget_asset(asset: str) -> Response:
+    """The loader (embed.js), the chat page's script and style, the catalogues, the icon."""
+    found = pages.assets().get(asset)
+    if found is None:
+        return Response(b"not found", status_code=404, media_type="text/plain")
+    body, kind = found
+    return Response(body, media_type=kind, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/chat/{key}", response_class=HTMLResponse, dependencies=[public()])
+async def chat_page(
+    key: str,
+    runtime: RuntimeDep,
+    lang: str | None = None,
+    embed: str | None = None,
+    colour: str | None = None,
+    exit_url: ExitParam = None,
+) -> HTMLResponse:
+    """The chat, as a full page or inside the loader's iframe (`embed=1`).
+
+    Unknown lines and languages fall back (to the first line, to the line's first language)
+    with a notice the visitor sees; bad colours and exit addresses are ignored.
+    """
+    line = runtime.lines.get(key)
+    fallback_line = line is None
+    if line is None:
+        lines = runtime.lines.all()
+        line = lines[0] if lines else None
+    offered = pages.widget_languages(line.languages if line is not None else [])
+    choice = pages.choose_language(lang, offered)
+    texts = pages.catalogues()[choice.language]
+    notices = []
+    if line is None:
+        notices.append(texts["no_lines"])
+    elif fallback_line:
+        notices.append(texts["unknown_line"].replace("{name}", line.name))
+    if choice.fell_back:
+        notices.append(texts["unknown_language"])
+    return _page(
+        pages.render(
+            "chat.html",
+            choice.language,
+            {
+                "line": line.key if line is not None else "",
+                "line_name": line.name if line is not None else "",
+                "languages": " ".join(offered),
+                "embed": "1" if embed == "1" else "0",
+                "colour": pages.clean_colour(colour),
+                "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
+                "notice": " ".join(notices),
+            },
+        )
+    )

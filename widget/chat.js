@@ -1,0 +1,605 @@
+// The visitor's chat: speaks /ws/visitor (docs/protocol.md). Renders every text with
+// textContent, keeps only the resume token in sessionStorage, never navigates (no history).
+import { watchShift, leave } from './exit.js';
+
+const $ = (id) => document.getElementById(id);
+const data = document.body.dataset;
+const embedded = data.embed === '1' && window.parent !== window;
+const cfg = {
+  line: data.line,
+  lang: data.lang,
+  languages: (data.languages || '').split(' ').filter(Boolean),
+  exitUrl: data.exitUrl,
+};
+const STORE = 'lykta.chat.' + cfg.line;
+const VIEWS = ['intro', 'closed', 'down', 'chat', 'ended'];
+
+let texts = {};
+let line = null;
+let ws = null;
+let chat = null; // {chat_id, token} while a chat lasts
+let lastSeq = 0;
+let counsellor = null;
+let state = 'intro';
+let retries = 0;
+let retryTimer = 0;
+let leaving = false;
+let wantChat = false; // the visitor pressed Start and has no chat yet
+let typingSent = false;
+let typingTimer = 0;
+const outbox = new Map(); // client_id -> text, until acknowledged
+const shown = new Map(); // seq or client_id -> list item
+
+function t(key, values) {
+  let text = texts[key] || '';
+  for (const [name, value] of Object.entries(values || {})) text = text.replace('{' + name + '}', value);
+  return text;
+}
+
+function applyTexts() {
+  document.documentElement.lang = cfg.lang;
+  document.documentElement.dir = texts.dir || 'ltr';
+  document.title = texts.page_title;
+  for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll('[data-t-label]')) el.setAttribute('aria-label', t(el.dataset.tLabel));
+}
+
+async function loadTexts(lang) {
+  const answer = await fetch('/widget/i18n/' + lang + '.json', { credentials: 'omit', cache: 'no-store' });
+  if (!answer.ok) throw new Error('no catalogue');
+  return answer.json();
+}
+
+function lineText(field) {
+  const all = (line && line[field]) || {};
+  return all[cfg.lang] || '';
+}
+
+// Views and focus ------------------------------------------------------------------------
+
+function show(...names) {
+  for (const name of VIEWS) $('view-' + name).hidden = !names.includes(name);
+}
+
+function focusOn(el) {
+  // Move focus only when it would otherwise be lost (on something now hidden, or nowhere), so
+  // a visitor typing while the state changes keeps their place.
+  const active = document.activeElement;
+  if (!active || active === document.body || !active.offsetParent) el.focus();
+}
+
+let loaded = false; // the first view leaves focus alone: Tab starts at the skip link
+
+function showView(name) {
+  state = name;
+  show(name);
+  if (loaded) focusOn(document.querySelector('#view-' + name + ' h1'));
+  loaded = true;
+}
+
+function renderHelp() {
+  $('alternatives').textContent = lineText('alternatives') || t('default_alternatives');
+  // The line's one-line privacy note, read before starting (never a form or a wall).
+  $('privacy-note').textContent = lineText('privacy_note');
+  $('privacy-note').hidden = !lineText('privacy_note');
+}
+
+function showClosed(reason, frame) {
+  const heading = { full: 'full_heading', unavailable: 'unavailable_heading' }[reason] || 'closed_heading';
+  $('closed-heading').textContent = t(heading);
+  $('closed-message').textContent = (frame && frame.message) || lineText('closed_message');
+  const next = frame ? frame.next_open_at : line && line.next_open_at;
+  $('next-open').textContent = next ? t('next_open', { when: formatWhen(next) }) : '';
+  const hours = (frame && frame.opening_hours) || lineText('opening_hours');
+  $('opening-hours').textContent = hours;
+  $('hours-heading').hidden = !hours;
+  if (frame && frame.alternatives) $('alternatives').textContent = frame.alternatives;
+  showView('closed');
+}
+
+function formatWhen(epoch) {
+  const options = { weekday: 'long', day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit' };
+  if (line && line.time_zone) options.timeZone = line.time_zone;
+  return new Intl.DateTimeFormat(cfg.lang, options).format(new Date(epoch * 1000));
+}
+
+function formatTime(epoch) {
+  return new Intl.DateTimeFormat(cfg.lang, { hour: '2-digit', minute: '2-digit' }).format(new Date(epoch * 1000));
+}
+
+function setConnection(text) {
+  $('connection').textContent = text;
+}
+
+// The line, before a chat ------------------------------------------------------------------
+
+let lineTries = 0;
+
+async function refreshLine() {
+  clearTimeout(retryTimer);
+  try {
+    const answer = await fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials: 'omit', cache: 'no-store' });
+    if (!answer.ok) throw new Error('line');
+    line = await answer.json();
+  } catch {
+    // Lykta unreachable: say so (with other help), and keep trying, more slowly each time.
+    lineTries += 1;
+    showView('down');
+    retryTimer = setTimeout(refreshLine, Math.min(30000, 2000 * 2 ** Math.min(lineTries, 4)) * (0.5 + Math.random()));
+    return;
+  }
+  lineTries = 0;
+  renderHelp();
+  updateCount();
+  if (line.open) showView('intro');
+  else showClosed('closed', null);
+}
+
+function fillLanguages() {
+  const select = $('language');
+  select.replaceChildren();
+  for (const code of cfg.languages) {
+    const option = document.createElement('option');
+    option.value = code;
+    option.lang = code;
+    option.textContent = code === cfg.lang ? t('language_name') : code;
+    option.selected = code === cfg.lang;
+    select.append(option);
+  }
+  $('language-field').hidden = cfg.languages.length < 2;
+  // Each language's own name for itself, from its catalogue.
+  for (const option of select.options) {
+    if (option.value === cfg.lang) continue;
+    loadTexts(option.value).then((other) => { option.textContent = other.language_name; }, () => {});
+  }
+}
+
+async function changeLanguage() {
+  const wanted = $('language').value;
+  try {
+    texts = await loadTexts(wanted);
+  } catch {
+    return;
+  }
+  cfg.lang = wanted;
+  $('notice').textContent = '';
+  applyTexts();
+  renderHelp();
+  updateCount();
+}
+
+// The socket -------------------------------------------------------------------------------
+
+function connect() {
+  clearTimeout(retryTimer);
+  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const socket = new WebSocket(scheme + location.host + '/ws/visitor');
+  ws = socket;
+  socket.onmessage = (e) => {
+    if (ws !== socket) return;
+    let frame;
+    try {
+      frame = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    handle(frame);
+  };
+  socket.onclose = () => {
+    if (ws !== socket) return; // a socket we closed ourselves
+    ws = null;
+    if (!leaving) reconnectLater();
+  };
+}
+
+function disconnect() {
+  const socket = ws;
+  ws = null;
+  if (socket) socket.close(1000);
+}
+
+function send(frame) {
+  if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
+}
+
+// Back after a random, growing delay (1-5 s at first), so that a restarted server is not hit
+// by every visitor at once. After a few tries the visitor sees a clear state, not a spinner.
+function reconnectLater() {
+  if (!chat && !wantChat) return;
+  retries += 1;
+  if (chat) {
+    setConnection(t('reconnecting'));
+    if (retries > 3) show('chat', 'down');
+  } else if (state !== 'down') {
+    showView('down');
+  }
+  const delay = Math.min(15000, (1000 + 4000 * Math.random()) * 2 ** Math.min(retries - 1, 3));
+  retryTimer = setTimeout(connect, delay);
+}
+
+function remember() {
+  try {
+    if (chat) sessionStorage.setItem(STORE, JSON.stringify(chat));
+    else sessionStorage.removeItem(STORE);
+  } catch { /* storage blocked: the chat works, it cannot be resumed after a reload */ }
+}
+
+function handle(f) {
+  if (typeof f.seq === 'number') {
+    if (f.seq <= lastSeq && f.type !== 'message.ack') return; // already shown
+    if (f.type !== 'message.ack') lastSeq = f.seq;
+  }
+  switch (f.type) {
+    case 'hello':
+      if (chat) send({ type: 'resume', v: 1, chat_id: chat.chat_id, token: chat.token, last_seq: lastSeq });
+      else send({ type: 'start', v: 1, line: cfg.line, language: cfg.lang });
+      break;
+    case 'chat.started':
+      wantChat = false;
+      chat = { chat_id: f.chat_id, token: f.token };
+      remember();
+      retries = 0;
+      enterChat(null);
+      break;
+    case 'chat.resumed':
+      if (retries) {
+        setConnection(t('reconnected'));
+        setTimeout(() => { if ($('connection').textContent === t('reconnected')) setConnection(''); }, 5000);
+      }
+      retries = 0;
+      enterChat(f.counsellor ? f.counsellor.name : null);
+      for (const [client_id, text] of outbox) send({ type: 'message', text, client_id });
+      break;
+    case 'queue.position':
+      renderQueue(f);
+      break;
+    case 'line.closed':
+      wantChat = false;
+      chat = null;
+      remember();
+      showClosed(f.reason, f);
+      disconnect();
+      break;
+    case 'counsellor.joined':
+      counsellor = f.name;
+      addSystem(t('joined', { name: f.name }));
+      renderHeading();
+      break;
+    case 'counsellor.left':
+      counsellor = null;
+      addSystem(t(f.reason === 'transferred' ? 'left_transferred' : 'left_disconnected'));
+      renderHeading();
+      break;
+    case 'message':
+      addMessage(f);
+      break;
+    case 'message.ack':
+      acknowledged(f);
+      break;
+    case 'typing':
+      $('typing').textContent = f.typing && counsellor ? t('typing', { name: counsellor }) : '';
+      break;
+    case 'chat.ended':
+      ended(f);
+      break;
+    case 'error':
+      failed(f);
+      break;
+    default:
+      break;
+  }
+}
+
+function enterChat(name) {
+  counsellor = name;
+  renderHeading();
+  $('composer').hidden = false;
+  $('end-row').hidden = false;
+  $('typing').hidden = false;
+  $('chat-heading').hidden = false;
+  if (state !== 'chat') {
+    state = 'chat';
+    show('chat');
+    focusOn($('text'));
+  } else {
+    show('chat');
+  }
+}
+
+function renderHeading() {
+  $('chat-heading').textContent = counsellor ? t('active_heading', { name: counsellor }) : t('waiting_heading');
+  if (counsellor) $('queue').textContent = '';
+  else if (!$('queue').textContent) $('queue').textContent = t('queue_write');
+}
+
+function renderQueue(f) {
+  if (counsellor) return;
+  const parts = [f.position <= 1 ? t('queue_next') : t('queue_position', { position: f.position })];
+  if (f.estimated_wait_seconds == null) parts.push(t('queue_no_estimate'));
+  else parts.push(t('queue_wait', { minutes: Math.max(1, Math.round(f.estimated_wait_seconds / 60)) }));
+  parts.push(t('queue_write'));
+  $('queue').textContent = parts.join(' ');
+}
+
+// The transcript ---------------------------------------------------------------------------
+
+function item(kind, who, when, text) {
+  const li = document.createElement('li');
+  li.className = 'msg ' + kind;
+  const meta = document.createElement('p');
+  meta.className = 'meta';
+  const name = document.createElement('span');
+  name.className = 'who';
+  name.textContent = who;
+  const time = document.createElement('time');
+  time.textContent = when;
+  meta.append(name, ' ', time);
+  const body = document.createElement('p');
+  body.className = 'text';
+  body.textContent = text;
+  li.append(meta, body);
+  place(li, kind.includes('pending'));
+  return li;
+}
+
+// What the server has ordered goes before the visitor's messages still on their way (they
+// get their place in the transcript when acknowledged).
+function place(li, pending) {
+  const firstPending = pending ? null : $('log').querySelector('.pending');
+  $('log').insertBefore(li, firstPending);
+  li.scrollIntoView({ block: 'nearest' });
+}
+
+function addSystem(text) {
+  const li = document.createElement('li');
+  li.className = 'msg system';
+  li.textContent = text;
+  place(li, false);
+}
+
+function addMessage(f) {
+  const mine = f.sender === 'visitor';
+  const existing = (f.client_id && shown.get('c' + f.client_id)) || shown.get('s' + f.seq);
+  if (existing) {
+    settle(existing, f.at);
+  } else {
+    const li = item(mine ? 'visitor' : 'counsellor', mine ? t('you') : f.name || '', formatTime(f.at), f.text);
+    shown.set('s' + f.seq, li);
+    if (f.client_id) shown.set('c' + f.client_id, li);
+  }
+  if (f.client_id) outbox.delete(f.client_id);
+  if (!mine) $('typing').textContent = '';
+}
+
+function acknowledged(f) {
+  outbox.delete(f.client_id);
+  const li = shown.get('c' + f.client_id);
+  if (li) {
+    shown.set('s' + f.seq, li);
+    settle(li, null);
+  }
+}
+
+function settle(li, at) {
+  li.classList.remove('pending');
+  if (at) li.querySelector('time').textContent = formatTime(at);
+  else if (li.querySelector('time').textContent === t('sending')) li.querySelector('time').textContent = formatTime(Date.now() / 1000);
+}
+
+function newId() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function limit() {
+  return (line && line.max_message_length) || 4000;
+}
+
+function length(text) {
+  return [...text].length; // characters as the server counts them, not UTF-16 units
+}
+
+function updateCount() {
+  const count = length($('text').value);
+  const over = count > limit();
+  $('count').textContent = over ? t('too_long', { over: count - limit() }) : t('count', { count, limit: limit() });
+  $('count').classList.toggle('over', over);
+  $('text').setAttribute('aria-invalid', over ? 'true' : 'false');
+}
+
+function submit(e) {
+  e.preventDefault();
+  const text = $('text').value;
+  if (!text.trim()) {
+    $('count').textContent = t('empty');
+    return;
+  }
+  if (length(text) > limit()) {
+    updateCount();
+    $('count').setAttribute('role', 'alert');
+    return;
+  }
+  $('count').removeAttribute('role');
+  const clientId = newId();
+  const li = item('visitor pending', t('you'), t('sending'), text);
+  shown.set('c' + clientId, li);
+  outbox.set(clientId, text);
+  send({ type: 'message', text, client_id: clientId });
+  $('text').value = '';
+  stopTyping();
+  updateCount();
+  $('text').focus();
+}
+
+function typed() {
+  updateCount();
+  if (!typingSent) {
+    typingSent = true;
+    send({ type: 'typing', typing: true });
+  }
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(stopTyping, 3000);
+}
+
+function stopTyping() {
+  clearTimeout(typingTimer);
+  if (typingSent) send({ type: 'typing', typing: false });
+  typingSent = false;
+}
+
+// The end ----------------------------------------------------------------------------------
+
+function ended(f) {
+  chat = null;
+  remember();
+  outbox.clear();
+  counsellor = null;
+  $('typing').textContent = '';
+  $('queue').textContent = '';
+  const by = { visitor: 'ended_by_you', counsellor: 'ended_by_counsellor' }[f.by] || 'ended_system';
+  $('ended-by').textContent = t(by);
+  $('composer').hidden = true;
+  $('end-row').hidden = true;
+  $('typing').hidden = true;
+  $('chat-heading').hidden = true;
+  $('end-confirm').hidden = true;
+  state = 'ended';
+  $('feedback').hidden = false;
+  $('feedback-thanks').textContent = '';
+  show('chat', 'ended');
+  $('view-ended').querySelector('h1').focus();
+  // The connection stays for the one optional question; it closes when that is answered.
+}
+
+function failed(f) {
+  if (f.code === 'invalid_resume' || f.code === 'chat_ended' || f.code === 'not_in_chat') {
+    chat = null;
+    remember();
+    lastSeq = 0;
+    $('log').replaceChildren();
+    shown.clear();
+    disconnect();
+    refreshLine();
+  } else if (f.code === 'rate_limited' && f.ref === 'message') {
+    setConnection(t('rate_limited'));
+    setTimeout(() => { for (const [client_id, text] of outbox) send({ type: 'message', text, client_id }); }, 3000);
+  } else if (f.code === 'message_too_long') {
+    $('count').textContent = f.message;
+  } else if (f.code === 'unknown_line') {
+    wantChat = false;
+    refreshLine();
+  } else if (f.code !== 'not_allowed_now') {
+    setConnection(t('error'));
+  }
+}
+
+function start() {
+  disconnect();
+  $('log').replaceChildren();
+  shown.clear();
+  lastSeq = 0;
+  retries = 0;
+  state = 'starting';
+  wantChat = true;
+  setConnection('');
+  connect();
+}
+
+function quickExit() {
+  if (leaving) return;
+  leaving = true;
+  clearTimeout(retryTimer);
+  leave({ url: cfg.exitUrl, embedded, socket: ws, chat });
+}
+
+// Start --------------------------------------------------------------------------------------
+
+async function init() {
+  watchShift(quickExit);
+  $('exit').addEventListener('click', quickExit);
+  $('skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    $('exit').focus();
+  });
+  addEventListener('message', (e) => {
+    if (e.source === window.parent && e.data && e.data.lykta === 'exit') quickExit();
+  });
+  if (data.colour) {
+    const rgb = [1, 3, 5].map((i) => parseInt(data.colour.slice(i, i + 2), 16) / 255);
+    const lum = rgb.map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    const light = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] > 0.18;
+    document.documentElement.style.setProperty('--accent', data.colour);
+    document.documentElement.style.setProperty('--on-accent', light ? '#111111' : '#ffffff');
+  }
+  if (embedded) {
+    $('minimise').hidden = false;
+    $('minimise').addEventListener('click', () => parent.postMessage({ lykta: 'minimise' }, '*'));
+  }
+  $('start').addEventListener('click', start);
+  $('again').addEventListener('click', () => {
+    disconnect();
+    $('log').replaceChildren();
+    refreshLine();
+  });
+  for (const answer of $('feedback').querySelectorAll('button')) {
+    answer.addEventListener('click', () => {
+      send({ type: 'feedback', answer: answer.dataset.answer });
+      $('feedback').hidden = true;
+      $('feedback-thanks').textContent = t('feedback_thanks');
+      $('again').focus();
+      disconnect();
+    });
+  }
+  $('retry').addEventListener('click', () => {
+    clearTimeout(retryTimer);
+    wantChat = false;
+    if (chat && !ws) connect();
+    else if (!chat) refreshLine();
+  });
+  $('language').addEventListener('change', changeLanguage);
+  $('composer').addEventListener('submit', submit);
+  $('text').addEventListener('input', typed);
+  $('text').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+  $('end').addEventListener('click', () => {
+    $('end-confirm').hidden = false;
+    $('end-no').focus();
+  });
+  $('end-no').addEventListener('click', () => {
+    $('end-confirm').hidden = true;
+    $('end').focus();
+  });
+  $('end-yes').addEventListener('click', () => send({ type: 'end' }));
+  try {
+    texts = await loadTexts(cfg.lang);
+  } catch {
+    showView('down');
+    return;
+  }
+  fillLanguages();
+  if (!cfg.line) {
+    show();
+    return;
+  }
+  try {
+    chat = JSON.parse(sessionStorage.getItem(STORE) || 'null');
+  } catch {
+    chat = null;
+  }
+  if (chat) {
+    // Back after a reload: the whole transcript comes again from the server.
+    fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials: 'omit', cache: 'no-store' })
+      .then((a) => (a.ok ? a.json() : null))
+      .then((l) => { if (l) { line = l; renderHelp(); updateCount(); } }, () => {});
+    connect();
+  } else {
+    await refreshLine();
+  }
+}
+
+init();
