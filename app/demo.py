@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.directory.schemas import ServiceInput
+from app.directory.service import directory_service
 from app.kit.clock import utcnow
 from app.lines.service import line_service, read_lines_file
 from app.models import Staff
@@ -124,7 +126,56 @@ async def seed_demo(session: AsyncSession, lines_file: Path = LINES_FILE) -> lis
         accounts.append(DemoAccount(person.username, password, person.role, what))
     await session.flush()
     await seed_roster(session)
+    await seed_directory(session)
     return accounts
+
+
+# Made-up services (example.org), so that the referral directory can be tried.
+DEMO_SERVICES = (
+    ServiceInput(
+        name="Demo: Boendestöd",
+        description={
+            "sv": "Hjälp att hitta boende, även akut.",
+            "en": "Help finding housing, also at short notice.",
+        },
+        needs=["housing", "shelter"],
+        languages=["sv", "en", "ar"],
+        phone="+46 8 000 00 00",
+        web="https://example.org/boende",
+        opening_hours={"sv": "Vardagar 9–16", "en": "Weekdays 9–16"},
+        city="Stockholm",
+    ),
+    ServiceInput(
+        name="Demo: Juridisk rådgivning",
+        description={
+            "sv": "Gratis råd om uppehållstillstånd och rättigheter.",
+            "en": "Free advice on residence permits and rights.",
+        },
+        needs=["legal_migration"],
+        languages=["sv", "en"],
+        email="rad@example.org",
+        opening_hours={"sv": "Tisdagar 17–19", "en": "Tuesdays 17–19"},
+    ),
+    ServiceInput(
+        name="Demo: Vägen ut",
+        description={
+            "sv": "Stöd för dig som vill lämna prostitution.",
+            "en": "Support if you want to leave prostitution.",
+        },
+        needs=["exit_programmes", "work_education", "health"],
+        languages=["sv", "en"],
+        phone="020-00 00 00",
+        opening_hours={"sv": "Dygnet runt", "en": "Around the clock"},
+    ),
+)
+
+
+async def seed_directory(session: AsyncSession) -> None:
+    """A few made-up referral services, once (a demo directory that is empty)."""
+    if await directory_service.all(session):
+        return
+    for service in DEMO_SERVICES:
+        await directory_service.create(session, service)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from app.broker.base import Broker
 from app.chats import endpoints as visitor_endpoints
 from app.chats import staff_ws, visitor_ws
 from app.console import endpoints as console_endpoints
+from app.continuity import endpoints as continuity_endpoints
+from app.directory import endpoints as directory_endpoints
 from app.kit.errors import ApiError, api_error_response
 from app.lines import endpoints as line_endpoints
 from app.roster import endpoints as roster_endpoints
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(stats_endpoints.metrics_router)
     app.include_router(audit_endpoints.router)
     app.include_router(admin_endpoints.router)
+    app.include_router(directory_endpoints.router)
+    app.include_router(continuity_endpoints.router)
     app.include_router(widget_endpoints.router)
     app.include_router(console_endpoints.router)
     app.add_exception_handler(ApiError, api_error_response)

@@ -25,6 +25,7 @@ from app.chats.connection import UNAVAILABLE_CLOSE, ClientSocket
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
+from app.continuity.chats import ContinuityChats
 from app.kit.db import create_engine, create_sessionmaker
 from app.lines.directory import LineDirectory
 from app.roster.live import Openings
@@ -60,6 +61,7 @@ class Runtime:
     rate_limiter: RateLimiter
     openings: Openings
     counters: ChatCounters
+    continuity: ContinuityChats
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -100,6 +102,7 @@ class Runtime:
             rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
             openings=Openings(sessionmaker),
             counters=counters,
+            continuity=ContinuityChats(chats, sessionmaker, settings),
         )
 
     async def start(self) -> None:

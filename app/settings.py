@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     # this long after it ends (so they can sign in early, and late visitors are answered).
     duty_before_minutes: int = Field(default=5, ge=0, le=120)
     duty_after_minutes: int = Field(default=0, ge=0, le=120)
+    # Continuity codes (docs/continuity.md): how long a code lives after its last use, how
+    # many code attempts (starts with a code, deletions) a client may make per window, how
+    # long a returning visitor's chat waits for their own counsellor when that counsellor is
+    # on duty but busy, and the Argon2id cost of the key that seals the handover note.
+    continuity_code_days: int = Field(default=60, ge=1, le=365)
+    continuity_attempts: int = Field(default=10, ge=1)
+    continuity_attempt_window_seconds: int = Field(default=600, ge=10)
+    continuity_wait_seconds: int = Field(default=120, ge=5, le=3600)
+    continuity_kdf_iterations: int = Field(default=3, ge=1, le=20)
+    continuity_kdf_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
     metrics_token: SecretStr | None = None
 

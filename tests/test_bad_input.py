@@ -37,6 +37,7 @@ MALFORMED_VISITOR: dict[str, dict[str, Any]] = {
     "resume": {"type": "resume", "chat_id": CHAT},
     "message": {"type": "message", "text": ["not", "text"]},
     "typing": {"type": "typing", "typing": "yes please"},
+    "continuity.delete": {"type": "continuity.delete", "code": ["a", "b"]},
     "feedback": {"type": "feedback", "answer": "<b>great</b>"},
 }
 MALFORMED_STAFF: dict[str, dict[str, Any]] = {
@@ -55,14 +56,23 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "unobserve": {"type": "unobserve", "chat_id": "../../etc"},
     "whisper": {"type": "whisper", "chat_id": CHAT, "text": {"html": "<b>"}},
     "takeover": {"type": "takeover", "chat_id": None},
+    "continuity.offer": {"type": "continuity.offer", "chat_id": CHAT, "note": {"a": 1}},
+    "referral": {"type": "referral", "chat_id": CHAT, "service_id": "not-an-id"},
+    "help": {"type": "help", "chat_id": CHAT, "text": ["x"]},
+    "transfer.options": {"type": "transfer.options"},
 }
 
 
 def test_every_frame_type_has_a_malformed_case() -> None:
-    # Frames without fields (ping, end and exit for visitors; ping and live for staff) cannot
-    # be malformed beyond their type.
-    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {"ping", "end", "exit"}
-    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live"}
+    # Frames without fields (ping, end, exit and continuity.accept for visitors; ping and
+    # live for staff) cannot be malformed beyond their type.
+    assert set(MALFORMED_VISITOR) == set(VISITOR_FRAMES) - {
+        "ping",
+        "end",
+        "exit",
+        "continuity.accept",
+    }
+    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live", "team"}
 
 
 async def setup_chat(server: RunningServer) -> tuple[StaffClient, VisitorClient]:
@@ -214,6 +224,19 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "unobserve", "chat_id": chat}, "forbidden"),
         ({"type": "whisper", "chat_id": chat, "text": "psst"}, "forbidden"),
         ({"type": "takeover", "chat_id": chat}, "forbidden"),
+        # Past the audit's per-minute cap: refused all the same.
+        ({"type": "help", "chat_id": chat, "text": "look"}, "not_in_chat"),
+        ({"type": "transfer.options", "chat_id": chat}, "not_in_chat"),
+        ({"type": "team"}, "forbidden"),
+        ({"type": "continuity.offer", "chat_id": chat, "note": "mine now"}, "not_in_chat"),
+        (
+            {
+                "type": "referral",
+                "chat_id": chat,
+                "service_id": "00000000-0000-4000-8000-000000000000",
+            },
+            "not_in_chat",
+        ),
     ]
     assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
     for frame, code in attempts:

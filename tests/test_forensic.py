@@ -36,6 +36,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.broker.records import ChatState
+from app.continuity.codes import normalise
 from app.kit.logging import configure_logging
 from app.models.enums import Qualification
 from app.settings import Settings
@@ -119,6 +120,8 @@ class Bot:
     owned: dict[str, Bot]
     noted: set[str] = field(default_factory=set)
     heard: list[str] = field(default_factory=list)
+    # Handover notes this counsellor saw when a returning visitor's chat opened.
+    handovers: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -143,6 +146,8 @@ class Bot:
             await self.send({"type": "note", "chat_id": chat_id, "text": note})
         elif kind == "note" and isinstance(chat_id, str):
             self.noted.add(chat_id)
+        elif kind == "handover":
+            self.handovers.append(frame["text"])
         elif kind == "wrapup.required":
             await self.send(
                 {"type": "wrapup", "chat_id": chat_id, "topics": ["other"], "outcome": "referred"}
@@ -251,6 +256,8 @@ async def test_nothing_identifying_survives_a_few_hundred_chats(
             )
             if batch == 0:
                 blocked_addresses.append(await block_one(server, canaries, owned, embed, bots))
+        # Continuity codes: the code and the handover note are canaries like everything else.
+        chats.extend(await continuity_round(server, canaries, owned, embed, variant))
         await eventually(
             lambda: _all_shredded(server, chats), timeout=RETENTION + 60, what="all shredded"
         )
@@ -274,7 +281,9 @@ async def test_nothing_identifying_survives_a_few_hundred_chats(
         "audit log",
         "hourly aggregates",
         "configuration",
+        "continuity codes",
     }
+    assert len(drill["continuity codes"]["continuity_codes"]) == 1
     assert len(drill["hourly aggregates"]["chat_statistics"]) >= BATCHES * BATCH
     assert canaries.leaked(json.dumps(drill).encode()) == []
     output = capfd.readouterr()
@@ -360,6 +369,53 @@ async def block_one(
     await again.close()
     await visitor.close()
     return headers["X-Forwarded-For"]
+
+
+async def continuity_round(
+    server: RunningServer,
+    canaries: Canaries,
+    owned: dict[str, Bot],
+    origin: str,
+    variant: Variant,
+) -> list[tuple[str, str]]:
+    """A visitor takes a continuity code, comes back with it on a new connection and is
+    answered by the same counsellor, who sees the note; the code and note are canaries."""
+    visitor = await open_visitor(server, visitor_headers(canaries, 9000, origin))
+    await visitor.start("support", "sv")
+    await visitor.expect("counsellor.joined", timeout=30)
+    await visitor.say(canaries.new("msg", said=True))
+    await visitor.expect("message", sender="counsellor", timeout=30)
+    bot = owned[visitor.chat_id]
+    note = canaries.new("handover", said=True)
+    await bot.send({"type": "continuity.offer", "chat_id": visitor.chat_id, "note": note})
+    await visitor.expect("continuity.offered")
+    await visitor.send({"type": "continuity.accept"})
+    code = str((await visitor.expect("continuity.code"))["code"])
+    normal = normalise(code)
+    assert normal is not None
+    # The code, in every form it could be kept in, must be nowhere afterwards.
+    canaries.all.extend({code, normal, normal.replace(" ", "")})
+    await visitor.send({"type": "end"})
+    await visitor.expect("chat.ended")
+    await visitor.close()
+    back = await open_visitor(server, visitor_headers(canaries, 9001, origin))
+    await back.send({"type": "start", "line": "support", "language": "sv", "code": code.upper()})
+    await back.expect("continuity.found")
+    started = await back.expect("chat.started")
+    back.chat_id, back.token = started["chat_id"], started["token"]
+    await back.expect("counsellor.joined", timeout=30)
+    await eventually(lambda: _saw(bot, note), what="the counsellor saw the handover note")
+    assert owned[back.chat_id] is bot
+    during = await variant.dump(server.runtime)
+    assert canaries.leaked(during, words_only=True) == []
+    await back.send({"type": "exit"})
+    await back.expect("exited")
+    await back.close()
+    return [(visitor.chat_id, "support"), (back.chat_id, "support")]
+
+
+async def _saw(bot: Bot, note: str) -> bool:
+    return note in bot.handovers
 
 
 async def noise(server: RunningServer, canaries: Canaries, origin: str) -> None:

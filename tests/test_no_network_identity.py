@@ -73,6 +73,9 @@ KNOWN_HARMLESS = {
     ("lines", "languages"),
     ("lines", "language_relax_seconds"),
     ("staff", "languages"),
+    # A referral service's languages and city: about the service, never a visitor.
+    ("referral_services", "languages"),
+    ("referral_services", "city"),
 }
 
 

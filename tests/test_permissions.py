@@ -119,6 +119,21 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         ),
         COUNSELLORS,
     ),
+    # The referral directory (docs/continuity.md): everyone signed in searches it,
+    # coordinators and admins keep it.
+    ("GET", "/api/directory"): SIGNED_IN,
+    ("GET", "/api/directory/{service_id}"): SIGNED_IN,
+    **dict.fromkeys(
+        (
+            ("POST", "/api/directory"),
+            ("PUT", "/api/directory/{service_id}"),
+            ("DELETE", "/api/directory/{service_id}"),
+            ("GET", "/api/directory/export.csv"),
+            ("POST", "/api/directory/import"),
+        ),
+        MANAGERS,
+    ),
+    ("POST", "/api/visitor/continuity/delete"): EVERYONE,
     # A feed's secret token and the metrics bearer token are the authentication here.
     ("GET", "/calendar/{name}"): EVERYONE,
     ("GET", "/metrics"): EVERYONE,
@@ -145,6 +160,8 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "end",
             "wrapup",
             "block",
+            "continuity.offer",
+            "referral",
             "help",
             "transfer.options",
         )
@@ -164,6 +181,12 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "message": {"type": "message", "chat_id": CHAT, "text": "hello"},
     "typing": {"type": "typing", "chat_id": CHAT, "typing": True},
     "note": {"type": "note", "chat_id": CHAT, "text": "handover"},
+    "continuity.offer": {"type": "continuity.offer", "chat_id": CHAT, "note": "see you"},
+    "referral": {
+        "type": "referral",
+        "chat_id": CHAT,
+        "service_id": "00000000-0000-4000-8000-000000000000",
+    },
     "sync": {"type": "sync", "chat_id": CHAT, "last_seq": 0},
     "transfer": {"type": "transfer", "chat_id": CHAT, "line": "youth"},
     "end": {"type": "end", "chat_id": CHAT},
@@ -374,7 +397,7 @@ async def test_state_changing_requests_need_the_sessions_csrf_token(world: World
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"detail": "missing or wrong CSRF token"}
         checked += 1
-    assert checked == 29
+    assert checked == 33
     assert (await api(server, admin, "GET", "/api/staff")).json() == before
 
 

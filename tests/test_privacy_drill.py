@@ -65,6 +65,7 @@ async def test_the_drill_prints_the_window_and_withholds_secrets(
         "audit log",
         "hourly aggregates",
         "configuration",
+        "continuity codes",
     }
     staff = report["staff records"]["staff"]
     assert [s["username"] for s in staff] == ["anna"]

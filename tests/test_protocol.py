@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -221,6 +222,8 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "unobserve", "chat_id": "abcdefgh12"},
         {"type": "whisper", "chat_id": "abcdefgh12", "text": "ask about safety"},
         {"type": "takeover", "chat_id": "abcdefgh12"},
+        {"type": "continuity.offer", "chat_id": "abcdefgh12", "note": "likes tea"},
+        {"type": "referral", "chat_id": "abcdefgh12", "service_id": str(uuid.uuid4())},
         {"type": "help", "chat_id": "abcdefgh12", "text": "suicide risk"},
         {"type": "transfer.options", "chat_id": "abcdefgh12"},
         {"type": "team"},

@@ -129,6 +129,19 @@ def test_peer_preference_and_its_relaxation() -> None:
     )
 
 
+def test_the_peer_wait_is_the_lines_own_apart_from_the_language_wait() -> None:
+    """A line's peer_relax_seconds, not its language wait, decides how long a peer is waited for."""
+    plain = counsellor("p", peer=False)
+    asked = chat(peer_requested=True, queued_at=NOW - 200)
+    # Past the language wait (120 s) but within the peer wait: still only a peer.
+    assert picked(plain, record=asked, config=line(peer_relax_seconds=300)) is None
+    assert picked(plain, record=asked, config=line(peer_relax_seconds=150)) == "p"
+    # A short peer wait does not relax the language preference.
+    english_only = counsellor("en", languages=["en"])
+    swedish = chat(language="sv", peer_requested=True, queued_at=NOW - 60)
+    assert picked(english_only, record=swedish, config=line(peer_relax_seconds=0)) is None
+
+
 def test_those_who_passed_are_skipped_while_others_are_free() -> None:
     record = chat(passed=["a"], offer_expires_at=NOW - 1)
     assert picked(counsellor("a"), counsellor("b", load=1), record=record) == "b"

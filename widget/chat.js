@@ -28,6 +28,10 @@ let wantChat = false; // the visitor pressed Start and has no chat yet
 let typingSent = false;
 let typingTimer = 0;
 const outbox = new Map(); // client_id -> text, until acknowledged
+// A continuity code the visitor typed, only until the start it is for is answered (never
+// stored), and whether they asked for a peer supporter.
+let pendingCode = null;
+let wantPeer = false;
 const shown = new Map(); // seq or client_id -> list item
 
 function t(key, values) {
@@ -59,6 +63,8 @@ function lineText(field) {
 
 function show(...names) {
   for (const name of VIEWS) $('view-' + name).hidden = !names.includes(name);
+  // A continuity code can be entered or deleted before a chat, even while the line is closed.
+  $('code-box').hidden = !(names.includes('intro') || names.includes('closed'));
 }
 
 function focusOn(el) {
@@ -232,10 +238,11 @@ function handle(f) {
   switch (f.type) {
     case 'hello':
       if (chat) send({ type: 'resume', v: 1, chat_id: chat.chat_id, token: chat.token, last_seq: lastSeq });
-      else send({ type: 'start', v: 1, line: cfg.line, language: cfg.lang });
+      else send(startFrame());
       break;
     case 'chat.started':
       wantChat = false;
+      pendingCode = null;
       chat = { chat_id: f.chat_id, token: f.token };
       remember();
       retries = 0;
@@ -263,7 +270,27 @@ function handle(f) {
     case 'counsellor.joined':
       counsellor = f.name;
       addSystem(t('joined', { name: f.name }));
+      // Asked for a peer supporter: say honestly whether this is one.
+      if (f.peer === true) addSystem(t('peer_joined', { name: f.name }));
+      else if (f.peer === false) addSystem(t('peer_none', { name: f.name }));
       renderHeading();
+      break;
+    case 'continuity.found':
+      $('queue').textContent = t('code_found', { name: f.name });
+      addSystem(t('code_found', { name: f.name }));
+      break;
+    case 'continuity.away':
+      counsellorAway(f);
+      break;
+    case 'continuity.offered':
+      $('continuity-offer-text').textContent = t('code_offered', { name: f.name || counsellor || '' });
+      $('continuity-offer').hidden = false;
+      break;
+    case 'continuity.code':
+      showCode(f);
+      break;
+    case 'referral':
+      addReferral(f);
       break;
     case 'counsellor.left':
       counsellor = null;
@@ -464,6 +491,7 @@ function ended(f) {
   $('typing').hidden = true;
   $('chat-heading').hidden = true;
   $('end-confirm').hidden = true;
+  $('continuity-offer').hidden = true; // a code can be taken only during the chat
   state = 'ended';
   $('feedback').hidden = false;
   $('feedback-thanks').textContent = '';
@@ -473,6 +501,16 @@ function ended(f) {
 }
 
 function failed(f) {
+  if (f.code === 'unknown_code' || (f.code === 'rate_limited' && f.ref === 'start' && pendingCode)) {
+    // One neutral answer for a wrong, expired or deleted code; nothing is started.
+    wantChat = false;
+    pendingCode = null;
+    disconnect();
+    showView('intro');
+    codeStatus(t(f.code === 'unknown_code' ? 'code_unknown' : 'code_rate_limited'));
+    $('code-entry').open = true;
+    return;
+  }
   if (f.code === 'invalid_resume' || f.code === 'chat_ended' || f.code === 'not_in_chat') {
     chat = null;
     remember();
@@ -494,7 +532,148 @@ function failed(f) {
   }
 }
 
+function startFrame() {
+  const frame = { type: 'start', v: 1, line: cfg.line, language: cfg.lang };
+  if (wantPeer) frame.peer = true;
+  if (pendingCode) frame.code = pendingCode;
+  return frame;
+}
+
+function codeStatus(text) {
+  $('code-status').textContent = text;
+}
+
+// Continuity codes (docs/continuity.md) ----------------------------------------------------
+
+function startWithCode(e) {
+  e.preventDefault();
+  const code = $('code').value.trim();
+  if (!code) {
+    codeStatus(t('code_empty'));
+    $('code').focus();
+    return;
+  }
+  pendingCode = code;
+  $('code').value = '';
+  $('wait-anyone').hidden = true;
+  codeStatus('');
+  start();
+}
+
+async function deleteCode() {
+  const code = $('code').value.trim();
+  if (!code) {
+    codeStatus(t('code_empty'));
+    $('code').focus();
+    return;
+  }
+  // In the body, never the URL; the answer is the same whether the code existed or not.
+  let answer = null;
+  try {
+    answer = await fetch('/api/visitor/continuity/delete', {
+      method: 'POST',
+      credentials: 'omit',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ code }),
+    });
+  } catch {
+    codeStatus(t('error'));
+    return;
+  }
+  if (answer.ok) {
+    $('code').value = '';
+    codeStatus(t('code_deleted'));
+  } else {
+    codeStatus(t(answer.status === 429 ? 'code_rate_limited' : 'error'));
+  }
+}
+
+function counsellorAway(f) {
+  // No chat was started: the visitor may come back then, or talk to someone else now.
+  wantChat = false;
+  pendingCode = null;
+  disconnect();
+  showView('intro');
+  const name = f.name || '';
+  codeStatus(
+    f.next_on_duty_at
+      ? t('code_away_next', { name, when: formatWhen(f.next_on_duty_at) })
+      : t('code_away', { name }),
+  );
+  $('wait-anyone').hidden = false;
+  $('wait-anyone').focus();
+}
+
+function showCode(f) {
+  $('continuity-offer').hidden = true;
+  $('continuity-words').textContent = f.code;
+  $('continuity-expiry').textContent = t('code_expiry', { when: formatWhen(f.expires_at) });
+  $('continuity-code').hidden = false;
+  $('continuity-words').setAttribute('tabindex', '-1');
+  $('continuity-words').focus();
+}
+
+function forgetCode() {
+  // Shown once: gone from the page when the visitor moves on.
+  $('continuity-words').textContent = '';
+  $('continuity-code').hidden = true;
+  $('continuity-offer').hidden = true;
+}
+
+const NEEDS = ['housing', 'health', 'legal_migration', 'addiction', 'shelter', 'violence', 'work_education', 'exit_programmes'];
+
+function addReferral(f) {
+  const card = f.card || {};
+  const li = document.createElement('li');
+  li.className = 'msg referral';
+  li.lang = card.language || cfg.lang;
+  const meta = document.createElement('p');
+  meta.className = 'meta';
+  meta.textContent = t('referral_from', { name: f.name || '' }) + ' ' + formatTime(f.at);
+  const title = document.createElement('h3');
+  title.textContent = card.name || '';
+  li.append(meta, title);
+  if (card.description) {
+    const text = document.createElement('p');
+    text.className = 'text';
+    text.textContent = card.description;
+    li.append(text);
+  }
+  const tags = document.createElement('ul');
+  tags.className = 'tags';
+  tags.setAttribute('aria-label', t('referral_needs'));
+  for (const need of card.needs || []) {
+    if (!NEEDS.includes(need)) continue;
+    const tag = document.createElement('li');
+    tag.textContent = t('need_' + need);
+    tags.append(tag);
+  }
+  if (tags.childElementCount) li.append(tags);
+  // Contact details as text, never links: a tapped link would stay in the browser history.
+  const details = document.createElement('dl');
+  const rows = [
+    ['referral_phone', card.phone],
+    ['referral_email', card.email],
+    ['referral_web', card.web],
+    ['referral_hours', card.opening_hours],
+    ['referral_where', card.national ? t('referral_national') : card.city],
+    ['referral_notes', card.notes],
+  ];
+  for (const [key, value] of rows) {
+    if (!value) continue;
+    const term = document.createElement('dt');
+    term.textContent = t(key);
+    const text = document.createElement('dd');
+    text.textContent = value;
+    details.append(term, text);
+  }
+  li.append(details);
+  place(li, false);
+}
+
 function start() {
+  forgetCode();
   disconnect();
   $('log').replaceChildren();
   shown.clear();
@@ -509,6 +688,7 @@ function start() {
 function quickExit() {
   if (leaving) return;
   leaving = true;
+  forgetCode();
   clearTimeout(retryTimer);
   leave({ url: cfg.exitUrl, embedded, socket: ws, chat });
 }
@@ -536,8 +716,23 @@ async function init() {
     $('minimise').hidden = false;
     $('minimise').addEventListener('click', () => parent.postMessage({ lykta: 'minimise' }, '*'));
   }
-  $('start').addEventListener('click', start);
+  $('start').addEventListener('click', () => {
+    pendingCode = null;
+    codeStatus('');
+    start();
+  });
+  $('peer').addEventListener('change', () => { wantPeer = $('peer').checked; });
+  $('code-form').addEventListener('submit', startWithCode);
+  $('code-delete').addEventListener('click', deleteCode);
+  $('continuity-accept').addEventListener('click', () => send({ type: 'continuity.accept' }));
+  $('wait-anyone').addEventListener('click', () => {
+    $('wait-anyone').hidden = true;
+    codeStatus('');
+    pendingCode = null;
+    start();
+  });
   $('again').addEventListener('click', () => {
+    forgetCode();
     disconnect();
     $('log').replaceChildren();
     refreshLine();

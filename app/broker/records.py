@@ -89,6 +89,11 @@ class ChatRecord:
     visitor_tag: str | None = None
     # When an ended chat's transcript is shredded (its line's retention); None: already gone.
     shred_at: float | None = None
+    # A returning visitor's counsellor (their continuity code named them): their handover
+    # note is in the transcript for them alone.
+    continuity_for: str | None = None
+    # The end-of-chat continuity code: "offered" by the counsellor, "issued" to the visitor.
+    continuity: str | None = None
     # When its counsellor last asked a supervisor for help (shown in supervisors' live list).
     help_requested_at: float | None = None
 

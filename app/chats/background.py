@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from app.broker.hub import Event
 from app.chats.channels import Deadline, deadline_key, visitor_lease
 from app.chats.protocol import CLOSE_UNAUTHORISED, Close, Phase
+from app.continuity.service import continuity_service
+from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.roster.live import ROSTER_CHANNEL, current_duty
 from app.staff.service import staff_service
@@ -66,6 +68,9 @@ async def run_sweeps(runtime: Runtime) -> None:
             found = await runtime.chats.sweep()
             if found:
                 logger.info("abandoned chats found", extra={"count": found})
+            async with unit_of_work(runtime.sessionmaker) as session:
+                # Expired continuity codes go (each is also refused when presented).
+                await continuity_service.purge_expired(session, utcnow())
         except Exception:
             logger.exception("sweep failed")
         await asyncio.sleep(runtime.settings.sweep_seconds)

@@ -45,8 +45,11 @@ class Outbound:
         render: Callable[[Event], Awaitable[list[Frame]]],
         transcript: Transcript,
         audience: Audience,
+        viewer: str | None = None,
     ) -> None:
         self._ws = ws
+        # The staff member this connection belongs to (some entries are for their author only).
+        self.viewer = viewer
         # A deque and one waiter rather than an asyncio.Queue: this is on every frame's path,
         # and the writer drains whatever is queued with one wake-up.
         self._items: deque[tuple[int, Any]] = deque()
@@ -138,7 +141,7 @@ class Outbound:
             if upto is not None and seq >= upto:
                 break
             self.delivered[chat_id] = seq
-            frame = entry_frame(chat_id, seq, entry, self._audience)
+            frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
             if frame is not None:
                 frames.append(frame)
         return frames
@@ -153,7 +156,7 @@ class Outbound:
         frames = await self.fill(chat_id, seq) if seq > delivered + 1 else []
         self.delivered[chat_id] = seq
         if not skip:
-            frame = entry_frame(chat_id, seq, entry, self._audience)
+            frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
             if frame is not None:
                 frames.append(frame)
         return frames

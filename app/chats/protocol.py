@@ -62,6 +62,9 @@ class ErrorCode(StrEnum):
     invalid_wrapup = "invalid_wrapup"
     not_on_duty = "not_on_duty"
     forbidden = "forbidden"
+    # The same answer for a wrong, expired or deleted continuity code: it tells nothing.
+    unknown_code = "unknown_code"
+    unknown_service = "unknown_service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +115,37 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
+# A continuity code as typed: words, any case or spacing (app/continuity/codes.py).
+ContinuityCode = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ServiceId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+    ),
+]
+
+
 class StartChat(_Frame):
     type: Literal["start"]
     v: int = PROTOCOL_VERSION
     line: LineKey
     language: LanguageCode
     peer: bool = False
+    # A returning visitor's continuity code: their counsellor is asked first.
+    code: ContinuityCode | None = None
+
+
+class AcceptContinuity(_Frame):
+    """The visitor takes the continuity code their counsellor offered (shown once)."""
+
+    type: Literal["continuity.accept"]
+
+
+class DeleteContinuity(_Frame):
+    """The visitor deletes their continuity code; allowed at any time, like exit."""
+
+    type: Literal["continuity.delete"]
+    code: ContinuityCode
 
 
 class ResumeChat(_Frame):
@@ -246,6 +274,23 @@ class TakeOver(_Frame):
     chat_id: ChatId
 
 
+class OfferContinuity(_Frame):
+    """At the end of a chat: offer the visitor a continuity code, with a handover note that
+    only a returning visitor's code can unlock."""
+
+    type: Literal["continuity.offer"]
+    chat_id: ChatId
+    note: Annotated[str, StringConstraints(max_length=4000)] = ""
+
+
+class SendReferral(_Frame):
+    """Send a referral directory entry into the chat, as a card in the visitor's language."""
+
+    type: Literal["referral"]
+    chat_id: ChatId
+    service_id: ServiceId
+
+
 class AskSupervisor(_Frame):
     """A counsellor asks the on-duty supervisors of the chat's line to look at it."""
 
@@ -276,6 +321,8 @@ VisitorFrame = (
     | VisitorTyping
     | VisitorEnd
     | VisitorExit
+    | AcceptContinuity
+    | DeleteContinuity
     | VisitorFeedback
 )
 StaffFrame = (
@@ -296,6 +343,8 @@ StaffFrame = (
     | Unobserve
     | Whisper
     | TakeOver
+    | OfferContinuity
+    | SendReferral
     | AskSupervisor
     | TransferOptions
     | ListTeam
@@ -309,6 +358,8 @@ VISITOR_FRAMES: dict[str, type[_Frame]] = {
     "typing": VisitorTyping,
     "end": VisitorEnd,
     "exit": VisitorExit,
+    "continuity.accept": AcceptContinuity,
+    "continuity.delete": DeleteContinuity,
     "feedback": VisitorFeedback,
 }
 
@@ -333,6 +384,8 @@ STAFF_FRAMES: dict[str, type[_Frame]] = {
     "unobserve": Unobserve,
     "whisper": Whisper,
     "takeover": TakeOver,
+    "continuity.offer": OfferContinuity,
+    "referral": SendReferral,
     "team": ListTeam,
 }
 
@@ -498,7 +551,7 @@ class VisitorConnection(_Connection):
         self.feedback_due = False
 
     def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
-        if isinstance(frame, Ping | VisitorExit):
+        if isinstance(frame, Ping | VisitorExit | DeleteContinuity):
             return frame
         if isinstance(frame, VisitorFeedback):
             if not self.feedback_due:

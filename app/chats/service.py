@@ -20,6 +20,7 @@ from app.abuse.ratelimit import ClientTag
 from app.broker.base import Broker, Refusal, Transition
 from app.broker.records import (
     LIVE_STATES,
+    PRIORITY_CONTINUITY,
     PRIORITY_NORMAL,
     PRIORITY_RETURNED,
     PRIORITY_TRANSFER,
@@ -78,6 +79,16 @@ class Started:
 
 
 @dataclass(frozen=True, slots=True)
+class Returning:
+    """A returning visitor's chat goes to their counsellor first (app/continuity)."""
+
+    staff_id: str
+    alias: str
+    note: str
+    wait_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class LineUnavailable:
     """The visitor is told at once that nobody can answer, with the line's alternatives."""
 
@@ -111,7 +122,7 @@ def _entry_event(
         "origin": origin,
         "_entry": entry,
     }
-    if entry.text is not None and sealed is not None:
+    if entry.content and sealed is not None:
         event["sealed"] = sealed
     else:
         event["entry"] = entry.to_dict()
@@ -159,9 +170,11 @@ class ChatService:
         peer: bool = False,
         tag: ClientTag | None = None,
         connection: str | None = None,
+        returning: Returning | None = None,
     ) -> Started | LineUnavailable | ProtocolError:
         """Open a chat for a visitor; `tag` is their keyed address hash, `connection` their
-        connection's id (its lease tells other processes the visitor is still there)."""
+        connection's id (its lease tells other processes the visitor is still there);
+        `returning`: offered to that counsellor first, with priority."""
         line = self.lines.get(line_key)
         if line is None:
             return _err(ErrorCode.unknown_line, f"there is no line {line_key[:32]!r}", "start")
@@ -179,6 +192,7 @@ class ChatService:
             self.counters.chat_turned_away(line.key, "closed")
             return LineUnavailable(line, language, "closed")
         token = new_token()
+        priority = PRIORITY_NORMAL if returning is None else PRIORITY_CONTINUITY
         record = ChatRecord(
             id=new_chat_id(),
             line=line.key,
@@ -187,9 +201,14 @@ class ChatService:
             resume_digest=token_digest(token),
             created_at=now,
             queued_at=now,
+            priority=priority,
             peer_requested=peer,
             visitor_tag=tag.current if tag is not None else None,
         )
+        if returning is not None:
+            record.continuity_for = returning.staff_id
+            record.target_counsellor = returning.staff_id
+            record.target_until = now + returning.wait_seconds
         # The key and the lease exist before the chat does, so no other process ever sees
         # the chat without them.
         await self.transcript.begin(record.id)
@@ -198,7 +217,7 @@ class ChatService:
                 visitor_lease(record.id), connection, self.visitor_lease_seconds
             )
         position = await self.broker.create_chat(
-            record, queue_limit=line.max_queue_length, score=queue_score(PRIORITY_NORMAL, now)
+            record, queue_limit=line.max_queue_length, score=queue_score(priority, now)
         )
         if position is None:
             await self.transcript.forget(record.id)
@@ -207,6 +226,18 @@ class ChatService:
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.full))
             self.counters.chat_turned_away(line.key, "full")
             return LineUnavailable(line, language, "full")
+        if returning is not None and returning.note:
+            # Sealed in the transcript for its author alone: shredded with the chat.
+            handover = Entry(
+                EntryKind.handover,
+                now,
+                name=returning.alias,
+                text=returning.note,
+                staff_id=returning.staff_id,
+            )
+            await self.transcript.add(
+                record.id, handover, last_seq=0, announce=self.announce(record.id, handover, None)
+            )
         await self._queue_changed(line.key)
         return Started(record, token, position, fallback)
 
@@ -367,7 +398,14 @@ class ChatService:
         if "answered_at" in changes:
             self.counters.chat_answered(result.line)
         await self.broker.update_presence(staff_id, {"missed_offers": 0})
-        await self._append(result, Entry(EntryKind.joined, now, name=alias, staff_id=staff_id))
+        peer: bool | None = None
+        if result.peer_requested:
+            # The visitor asked for a peer: they are told whether this counsellor is one.
+            presence = await self.broker.get_presence(staff_id)
+            peer = bool(presence and presence.peer)
+        await self._append(
+            result, Entry(EntryKind.joined, now, name=alias, staff_id=staff_id, peer=peer)
+        )
         await self.broker.publish(
             staff_channel(staff_id),
             {"type": "chat.assigned", "chat_id": chat_id, "line": result.line},

@@ -27,8 +27,10 @@ from app.chats.protocol import (
     ListLive,
     ListTeam,
     Observe,
+    OfferContinuity,
     Ping,
     ProtocolError,
+    SendReferral,
     SetStatus,
     StaffConnection,
     StaffEnd,
@@ -45,6 +47,7 @@ from app.chats.protocol import (
 )
 from app.chats.supervision import Supervision
 from app.chats.transcript import Audience, EntryKind
+from app.directory.chats import send_referral
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
 from app.roster.live import current_duty
@@ -143,6 +146,7 @@ class StaffSocket(ClientSocket):
                 render=self._render,
                 transcript=runtime.transcript,
                 audience=Audience.staff,
+                viewer=staff.id,
             ),
         )
         self.rt = runtime
@@ -490,6 +494,16 @@ class StaffSocket(ClientSocket):
                 self.out.frame({"type": "blocked", "chat_id": frame.chat_id, "until": until})
                 # Who blocked which chat, never whom: the visitor's keyed hash stays out.
                 await _audit(self.rt, AuditAction.chat_blocked, staff.id, chat_id=frame.chat_id)
+        elif isinstance(frame, OfferContinuity):
+            offered = await self.rt.continuity.offer(staff, frame.chat_id, frame.note)
+            if isinstance(offered, ProtocolError):
+                problem = offered
+        elif isinstance(frame, SendReferral):
+            sent = await send_referral(
+                chats, self.rt.sessionmaker, staff, frame.chat_id, frame.service_id
+            )
+            if isinstance(sent, ProtocolError):
+                problem = sent
         elif isinstance(frame, AskSupervisor):
             asked = await self.supervision.ask_for_help(staff, frame.chat_id, frame.text)
             if isinstance(asked, ProtocolError):

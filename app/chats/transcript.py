@@ -28,6 +28,13 @@ class EntryKind(StrEnum):
     note = "note"
     whisper = "whisper"  # a supervisor to the counsellor
     ended = "ended"
+    # Continuity codes (app/continuity): the counsellor offers one (the visitor sees the offer,
+    # not the note), the visitor took it (staff only), and a returning visitor's note for the
+    # counsellor who wrote it (only them, app/chats/connection.py).
+    continuity_offer = "continuity_offer"
+    continuity_issued = "continuity_issued"
+    handover = "handover"
+    referral = "referral"  # a card from the referral directory, in the visitor's language
 
 
 class Audience(StrEnum):
@@ -36,7 +43,11 @@ class Audience(StrEnum):
 
 
 # Entries the visitor never sees, in any code path (live, resume, replay).
-STAFF_ONLY = frozenset({EntryKind.note, EntryKind.whisper})
+STAFF_ONLY = frozenset(
+    {EntryKind.note, EntryKind.whisper, EntryKind.continuity_issued, EntryKind.handover}
+)
+# Staff-only entries that only their author sees (not colleagues, not observing supervisors).
+AUTHOR_ONLY = frozenset({EntryKind.handover})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +60,17 @@ class Entry:
     reason: str | None = None
     client_id: str | None = None
     staff_id: str | None = None  # author of a staff entry, shown to staff only
+    card: dict[str, Any] | None = None  # a referral card
+    peer: bool | None = None  # joined: whether the counsellor is a peer (when one was asked)
+
+    @property
+    def content(self) -> bool:
+        """Whether the entry carries what someone wrote or sent (it crosses processes sealed)."""
+        return self.text is not None or self.card is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"k": self.kind.value, "at": self.at}
-        for name in ("sender", "name", "text", "reason", "client_id", "staff_id"):
+        for name in ("sender", "name", "text", "reason", "client_id", "staff_id", "card", "peer"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -69,16 +87,23 @@ class Entry:
             reason=raw.get("reason"),
             client_id=raw.get("client_id"),
             staff_id=raw.get("staff_id"),
+            card=raw.get("card"),
+            peer=raw.get("peer"),
         )
 
 
-def visible_to(entry: Entry, audience: Audience) -> bool:
+def visible_to(entry: Entry, audience: Audience, viewer: str | None = None) -> bool:
+    if entry.kind in AUTHOR_ONLY:
+        return audience is Audience.staff and viewer is not None and viewer == entry.staff_id
     return audience is Audience.staff or entry.kind not in STAFF_ONLY
 
 
-def entry_frame(chat_id: str, seq: int, entry: Entry, audience: Audience) -> dict[str, Any] | None:
-    """The frame a participant receives for an entry, or None if it is not for them."""
-    if not visible_to(entry, audience):
+def entry_frame(
+    chat_id: str, seq: int, entry: Entry, audience: Audience, viewer: str | None = None
+) -> dict[str, Any] | None:
+    """The frame a participant (`viewer`: a staff member's id) receives for an entry, or
+    None if it is not for them."""
+    if not visible_to(entry, audience, viewer):
         return None
     base: dict[str, Any] = {"chat_id": chat_id, "seq": seq, "at": entry.at}
     if entry.kind is EntryKind.message:
@@ -89,6 +114,8 @@ def entry_frame(chat_id: str, seq: int, entry: Entry, audience: Audience) -> dic
             base["client_id"] = entry.client_id
     elif entry.kind is EntryKind.joined:
         base.update(type="counsellor.joined", name=entry.name)
+        if entry.peer is not None:
+            base["peer"] = entry.peer
     elif entry.kind is EntryKind.left:
         base.update(type="counsellor.left", reason=entry.reason)
     elif entry.kind is EntryKind.ended:
@@ -97,6 +124,16 @@ def entry_frame(chat_id: str, seq: int, entry: Entry, audience: Audience) -> dic
         base.update(type="note", name=entry.name, text=entry.text)
     elif entry.kind is EntryKind.whisper:
         base.update(type="whisper", name=entry.name, text=entry.text)
+    elif entry.kind is EntryKind.continuity_offer:
+        base.update(type="continuity.offered", name=entry.name)
+        if audience is Audience.staff:
+            base["note"] = entry.text
+    elif entry.kind is EntryKind.continuity_issued:
+        base.update(type="continuity.accepted")
+    elif entry.kind is EntryKind.handover:
+        base.update(type="handover", name=entry.name, text=entry.text)
+    elif entry.kind is EntryKind.referral:
+        base.update(type="referral", name=entry.name, card=entry.card)
     if audience is Audience.staff and entry.staff_id is not None:
         base["staff_id"] = entry.staff_id
     return base

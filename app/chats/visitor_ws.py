@@ -21,7 +21,9 @@ from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
     PROTOCOL_VERSION,
+    AcceptContinuity,
     Close,
+    DeleteContinuity,
     ErrorCode,
     Phase,
     Ping,
@@ -35,8 +37,10 @@ from app.chats.protocol import (
     VisitorMessage,
     VisitorTyping,
 )
-from app.chats.service import LineUnavailable
+from app.chats.service import LineUnavailable, Started
 from app.chats.transcript import Audience, Entry, EntryKind
+from app.continuity import codes
+from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
 from app.routing.policy import estimate_wait
 from app.routing.positions import position_frame
@@ -125,6 +129,13 @@ class VisitorSocket(ClientSocket):
             problem = await self.rt.chats.visitor_end(self.chat_id)
             if problem is not None:
                 self.out.frame(problem.frame())
+        elif isinstance(frame, AcceptContinuity):
+            await self._accept_continuity()
+        elif isinstance(frame, DeleteContinuity):
+            if await self._code_attempt("continuity.delete"):
+                await self.rt.continuity.delete(frame.code)
+                # The same answer whether there was such a code or not.
+                self.out.frame({"type": "continuity.deleted"})
         elif isinstance(frame, VisitorExit):
             chat_id = self.chat_id or self.last_chat_id
             if chat_id is not None:
@@ -177,12 +188,74 @@ class VisitorSocket(ClientSocket):
             ack["client_id"] = frame.client_id
         self.out.frame(ack)
 
+    async def _code_attempt(self, ref: str) -> bool:
+        """Continuity code attempts are limited per client, like any abuse: guessing codes
+        through Lykta is slow, whatever the answers."""
+        if self.tag is None:
+            return True
+        settings = self.rt.settings
+        limit = Limit(settings.continuity_attempts, settings.continuity_attempt_window_seconds)
+        if await self.rt.rate_limiter.allow("code", self.tag, limit):
+            return True
+        self.out.frame(
+            ProtocolError(
+                ErrorCode.rate_limited, "too many code attempts; try again in a few minutes", ref
+            ).frame()
+        )
+        return False
+
+    async def _accept_continuity(self) -> None:
+        assert self.chat_id is not None
+        issued = await self.rt.continuity.accept(self.chat_id)
+        if isinstance(issued, ProtocolError):
+            self.out.frame(issued.frame())
+            return
+        # The only time the code leaves the server: this frame, to this visitor, once.
+        self.out.frame(
+            {
+                "type": "continuity.code",
+                "chat_id": self.chat_id,
+                "code": issued.code,
+                "words": len(issued.code.split()),
+                "bits": round(codes.code_bits(self.language or "en"), 1),
+                "expires_at": round(issued.expires_at.timestamp()),
+            }
+        )
+
     async def _start(self, frame: StartChat) -> None:
         if not await self._within_rate("start"):
             return
-        result = await self.rt.chats.start(
-            frame.line, frame.language, peer=frame.peer, tag=self.tag, connection=self.id
-        )
+        result: Started | LineUnavailable | ProtocolError
+        if frame.code is not None:
+            if not await self._code_attempt("start"):
+                return
+            returning = await self.rt.continuity.start(
+                frame.code,
+                frame.line,
+                frame.language,
+                peer=frame.peer,
+                tag=self.tag,
+                connection=self.id,
+            )
+            if isinstance(returning, CounsellorAway):
+                # No chat yet: the visitor may come back then, or start one for anyone.
+                self.out.frame(
+                    {
+                        "type": "continuity.away",
+                        "name": returning.name or None,
+                        "next_on_duty_at": returning.next_on_duty_at,
+                    }
+                )
+                return
+            if isinstance(returning, CounsellorHere):
+                self.out.frame({"type": "continuity.found", "name": returning.name})
+                result = returning.started
+            else:
+                result = returning
+        else:
+            result = await self.rt.chats.start(
+                frame.line, frame.language, peer=frame.peer, tag=self.tag, connection=self.id
+            )
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
             return
@@ -199,6 +272,8 @@ class VisitorSocket(ClientSocket):
                 "line": record.line,
                 "language": record.language,
                 "language_fallback": result.language_fallback,
+                "peer_requested": record.peer_requested,
+                "continuity": record.continuity_for is not None,
             }
         )
         line = self.rt.lines.get(record.line)

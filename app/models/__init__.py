@@ -3,6 +3,7 @@
 from app.models.audit_entry import AuditEntry
 from app.models.calendar_feed import CalendarFeed
 from app.models.chat_statistic import ChatStatistic
+from app.models.continuity_code import ContinuityCode
 from app.models.drop_request import DropRequest
 from app.models.duty_addition import DutyAddition
 from app.models.enrolment import Enrolment
@@ -17,6 +18,7 @@ from app.models.extra_shift import ExtraShift
 from app.models.line import Line
 from app.models.line_membership import LineMembership
 from app.models.recovery_code import RecoveryCode
+from app.models.referral_service import ReferralService
 from app.models.roster_closure import RosterClosure
 from app.models.shift_assignment import ShiftAssignment
 from app.models.shift_pattern import ShiftPattern
@@ -30,6 +32,7 @@ __all__ = [
     "CalendarFeed",
     "ChatOutcome",
     "ChatStatistic",
+    "ContinuityCode",
     "DropRequest",
     "DropState",
     "DutyAddition",
@@ -39,6 +42,7 @@ __all__ = [
     "LineMembership",
     "Qualification",
     "RecoveryCode",
+    "ReferralService",
     "RosterClosure",
     "ShiftAssignment",
     "ShiftPattern",

@@ -25,6 +25,7 @@ class Kind(StrEnum):
     audit = "audit log"
     hourly = "hourly aggregates"
     configuration = "configuration"
+    continuity = "continuity codes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,14 @@ RULES: dict[str, TableRule] = {
     "shift_patterns": TableRule(Kind.configuration),
     "extra_shifts": TableRule(Kind.configuration),
     "roster_closures": TableRule(Kind.configuration),
+    # The referral directory: services and how to reach them, about no visitor.
+    "referral_services": TableRule(Kind.configuration),
+    # Which counsellor and line a code leads to, and when it expires (to the hour). The
+    # keyed hash and the sealed note are withheld: without the visitor's words they are
+    # unreadable anyway (docs/continuity.md), and the hash would let its holder test guesses.
+    "continuity_codes": TableRule(
+        Kind.continuity, withheld=("digest", "kdf_salt", "note_nonce", "note_sealed")
+    ),
 }
 # Bookkeeping of the schema itself, about nothing and no one.
 IGNORED = frozenset({"alembic_version"})

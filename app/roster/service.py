@@ -1007,6 +1007,32 @@ class RosterService:
         future = [w for w in windows if w[0] > now]
         return min(future) if future else None
 
+    async def next_shift(
+        self, session: AsyncSession, staff_id: uuid.UUID, line_key: str, now: datetime
+    ) -> datetime | None:
+        """When the staff member's next shift (or ad hoc duty) on the line starts after now."""
+        lookups = RosterLookups(session)
+        staff = await lookups.staff(staff_id)
+        line = await lookups.line(line_key)
+        if staff is None or not staff.is_active or line is None or not line.is_active:
+            return None
+        if not await lookups.is_member(staff_id, line_key):
+            return None
+        end = now + timedelta(days=OPENING_HORIZON_DAYS)
+        assignments = [
+            a
+            for a in await AssignmentRepository(session).for_staff(staff_id)
+            if a.line_key == line_key
+        ]
+        starts = [
+            a.occurrence.starts_at for a in await self.assigned(session, assignments, now, end)
+        ]
+        for addition in await DutyAdditionRepository(session).for_staff(staff_id, now, end):
+            if addition.line_key == line_key:
+                starts.append(addition.starts_at)
+        future = [s for s in starts if s > now]
+        return min(future) if future else None
+
     async def own_shifts(
         self, session: AsyncSession, staff: Staff, start: datetime, end: datetime
     ) -> tuple[list[Assigned], Sequence[DutyAddition], Sequence[DropRequest]]:

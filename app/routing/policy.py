@@ -58,6 +58,8 @@ def choose(
         return None
     waited = now - chat.queued_at
     relaxed = waited >= line.language_relax_seconds
+    # A visitor who asked for a peer waits for one only this long, then takes anyone.
+    peer_relaxed = waited >= line.peer_relax_seconds
 
     if chat.target_counsellor is not None and now < (chat.target_until or 0.0):
         targeted = [c for c in pool if c.staff_id == chat.target_counsellor]
@@ -73,8 +75,8 @@ def choose(
         fresh = pool
     if not relaxed:
         fresh = [c for c in fresh if chat.language in c.presence.languages]
-        if chat.peer_requested:
-            fresh = [c for c in fresh if c.presence.peer]
+    if chat.peer_requested and not peer_relaxed:
+        fresh = [c for c in fresh if c.presence.peer]
     if not fresh:
         return None
 

@@ -42,11 +42,18 @@ class Permission(StrEnum):
     own_shifts = "own_shifts"  # one's own shifts, sign-ups, drop requests, calendar feed
     read_audit = "read_audit"  # the audit log
     deployment = "deployment"  # the deployment's (non-secret) settings
+    read_directory = "read_directory"  # search the referral directory (and send its cards)
+    manage_directory = "manage_directory"  # keep the referral directory, CSV import and export
 
 
 ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
     StaffRole.counsellor: frozenset(
-        {Permission.own_account, Permission.take_chats, Permission.own_shifts}
+        {
+            Permission.own_account,
+            Permission.take_chats,
+            Permission.own_shifts,
+            Permission.read_directory,
+        }
     ),
     # Coordinators plan and manage, but never read a chat: no take_chats, no supervise.
     StaffRole.coordinator: frozenset(
@@ -57,6 +64,8 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
             Permission.manage_roster,
             Permission.read_statistics,
             Permission.read_audit,
+            Permission.read_directory,
+            Permission.manage_directory,
         }
     ),
     StaffRole.admin: frozenset(
@@ -69,6 +78,8 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
             Permission.read_statistics,
             Permission.read_audit,
             Permission.deployment,
+            Permission.read_directory,
+            Permission.manage_directory,
         }
     ),
 }
@@ -113,6 +124,8 @@ FRAME_RULES: dict[str, Permission] = {
     "unobserve": Permission.supervise,
     "whisper": Permission.supervise,
     "takeover": Permission.supervise,
+    "continuity.offer": Permission.take_chats,
+    "referral": Permission.take_chats,
     "team": Permission.supervise,
 }
 
@@ -234,3 +247,5 @@ ManageRoster = Annotated[Staff, require(Permission.manage_roster)]
 ReadStatistics = Annotated[Staff, require(Permission.read_statistics)]
 OwnShifts = Annotated[Staff, require(Permission.own_shifts)]
 Deployment = Annotated[Staff, require(Permission.deployment)]
+ReadDirectory = Annotated[Staff, require(Permission.read_directory)]
+ManageDirectory = Annotated[Staff, require(Permission.manage_directory)]

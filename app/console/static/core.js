@@ -6,7 +6,7 @@
 // e.g. the chats view, whose drafts must survive a look at the roster.
 
 const STATIC = "/console/static";
-const AREAS = ["core", "coord", "chats"];
+const AREAS = ["core", "coord", "chats", "care"];
 export const LANGUAGES = ["sv", "en"];
 
 // Which permission (from GET /api/staff/me) shows which route; order = navigation order.
@@ -19,6 +19,7 @@ export const ROUTES = [
   { name: "lines", permission: "manage_lines" },
   { name: "stats", permission: "read_statistics" },
   { name: "audit", permission: "read_audit" },
+  { name: "directory", permission: "manage_directory" },
   { name: "deployment", permission: "deployment" },
 ];
 

@@ -5,6 +5,7 @@
 
 import { h, nextId } from "../core.js";
 import { staffSocket } from "../socket.js";
+import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
 
 // Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
 export const persistent = true;
@@ -109,7 +110,11 @@ function build(root, ctx) {
   const confirmDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "confirm-title" });
   const transferDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "transfer-title" });
   const helpDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "help-title" });
-  root.append(confirmDialog, transferDialog, helpDialog);
+  // Continuity codes and referral cards (issue 9, views/care.js).
+  const codeDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "code-title" });
+  const referralDialog = h("dialog", { class: "chats-dialog wide", "aria-labelledby": "referral-title" });
+  root.append(confirmDialog, transferDialog, helpDialog, codeDialog, referralDialog);
+  const care = careTools(ctx, socket, state, { codeDialog, referralDialog });
 
   // --- Socket frames ------------------------------------------------------------------------
 
@@ -169,7 +174,7 @@ function build(root, ctx) {
     const key = `chats.released.${frame.reason}`;
     closeChat(frame.chat_id, t(key) === key ? t("chats.released.other") : t(key));
   });
-  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended"]) {
+  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended", ...CARE_ENTRIES]) {
     listen(kind, (frame) => {
       const chat = state.chats.get(frame.chat_id);
       if (chat) addEntry(chat, frame);
@@ -289,6 +294,7 @@ function build(root, ctx) {
         wrapup: null,
         visitorConnected: summary.visitor_connected !== false,
         graceUntil: summary.visitor_grace_until ?? null,
+        peerRequested: Boolean(summary.peer_requested),
         typingSent: 0,
         typingTimer: null,
         ui: null,
@@ -317,7 +323,7 @@ function build(root, ctx) {
     const chat = state.chats.get(chatId);
     if (!chat) return;
     // A dialog about this chat has nothing left to act on.
-    for (const dialog of [transferDialog, helpDialog, confirmDialog]) {
+    for (const dialog of [transferDialog, helpDialog, confirmDialog, codeDialog, referralDialog]) {
       if (dialog.open && dialog.dataset.chat === chatId) dialog.close();
     }
     clearTimeout(chat.typingTimer);
@@ -358,6 +364,12 @@ function build(root, ctx) {
       }
     }
     if (entry.type === "whisper") chatNotice(chat, t("chats.whisper_arrived", { name: entry.name }), "warn");
+    if (entry.type === "handover") chatNotice(chat, t("care.handover_arrived"), "ok");
+    if (entry.type === "continuity.offered") care.offered(chat);
+    if (entry.type === "continuity.accepted") {
+      chatNotice(chat, t("care.code_taken"), "ok");
+      care.codeTaken(chat);
+    }
     scrollDown(chat);
   }
 
@@ -432,6 +444,7 @@ function build(root, ctx) {
           h("p", { class: "offer-meta", text: t("chats.offer_waited", { time: duration(offer.waited_seconds) }) }),
           offer.transfer ? h("span", { class: "tag", text: t("chats.transfer_tag") }) : null,
           offer.peer_requested ? h("span", { class: "tag", text: t("chats.peer_tag") }) : null,
+          offer.continuity ? h("span", { class: "tag returning", text: t("care.returning_tag") }) : null,
           h("p", { class: "countdown", dataset: { countdown: offer.chat_id }, text: t("chats.expires_in", { seconds: left }) }),
           progress,
           h("div", { class: "actions" }, accept, decline),
@@ -563,11 +576,15 @@ function build(root, ctx) {
     );
     const end = h("button", { type: "button", class: "danger", "aria-keyshortcuts": "Alt+E" }, t("chats.end"), h("kbd", { class: "key-hint", text: "Alt+E" }));
     end.addEventListener("click", () => endChat(chat));
-    const actions = h("div", { class: "chat-actions" }, transfer, help, block, end);
+    const offerCode = h("button", { type: "button", text: t("care.offer_code") });
+    offerCode.addEventListener("click", () => care.offerCode(chat));
+    const refer = h("button", { type: "button", text: t("care.refer") });
+    refer.addEventListener("click", () => care.refer(chat));
+    const actions = h("div", { class: "chat-actions" }, refer, offerCode, transfer, help, block, end);
     const wrapup = h("div", { class: "wrapup", hidden: true });
 
     const heading = h("h2", { class: "chat-title", text: chat.label });
-    const meta = h("p", { class: "chat-meta muted", text: languageName(chat.language) });
+    const meta = h("p", { class: "chat-meta muted" }, h("span", { text: languageName(chat.language) }), chat.peerRequested ? h("span", { class: "tag peer", text: t("chats.peer_tag") }) : null);
     const panel = h(
       "section",
       { class: "chat-panel", role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true, dataset: { chat: chat.id } },
@@ -629,6 +646,7 @@ function build(root, ctx) {
     if (entry.type === "note") {
       return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
+    if (CARE_ENTRIES.includes(entry.type)) return careEntry(ctx, entry, at);
     if (entry.type === "whisper") {
       return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
@@ -888,6 +906,7 @@ function build(root, ctx) {
       chat.ui.wrapupError.hidden = false;
       return;
     }
+    if (care.showError(ref, message)) return;
     if (ref === "note" && chat) {
       chat.ui.noteError.textContent = message;
       chat.ui.noteError.hidden = false;

@@ -1,0 +1,164 @@
+"""Continuity codes: issue one at the end of a chat, find its counsellor when the visitor
+returns, delete it on the visitor's word. Services flush, never commit.
+
+The plain code exists only in the request that creates or presents it: it is returned to the
+caller to show once, hashed for the lookup, and used to derive the note's key; nothing here
+stores or logs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.continuity import codes
+from app.continuity.codes import KdfParams, SealedNote
+from app.continuity.repository import ContinuityCodeRepository
+from app.models import ContinuityCode
+from app.roster.repository import RosterLookups
+from app.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    code: str  # shown to the visitor once, then gone
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A code that names a counsellor who still works on the line (and is active)."""
+
+    staff_id: uuid.UUID
+    alias: str
+    line_key: str
+    expires_at: datetime
+    sealed: SealedNote
+    normalised: str
+    digest: str
+
+    async def open_note(self) -> str:
+        """The handover note (Argon2id then AES-GCM, off the event loop); "" if unreadable."""
+        note = await asyncio.to_thread(codes.open_note, self.sealed, self.normalised, self.digest)
+        return note or ""
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    """Expiry is kept to the hour: it must not tell when a chat happened any finer."""
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+class ContinuityService:
+    def kdf(self, settings: Settings) -> KdfParams:
+        return KdfParams(
+            iterations=settings.continuity_kdf_iterations,
+            memory_kib=settings.continuity_kdf_memory_kib,
+        )
+
+    async def _digest(self, settings: Settings, normalised: str) -> str:
+        key = codes.digest_key(settings.secret_key.get_secret_value())
+        return await asyncio.to_thread(codes.digest, key, normalised)
+
+    def expiry(self, settings: Settings, now: datetime) -> datetime:
+        return _ceil_hour(now + timedelta(days=settings.continuity_code_days))
+
+    async def issue(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        line_key: str,
+        staff_id: uuid.UUID,
+        language: str,
+        note: str,
+        now: datetime,
+    ) -> Issued:
+        repo = ContinuityCodeRepository(session)
+        await repo.delete_expired(now)
+        while True:
+            code = codes.new_code(language)
+            normalised = codes.normalise(code)
+            assert normalised is not None
+            digest = await self._digest(settings, normalised)
+            # 2^55 codes: a repeat is next to impossible, but must never merge two visitors.
+            if await repo.by_digest(digest) is None:
+                break
+        sealed = await asyncio.to_thread(
+            codes.seal_note, note[: codes.MAX_NOTE_CHARS], normalised, digest, self.kdf(settings)
+        )
+        expires_at = self.expiry(settings, now)
+        await repo.add(
+            ContinuityCode(
+                digest=digest,
+                line_key=line_key,
+                staff_id=staff_id,
+                expires_at=expires_at,
+                kdf_salt=sealed.salt,
+                note_nonce=sealed.nonce,
+                note_sealed=sealed.sealed,
+            )
+        )
+        return Issued(code, expires_at)
+
+    async def find(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        code: str,
+        line_key: str,
+        now: datetime,
+    ) -> Match | None:
+        """The code's counsellor, renewing the code; None for every kind of miss alike
+        (unknown, expired, deleted, another line), so the answer tells nothing."""
+        normalised = codes.normalise(code)
+        if normalised is None:
+            return None
+        repo = ContinuityCodeRepository(session)
+        digest = await self._digest(settings, normalised)
+        row = await repo.by_digest(digest)
+        if row is None:
+            return None
+        if row.expires_at <= now:
+            await repo.delete(row)
+            return None
+        if row.line_key != line_key:
+            return None
+        row.expires_at = self.expiry(settings, now)
+        await session.flush()
+        lookups = RosterLookups(session)
+        staff = await lookups.staff(row.staff_id)
+        # A counsellor who left the line or was deactivated: the code still works, but as
+        # "not on duty" with no next shift (the visitor may wait for anyone).
+        alias = staff.alias if staff is not None else ""
+        return Match(
+            staff_id=row.staff_id,
+            alias=alias,
+            line_key=row.line_key,
+            expires_at=row.expires_at,
+            sealed=SealedNote(row.kdf_salt, row.note_nonce, row.note_sealed),
+            normalised=normalised,
+            digest=digest,
+        )
+
+    async def delete(self, session: AsyncSession, settings: Settings, code: str) -> bool:
+        normalised = codes.normalise(code)
+        if normalised is None:
+            return False
+        digest = await self._digest(settings, normalised)
+        return await ContinuityCodeRepository(session).delete_by_digest(digest)
+
+    async def purge_expired(self, session: AsyncSession, now: datetime) -> int:
+        return await ContinuityCodeRepository(session).delete_expired(now)
+
+
+def epoch(moment: datetime) -> int:
+    return math.floor(moment.timestamp())
+
+
+continuity_service = ContinuityService()
