@@ -175,6 +175,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn runs Lykta (the tests run it the same way)."""
+    from app.web.websocket import CoalescingWebSocketProtocol
+
     return {
         # uvicorn's own logging config would log to stderr in its format: ours is in place.
         "log_config": None,
@@ -186,7 +188,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "forwarded_allow_ips": "",
         "server_header": False,
-        "ws": "websockets-sansio",
+        # uvicorn's websockets-sansio, writing each connection's frames once per loop turn.
+        "ws": CoalescingWebSocketProtocol,
         "ws_max_size": settings.ws_max_frame_bytes,
         "ws_per_message_deflate": False,
     }

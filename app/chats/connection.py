@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,7 +50,11 @@ class Outbound:
         self._ws = ws
         # The staff member this connection belongs to (some entries are for their author only).
         self.viewer = viewer
-        self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue(size)
+        # A deque and one waiter rather than an asyncio.Queue: this is on every frame's path,
+        # and the writer drains whatever is queued with one wake-up.
+        self._items: deque[tuple[int, Any]] = deque()
+        self._size = size
+        self._waiter: asyncio.Future[None] | None = None
         self._render = render
         self._transcript = transcript
         self._audience = audience
@@ -64,12 +69,15 @@ class Outbound:
     def _put(self, item: tuple[int, Any]) -> None:
         if self.overflowed:
             return
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self._items) >= self._size:
             self.overflowed = True
             if self._on_overflow is not None:
                 self._on_overflow()
+            return
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def frame(self, frame: Frame) -> None:
         self._put((_FRAME, frame))
@@ -93,8 +101,17 @@ class Outbound:
 
     async def _run(self) -> None:
         ws = self._ws
+        items = self._items
+        loop = asyncio.get_running_loop()
         while True:
-            kind, payload = await self._queue.get()
+            if not items:
+                self._waiter = loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
+            kind, payload = items.popleft()
             if kind == _FRAME:
                 frames: list[Frame] = [payload]
             elif kind == _EVENT:

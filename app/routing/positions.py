@@ -29,8 +29,9 @@ Sink = Callable[[dict[str, Any]], None]
 
 # Even without changes, estimates are refreshed this often (capacity and durations drift).
 REFRESH_SECONDS = 10.0
-# How many visitors' positions are pushed before other work gets a turn.
-YIELD_EVERY = 200
+# How many visitors' positions are pushed before other work gets a turn: each of them wakes
+# a writer in the next turn, so a small chunk keeps an offer from waiting behind many.
+YIELD_EVERY = 25
 
 
 class QueueWatch:
