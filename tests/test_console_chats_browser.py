@@ -435,3 +435,29 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     blocked = await open_visitor(server)
     await blocked.send({"type": "start", "line": "support", "language": "sv"})
     assert (await blocked.expect("line.closed"))["reason"] == "unavailable"
+
+    # A reload (the page's memory is gone): the wrap-up still owed is back, with its form.
+    await page.reload()
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    panel = chat_panel(page, visitor)
+    await expect(chat_tab(page, visitor)).to_contain_text("ended")
+    await expect(panel.locator(".chat-notices")).to_have_text(
+        "The chat ended. Its wrap-up is still to do."
+    )
+    form = panel.locator(".wrapup-form")
+    await expect(form).to_be_visible()
+    await assert_accessible(page, "chats-owed-wrapup")
+    async with unit_of_work(rt.sessionmaker) as session:
+        before = len((await session.execute(select(Wrapup))).scalars().all())
+    await form.get_by_label("health").check()
+    await form.get_by_label("support given").check()
+    await form.locator("button[type=submit]").click()
+    await expect(chat_tab(page, visitor)).to_have_count(0)
+    await expect(page.locator(".chats-notice")).to_contain_text("wrap-up saved")
+    async with unit_of_work(rt.sessionmaker) as session:
+        rows = (await session.execute(select(Wrapup))).scalars().all()
+    assert len(rows) == before + 1
+    # And once saved, a further reload shows nothing owed.
+    await page.reload()
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    await expect(page.locator(".wrapup-form")).to_have_count(0)
