@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from app.broker.redis import RedisBroker
 from app.chats.channels import Deadline, deadline_key
 from tests.support.clients import StaffClient, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
@@ -47,6 +48,9 @@ async def test_an_owed_wrapup_is_listed_on_every_reconnect_until_it_is_saved(
     assert owed == [{k: v for k, v in required.items() if k != "type"}]
     assert owed[0]["chat_id"] == chat_id and owed[0]["line"] == "support"
     assert "violence" in owed[0]["topics"] and "support given" in owed[0]["outcomes"]
+    if isinstance(rt.broker, RedisBroker):
+        # The index outlives no process forever: it expires with the wrap-up window.
+        assert await rt.broker.keys_without_ttl() == []
 
     await again.send({"type": "wrapup", "chat_id": chat_id, **SAVE})
     await again.expect("wrapup.saved", chat_id=chat_id)
