@@ -251,3 +251,29 @@ async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) 
         "a", 2, b"dup", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 98})
     ) == (1, "duplicate")
     assert [e["seq"] for e in got] == [1]
+
+
+async def test_owed_wrapups_are_listed_per_counsellor_until_settled_or_lapsed(
+    broker: Broker,
+) -> None:
+    assert await broker.owed_wrapups("s1") == []
+    await broker.owe_wrapup("s1", "a", ttl=60)
+    await broker.owe_wrapup("s1", "b", ttl=60)
+    await broker.owe_wrapup("s2", "c", ttl=60)
+    assert await broker.owed_wrapups("s1") == ["a", "b"]
+    assert await broker.owed_wrapups("s2") == ["c"]
+    # Noting the same chat again keeps one entry; settling is per counsellor and idempotent.
+    await broker.owe_wrapup("s1", "a", ttl=60)
+    assert sorted(await broker.owed_wrapups("s1")) == ["a", "b"]
+    await broker.settle_wrapup("s2", "a")
+    await broker.settle_wrapup("s1", "a")
+    await broker.settle_wrapup("s1", "a")
+    await broker.settle_wrapup("nobody", "zzz")
+    assert await broker.owed_wrapups("s1") == ["b"]
+    # An entry lapses by itself with its window, without disturbing a longer one.
+    await broker.owe_wrapup("s2", "d", ttl=0.05)
+    await asyncio.sleep(0.15)
+    assert await broker.owed_wrapups("s2") == ["c"]
+    await broker.owe_wrapup("s3", "e", ttl=0.05)
+    await asyncio.sleep(0.15)
+    assert await broker.owed_wrapups("s3") == []

@@ -405,6 +405,40 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     record = await rt.broker.get_chat(visitor.chat_id)
     assert record is not None and record.counsellor_id == erik_id
 
+    # A chat that ends while the console is disconnected (the session ended, the sign-in
+    # dialog is up): back in, it says the chat ended and shows the form, not "no longer yours".
+    later = await visitor_on(server)
+    await accept_offer(page, later)
+    await later.expect("counsellor.joined")
+    later_panel = chat_panel(page, later)
+    await expect(chat_tab(page, later)).to_have_count(1)
+    async with unit_of_work(rt.sessionmaker) as session:
+        await StaffSessionRepository(session).delete_for_staff(uuid.UUID(erik_id))
+    await rt.chats.end_sessions(erik_id, None)
+    await expect(dialog).to_be_visible()
+    await later.send({"type": "end"})
+    await later.expect("chat.ended")
+    await dialog.locator("input[name=username]").fill("erik")
+    await dialog.locator("input[name=password]").fill(PASSWORD)
+    await dialog.locator("input[name=code]").fill(await fresh_code("erik"))
+    await dialog.locator("button[type=submit]").click()
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    await expect(later_panel.locator(".chat-notices")).to_have_text(
+        "The chat ended. Its wrap-up is still to do."
+    )
+    await expect(chat_tab(page, later)).to_contain_text("ended")
+    await expect(page.get_by_text("no longer yours")).to_have_count(0)
+    await chat_tab(page, later).click()
+    await expect(later_panel.locator(".wrapup-form")).to_be_visible()
+    await expect(later_panel.locator("textarea[name=text]")).to_be_hidden()
+    later_form = later_panel.locator(".wrapup-form")
+    await later_form.get_by_label("other").check()
+    await later_form.get_by_label("referred").check()
+    await later_form.locator("button[type=submit]").click()
+    await expect(chat_tab(page, later)).to_have_count(0)
+    await expect(page.locator(".chats-notice")).to_contain_text("wrap-up saved")
+
     # The visitor drops: shown plainly, with when the grace period ends.
     await visitor.close()
     away = panel.locator(".visitor-away")
@@ -435,3 +469,29 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     blocked = await open_visitor(server)
     await blocked.send({"type": "start", "line": "support", "language": "sv"})
     assert (await blocked.expect("line.closed"))["reason"] == "unavailable"
+
+    # A reload (the page's memory is gone): the wrap-up still owed is back, with its form.
+    await page.reload()
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    panel = chat_panel(page, visitor)
+    await expect(chat_tab(page, visitor)).to_contain_text("ended")
+    await expect(panel.locator(".chat-notices")).to_have_text(
+        "The chat ended. Its wrap-up is still to do."
+    )
+    form = panel.locator(".wrapup-form")
+    await expect(form).to_be_visible()
+    await assert_accessible(page, "chats-owed-wrapup")
+    async with unit_of_work(rt.sessionmaker) as session:
+        before = len((await session.execute(select(Wrapup))).scalars().all())
+    await form.get_by_label("health").check()
+    await form.get_by_label("support given").check()
+    await form.locator("button[type=submit]").click()
+    await expect(chat_tab(page, visitor)).to_have_count(0)
+    await expect(page.locator(".chats-notice")).to_contain_text("wrap-up saved")
+    async with unit_of_work(rt.sessionmaker) as session:
+        rows = (await session.execute(select(Wrapup))).scalars().all()
+    assert len(rows) == before + 1
+    # And once saved, a further reload shows nothing owed.
+    await page.reload()
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    await expect(page.locator(".wrapup-form")).to_have_count(0)

@@ -130,6 +130,21 @@ class Broker(ABC):
     @abstractmethod
     async def staff_loads(self, staff_ids: list[str]) -> dict[str, int]: ...
 
+    # Owed wrap-ups ------------------------------------------------------------------------
+    # Only ids: which ended chats a counsellor still owes a wrap-up for, so a reloaded or
+    # reconnected console can show the form again. Each entry lapses by itself after `ttl`.
+    @abstractmethod
+    async def owe_wrapup(self, staff_id: str, chat_id: str, ttl: float) -> None:
+        """Note that `staff_id` owes the chat's wrap-up for the next `ttl` seconds."""
+
+    @abstractmethod
+    async def owed_wrapups(self, staff_id: str) -> list[str]:
+        """Chats whose wrap-up the counsellor still owes (not lapsed), oldest first."""
+
+    @abstractmethod
+    async def settle_wrapup(self, staff_id: str, chat_id: str) -> None:
+        """The wrap-up was saved (or is no longer due): forget the entry."""
+
     # Transcript ---------------------------------------------------------------------------
     @abstractmethod
     async def append(

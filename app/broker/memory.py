@@ -76,6 +76,8 @@ class MemoryBroker(Broker):
         self._values: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
         self._recent: dict[str, tuple[deque[float], float]] = {}
+        # staff id -> {chat id: monotonic expiry}
+        self._wrapups: dict[str, dict[str, float]] = {}
         self._next_purge = 0.0
 
     async def now(self) -> float:
@@ -360,6 +362,25 @@ class MemoryBroker(Broker):
             return []
         return list(item[0])
 
+    async def owe_wrapup(self, staff_id: str, chat_id: str, ttl: float) -> None:
+        self._wrapups.setdefault(staff_id, {})[chat_id] = time.monotonic() + ttl
+
+    async def owed_wrapups(self, staff_id: str) -> list[str]:
+        owed = self._wrapups.get(staff_id, {})
+        now = time.monotonic()
+        for chat_id in [c for c, exp in owed.items() if exp <= now]:
+            del owed[chat_id]
+        if not owed:
+            self._wrapups.pop(staff_id, None)
+        return [c for c, _ in sorted(owed.items(), key=lambda item: item[1])]
+
+    async def settle_wrapup(self, staff_id: str, chat_id: str) -> None:
+        owed = self._wrapups.get(staff_id)
+        if owed is not None:
+            owed.pop(chat_id, None)
+            if not owed:
+                del self._wrapups[staff_id]
+
     def _purge(self) -> None:
         """Forget expired things now and then, as Redis would by TTL."""
         now = time.monotonic()
@@ -374,6 +395,12 @@ class MemoryBroker(Broker):
             del self._counters[key]
         for key in [k for k, (_, exp) in self._recent.items() if exp <= now]:
             del self._recent[key]
+        for staff_id in list(self._wrapups):
+            owed = {c: exp for c, exp in self._wrapups[staff_id].items() if exp > now}
+            if owed:
+                self._wrapups[staff_id] = owed
+            else:
+                del self._wrapups[staff_id]
 
     # Events -------------------------------------------------------------------------------
     async def publish(self, channel: str, event: Event) -> None:
@@ -395,4 +422,5 @@ class MemoryBroker(Broker):
         parts.extend(f"deadline {k} {at}".encode() for k, at in self._deadlines.items())
         parts.extend(f"counter {k} {v!r}".encode() for k, v in self._counters.items())
         parts.extend(f"recent {k} {list(v)!r}".encode() for k, (v, _) in self._recent.items())
+        parts.extend(f"wrapups {k} {list(v)!r}".encode() for k, v in self._wrapups.items())
         return b"\n".join(parts)

@@ -519,6 +519,17 @@ class RedisBroker(Broker):
         counts = await self._script("staff_loads", [self._k(f"load:{s}") for s in staff_ids], [])
         return {s: int(n) for s, n in zip(staff_ids, counts, strict=True)}
 
+    # Owed wrap-ups ------------------------------------------------------------------------
+    async def owe_wrapup(self, staff_id: str, chat_id: str, ttl: float) -> None:
+        await self._script("owe_wrapup", [self._k(f"wu:{staff_id}")], [chat_id, _ms(ttl)])
+
+    async def owed_wrapups(self, staff_id: str) -> list[str]:
+        owed = await self._script("owed_wrapups", [self._k(f"wu:{staff_id}")], [])
+        return [chat_id.decode() for chat_id in owed]
+
+    async def settle_wrapup(self, staff_id: str, chat_id: str) -> None:
+        await self._call("ZREM", self._k(f"wu:{staff_id}"), chat_id)
+
     # Transcript ---------------------------------------------------------------------------
     async def append(
         self,

@@ -273,6 +273,28 @@ redis.call('pexpire', KEYS[1], ARGV[3])
 return 1
 """
 
+# KEYS: owed wrap-ups of a counsellor. ARGV: chat id, ttl ms. Like CONNECT: scored by expiry,
+# the key lives as long as its longest entry.
+OWE_WRAPUP = (
+    _NOW_MS
+    + """
+local ttl = tonumber(ARGV[2])
+redis.call('zadd', KEYS[1], now + ttl, ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+if redis.call('pttl', KEYS[1]) < ttl then redis.call('pexpire', KEYS[1], ttl) end
+return 1
+"""
+)
+
+# KEYS: owed wrap-ups of a counsellor. Chat ids not lapsed, oldest first.
+OWED_WRAPUPS = (
+    _NOW_MS
+    + """
+redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+return redis.call('zrange', KEYS[1], 0, -1)
+"""
+)
+
 ALL = {
     "create_chat": CREATE_CHAT,
     "transition": TRANSITION,
@@ -290,4 +312,6 @@ ALL = {
     "staff_loads": STAFF_LOADS,
     "incr": INCR,
     "push_recent": PUSH_RECENT,
+    "owe_wrapup": OWE_WRAPUP,
+    "owed_wrapups": OWED_WRAPUPS,
 }

@@ -732,6 +732,7 @@ class ChatService:
         )
         if isinstance(result, Refusal) or record.wrapup_by is None:
             return _err(ErrorCode.not_in_chat, "no wrap-up is due from you for this chat", "wrapup")
+        await self.broker.settle_wrapup(staff.id, chat_id)
         session.add(
             Wrapup(
                 line_key=record.line,
@@ -1041,22 +1042,46 @@ class ChatService:
         await self.broker.schedule(deadline_key(Deadline.forget, chat_id), now + keep)
         await self.broker.expire_chat(chat_id, record=keep + RECORD_BACKSTOP_SECONDS)
         if wrapup_due and result.wrapup_by:
-            line = self.lines.get(result.line)
+            # Right after the transition, not in it: a process dying in between loses only
+            # the listing on reconnect (the wrap-up itself stays possible until the window).
+            await self.broker.owe_wrapup(
+                result.wrapup_by, chat_id, self.settings.wrapup_window_seconds
+            )
             await self.broker.publish(
-                staff_channel(result.wrapup_by),
-                {
-                    "type": "wrapup.required",
-                    "chat_id": chat_id,
-                    "line": result.line,
-                    "topics": list(line.wrapup_topics) if line else [],
-                    "outcomes": list(line.wrapup_outcomes) if line else [],
-                },
+                staff_channel(result.wrapup_by), self._wrapup_required(result)
             )
         if record.state in WAITING_STATES:
             await self._queue_changed(result.line)
         else:
             self.router.kick(result.line)
         return True
+
+    def _wrapup_required(self, record: ChatRecord) -> dict[str, Any]:
+        """What the console's wrap-up form needs (the `wrapup.required` frame)."""
+        line = self.lines.get(record.line)
+        return {
+            "type": "wrapup.required",
+            "chat_id": record.id,
+            "line": record.line,
+            "language": record.language,
+            "topics": list(line.wrapup_topics) if line else [],
+            "outcomes": list(line.wrapup_outcomes) if line else [],
+        }
+
+    async def owed_wrapups(self, staff_id: str) -> list[dict[str, Any]]:
+        """`wrapup.required` frames for every wrap-up the counsellor still owes, oldest first.
+
+        The index may be a step behind (a save on another process, a chat forgotten): each
+        entry is checked against the chat's record, which decides.
+        """
+        owed = await self.broker.owed_wrapups(staff_id)
+        if not owed:
+            return []
+        frames = []
+        for record in await self.broker.get_chats(owed):
+            if record.state is ChatState.ended and record.wrapup_by == staff_id:
+                frames.append(self._wrapup_required(record))
+        return frames
 
     def _record_facts(self, record: ChatRecord, reason: str) -> None:
         ended_at = record.ended_at or record.created_at
@@ -1105,6 +1130,9 @@ class ChatService:
         await self.broker.cancel(deadline_key(Deadline.shred, chat_id))
         await self.transcript.forget(chat_id)
         await self.broker.delete_chat(chat_id)
+        if record is not None and record.wrapup_by:
+            # The window lapsed without a wrap-up: it is no longer owed.
+            await self.broker.settle_wrapup(record.wrapup_by, chat_id)
 
     # Helpers --------------------------------------------------------------------------------
 

@@ -242,6 +242,11 @@ class StaffSocket(ClientSocket):
             ):
                 offers.append(offer_event(record, line, now))
         presence = await broker.get_presence(staff.id)
+        # Wrap-ups still owed (also for chats that ended while no console was connected).
+        wrapups = [
+            {k: v for k, v in frame.items() if k != "type"}
+            for frame in await self.rt.chats.owed_wrapups(staff.id)
+        ]
         self.out.frame(
             {
                 "type": "hello",
@@ -253,6 +258,7 @@ class StaffSocket(ClientSocket):
                 "lines": self._lines_info(now),
                 "chats": [chat_summary(r, now) for r in open_chats],
                 "offers": offers,
+                "wrapups": wrapups,
             }
         )
         for key in self.duty:

@@ -131,6 +131,8 @@ class StaffSocket {
         snap.status = frame.status;
         snap.chats = new Map((frame.chats ?? []).map((c) => [c.chat_id, c]));
         snap.offers = new Map((frame.offers ?? []).map((o) => [o.chat_id, o]));
+        // Wrap-ups still owed, as `wrapup.required` frames (also after a reload).
+        snap.wrapups = new Map((frame.wrapups ?? []).map((w) => [w.chat_id, { ...w, type: "wrapup.required" }]));
         break;
       case "duty":
       case "profile":

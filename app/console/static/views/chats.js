@@ -132,10 +132,15 @@ function build(root, ctx) {
       if (open.has(chatId)) socket.send({ type: "sync", chat_id: chatId, last_seq: 0 });
     }
     state.fullSync.clear();
-    // A chat that is no longer ours (it went back to the queue while we were away).
+    // A chat whose wrap-up we owe ended while we were away (or before a reload): it stays,
+    // with the form. Any other chat that is not open is no longer ours (back to the queue).
+    const owed = new Map((hello.wrapups ?? []).map((w) => [w.chat_id, { ...w, type: "wrapup.required" }]));
     for (const chat of [...state.chats.values()]) {
-      if (!chat.ended && !open.has(chat.id)) closeChat(chat.id, t("chats.lost_while_away"));
+      if (open.has(chat.id)) continue;
+      if (owed.has(chat.id)) showOwedWrapup(owed.get(chat.id));
+      else if (!chat.ended) closeChat(chat.id, t("chats.lost_while_away"));
     }
+    for (const frame of owed.values()) if (!state.chats.has(frame.chat_id)) showOwedWrapup(frame);
     state.offers.clear();
     for (const offer of hello.offers ?? []) addOffer(offer, false);
     renderOffers();
@@ -310,6 +315,29 @@ function build(root, ctx) {
     }
     renderPresence(chat);
     renderTabs();
+    return chat;
+  }
+
+  // A wrap-up still owed for a chat that ended while the console was away or reloading:
+  // the chat (a tab of its own, if this page never saw it) says it ended, with the form.
+  function showOwedWrapup(frame) {
+    let chat = state.chats.get(frame.chat_id);
+    const known = Boolean(chat);
+    if (!chat) chat = openChat({ chat_id: frame.chat_id, line: frame.line, language: frame.language }, false);
+    if (!chat.ended) {
+      chat.ended = true;
+      chat.ui.typing.hidden = true;
+      chat.graceUntil = null;
+      renderPresence(chat);
+      renderComposerState(chat);
+    }
+    if (!known || !chat.ui.wrapupForm) chatNotice(chat, t("chats.ended_owed"), "warn");
+    // A form already on screen keeps what was ticked.
+    if (!chat.wrapup || !chat.ui.wrapupForm) {
+      chat.wrapup = frame;
+      renderWrapup(chat);
+    }
+    if (!state.selected) select(chat.id, false);
     return chat;
   }
 
@@ -1027,6 +1055,9 @@ function build(root, ctx) {
         chat.wrapup = frame;
         renderComposerState(chat);
         renderWrapup(chat);
+      } else {
+        // Its summary went with a later hello: the chat ended while the socket was away.
+        showOwedWrapup(frame);
       }
     }
     const again = state.chats.has(kept.selected) ? kept.selected : state.order[0];
