@@ -516,6 +516,31 @@ class ChatService:
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
         return seq, status == "duplicate"
 
+    async def own_active_chat(
+        self, staff: StaffContext, chat_id: str, ref: str
+    ) -> ChatRecord | ProtocolError:
+        """The chat, if it is this counsellor's and active; else the error answering `ref`."""
+        record = await self.broker.get_chat(chat_id)
+        if record is None or record.counsellor_id != staff.id:
+            return _err(ErrorCode.not_in_chat, "you are not in this chat", ref)
+        if record.state is not ChatState.active:
+            return _err(ErrorCode.invalid_state, f"the chat is {record.state.value}", ref)
+        return record
+
+    async def add_staff_entry(
+        self, staff: StaffContext, chat_id: str, entry: Entry, last_seq: int
+    ) -> tuple[int, str]:
+        """Append a counsellor's entry (compare-and-set on `last_seq`) and announce it:
+        (its number, the transcript's status)."""
+        seq, status, _ = await self.transcript.add(
+            chat_id,
+            entry,
+            last_seq=last_seq,
+            counsellor=staff.id,
+            announce=self.announce(chat_id, entry, None),
+        )
+        return seq, status
+
     async def note(self, staff: StaffContext, chat_id: str, text: str) -> int | ProtocolError:
         """A note for colleagues (a handover); never shown to the visitor."""
         problem = check_text(text, 4000)
@@ -526,13 +551,7 @@ class ChatService:
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "note")
         now = await self.broker.now()
         entry = Entry(EntryKind.note, now, name=staff.alias, text=text, staff_id=staff.id)
-        seq, status, _ = await self.transcript.add(
-            chat_id,
-            entry,
-            last_seq=record.last_seq,
-            counsellor=staff.id,
-            announce=self.announce(chat_id, entry, None),
-        )
+        seq, status = await self.add_staff_entry(staff, chat_id, entry, record.last_seq)
         if status != "ok":
             code = ErrorCode.chat_ended if status == "ended" else ErrorCode.not_in_chat
             return _err(code, "you cannot add a note to this chat", "note")

@@ -145,11 +145,9 @@ class Supervision:
         Returns the chat and how many supervisors were told (connected, on duty, not oneself).
         The text goes out live only: it is neither stored nor audited.
         """
-        record = await self._broker.get_chat(chat_id)
-        if record is None or record.counsellor_id != staff.id:
-            return _err(ErrorCode.not_in_chat, "you are not in this chat", "help")
-        if record.state is not ChatState.active:
-            return _err(ErrorCode.invalid_state, f"the chat is {record.state.value}", "help")
+        record = await self._chats.own_active_chat(staff, chat_id, "help")
+        if isinstance(record, ProtocolError):
+            return record
         now = await self._broker.now()
         result = await self._broker.transition(
             chat_id,

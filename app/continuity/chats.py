@@ -74,11 +74,9 @@ class ContinuityChats:
                 f"the note has {len(note)} characters; the limit is {MAX_NOTE_CHARS}",
                 ref,
             )
-        record = await self.chats.broker.get_chat(chat_id)
-        if record is None or record.counsellor_id != staff.id:
-            return _err(ErrorCode.not_in_chat, "you are not in this chat", ref)
-        if record.state is not ChatState.active:
-            return _err(ErrorCode.invalid_state, f"the chat is {record.state.value}", ref)
+        record = await self.chats.own_active_chat(staff, chat_id, ref)
+        if isinstance(record, ProtocolError):
+            return record
         if record.continuity == ISSUED:
             return _err(
                 ErrorCode.invalid_state, "the visitor already has a code from this chat", ref
@@ -97,13 +95,7 @@ class ContinuityChats:
         entry = Entry(
             EntryKind.continuity_offer, now, name=staff.alias, text=note.strip(), staff_id=staff.id
         )
-        seq, status, _ = await self.chats.transcript.add(
-            chat_id,
-            entry,
-            last_seq=result.last_seq,
-            counsellor=staff.id,
-            announce=self.chats.announce(chat_id, entry, None),
-        )
+        seq, status = await self.chats.add_staff_entry(staff, chat_id, entry, result.last_seq)
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", ref)
         return seq

@@ -7,7 +7,6 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.broker.records import ChatState
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.service import ChatService
 from app.chats.transcript import Entry, EntryKind
@@ -23,13 +22,9 @@ async def send_referral(
     chat_id: str,
     service_id: str,
 ) -> int | ProtocolError:
-    record = await chats.broker.get_chat(chat_id)
-    if record is None or record.counsellor_id != staff.id:
-        return ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", "referral")
-    if record.state is not ChatState.active:
-        return ProtocolError(
-            ErrorCode.invalid_state, f"the chat is {record.state.value}", "referral"
-        )
+    record = await chats.own_active_chat(staff, chat_id, "referral")
+    if isinstance(record, ProtocolError):
+        return record
     async with unit_of_work(sessionmaker) as session:
         service = await directory_service.find(session, uuid.UUID(service_id))
         if service is None:
@@ -40,13 +35,7 @@ async def send_referral(
         shown = card(service, record.language, line.languages if line else ())
     now = await chats.broker.now()
     entry = Entry(EntryKind.referral, now, name=staff.alias, card=shown, staff_id=staff.id)
-    seq, status, _ = await chats.transcript.add(
-        chat_id,
-        entry,
-        last_seq=record.last_seq,
-        counsellor=staff.id,
-        announce=chats.announce(chat_id, entry, None),
-    )
+    seq, status = await chats.add_staff_entry(staff, chat_id, entry, record.last_seq)
     if status == "forbidden":
         return ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", "referral")
     if status != "ok":
