@@ -74,6 +74,9 @@ def host_app(lykta: str, host: str) -> Starlette:
         )
 
     async def neutral(request: HttpRequest) -> Response:
+        # Slow, as real sites can be: the quick exit must not start over (or be aborted by a
+        # second navigation) while the first is under way.
+        await asyncio.sleep(1.2)
         return page("Väder", "<p>Uppehåll, 12 grader.</p>")
 
     return Starlette(routes=[Route("/", home), Route("/about", embeds), Route("/neutral", neutral)])

@@ -24,6 +24,8 @@ let state = 'intro';
 let retries = 0;
 let retryTimer = 0;
 let leaving = false;
+// Set when the loader (embed.js) says it is the parent page: it then replaces the top page.
+let loader = false;
 let wantChat = false; // the visitor pressed Start and has no chat yet
 let typingSent = false;
 let typingTimer = 0;
@@ -690,7 +692,7 @@ function quickExit() {
   leaving = true;
   forgetCode();
   clearTimeout(retryTimer);
-  leave({ url: cfg.exitUrl, embedded, socket: ws, chat });
+  leave({ url: cfg.exitUrl, embedded, socket: ws, chat, loader });
 }
 
 // Start --------------------------------------------------------------------------------------
@@ -703,7 +705,9 @@ async function init() {
     $('exit').focus();
   });
   addEventListener('message', (e) => {
-    if (e.source === window.parent && e.data && e.data.lykta === 'exit') quickExit();
+    if (e.source !== window.parent || !e.data) return;
+    if (e.data.lykta === 'loader') loader = true;
+    if (e.data.lykta === 'exit') quickExit();
   });
   if (data.colour) {
     const rgb = [1, 3, 5].map((i) => parseInt(data.colour.slice(i, i + 2), 16) / 255);

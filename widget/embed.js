@@ -70,6 +70,11 @@
       frame.title = d.launcherText || L[0];
       frame.referrerPolicy = 'no-referrer';
       frame.allow = '';
+      // Tell the chat a loader is here, so it leaves the top page to us: its own fallback
+      // navigation would abort ours on a slow machine. Sent again on every load of the frame.
+      frame.addEventListener('load', function () {
+        frame.contentWindow.postMessage({ lykta: 'loader' }, origin);
+      });
       var q = new URLSearchParams({ lang: asked, embed: '1', colour: colour, exit: exitUrl });
       // The address is set before the frame is in the page: its first load adds no history.
       frame.src = origin + '/chat/' + encodeURIComponent(d.line) + '?' + q;
@@ -115,7 +120,14 @@
       go();
     }
   }
-  function go() { location.replace(exitUrl); }
+  // Once: a second replace (the frame's answer, then the fallback timer on a slow network)
+  // would abort the first navigation and start it over.
+  var gone = false;
+  function go() {
+    if (gone) return;
+    gone = true;
+    location.replace(exitUrl);
+  }
 
   launcher.addEventListener('click', function () {
     if (panel && panel.style.display !== 'none') minimise(); else open();

@@ -33,7 +33,7 @@ export function watchShift(onTriple) {
 // Blank the page, tell the server (socket and beacon: either may be down), forget the token,
 // and leave. Embedded, the loader in the host page replaces the top page; as a full page,
 // this page replaces itself, so Back does not return to the chat.
-export function leave({ url, embedded, socket, chat }) {
+export function leave({ url, embedded, socket, chat, loader = false }) {
   document.title = '';
   document.body.replaceChildren();
   document.documentElement.classList.add('gone');
@@ -49,7 +49,10 @@ export function leave({ url, embedded, socket, chat }) {
     // The message says nothing but "leave"; the loader checks that it came from Lykta.
     parent.postMessage({ lykta: 'exit' }, '*');
     // A page that embeds the chat without the loader: leave by ourselves (allowed after a tap).
-    setTimeout(() => { try { top.location.replace(url); } catch { /* nothing more to do */ } }, 800);
+    // With the loader, never: a second navigation of the top page would abort its first.
+    if (!loader) {
+      setTimeout(() => { try { top.location.replace(url); } catch { /* nothing more to do */ } }, 800);
+    }
   } else {
     location.replace(url);
   }
