@@ -139,8 +139,10 @@ async def run_duty(runtime: Runtime) -> None:
             now = time.time()
             upcoming = [s.duty_next_change for s in sockets if s.duty_next_change is not None]
             wait = min([runtime.settings.heartbeat_seconds, *(t - now for t in upcoming)])
+            # asyncio.timeout, not wait_for (see Router.run: shutdown must not hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=max(0.05, wait))
+                async with asyncio.timeout(max(0.05, wait)):
+                    await changed.wait()
             everyone = changed.is_set() or loop.time() >= next_full
             changed.clear()
             if loop.time() >= next_full:

@@ -110,8 +110,10 @@ class QueueWatch:
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + REFRESH_SECONDS
         while True:
+            # asyncio.timeout, not wait_for (see Router.run: shutdown must not hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=REFRESH_SECONDS)
+                async with asyncio.timeout(REFRESH_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
             if loop.time() >= next_refresh:
                 next_refresh = loop.time() + REFRESH_SECONDS

@@ -177,8 +177,11 @@ class Router:
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the event is set, and shutdown then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
             self._wake.clear()
             lines = set(self._pending)
             self._pending.clear()
