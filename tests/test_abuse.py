@@ -73,11 +73,15 @@ async def test_message_rate_is_per_client_across_connections(lykta: ServerFactor
         second = await open_visitor(server, via("203.0.113.20"))
         await first.start()  # 1
         await second.start()  # 2
-        await first.say("one")  # 3
+        stored = await first.say("one", client_id="c1")  # 3
         await second.say("two")  # 4
         await first.send({"type": "message", "text": "three", "client_id": "c3"})
         limited = await first.expect("error", ref="message")
         assert limited["code"] == "rate_limited"
+        # A resend of a message that was stored (its ack lost) is still acknowledged, once.
+        await first.send({"type": "message", "text": "one", "client_id": "c1"})
+        again = await first.expect("message.ack", client_id="c1")
+        assert again["seq"] == stored["seq"] and again["duplicate"] is True
         third = await open_visitor(server, via("203.0.113.20"))
         await third.send({"type": "start", "line": "support", "language": "sv"})
         assert (await third.expect("error", ref="start"))["code"] == "rate_limited"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.broker.base import Broker, Refusal, Transition
+from app.broker.base import Broker, Quota, Refusal, Transition
 from app.broker.hub import Event
 from app.broker.records import (
     PRIORITY_NORMAL,
@@ -100,6 +100,20 @@ async def test_transition_is_compare_and_set(broker: Broker) -> None:
     assert stored is not None and stored.state is ChatState.offered and stored.offered_to == "s1"
 
 
+async def test_transition_can_require_the_continuity_state(broker: Broker) -> None:
+    """Of two takes of one offered continuity code, exactly one goes through."""
+    await broker.create_chat(record("a", continuity="offered"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("b"), queue_limit=10, score=2.0)
+    take = Transition(expect=WAITING_STATES, changes={"continuity": "issued"}, continuity="offered")
+    results = await asyncio.gather(*(broker.transition("a", take) for _ in range(5)))
+    assert sum(isinstance(r, ChatRecord) for r in results) == 1
+    assert results.count(Refusal.mismatch) == 4
+    stored = await broker.get_chat("a")
+    assert stored is not None and stored.continuity == "issued"
+    # A chat with no offer at all is refused the same way.
+    assert await broker.transition("b", take) is Refusal.mismatch
+
+
 async def test_capacity_is_checked_inside_the_claim(broker: Broker) -> None:
     for name in ("a", "b"):
         await broker.create_chat(record(name), queue_limit=10, score=1.0)
@@ -167,6 +181,29 @@ async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) 
     )
     assert await broker.append("a", 4, b"late") == (0, "ended")
     assert await broker.append("nope", 1, b"x") == (0, "ended")
+
+
+async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker) -> None:
+    """A visitor's message limit is checked and counted with the append (one trip to Redis);
+    the counter is the one `incr` keeps, shared by every chat of the client."""
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("b"), queue_limit=10, score=2.0)
+    quota = Quota("rl:msg:client", limit=3, window=0.3)
+    assert await broker.incr(quota.key, ttl=0.3) == 1  # a start counts too
+    assert await broker.append("a", 1, b"one", dedupe="c1", quota=quota) == (1, "ok")
+    # A conflict stores nothing and counts nothing.
+    assert await broker.append("a", 1, b"again", quota=quota) == (1, "conflict")
+    assert await broker.append("b", 1, b"two", quota=quota) == (1, "ok")
+    assert await broker.append("a", 2, b"three", quota=quota) == (0, "limited")
+    # A resend of what was stored is answered as a duplicate even at the limit.
+    assert await broker.append("a", 2, b"one", dedupe="c1", quota=quota) == (1, "duplicate")
+    # Without a quota (staff entries) nothing is limited; nothing was stored for the refusal.
+    assert await broker.append("a", 2, b"joined") == (2, "ok")
+    assert await broker.read("a", 0) == [(1, b"one"), (2, b"joined")]
+    assert await broker.incr(quota.key, ttl=0.3) == 4
+    await asyncio.sleep(0.4)  # the window passes
+    assert await broker.append("a", 3, b"later", quota=quota) == (3, "ok")
+    assert await broker.incr(quota.key, ttl=0.3) == 2
 
 
 async def test_deadlines_are_handed_out_once(broker: Broker) -> None:
@@ -253,27 +290,52 @@ async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) 
     assert [e["seq"] for e in got] == [1]
 
 
+async def owe(broker: Broker, staff_id: str, chat_id: str, ttl: float) -> None:
+    """End a chat owing its wrap-up to `staff_id`, as ChatService._end does."""
+    if await broker.get_chat(chat_id) is None:
+        await broker.create_chat(record(chat_id), queue_limit=100, score=1.0)
+    ended = await broker.transition(
+        chat_id,
+        Transition(
+            expect=frozenset(ChatState),
+            changes={"state": ChatState.ended},
+            dequeue=True,
+            owe_wrapup=(staff_id, ttl),
+        ),
+    )
+    assert isinstance(ended, ChatRecord)
+
+
 async def test_owed_wrapups_are_listed_per_counsellor_until_settled_or_lapsed(
     broker: Broker,
 ) -> None:
     assert await broker.owed_wrapups("s1") == []
-    await broker.owe_wrapup("s1", "a", ttl=60)
-    await broker.owe_wrapup("s1", "b", ttl=60)
-    await broker.owe_wrapup("s2", "c", ttl=60)
+    await owe(broker, "s1", "a", ttl=60)
+    await owe(broker, "s1", "b", ttl=60)
+    await owe(broker, "s2", "c", ttl=60)
     assert await broker.owed_wrapups("s1") == ["a", "b"]
     assert await broker.owed_wrapups("s2") == ["c"]
     # Noting the same chat again keeps one entry; settling is per counsellor and idempotent.
-    await broker.owe_wrapup("s1", "a", ttl=60)
+    await owe(broker, "s1", "a", ttl=60)
     assert sorted(await broker.owed_wrapups("s1")) == ["a", "b"]
     await broker.settle_wrapup("s2", "a")
     await broker.settle_wrapup("s1", "a")
     await broker.settle_wrapup("s1", "a")
     await broker.settle_wrapup("nobody", "zzz")
     assert await broker.owed_wrapups("s1") == ["b"]
+    # A refused transition owes nothing.
+    await broker.create_chat(record("f"), queue_limit=100, score=1.0)
+    refused = Transition(
+        expect=frozenset({ChatState.active}),
+        changes={"state": ChatState.ended},
+        owe_wrapup=("s4", 60),
+    )
+    assert await broker.transition("f", refused) is Refusal.state
+    assert await broker.owed_wrapups("s4") == []
     # An entry lapses by itself with its window, without disturbing a longer one.
-    await broker.owe_wrapup("s2", "d", ttl=0.05)
+    await owe(broker, "s2", "d", ttl=0.05)
     await asyncio.sleep(0.15)
     assert await broker.owed_wrapups("s2") == ["c"]
-    await broker.owe_wrapup("s3", "e", ttl=0.05)
+    await owe(broker, "s3", "e", ttl=0.05)
     await asyncio.sleep(0.15)
     assert await broker.owed_wrapups("s3") == []

@@ -8,6 +8,7 @@ are rate-limited; peer requests are preferred, then relaxed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -381,6 +382,33 @@ async def test_offering_and_taking_codes_refuses_bad_input(server: RunningServer
             await visitor.expect("error", timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     assert {f["code"] for f in visitor.seen("error")} >= {"rate_limited"}
+    async with unit_of_work(rt.sessionmaker) as session:
+        assert len((await session.execute(select(ContinuityCode))).all()) == 1
+
+
+async def test_two_takes_of_one_offer_at_once_issue_one_code(server: RunningServer) -> None:
+    """The visitor's chat open in two tabs, both taking the offered code at the same moment:
+    one code is made and shown, the other tab is told there is one already."""
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna", alias="Anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    first = await open_visitor(server)
+    await first.start()
+    await anna.accept((await anna.expect("offer"))["chat_id"])
+    second = await open_visitor(server)
+    await second.send({"type": "resume", "chat_id": first.chat_id, "token": first.token})
+    await second.expect("chat.resumed")
+    await anna.send({"type": "continuity.offer", "chat_id": first.chat_id, "note": "n"})
+    await first.expect("continuity.offered")
+    await second.expect("continuity.offered")
+    await asyncio.gather(
+        first.send({"type": "continuity.accept"}), second.send({"type": "continuity.accept"})
+    )
+    answers = [await tab.expect(frozenset({"continuity.code", "error"})) for tab in (first, second)]
+    assert sorted(a["type"] for a in answers) == ["continuity.code", "error"]
+    refused = next(a for a in answers if a["type"] == "error")
+    assert refused["code"] == "not_allowed_now" and "already" in refused["message"]
     async with unit_of_work(rt.sessionmaker) as session:
         assert len((await session.execute(select(ContinuityCode))).all()) == 1
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from app.broker.base import Broker
+from app.broker.base import Broker, Quota
 from app.chats.crypto import KeyRing, TamperedError, UnknownKekError
 
 logger = logging.getLogger(__name__)
@@ -181,5 +181,13 @@ class RateLimiter:
         return await take_client(scope, self.keys, self.trusted_proxies)
 
     async def allow(self, bucket: str, tag: ClientTag, limit: Limit) -> bool:
-        count = await self._broker.incr(f"rl:{bucket}:{tag.current}", limit.window)
+        count = await self._broker.incr(_counter(bucket, tag), limit.window)
         return count <= limit.count
+
+    def quota(self, bucket: str, tag: ClientTag, limit: Limit) -> Quota:
+        """The same limit, for the broker to check and count with what it stores."""
+        return Quota(_counter(bucket, tag), limit.count, limit.window)
+
+
+def _counter(bucket: str, tag: ClientTag) -> str:
+    return f"rl:{bucket}:{tag.current}"

@@ -15,7 +15,18 @@ from app.broker.records import ChatRecord, ChatState, Presence
 CHAT_MAX_LIFETIME = 48 * 3600
 
 
-AppendStatus = Literal["ok", "duplicate", "conflict", "ended", "forbidden"]
+AppendStatus = Literal["ok", "duplicate", "conflict", "ended", "forbidden", "limited"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """At most `limit` entries per `window` seconds under the counter `key` (shared by every
+    chat of one client): checked and counted in the same atomic step as the append, so a
+    visitor message costs one trip to the broker, not two."""
+
+    key: str
+    limit: int
+    window: float
 
 
 class BrokerUnavailableError(Exception):
@@ -37,9 +48,12 @@ class Transition:
     """One atomic compare-and-set on a chat, with its queue and load bookkeeping.
 
     Checked together: the chat exists, is in one of `expect`, and (when given) is offered to
-    `offered_to` / is with `counsellor`; `assign` fits under that counsellor's capacity.
+    `offered_to` / is with `counsellor` / has `continuity` as its continuity-code state;
+    `assign` fits under that counsellor's capacity.
     Applied together: `changes` to the record, removal from its old line's queue (`dequeue`),
-    insertion into its (possibly new) line's queue at `enqueue` score, load moves.
+    insertion into its (possibly new) line's queue at `enqueue` score, load moves, and (when
+    given) the chat listed as one whose wrap-up `owe_wrapup` = (staff id, seconds) owes for
+    that long (`owed_wrapups`).
     """
 
     expect: frozenset[ChatState]
@@ -51,6 +65,8 @@ class Transition:
     # (staff id, capacity): count this chat against the counsellor's load if below capacity.
     assign: tuple[str, int] | None = None
     release: str | None = None
+    continuity: str | None = None
+    owe_wrapup: tuple[str, float] | None = None
 
 
 class Broker(ABC):
@@ -132,11 +148,8 @@ class Broker(ABC):
 
     # Owed wrap-ups ------------------------------------------------------------------------
     # Only ids: which ended chats a counsellor still owes a wrap-up for, so a reloaded or
-    # reconnected console can show the form again. Each entry lapses by itself after `ttl`.
-    @abstractmethod
-    async def owe_wrapup(self, staff_id: str, chat_id: str, ttl: float) -> None:
-        """Note that `staff_id` owes the chat's wrap-up for the next `ttl` seconds."""
-
+    # reconnected console can show the form again. Entries are made by the transition that
+    # ends a chat (`Transition.owe_wrapup`) and lapse by themselves with the wrap-up window.
     @abstractmethod
     async def owed_wrapups(self, staff_id: str) -> list[str]:
         """Chats whose wrap-up the counsellor still owes (not lapsed), oldest first."""
@@ -156,15 +169,18 @@ class Broker(ABC):
         dedupe: str | None = None,
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
+        quota: Quota | None = None,
     ) -> tuple[int, AppendStatus]:
         """Store `entry` as number `seq` if that is the next number (compare-and-set).
 
         Returns (seq, "ok"); (the earlier entry's seq, "duplicate") when `dedupe` was seen
         before; (the current last seq, "conflict") when someone appended first; (0, "ended")
         when the chat has ended or is gone; (0, "forbidden") when `counsellor` is given and
-        the chat is not active with that counsellor. Sealing an entry needs its number first,
-        hence the compare-and-set. When stored, `announce` (channel, event) is published as
-        by `publish`, in the same atomic step: no process can die between the two.
+        the chat is not active with that counsellor; (0, "limited") when `quota` is used up
+        (an entry stored counts against it; the counter is the one `incr` keeps). Sealing an
+        entry needs its number first, hence the compare-and-set. When stored, `announce`
+        (channel, event) is published as by `publish`, in the same atomic step: no process
+        can die between the two.
         """
 
     @abstractmethod

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.broker.base import CHAT_MAX_LIFETIME, AppendStatus, Broker, Refusal, Transition
+from app.broker.base import (
+    CHAT_MAX_LIFETIME,
+    AppendStatus,
+    Broker,
+    Quota,
+    Refusal,
+    Transition,
+)
 from app.broker.hub import Event
 from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
 
@@ -134,6 +141,8 @@ class MemoryBroker(Broker):
             return Refusal.mismatch
         if change.counsellor is not None and record.counsellor_id != change.counsellor:
             return Refusal.mismatch
+        if change.continuity is not None and record.continuity != change.continuity:
+            return Refusal.mismatch
         if change.assign is not None:
             staff_id, capacity = change.assign
             load = self._loads.get(staff_id, set())
@@ -154,6 +163,9 @@ class MemoryBroker(Broker):
             self._loads.get(change.release, set()).discard(chat_id)
         if change.assign is not None:
             self._loads.setdefault(change.assign[0], set()).add(chat_id)
+        if change.owe_wrapup is not None:
+            staff_id, window = change.owe_wrapup
+            self._wrapups.setdefault(staff_id, {})[chat_id] = time.monotonic() + window
         chat.record = updated
         return updated.copy()
 
@@ -217,6 +229,7 @@ class MemoryBroker(Broker):
         dedupe: str | None = None,
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
+        quota: Quota | None = None,
     ) -> tuple[int, AppendStatus]:
         chat = self._live(chat_id)
         if chat is None or chat.record.state is ChatState.ended:
@@ -227,12 +240,19 @@ class MemoryBroker(Broker):
             return 0, "forbidden"
         if dedupe is not None and dedupe in chat.dedupe:
             return chat.dedupe[dedupe], "duplicate"
+        if quota is not None:
+            now = time.monotonic()
+            count, expires = self._counters.get(quota.key, (0, now + quota.window))
+            if expires > now and count >= quota.limit:
+                return 0, "limited"
         if seq != chat.record.last_seq + 1:
             return chat.record.last_seq, "conflict"
         chat.record.last_seq = seq
         chat.entries.append((seq, entry))
         if dedupe is not None:
             chat.dedupe[dedupe] = seq
+        if quota is not None:
+            self._count(quota.key, quota.window)
         if announce is not None:
             self.hub.dispatch(*announce)
         return seq, "ok"
@@ -317,6 +337,9 @@ class MemoryBroker(Broker):
 
     # Small shared values ------------------------------------------------------------------
     async def incr(self, key: str, ttl: float) -> int:
+        return self._count(key, ttl)
+
+    def _count(self, key: str, ttl: float) -> int:
         now = time.monotonic()
         count, expires = self._counters.get(key, (0, now + ttl))
         if expires <= now:
@@ -361,9 +384,6 @@ class MemoryBroker(Broker):
         if item is None or item[1] <= time.monotonic():
             return []
         return list(item[0])
-
-    async def owe_wrapup(self, staff_id: str, chat_id: str, ttl: float) -> None:
-        self._wrapups.setdefault(staff_id, {})[chat_id] = time.monotonic() + ttl
 
     async def owed_wrapups(self, staff_id: str) -> list[str]:
         owed = self._wrapups.get(staff_id, {})

@@ -42,6 +42,7 @@ from app.broker.base import (
     AppendStatus,
     Broker,
     BrokerUnavailableError,
+    Quota,
     Refusal,
     Transition,
 )
@@ -105,6 +106,12 @@ class _Lane:
             if future is not None and not future.done():
                 future.set_exception(closed)
         self._pending = []
+
+    async def reset(self) -> None:
+        """Drop the connection (the next batch opens a new one): after Redis was away, a lane
+        that sent nothing meanwhile would otherwise find out on its next command."""
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)
 
     def call(self, args: Sequence[Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -299,6 +306,10 @@ class RedisBroker(Broker):
         )
         self._lane = _Lane(self._pool)
         self._lane.on_failure = self._connection_lost
+        # Reads of a whole queue (thousands of entries, for position updates) on a lane of
+        # their own: routing's commands do not wait behind a long reply.
+        self._bulk = _Lane(self._pool)
+        self._bulk.on_failure = self._connection_lost
         self._subscriber = _Subscriber(self, self._pool)
         self._shas = {
             name: hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
@@ -316,6 +327,7 @@ class RedisBroker(Broker):
     # Life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._lane.start()
+        self._bulk.start()
         try:
             await self._prepare()
             await self._subscriber.connect([])
@@ -339,6 +351,7 @@ class RedisBroker(Broker):
                 await self._health
             self._health = None
         await self._lane.stop()
+        await self._bulk.stop()
         await self._subscriber.close()
         await self._pool.disconnect()
 
@@ -377,6 +390,7 @@ class RedisBroker(Broker):
         while True:
             await asyncio.sleep(0.5)
             try:
+                await self._bulk.reset()
                 await self._prepare()
                 channels = [self._events + c.encode() for c in self.hub.channels()]
                 await self._subscriber.connect(channels)
@@ -391,14 +405,17 @@ class RedisBroker(Broker):
     async def _call(self, *args: Any) -> Any:
         return await self._lane.call(args)
 
-    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _script(
+        self, name: str, keys: Sequence[str], args: Sequence[Any], *, bulk: bool = False
+    ) -> Any:
+        lane = self._bulk if bulk else self._lane
         command = ("EVALSHA", self._shas[name], len(keys), *keys, *args)
         try:
-            return await self._lane.call(command)
+            return await lane.call(command)
         except NoScriptError:
             # Redis restarted and forgot the scripts: load them again, once.
             await self._prepare()
-            return await self._lane.call(("EVALSHA", self._shas[name], len(keys), *keys, *args))
+            return await lane.call(command)
 
     async def now(self) -> float:
         # Redis's clock, without a round trip: the offset is measured every few seconds.
@@ -460,6 +477,9 @@ class RedisBroker(Broker):
                 capacity,
                 change.release or "",
                 _LIVE,
+                change.continuity or "",
+                change.owe_wrapup[0] if change.owe_wrapup else "",
+                _ms(change.owe_wrapup[1]) if change.owe_wrapup else 0,
                 len(sets) // 2,
                 *sets,
                 len(deletes),
@@ -501,7 +521,10 @@ class RedisBroker(Broker):
         if limit is not None and limit <= 0:
             return []
         flat = await self._script(
-            "queue", [self._k(f"q:{line}")], [self._base, -1 if limit is None else limit - 1]
+            "queue",
+            [self._k(f"q:{line}")],
+            [self._base, -1 if limit is None else limit - 1],
+            bulk=limit is None,
         )
         return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
@@ -520,9 +543,6 @@ class RedisBroker(Broker):
         return {s: int(n) for s, n in zip(staff_ids, counts, strict=True)}
 
     # Owed wrap-ups ------------------------------------------------------------------------
-    async def owe_wrapup(self, staff_id: str, chat_id: str, ttl: float) -> None:
-        await self._script("owe_wrapup", [self._k(f"wu:{staff_id}")], [chat_id, _ms(ttl)])
-
     async def owed_wrapups(self, staff_id: str) -> list[str]:
         owed = await self._script("owed_wrapups", [self._k(f"wu:{staff_id}")], [])
         return [chat_id.decode() for chat_id in owed]
@@ -540,23 +560,25 @@ class RedisBroker(Broker):
         dedupe: str | None = None,
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
+        quota: Quota | None = None,
     ) -> tuple[int, AppendStatus]:
         channel, payload = b"", b""
         if announce is not None and self.available:
             channel, payload = self._wire(*announce)
-        stored, status = await self._script(
-            "append",
-            [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")],
-            [
-                seq,
-                entry,
-                dedupe or "",
-                counsellor or "",
-                CHAT_MAX_LIFETIME * 1000,
-                channel,
-                payload,
-            ],
-        )
+        keys = [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")]
+        args: list[Any] = [
+            seq,
+            entry,
+            dedupe or "",
+            counsellor or "",
+            CHAT_MAX_LIFETIME * 1000,
+            channel,
+            payload,
+        ]
+        if quota is not None:
+            keys.append(self._k(f"n:{quota.key}"))  # the counter `incr` keeps
+            args += [quota.limit, _ms(quota.window)]
+        stored, status = await self._script("append", keys, args)
         result: AppendStatus = status.decode()
         if result == "ok" and announce is not None:
             self.hub.dispatch(*announce)  # other processes got it from the script

@@ -21,8 +21,8 @@ return redis.call('zrank', KEYS[2], ARGV[3]) + 1
 """
 
 # KEYS: chat. ARGV: base, id, ttl, ",expected,states,", offered_to, counsellor, dequeue,
-# enqueue score, assign staff, capacity, release staff, live states, n, field, value, ...,
-# m, deleted field, ...
+# enqueue score, assign staff, capacity, release staff, live states, expected continuity,
+# staff owed the wrap-up, wrap-up window ms, n, field, value, ..., m, deleted field, ...
 TRANSITION = """
 local chat, base, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('hmget', chat, 'state', 'offered_to', 'counsellor_id', 'line')
@@ -30,6 +30,9 @@ if not cur[1] then return {'missing'} end
 if not string.find(ARGV[4], ',' .. cur[1] .. ',', 1, true) then return {'state'} end
 if ARGV[5] ~= '' and cur[2] ~= ARGV[5] then return {'mismatch'} end
 if ARGV[6] ~= '' and cur[3] ~= ARGV[6] then return {'mismatch'} end
+if ARGV[13] ~= '' and redis.call('hget', chat, 'continuity') ~= ARGV[13] then
+  return {'mismatch'}
+end
 local assign = ARGV[9]
 if assign ~= '' then
   local load = base .. 'load:' .. assign
@@ -39,8 +42,8 @@ if assign ~= '' then
   end
 end
 local old_line, new_line, new_state = cur[4], cur[4], cur[1]
-local n = tonumber(ARGV[13])
-local i = 14
+local n = tonumber(ARGV[16])
+local i = 17
 if n > 0 then
   local set = {}
   for _ = 1, n do
@@ -82,11 +85,22 @@ if assign ~= '' then
   redis.call('sadd', load, id)
   redis.call('expire', load, ttl)
 end
+if ARGV[14] ~= '' then
+  -- The counsellor owes this chat's wrap-up: listed in the same step as the end, by
+  -- when it lapses (the sorted set OWED_WRAPUPS reads).
+  local t = redis.call('time')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local owed, window = base .. 'wu:' .. ARGV[14], tonumber(ARGV[15])
+  redis.call('zadd', owed, now + window, id)
+  redis.call('zremrangebyscore', owed, '-inf', now)
+  if redis.call('pttl', owed) < window then redis.call('pexpire', owed, window) end
+end
 return {'ok', redis.call('hgetall', chat)}
 """
 
-# KEYS: chat, transcript stream, dedupe hash. ARGV: seq, entry, dedupe, counsellor, ttl ms,
-# channel and payload to publish once stored (or empty).
+# KEYS: chat, transcript stream, dedupe hash[, quota counter]. ARGV: seq, entry, dedupe,
+# counsellor, ttl ms, channel and payload to publish once stored (or empty)[, quota limit,
+# quota window ms]. The quota is checked before and counted after storing, as `incr` counts.
 APPEND = """
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
 if not cur[1] or cur[1] == 'ended' then return {0, 'ended'} end
@@ -94,6 +108,9 @@ if ARGV[4] ~= '' and (cur[1] ~= 'active' or cur[2] ~= ARGV[4]) then return {0, '
 if ARGV[3] ~= '' then
   local seen = redis.call('hget', KEYS[3], ARGV[3])
   if seen then return {tonumber(seen), 'duplicate'} end
+end
+if KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[8]) then
+  return {0, 'limited'}
 end
 local last = tonumber(cur[3] or '0')
 local seq = tonumber(ARGV[1])
@@ -106,6 +123,10 @@ redis.call('pexpire', KEYS[2], ttl)
 if ARGV[3] ~= '' then
   redis.call('hset', KEYS[3], ARGV[3], ARGV[1])
   redis.call('pexpire', KEYS[3], ttl)
+end
+if KEYS[4] then
+  local value = redis.call('incr', KEYS[4])
+  if value == 1 or redis.call('pttl', KEYS[4]) < 0 then redis.call('pexpire', KEYS[4], ARGV[9]) end
 end
 if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[7]) end
 return {seq, 'ok'}
@@ -273,20 +294,8 @@ redis.call('pexpire', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS: owed wrap-ups of a counsellor. ARGV: chat id, ttl ms. Like CONNECT: scored by expiry,
-# the key lives as long as its longest entry.
-OWE_WRAPUP = (
-    _NOW_MS
-    + """
-local ttl = tonumber(ARGV[2])
-redis.call('zadd', KEYS[1], now + ttl, ARGV[1])
-redis.call('zremrangebyscore', KEYS[1], '-inf', now)
-if redis.call('pttl', KEYS[1]) < ttl then redis.call('pexpire', KEYS[1], ttl) end
-return 1
-"""
-)
-
-# KEYS: owed wrap-ups of a counsellor. Chat ids not lapsed, oldest first.
+# KEYS: owed wrap-ups of a counsellor (a sorted set scored by expiry, written by TRANSITION;
+# the key lives as long as its longest entry). Chat ids not lapsed, oldest first.
 OWED_WRAPUPS = (
     _NOW_MS
     + """
@@ -312,6 +321,5 @@ ALL = {
     "staff_loads": STAFF_LOADS,
     "incr": INCR,
     "push_recent": PUSH_RECENT,
-    "owe_wrapup": OWE_WRAPUP,
     "owed_wrapups": OWED_WRAPUPS,
 }

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.abuse.blocks import Blocks
 from app.abuse.ratelimit import ClientTag
-from app.broker.base import Broker, Refusal, Transition
+from app.broker.base import Broker, Quota, Refusal, Transition
 from app.broker.records import (
     LIVE_STATES,
     PRIORITY_CONTINUITY,
@@ -279,7 +279,10 @@ class ChatService:
         *,
         last_seq: int,
         origin: str,
+        quota: Quota | None = None,
     ) -> tuple[int, bool] | ProtocolError:
+        """Store and deliver a visitor's message: (seq, whether it was a duplicate), or why
+        not. `quota` is the client's message limit, counted with the append."""
         line = self.lines.get(line_key)
         limit = line.max_message_length if line else 4000
         problem = check_text(text, limit)
@@ -293,9 +296,12 @@ class ChatService:
             last_seq=last_seq,
             dedupe=f"v:{client_id}" if client_id else None,
             announce=self.announce(chat_id, entry, origin),
+            quota=quota,
         )
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")
+        if status == "limited":
+            return _err(ErrorCode.rate_limited, "too many messages; slow down", "message")
         return seq, status == "duplicate"
 
     async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
@@ -1000,6 +1006,9 @@ class ChatService:
         holder = record.offered_to or record.counsellor_id
         line = self.lines.get(record.line)
         retention = 0 if shred_now or line is None else line.transcript_retention_seconds
+        # An active chat's counsellor owes its wrap-up: listed by the broker in the same step
+        # as the end, so the form comes back after a reload whatever happens next.
+        owes = record.wrapup_by if record.state is ChatState.active else None
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -1015,6 +1024,7 @@ class ChatService:
                 },
                 dequeue=True,
                 release=holder,
+                owe_wrapup=(owes, self.settings.wrapup_window_seconds) if owes else None,
             ),
         )
         if isinstance(result, Refusal):
@@ -1061,11 +1071,6 @@ class ChatService:
         await self.broker.schedule(deadline_key(Deadline.forget, chat_id), now + keep)
         await self.broker.expire_chat(chat_id, record=keep + RECORD_BACKSTOP_SECONDS)
         if wrapup_due and result.wrapup_by:
-            # Right after the transition, not in it: a process dying in between loses only
-            # the listing on reconnect (the wrap-up itself stays possible until the window).
-            await self.broker.owe_wrapup(
-                result.wrapup_by, chat_id, self.settings.wrapup_window_seconds
-            )
             await self.broker.publish(
                 staff_channel(result.wrapup_by), self._wrapup_required(result)
             )

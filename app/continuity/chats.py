@@ -120,10 +120,18 @@ class ContinuityChats:
                 offer = entry
         if offer is None or offer.staff_id is None:
             return _err(ErrorCode.not_allowed_now, "no code was offered in this chat", ref)
+        # Compare-and-set on the offer: of two accepts at once (two tabs, a resend), one
+        # issues the code and the other is told it has one already.
         result = await self.chats.broker.transition(
             chat_id,
-            Transition(expect=frozenset({ChatState.active}), changes={"continuity": ISSUED}),
+            Transition(
+                expect=frozenset({ChatState.active}),
+                changes={"continuity": ISSUED},
+                continuity=OFFERED,
+            ),
         )
+        if result is Refusal.mismatch:
+            return _err(ErrorCode.not_allowed_now, "you already have a code from this chat", ref)
         if isinstance(result, Refusal):
             return _err(ErrorCode.not_allowed_now, "a code can be taken only during a chat", ref)
         async with unit_of_work(self.sessionmaker) as session:
