@@ -480,6 +480,17 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     )
     form = panel.locator(".wrapup-form")
     await expect(form).to_be_visible()
+    await expect(panel.get_by_role("log")).to_have_text(
+        "The conversation is not shown here: it ended while this page was closed or away."
+    )
+    # What only a running chat can take is gone; blocking the visitor stays possible.
+    for gone in ("Referral", "Offer a code", "End chat"):
+        button = panel.get_by_role("button", name=gone, include_hidden=True)
+        await expect(button).to_have_count(1)
+        await expect(button).to_be_hidden()
+    await expect(panel.locator(".note-box")).to_have_count(1)
+    await expect(panel.locator(".note-box")).to_be_hidden()
+    await expect(panel.get_by_role("button", name="Block…")).to_be_visible()
     await assert_accessible(page, "chats-owed-wrapup")
     async with unit_of_work(rt.sessionmaker) as session:
         before = len((await session.execute(select(Wrapup))).scalars().all())

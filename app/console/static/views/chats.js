@@ -332,6 +332,8 @@ function build(root, ctx) {
       renderComposerState(chat);
     }
     if (!known || !chat.ui.wrapupForm) chatNotice(chat, t("chats.ended_owed"), "warn");
+    // Rather than an empty box: this page never had the conversation to show.
+    if (!known) chat.ui.log.append(h("li", { class: "muted", text: t("chats.owed_not_shown") }));
     // A form already on screen keeps what was ticked.
     if (!chat.wrapup || !chat.ui.wrapupForm) {
       chat.wrapup = frame;
@@ -610,6 +612,7 @@ function build(root, ctx) {
     const refer = h("button", { type: "button", text: t("care.refer") });
     refer.addEventListener("click", () => care.refer(chat));
     const actions = h("div", { class: "chat-actions" }, refer, offerCode, transfer, help, block, end);
+    const noteBox = h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm);
     const wrapup = h("div", { class: "wrapup", hidden: true });
 
     const heading = h("h2", { class: "chat-title", text: chat.label });
@@ -625,10 +628,10 @@ function build(root, ctx) {
       wrapup,
       composer,
       actions,
-      h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm),
+      noteBox,
     );
     panels.append(panel);
-    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteInput, noteError, actions, transfer, help, end, wrapup, send };
+    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send };
     const draft = kept.drafts.get(chat.id);
     if (draft) {
       input.value = draft.text;
@@ -709,6 +712,11 @@ function build(root, ctx) {
     chat.ui.transfer.hidden = ended;
     chat.ui.help.hidden = ended;
     chat.ui.end.hidden = ended;
+    // Cards, codes and notes belong to a running chat (the server refuses them after the end);
+    // blocking an abusive visitor stays possible.
+    chat.ui.refer.hidden = ended;
+    chat.ui.offerCode.hidden = ended;
+    chat.ui.noteBox.hidden = ended;
   }
 
   function renderWrapup(chat) {
