@@ -2,9 +2,11 @@
 
 Every frame to a client goes through one bounded queue and one writer task, so frames keep
 their order and a slow client cannot slow anyone else: when its queue is full it is dropped
-(and reconnects). Transcript entries are delivered strictly in sequence per chat: a gap is
-filled from the broker before the next entry goes out, and anything already delivered is
-skipped, which is what makes resume lose and duplicate nothing.
+(and reconnects). While that queue is empty and the client keeps up, a frame is written at once
+instead (app/web/websocket.py, `DIRECT_SEND`): the same order, without waking the writer.
+Transcript entries are delivered strictly in sequence per chat: a gap is filled from the broker
+before the next entry goes out, and anything already delivered is skipped, which is what makes
+resume lose and duplicate nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from starlette.websockets import WebSocket, WebSocketState
 from app.broker.base import BrokerUnavailableError
 from app.broker.hub import Event
 from app.chats.protocol import CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, Close, ProtocolError
-from app.chats.transcript import Audience, Entry, Transcript, entry_frame
+from app.chats.transcript import Audience, Entry, EntryKind, Transcript, entry_frame
 from app.kit import jsonutil
+from app.web.websocket import DIRECT_RECEIVE, DIRECT_SEND, DirectReceive, DirectSend
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class Outbound:
         *,
         size: int,
         render: Callable[[Event], Awaitable[list[Frame]]],
+        render_now: Callable[[Event], list[Frame] | None] | None = None,
         transcript: Transcript,
         audience: Audience,
         viewer: str | None = None,
@@ -56,10 +60,20 @@ class Outbound:
         self._size = size
         self._waiter: asyncio.Future[None] | None = None
         self._render = render
+        # Renders the common events without waiting for anything, or None: render them later.
+        self._render_now = render_now
+        # Writes a frame at once (None where the server offers no such thing, as in tests
+        # that drive the app in-process); only while nothing is queued or being written.
+        extensions = ws.scope.get("extensions") or {}
+        self._direct: DirectSend | None = extensions.get(DIRECT_SEND)
+        self._busy = False
         self._transcript = transcript
         self._audience = audience
         # Per chat: the highest sequence number delivered (or deliberately skipped).
         self.delivered: dict[str, int] = {}
+        # The id this connection's own entries and typing carry as their origin (set by the
+        # socket): it sees nothing of them, so they are passed over cheaply.
+        self.origin: str | None = None
         self.overflowed = False
         self._on_overflow: Callable[[], None] | None = None
 
@@ -79,12 +93,60 @@ class Outbound:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _write_now(self, frames: list[Frame]) -> None:
+        """Write now what can be; queue the rest, in order, once the client is not keeping up."""
+        direct = self._direct
+        assert direct is not None
+        for index, frame in enumerate(frames):
+            if not direct(jsonutil.dumpb(frame)):
+                for rest in frames[index:]:
+                    self._put((_FRAME, rest))
+                return
+
     def frame(self, frame: Frame) -> None:
+        direct = self._direct
+        if (
+            direct is not None
+            and not self._items
+            and not self._busy
+            and not self.overflowed
+            and direct(jsonutil.dumpb(frame))
+        ):
+            return
         self._put((_FRAME, frame))
 
     def event(self, event: Event) -> None:
         """A hub listener: never blocks."""
+        if self.origin is not None and event.get("origin") == self.origin and self._own(event):
+            return
+        if (
+            self._render_now is not None
+            and self._direct is not None
+            and not self._items
+            and not self._busy
+            and not self.overflowed
+        ):
+            frames = self._render_now(event)
+            if frames is not None:
+                if frames:
+                    self._write_now(frames)
+                return
         self._put((_EVENT, event))
+
+    def _own(self, event: Event) -> bool:
+        """Pass over this connection's own typing, or its own message when it is next in
+        sequence (it is not shown back to its author); False: handle it as any other."""
+        kind = event.get("type")
+        if kind == "typing":
+            return True
+        entry = event.get("_entry")
+        if kind != "entry" or not isinstance(entry, Entry) or entry.kind is not EntryKind.message:
+            return False
+        chat_id, seq = event["chat_id"], event["seq"]
+        if self.delivered.get(chat_id, 0) != seq - 1:
+            return False
+        self.delivered[chat_id] = seq
+        return True
 
     def sync(self, chat_id: str, after: int) -> None:
         """Deliver every entry of the chat after `after`, then continue live."""
@@ -112,6 +174,8 @@ class Outbound:
                     self._waiter = None
                 continue
             kind, payload = items.popleft()
+            # Until its frames are out, nothing may be written past this item.
+            self._busy = True
             if kind == _FRAME:
                 frames: list[Frame] = [payload]
             elif kind == _EVENT:
@@ -125,6 +189,7 @@ class Outbound:
                 return
             for frame in frames:
                 await ws.send_text(jsonutil.dumps(frame))
+            self._busy = False
 
     async def _close(self, close: Close) -> None:
         if ws_open(self._ws):
@@ -146,14 +211,30 @@ class Outbound:
                 frames.append(frame)
         return frames
 
+    def entry_now(
+        self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
+    ) -> list[Frame] | None:
+        """`entry` without waiting: None when entries are missing before this one (the writer
+        fills the gap from the broker)."""
+        delivered = self.delivered.get(chat_id, 0)
+        if seq <= delivered:
+            return []
+        if seq > delivered + 1:
+            return None
+        self.delivered[chat_id] = seq
+        if skip:
+            return []
+        frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
+        return [] if frame is None else [frame]
+
     async def entry(
         self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
     ) -> list[Frame]:
         """Frames for one live entry, in order: any missed ones first, nothing twice."""
-        delivered = self.delivered.get(chat_id, 0)
-        if seq <= delivered:
-            return []
-        frames = await self.fill(chat_id, seq) if seq > delivered + 1 else []
+        now = self.entry_now(chat_id, seq, entry, skip=skip)
+        if now is not None:
+            return now
+        frames = await self.fill(chat_id, seq)
         self.delivered[chat_id] = seq
         if not skip:
             frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
@@ -231,7 +312,14 @@ class ClientSocket:
     async def _read(self) -> bool:
         """Read until the client goes (True) or we decide to close (False)."""
         ws = self.ws
+        extensions = ws.scope.get("extensions") or {}
+        receive_now: DirectReceive | None = extensions.get(DIRECT_RECEIVE)
         while True:
+            queued = receive_now() if receive_now is not None else None
+            if queued is not None:
+                if not await self.on_text(queued):
+                    return False
+                continue
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return True

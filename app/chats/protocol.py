@@ -551,6 +551,8 @@ class VisitorConnection(_Connection):
         self.feedback_due = False
 
     def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+        if type(frame) is VisitorMessage and self.phase is Phase.in_chat:
+            return frame  # the common case, first
         if isinstance(frame, Ping | VisitorExit | DeleteContinuity):
             return frame
         if isinstance(frame, VisitorFeedback):

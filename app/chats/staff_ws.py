@@ -144,6 +144,7 @@ class StaffSocket(ClientSocket):
                 ws,
                 size=settings.send_queue_size,
                 render=self._render,
+                render_now=self._render_now,
                 transcript=runtime.transcript,
                 audience=Audience.staff,
                 viewer=staff.id,
@@ -164,6 +165,7 @@ class StaffSocket(ClientSocket):
         self.session_digest = session_digest
         self.supervision = Supervision(runtime.chats)
         self.id = new_token()[:16]
+        self.out.origin = self.id
         self.protocol = StaffConnection(
             rate=settings.staff_frame_rate,
             burst=settings.staff_frame_burst,
@@ -678,14 +680,49 @@ class StaffSocket(ClientSocket):
             }
         ]
 
-    # Rendering events (runs in the writer task) ---------------------------------------------
+    # Rendering events -------------------------------------------------------------------------
 
-    async def _render(self, event: Event) -> list[Frame]:
+    def _render_now(self, event: Event) -> list[Frame] | None:
+        """The frames for an event that needs nothing waited for (most entries, typing, offers),
+        or None: `_render` then runs in the writer task."""
         kind = event.get("type")
         chat_id = event.get("chat_id")
         if kind == "entry" and isinstance(chat_id, str):
             if not self._sees(chat_id):
                 return []
+            entry = self.rt.transcript.event_entry_now(event)
+            if entry is None or entry.kind in (EntryKind.ended, EntryKind.left):
+                return None
+            seq = int(event["seq"])
+            frames = self.out.entry_now(chat_id, seq, entry, skip=event.get("origin") == self.id)
+            if frames is not None:
+                self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
+            return frames
+        if kind == "typing":
+            if self._sees(chat_id) and event.get("sender") == "visitor":
+                return [
+                    {
+                        "type": "typing",
+                        "chat_id": chat_id,
+                        "sender": "visitor",
+                        "typing": bool(event["typing"]),
+                    }
+                ]
+            return []
+        if kind in ("visitor.away", "visitor.back"):
+            return [dict(event)] if self._sees(chat_id) else []
+        if kind in ("offer", "offer.withdrawn", "status", "wrapup.required", "wrapup.saved"):
+            return [dict(event)]
+        return None
+
+    async def _render(self, event: Event) -> list[Frame]:
+        """Runs in the writer task."""
+        now = self._render_now(event)
+        if now is not None:
+            return now
+        kind = event.get("type")
+        chat_id = event.get("chat_id")
+        if kind == "entry" and isinstance(chat_id, str):
             seq = int(event["seq"])
             entry = await self.rt.transcript.event_entry(event)
             if entry is None:
@@ -702,19 +739,6 @@ class StaffSocket(ClientSocket):
             if entry.kind is EntryKind.ended:
                 await self._unobserve(chat_id)
             return delivered
-        if kind == "typing":
-            if self._sees(chat_id) and event.get("sender") == "visitor":
-                return [
-                    {
-                        "type": "typing",
-                        "chat_id": chat_id,
-                        "sender": "visitor",
-                        "typing": bool(event["typing"]),
-                    }
-                ]
-            return []
-        if kind in ("visitor.away", "visitor.back"):
-            return [dict(event)] if self._sees(chat_id) else []
         if kind == "session.ended":
             if event.get("session") in (None, self.session_digest):
                 self.out.close(Close(CLOSE_UNAUTHORISED, "signed out"))
@@ -743,8 +767,6 @@ class StaffSocket(ClientSocket):
             text = await self.rt.transcript.open_aside(chat_id, sealed) if sealed else ""
             frame = {k: v for k, v in event.items() if k != "sealed_text"}
             return [{**frame, "text": text or ""}]
-        if kind in ("offer", "offer.withdrawn", "status", "wrapup.required", "wrapup.saved"):
-            return [dict(event)]
         return []
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from app.broker.base import AppendStatus, Broker
+from app.broker.base import AppendStatus, Broker, Quota
 from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
 from app.kit import jsonutil
 
@@ -50,7 +50,9 @@ STAFF_ONLY = frozenset(
 AUTHOR_ONLY = frozenset({EntryKind.handover})
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of these fields through object.__setattr__, which
+# was a visible part of every message's cost. Entries are never changed once made.
+@dataclass(slots=True)
 class Entry:
     kind: EntryKind
     at: float
@@ -70,10 +72,23 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"k": self.kind.value, "at": self.at}
-        for name in ("sender", "name", "text", "reason", "client_id", "staff_id", "card", "peer"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+        # Spelled out rather than a loop over the names: this runs for every message.
+        if self.sender is not None:
+            out["sender"] = self.sender
+        if self.name is not None:
+            out["name"] = self.name
+        if self.text is not None:
+            out["text"] = self.text
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.client_id is not None:
+            out["client_id"] = self.client_id
+        if self.staff_id is not None:
+            out["staff_id"] = self.staff_id
+        if self.card is not None:
+            out["card"] = self.card
+        if self.peer is not None:
+            out["peer"] = self.peer
         return out
 
     @classmethod
@@ -149,6 +164,9 @@ class TranscriptCodec(Protocol):
 
     async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes: ...
 
+    def open_cached(self, chat_id: str, seq: int, sealed: bytes) -> bytes | None:
+        """`open` without waiting for anything, or None when that is not possible."""
+
     async def has_key(self, chat_id: str) -> bool: ...
 
     async def retain(self, chat_id: str, seconds: float) -> None:
@@ -192,6 +210,7 @@ class Transcript:
         dedupe: str | None = None,
         counsellor: str | None = None,
         announce: Announce | None = None,
+        quota: Quota | None = None,
     ) -> Added:
         """Store `entry` after `last_seq`, retrying when someone else appended first.
 
@@ -219,6 +238,7 @@ class Transcript:
                 dedupe=dedupe,
                 counsellor=counsellor,
                 announce=None if announce is None else announce(seq, sealed),
+                quota=quota,
             )
             if status != "conflict":
                 return Added(stored, status, sealed if status == "ok" else None)
@@ -253,12 +273,9 @@ class Transcript:
 
     async def event_entry(self, event: dict[str, Any]) -> Entry | None:
         """The entry an `entry` event carries: plain in this process, sealed from others."""
-        local = event.get("_entry")
-        if isinstance(local, Entry):
-            return local
-        raw = event.get("entry")
-        if raw is not None:
-            return Entry.from_dict(raw)
+        entry = self.event_entry_now(event)
+        if entry is not None:
+            return entry
         try:
             chat_id, seq = str(event["chat_id"]), int(event["seq"])
             sealed = base64.b64decode(event["sealed"], validate=True)
@@ -269,6 +286,24 @@ class Transcript:
             logger.warning("entry event refused", extra={"code": "tampered"})
             return None
         return Entry.from_dict(jsonutil.loads(plain))
+
+    def event_entry_now(self, event: dict[str, Any]) -> Entry | None:
+        """`event_entry` when it needs nothing it would wait for; None otherwise, and for
+        anything unreadable (`event_entry` then decides)."""
+        local = event.get("_entry")
+        if isinstance(local, Entry):
+            return local
+        try:
+            raw = event.get("entry")
+            if raw is not None:
+                return Entry.from_dict(raw)
+            chat_id, seq = str(event["chat_id"]), int(event["seq"])
+            plain = self._codec.open_cached(
+                chat_id, seq, base64.b64decode(event["sealed"], validate=True)
+            )
+            return None if plain is None else Entry.from_dict(jsonutil.loads(plain))
+        except (KeyError, TypeError, ValueError, binascii.Error, TamperedError):
+            return None
 
     async def seal_aside(self, chat_id: str, text: str) -> str:
         """Seal a staff-only text that goes out live and is never stored (a request for help),

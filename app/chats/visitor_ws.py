@@ -73,12 +73,14 @@ class VisitorSocket(ClientSocket):
                 ws,
                 size=settings.send_queue_size,
                 render=self._render,
+                render_now=self._render_now,
                 transcript=runtime.transcript,
                 audience=Audience.visitor,
             ),
         )
         self.rt = runtime
         self.id = new_token()[:16]
+        self.out.origin = self.id
         self.tag = tag_of(ws.scope)
         self.protocol = VisitorConnection(
             rate=settings.visitor_frame_rate,
@@ -93,6 +95,13 @@ class VisitorSocket(ClientSocket):
         self.language: str | None = None
         self.last_seq = 0
         self.waiting = False
+        self._message_quota = (
+            None
+            if self.tag is None
+            else runtime.rate_limiter.quota(
+                "msg", self.tag, Limit(settings.visitor_message_rate_per_minute, 60)
+            )
+        )
 
     async def serve(self) -> None:
         await self.ws.accept()
@@ -163,8 +172,6 @@ class VisitorSocket(ClientSocket):
 
     async def _message(self, frame: VisitorMessage) -> None:
         assert self.chat_id is not None and self.line is not None
-        if not await self._within_rate("message"):
-            return
         result = await self.rt.chats.visitor_message(
             self.chat_id,
             self.line,
@@ -172,6 +179,9 @@ class VisitorSocket(ClientSocket):
             frame.client_id,
             last_seq=self.last_seq,
             origin=self.id,
+            # Per client across connections (the token bucket is per connection), counted
+            # by the broker with the append.
+            quota=self._message_quota,
         )
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
@@ -344,23 +354,23 @@ class VisitorSocket(ClientSocket):
         else:
             await self.rt.broker.disconnect(visitor_lease(chat_id), self.id)
 
-    # Rendering events (runs in the writer task) -----------------------------------------
+    # Rendering events ---------------------------------------------------------------------
 
-    async def _render(self, event: Event) -> list[Frame]:
+    def _render_now(self, event: Event) -> list[Frame] | None:
+        """The frames for an event that needs nothing waited for (most messages and typing),
+        or None: `_render` then runs in the writer task."""
         kind = event.get("type")
         chat_id = event.get("chat_id")
         if chat_id is None or chat_id != self.chat_id:
             return []
         if kind == "entry":
+            entry = self.rt.transcript.event_entry_now(event)
+            if entry is None or entry.kind in _CHANGES_STATE:
+                return None
             seq = int(event["seq"])
-            entry = await self.rt.transcript.event_entry(event)
-            if entry is None:
-                # Unreadable here (shredded meanwhile, or refused): the transcript decides.
-                return await self.out.fill(chat_id, seq + 1)
-            own = event.get("origin") == self.id
-            frames = await self.out.entry(chat_id, seq, entry, skip=own)
-            self.last_seq = max(self.last_seq, seq)
-            await self._after_entry(entry, frames)
+            frames = self.out.entry_now(chat_id, seq, entry, skip=event.get("origin") == self.id)
+            if frames is not None:
+                self.last_seq = max(self.last_seq, seq)
             return frames
         if kind == "typing" and event.get("sender") == "counsellor":
             return [
@@ -372,6 +382,23 @@ class VisitorSocket(ClientSocket):
                 }
             ]
         return []
+
+    async def _render(self, event: Event) -> list[Frame]:
+        """Runs in the writer task."""
+        now = self._render_now(event)
+        if now is not None:
+            return now
+        chat_id = event["chat_id"]
+        seq = int(event["seq"])
+        entry = await self.rt.transcript.event_entry(event)
+        if entry is None:
+            # Unreadable here (shredded meanwhile, or refused): the transcript decides.
+            return await self.out.fill(chat_id, seq + 1)
+        own = event.get("origin") == self.id
+        frames = await self.out.entry(chat_id, seq, entry, skip=own)
+        self.last_seq = max(self.last_seq, seq)
+        await self._after_entry(entry, frames)
+        return frames
 
     async def _after_entry(self, entry: Entry, frames: list[Frame]) -> None:
         if entry.kind is EntryKind.joined:
@@ -405,6 +432,10 @@ class VisitorSocket(ClientSocket):
             return None
         record = await self.rt.broker.get_chat(self.chat_id)
         return record.line if record else None
+
+
+# Entries after which this connection changes what it follows (`_after_entry`).
+_CHANGES_STATE = frozenset({EntryKind.joined, EntryKind.left, EntryKind.ended})
 
 
 def _visitor_state(state: ChatState) -> str:

@@ -1,4 +1,5 @@
-"""uvicorn's WebSocket protocol, with the frames of one event-loop turn written at once.
+"""uvicorn's WebSocket protocol, with the frames of one event-loop turn written at once, and a
+synchronous way to send a text frame.
 
 uvicorn writes every WebSocket frame to the socket as soon as the app sends it: one `write`
 system call per frame, which was a third of the server's CPU time per relayed message
@@ -6,14 +7,60 @@ system call per frame, which was a third of the server's CPU time per relayed me
 are joined and written at the start of the next turn, in order, with one call. Nothing else
 changes: the same frames, the same bytes on the wire, the same flow control (the transport's
 own buffer still pauses a client that does not read).
+
+Reading, the common frame (a whole, masked text frame of an open connection) is taken apart
+here rather than by websockets' general parser, a chain of generators that cost more per
+frame than everything else on the way in; anything else (control frames, fragments, frames
+too big, bad masking or bad UTF-8, a closing connection) is handed to websockets whole, so its
+parser always starts at a frame boundary and keeps every rule and every close code.
+
+The ASGI way to receive a message awaits Starlette, uvicorn and an asyncio.Queue for every
+frame, even when the message is already queued; `receive_text_now` (scope extension
+`DIRECT_RECEIVE`) takes a queued text message at once, and the app awaits the ASGI way only
+when nothing is queued (or what is queued is not text, e.g. the disconnect).
+
+The ASGI way to send a frame goes through every middleware's `send` wrapper, Starlette and
+uvicorn, and has to be awaited, so each connection needs a writer task woken for every frame.
+`send_text_now` (offered to the app as the scope extension `DIRECT_SEND`) writes a text frame
+(given as UTF-8 bytes, as orjson makes them) at once from whatever code is running, when the
+connection is open and its client is keeping up; when it is not, it returns False and the
+caller takes the ASGI way, which waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
+from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - websockets without its C extension
+    from websockets.utils import apply_mask
+
+# The scope extensions under which the app finds `send_text_now` (a `DirectSend`) and
+# `receive_text_now` (a `DirectReceive`).
+DIRECT_SEND = "lykta.send_text_now"
+DirectSend = Callable[[bytes], bool]
+DIRECT_RECEIVE = "lykta.receive_text_now"
+DirectReceive = Callable[[], str | None]
+
+_TEXT_FIN = 0x81  # FIN + opcode 1 (text); a server's frames are never masked (RFC 6455 5.1)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked text frame (RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_TEXT_FIN, size)) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", _TEXT_FIN, 126, size) + payload
+    return struct.pack("!BBQ", _TEXT_FIN, 127, size) + payload
 
 
 class CoalescingTransport:
@@ -54,9 +101,164 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+class Inbox(asyncio.Queue[Any]):
+    """uvicorn's queue of ASGI receive events, with a way to take a queued text message
+    without awaiting (asyncio.Queue's own storage hooks, as its subclasses use them). Text
+    messages read here are queued as plain strings and become ASGI events only if they are
+    taken the ASGI way."""
+
+    def _init(self, maxsize: int) -> None:
+        self._items: deque[Any] = deque()
+        self._queue = self._items
+
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+
+    def _get(self) -> Any:
+        item = self._items.popleft()
+        if type(item) is str:
+            return {"type": "websocket.receive", "text": item}
+        return item
+
+    def take_text(self) -> str | None:
+        items = self._items
+        if items:
+            first = items[0]
+            if type(first) is str:
+                return items.popleft()  # type: ignore[no-any-return]
+            text = first.get("text")
+            if text is not None and first["type"] == "websocket.receive":
+                items.popleft()
+                return str(text)
+        return None
+
+
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
-    """`uvicorn --ws websockets-sansio`, writing once per connection per loop turn."""
+    """`uvicorn --ws websockets-sansio`, writing once per connection per loop turn, reading
+    whole text frames itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = self.inbox = Inbox()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.transport = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)  # type: ignore[assignment]
+        # Bytes received after the handshake that do not make a whole frame yet.
+        self._unparsed = bytearray()
+        # None until the handshake is done; then whether frames are read here (see above).
+        self._framing: bool | None = None
+
+    def data_received(self, data: bytes) -> None:
+        framing = self._framing
+        if framing is None and self.handshake_complete:
+            # Only if websockets holds no bytes of a frame yet (a client may not send any
+            # before the handshake's answer; one that did is left to websockets throughout).
+            framing = self._framing = not self.conn.reader.buffer
+        if not framing:
+            super().data_received(data)
+            return
+        buf = self._unparsed
+        buf += data
+        start, size = 0, len(buf)
+        conn = self.conn
+        limit = conn.max_message_size
+        while size - start >= 2:
+            head1, head2 = buf[start], buf[start + 1]
+            length = head2 & 0x7F
+            at = start + 2
+            if length == 126:
+                if size - at < 2:
+                    break
+                length = int.from_bytes(buf[at : at + 2], "big")
+                at += 2
+            elif length == 127:
+                if size - at < 8:
+                    break
+                length = int.from_bytes(buf[at : at + 8], "big")
+                at += 8
+            if not head2 & 0x80 or (limit is not None and length > limit):
+                # Unmasked or too big: websockets closes with the right code, without
+                # waiting for a payload that may never end.
+                self._hand_over(bytes(buf[start:]))
+                return
+            end = at + 4 + length
+            if end > size:
+                break
+            if (
+                head1 == _TEXT_FIN
+                and conn.state is State.OPEN
+                and conn.current_size is None
+                and not conn.extensions
+            ):
+                payload = apply_mask(bytes(buf[at + 4 : end]), bytes(buf[at : at + 4]))
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError:
+                    text = None
+                if text is not None:
+                    self.inbox.put_nowait(text)
+                    if not self.read_paused:
+                        self.read_paused = True
+                        self.transport.pause_reading()
+                    start = end
+                    continue
+            # Anything else, whole: websockets' parser, as uvicorn does it.
+            if not self._feed(bytes(buf[start:end])):
+                return
+            start = end
+            if conn.state is not State.OPEN:
+                # Closing: the rest is websockets' business.
+                self._hand_over(bytes(buf[start:]))
+                return
+        del buf[:start]
+
+    def _feed(self, frame: bytes) -> bool:
+        """One whole frame through websockets; False once the connection failed."""
+        self.conn.receive_data(frame)
+        if self.conn.parser_exc is not None:
+            self.handle_parser_exception()
+            return False
+        self.handle_events()
+        return True
+
+    def _hand_over(self, rest: bytes) -> None:
+        """From here on websockets parses everything (its parser is at a frame boundary)."""
+        self._framing = False
+        self._unparsed = bytearray()
+        if rest:
+            super().data_received(rest)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        # The app's task has been created but has not run yet: it sees the extension.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][DIRECT_SEND] = self.send_text_now
+            scope["extensions"][DIRECT_RECEIVE] = self.receive_text_now
+
+    def receive_text_now(self) -> str | None:
+        """The next message if it is text and already here (else None: await the ASGI way)."""
+        text = self.inbox.take_text()
+        if text is not None and self.read_paused and self.inbox.empty():
+            # As uvicorn's receive does: read again once the app has caught up.
+            self.read_paused = False
+            self.transport.resume_reading()
+        return text
+
+    def send_text_now(self, text: bytes) -> bool:
+        """Write a text frame (`text`: UTF-8) now, if the connection is open and writable;
+        False otherwise (nothing was written: send it the ASGI way, which waits)."""
+        # (A refused handshake sets close_sent too, so these cover every state uvicorn has.)
+        if self.close_sent or self.disconnected or not self.handshake_complete:
+            return False
+        conn = self.conn
+        if not self.writable.is_set() or conn.state is not State.OPEN:
+            return False
+        if conn.extensions:
+            # A negotiated extension (compression) shapes frames: websockets frames it.
+            conn.send_text(text)
+            self.transport.write(b"".join(conn.data_to_send()))
+        else:
+            self.transport.write(text_frame(text))
+        return True

@@ -59,13 +59,14 @@ class WsClient:
 
     async def expect(
         self,
-        kind: str,
+        kind: str | frozenset[str],
         *,
         timeout: float = WAIT,
         where: Callable[[Frame], bool] | None = None,
         **fields: Any,
     ) -> Frame:
-        """The next frame of this type (and fields); frames read on the way stay readable."""
+        """The next frame of this type, or of any of these types (and fields); frames read on
+        the way stay readable."""
         skipped: list[Frame] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -76,7 +77,11 @@ class WsClient:
                     raise TimeoutError
                 frame = await self._next(remaining)
                 if (
-                    frame.get("type") == kind
+                    (
+                        frame.get("type") == kind
+                        if isinstance(kind, str)
+                        else frame.get("type") in kind
+                    )
                     and all(frame.get(k) == v for k, v in fields.items())
                     and (where is None or where(frame))
                 ):
