@@ -206,6 +206,33 @@ async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker)
     assert await broker.incr(quota.key, ttl=0.3) == 2
 
 
+async def test_a_pipelined_append_is_stored_only_right_after_the_one_it_follows(
+    broker: Broker,
+) -> None:
+    """A visitor's next message is sent before the reply for the one before; whatever
+    happens to that one, the next is never stored ahead of it or in its place."""
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    sent = [
+        broker.append("a", 1, b"one", dedupe="v:1"),
+        broker.append("a", 2, b"two", dedupe="v:2", follows="v:1"),
+        broker.append("a", 3, b"three", dedupe="v:3", follows="v:2"),
+    ]
+    assert await asyncio.gather(*sent) == [(1, "ok"), (2, "ok"), (3, "ok")]
+    # The counsellor wrote first: the first message is refused, and so is the next, even
+    # though its number is now free.
+    assert await broker.append("a", 4, b"counsellor") == (4, "ok")
+    assert await broker.append("a", 4, b"four", dedupe="v:4") == (4, "conflict")
+    assert await broker.append("a", 5, b"five", dedupe="v:5", follows="v:4") == (4, "conflict")
+    # A resend of a stored message is a duplicate: it is not at seq - 1 for what follows it.
+    assert await broker.append("a", 5, b"one", dedupe="v:1") == (1, "duplicate")
+    assert await broker.append("a", 5, b"six", dedupe="v:6", follows="v:1") == (4, "conflict")
+    # Sent again once the one before has its answer: stored in order.
+    assert await broker.append("a", 5, b"four", dedupe="v:4") == (5, "ok")
+    assert await broker.append("a", 6, b"five", dedupe="v:5", follows="v:4") == (6, "ok")
+    assert [seq for seq, _ in await broker.read("a", 0)] == [1, 2, 3, 4, 5, 6]
+    assert [entry for _, entry in await broker.read("a", 3)] == [b"counsellor", b"four", b"five"]
+
+
 async def test_deadlines_are_handed_out_once(broker: Broker) -> None:
     await broker.schedule("offer|a|s1", 10.0)
     await broker.schedule("vgrace|b", 20.0)

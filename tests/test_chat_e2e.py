@@ -252,6 +252,60 @@ async def test_visitor_resumes_with_nothing_lost_or_doubled(server: RunningServe
     assert [seq for seq, _ in entries] == list(range(1, len(entries) + 1))
 
 
+async def test_a_burst_of_messages_keeps_its_order_while_the_counsellor_writes(
+    server: RunningServer,
+) -> None:
+    """A visitor's messages are added without waiting for each other's answers. With the
+    counsellor writing at the same moment, each is stored once, in the order sent, and
+    acknowledged in that order; an end sent right after a burst comes after all of it."""
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await open_visitor(server)
+    await visitor.start()
+    chat_id = visitor.chat_id
+    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await visitor.expect("counsellor.joined")
+
+    def message(i: int) -> dict[str, str]:
+        return {"type": "message", "text": f"v{i}", "client_id": f"c-{i}"}
+
+    async def visitor_burst() -> None:
+        for i in range(12):
+            await visitor.send(message(i))
+        await visitor.send(message(3))  # a resend inside the burst
+
+    async def counsellor_burst() -> None:
+        for i in range(6):
+            await anna.send({"type": "message", "chat_id": chat_id, "text": f"a{i}"})
+
+    await asyncio.gather(visitor_burst(), counsellor_burst())
+    acks = [await visitor.expect("message.ack") for _ in range(13)]
+    assert [a["client_id"] for a in acks] == [f"c-{i}" for i in range(12)] + ["c-3"]
+    seqs = [a["seq"] for a in acks[:12]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 12
+    assert acks[12]["duplicate"] and acks[12]["seq"] == acks[3]["seq"]
+    shown = [await anna.expect("message", sender="visitor") for _ in range(12)]
+    assert [m["text"] for m in shown] == [f"v{i}" for i in range(12)]
+    assert [m["seq"] for m in shown] == seqs
+    await anna.expect_none("message", within=0.3, sender="visitor")
+    entries = [(seq, e) for seq, e in await rt.transcript.read(chat_id, 0) if e.text]
+    assert [e.text for _, e in entries if e.sender == "visitor"] == [f"v{i}" for i in range(12)]
+    assert sorted(e.text or "" for _, e in entries if e.sender == "counsellor") == [
+        f"a{i}" for i in range(6)
+    ]
+    assert len({seq for seq, _ in entries}) == 18
+
+    await asyncio.sleep(1)  # the visitor's frame allowance refills
+    for i in range(12, 15):
+        await visitor.send(message(i))
+    await visitor.send({"type": "end"})
+    got = [await anna.expect(frozenset({"message", "chat.ended"})) for _ in range(4)]
+    assert [f.get("text") for f in got] == ["v12", "v13", "v14", None]
+    assert got[3]["type"] == "chat.ended"
+
+
 async def test_resume_with_a_wrong_token_changes_nothing(server: RunningServer) -> None:
     rt = server.runtime
     await add_line(rt)

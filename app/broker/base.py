@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from app.broker.hub import Event, Hub, Listener
 from app.broker.records import ChatRecord, ChatState, Presence
@@ -71,6 +71,10 @@ class Transition:
 
 class Broker(ABC):
     """Ephemeral state. Every method is safe to call from several processes at once."""
+
+    # Whether each call waits for a reply from another service: a client's next message is
+    # then sent before the reply for the one before (pipelined; see Broker.append).
+    round_trips: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.hub = Hub()
@@ -170,6 +174,7 @@ class Broker(ABC):
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
+        follows: str | None = None,
     ) -> tuple[int, AppendStatus]:
         """Store `entry` as number `seq` if that is the next number (compare-and-set).
 
@@ -180,7 +185,10 @@ class Broker(ABC):
         (an entry stored counts against it; the counter is the one `incr` keeps). Sealing an
         entry needs its number first, hence the compare-and-set. When stored, `announce`
         (channel, event) is published as by `publish`, in the same atomic step: no process
-        can die between the two.
+        can die between the two. `follows` is the dedupe key of the entry this one must come
+        right after: unless that entry is stored as number `seq - 1`, the answer is
+        "conflict". A client's next entry can then be sent before the reply for the one
+        before (pipelined) and is never stored out of order, whatever happens to that one.
         """
 
     @abstractmethod

@@ -230,6 +230,7 @@ class MemoryBroker(Broker):
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
+        follows: str | None = None,
     ) -> tuple[int, AppendStatus]:
         chat = self._live(chat_id)
         if chat is None or chat.record.state is ChatState.ended:
@@ -245,7 +246,9 @@ class MemoryBroker(Broker):
             count, expires = self._counters.get(quota.key, (0, now + quota.window))
             if expires > now and count >= quota.limit:
                 return 0, "limited"
-        if seq != chat.record.last_seq + 1:
+        if seq != chat.record.last_seq + 1 or (
+            follows is not None and chat.dedupe.get(follows) != seq - 1
+        ):
             return chat.record.last_seq, "conflict"
         chat.record.last_seq = seq
         chat.entries.append((seq, entry))

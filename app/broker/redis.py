@@ -289,6 +289,8 @@ class _Subscriber:
 class RedisBroker(Broker):
     """Ephemeral state in Redis, safe for any number of processes (see the module docstring)."""
 
+    round_trips = True
+
     def __init__(self, url: str, prefix: str = "lykta") -> None:
         super().__init__()
         self.url = url
@@ -561,6 +563,7 @@ class RedisBroker(Broker):
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
+        follows: str | None = None,
     ) -> tuple[int, AppendStatus]:
         channel, payload = b"", b""
         if announce is not None and self.available:
@@ -574,6 +577,7 @@ class RedisBroker(Broker):
             CHAT_MAX_LIFETIME * 1000,
             channel,
             payload,
+            follows or "",
         ]
         if quota is not None:
             keys.append(self._k(f"n:{quota.key}"))  # the counter `incr` keeps

@@ -99,8 +99,9 @@ return {'ok', redis.call('hgetall', chat)}
 """
 
 # KEYS: chat, transcript stream, dedupe hash[, quota counter]. ARGV: seq, entry, dedupe,
-# counsellor, ttl ms, channel and payload to publish once stored (or empty)[, quota limit,
-# quota window ms]. The quota is checked before and counted after storing, as `incr` counts.
+# counsellor, ttl ms, channel and payload to publish once stored (or empty), the dedupe key
+# this entry must follow at seq - 1 (or empty)[, quota limit, quota window ms]. The quota is
+# checked before and counted after storing, as `incr` counts.
 APPEND = """
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
 if not cur[1] or cur[1] == 'ended' then return {0, 'ended'} end
@@ -109,12 +110,15 @@ if ARGV[3] ~= '' then
   local seen = redis.call('hget', KEYS[3], ARGV[3])
   if seen then return {tonumber(seen), 'duplicate'} end
 end
-if KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[8]) then
+if KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[9]) then
   return {0, 'limited'}
 end
 local last = tonumber(cur[3] or '0')
 local seq = tonumber(ARGV[1])
 if seq ~= last + 1 then return {last, 'conflict'} end
+if ARGV[8] ~= '' and redis.call('hget', KEYS[3], ARGV[8]) ~= tostring(seq - 1) then
+  return {last, 'conflict'}
+end
 redis.call('xadd', KEYS[2], ARGV[1] .. '-0', 'e', ARGV[2])
 redis.call('hset', KEYS[1], 'last_seq', ARGV[1])
 local ttl = redis.call('pttl', KEYS[1])
@@ -126,7 +130,7 @@ if ARGV[3] ~= '' then
 end
 if KEYS[4] then
   local value = redis.call('incr', KEYS[4])
-  if value == 1 or redis.call('pttl', KEYS[4]) < 0 then redis.call('pexpire', KEYS[4], ARGV[9]) end
+  if value == 1 or redis.call('pttl', KEYS[4]) < 0 then redis.call('pexpire', KEYS[4], ARGV[10]) end
 end
 if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[7]) end
 return {seq, 'ok'}

@@ -8,6 +8,7 @@ transcript, and nothing here sees a network address.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -127,6 +128,11 @@ def _entry_event(
     else:
         event["entry"] = entry.to_dict()
     return event
+
+
+def _visitor_dedupe(client_id: str | None) -> str | None:
+    """The key a visitor's message is known by in the chat (a resend is not stored twice)."""
+    return f"v:{client_id}" if client_id else None
 
 
 def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
@@ -280,9 +286,12 @@ class ChatService:
         last_seq: int,
         origin: str,
         quota: Quota | None = None,
+        after: tuple[str | None, asyncio.Future[Any]] | None = None,
     ) -> tuple[int, bool] | ProtocolError:
         """Store and deliver a visitor's message: (seq, whether it was a duplicate), or why
-        not. `quota` is the client's message limit, counted with the append."""
+        not. `quota` is the client's message limit, counted with the append. `after` is the
+        visitor's previous message while it is still being added: (its client id, its task);
+        this one is then sent at once and stored only right after it (Transcript.add)."""
         line = self.lines.get(line_key)
         limit = line.max_message_length if line else 4000
         problem = check_text(text, limit)
@@ -294,9 +303,10 @@ class ChatService:
             chat_id,
             entry,
             last_seq=last_seq,
-            dedupe=f"v:{client_id}" if client_id else None,
+            dedupe=_visitor_dedupe(client_id),
             announce=self.announce(chat_id, entry, origin),
             quota=quota,
+            after=None if after is None else (_visitor_dedupe(after[0]), after[1]),
         )
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")

@@ -6,6 +6,7 @@ sealed by a `TranscriptCodec` bound to its chat and sequence number before it is
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -178,6 +179,8 @@ class TranscriptCodec(Protocol):
 
 # (seq, sealed entry) → (channel, event) published with the entry.
 Announce = Callable[[int, bytes], tuple[str, dict[str, Any]]]
+# An earlier entry still being added: its dedupe key (None: it has none) and its task.
+Previous = tuple[str | None, "asyncio.Future[Any]"]
 
 
 class Added(NamedTuple):
@@ -211,14 +214,25 @@ class Transcript:
         counsellor: str | None = None,
         announce: Announce | None = None,
         quota: Quota | None = None,
+        after: Previous | None = None,
     ) -> Added:
         """Store `entry` after `last_seq`, retrying when someone else appended first.
 
         `last_seq` is the caller's best guess; a wrong guess costs one retry. `announce`
         builds the event that goes out with the entry once its number and seal are known.
+        `after` pipelines: the entry is sent at once, stored only right after that earlier
+        one (see Broker.append's `follows`); when that did not happen, it is sent again
+        once the earlier one has its answer.
         """
         plain = jsonutil.dumpb(entry.to_dict())
         expected = last_seq
+        follows = None
+        if after is not None:
+            follows, done = after
+            if follows is None:
+                # Nothing to follow by: wait for the earlier entry, as unpipelined.
+                await asyncio.wait([done])
+                after = None
         for _ in range(50):
             seq = expected + 1
             try:
@@ -239,10 +253,16 @@ class Transcript:
                 counsellor=counsellor,
                 announce=None if announce is None else announce(seq, sealed),
                 quota=quota,
+                follows=follows,
             )
             if status != "conflict":
                 return Added(stored, status, sealed if status == "ok" else None)
             expected = stored
+            if after is not None:
+                # Not stored right after the earlier entry: once that one is settled, this
+                # one goes on its own.
+                await asyncio.wait([after[1]])
+                after, follows = None, None
         raise RuntimeError("could not append to the transcript under contention")
 
     async def read(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:

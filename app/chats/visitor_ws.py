@@ -6,17 +6,26 @@ never kept) and the keyed hash the abuse middleware left in its place of the add
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket
 
 from app.abuse.ratelimit import Limit, tag_of
+from app.broker.base import BrokerUnavailableError
 from app.broker.hub import Event
 from app.broker.records import ChatState
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, visitor_lease
-from app.chats.connection import ClientSocket, Frame, Outbound, refuse_while_unavailable
+from app.chats.connection import (
+    UNAVAILABLE_CLOSE,
+    ClientSocket,
+    Frame,
+    Outbound,
+    refuse_while_unavailable,
+)
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
@@ -95,6 +104,11 @@ class VisitorSocket(ClientSocket):
         self.language: str | None = None
         self.last_seq = 0
         self.waiting = False
+        # The last message still being added while the reader goes on (see _pipeline), its
+        # client id, and the number it was sent as.
+        self._adding: asyncio.Task[None] | None = None
+        self._adding_client: str | None = None
+        self._adding_seq = 0
         self._message_quota = (
             None
             if self.tag is None
@@ -113,6 +127,9 @@ class VisitorSocket(ClientSocket):
 
     async def leave(self) -> None:
         self.rt.connections.visitors.pop(self.id, None)
+        # The messages read before the client went are stored before it counts as gone.
+        with contextlib.suppress(BrokerUnavailableError):
+            await self._settle()
         await self._leave(disconnected=True)
 
     async def on_bytes(self, data: bytes) -> bool:
@@ -120,11 +137,19 @@ class VisitorSocket(ClientSocket):
 
     async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
+        if isinstance(frame, VisitorMessage):
+            if self.rt.broker.round_trips:
+                self._pipeline(frame)
+            else:
+                # Nothing to overlap: the in-process broker answers at once.
+                assert self.chat_id is not None and self.line is not None
+                await self._message(frame, self.chat_id, self.line, self.last_seq, None)
+            return True
+        # Anything else is handled after the messages before it, as they were sent.
+        await self._settle()
         if isinstance(frame, ProtocolError | Close):
             return self.answer(frame)
-        if isinstance(frame, VisitorMessage):
-            await self._message(frame)
-        elif isinstance(frame, VisitorTyping):
+        if isinstance(frame, VisitorTyping):
             assert self.chat_id is not None
             await self.rt.chats.typing(self.chat_id, "visitor", frame.typing, self.id)
         elif isinstance(frame, Ping):
@@ -170,19 +195,66 @@ class VisitorSocket(ClientSocket):
         )
         return False
 
-    async def _message(self, frame: VisitorMessage) -> None:
+    def _pipeline(self, frame: VisitorMessage) -> None:
+        """Add the message without waiting for the one before: the reader goes on to the next
+        frame, and a burst of messages costs one broker round trip, not one each. Each is
+        stored only right after the one before it (Broker.append's `follows`), so the
+        order holds whatever happens to any of them; acknowledgements go out in order."""
         assert self.chat_id is not None and self.line is not None
-        result = await self.rt.chats.visitor_message(
-            self.chat_id,
-            self.line,
-            frame.text,
-            frame.client_id,
-            last_seq=self.last_seq,
-            origin=self.id,
-            # Per client across connections (the token bucket is per connection), counted
-            # by the broker with the append.
-            quota=self._message_quota,
+        before = self._adding
+        after: tuple[str | None, asyncio.Future[Any]] | None = None
+        if before is not None and not before.done():
+            after = (self._adding_client, before)
+            last_seq = self._adding_seq
+        else:
+            last_seq = self.last_seq
+        self._adding_client = frame.client_id
+        self._adding_seq = last_seq + 1
+        self._adding = asyncio.get_running_loop().create_task(
+            self._message(frame, self.chat_id, self.line, last_seq, after)
         )
+
+    async def _settle(self) -> None:
+        """Wait until the messages read so far are added (raises what adding them raised)."""
+        adding = self._adding
+        if adding is not None:
+            self._adding = None
+            await adding
+
+    async def _message(
+        self,
+        frame: VisitorMessage,
+        chat_id: str,
+        line: str,
+        last_seq: int,
+        after: tuple[str | None, asyncio.Future[Any]] | None,
+    ) -> None:
+        try:
+            result = await self.rt.chats.visitor_message(
+                chat_id,
+                line,
+                frame.text,
+                frame.client_id,
+                last_seq=last_seq,
+                origin=self.id,
+                # Per client across connections (the token bucket is per connection),
+                # counted by the broker with the append.
+                quota=self._message_quota,
+                after=after,
+            )
+            before = None if after is None else after[1]
+            if before is not None and not before.done():
+                # Answers in the order the messages came (it is done already unless it
+                # had to be sent again).
+                await asyncio.wait([before])
+            if before is not None and not before.cancelled():
+                # What went wrong with it was answered (or closed the connection) by its
+                # own task.
+                before.exception()
+        except BrokerUnavailableError:
+            # As when the reader meets it (ClientSocket.serve): the client comes back later.
+            self.out.close(UNAVAILABLE_CLOSE)
+            raise
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
             return
@@ -190,7 +262,7 @@ class VisitorSocket(ClientSocket):
         self.last_seq = max(self.last_seq, seq)
         ack: Frame = {
             "type": "message.ack",
-            "chat_id": self.chat_id,
+            "chat_id": chat_id,
             "seq": seq,
             "duplicate": duplicate,
         }
