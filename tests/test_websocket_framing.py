@@ -100,18 +100,21 @@ class RawClient:
         return True
 
 
+def upgrade_request(port: int) -> bytes:
+    """A visitor socket's opening handshake, as a browser sends it."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        "GET /ws/visitor HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 @pytest.fixture
 async def raw(server: RunningServer) -> AsyncIterator[RawClient]:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            "GET /ws/visitor HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{server.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+    writer.write(upgrade_request(server.port))
     answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert answer.startswith(b"HTTP/1.1 101")
     client = RawClient(reader, writer)
@@ -200,17 +203,8 @@ async def test_a_frame_begun_before_the_handshake_answer_is_read_by_websockets(
     treats it as it would without Lykta's reading (the frame began before the connection was
     open, and websockets fails the connection): nothing on it is ever read as a frame."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    key = base64.b64encode(os.urandom(16)).decode()
     early = text(PING_FRAME)
-    writer.write(
-        (
-            "GET /ws/visitor HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{server.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-        + early[:5]
-    )
+    writer.write(upgrade_request(server.port) + early[:5])
     assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
     client = RawClient(reader, writer)
     assert (await client.json())["type"] == "hello"

@@ -8,7 +8,6 @@ transcript, and nothing here sees a network address.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from app.chats.channels import (
     visitor_lease,
 )
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
-from app.chats.transcript import Announce, Entry, EntryKind, Transcript
+from app.chats.transcript import Announce, Entry, EntryKind, Previous, Transcript
 from app.kit.clock import hour_bucket
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
 from app.lines.directory import LineDirectory
@@ -286,7 +285,7 @@ class ChatService:
         last_seq: int,
         origin: str,
         quota: Quota | None = None,
-        after: tuple[str | None, asyncio.Future[Any]] | None = None,
+        after: Previous | None = None,
     ) -> tuple[int, bool] | ProtocolError:
         """Store and deliver a visitor's message: (seq, whether it was a duplicate), or why
         not. `quota` is the client's message limit, counted with the append. `after` is the

@@ -179,7 +179,8 @@ class TranscriptCodec(Protocol):
 
 # (seq, sealed entry) → (channel, event) published with the entry.
 Announce = Callable[[int, bytes], tuple[str, dict[str, Any]]]
-# An earlier entry still being added: its dedupe key (None: it has none) and its task.
+# An earlier entry still being added: what it is known by (its dedupe key here, a visitor's
+# client id in ChatService; None: nothing) and the task adding it.
 Previous = tuple[str | None, "asyncio.Future[Any]"]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket
 
@@ -47,7 +47,7 @@ from app.chats.protocol import (
     VisitorTyping,
 )
 from app.chats.service import LineUnavailable, Started
-from app.chats.transcript import Audience, Entry, EntryKind
+from app.chats.transcript import Audience, Entry, EntryKind, Previous
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
@@ -202,7 +202,7 @@ class VisitorSocket(ClientSocket):
         order holds whatever happens to any of them; acknowledgements go out in order."""
         assert self.chat_id is not None and self.line is not None
         before = self._adding
-        after: tuple[str | None, asyncio.Future[Any]] | None = None
+        after: Previous | None = None
         if before is not None and not before.done():
             after = (self._adding_client, before)
             last_seq = self._adding_seq
@@ -227,7 +227,7 @@ class VisitorSocket(ClientSocket):
         chat_id: str,
         line: str,
         last_seq: int,
-        after: tuple[str | None, asyncio.Future[Any]] | None,
+        after: Previous | None,
     ) -> None:
         try:
             result = await self.rt.chats.visitor_message(
