@@ -183,6 +183,34 @@ async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) 
     assert await broker.append("nope", 1, b"x") == (0, "ended")
 
 
+async def test_append_now_answers_as_append_does_or_not_at_all(broker: Broker) -> None:
+    """The in-process broker stores without a round trip, with append's checks; a broker
+    with round trips says so (None) and stores nothing."""
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    quota = Quota("a-visitor", limit=2, window=60)
+    heard: list[Event] = []
+    broker.hub.add("chat:a", heard.append)
+    announce = ("chat:a", {"type": "entry", "seq": 1})
+    first = broker.append_now("a", 1, b"one", dedupe="v:1", announce=announce, quota=quota)
+    if broker.round_trips:
+        assert first is None
+        assert await broker.read("a", 0) == []
+        return
+    assert first == (1, "ok")
+    assert heard == [announce[1]]
+    assert broker.append_now("a", 1, b"again", dedupe="v:2", quota=quota) == (1, "conflict")
+    assert broker.append_now("a", 2, b"one", dedupe="v:1", quota=quota) == (1, "duplicate")
+    assert broker.append_now("a", 2, b"two", dedupe="v:3", quota=quota) == (2, "ok")
+    assert broker.append_now("a", 3, b"three", dedupe="v:4", quota=quota) == (0, "limited")
+    assert await broker.read("a", 0) == [(1, b"one"), (2, b"two")]
+    assert len(heard) == 1
+    await broker.transition(
+        "a", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended}, dequeue=True)
+    )
+    assert broker.append_now("a", 3, b"late") == (0, "ended")
+    assert broker.append_now("nope", 1, b"x") == (0, "ended")
+
+
 async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker) -> None:
     """A visitor's message limit is checked and counted with the append (one trip to Redis);
     the counter is the one `incr` keeps, shared by every chat of the client."""

@@ -249,8 +249,8 @@ async def wait_out(server: RunningServer, seconds: int) -> None:
     """Wait as long as Retry-After said, by the broker's clock (the one the server uses)."""
     import asyncio
 
-    target = await server.runtime.broker.now() + seconds
-    await asyncio.sleep(max(0.0, target - await server.runtime.broker.now()) + 0.05)
+    target = server.runtime.broker.now() + seconds
+    await asyncio.sleep(max(0.0, target - server.runtime.broker.now()) + 0.05)
 
 
 async def test_a_client_with_many_failures_is_locked_whatever_the_username(

@@ -108,7 +108,7 @@ class ClientKeys:
         return key
 
     async def tag(self, address: str, *, earlier: bool) -> ClientTag:
-        now = await self._broker.now()
+        now = self._broker.now()
         rotation = int(now // self._period)
         key = await self._key(rotation, now, current=True)
         if key is None:

@@ -97,8 +97,9 @@ class Broker(ABC):
         """Release connections."""
 
     @abstractmethod
-    async def now(self) -> float:
-        """The broker's clock (epoch seconds): one clock for every process's deadlines."""
+    def now(self) -> float:
+        """The broker's clock (epoch seconds): one clock for every process's deadlines. Never
+        waits: a broker that keeps its clock elsewhere measures the offset in the background."""
 
     # Chats --------------------------------------------------------------------------------
     @abstractmethod
@@ -190,6 +191,20 @@ class Broker(ABC):
         "conflict". A client's next entry can then be sent before the reply for the one
         before (pipelined) and is never stored out of order, whatever happens to that one.
         """
+
+    def append_now(
+        self,
+        chat_id: str,
+        seq: int,
+        entry: bytes,
+        *,
+        dedupe: str | None = None,
+        announce: tuple[str, Event] | None = None,
+        quota: Quota | None = None,
+    ) -> tuple[int, AppendStatus] | None:
+        """`append` (no counsellor check, no `follows`) when it needs no round trip, as in an
+        in-process broker; None when it would."""
+        return None
 
     @abstractmethod
     async def delete_transcript(self, chat_id: str) -> None:

@@ -87,7 +87,7 @@ class MemoryBroker(Broker):
         self._wrapups: dict[str, dict[str, float]] = {}
         self._next_purge = 0.0
 
-    async def now(self) -> float:
+    def now(self) -> float:
         return self._clock()
 
     # Chats --------------------------------------------------------------------------------
@@ -231,6 +231,31 @@ class MemoryBroker(Broker):
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
         follows: str | None = None,
+    ) -> tuple[int, AppendStatus]:
+        return self._append(chat_id, seq, entry, dedupe, counsellor, announce, quota, follows)
+
+    def append_now(
+        self,
+        chat_id: str,
+        seq: int,
+        entry: bytes,
+        *,
+        dedupe: str | None = None,
+        announce: tuple[str, Event] | None = None,
+        quota: Quota | None = None,
+    ) -> tuple[int, AppendStatus]:
+        return self._append(chat_id, seq, entry, dedupe, None, announce, quota, None)
+
+    def _append(
+        self,
+        chat_id: str,
+        seq: int,
+        entry: bytes,
+        dedupe: str | None,
+        counsellor: str | None,
+        announce: tuple[str, Event] | None,
+        quota: Quota | None,
+        follows: str | None,
     ) -> tuple[int, AppendStatus]:
         chat = self._live(chat_id)
         if chat is None or chat.record.state is ChatState.ended:

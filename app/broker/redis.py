@@ -63,6 +63,8 @@ _DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _REFUSALS = {r.value: r for r in Refusal}
 _LIVE = "," + ",".join(sorted(s.value for s in LIVE_STATES)) + ","
 _ORIGIN_BYTES = 16
+_LIFETIME_MS = CHAT_MAX_LIFETIME * 1000
+_KEY_NAMES_KEPT = 10_000
 
 
 def redacted(url: str) -> str:
@@ -322,9 +324,20 @@ class RedisBroker(Broker):
         self._recovering = False
         self._recovery: asyncio.Task[None] | None = None
         self._started = False
+        # A chat's transcript key names, built once (every message needs them).
+        self._append_keys: dict[str, list[str]] = {}
 
     def _k(self, name: str) -> str:
         return self._base + name
+
+    def _transcript_keys(self, chat_id: str) -> list[str]:
+        keys = self._append_keys.get(chat_id)
+        if keys is None:
+            if len(self._append_keys) >= _KEY_NAMES_KEPT:
+                self._append_keys.clear()
+            keys = [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")]
+            self._append_keys[chat_id] = keys
+        return keys
 
     # Life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -419,7 +432,7 @@ class RedisBroker(Broker):
             await self._prepare()
             return await lane.call(command)
 
-    async def now(self) -> float:
+    def now(self) -> float:
         # Redis's clock, without a round trip: the offset is measured every few seconds.
         return time.time() + self._offset
 
@@ -568,19 +581,19 @@ class RedisBroker(Broker):
         channel, payload = b"", b""
         if announce is not None and self.available:
             channel, payload = self._wire(*announce)
-        keys = [self._k(f"chat:{chat_id}"), self._k(f"tx:{chat_id}"), self._k(f"dd:{chat_id}")]
+        keys = self._transcript_keys(chat_id)
         args: list[Any] = [
             seq,
             entry,
             dedupe or "",
             counsellor or "",
-            CHAT_MAX_LIFETIME * 1000,
+            _LIFETIME_MS,
             channel,
             payload,
             follows or "",
         ]
         if quota is not None:
-            keys.append(self._k(f"n:{quota.key}"))  # the counter `incr` keeps
+            keys = [*keys, self._k(f"n:{quota.key}")]  # the counter `incr` keeps
             args += [quota.limit, _ms(quota.window)]
         stored, status = await self._script("append", keys, args)
         result: AppendStatus = status.decode()

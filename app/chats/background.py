@@ -49,7 +49,7 @@ async def run_deadlines(runtime: Runtime) -> None:
     broker = runtime.broker
     while True:
         try:
-            now = await broker.now()
+            now = broker.now()
             for key in await broker.pop_due(now):
                 try:
                     await runtime.chats.handle_deadline(key)
@@ -99,7 +99,7 @@ async def renew_leases(runtime: Runtime) -> None:
     """
     broker = runtime.broker
     ttl = lease_seconds(runtime.settings)
-    until = await broker.now() + ttl
+    until = broker.now() + ttl
     renewals = []
     for visitor in list(runtime.connections.visitors.values()):
         chat_id = visitor.chat_id

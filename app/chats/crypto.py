@@ -167,6 +167,15 @@ class EncryptedCodec:
         nonce = self._nonce()
         return nonce + key.encrypt(nonce, plain, _aad(chat_id, seq))
 
+    def seal_cached(self, chat_id: str, seq: int, plain: bytes) -> bytes | None:
+        """`seal` when this process holds the chat's key already, else None."""
+        key = self._cache.get(chat_id)
+        if key is None:
+            return None
+        self._cache.move_to_end(chat_id)
+        nonce = self._nonce()
+        return nonce + key.encrypt(nonce, plain, _aad(chat_id, seq))
+
     async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes:
         return _decrypt(await self._key(chat_id), chat_id, seq, sealed)
 

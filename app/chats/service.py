@@ -40,7 +40,7 @@ from app.chats.channels import (
     visitor_lease,
 )
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
-from app.chats.transcript import Announce, Entry, EntryKind, Previous, Transcript
+from app.chats.transcript import Added, Announce, Entry, EntryKind, Previous, Transcript
 from app.kit.clock import hour_bucket
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
 from app.lines.directory import LineDirectory
@@ -134,6 +134,15 @@ def _visitor_dedupe(client_id: str | None) -> str | None:
     return f"v:{client_id}" if client_id else None
 
 
+def _visitor_added(added: Added) -> tuple[int, bool] | ProtocolError:
+    """What a visitor's message came to: (seq, whether it was a duplicate), or why not."""
+    if added.status == "ended":
+        return _err(ErrorCode.chat_ended, "the chat has ended", "message")
+    if added.status == "limited":
+        return _err(ErrorCode.rate_limited, "too many messages; slow down", "message")
+    return added.seq, added.status == "duplicate"
+
+
 def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
     return ProtocolError(code, message, ref)
 
@@ -190,7 +199,7 @@ class ChatService:
         if tag is not None and await self.blocks.is_blocked(tag):
             # Neutral on purpose: the visitor is not told they were blocked.
             return LineUnavailable(line, language, "unavailable")
-        now = await self.broker.now()
+        now = self.broker.now()
         is_open, _ = await self.router.line_status(line)
         if not is_open:
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.closed))
@@ -291,14 +300,10 @@ class ChatService:
         not. `quota` is the client's message limit, counted with the append. `after` is the
         visitor's previous message while it is still being added: (its client id, its task);
         this one is then sent at once and stored only right after it (Transcript.add)."""
-        line = self.lines.get(line_key)
-        limit = line.max_message_length if line else 4000
-        problem = check_text(text, limit)
-        if problem is not None:
-            return problem
-        now = await self.broker.now()
-        entry = Entry(EntryKind.message, now, sender="visitor", text=text, client_id=client_id)
-        seq, status, _ = await self.transcript.add(
+        entry = self._visitor_entry(line_key, text, client_id)
+        if isinstance(entry, ProtocolError):
+            return entry
+        added = await self.transcript.add(
             chat_id,
             entry,
             last_seq=last_seq,
@@ -307,11 +312,44 @@ class ChatService:
             quota=quota,
             after=None if after is None else (_visitor_dedupe(after[0]), after[1]),
         )
-        if status == "ended":
-            return _err(ErrorCode.chat_ended, "the chat has ended", "message")
-        if status == "limited":
-            return _err(ErrorCode.rate_limited, "too many messages; slow down", "message")
-        return seq, status == "duplicate"
+        return _visitor_added(added)
+
+    def visitor_message_now(
+        self,
+        chat_id: str,
+        line_key: str,
+        text: str,
+        client_id: str | None,
+        *,
+        last_seq: int,
+        origin: str,
+        quota: Quota | None = None,
+    ) -> tuple[int, bool] | ProtocolError | None:
+        """`visitor_message` without waiting, when nothing needs it (Transcript.add_now); None
+        when `visitor_message` must do it, and nothing was stored."""
+        entry = self._visitor_entry(line_key, text, client_id)
+        if isinstance(entry, ProtocolError):
+            return entry
+        added = self.transcript.add_now(
+            chat_id,
+            entry,
+            last_seq=last_seq,
+            dedupe=_visitor_dedupe(client_id),
+            announce=self.announce(chat_id, entry, origin),
+            quota=quota,
+        )
+        return None if added is None else _visitor_added(added)
+
+    def _visitor_entry(
+        self, line_key: str, text: str, client_id: str | None
+    ) -> Entry | ProtocolError:
+        line = self.lines.get(line_key)
+        problem = check_text(text, line.max_message_length if line else 4000)
+        if problem is not None:
+            return problem
+        return Entry(
+            EntryKind.message, self.broker.now(), sender="visitor", text=text, client_id=client_id
+        )
 
     async def typing(self, chat_id: str, sender: str, typing: bool, origin: str) -> None:
         await self.broker.publish(
@@ -359,7 +397,7 @@ class ChatService:
             return
         line = self.lines.get(record.line)
         grace = line.visitor_grace_seconds if line else 60
-        now = await self.broker.now()
+        now = self.broker.now()
         until = now + grace
         result = await self.broker.transition(
             chat_id,
@@ -384,7 +422,7 @@ class ChatService:
         return await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id))
 
     async def accept(self, staff_id: str, alias: str, chat_id: str) -> ChatRecord | ProtocolError:
-        now = await self.broker.now()
+        now = self.broker.now()
         before = await self.broker.get_chat(chat_id)
         changes: dict[str, Any] = {
             "state": ChatState.active,
@@ -445,7 +483,7 @@ class ChatService:
         record = await self.broker.get_chat(chat_id)
         if record is None or record.state is not ChatState.offered or record.offered_to != staff_id:
             return None
-        now = await self.broker.now()
+        now = self.broker.now()
         passed = [*record.passed, staff_id] if staff_id not in record.passed else record.passed
         result = await self.broker.transition(
             chat_id,
@@ -507,7 +545,7 @@ class ChatService:
         problem = check_text(text, line.max_message_length if line else 4000)
         if problem is not None:
             return problem
-        now = await self.broker.now()
+        now = self.broker.now()
         entry = Entry(
             EntryKind.message,
             now,
@@ -564,7 +602,7 @@ class ChatService:
         record = await self.broker.get_chat(chat_id)
         if record is None:
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "note")
-        now = await self.broker.now()
+        now = self.broker.now()
         entry = Entry(EntryKind.note, now, name=staff.alias, text=text, staff_id=staff.id)
         seq, status = await self.add_staff_entry(staff, chat_id, entry, record.last_seq)
         if status != "ok":
@@ -599,7 +637,7 @@ class ChatService:
             await self._end(
                 chat_id, by="counsellor", reason="counsellor_ended", counsellor=staff.id
             )
-        return await self.broker.now() + seconds
+        return self.broker.now() + seconds
 
     async def can_review(self, staff: StaffContext, chat_id: str) -> bool:
         """An ended chat of this counsellor whose transcript is still kept (line retention)."""
@@ -609,7 +647,7 @@ class ChatService:
             and record.state is ChatState.ended
             and record.counsellor_id == staff.id
             and record.shred_at is not None
-            and record.shred_at > await self.broker.now()
+            and record.shred_at > self.broker.now()
         )
 
     async def transfer(
@@ -634,7 +672,7 @@ class ChatService:
             return _err(
                 ErrorCode.not_in_chat, "you are not in an active chat with this id", "transfer"
             )
-        now = await self.broker.now()
+        now = self.broker.now()
         target_line = self.lines.get(to_line or record.line)
         if target_line is None:
             return _err(ErrorCode.invalid_transfer, f"there is no line {to_line!r}", "transfer")
@@ -718,7 +756,7 @@ class ChatService:
                 "you are not in an active chat with this id",
                 "transfer.options",
             )
-        now = await self.broker.now()
+        now = self.broker.now()
         lines = []
         for target in sorted(self.lines.all(), key=lambda c: c.key):
             is_open, _ = await self.router.line_status(target)
@@ -776,7 +814,7 @@ class ChatService:
             )
         )
         await session.flush()
-        if result.shred_at is None or result.shred_at <= await self.broker.now():
+        if result.shred_at is None or result.shred_at <= self.broker.now():
             await self.transcript.forget(chat_id)
             await self.broker.delete_chat(chat_id)
             await self.broker.cancel(deadline_key(Deadline.forget, chat_id))
@@ -817,7 +855,7 @@ class ChatService:
 
     async def counsellor_disconnected(self, staff_id: str) -> None:
         """The counsellor's last connection dropped: offers go on, chats wait out the grace."""
-        now = await self.broker.now()
+        now = self.broker.now()
         for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
             if record.state is ChatState.offered and record.offered_to == staff_id:
                 await self._release_offer(record.id, staff_id, missed=False)
@@ -958,7 +996,7 @@ class ChatService:
             or record.counsellor_id != staff_id
         ):
             return
-        now = await self.broker.now()
+        now = self.broker.now()
         result = await self.broker.transition(
             chat_id,
             Transition(
@@ -1011,7 +1049,7 @@ class ChatService:
         record = await self.broker.get_chat(chat_id)
         if record is None or record.state not in expect:
             return False
-        now = await self.broker.now()
+        now = self.broker.now()
         holder = record.offered_to or record.counsellor_id
         line = self.lines.get(record.line)
         retention = 0 if shred_now or line is None else line.transcript_retention_seconds

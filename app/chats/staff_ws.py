@@ -221,7 +221,7 @@ class StaffSocket(ClientSocket):
         lease = lease_seconds(self.rt.settings)
         await broker.connect(staff.id, self.id, lease)
         await broker.schedule(
-            deadline_key(Deadline.counsellor_lease, staff.id), await broker.now() + lease
+            deadline_key(Deadline.counsellor_lease, staff.id), broker.now() + lease
         )
         self.rt.connections.staff[self.id] = self
         self.rt.lines.on_reload(self._lines_reloaded)
@@ -233,7 +233,7 @@ class StaffSocket(ClientSocket):
         ]
         for record in open_chats:
             await self._follow(record.id, record.line)
-        now = await broker.now()
+        now = broker.now()
         offers = []
         for record in records:
             line = self.rt.lines.get(record.line)
@@ -557,7 +557,7 @@ class StaffSocket(ClientSocket):
             self.out.frame({"type": "team", "staff": await supervision.team(lines)})
             return
         if isinstance(frame, ListLive):
-            now = await self.rt.broker.now()
+            now = self.rt.broker.now()
             records = await supervision.live(lines)
             self.out.frame(
                 {
@@ -590,7 +590,7 @@ class StaffSocket(ClientSocket):
                 self.out.frame(
                     {
                         "type": "chat.observing",
-                        **live_summary(record, await self.rt.broker.now(), True),
+                        **live_summary(record, self.rt.broker.now(), True),
                     }
                 )
                 self.out.sync(frame.chat_id, 0)
@@ -670,7 +670,7 @@ class StaffSocket(ClientSocket):
             },
         )
         await self.refresh_duty(duty)
-        now = await self.rt.broker.now()
+        now = self.rt.broker.now()
         return [
             {
                 "type": "profile",
@@ -751,7 +751,7 @@ class StaffSocket(ClientSocket):
                 return []
             await self._follow(chat_id, record.line)
             frames: list[Frame] = [
-                {"type": "chat.opened", **chat_summary(record, await self.rt.broker.now())}
+                {"type": "chat.opened", **chat_summary(record, self.rt.broker.now())}
             ]
             self.out.delivered[chat_id] = 0
             frames.extend(await self.out.fill(chat_id, None))

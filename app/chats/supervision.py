@@ -67,7 +67,7 @@ class Supervision:
             return _err(ErrorCode.invalid_state, "nobody is answering this chat yet", "whisper")
         if record.counsellor_id == supervisor.id:
             return _err(ErrorCode.invalid_state, "you are answering this chat", "whisper")
-        now = await self._broker.now()
+        now = self._broker.now()
         entry = Entry(
             EntryKind.whisper, now, name=supervisor.alias, text=text, staff_id=supervisor.id
         )
@@ -102,7 +102,7 @@ class Supervision:
                 "takeover",
             )
         previous = record.counsellor_id
-        now = await self._broker.now()
+        now = self._broker.now()
         result = await self._broker.transition(
             chat_id,
             Transition(
@@ -148,7 +148,7 @@ class Supervision:
         record = await self._chats.own_active_chat(staff, chat_id, "help")
         if isinstance(record, ProtocolError):
             return record
-        now = await self._broker.now()
+        now = self._broker.now()
         result = await self._broker.transition(
             chat_id,
             Transition(
@@ -188,7 +188,7 @@ class Supervision:
 
     async def team(self, lines: Collection[str]) -> list[dict[str, Any]]:
         """Who is on duty on these lines now: status, connection and load (no chat content)."""
-        now = await self._broker.now()
+        now = self._broker.now()
         people: dict[str, dict[str, Any]] = {}
         for line in sorted(lines):
             for candidate in await self._chats.router.candidates(line):

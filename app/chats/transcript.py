@@ -163,6 +163,9 @@ class TranscriptCodec(Protocol):
 
     async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes: ...
 
+    def seal_cached(self, chat_id: str, seq: int, plain: bytes) -> bytes | None:
+        """`seal` without waiting for anything, or None when that is not possible."""
+
     async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes: ...
 
     def open_cached(self, chat_id: str, seq: int, sealed: bytes) -> bytes | None:
@@ -237,7 +240,9 @@ class Transcript:
         for _ in range(50):
             seq = expected + 1
             try:
-                sealed = await self._codec.seal(chat_id, seq, plain)
+                sealed = self._codec.seal_cached(chat_id, seq, plain) or await self._codec.seal(
+                    chat_id, seq, plain
+                )
             except MissingKeyError:
                 # Shredded (or never begun): nothing may be written for this chat any more.
                 return Added(0, "ended", None)
@@ -265,6 +270,37 @@ class Transcript:
                 await asyncio.wait([after[1]])
                 after, follows = None, None
         raise RuntimeError("could not append to the transcript under contention")
+
+    def add_now(
+        self,
+        chat_id: str,
+        entry: Entry,
+        *,
+        last_seq: int,
+        dedupe: str | None = None,
+        announce: Announce | None = None,
+        quota: Quota | None = None,
+    ) -> Added | None:
+        """`add` in one step when nothing needs waiting for (the chat's key is in this process
+        and the broker in-process); None when `add` must do it, and nothing was stored."""
+        if self._broker.round_trips:
+            return None
+        seq = last_seq + 1
+        sealed = self._codec.seal_cached(chat_id, seq, jsonutil.dumpb(entry.to_dict()))
+        if sealed is None:
+            return None
+        result = self._broker.append_now(
+            chat_id,
+            seq,
+            sealed,
+            dedupe=dedupe,
+            announce=None if announce is None else announce(seq, sealed),
+            quota=quota,
+        )
+        if result is None or result[1] == "conflict":
+            return None
+        stored, status = result
+        return Added(stored, status, sealed if status == "ok" else None)
 
     async def read(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:
         """Entries after `after`; nothing once the chat is shredded, never a forged entry."""

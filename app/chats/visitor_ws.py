@@ -143,7 +143,19 @@ class VisitorSocket(ClientSocket):
             else:
                 # Nothing to overlap: the in-process broker answers at once.
                 assert self.chat_id is not None and self.line is not None
-                await self._message(frame, self.chat_id, self.line, self.last_seq, None)
+                result = self.rt.chats.visitor_message_now(
+                    self.chat_id,
+                    self.line,
+                    frame.text,
+                    frame.client_id,
+                    last_seq=self.last_seq,
+                    origin=self.id,
+                    quota=self._message_quota,
+                )
+                if result is None:
+                    await self._message(frame, self.chat_id, self.line, self.last_seq, None)
+                else:
+                    self._answer(frame, self.chat_id, result)
             return True
         # Anything else is handled after the messages before it, as they were sent.
         await self._settle()
@@ -255,6 +267,12 @@ class VisitorSocket(ClientSocket):
             # As when the reader meets it (ClientSocket.serve): the client comes back later.
             self.out.close(UNAVAILABLE_CLOSE)
             raise
+        self._answer(frame, chat_id, result)
+
+    def _answer(
+        self, frame: VisitorMessage, chat_id: str, result: tuple[int, bool] | ProtocolError
+    ) -> None:
+        """The acknowledgement of a message, or why it was not taken."""
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
             return
@@ -399,7 +417,7 @@ class VisitorSocket(ClientSocket):
         self.protocol.entered(chat_id)
         await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
         # A lease from the start: if this process dies, another starts the grace period.
-        until = await self.rt.broker.now() + lease_seconds(self.rt.settings)
+        until = self.rt.broker.now() + lease_seconds(self.rt.settings)
         await self.rt.broker.schedule(deadline_key(Deadline.visitor_lease, chat_id), until)
 
     async def _wait_in_queue(self, shown: tuple[int, int | None] | None) -> None:

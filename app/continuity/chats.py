@@ -91,7 +91,7 @@ class ContinuityChats:
         )
         if isinstance(result, Refusal):
             return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", ref)
-        now = await self.chats.broker.now()
+        now = self.chats.broker.now()
         entry = Entry(
             EntryKind.continuity_offer, now, name=staff.alias, text=note.strip(), staff_id=staff.id
         )
@@ -144,7 +144,7 @@ class ContinuityChats:
                 note=offer.text or "",
                 now=utcnow(),
             )
-        now = await self.chats.broker.now()
+        now = self.chats.broker.now()
         taken = Entry(EntryKind.continuity_issued, now, staff_id=offer.staff_id)
         await self.chats.transcript.add(
             chat_id,
@@ -165,7 +165,7 @@ class ContinuityChats:
         line = self.chats.lines.get(match.line_key)
         if line is None:
             return False
-        now = await self.chats.broker.now()
+        now = self.chats.broker.now()
         for candidate in await self.chats.router.candidates(line.key):
             presence = candidate.presence
             if presence.staff_id == str(match.staff_id):

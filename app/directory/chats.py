@@ -33,7 +33,7 @@ async def send_referral(
             )
         line = chats.lines.get(record.line)
         shown = card(service, record.language, line.languages if line else ())
-    now = await chats.broker.now()
+    now = chats.broker.now()
     entry = Entry(EntryKind.referral, now, name=staff.alias, card=shown, staff_id=staff.id)
     seq, status = await chats.add_staff_entry(staff, chat_id, entry, record.last_seq)
     if status == "forbidden":

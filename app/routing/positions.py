@@ -164,7 +164,7 @@ class QueueWatch:
                     sink(frame)
 
     async def _summary(self, line: str, queued: list[tuple[str, float]]) -> tuple[int, int]:
-        now = await self._broker.now()
+        now = self._broker.now()
         oldest = min((queued_at_of(score) for _, score in queued), default=now)
         return len(queued), max(0, round(now - oldest))
 

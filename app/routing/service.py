@@ -73,7 +73,7 @@ class Router:
 
     async def line_status(self, line: LineConfig) -> tuple[bool, int]:
         """(open, on-duty capacity): open when a connected, available counsellor is on duty."""
-        now = await self._broker.now()
+        now = self._broker.now()
         capacity = 0
         for c in await self.candidates(line.key):
             if (
@@ -86,7 +86,7 @@ class Router:
 
     async def staffed(self, line: str) -> bool:
         """Someone on duty is connected, available or not (a break ends; a closed line does not)."""
-        now = await self._broker.now()
+        now = self._broker.now()
         return any(
             c.connected and on_duty(c.presence, line, now) for c in await self.candidates(line)
         )
@@ -108,7 +108,7 @@ class Router:
         queued = await self._broker.queue(line.key, ROUTE_WINDOW)
         if not queued:
             return 0
-        now = await self._broker.now()
+        now = self._broker.now()
         candidates = await self.candidates(line.key)
         if not any(can_take(c, line, now) for c in candidates):
             return 0

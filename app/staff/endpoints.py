@@ -74,7 +74,7 @@ async def sign_in(
     # The address itself is gone by now: the limits middleware left only its keyed hash.
     tag = tag_of(request.scope)
     client = throttle.for_client(tag.current if tag is not None else "unknown")
-    now = await runtime.broker.now()
+    now = runtime.broker.now()
     wait = await throttle.wait_seconds(account, client, now=now)
     if wait > 0:
         return JSONResponse(

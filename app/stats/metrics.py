@@ -52,7 +52,7 @@ async def exposition(
 ) -> bytes:
     """The metrics in the Prometheus text format."""
     keys = sorted(lines.keys())
-    now = await broker.now()
+    now = broker.now()
     gauges = {
         "queue": GaugeMetricFamily(
             "lykta_queue_length", "Chats waiting in the line's queue.", labels=["line"]
