@@ -76,6 +76,8 @@ class Started:
     token: str
     position: int
     language_fallback: bool
+    # The line's on-duty capacity when the chat started (for the first wait estimate).
+    capacity: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,7 @@ class ChatService:
             # Neutral on purpose: the visitor is not told they were blocked.
             return LineUnavailable(line, language, "unavailable")
         now = self.broker.now()
-        is_open, _ = await self.router.line_status(line)
+        is_open, capacity = await self.router.line_status(line)
         if not is_open:
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.closed))
             self.counters.chat_turned_away(line.key, "closed")
@@ -253,7 +255,7 @@ class ChatService:
                 record.id, handover, last_seq=0, announce=self.announce(record.id, handover, None)
             )
         await self._queue_changed(line.key)
-        return Started(record, token, position, fallback)
+        return Started(record, token, position, fallback, capacity)
 
     async def resume(
         self, chat_id: str, token: str, *, connection: str | None = None

@@ -376,13 +376,11 @@ class VisitorSocket(ClientSocket):
                 "continuity": record.continuity_for is not None,
             }
         )
-        line = self.rt.lines.get(record.line)
-        estimate = None
-        if line is not None:
-            _, capacity = await self.rt.router.line_status(line)
-            estimate = estimate_wait(
-                result.position, capacity, await self.rt.router.mean_duration(line.key)
-            )
+        # The capacity read to decide that the line is open (each read goes through every
+        # on-duty counsellor's presence; a busy line has many starts).
+        estimate = estimate_wait(
+            result.position, result.capacity, await self.rt.router.mean_duration(record.line)
+        )
         self.out.frame(position_frame(record.id, result.position, estimate))
         await self._wait_in_queue((result.position, estimate))
         # Anything that happened between creating the chat and subscribing (an auto-accept).
