@@ -830,11 +830,12 @@ class ChatService:
         return None
 
     async def set_status(self, staff: StaffContext, status: StaffStatus) -> None:
-        await self.broker.update_presence(staff.id, {"status": status, "missed_offers": 0})
+        presence = await self.broker.update_presence(
+            staff.id, {"status": status, "missed_offers": 0}
+        )
         await self.broker.publish(
             staff_channel(staff.id), {"type": "status", "status": status.value}
         )
-        presence = await self.broker.get_presence(staff.id)
         for line in presence.duty if presence else ():
             await self._queue_changed(line)
 

@@ -142,8 +142,10 @@ class QueueWatch:
             positions = {chat_id: index for index, (chat_id, _) in enumerate(queued, start=1)}
             for count, (chat_id, sink) in enumerate(list(waiting.items()), start=1):
                 if count % YIELD_EVERY == 0:
-                    # A long queue: let offers and messages through between chunks.
+                    # A long queue: let offers and messages through between chunks, and
+                    # routing finish its pass first.
                     await asyncio.sleep(0)
+                    await self._router.idle()
                 if waiting.get(chat_id) is not sink:
                     continue  # left the queue meanwhile
                 position = positions.get(chat_id)

@@ -51,6 +51,10 @@ class Router:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._locks: dict[str, asyncio.Lock] = {}
+        # Routing passes under way, on any line (see `idle`).
+        self._passes = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         # Called after a successful offer on an auto-accept line (set by the chat service).
         self.auto_accept: OfferHook | None = None
 
@@ -64,8 +68,10 @@ class Router:
         if not presences:
             return []
         ids = [p.staff_id for p in presences]
-        connected = await self._broker.connection_counts(ids)
-        loads = await self._broker.staff_loads(ids)
+        # One round trip for both: a freed counsellor's offer waits on each one.
+        connected, loads = await asyncio.gather(
+            self._broker.connection_counts(ids), self._broker.staff_loads(ids)
+        )
         return [
             Candidate(p, connected.get(p.staff_id, 0) > 0, loads.get(p.staff_id, 0))
             for p in presences
@@ -102,7 +108,20 @@ class Router:
             return 0
         lock = self._locks.setdefault(line_key, asyncio.Lock())
         async with lock:
-            return await self._dispatch(line)
+            self._passes += 1
+            self._idle.clear()
+            try:
+                return await self._dispatch(line)
+            finally:
+                self._passes -= 1
+                if not self._passes:
+                    self._idle.set()
+
+    async def idle(self) -> None:
+        """Until no routing pass is under way. Work that can wait (position pushes to a long
+        queue) waits here between chunks, so a freed counsellor's offer does not share the
+        process with it: each of the pass's round trips would otherwise wait for a chunk."""
+        await self._idle.wait()
 
     async def _dispatch(self, line: LineConfig) -> int:
         queued = await self._broker.queue(line.key, ROUTE_WINDOW)
@@ -144,9 +163,11 @@ class Router:
             self._counters.offer_made(line.key)
             pick.presence.last_offer_at = now
             candidates[index] = Candidate(pick.presence, pick.connected, pick.load + 1)
-            await self._broker.update_presence(pick.staff_id, {"last_offer_at": now})
-            await self._broker.schedule(
-                deadline_key(Deadline.offer, chat.id, pick.staff_id), expires_at
+            await asyncio.gather(
+                self._broker.update_presence(pick.staff_id, {"last_offer_at": now}),
+                self._broker.schedule(
+                    deadline_key(Deadline.offer, chat.id, pick.staff_id), expires_at
+                ),
             )
             await self._broker.publish(staff_channel(pick.staff_id), offer_event(result, line, now))
             if line.auto_accept and self.auto_accept is not None:
