@@ -3,6 +3,7 @@ exit, when a chat is abandoned in any state, across a restart, and despite clock
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from app.broker.memory import MemoryBroker
 from app.broker.records import ChatState
+from app.chats import background
+from app.chats import service as chat_service
 from app.chats.crypto import generate_kek, key_name
 from app.chats.service import Started
 from app.models.enums import Qualification
@@ -255,27 +258,57 @@ async def test_a_chat_abandoned_in_any_state_ends_and_is_shredded(server: Runnin
     await cleo.expect("offer.withdrawn", chat_id=offered.chat_id, reason="ended")
 
 
-async def test_a_chat_whose_process_died_is_found_and_shredded(lykta: ServerFactory) -> None:
-    async with lykta(sweep_seconds=0.2) as server:
+async def test_a_chat_whose_process_died_is_found_and_shredded(
+    lykta: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweep reads a line's chats a page at a time: three pages here.
+    monkeypatch.setattr(chat_service, "SWEEP_PAGE", 2)
+    # Swept here, once (the background sweep runs at start-up, before these chats exist).
+    async with lykta(sweep_seconds=3600) as server:
         rt = server.runtime
-        await add_line(rt, visitor_grace_seconds=1)
+        await add_line(rt, visitor_grace_seconds=1, max_queue_length=10)
         await add_counsellor(rt, "anna")
         await open_staff(server, "anna", PASSWORD)  # the line is open
-        # A chat as a dead process leaves it: marked connected, but nobody holds its lease.
-        started = await rt.chats.start("support", "sv", connection=None)
-        assert isinstance(started, Started)
-        chat_id = started.record.id
-        await rt.chats.visitor_message(
-            chat_id, "support", "left behind", None, last_seq=0, origin="x"
-        )
-        assert await rt.broker.read(chat_id) != []
+        # Chats as a dead process leaves them: marked connected, but nobody holds their lease.
+        chat_ids = []
+        for _ in range(5):
+            started = await rt.chats.start("support", "sv", connection=None)
+            assert isinstance(started, Started)
+            chat_ids.append(started.record.id)
+            await rt.chats.visitor_message(
+                started.record.id, "support", "left behind", None, last_seq=0, origin="x"
+            )
+            assert await rt.broker.read(started.record.id) != []
+
+        assert await rt.chats.sweep() == 5
 
         async def ended() -> bool:
-            record = await rt.broker.get_chat(chat_id)
-            return record is not None and record.end_reason == "visitor_left"
+            records = await rt.broker.get_chats(chat_ids)
+            return len(records) == 5 and all(r.end_reason == "visitor_left" for r in records)
 
-        await eventually(ended, what="the abandoned chat ended")
-        await gone(server, chat_id)
+        await eventually(ended, what="every abandoned chat ended")
+        for chat_id in chat_ids:
+            await gone(server, chat_id)
+
+
+async def test_heartbeats_keep_every_counsellor_connected_however_many_there_are(
+    lykta: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases are renewed a batch at a time; the last batch counts as much as the first."""
+    monkeypatch.setattr(background, "RENEWAL_BATCH", 1)
+    async with lykta() as server:
+        rt = server.runtime
+        await add_line(rt)
+        names = ["anna", "bo", "cleo", "dan"]
+        for name in names:
+            await add_counsellor(rt, name)
+        clients = [await open_staff(server, name, PASSWORD) for name in names]
+        ids = [client.staff_id for client in clients]
+        # Several lease lifetimes (three heartbeats each) go by.
+        lease = background.lease_seconds(rt.settings)
+        await asyncio.sleep(lease * 3)
+        counts = await rt.broker.connection_counts(ids)
+        assert [counts.get(staff_id, 0) for staff_id in ids] == [1, 1, 1, 1]
 
 
 async def test_shredding_survives_a_restart(settings_for: SettingsFactory) -> None:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DUTY_REFRESH_SECONDS = 60.0
+# Clients whose leases are renewed in one round trip (see renew_leases).
+RENEWAL_BATCH = 100
 SESSION_ENDED = Close(CLOSE_UNAUTHORISED, "signed out")
 
 
@@ -100,22 +102,31 @@ async def renew_leases(runtime: Runtime) -> None:
     broker = runtime.broker
     ttl = lease_seconds(runtime.settings)
     until = broker.now() + ttl
-    renewals = []
+    visitor_seconds = runtime.chats.visitor_lease_seconds
+    # (lease name, connection id, its time to live, its deadline key)
+    leases: list[tuple[str, str, float, str]] = []
     for visitor in list(runtime.connections.visitors.values()):
         chat_id = visitor.chat_id
         if chat_id is not None and visitor.protocol.phase is Phase.in_chat:
-            renewals.append(
-                broker.connect(
-                    visitor_lease(chat_id), visitor.id, runtime.chats.visitor_lease_seconds
+            leases.append(
+                (
+                    visitor_lease(chat_id),
+                    visitor.id,
+                    visitor_seconds,
+                    deadline_key(Deadline.visitor_lease, chat_id),
                 )
             )
-            renewals.append(broker.schedule(deadline_key(Deadline.visitor_lease, chat_id), until))
     for socket in list(runtime.connections.staff.values()):
-        renewals.append(broker.connect(socket.staff.id, socket.id, ttl))
-        renewals.append(
-            broker.schedule(deadline_key(Deadline.counsellor_lease, socket.staff.id), until)
-        )
-    await asyncio.gather(*renewals)
+        staff_id = socket.staff.id
+        leases.append((staff_id, socket.id, ttl, deadline_key(Deadline.counsellor_lease, staff_id)))
+    # A batch at a time: thousands of clients renewed in one go would hold up every message
+    # for that long (leases last three heartbeats; a few batches' delay is nothing to them).
+    for start in range(0, len(leases), RENEWAL_BATCH):
+        renewals = []
+        for name, connection, seconds, deadline in leases[start : start + RENEWAL_BATCH]:
+            renewals.append(broker.connect(name, connection, seconds))
+            renewals.append(broker.schedule(deadline, until))
+        await asyncio.gather(*renewals)
 
 
 async def run_duty(runtime: Runtime) -> None:

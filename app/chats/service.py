@@ -68,6 +68,8 @@ VISITOR_LEASE_MIN_SECONDS = 15.0
 # An ended chat's record disappears from the broker by itself this long after it is due to be
 # forgotten, even if no process is alive to forget it.
 RECORD_BACKSTOP_SECONDS = 60.0
+# Chats read at a time when sweeping a line for abandoned ones.
+SWEEP_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -966,15 +968,20 @@ class ChatService:
         Runs at start-up and now and then; returns how many it found."""
         found = 0
         for line in self.lines.all():
-            records = await self.broker.get_chats(await self.broker.line_chat_ids(line.key))
-            suspects = [r for r in records if r.visitor_connected and r.state in LIVE_STATES]
-            if not suspects:
-                continue
-            counts = await self.broker.connection_counts([visitor_lease(r.id) for r in suspects])
-            for record in suspects:
-                if counts.get(visitor_lease(record.id), 0) == 0:
-                    await self.visitor_disconnected(record.id)
-                    found += 1
+            chat_ids = await self.broker.line_chat_ids(line.key)
+            # A page at a time: reading every chat of a busy line at once holds up the
+            # process's messages for as long as that takes.
+            for start in range(0, len(chat_ids), SWEEP_PAGE):
+                records = await self.broker.get_chats(chat_ids[start : start + SWEEP_PAGE])
+                suspects = [r for r in records if r.visitor_connected and r.state in LIVE_STATES]
+                if not suspects:
+                    continue
+                leases = [visitor_lease(r.id) for r in suspects]
+                counts = await self.broker.connection_counts(leases)
+                for record, lease in zip(suspects, leases, strict=True):
+                    if counts.get(lease, 0) == 0:
+                        await self.visitor_disconnected(record.id)
+                        found += 1
         return found
 
     async def shred_overdue(self) -> None:
