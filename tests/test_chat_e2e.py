@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
+from app.chats.transcript import Entry, EntryKind
 from app.kit.db import unit_of_work
 from app.models import ChatStatistic, Wrapup
 from app.models.enums import Qualification
@@ -304,6 +305,48 @@ async def test_a_burst_of_messages_keeps_its_order_while_the_counsellor_writes(
     got = [await anna.expect(frozenset({"message", "chat.ended"})) for _ in range(4)]
     assert [f.get("text") for f in got] == ["v12", "v13", "v14", None]
     assert got[3]["type"] == "chat.ended"
+
+
+async def test_messages_written_while_a_counsellors_entry_is_on_its_way_are_stored_after_it(
+    server: RunningServer,
+) -> None:
+    """The counsellor's entry is stored but the visitor's connection has not heard of it (on
+    Redis it is still crossing from the other process): the visitor's next messages, a
+    burst, are each stored once, after it and in order, and acknowledged in order."""
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await open_visitor(server)
+    await visitor.start()
+    chat_id = visitor.chat_id
+    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await visitor.expect("counsellor.joined")
+    first = await visitor.say("before")
+    await anna.expect("message", text="before")
+    # Stored, and announced to no one: the visitor's connection still counts from `first`.
+    crossing = Entry(EntryKind.message, rt.broker.now(), sender="counsellor", text="crossing")
+    stored = await rt.transcript.add(chat_id, crossing, last_seq=first["seq"])
+    assert stored.status == "ok" and stored.seq == first["seq"] + 1
+    for i in range(3):
+        await visitor.send({"type": "message", "text": f"v{i}", "client_id": f"c-{i}"})
+    acks = [await visitor.expect("message.ack") for _ in range(3)]
+    assert [a["client_id"] for a in acks] == ["c-0", "c-1", "c-2"]
+    assert [a["seq"] for a in acks] == [stored.seq + 1, stored.seq + 2, stored.seq + 3]
+    assert not any(a["duplicate"] for a in acks)
+    shown = [await anna.expect("message", sender="visitor") for _ in range(3)]
+    assert [(m["text"], m["seq"]) for m in shown] == [
+        ("v0", stored.seq + 1),
+        ("v1", stored.seq + 2),
+        ("v2", stored.seq + 3),
+    ]
+    entries = await rt.transcript.read(chat_id, first["seq"])
+    assert [(seq, e.text) for seq, e in entries] == [
+        (stored.seq, "crossing"),
+        (stored.seq + 1, "v0"),
+        (stored.seq + 2, "v1"),
+        (stored.seq + 3, "v2"),
+    ]
 
 
 async def test_resume_with_a_wrong_token_changes_nothing(server: RunningServer) -> None:
