@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import delete
+from websockets.exceptions import ConnectionClosed
 
-from app.models import StaffRole
+from app.chats import background
+from app.kit.db import unit_of_work
+from app.models import StaffRole, StaffSession
 from tests.conftest import ServerFactory
 from tests.support.clients import open_staff, open_visitor
 from tests.support.roster import (
@@ -216,3 +223,73 @@ async def test_ad_hoc_duty_until_a_given_time(server: RunningServer) -> None:
         ended = await ella.delete(f"/api/roster/duty/{added.json()['id']}")
         assert ended.status_code == 204
         await bo.expect("duty", where=lambda f: not f["lines"][0]["on_duty"])
+
+
+@pytest.mark.parametrize("batch", [100, 3])
+async def test_one_roster_change_gives_every_connected_counsellor_their_own_duty(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A roster change re-reads the duty of every counsellor connected to the process, a
+    slice at a time with a few queries for each slice: each gets their own duty, and only a
+    counsellor whose session has ended is signed out, whichever slice they are in."""
+    monkeypatch.setattr(background, "DUTY_BATCH", batch)
+    rt = server.runtime
+    await add_line(rt)
+    await add_staff(rt, "ella", StaffRole.coordinator)
+    ids = {
+        name: await add_counsellor(rt, name, on_duty=False)
+        for name in ("anna", "bo", "cleo", "dag")
+    }
+    consoles = {name: await open_staff(server, name, PASSWORD) for name in ids}
+    for console in consoles.values():
+        assert console.hello["lines"][0]["on_duty"] is False
+    start = local_now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+    shift_end = start + timedelta(hours=2)
+    bo_until = (datetime.now(STOCKHOLM) + timedelta(minutes=45)).replace(microsecond=0)
+    cleo_until = bo_until + timedelta(minutes=15)
+    async with http_as(server, "ella") as ella:
+        added = await ella.post(
+            "/api/roster/lines/support/duty",
+            json={"staff_id": ids["bo"], "until": bo_until.isoformat()},
+        )
+        assert added.status_code == 201
+        bo_on = await consoles["bo"].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
+        assert bo_on["lines"][0]["on_duty_until"] == bo_until.timestamp()
+
+        await put_on(ella, ids["anna"], await extra_shift(ella, shift_fields(start, shift_end)))
+        anna_on = await consoles["anna"].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
+        # The line's defaults widen a shift by a few minutes after its end.
+        assert anna_on["lines"][0]["on_duty_until"] >= shift_end.timestamp()
+
+        # Dag's session ends elsewhere (signed out on another device, say); the next roster
+        # change, which is Cleo's, signs his console out and no one else's.
+        async with unit_of_work(rt.sessionmaker) as session:
+            await session.execute(
+                delete(StaffSession).where(StaffSession.staff_id == uuid.UUID(ids["dag"]))
+            )
+        added = await ella.post(
+            "/api/roster/lines/support/duty",
+            json={"staff_id": ids["cleo"], "until": cleo_until.isoformat()},
+        )
+        assert added.status_code == 201
+        cleo_on = await consoles["cleo"].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
+        assert cleo_on["lines"][0]["on_duty_until"] == cleo_until.timestamp()
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            # A bound on failure, not a timing claim.
+            await asyncio.wait_for(consoles["dag"].ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+    # Nobody else was moved: no one went off duty, and the three consoles still answer.
+    for name in ("anna", "bo", "cleo"):
+        await consoles[name].expect_none(
+            "duty", within=0.3, where=lambda f: not f["lines"][0]["on_duty"]
+        )
+        await consoles[name].send({"type": "ping"})
+        await consoles[name].expect("pong")
+    presences = {name: await rt.broker.get_presence(ids[name]) for name in ("anna", "bo", "cleo")}
+    assert presences["bo"] is not None and presences["bo"].duty == {"support": bo_until.timestamp()}
+    assert presences["cleo"] is not None
+    assert presences["cleo"].duty == {"support": cleo_until.timestamp()}
+    assert (
+        presences["anna"] is not None and presences["anna"].duty["support"] >= shift_end.timestamp()
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +31,19 @@ async def current_duty(session: AsyncSession, settings: Settings, staff_id: uuid
     return await roster_service.duty(
         session,
         staff_id,
+        utcnow(),
+        before=timedelta(minutes=settings.duty_before_minutes),
+        after=timedelta(minutes=settings.duty_after_minutes),
+    )
+
+
+async def current_duties(
+    session: AsyncSession, settings: Settings, staff_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Duty]:
+    """`current_duty` for many counsellors, with the same few queries however many."""
+    return await roster_service.duties(
+        session,
+        staff_ids,
         utcnow(),
         before=timedelta(minutes=settings.duty_before_minutes),
         after=timedelta(minutes=settings.duty_after_minutes),

@@ -86,8 +86,10 @@ class ClosureRepository(RepositoryBase[RosterClosure]):
 class AssignmentRepository(RepositoryBase[ShiftAssignment]):
     model = ShiftAssignment
 
-    async def for_staff(self, staff_id: uuid.UUID) -> Sequence[ShiftAssignment]:
-        return await self.get_all(self.select().where(ShiftAssignment.staff_id == staff_id))
+    async def for_staff(self, staff_ids: Collection[uuid.UUID]) -> Sequence[ShiftAssignment]:
+        if not staff_ids:
+            return []
+        return await self.get_all(self.select().where(ShiftAssignment.staff_id.in_(staff_ids)))
 
     async def for_line(self, line_key: str) -> Sequence[ShiftAssignment]:
         return await self.get_all(self.select().where(ShiftAssignment.line_key == line_key))
@@ -131,12 +133,14 @@ class DutyAdditionRepository(RepositoryBase[DutyAddition]):
     model = DutyAddition
 
     async def for_staff(
-        self, staff_id: uuid.UUID, start: datetime, end: datetime
+        self, staff_ids: Collection[uuid.UUID], start: datetime, end: datetime
     ) -> Sequence[DutyAddition]:
-        """Additions of a staff member that overlap [start, end)."""
+        """Additions of these staff members that overlap [start, end)."""
+        if not staff_ids:
+            return []
         return await self.get_all(
             self.select().where(
-                DutyAddition.staff_id == staff_id,
+                DutyAddition.staff_id.in_(staff_ids),
                 DutyAddition.ends_at > start,
                 DutyAddition.starts_at < end,
             )
@@ -200,11 +204,19 @@ class RosterLookups:
         )
         return result.scalars().one_or_none()
 
-    async def member_lines(self, staff_id: uuid.UUID) -> list[str]:
+    async def member_lines(self, staff_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        """The lines each of these people works on (everyone asked for has an entry)."""
+        out: dict[uuid.UUID, set[str]] = {staff_id: set() for staff_id in staff_ids}
+        if not out:
+            return out
         result = await self.session.execute(
-            select(LineMembership.line_key).where(LineMembership.staff_id == staff_id)
+            select(LineMembership.staff_id, LineMembership.line_key).where(
+                LineMembership.staff_id.in_(out)
+            )
         )
-        return list(result.scalars())
+        for staff_id, line_key in result:
+            out[staff_id].add(line_key)
+        return out
 
     async def is_member(self, staff_id: uuid.UUID, line_key: str) -> bool:
         return await self.session.get(LineMembership, (staff_id, line_key)) is not None

@@ -7,7 +7,7 @@ nothing behind; the caller's unit of work commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -579,7 +579,7 @@ class RosterService:
         start = min(o.starts_at for o in new)
         end = max(o.ends_at for o in new)
         existing = await self.assigned(
-            session, await AssignmentRepository(session).for_staff(staff.id), start, end
+            session, await AssignmentRepository(session).for_staff([staff.id]), start, end
         )
         tz = line_zone(line)
         taken = {a.occurrence.key for a in existing}
@@ -919,44 +919,49 @@ class RosterService:
         On duty: inside an assigned shift widened by `before` and `after`, or inside an ad hoc
         addition; back-to-back windows join, so the end is when duty really stops.
         """
+        duties = await self.duties(session, [staff_id], now, before=before, after=after)
+        return duties[staff_id]
+
+    async def duties(
+        self,
+        session: AsyncSession,
+        staff_ids: Collection[uuid.UUID],
+        now: datetime,
+        *,
+        before: timedelta = timedelta(0),
+        after: timedelta = timedelta(0),
+    ) -> dict[uuid.UUID, Duty]:
+        """`duty` for each of these people, with the same few queries however many they are
+        (a process re-reads every signed-in counsellor's duty every minute)."""
         lookups = RosterLookups(session)
-        staff = await lookups.staff(staff_id)
-        if staff is None:
-            return Duty({}, None)
-        lines = set(await lookups.member_lines(staff_id))
-        windows: dict[str, list[Window]] = {}
-        if staff.is_active:
-            start, end = now - DUTY_LOOKAROUND, now + DUTY_LOOKAROUND
-            assignments = await AssignmentRepository(session).for_staff(staff_id)
-            for item in await self.assigned(session, assignments, start, end):
-                windows.setdefault(item.line_key, []).append(
-                    (
-                        (item.occurrence.starts_at - before).timestamp(),
-                        (item.occurrence.ends_at + after).timestamp(),
-                    )
+        people = await lookups.staff_many(staff_ids)
+        members = await lookups.member_lines(people)
+        working = [staff_id for staff_id, staff in people.items() if staff.is_active]
+        start, end = now - DUTY_LOOKAROUND, now + DUTY_LOOKAROUND
+        assignments = await AssignmentRepository(session).for_staff(working)
+        additions = await DutyAdditionRepository(session).for_staff(working, start, end)
+        lines = await lookups.lines(
+            {key for keys in members.values() for key in keys} | {a.line_key for a in additions}
+        )
+        windows: dict[uuid.UUID, dict[str, list[Window]]] = {s: {} for s in people}
+        for item in await self.assigned(session, assignments, start, end):
+            windows[item.assignment.staff_id].setdefault(item.line_key, []).append(
+                (
+                    (item.occurrence.starts_at - before).timestamp(),
+                    (item.occurrence.ends_at + after).timestamp(),
                 )
-            additions = await DutyAdditionRepository(session).for_staff(staff_id, start, end)
-            active = await lookups.lines({a.line_key for a in additions})
-            for addition in additions:
-                line = active.get(addition.line_key)
-                if line is not None and line.is_active:
-                    windows.setdefault(addition.line_key, []).append(
-                        (addition.starts_at.timestamp(), addition.ends_at.timestamp())
-                    )
-        removed = {key for key, line in (await lookups.lines(lines)).items() if not line.is_active}
+            )
+        for addition in additions:
+            line = lines.get(addition.line_key)
+            if line is not None and line.is_active:
+                windows[addition.staff_id].setdefault(addition.line_key, []).append(
+                    (addition.starts_at.timestamp(), addition.ends_at.timestamp())
+                )
         stamp = now.timestamp()
-        # Duty counts only on the lines the person works on: a coordinator who takes someone
-        # off a line takes them off duty there (assigning and ad hoc duty add the line).
-        windows = {key: spans for key, spans in windows.items() if key in lines}
-        keys = lines - removed
-        result = {key: until(windows.get(key, []), stamp) for key in keys}
-        changes = [next_start(w, stamp) for w in windows.values()]
-        changes.extend(v for v in result.values() if v > stamp)
-        upcoming = [c for c in changes if c is not None]
-        started = {
-            key: since(windows.get(key, []), stamp) for key, end in result.items() if end > stamp
-        }
-        return Duty(result, min(upcoming) if upcoming else None, started)
+        out = {staff_id: Duty({}, None) for staff_id in staff_ids}
+        for staff_id in people:
+            out[staff_id] = _duty(windows[staff_id], members[staff_id], lines, stamp)
+        return out
 
     # Views ----------------------------------------------------------------------------------
 
@@ -1021,13 +1026,13 @@ class RosterService:
         end = now + timedelta(days=OPENING_HORIZON_DAYS)
         assignments = [
             a
-            for a in await AssignmentRepository(session).for_staff(staff_id)
+            for a in await AssignmentRepository(session).for_staff([staff_id])
             if a.line_key == line_key
         ]
         starts = [
             a.occurrence.starts_at for a in await self.assigned(session, assignments, now, end)
         ]
-        for addition in await DutyAdditionRepository(session).for_staff(staff_id, now, end):
+        for addition in await DutyAdditionRepository(session).for_staff([staff_id], now, end):
             if addition.line_key == line_key:
                 starts.append(addition.starts_at)
         future = [s for s in starts if s > now]
@@ -1037,9 +1042,9 @@ class RosterService:
         self, session: AsyncSession, staff: Staff, start: datetime, end: datetime
     ) -> tuple[list[Assigned], Sequence[DutyAddition], Sequence[DropRequest]]:
         """A staff member's own shifts, ad hoc duty and pending drop requests in [start, end)."""
-        assignments = await AssignmentRepository(session).for_staff(staff.id)
+        assignments = await AssignmentRepository(session).for_staff([staff.id])
         assigned = await self.assigned(session, assignments, start, end)
-        additions = await DutyAdditionRepository(session).for_staff(staff.id, start, end)
+        additions = await DutyAdditionRepository(session).for_staff([staff.id], start, end)
         pending = await DropRequestRepository(session).for_assignments(
             [a.id for a in assignments], [DropState.requested]
         )
@@ -1050,9 +1055,9 @@ class RosterService:
     ) -> list[tuple[Line, Occurrence, int]]:
         """Shifts with open places this counsellor may sign up for: (line, occurrence, free)."""
         lookups = RosterLookups(session)
-        lines = await lookups.lines(await lookups.member_lines(staff.id))
+        lines = await lookups.lines((await lookups.member_lines([staff.id]))[staff.id])
         out: list[tuple[Line, Occurrence, int]] = []
-        own = await AssignmentRepository(session).for_staff(staff.id)
+        own = await AssignmentRepository(session).for_staff([staff.id])
         for line in lines.values():
             if not line.is_active or not line.roster_signup:
                 continue
@@ -1114,3 +1119,21 @@ class RosterService:
 
 
 roster_service = RosterService()
+
+
+def _duty(
+    windows: dict[str, list[Window]], member_of: set[str], lines: dict[str, Line], stamp: float
+) -> Duty:
+    """One person's duty from their windows per line (see RosterService.duty)."""
+    # Duty counts only on the lines the person works on: a coordinator who takes someone
+    # off a line takes them off duty there (assigning and ad hoc duty add the line).
+    removed = {key for key in member_of if key in lines and not lines[key].is_active}
+    windows = {key: spans for key, spans in windows.items() if key in member_of}
+    result = {key: until(windows.get(key, []), stamp) for key in member_of - removed}
+    changes = [next_start(w, stamp) for w in windows.values()]
+    changes.extend(v for v in result.values() if v > stamp)
+    upcoming = [c for c in changes if c is not None]
+    started = {
+        key: since(windows.get(key, []), stamp) for key, end in result.items() if end > stamp
+    }
+    return Duty(result, min(upcoming) if upcoming else None, started)

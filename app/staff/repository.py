@@ -34,6 +34,15 @@ class StaffRepository(RepositoryBase[Staff]):
         )
         return {row.id: row.username for row in result}
 
+    async def by_ids(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Staff]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        return {
+            staff.id: staff
+            for staff in await self.get_all(self.select().where(Staff.id.in_(wanted)))
+        }
+
     async def advance_totp_step(self, staff_id: uuid.UUID, step: int) -> bool:
         """Record `step` as used if it is newer than the last used one (compare-and-set)."""
         result = await self.session.execute(
@@ -50,6 +59,13 @@ class StaffRepository(RepositoryBase[Staff]):
 
 class StaffSessionRepository(RepositoryBase[StaffSession]):
     model = StaffSession
+
+    async def by_digests(self, digests: Iterable[str]) -> dict[str, StaffSession]:
+        wanted = list(digests)
+        if not wanted:
+            return {}
+        found = await self.get_all(self.select().where(StaffSession.token_digest.in_(wanted)))
+        return {record.token_digest: record for record in found}
 
     async def delete_for_staff(self, staff_id: uuid.UUID) -> None:
         await self.session.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -591,16 +591,27 @@ class StaffService:
 
     async def session_alive(self, session: AsyncSession, digest: str, *, idle: timedelta) -> bool:
         """For open WebSockets: is the session they were opened with still alive (touches it)."""
-        repository = StaffSessionRepository(session)
-        record = await repository.get(digest)
+        return (await self.sessions_alive(session, [digest], idle=idle))[digest]
+
+    async def sessions_alive(
+        self, session: AsyncSession, digests: Collection[str], *, idle: timedelta
+    ) -> dict[str, bool]:
+        """`session_alive` for many sessions at once, with two queries however many."""
+        records = await StaffSessionRepository(session).by_digests(digests)
         now = utcnow()
-        if record is None or record.expires_at <= now or record.last_seen_at + idle <= now:
-            return False
-        staff = await StaffRepository(session).get(record.staff_id)
-        if staff is None or not staff.is_active:
-            return False
-        record.last_seen_at = now
-        return True
+        live = {
+            digest: record
+            for digest, record in records.items()
+            if record.expires_at > now and record.last_seen_at + idle > now
+        }
+        staff = await StaffRepository(session).by_ids({r.staff_id for r in live.values()})
+        out = dict.fromkeys(digests, False)
+        for digest, record in live.items():
+            person = staff.get(record.staff_id)
+            if person is not None and person.is_active:
+                record.last_seen_at = now
+                out[digest] = True
+        return out
 
     async def close_session(self, session: AsyncSession, token: str) -> uuid.UUID | None:
         repository = StaffSessionRepository(session)
