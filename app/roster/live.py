@@ -28,13 +28,7 @@ async def announce_change(broker: Broker) -> None:
 
 async def current_duty(session: AsyncSession, settings: Settings, staff_id: uuid.UUID) -> Duty:
     """A counsellor's duty now, with the configured minutes before and after each shift."""
-    return await roster_service.duty(
-        session,
-        staff_id,
-        utcnow(),
-        before=timedelta(minutes=settings.duty_before_minutes),
-        after=timedelta(minutes=settings.duty_after_minutes),
-    )
+    return (await current_duties(session, settings, [staff_id]))[staff_id]
 
 
 async def current_duties(

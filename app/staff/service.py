@@ -589,14 +589,11 @@ class StaffService:
         record.last_seen_at = now
         return staff
 
-    async def session_alive(self, session: AsyncSession, digest: str, *, idle: timedelta) -> bool:
-        """For open WebSockets: is the session they were opened with still alive (touches it)."""
-        return (await self.sessions_alive(session, [digest], idle=idle))[digest]
-
     async def sessions_alive(
         self, session: AsyncSession, digests: Collection[str], *, idle: timedelta
     ) -> dict[str, bool]:
-        """`session_alive` for many sessions at once, with two queries however many."""
+        """For open WebSockets: is each session they were opened with still alive (the live
+        ones are touched)? Two queries however many."""
         records = await StaffSessionRepository(session).by_digests(digests)
         now = utcnow()
         live = {
