@@ -248,13 +248,17 @@ async def test_one_roster_change_gives_every_connected_counsellor_their_own_duty
     bo_until = (datetime.now(STOCKHOLM) + timedelta(minutes=45)).replace(microsecond=0)
     cleo_until = bo_until + timedelta(minutes=15)
     async with http_as(server, "ella") as ella:
-        added = await ella.post(
-            "/api/roster/lines/support/duty",
-            json={"staff_id": ids["bo"], "until": bo_until.isoformat()},
-        )
-        assert added.status_code == 201
-        bo_on = await consoles["bo"].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
-        assert bo_on["lines"][0]["on_duty_until"] == bo_until.timestamp()
+
+        async def on_duty_until(name: str, until: datetime) -> None:
+            added = await ella.post(
+                "/api/roster/lines/support/duty",
+                json={"staff_id": ids[name], "until": until.isoformat()},
+            )
+            assert added.status_code == 201
+            on = await consoles[name].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
+            assert on["lines"][0]["on_duty_until"] == until.timestamp()
+
+        await on_duty_until("bo", bo_until)
 
         await put_on(ella, ids["anna"], await extra_shift(ella, shift_fields(start, shift_end)))
         anna_on = await consoles["anna"].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
@@ -267,13 +271,7 @@ async def test_one_roster_change_gives_every_connected_counsellor_their_own_duty
             await session.execute(
                 delete(StaffSession).where(StaffSession.staff_id == uuid.UUID(ids["dag"]))
             )
-        added = await ella.post(
-            "/api/roster/lines/support/duty",
-            json={"staff_id": ids["cleo"], "until": cleo_until.isoformat()},
-        )
-        assert added.status_code == 201
-        cleo_on = await consoles["cleo"].expect("duty", where=lambda f: f["lines"][0]["on_duty"])
-        assert cleo_on["lines"][0]["on_duty_until"] == cleo_until.timestamp()
+        await on_duty_until("cleo", cleo_until)
     with pytest.raises(ConnectionClosed) as closed:
         while True:
             # A bound on failure, not a timing claim.
