@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Locator, Page, ViewportSize, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, WebSocketRoute, expect
 from sqlalchemy import select
 
+from app.broker.records import StaffStatus
 from app.chats.protocol import CLOSE_SERVICE_RESTART, Close
 from app.kit.db import unit_of_work
 from app.models import Wrapup
@@ -27,6 +28,7 @@ from tests.support.clients import VisitorClient, fresh_code, open_staff, open_vi
 from tests.support.console import sign_in_console
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -349,6 +351,47 @@ async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
 
 
 # Last in the module: it blocks the visitors' address (every test visitor shares it).
+async def test_a_status_chosen_while_the_console_reconnects_is_kept(
+    server: RunningServer, page: Page
+) -> None:
+    rt = server.runtime
+    sockets: list[WebSocketRoute] = []
+    network = {"down": False}
+
+    async def route(ws: WebSocketRoute) -> None:
+        if network["down"]:
+            await ws.close(code=4000, reason="no network")
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await page.route_web_socket(re.compile(r"/ws/staff$"), route)
+    await sign_in_console(page, server, "cleo", PASSWORD)
+    await expect(page.locator(".connection")).to_have_text("Connected")
+    cleo_id = next(c.staff.id for c in rt.connections.staff.values() if c.staff.alias == "Cleo")
+    await expect(page.locator(".status-choice input[value=away]")).to_be_checked()
+
+    # The connection drops; the counsellor says she is taking a break before it is back.
+    network["down"] = True
+    for ws in sockets:
+        await ws.close(code=4000, reason="network lost")
+    await expect(page.locator(".connection")).not_to_have_text("Connected")
+    await page.locator(".status-choice label", has_text="Break").click()
+    network["down"] = False
+    await expect(page.locator(".connection")).to_have_text("Connected")
+
+    # Once connected again, the break she chose holds: on her screen and for routing.
+    await expect(page.locator(".status-choice input[value=break]")).to_be_checked()
+
+    async def on_break() -> bool:
+        presence = await rt.broker.get_presence(cleo_id)
+        return presence is not None and presence.status is StaffStatus.on_break
+
+    await eventually(on_break, what="Cleo on a break")
+    await page.locator(".status-choice label", has_text="Away").click()
+    await expect(page.locator(".status-choice input[value=away]")).to_be_checked()
+
+
 async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     server: RunningServer, page: Page
 ) -> None:

@@ -38,6 +38,7 @@ function build(root, ctx) {
   const socket = staffSocket(ctx);
   const state = {
     status: "away",
+    wantedStatus: null,
     staff: null,
     lines: [],
     queues: new Map(),
@@ -60,7 +61,10 @@ function build(root, ctx) {
     const id = nextId("status");
     const input = h("input", { type: "radio", name: "status", value, id });
     input.addEventListener("change", () => {
-      if (input.checked) socket.send({ type: "status", status: value });
+      if (!input.checked) return;
+      // A choice made while the socket is still (re)connecting is not lost: it is sent as
+      // soon as the server has said hello, instead of being overwritten by hello's status.
+      state.wantedStatus = socket.send({ type: "status", status: value }) ? null : value;
     });
     statusBox.append(h("span", { class: `status-option status-${value}` }, input, h("label", { for: id, text: t(`chats.status.${value}`) })));
   }
@@ -125,7 +129,10 @@ function build(root, ctx) {
   listen("hello", (hello) => {
     state.staff = hello.staff;
     setLines(hello.lines);
-    setStatus(hello.status);
+    const wanted = state.wantedStatus;
+    state.wantedStatus = null;
+    if (wanted && wanted !== hello.status && socket.send({ type: "status", status: wanted })) setStatus(wanted);
+    else setStatus(hello.status);
     const open = new Set((hello.chats ?? []).map((c) => c.chat_id));
     for (const chat of hello.chats ?? []) openChat(chat, false);
     for (const chatId of state.fullSync) {
