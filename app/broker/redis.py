@@ -86,10 +86,14 @@ class _Lane:
         self._pending: list[tuple[Sequence[Any], asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.on_failure: Callable[[], None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call,
+        # and call() runs once per command.
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -116,7 +120,8 @@ class _Lane:
             await self._conn.disconnect(nowait=True)
 
     def call(self, args: Sequence[Any]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((args, future))
         self._wake.set()
         return future

@@ -88,6 +88,8 @@ class VisitorSocket(ClientSocket):
             ),
         )
         self.rt = runtime
+        # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
         self.id = new_token()[:16]
         self.out.origin = self.id
         self.tag = tag_of(ws.scope)
@@ -222,7 +224,7 @@ class VisitorSocket(ClientSocket):
             last_seq = self.last_seq
         self._adding_client = frame.client_id
         self._adding_seq = last_seq + 1
-        self._adding = asyncio.get_running_loop().create_task(
+        self._adding = self._loop.create_task(
             self._message(frame, self.chat_id, self.line, last_seq, after)
         )
 
