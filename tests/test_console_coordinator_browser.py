@@ -282,7 +282,7 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     now_card = week.locator(".occurrence", has_text="Right now")
     await expect(now_card).to_have_attribute("data-status", "gap")
     await now_card.locator("select[name=staff_id]").select_option(label="Anna")
-    await now_card.locator("button[type=submit]").click()
+    await now_card.locator(".assign-form button[type=submit]").click()
     await expect(now_card).to_have_attribute("data-status", "covered")
 
     anna = await open_staff(server, "anna", PASSWORD)
@@ -298,6 +298,24 @@ async def test_a_coordinator_fills_a_gap_and_the_counsellor_is_offered_chats_in_
     finally:
         await visitor.close()
         await anna.close()
+
+    # The extra shift turns out to need two: changed on its card, Anna stays on it. A move
+    # into the past is refused next to the form, and changes nothing.
+    editor = now_card.locator("details.extra-edit")
+    await editor.locator("summary").click()
+    await expect(editor.locator("input[name=name]")).to_have_value("Right now")
+    await editor.locator("input[name=needed]").fill("2")
+    await editor.locator("button[type=submit]").click()
+    await expect(now_card).to_have_attribute("data-status", "gap")
+    await expect(now_card.locator(".occ-count")).to_contain_text("1 of 2")
+    await expect(now_card.locator(".occ-staff")).to_contain_text("Anna")
+    editor = now_card.locator("details.extra-edit")
+    await editor.locator("summary").click()
+    yesterday = (local_now().date() - timedelta(days=1)).isoformat()
+    await editor.locator("input[name=date]").fill(yesterday)
+    await editor.locator("button[type=submit]").click()
+    await expect(editor.locator(".form-error")).to_contain_text("already be over")
+    await assert_accessible(page, "roster-extra-edit")
 
     # On a tablet the week folds into two columns and still works.
     await page.set_viewport_size(TABLET)

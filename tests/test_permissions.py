@@ -88,6 +88,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("PATCH", "/api/roster/patterns/{pattern_id}"),
             ("DELETE", "/api/roster/patterns/{pattern_id}"),
             ("POST", "/api/roster/lines/{key}/extra-shifts"),
+            ("PATCH", "/api/roster/extra-shifts/{extra_id}"),
             ("DELETE", "/api/roster/extra-shifts/{extra_id}"),
             ("GET", "/api/roster/lines/{key}/closures"),
             ("POST", "/api/roster/lines/{key}/closures"),
@@ -397,7 +398,7 @@ async def test_state_changing_requests_need_the_sessions_csrf_token(world: World
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"detail": "missing or wrong CSRF token"}
         checked += 1
-    assert checked == 33
+    assert checked == 34
     assert (await api(server, admin, "GET", "/api/staff")).json() == before
 
 

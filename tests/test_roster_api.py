@@ -307,6 +307,96 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(server: RunningS
         assert await row_counts(rt) == before
 
 
+async def test_an_extra_shift_is_changed_and_moved_with_its_counsellors(
+    server: RunningServer,
+) -> None:
+    ids = await setup_lines(server)
+    monday = future_monday()
+    saturday = (monday + timedelta(days=5)).isoformat()
+    async with http_as(server, "ella") as ella:
+        evening = await create_pattern(ella)  # Monday to Thursday, 18:00-21:00
+        assert (await assign(ella, staff_id=ids["anna"], pattern_id=evening)).status_code == 201
+        created = await ella.post(
+            "/api/roster/lines/support/extra-shifts",
+            json={"name": "Campaign", "date": saturday, "start": "12:00", "end": "15:00"},
+        )
+        extra = created.json()["id"]
+        url = f"/api/roster/extra-shifts/{extra}"
+        assert (await assign(ella, staff_id=ids["anna"], extra_shift_id=extra)).status_code == 201
+
+        # Renamed, needing two, an hour later: Anna is still on it.
+        changed = await ella.patch(
+            url, json={"name": "TV campaign", "needed": 2, "start": "13:00", "end": "16:00"}
+        )
+        assert changed.status_code == 200, changed.text
+        out = changed.json()
+        assert (out["name"], out["needed"], out["date"], out["start"], out["end"]) == (
+            "TV campaign",
+            2,
+            saturday,
+            "13:00",
+            "16:00",
+        )
+        week = (await ella.get("/api/roster/lines/support/week", params={"date": saturday})).json()
+        shown = next(o for o in week["occurrences"] if o["kind"] == "extra")
+        assert (shown["start"], shown["end"], shown["needed"], shown["status"]) == (
+            "13:00",
+            "16:00",
+            2,
+            "gap",
+        )
+        assert [s["alias"] for s in shown["staff"]] == ["Anna"]
+
+        # Into Anna's Monday evening: refused, naming both shifts; nothing moves.
+        clash = await ella.patch(
+            url, json={"date": monday.isoformat(), "start": "20:00", "end": "23:00"}
+        )
+        message = problem(clash, 409, "double_booking")
+        assert "Anna" in message and f"{monday.isoformat()} 18:00" in message
+        # Into the past, or with half a time, a bad count or an unknown field: refused.
+        past = await ella.patch(url, json={"date": "2020-01-04"})
+        problem(past, 422, "in_the_past")
+        for body in (
+            {"start": "14:00"},
+            {"ends_next_day": True},
+            {"needed": 0},
+            {"end": "25:00", "start": "10:00"},
+            {"room": "B"},
+            {"name": "x" * 101},
+            ["not", "an", "object"],
+        ):
+            assert (await ella.patch(url, json=body)).status_code == 422, body
+        assert (await ella.patch(url, json={"name": "x" * 70_000})).status_code == 413
+        backwards = await ella.patch(url, json={"start": "16:00", "end": "13:00"})
+        problem(backwards, 422, "invalid_times")
+        problem(
+            await ella.patch(f"/api/roster/extra-shifts/{uuid.uuid4()}", json={"needed": 1}),
+            404,
+            "unknown_extra_shift",
+        )
+        kept = (await ella.get("/api/roster/lines/support/week", params={"date": saturday})).json()
+        assert [
+            (o["date"], o["start"], o["end"], o["needed"])
+            for o in kept["occurrences"]
+            if o["kind"] == "extra"
+        ] == [(saturday, "13:00", "16:00", 2)]
+
+        # Moved to the Friday before, across midnight: still hers.
+        friday = (monday + timedelta(days=4)).isoformat()
+        night = await ella.patch(
+            url, json={"date": friday, "start": "22:00", "end": "02:00", "ends_next_day": True}
+        )
+        assert night.status_code == 200, night.text
+        assert night.json()["ends_next_day"] is True
+        moved = (await ella.get("/api/roster/lines/support/week", params={"date": friday})).json()
+        shown = next(o for o in moved["occurrences"] if o["kind"] == "extra")
+        assert (shown["date"], shown["start"], [s["alias"] for s in shown["staff"]]) == (
+            friday,
+            "22:00",
+            ["Anna"],
+        )
+
+
 async def test_who_may_do_what(server: RunningServer) -> None:
     ids = await setup_lines(server)
     async with http_as(server, "ella") as ella:

@@ -30,6 +30,7 @@ from app.roster.schemas import (
     DutyOut,
     ExtraShiftIn,
     ExtraShiftOut,
+    ExtraShiftUpdate,
     MyShiftOut,
     OpenShiftOut,
     PatternIn,
@@ -221,6 +222,40 @@ async def create_extra(
     )
     line = await roster_service.line(session, key)
     await _audit(session, manager, "extra_shift.created", line=key, extra_shift=extra.id)
+    _changed(background, runtime)
+    return views.extra_out(extra, line_zone(line))
+
+
+@router.patch("/extra-shifts/{extra_id}", response_model=ExtraShiftOut)
+async def update_extra(
+    extra_id: uuid.UUID,
+    body: ExtraShiftUpdate,
+    manager: RosterManager,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> ExtraShiftOut:
+    """Rename, change how many are needed, or move it (its counsellors stay on it)."""
+    times = body.new_times()
+    extra = await roster_service.update_extra(
+        session,
+        extra_id,
+        name=body.name,
+        needed=body.needed,
+        day=body.date,
+        shift=None if times is None else ShiftInput(*times),
+        now=utcnow(),
+    )
+    line = await roster_service.line(session, extra.line_key)
+    changed = sorted(name for name in body.model_fields_set if getattr(body, name) is not None)
+    await _audit(
+        session,
+        manager,
+        "extra_shift.changed",
+        line=extra.line_key,
+        extra_shift=extra_id,
+        fields=",".join(changed),
+    )
     _changed(background, runtime)
     return views.extra_out(extra, line_zone(line))
 

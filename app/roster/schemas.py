@@ -103,6 +103,33 @@ class ExtraShiftIn(ShiftTimesIn):
     needed: Needed = 1
 
 
+class ExtraShiftUpdate(Strict):
+    """Any of these; a new time gives both start and end (and ends_next_day if it does)."""
+
+    name: Name | None = None
+    needed: Needed | None = None
+    date: dt.date | None = None
+    start: StartTime | None = None
+    end: EndTime | None = None
+    ends_next_day: bool | None = None
+
+    @model_validator(mode="after")
+    def _whole_times(self) -> ExtraShiftUpdate:
+        given = [self.start is not None, self.end is not None]
+        if any(given) and not all(given):
+            raise ValueError("give both start and end for a new time")
+        if self.ends_next_day is not None and self.start is None:
+            raise ValueError("ends_next_day goes with a new start and end")
+        return self
+
+    def new_times(self) -> tuple[int, int, bool] | None:
+        """(start minute, end minute, ends the next day) when a new time is given."""
+        if self.start is None or self.end is None:
+            return None
+        end = parse_minute(self.end, allow_24=True)
+        return parse_minute(self.start), end, bool(self.ends_next_day)
+
+
 class ExtraShiftOut(BaseModel):
     id: uuid.UUID
     line: str

@@ -468,6 +468,53 @@ class RosterService:
             raise _not_found("unknown_extra_shift", "extra shift")
         return extra
 
+    async def update_extra(
+        self,
+        session: AsyncSession,
+        extra_id: uuid.UUID,
+        *,
+        name: str | None = None,
+        needed: int | None = None,
+        day: date | None = None,
+        shift: ShiftInput | None = None,
+        now: datetime,
+    ) -> ExtraShift:
+        """Rename an extra shift still to come, change how many it needs, or move it. Its
+        counsellors stay on it, so a move that would book one of them twice is refused."""
+        extra = await ExtraShiftRepository(session).lock(extra_id)
+        if extra is None:
+            raise _not_found("unknown_extra_shift", "extra shift")
+        line = await self.active_line(session, extra.line_key)
+        tz = line_zone(line)
+        if extra_occurrence(extra_spec(extra), tz).ends_at <= now:
+            raise RosterError("in_the_past", "that shift is over")
+        if day is not None or shift is not None:
+            times = shift.times() if shift is not None else extra_spec(extra).times
+            spec = replace(extra_spec(extra), day=day or extra.day, times=times)
+            moved = extra_occurrence(spec, tz)
+            if moved.ends_at <= now:
+                raise RosterError("in_the_past", "that shift would already be over")
+            assignments = AssignmentRepository(session)
+            for assignment in await assignments.for_extra(extra.id):
+                staff = await RosterLookups(session).staff(assignment.staff_id)
+                if staff is None:
+                    continue
+                others = [
+                    a for a in await assignments.for_staff([staff.id]) if a.id != assignment.id
+                ]
+                existing = await self.assigned(session, others, moved.starts_at, moved.ends_at)
+                await self._refuse_double_booking(session, staff, [moved], existing, line)
+            extra.day = spec.day
+            extra.start_minute = times.start_minute
+            extra.end_minute = times.end_minute
+            extra.ends_next_day = times.ends_next_day
+        if name is not None:
+            extra.name = name
+        if needed is not None:
+            extra.needed = needed
+        await session.flush()
+        return extra
+
     async def delete_extra(self, session: AsyncSession, extra_id: uuid.UUID) -> ExtraShift:
         extra = await self.get_extra(session, extra_id)
         await ExtraShiftRepository(session).delete(extra)
@@ -589,18 +636,7 @@ class RosterService:
                 "already_assigned",
                 f"{staff_name(staff)} is already on {describe(repeated, line.key, tz)}",
             )
-        clash = first_overlap(new, [a.occurrence for a in existing])
-        if clash is not None:
-            ours, theirs = clash
-            other = next(a for a in existing if a.occurrence is theirs)
-            other_line = await RosterLookups(session).line(other.line_key)
-            other_tz = line_zone(other_line) if other_line else tz
-            raise _conflict(
-                "double_booking",
-                f"{staff_name(staff)} is already on "
-                f"{describe(theirs, other.line_key, other_tz)}, which overlaps "
-                f"{describe(ours, line.key, tz)}",
-            )
+        await self._refuse_double_booking(session, staff, new, existing, line)
         if source is AssignmentSource.signup:
             occurrence = new[0]
             taken_places = await self._filled(session, line, occurrence)
@@ -612,6 +648,30 @@ class RosterService:
                 )
         await RosterLookups(session).add_member(staff.id, line.key)
         return await AssignmentRepository(session).add(candidate)
+
+    async def _refuse_double_booking(
+        self,
+        session: AsyncSession,
+        staff: Staff,
+        new: Sequence[Occurrence],
+        existing: Sequence[Assigned],
+        line: Line,
+    ) -> None:
+        """Refused, naming both shifts, if one of `new` overlaps what they are already on."""
+        clash = first_overlap(new, [a.occurrence for a in existing])
+        if clash is None:
+            return
+        ours, theirs = clash
+        tz = line_zone(line)
+        other = next(a for a in existing if a.occurrence is theirs)
+        other_line = await RosterLookups(session).line(other.line_key)
+        other_tz = line_zone(other_line) if other_line else tz
+        raise _conflict(
+            "double_booking",
+            f"{staff_name(staff)} is already on "
+            f"{describe(theirs, other.line_key, other_tz)}, which overlaps "
+            f"{describe(ours, line.key, tz)}",
+        )
 
     async def _new_occurrences(
         self,

@@ -172,9 +172,37 @@ export function mount(root, ctx) {
     }
     if (occ.status !== "cancelled" && new Date(occ.ends_at) > new Date()) card.append(assignForm(occ));
     if (occ.kind === "extra") {
+      if (new Date(occ.ends_at) > new Date()) card.append(extraEditor(occ));
       card.append(h("button", { type: "button", class: "small danger", text: t("roster.delete_extra"), onclick: () => deleteExtra(occ) }));
     }
     return card;
+  }
+
+  // Change an extra shift still to come; its counsellors stay on it (the server refuses a
+  // move that would book one of them twice, and says whom).
+  function extraEditor(occ) {
+    const shift = shiftFields(`extra-${occ.extra_shift_id}`);
+    const date = h("input", { type: "date", name: "date", required: true, value: occ.date });
+    shift.name.value = occ.name || "";
+    shift.start.value = occ.start;
+    shift.end.value = occ.end;
+    // An end at or before the start can only be the next morning (a shift is under 24 h).
+    shift.next.checked = occ.end <= occ.start;
+    shift.needed.value = occ.needed;
+    const form = extraForm({}, date, shift, h("button", { type: "submit", class: "small primary", text: t("common.save") }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { ...shiftBody(shift), date: date.value };
+      const result = await ctx.api("PATCH", `/api/roster/extra-shifts/${occ.extra_shift_id}`, body);
+      if (!result.ok) return showErrors(form, result);
+      ctx.announce(t("roster.extra_changed"));
+      state.day = date.value;
+      dayInput.value = state.day;
+      await loadWeek();
+    });
+    return h("details", { class: "extra-edit" },
+      h("summary", { text: t("roster.change_extra") }),
+      form);
   }
 
   function staffRow(occ, person) {
@@ -391,6 +419,19 @@ export function mount(root, ctx) {
     };
   }
 
+  function extraForm(attrs, date, shift, button) {
+    return h("form", { class: "create-form", novalidate: true, ...attrs },
+      h("div", { class: "form-error" }),
+      field(t("roster.date"), date),
+      ...shift.nodes,
+      h("div", { class: "actions" }, button));
+  }
+
+  // The fields of shiftFields() as the API takes them.
+  function shiftBody(shift) {
+    return { name: shift.name.value, start: shift.start.value, end: shift.end.value, ends_next_day: shift.next.checked, needed: Number(shift.needed.value) };
+  }
+
   function patternForm() {
     const shift = shiftFields("pattern");
     const days = WEEKDAYS.map((d) => h("input", { type: "checkbox", name: "weekdays", value: d, id: `pattern-day-${d}` }));
@@ -407,14 +448,7 @@ export function mount(root, ctx) {
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("roster.add_pattern") })));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = {
-        name: shift.name.value,
-        weekdays: days.filter((d) => d.checked).map((d) => d.value),
-        start: shift.start.value,
-        end: shift.end.value,
-        ends_next_day: shift.next.checked,
-        needed: Number(shift.needed.value),
-      };
+      const body = { ...shiftBody(shift), weekdays: days.filter((d) => d.checked).map((d) => d.value) };
       if (from.value) body.valid_from = from.value;
       if (until.value) body.valid_until = until.value;
       const result = await ctx.api("POST", `/api/roster/lines/${encodeURIComponent(state.line.key)}/patterns`, body);
@@ -432,14 +466,10 @@ export function mount(root, ctx) {
     date.addEventListener("input", () => {
       date.dataset.touched = "true";
     });
-    const form = h("form", { class: "create-form", id: "extra-form", novalidate: true },
-      h("div", { class: "form-error" }),
-      field(t("roster.date"), date),
-      ...shift.nodes,
-      h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("roster.add_extra") })));
+    const form = extraForm({ id: "extra-form" }, date, shift, h("button", { type: "submit", class: "primary", text: t("roster.add_extra") }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = { name: shift.name.value, date: date.value, start: shift.start.value, end: shift.end.value, ends_next_day: shift.next.checked, needed: Number(shift.needed.value) };
+      const body = { ...shiftBody(shift), date: date.value };
       const result = await ctx.api("POST", `/api/roster/lines/${encodeURIComponent(state.line.key)}/extra-shifts`, body);
       if (!result.ok) return showErrors(form, result);
       clearErrors(form);
