@@ -543,9 +543,16 @@ class ChatService:
         *,
         last_seq: int,
         origin: str,
+        line_key: str | None = None,
     ) -> tuple[int, bool] | ProtocolError:
-        record = await self.broker.get_chat(chat_id)
-        line = self.lines.get(record.line) if record else None
+        """`line_key`: the chat's line when the connection follows the chat. Without it the
+        chat's record is read first, a broker round trip before the append."""
+        exists = line_key is not None
+        if line_key is None:
+            record = await self.broker.get_chat(chat_id)
+            exists = record is not None
+            line_key = record.line if record else None
+        line = self.lines.get(line_key) if line_key else None
         problem = check_text(text, line.max_message_length if line else 4000)
         if problem is not None:
             return problem
@@ -567,7 +574,7 @@ class ChatService:
             counsellor=staff.id,
             announce=self.announce(chat_id, entry, origin),
         )
-        if status == "forbidden" or (status == "ended" and record is None):
+        if status == "forbidden" or (status == "ended" and not exists):
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "message")
         if status == "ended":
             return _err(ErrorCode.chat_ended, "the chat has ended", "message")

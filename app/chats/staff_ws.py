@@ -426,6 +426,8 @@ class StaffSocket(ClientSocket):
                 frame.client_id,
                 last_seq=self.last_seq.get(frame.chat_id, 0),
                 origin=self.id,
+                # Known for a chat it follows: no round trip to read the chat's record.
+                line_key=self.chats.get(frame.chat_id),
             )
             if isinstance(result, ProtocolError):
                 problem = result
