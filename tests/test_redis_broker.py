@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
+import pytest
+
+from app.broker import redis as redis_broker
 from app.broker.base import BrokerUnavailableError
 from app.broker.hub import Event
 from app.broker.records import ChatRecord, ChatState
 from app.broker.redis import RedisBroker
 from tests.conftest import REDIS_URL
 from tests.support.processes import RedisServer
+from tests.support.waiting import eventually
 
 
 async def test_events_reach_other_processes_once_and_plain_text_stays_home(
@@ -81,3 +86,37 @@ async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> No
     finally:
         await broker.close()
         await server.stop()
+
+
+async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A frozen Redis (the process stopped, its sockets open) never closes a connection:
+    # only the lane's watchdog notices. Shorter bounds than production, for a quick test.
+    monkeypatch.setattr(redis_broker, "COMMAND_TIMEOUT", 0.5)
+    monkeypatch.setattr(redis_broker, "WATCHDOG_SECONDS", 0.1)
+    server = RedisServer(tmp_path, appendonly=False)
+    await server.start()
+    broker = RedisBroker(server.url, "lykta-test")
+    changes: list[bool] = []
+    broker.on_availability(changes.append)
+    await broker.start()
+    assert server.proc is not None
+    try:
+        await broker.set_value("k", "v", 60)
+        server.proc.send_signal(signal.SIGSTOP)
+        with pytest.raises(BrokerUnavailableError):
+            await asyncio.wait_for(broker.get_value("k"), 10)
+        await eventually(lambda: _is(changes, [False]), what="Redis reported unreachable")
+        server.proc.send_signal(signal.SIGCONT)
+        await eventually(lambda: _is(changes, [False, True]), what="Redis back")
+        assert await broker.get_value("k") == "v"  # the same Redis, its data kept
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGCONT)
+        await broker.close()
+        await server.stop()
+
+
+async def _is(value: list[bool], expected: list[bool]) -> bool:
+    return value == expected
