@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.broker.base import Broker, Quota, Refusal, Transition
+from app.broker.base import Broker, Lease, Quota, Refusal, Transition
 from app.broker.hub import Event
 from app.broker.records import (
     PRIORITY_NORMAL,
@@ -294,6 +294,31 @@ async def test_presence_and_connections(broker: Broker) -> None:
     assert await broker.disconnect("s1", "c2") == 0  # c3 lapsed without a heartbeat
     await broker.remove_presence("s1")
     assert await broker.get_presence("s1") is None
+
+
+async def test_a_heartbeat_renews_leases_and_their_deadlines_together(broker: Broker) -> None:
+    await broker.connect("s1", "c1", ttl=0.2)
+    await broker.schedule("clease|s1", 10.0)
+    await broker.renew(
+        [
+            Lease("s1", "c1", 60, "clease|s1", 50.0),
+            Lease("vlease:a", "v1", 0.05, "vlease|a", 20.0),
+            Lease("s2", "c9", 60, "clease|s2", 30.0),
+        ]
+    )
+    await broker.renew([])
+    await asyncio.sleep(0.3)
+    # s1's connection outlived its first lease; the visitor's short one lapsed.
+    assert await broker.connection_counts(["s1", "s2", "vlease:a"]) == {
+        "s1": 1,
+        "s2": 1,
+        "vlease:a": 0,
+    }
+    # Each deadline moved to its new time (s1's from 10 to 50), none doubled.
+    assert await broker.pop_due(25.0) == ["vlease|a"]
+    assert await broker.pop_due(40.0) == ["clease|s2"]
+    assert await broker.pop_due(100.0) == ["clease|s1"]
+    assert await broker.pop_due(100.0) == []
 
 
 async def test_counters_values_and_recent_expire(broker: Broker) -> None:

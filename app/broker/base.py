@@ -29,6 +29,18 @@ class Quota:
     window: float
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One live connection to keep alive (`Broker.connect`) with the deadline that falls due
+    if it is not renewed in time (`Broker.schedule`)."""
+
+    name: str
+    connection_id: str
+    ttl: float
+    deadline: str
+    deadline_at: float
+
+
 class BrokerUnavailableError(Exception):
     """The backing service cannot be reached; the operation may or may not have happened."""
 
@@ -235,6 +247,12 @@ class Broker(ABC):
     @abstractmethod
     async def connect(self, staff_id: str, connection_id: str, ttl: float) -> None:
         """Record (or refresh) one live connection of a counsellor; it lapses after `ttl`."""
+
+    async def renew(self, leases: list[Lease]) -> None:
+        """`connect` and `schedule` for each lease (a process's heartbeat)."""
+        for lease in leases:
+            await self.connect(lease.name, lease.connection_id, lease.ttl)
+            await self.schedule(lease.deadline, lease.deadline_at)
 
     @abstractmethod
     async def disconnect(self, staff_id: str, connection_id: str) -> int:

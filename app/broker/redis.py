@@ -42,6 +42,7 @@ from app.broker.base import (
     AppendStatus,
     Broker,
     BrokerUnavailableError,
+    Lease,
     Quota,
     Refusal,
     Transition,
@@ -691,6 +692,17 @@ class RedisBroker(Broker):
             [self._k(f"conn:{staff_id}"), self._k(f"pres:{staff_id}")],
             [connection_id, max(1, round(ttl * 1000)), PRESENCE_TTL],
         )
+
+    async def renew(self, leases: list[Lease]) -> None:
+        if not leases:
+            return
+        keys = [self._k("dl")]
+        args: list[Any] = [PRESENCE_TTL, CHAT_MAX_LIFETIME]
+        for lease in leases:
+            keys += [self._k(f"conn:{lease.name}"), self._k(f"pres:{lease.name}")]
+            ttl_ms = max(1, round(lease.ttl * 1000))
+            args += [lease.connection_id, ttl_ms, lease.deadline, repr(lease.deadline_at)]
+        await self._script("renew", keys, args)
 
     async def disconnect(self, staff_id: str, connection_id: str) -> int:
         return int(await self._script("disconnect", [self._k(f"conn:{staff_id}")], [connection_id]))

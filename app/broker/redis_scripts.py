@@ -256,6 +256,28 @@ return 1
 """
 )
 
+# KEYS: deadlines, then connections and presence of each lease. ARGV: presence ttl s,
+# deadlines ttl s, then per lease: connection id, ttl ms, deadline key, deadline score.
+# CONNECT and a deadline's ZADD for many leases in one call (a heartbeat).
+RENEW = (
+    _NOW_MS
+    + """
+local leases = (#KEYS - 1) / 2
+for i = 0, leases - 1 do
+  local conns, pres = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local at = 3 + 4 * i
+  local ttl = tonumber(ARGV[at + 1])
+  redis.call('zadd', conns, now + ttl, ARGV[at])
+  redis.call('zremrangebyscore', conns, '-inf', now)
+  if redis.call('pttl', conns) < ttl then redis.call('pexpire', conns, ttl) end
+  redis.call('expire', pres, ARGV[1])
+  redis.call('zadd', KEYS[1], ARGV[at + 3], ARGV[at + 2])
+end
+redis.call('expire', KEYS[1], ARGV[2])
+return leases
+"""
+)
+
 # KEYS: connections. ARGV: connection id. How many live connections remain.
 DISCONNECT = (
     _NOW_MS
@@ -320,6 +342,7 @@ ALL = {
     "remove_presence": REMOVE_PRESENCE,
     "line_presences": LINE_PRESENCES,
     "connect": CONNECT,
+    "renew": RENEW,
     "disconnect": DISCONNECT,
     "connection_counts": CONNECTION_COUNTS,
     "staff_loads": STAFF_LOADS,

@@ -14,6 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from app.broker.base import Lease
 from app.broker.hub import Event
 from app.chats.channels import Deadline, deadline_key, visitor_lease
 from app.chats.protocol import CLOSE_UNAUTHORISED, Close, Phase
@@ -105,30 +106,23 @@ async def renew_leases(runtime: Runtime) -> None:
     ttl = lease_seconds(runtime.settings)
     until = broker.now() + ttl
     visitor_seconds = runtime.chats.visitor_lease_seconds
-    # (lease name, connection id, its time to live, its deadline key)
-    leases: list[tuple[str, str, float, str]] = []
+    leases: list[Lease] = []
     for visitor in list(runtime.connections.visitors.values()):
         chat_id = visitor.chat_id
         if chat_id is not None and visitor.protocol.phase is Phase.in_chat:
+            deadline = deadline_key(Deadline.visitor_lease, chat_id)
             leases.append(
-                (
-                    visitor_lease(chat_id),
-                    visitor.id,
-                    visitor_seconds,
-                    deadline_key(Deadline.visitor_lease, chat_id),
-                )
+                Lease(visitor_lease(chat_id), visitor.id, visitor_seconds, deadline, until)
             )
     for socket in list(runtime.connections.staff.values()):
         staff_id = socket.staff.id
-        leases.append((staff_id, socket.id, ttl, deadline_key(Deadline.counsellor_lease, staff_id)))
-    # A batch at a time: thousands of clients renewed in one go would hold up every message
-    # for that long (leases last three heartbeats; a few batches' delay is nothing to them).
+        deadline = deadline_key(Deadline.counsellor_lease, staff_id)
+        leases.append(Lease(staff_id, socket.id, ttl, deadline, until))
+    # A batch at a time (one round trip each on Redis): thousands of clients renewed in one
+    # go would hold up every message for that long (leases last three heartbeats; a few
+    # batches' delay is nothing to them).
     for start in range(0, len(leases), RENEWAL_BATCH):
-        renewals = []
-        for name, connection, seconds, deadline in leases[start : start + RENEWAL_BATCH]:
-            renewals.append(broker.connect(name, connection, seconds))
-            renewals.append(broker.schedule(deadline, until))
-        await asyncio.gather(*renewals)
+        await broker.renew(leases[start : start + RENEWAL_BATCH])
 
 
 async def run_duty(runtime: Runtime) -> None:
