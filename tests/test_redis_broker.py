@@ -92,9 +92,8 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A frozen Redis (the process stopped, its sockets open) never closes a connection:
-    # only the lane's watchdog notices. Shorter bounds than production, for a quick test.
+    # only the bound on a batch's replies notices. A shorter bound than production's.
     monkeypatch.setattr(redis_broker, "COMMAND_TIMEOUT", 0.5)
-    monkeypatch.setattr(redis_broker, "WATCHDOG_SECONDS", 0.1)
     server = RedisServer(tmp_path, appendonly=False)
     await server.start()
     broker = RedisBroker(server.url, "lykta-test")

@@ -59,8 +59,6 @@ PRESENCE_TTL = 24 * 3600
 HEALTH_SECONDS = 1.0
 # How long one command may take before Redis counts as unreachable (seconds).
 COMMAND_TIMEOUT = 5.0
-# How often a lane checks that the batch on the wire is not overdue (seconds).
-WATCHDOG_SECONDS = 1.0
 
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _REFUSALS = {r.value: r for r in Refusal}
@@ -87,13 +85,9 @@ class _Lane:
         self._pool = pool
         self._conn: AbstractConnection | None = None
         self._pending: list[tuple[Sequence[Any], asyncio.Future[Any] | None]] = []
-        # Set while the lane sleeps with nothing to send; call() and send() wake it.
-        self._idle: asyncio.Future[None] | None = None
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # When the batch now on the wire was written (loop time), for the watchdog.
-        self._sent_at: float | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
         self.on_failure: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -101,28 +95,8 @@ class _Lane:
         # and call() runs once per command.
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run())
-        self._watchdog = self._loop.call_later(WATCHDOG_SECONDS, self._watch)
-
-    def _watch(self) -> None:
-        """Drop the connection under a batch whose replies are overdue: its read then fails
-        and the batch with it (Redis unreachable). One timer for the lane instead of one
-        per batch, which on a quiet lane is one per command."""
-        assert self._loop is not None
-        sent, conn = self._sent_at, self._conn
-        if sent is not None and conn is not None and self._loop.time() - sent > COMMAND_TIMEOUT:
-            self._sent_at = None
-            self._loop.create_task(conn.disconnect(nowait=True))
-        self._watchdog = self._loop.call_later(WATCHDOG_SECONDS, self._watch)
-
-    def _wake(self) -> None:
-        idle = self._idle
-        if idle is not None and not idle.done():
-            idle.set_result(None)
 
     async def stop(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
         if self._task is not None:
             # Let queued fire-and-forget commands (publishes) reach Redis first.
             for _ in range(50):
@@ -150,23 +124,19 @@ class _Lane:
         loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((args, future))
-        self._wake()
+        self._wake.set()
         return future
 
     def send(self, args: Sequence[Any]) -> None:
         """Queue a command whose reply nobody waits for."""
         self._pending.append((args, None))
-        self._wake()
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
             if not self._pending:
-                assert self._loop is not None
-                self._idle = self._loop.create_future()
-                try:
-                    await self._idle
-                finally:
-                    self._idle = None
+                self._wake.clear()
+                await self._wake.wait()
                 # Let the other connections' ready callbacks add their commands too: one
                 # write for all of them (a loop iteration costs far less than a write).
                 await asyncio.sleep(0)
@@ -188,27 +158,26 @@ class _Lane:
             # read_response costs several µs per reply in bookkeeping this lane does not need.
             parser: Any = conn._parser
             reader: Any = getattr(parser, "_reader", None)
-            # Bounded by the watchdog (_watch): no timer per batch on the hot path.
-            assert self._loop is not None
-            self._sent_at = self._loop.time()
-            for _, future in batch:
-                reply: Any
-                if reader is not None:
-                    # Error replies come back as ResponseError instances, not raised.
-                    reply = reader.gets()
-                    while reply is NOT_ENOUGH_DATA:
-                        await parser.read_from_socket()
+            # One bound for the whole batch: no timer per reply on the hot path.
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                for _, future in batch:
+                    reply: Any
+                    if reader is not None:
+                        # Error replies come back as ResponseError instances, not raised.
                         reply = reader.gets()
-                else:
-                    try:
-                        reply = await conn.read_response()
-                    except ResponseError as exc:
-                        reply = exc
-                if future is not None and not future.done():
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
+                        while reply is NOT_ENOUGH_DATA:
+                            await parser.read_from_socket()
+                            reply = reader.gets()
                     else:
-                        future.set_result(reply)
+                        try:
+                            reply = await conn.read_response()
+                        except ResponseError as exc:
+                            reply = exc
+                    if future is not None and not future.done():
+                        if isinstance(reply, Exception):
+                            future.set_exception(reply)
+                        else:
+                            future.set_result(reply)
         except _DOWN as exc:
             if self._conn is not None:
                 await self._conn.disconnect(nowait=True)
@@ -232,8 +201,6 @@ class _Lane:
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_exception(exc)
-        finally:
-            self._sent_at = None
 
 
 class _Subscriber:
