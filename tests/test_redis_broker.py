@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,9 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
         await two.close()
 
 
-async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, RedisBroker, list[bool]]]:
+    """A Redis of the test's own, a broker on it, and the broker's availability changes."""
     server = RedisServer(tmp_path, appendonly=False)
     await server.start()
     broker = RedisBroker(server.url, "lykta-test")
@@ -61,6 +65,16 @@ async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> No
     broker.on_availability(changes.append)
     await broker.start()
     try:
+        yield server, broker, changes
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
+        await broker.close()
+        await server.stop()
+
+
+async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> None:
+    async with own_redis(tmp_path) as (server, broker, changes):
         await broker.set_value("k", "v", 60)
         await server.stop()
         for _ in range(500):
@@ -83,9 +97,6 @@ async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> No
         assert await broker.get_value("k") is None  # that Redis kept nothing
         await broker.set_value("k", "w", 60)
         assert await broker.get_value("k") == "w"
-    finally:
-        await broker.close()
-        await server.stop()
 
 
 async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
@@ -94,14 +105,8 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
     # A frozen Redis (the process stopped, its sockets open) never closes a connection:
     # only the bound on a batch's replies notices. A shorter bound than production's.
     monkeypatch.setattr(redis_broker, "COMMAND_TIMEOUT", 0.5)
-    server = RedisServer(tmp_path, appendonly=False)
-    await server.start()
-    broker = RedisBroker(server.url, "lykta-test")
-    changes: list[bool] = []
-    broker.on_availability(changes.append)
-    await broker.start()
-    assert server.proc is not None
-    try:
+    async with own_redis(tmp_path) as (server, broker, changes):
+        assert server.proc is not None
         await broker.set_value("k", "v", 60)
         server.proc.send_signal(signal.SIGSTOP)
         with pytest.raises(BrokerUnavailableError):
@@ -110,11 +115,6 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
         server.proc.send_signal(signal.SIGCONT)
         await eventually(lambda: _is(changes, [False, True]), what="Redis back")
         assert await broker.get_value("k") == "v"  # the same Redis, its data kept
-    finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGCONT)
-        await broker.close()
-        await server.stop()
 
 
 async def _is(value: list[bool], expected: list[bool]) -> bool:
