@@ -486,24 +486,31 @@ class RosterService:
             raise _not_found("unknown_extra_shift", "extra shift")
         line = await self.active_line(session, extra.line_key)
         tz = line_zone(line)
-        if extra_occurrence(extra_spec(extra), tz).ends_at <= now:
+        current = extra_spec(extra)
+        if extra_occurrence(current, tz).ends_at <= now:
             raise RosterError("in_the_past", "that shift is over")
         if day is not None or shift is not None:
-            times = shift.times() if shift is not None else extra_spec(extra).times
-            spec = replace(extra_spec(extra), day=day or extra.day, times=times)
+            times = shift.times() if shift is not None else current.times
+            spec = replace(current, day=day or extra.day, times=times)
             moved = extra_occurrence(spec, tz)
             if moved.ends_at <= now:
                 raise RosterError("in_the_past", "that shift would already be over")
             assignments = AssignmentRepository(session)
-            for assignment in await assignments.for_extra(extra.id):
-                staff = await RosterLookups(session).staff(assignment.staff_id)
-                if staff is None:
+            on_it = await assignments.for_extra(extra.id)
+            # Everything else the people on it are on, read once, around the new time.
+            others = [
+                a
+                for a in await assignments.for_staff({a.staff_id for a in on_it})
+                if a.extra_shift_id != extra.id
+            ]
+            existing = await self.assigned(session, others, moved.starts_at, moved.ends_at)
+            for assignment in on_it:
+                theirs = [a for a in existing if a.assignment.staff_id == assignment.staff_id]
+                if not theirs:
                     continue
-                others = [
-                    a for a in await assignments.for_staff([staff.id]) if a.id != assignment.id
-                ]
-                existing = await self.assigned(session, others, moved.starts_at, moved.ends_at)
-                await self._refuse_double_booking(session, staff, [moved], existing, line)
+                staff = await RosterLookups(session).staff(assignment.staff_id)
+                if staff is not None:
+                    await self._refuse_double_booking(session, staff, [moved], theirs, line)
             extra.day = spec.day
             extra.start_minute = times.start_minute
             extra.end_minute = times.end_minute
