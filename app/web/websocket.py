@@ -107,6 +107,15 @@ class Inbox(asyncio.Queue[Any]):
     messages read here are queued as plain strings and become ASGI events only if they are
     taken the ASGI way."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._bound = loop
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        # asyncio's own asks for the running loop on every wait for a message: on Python 3.11
+        # a getpid() system call each time. A connection's queue lives on its loop.
+        return self._bound
+
     def _init(self, maxsize: int) -> None:
         self._items: deque[Any] = deque()
         self._queue = self._items
@@ -139,7 +148,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = self.inbox = Inbox()
+        self.queue = self.inbox = Inbox(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
