@@ -38,7 +38,8 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)  # an echo of its own event would have come back by now
         assert [e["type"] for e in here] == ["x"] and here[0]["_text"] == "private"
-        assert there == [{"type": "x", "sealed": "AP8="}]  # no "_" field crossed
+        # No "_" field crossed; a sealed entry crosses as it is, bytes.
+        assert there == [{"type": "x", "sealed": b"\x00\xff"}]
         # A stored entry's event is published by the same script that stores it.
         await one.create_chat(
             ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5, score=1.0
@@ -49,6 +50,18 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
                 break
             await asyncio.sleep(0.01)
         assert there[1] == {"type": "entry", "seq": 1}
+        # The event of an entry that carries it sealed: the script puts the stored entry at
+        # the payload's end, whatever bytes it holds (newlines too), after JSON that may hold
+        # an escaped newline of its own.
+        sealed = b"\n\x00sealed\nentry\n"
+        event = {"type": "entry", "seq": 2, "note": "a\nb", "sealed": sealed}
+        await one.append("a", 2, sealed, announce=("chat:a", event))
+        for _ in range(200):
+            if len(there) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert there[2] == event
+        assert await one.read("a") == [(1, b"e"), (2, sealed)]
         assert await one.keys_without_ttl() == []
     finally:
         await one.close()

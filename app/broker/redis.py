@@ -584,9 +584,14 @@ class RedisBroker(Broker):
         quota: Quota | None = None,
         follows: str | None = None,
     ) -> tuple[int, AppendStatus]:
-        channel, payload = b"", b""
+        channel, payload, tail = b"", b"", ""
         if announce is not None and self.available:
-            channel, payload = self._wire(*announce)
+            channel, payload, sealed = self._wire_head(*announce)
+            # The event carries this very entry: the script puts it at the payload's end.
+            if sealed is entry:
+                tail = "1"
+            elif sealed is not None:
+                payload += sealed
         keys = self._transcript_keys(chat_id)
         args: list[Any] = [
             seq,
@@ -597,6 +602,7 @@ class RedisBroker(Broker):
             channel,
             payload,
             follows or "",
+            tail,
         ]
         if quota is not None:
             keys = [*keys, self._k(f"n:{quota.key}")]  # the counter `incr` keeps
@@ -731,19 +737,36 @@ class RedisBroker(Broker):
 
     def _wire(self, channel: str, event: Event) -> tuple[bytes, bytes]:
         """The pub/sub channel and payload of an event for other processes."""
+        raw_channel, payload, sealed = self._wire_head(channel, event)
+        return raw_channel, payload if sealed is None else payload + sealed
+
+    def _wire_head(self, channel: str, event: Event) -> tuple[bytes, bytes, bytes | None]:
+        """`_wire`, with a sealed entry left off the payload's end: the payload is
+        `<origin> <JSON>`, or `<origin> <JSON>\n<sealed entry>` (raw: JSON has no bare
+        newline, and base64 would cost a third more on the wire and work at both ends)."""
         # Fields starting with "_" are for this process only (e.g. an entry's plain text).
-        remote = {k: v for k, v in event.items() if not k.startswith("_")}
-        payload = self._origin + b" " + orjson.dumps(remote, default=_bytes_as_base64)
-        return self._events + channel.encode(), payload
+        remote = {k: v for k, v in event.items() if k[:1] != "_"}
+        sealed = remote.pop("sealed", None)
+        if not isinstance(sealed, bytes):
+            if sealed is not None:
+                remote["sealed"] = sealed
+            sealed = None
+        head = self._origin + b" " + orjson.dumps(remote, default=_bytes_as_base64)
+        if sealed is not None:
+            head += b"\n"
+        return self._events + channel.encode(), head, sealed
 
     def _deliver(self, raw_channel: bytes, payload: bytes) -> None:
         if payload[:_ORIGIN_BYTES] == self._origin:
             return  # our own event, already delivered locally
         channel = raw_channel[len(self._events) :].decode()
+        head, newline, sealed = payload[_ORIGIN_BYTES + 1 :].partition(b"\n")
         try:
-            event = jsonutil.loads(payload[_ORIGIN_BYTES + 1 :])
+            event = jsonutil.loads(head)
         except jsonutil.JSONDecodeError:
             return
+        if newline:
+            event["sealed"] = sealed
         self.hub.dispatch(channel, event)
 
     async def _subscribe_remote(self, channel: str) -> None:

@@ -100,8 +100,9 @@ return {'ok', redis.call('hgetall', chat)}
 
 # KEYS: chat, transcript stream, dedupe hash[, quota counter]. ARGV: seq, entry, dedupe,
 # counsellor, ttl ms, channel and payload to publish once stored (or empty), the dedupe key
-# this entry must follow at seq - 1 (or empty)[, quota limit, quota window ms]. The quota is
-# checked before and counted after storing, as `incr` counts.
+# this entry must follow at seq - 1 (or empty), '1' if the entry goes at the payload's end
+# (sent once, not twice)[, quota limit, quota window ms]. The quota is checked before and
+# counted after storing, as `incr` counts.
 APPEND = """
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
 if not cur[1] or cur[1] == 'ended' then return {0, 'ended'} end
@@ -110,7 +111,7 @@ if ARGV[3] ~= '' then
   local seen = redis.call('hget', KEYS[3], ARGV[3])
   if seen then return {tonumber(seen), 'duplicate'} end
 end
-if KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[9]) then
+if KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[10]) then
   return {0, 'limited'}
 end
 local last = tonumber(cur[3] or '0')
@@ -130,9 +131,15 @@ if ARGV[3] ~= '' then
 end
 if KEYS[4] then
   local value = redis.call('incr', KEYS[4])
-  if value == 1 or redis.call('pttl', KEYS[4]) < 0 then redis.call('pexpire', KEYS[4], ARGV[10]) end
+  if value == 1 or redis.call('pttl', KEYS[4]) < 0 then redis.call('pexpire', KEYS[4], ARGV[11]) end
 end
-if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[7]) end
+if ARGV[6] ~= '' then
+  if ARGV[9] == '1' then
+    redis.call('publish', ARGV[6], ARGV[7] .. ARGV[2])
+  else
+    redis.call('publish', ARGV[6], ARGV[7])
+  end
+end
 return {seq, 'ok'}
 """
 

@@ -335,8 +335,7 @@ class Transcript:
             return entry
         try:
             chat_id, seq = str(event["chat_id"]), int(event["seq"])
-            sealed = base64.b64decode(event["sealed"], validate=True)
-            plain = await self._codec.open(chat_id, seq, sealed)
+            plain = await self._codec.open(chat_id, seq, _sealed(event["sealed"]))
         except MissingKeyError:
             return None  # shredded meanwhile: the chat has ended
         except (KeyError, TypeError, ValueError, binascii.Error, TamperedError, UnknownKekError):
@@ -355,9 +354,7 @@ class Transcript:
             if raw is not None:
                 return Entry.from_dict(raw)
             chat_id, seq = str(event["chat_id"]), int(event["seq"])
-            plain = self._codec.open_cached(
-                chat_id, seq, base64.b64decode(event["sealed"], validate=True)
-            )
+            plain = self._codec.open_cached(chat_id, seq, _sealed(event["sealed"]))
             return None if plain is None else Entry.from_dict(jsonutil.loads(plain))
         except (KeyError, TypeError, ValueError, binascii.Error, TamperedError):
             return None
@@ -387,3 +384,11 @@ class Transcript:
         entries."""
         await self._codec.forget(chat_id)
         await self._broker.delete_transcript(chat_id)
+
+
+def _sealed(value: Any) -> bytes:
+    """An entry event's sealed entry: raw bytes from this process or the Redis broker, base64
+    text from a process of an earlier version (during a rolling upgrade)."""
+    if isinstance(value, bytes):
+        return value
+    return base64.b64decode(value, validate=True)
