@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from app.broker.memory import MemoryBroker
@@ -16,6 +18,8 @@ from app.chats.crypto import (
     key_name,
     parse_keks,
 )
+from app.chats.transcript import Entry, EntryKind, Transcript
+from app.kit import jsonutil
 
 
 def ring(*ids: str) -> KeyRing:
@@ -49,6 +53,24 @@ async def test_ciphertexts_are_bound_to_their_chat_and_number() -> None:
     flipped = sealed[:-1] + bytes([sealed[-1] ^ 1])
     with pytest.raises(TamperedError):
         await codec.open("chat-1", 1, flipped)
+
+
+async def test_an_entry_event_from_another_process_is_opened_raw_or_as_base64() -> None:
+    """The Redis broker carries a sealed entry raw; a process of the earlier version sent it
+    base64-encoded (a rolling upgrade). Both open; anything tampered with opens as nothing."""
+    broker = MemoryBroker()
+    codec = EncryptedCodec(broker, ring("a"))
+    transcript = Transcript(broker, codec)
+    await transcript.begin("chat-1")
+    entry = Entry(EntryKind.message, 1.0, sender="visitor", text="hej")
+    sealed = await codec.seal("chat-1", 3, jsonutil.dumpb(entry.to_dict()))
+    event = {"type": "entry", "chat_id": "chat-1", "seq": 3}
+    assert await transcript.event_entry({**event, "sealed": sealed}) == entry
+    as_text = base64.b64encode(sealed).decode()
+    assert await transcript.event_entry({**event, "sealed": as_text}) == entry
+    assert await transcript.event_entry({**event, "sealed": sealed[:-1] + b"x"}) is None
+    assert await transcript.event_entry({**event, "sealed": "not base64!"}) is None
+    assert await transcript.event_entry({**event, "seq": 4, "sealed": sealed}) is None
 
 
 async def test_a_tampered_wrapped_key_is_refused() -> None:
