@@ -321,6 +321,45 @@ async def test_a_heartbeat_renews_leases_and_their_deadlines_together(broker: Br
     assert await broker.pop_due(100.0) == []
 
 
+async def test_unleased_chats_are_the_live_ones_a_dead_process_left_connected(
+    broker: Broker,
+) -> None:
+    """What the sweep finds: live, the visitor marked connected, and no live lease."""
+    for chat_id, extra in [
+        ("held", {}),
+        ("left", {}),
+        ("lapsed", {}),
+        ("in-grace", {"visitor_connected": False}),
+        ("ended", {}),
+        ("elsewhere", {"line": "youth"}),
+    ]:
+        await broker.create_chat(record(chat_id, **extra), queue_limit=10, score=1.0)
+    await broker.transition(
+        "ended", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended})
+    )
+    await broker.connect("v:held", "c1", ttl=60)
+    await broker.connect("v:lapsed", "c2", ttl=0.05)
+    await broker.connect("other:left", "c3", ttl=60)  # another prefix's lease counts not
+    await asyncio.sleep(0.1)
+    assert sorted(await broker.unleased_chats("support", "v:")) == ["lapsed", "left"]
+    assert await broker.unleased_chats("youth", "v:") == ["elsewhere"]
+    assert await broker.unleased_chats("nowhere", "v:") == []
+
+
+async def test_unleased_chats_of_a_busy_line_are_all_found_a_page_at_a_time(
+    broker: Broker,
+) -> None:
+    # More chats than fit Redis's compact set encoding, so its scan goes page by page.
+    chat_ids = [f"c{i:03}" for i in range(300)]
+    await asyncio.gather(
+        *(broker.create_chat(record(c), queue_limit=1000, score=1.0) for c in chat_ids)
+    )
+    held = [c for i, c in enumerate(chat_ids) if i % 7]
+    await asyncio.gather(*(broker.connect("v:" + c, "x", ttl=60) for c in held))
+    found = await broker.unleased_chats("support", "v:", page=20)
+    assert sorted(found) == [c for i, c in enumerate(chat_ids) if not i % 7]
+
+
 async def test_counters_values_and_recent_expire(broker: Broker) -> None:
     assert [await broker.incr("k", ttl=0.2) for _ in range(3)] == [1, 2, 3]
     await broker.set_value("v", "x", ttl=0.2)

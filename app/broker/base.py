@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from app.broker.hub import Event, Hub, Listener
-from app.broker.records import ChatRecord, ChatState, Presence
+from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
 
 # Nothing ephemeral lives forever, even if every process dies (seconds).
 CHAT_MAX_LIFETIME = 48 * 3600
@@ -146,6 +146,23 @@ class Broker(ABC):
     @abstractmethod
     async def line_chat_ids(self, line: str) -> list[str]:
         """Chats of a line that have not ended."""
+
+    async def unleased_chats(self, line: str, lease_prefix: str, page: int = 100) -> list[str]:
+        """Live chats of a line whose visitor counts as connected, yet whose connection lease
+        (`lease_prefix` + chat id) holds no live connection: what a process that died left
+        behind. Read `page` chats at a time, so a busy line never holds up a process's other
+        commands for long."""
+        chat_ids = await self.line_chat_ids(line)
+        found: list[str] = []
+        for start in range(0, len(chat_ids), page):
+            records = await self.get_chats(chat_ids[start : start + page])
+            suspects = [r.id for r in records if r.visitor_connected and r.state in LIVE_STATES]
+            if not suspects:
+                continue
+            leases = [lease_prefix + chat_id for chat_id in suspects]
+            counts = await self.connection_counts(leases)
+            found += [c for c, lease in zip(suspects, leases, strict=True) if not counts[lease]]
+        return found
 
     # Queues -------------------------------------------------------------------------------
     @abstractmethod

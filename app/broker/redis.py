@@ -537,6 +537,21 @@ class RedisBroker(Broker):
         members = await self._call("SMEMBERS", self._k(f"lc:{line}"))
         return sorted(m.decode() for m in members)
 
+    async def unleased_chats(self, line: str, lease_prefix: str, page: int = 100) -> list[str]:
+        # In Redis, a page at a time: only the chats found cross the network, not every
+        # chat's record (the sweep runs in every process every `sweep_seconds`).
+        found: dict[str, None] = {}  # SSCAN may return a chat twice
+        cursor: bytes | str = "0"
+        while True:
+            cursor, ids = await self._script(
+                "unleased_chats",
+                [self._k(f"lc:{line}")],
+                [self._base, cursor, page, _LIVE, lease_prefix],
+            )
+            found.update((i.decode(), None) for i in ids)
+            if cursor in (b"0", 0):
+                return list(found)
+
     # Queues -------------------------------------------------------------------------------
     async def queue(self, line: str, limit: int | None = None) -> list[tuple[str, float]]:
         if limit is not None and limit <= 0:

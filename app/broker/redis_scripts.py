@@ -305,6 +305,27 @@ return out
 """
 )
 
+# KEYS: a line's live chats. ARGV: base, SSCAN cursor, page size, live states (",a,b,"),
+# lease prefix. One page of the line's chats: the cursor for the next, and the chats that are
+# live, whose visitor counts as connected, and whose lease has no live connection (the few a
+# dead process left behind; nothing else leaves Redis).
+UNLEASED_CHATS = (
+    _NOW_MS
+    + """
+local base = ARGV[1]
+local page = redis.call('sscan', KEYS[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(page[2]) do
+  local cur = redis.call('hmget', base .. 'chat:' .. id, 'state', 'visitor_connected')
+  if cur[1] and cur[2] ~= '0' and string.find(ARGV[4], ',' .. cur[1] .. ',', 1, true)
+    and redis.call('zcount', base .. 'conn:' .. ARGV[5] .. id, '(' .. now, '+inf') == 0 then
+    out[#out + 1] = id
+  end
+end
+return {page[1], out}
+"""
+)
+
 # KEYS: load sets. How many chats count against each counsellor.
 STAFF_LOADS = """
 local out = {}
@@ -352,6 +373,7 @@ ALL = {
     "renew": RENEW,
     "disconnect": DISCONNECT,
     "connection_counts": CONNECTION_COUNTS,
+    "unleased_chats": UNLEASED_CHATS,
     "staff_loads": STAFF_LOADS,
     "incr": INCR,
     "push_recent": PUSH_RECENT,

@@ -29,9 +29,12 @@ class Deadline(StrEnum):
     counsellor_lease = "clease"  # clease|staff
 
 
+VISITOR_LEASE_PREFIX = "visitor:"
+
+
 def visitor_lease(chat_id: str) -> str:
     """The broker connection lease of a chat's visitor (one per visitor connection)."""
-    return f"visitor:{chat_id}"
+    return VISITOR_LEASE_PREFIX + chat_id
 
 
 def deadline_key(kind: Deadline, *parts: str) -> str:

@@ -31,6 +31,7 @@ from app.broker.records import (
     queue_score,
 )
 from app.chats.channels import (
+    VISITOR_LEASE_PREFIX,
     Deadline,
     chat_channel,
     deadline_key,
@@ -975,20 +976,10 @@ class ChatService:
         Runs at start-up and now and then; returns how many it found."""
         found = 0
         for line in self.lines.all():
-            chat_ids = await self.broker.line_chat_ids(line.key)
-            # A page at a time: reading every chat of a busy line at once holds up the
-            # process's messages for as long as that takes.
-            for start in range(0, len(chat_ids), SWEEP_PAGE):
-                records = await self.broker.get_chats(chat_ids[start : start + SWEEP_PAGE])
-                suspects = [r for r in records if r.visitor_connected and r.state in LIVE_STATES]
-                if not suspects:
-                    continue
-                leases = [visitor_lease(r.id) for r in suspects]
-                counts = await self.broker.connection_counts(leases)
-                for record, lease in zip(suspects, leases, strict=True):
-                    if counts.get(lease, 0) == 0:
-                        await self.visitor_disconnected(record.id)
-                        found += 1
+            lost = await self.broker.unleased_chats(line.key, VISITOR_LEASE_PREFIX, SWEEP_PAGE)
+            for chat_id in lost:
+                await self.visitor_disconnected(chat_id)
+                found += 1
         return found
 
     async def shred_overdue(self) -> None:
