@@ -325,14 +325,15 @@ async def test_unleased_chats_are_the_live_ones_a_dead_process_left_connected(
     broker: Broker,
 ) -> None:
     """What the sweep finds: live, the visitor marked connected, and no live lease."""
-    for chat_id, extra in [
+    chats: list[tuple[str, dict[str, Any]]] = [
         ("held", {}),
         ("left", {}),
         ("lapsed", {}),
         ("in-grace", {"visitor_connected": False}),
         ("ended", {}),
         ("elsewhere", {"line": "youth"}),
-    ]:
+    ]
+    for chat_id, extra in chats:
         await broker.create_chat(record(chat_id, **extra), queue_limit=10, score=1.0)
     await broker.transition(
         "ended", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended})
