@@ -7,7 +7,13 @@ import sys
 
 from bench.common import RESULTS, ROOT
 
-SIDES = [("baseline", "bare relay"), ("embedded", "Lykta embedded"), ("redis", "Lykta on Redis")]
+SIDES = [
+    ("baseline", "bare relay"),
+    ("embedded", "Lykta embedded"),
+    ("redis", "Lykta on Redis"),
+    # A reference (bench/redis_relay_app.py); results from before it was measured lack it.
+    ("redis-relay", "bare relay\nacross Redis"),
+]
 
 
 def main() -> int:
@@ -20,8 +26,9 @@ def main() -> int:
         print("chart: install the bench extra first: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     relay = json.loads((RESULTS / "relay.json").read_text())["summary"]
-    names = [label for _, label in SIDES]
-    colours = ["#888888", "#2a6f97", "#c8553d"]
+    sides = [(side, label) for side, label in SIDES if side in relay]
+    names = [label for _, label in sides]
+    colours = ["#888888", "#2a6f97", "#c8553d", "#bbbbbb"][: len(sides)]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     panels = [
         ("saturation_messages_per_second", "messages / s at saturation", "{:,.0f}"),
@@ -29,7 +36,7 @@ def main() -> int:
         ("p99_ms", "p99 latency (ms), 1,000 conns × 2 msg/s", "{:.1f}"),
     ]
     for axis, (key, title, fmt) in zip(axes, panels, strict=True):
-        values = [relay[side][key] for side, _ in SIDES]
+        values = [relay[side][key] for side, _ in sides]
         bars = axis.bar(names, values, color=colours)
         axis.set_title(title, fontsize=10)
         axis.tick_params(axis="x", labelsize=8)

@@ -169,7 +169,7 @@ def lykta_server(name: str, env: dict[str, str]) -> Server:
     return server
 
 
-def relay_server(name: str = "relay") -> Server:
+def relay_server(name: str = "relay", app: str = "bench.relay_app:app") -> Server:
     """The bare FastAPI relay (bench/relay_app.py), with the same uvicorn options as Lykta."""
     return Server(
         name,
@@ -177,7 +177,7 @@ def relay_server(name: str = "relay") -> Server:
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.relay_app:app",
+            app,
             "--port",
             "{port}",
             "--loop",

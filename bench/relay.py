@@ -5,13 +5,17 @@ Sides, each on its own server processes, all running at once and measured in tur
 - baseline: the bare FastAPI relay of bench/relay_app.py;
 - embedded: one Lykta process, in-process broker, SQLite;
 - redis: two Lykta processes on Redis and PostgreSQL, every visitor on one process and every
-  counsellor on the other, so each message crosses Redis.
+  counsellor on the other, so each message crosses Redis;
+- redis-relay, a reference outside the ratios: the bare relay on two processes, each frame
+  crossing Redis by a pipelined publish (bench/redis_relay_app.py), i.e. what crossing Redis
+  alone costs.
 Lykta does all it does in production per message: protocol validation, flood control,
 AES-256-GCM sealing, compare-and-set append to the transcript (a Redis stream), delivery in
 sequence to the other party and an acknowledgement to the sender.
 
 Ratios come from the servers' own CPU time per message (ratio = baseline µs ÷ Lykta µs), which
-is stable on a shared machine where throughput is not. Prints, last:
+is stable on a shared machine where throughput is not. Prints the reference's ratios on a line
+of their own, then, last:
 `relay: embedded_ratio=… redis_ratio=… embedded_p99_ratio=… redis_p99_ratio=…`
 """
 
@@ -48,6 +52,8 @@ from bench.common import (
     write_result,
 )
 
+# The sides the ratios need (a run with fewer is partial, for profiling).
+SIDES = ("baseline", "embedded", "redis", "redis-relay")
 RATE = 2.0  # messages a second from every connection in the latency phase
 WINDOW = 8  # messages a sender may have in flight at saturation
 
@@ -112,10 +118,15 @@ class Side:
         self.readers.append(asyncio.create_task(run()))
 
 
-async def baseline_pairs(side: Side, server: Server, count: int) -> None:
+async def baseline_pairs(
+    side: Side, server: Server, count: int, b_at: Server | None = None
+) -> None:
+    """Pairs on the bare relay: both ends on `server`, or the second end on `b_at`."""
+    other = b_at or server
+
     async def make(index: int) -> None:
         a = await connect(f"{server.ws_url}/ws/{index}/a", compression=None)
-        b = await connect(f"{server.ws_url}/ws/{index}/b", compression=None)
+        b = await connect(f"{other.ws_url}/ws/{index}/b", compression=None)
         pair = Pair(a, b, a.send, b.send)
         side.read(a, lambda: pair, lykta=False)
         side.read(b, lambda: pair, lykta=False)
@@ -297,10 +308,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             on_a = lykta_server("redis-a", shared)
             on_b = lykta_server("redis-b", shared)
-            for server in (relay, embedded, on_a, on_b):
+            hops = [
+                relay_server(f"redis-relay-{n}", app="bench.redis_relay_app:app")
+                for n in ("a", "b")
+            ]
+            for hop in hops:
+                hop.env = {"BENCH_REDIS_URL": f"redis://127.0.0.1:{redis.port}/1"}
+            for server in (relay, embedded, on_a, on_b, *hops):
                 server.spawn(log)
                 servers.append(server)
-            for server in (relay, embedded, on_a, on_b):
+            for server in (relay, embedded, on_a, on_b, *hops):
                 await server.ready()
 
             sides = [
@@ -309,12 +326,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     Side("baseline", [relay]),
                     Side("embedded", [embedded]),
                     Side("redis", [on_a, on_b]),
+                    Side("redis-relay", hops),
                 )
                 if side.name in args.sides
             ]
             for side in sides:
                 if side.name == "baseline":
                     await baseline_pairs(side, relay, args.pairs)
+                elif side.name == "redis-relay":
+                    await baseline_pairs(side, hops[0], args.pairs, b_at=hops[1])
                 elif side.name == "embedded":
                     await lykta_pairs(side, embedded, embedded, embedded_tokens)
                 else:
@@ -344,9 +364,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return median(r[side][phase][key] for r in rounds)
 
     summary: dict[str, Any] = {}
-    if len(args.sides) < 3:  # a partial run, for profiling: no ratios
+    if not set(SIDES) <= set(args.sides):  # a partial run, for profiling: no ratios
         return {"rounds": rounds, "ratios": {}}
-    for name in ("baseline", "embedded", "redis"):
+    for name in SIDES:
         summary[name] = {
             "saturation_messages_per_second": med(name, "saturation", "messages_per_second"),
             "saturation_cpu_us_per_message": med(name, "saturation", "cpu_us_per_message"),
@@ -364,6 +384,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "embedded_p99_ratio": summary["embedded"]["p99_ms"] / base["p99_ms"],
         "redis_p99_ratio": summary["redis"]["p99_ms"] / base["p99_ms"],
     }
+    # What crossing Redis alone costs, against the same baseline (not a goal).
+    reference = {
+        "redis_relay_ratio": base["saturation_cpu_us_per_message"]
+        / summary["redis-relay"]["saturation_cpu_us_per_message"],
+        "redis_relay_p99_ratio": summary["redis-relay"]["p99_ms"] / base["p99_ms"],
+    }
     return {
         "parameters": {
             "connections_fixed_rate": args.pairs * 2,
@@ -380,6 +406,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "summary": summary,
         "ratios": ratios,
+        "reference": reference,
         "redis_server_cpu_seconds_all_rounds": redis_cpu,
         "rounds": rounds,
     }
@@ -391,9 +418,7 @@ def main() -> None:
     parser.add_argument("--sat-pairs", type=int, default=50, help="pairs at saturation")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--sides", nargs="+", default=["baseline", "embedded", "redis"], help="(for profiling)"
-    )
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), help="(for profiling)")
     parser.add_argument("--window", type=int, default=8, help="in flight per sender")
     args = parser.parse_args()
     global WINDOW
@@ -401,6 +426,8 @@ def main() -> None:
     result = uvloop.run(run(args))
     # A partial run (--sides, for profiling) leaves the recorded results alone.
     write_result("relay" if result["ratios"] else "relay-partial", result)
+    if "reference" in result:
+        print(final_line("reference", result["reference"]))
     print(final_line("relay", result["ratios"]))
 
 
