@@ -9,10 +9,10 @@ from bench.common import RESULTS, ROOT
 
 SIDES = [
     ("baseline", "bare relay"),
-    ("embedded", "Lykta embedded"),
-    ("redis", "Lykta on Redis"),
+    ("embedded", "Lykta\nembedded"),
+    ("redis", "Lykta\non Redis"),
     # A reference (bench/redis_relay_app.py); results from before it was measured lack it.
-    ("redis-relay", "bare relay\nacross Redis"),
+    ("redis-relay", "reference: bare\nrelay across Redis"),
 ]
 
 
@@ -32,7 +32,7 @@ def main() -> int:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     panels = [
         ("saturation_messages_per_second", "messages / s at saturation", "{:,.0f}"),
-        ("saturation_cpu_us_per_message", "server CPU µs per message", "{:.0f}"),
+        ("saturation_cpu_us_per_message", "server CPU µs per message", "{:.1f}"),
         ("p99_ms", "p99 latency (ms), 1,000 conns × 2 msg/s", "{:.1f}"),
     ]
     for axis, (key, title, fmt) in zip(axes, panels, strict=True):
