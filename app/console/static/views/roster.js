@@ -100,6 +100,14 @@ export function mount(root, ctx) {
     await Promise.all([loadWeek(), loadDrops(), loadPatterns(), renderExtraForm(), loadClosures(), loadDuty()]);
   }
 
+  // Only the latest answer of each kind counts: a slow one for the line shown before (a
+  // coordinator switching lines) must not be drawn under the new line's name.
+  const requests = {};
+  const latest = (kind) => {
+    const mine = (requests[kind] = (requests[kind] ?? 0) + 1);
+    return () => alive && requests[kind] === mine;
+  };
+
   let weekRequest = 0;
   async function loadWeek(focus = false) {
     if (!state.line) return;
@@ -331,8 +339,9 @@ export function mount(root, ctx) {
 
   // Drop requests ---------------------------------------------------------------------------
   async function loadDrops() {
+    const current = latest("drops");
     const result = await ctx.api("GET", `/api/roster/drop-requests?line=${encodeURIComponent(state.line.key)}`);
-    if (!alive) return;
+    if (!current()) return;
     const rows = result.ok ? result.data : [];
     drops.replaceChildren(
       h("h2", { id: "drops-title", text: t("roster.drops") }),
@@ -359,8 +368,9 @@ export function mount(root, ctx) {
 
   // Weekly patterns -------------------------------------------------------------------------
   async function loadPatterns() {
+    const current = latest("patterns");
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/patterns`);
-    if (!alive) return;
+    if (!current()) return;
     const rows = result.ok ? result.data : [];
     patterns.replaceChildren(
       h("h2", { id: "patterns-title", text: t("roster.patterns") }),
@@ -483,8 +493,9 @@ export function mount(root, ctx) {
 
   // Closures --------------------------------------------------------------------------------
   async function loadClosures() {
+    const current = latest("closures");
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/closures`);
-    if (!alive) return;
+    if (!current()) return;
     const rows = result.ok ? result.data : [];
     const first = h("input", { type: "date", name: "first_day", required: true });
     const last = h("input", { type: "date", name: "last_day", required: true });
@@ -517,8 +528,9 @@ export function mount(root, ctx) {
 
   // Ad hoc duty -----------------------------------------------------------------------------
   async function loadDuty() {
+    const current = latest("duty");
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/duty`);
-    if (!alive) return;
+    if (!current()) return;
     const rows = result.ok ? result.data : [];
     const who = h("select", { name: "staff_id" }, h("option", { value: "", text: t("roster.choose_counsellor") }), lineStaff().map((s) => h("option", { value: s.id, text: s.alias })));
     const hours = h("input", { type: "number", name: "until", min: 1, max: 168, value: 2, "data-error-words": "until,duty" });
