@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint types check format clean browser-deps bench
+.PHONY: demo serve test lint types check format clean browser-deps proxy-deps bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,15 @@ browser-deps:
 	@test -f tests/browser/node_modules/axe-core/axe.min.js || \
 	  (cd tests/browser && npm ci --silent --no-audit --no-fund)
 
+# The deployment example's reverse proxy (config/deploy/nginx.conf) is tested with Debian's
+# nginx (installed here if missing; needs root).
+proxy-deps:
+	@test -x /usr/sbin/nginx || command -v nginx >/dev/null || { \
+	  echo "installing Debian's nginx for the reverse proxy test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+
 # Two workers, each taking whole test files (module fixtures such as a browser start once).
-test: $(STAMP) browser-deps  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
+test: $(STAMP) browser-deps proxy-deps  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -129,6 +130,9 @@ def process_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, frozenset | set | list | tuple | dict):
+            # As an operator writes a collection: JSON.
+            value = json.dumps(sorted(value) if isinstance(value, frozenset | set) else value)
         env[f"LYKTA_{name.upper()}"] = str(value)
     return env
 
