@@ -7,8 +7,8 @@ Sides, each on its own server processes, all running at once and measured in tur
 - redis: two Lykta processes on Redis and PostgreSQL, every visitor on one process and every
   counsellor on the other, so each message crosses Redis;
 - redis-relay, a reference outside the ratios: the bare relay on two processes, each frame
-  crossing Redis by a pipelined publish (bench/redis_relay_app.py), i.e. what crossing Redis
-  alone costs.
+  crossing Redis by pub/sub, publishes batched per loop turn (bench/redis_relay_app.py), i.e.
+  what crossing Redis alone costs.
 Lykta does all it does in production per message: protocol validation, flood control,
 AES-256-GCM sealing, compare-and-set append to the transcript (a Redis stream), delivery in
 sequence to the other party and an acknowledgement to the sender.
