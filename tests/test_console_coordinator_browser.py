@@ -490,6 +490,40 @@ async def test_the_enrolment_page_explains_a_missing_or_spent_link(
 # Lines ----------------------------------------------------------------------------------------
 
 
+async def test_a_line_chosen_while_the_first_still_loads_keeps_its_own_settings(
+    server: RunningServer, page: Page
+) -> None:
+    # The first line's settings answer late, only once the line chosen next is shown.
+    release = asyncio.Event()
+    held: list[str] = []
+
+    async def late(route: Route) -> None:
+        if "/api/lines/youth/" not in route.request.url:
+            held.append(route.request.url)
+            await release.wait()
+        await route.continue_()
+
+    settings_of_a_line = "**/api/lines/*/settings"
+    await page.route(settings_of_a_line, late)
+    try:
+        await sign_in_console(page, server, "cora", PASSWORD)
+        await open_view(page, server, "lines")
+        await page.select_option("#lines-line", "youth")
+        title = page.locator("#line-form-title")
+        await expect(title).to_contain_text("(youth)")
+        assert held, "the first line's settings were not asked for before the switch"
+        async with page.expect_response(lambda r: r.url == held[0]) as answered:
+            release.set()
+        await (await answered.value).finished()
+        # A moment for the page to read it (the console parses the JSON a task or two later).
+        await page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+        await expect(title).to_contain_text("(youth)")
+        await expect(page.locator("#lines-line")).to_have_value("youth")
+    finally:
+        release.set()
+        await page.unroute(settings_of_a_line, late)
+
+
 async def test_line_settings_show_the_servers_errors_next_to_the_fields(
     server: RunningServer, page: Page, cora: SignedIn
 ) -> None:

@@ -53,9 +53,14 @@ export function mount(root, ctx) {
     }
   }
 
+  // Only the latest line asked for is drawn: a slow answer for the line shown before must not
+  // fill the form under the line now chosen.
+  let lineRequest = 0;
   async function loadLine(key) {
+    lineRequest += 1;
+    const mine = lineRequest;
     const result = await ctx.api("GET", `/api/lines/${encodeURIComponent(key)}/settings`);
-    if (!alive) return;
+    if (!alive || mine !== lineRequest) return;
     if (!result.ok) {
       notice.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(result) }));
       return;
