@@ -6,7 +6,6 @@ Visitors and counsellors are driven over the real WebSockets (tests/support/clie
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -17,12 +16,12 @@ from typing import Any
 import pyotp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
-from tests.support.browser import axe_violations, chromium, describe, screenshot
+from tests.support.browser import axe_violations, chromium, describe, late_answers, screenshot
 from tests.support.clients import (
     SignedIn,
     VisitorClient,
@@ -494,34 +493,15 @@ async def test_a_line_chosen_while_the_first_still_loads_keeps_its_own_settings(
     server: RunningServer, page: Page
 ) -> None:
     # The first line's settings answer late, only once the line chosen next is shown.
-    release = asyncio.Event()
-    held: list[str] = []
-
-    async def late(route: Route) -> None:
-        if "/api/lines/youth/" not in route.request.url:
-            held.append(route.request.url)
-            await release.wait()
-        await route.continue_()
-
-    settings_of_a_line = "**/api/lines/*/settings"
-    await page.route(settings_of_a_line, late)
-    try:
+    async with late_answers(page, "**/api/lines/*/settings", "/api/lines/youth/") as late:
         await sign_in_console(page, server, "cora", PASSWORD)
         await open_view(page, server, "lines")
         await page.select_option("#lines-line", "youth")
         title = page.locator("#line-form-title")
         await expect(title).to_contain_text("(youth)")
-        assert held, "the first line's settings were not asked for before the switch"
-        async with page.expect_response(lambda r: r.url == held[0]) as answered:
-            release.set()
-        await (await answered.value).finished()
-        # A moment for the page to read it (the console parses the JSON a task or two later).
-        await page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+        await late.arrive()
         await expect(title).to_contain_text("(youth)")
         await expect(page.locator("#lines-line")).to_have_value("youth")
-    finally:
-        release.set()
-        await page.unroute(settings_of_a_line, late)
 
 
 async def test_line_settings_show_the_servers_errors_next_to_the_fields(
@@ -638,34 +618,15 @@ async def test_a_counsellor_signs_up_and_asks_to_drop_and_the_coordinator_approv
     # The drop requests of the line shown first answer late, only once the line chosen next
     # has shown its own (a slow network): the late answer must not be drawn under the chosen
     # line's name.
-    release = asyncio.Event()
-    held: list[str] = []
-
-    async def late(route: Route) -> None:
-        if "line=youth" not in route.request.url:
-            held.append(route.request.url)
-            await release.wait()
-        await route.continue_()
-
-    drops_of_a_line = "**/api/roster/drop-requests?line=*"
-    await page.route(drops_of_a_line, late)
-    try:
+    async with late_answers(page, "**/api/roster/drop-requests?line=*", "line=youth") as late:
         await sign_in_console(page, server, "cora", PASSWORD)
         await page.select_option("#roster-line", "youth")
         await page.fill("#roster-day", tomorrow.isoformat())  # tomorrow may be in next week
         drop = page.locator("section[aria-labelledby=drops-title] tbody tr")
         await expect(drop).to_have_count(1)
-        assert held, "the first line's drop requests were not asked for before the switch"
-        async with page.expect_response(lambda r: r.url == held[0]) as answered:
-            release.set()
-        await (await answered.value).finished()
-        # A moment for the page to read it (the console parses the JSON a task or two later).
-        await page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+        await late.arrive()
         await expect(drop).to_have_count(1)
         await expect(drop).to_contain_text("Exam the next day")
-    finally:
-        release.set()
-        await page.unroute(drops_of_a_line, late)
     await expect(page.locator("#roster-week .occurrence", has_text="Tomorrow")).to_contain_text(
         "wants to drop"
     )

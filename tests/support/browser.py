@@ -5,13 +5,14 @@ Browser tests never skip: a missing Chromium is an error (`make test` installs i
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Frame, Page, async_playwright
+from playwright.async_api import Browser, Frame, Page, Route, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -94,3 +95,41 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{re.sub(r'[^a-z0-9_.-]+', '-', name.lower())}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class LateAnswers:
+    """Answers to requests matching a pattern, held back (except those whose URL contains
+    `let_through`) until `arrive()`: a slow network answering, late, for what a page showed
+    before."""
+
+    def __init__(self, page: Page, let_through: str) -> None:
+        self.page = page
+        self.let_through = let_through
+        self.held: list[str] = []
+        self._go = asyncio.Event()
+
+    async def route(self, route: Route) -> None:
+        if self.let_through not in route.request.url:
+            self.held.append(route.request.url)
+            await self._go.wait()
+        await route.continue_()
+
+    async def arrive(self) -> None:
+        """Let the held answers go, and wait until the page has had the first one."""
+        assert self.held, "no answer was held back: nothing was asked for before the switch"
+        async with self.page.expect_response(lambda r: r.url == self.held[0]) as answered:
+            self._go.set()
+        await (await answered.value).finished()
+        # A moment for the page to read it (the console parses the JSON a task or two later).
+        await self.page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+
+
+@asynccontextmanager
+async def late_answers(page: Page, pattern: str, let_through: str) -> AsyncIterator[LateAnswers]:
+    late = LateAnswers(page, let_through)
+    await page.route(pattern, late.route)
+    try:
+        yield late
+    finally:
+        late._go.set()
+        await page.unroute(pattern, late.route)
