@@ -61,12 +61,12 @@ class Proxy:
 
     def spawn(self, conf: Path) -> None:
         assert Path(NGINX).exists(), "nginx is not installed (make test installs it)"
-        argv = [NGINX, "-p", str(self.directory), "-c", str(conf), "-g", "daemon off;"]
+        # -e: the log nginx writes to before it has read the configuration (by default a
+        # file under /var/log).
+        argv = [NGINX, "-p", str(self.directory), "-c", str(conf), "-e", "stderr"]
         with self.output.open("wb") as out:
-            # -e: the log nginx writes to before it has read the configuration (by default
-            # a file under /var/log).
             self.proc = subprocess.Popen(
-                [*argv, "-e", "stderr"], stdout=out, stderr=subprocess.STDOUT
+                [*argv, "-g", "daemon off;"], stdout=out, stderr=subprocess.STDOUT
             )
 
     async def stop(self) -> None:
@@ -81,7 +81,8 @@ class Proxy:
     def files_written(self) -> set[str]:
         """Files in its directory that the test (and the app processes) did not put there."""
         ours = {"nginx.conf", "nginx.out", "fullchain.pem", "privkey.pem"}
-        return {p.name for p in self.directory.iterdir()} - ours - {"lykta-0.log", "lykta-1.log"}
+        apps = {"lykta-0.log", "lykta-1.log"}
+        return {p.name for p in self.directory.iterdir()} - ours - apps
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
