@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.broker.base import Broker, Lease, Quota, Refusal, Transition
+from app.broker.base import Appending, Broker, Lease, Quota, Refusal, Transition
 from app.broker.hub import Event
 from app.broker.records import (
     PRIORITY_NORMAL,
@@ -234,31 +234,61 @@ async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker)
     assert await broker.incr(quota.key, ttl=0.3) == 2
 
 
-async def test_a_pipelined_append_is_stored_only_right_after_the_one_it_follows(
+async def test_a_burst_is_stored_in_order_and_answered_entry_by_entry(broker: Broker) -> None:
+    """A visitor's messages read together go in one step: each answered as `append` answers
+    it (a resend as a duplicate), announced once stored, and nothing looked at after a
+    number someone else took first."""
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    heard: list[Event] = []
+    broker.hub.add("chat:a", heard.append)
+
+    def burst(first: int, *names: str) -> list[Appending]:
+        return [
+            Appending(first + i, name.encode(), f"v:{name}", ("chat:a", {"seq": first + i}))
+            for i, name in enumerate(names)
+        ]
+
+    assert await broker.append_burst("a", burst(1, "one", "two", "three")) == [
+        (1, "ok"),
+        (2, "ok"),
+        (3, "ok"),
+    ]
+    assert heard == [{"seq": 1}, {"seq": 2}, {"seq": 3}]
+    # The counsellor wrote first: the burst's first number is taken, the rest not looked at.
+    assert await broker.append("a", 4, b"counsellor") == (4, "ok")
+    assert await broker.append_burst("a", burst(4, "four", "five")) == [(4, "conflict")]
+    # A resend inside a burst is a duplicate; what follows it then has a wrong number.
+    assert await broker.append_burst("a", burst(5, "four", "two", "five")) == [
+        (5, "ok"),
+        (2, "duplicate"),
+        (5, "conflict"),
+    ]
+    assert await broker.append_burst("a", burst(6, "five")) == [(6, "ok")]
+    assert [entry for _, entry in await broker.read("a", 3)] == [b"counsellor", b"four", b"five"]
+    assert [event["seq"] for event in heard] == [1, 2, 3, 5, 6]
+
+
+async def test_a_burst_counts_each_entry_against_the_quota_and_refuses_all_once_ended(
     broker: Broker,
 ) -> None:
-    """A visitor's next message is sent before the reply for the one before; whatever
-    happens to that one, the next is never stored ahead of it or in its place."""
     await broker.create_chat(record("a"), queue_limit=10, score=1.0)
-    sent = [
-        broker.append("a", 1, b"one", dedupe="v:1"),
-        broker.append("a", 2, b"two", dedupe="v:2", follows="v:1"),
-        broker.append("a", 3, b"three", dedupe="v:3", follows="v:2"),
+    quota = Quota("rl:msg:burst", limit=2, window=60)
+    entries = [Appending(i + 1, f"m{i}".encode(), f"v:{i}") for i in range(3)]
+    # The third is over the limit; a resend of the first is still a duplicate after it.
+    answers = await broker.append_burst("a", [*entries, entries[0]], quota=quota)
+    assert answers == [(1, "ok"), (2, "ok"), (0, "limited"), (1, "duplicate")]
+    assert await broker.incr(quota.key, ttl=60) == 3
+    # Only the chat's counsellor may append as that counsellor: nobody, while it waits.
+    assert await broker.append_burst("a", [Appending(3, b"x")], counsellor="s1") == [
+        (0, "forbidden")
     ]
-    assert await asyncio.gather(*sent) == [(1, "ok"), (2, "ok"), (3, "ok")]
-    # The counsellor wrote first: the first message is refused, and so is the next, even
-    # though its number is now free.
-    assert await broker.append("a", 4, b"counsellor") == (4, "ok")
-    assert await broker.append("a", 4, b"four", dedupe="v:4") == (4, "conflict")
-    assert await broker.append("a", 5, b"five", dedupe="v:5", follows="v:4") == (4, "conflict")
-    # A resend of a stored message is a duplicate: it is not at seq - 1 for what follows it.
-    assert await broker.append("a", 5, b"one", dedupe="v:1") == (1, "duplicate")
-    assert await broker.append("a", 5, b"six", dedupe="v:6", follows="v:1") == (4, "conflict")
-    # Sent again once the one before has its answer: stored in order.
-    assert await broker.append("a", 5, b"four", dedupe="v:4") == (5, "ok")
-    assert await broker.append("a", 6, b"five", dedupe="v:5", follows="v:4") == (6, "ok")
-    assert [seq for seq, _ in await broker.read("a", 0)] == [1, 2, 3, 4, 5, 6]
-    assert [entry for _, entry in await broker.read("a", 3)] == [b"counsellor", b"four", b"five"]
+    await broker.transition(
+        "a", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended}, dequeue=True)
+    )
+    late = [Appending(3, b"late"), Appending(4, b"later")]
+    assert await broker.append_burst("a", late) == [(0, "ended"), (0, "ended")]
+    assert await broker.append_burst("nope", late) == [(0, "ended"), (0, "ended")]
+    assert [entry for _, entry in await broker.read("a", 0)] == [b"m0", b"m1"]
 
 
 async def test_deadlines_are_handed_out_once(broker: Broker) -> None:

@@ -256,9 +256,10 @@ async def test_visitor_resumes_with_nothing_lost_or_doubled(server: RunningServe
 async def test_a_burst_of_messages_keeps_its_order_while_the_counsellor_writes(
     server: RunningServer,
 ) -> None:
-    """A visitor's messages are added without waiting for each other's answers. With the
-    counsellor writing at the same moment, each is stored once, in the order sent, and
-    acknowledged in that order; an end sent right after a burst comes after all of it."""
+    """A visitor's messages are read without waiting for each other's answers, and those read
+    together are stored together. With the counsellor writing at the same moment, each is
+    stored once, in the order sent, and acknowledged in that order; an end sent right after a
+    burst comes after all of it."""
     rt = server.runtime
     await add_line(rt)
     await add_counsellor(rt, "anna")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from app.broker.hub import Event, Hub, Listener
 from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
@@ -27,6 +27,16 @@ class Quota:
     key: str
     limit: int
     window: float
+
+
+class Appending(NamedTuple):
+    """One entry of an append (`Broker.append_burst`): its number, the sealed entry, the key
+    that makes a resend a duplicate, and the (channel, event) published once it is stored."""
+
+    seq: int
+    entry: bytes
+    dedupe: str | None = None
+    announce: tuple[str, Event] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +94,8 @@ class Transition:
 class Broker(ABC):
     """Ephemeral state. Every method is safe to call from several processes at once."""
 
-    # Whether each call waits for a reply from another service: a client's next message is
-    # then sent before the reply for the one before (pipelined; see Broker.append).
+    # Whether each call waits for a reply from another service: a client's messages read
+    # while the one before is on its way then go together (see Broker.append_burst).
     round_trips: ClassVar[bool] = False
 
     def __init__(self) -> None:
@@ -193,7 +203,6 @@ class Broker(ABC):
         """The wrap-up was saved (or is no longer due): forget the entry."""
 
     # Transcript ---------------------------------------------------------------------------
-    @abstractmethod
     async def append(
         self,
         chat_id: str,
@@ -204,7 +213,6 @@ class Broker(ABC):
         counsellor: str | None = None,
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
-        follows: str | None = None,
     ) -> tuple[int, AppendStatus]:
         """Store `entry` as number `seq` if that is the next number (compare-and-set).
 
@@ -215,10 +223,26 @@ class Broker(ABC):
         (an entry stored counts against it; the counter is the one `incr` keeps). Sealing an
         entry needs its number first, hence the compare-and-set. When stored, `announce`
         (channel, event) is published as by `publish`, in the same atomic step: no process
-        can die between the two. `follows` is the dedupe key of the entry this one must come
-        right after: unless that entry is stored as number `seq - 1`, the answer is
-        "conflict". A client's next entry can then be sent before the reply for the one
-        before (pipelined) and is never stored out of order, whatever happens to that one.
+        can die between the two.
+        """
+        answers = await self.append_burst(
+            chat_id, [Appending(seq, entry, dedupe, announce)], counsellor=counsellor, quota=quota
+        )
+        return answers[0]
+
+    @abstractmethod
+    async def append_burst(
+        self,
+        chat_id: str,
+        burst: Sequence[Appending],
+        *,
+        counsellor: str | None = None,
+        quota: Quota | None = None,
+    ) -> list[tuple[int, AppendStatus]]:
+        """`append` for several entries in order, in one atomic step (one round trip): a
+        client's messages read together are stored together. Answers come in order, one per
+        entry, as `append` answers, up to the first "conflict": the entries after it are not
+        looked at (their numbers are wrong too). Their events all go on one channel.
         """
 
     def append_now(
@@ -231,7 +255,7 @@ class Broker(ABC):
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
     ) -> tuple[int, AppendStatus] | None:
-        """`append` (no counsellor check, no `follows`) when it needs no round trip, as in an
+        """`append` (no counsellor check) when it needs no round trip, as in an
         in-process broker; None when it would."""
         return None
 

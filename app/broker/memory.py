@@ -13,12 +13,13 @@ import bisect
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.broker.base import (
     CHAT_MAX_LIFETIME,
+    Appending,
     AppendStatus,
     Broker,
     Quota,
@@ -220,19 +221,21 @@ class MemoryBroker(Broker):
         return {staff_id: len(self._loads.get(staff_id, ())) for staff_id in staff_ids}
 
     # Transcript ---------------------------------------------------------------------------
-    async def append(
+    async def append_burst(
         self,
         chat_id: str,
-        seq: int,
-        entry: bytes,
+        burst: Sequence[Appending],
         *,
-        dedupe: str | None = None,
         counsellor: str | None = None,
-        announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
-        follows: str | None = None,
-    ) -> tuple[int, AppendStatus]:
-        return self._append(chat_id, seq, entry, dedupe, counsellor, announce, quota, follows)
+    ) -> list[tuple[int, AppendStatus]]:
+        answers: list[tuple[int, AppendStatus]] = []
+        for seq, entry, dedupe, announce in burst:
+            answer = self._append(chat_id, seq, entry, dedupe, counsellor, announce, quota)
+            answers.append(answer)
+            if answer[1] == "conflict":
+                break
+        return answers
 
     def append_now(
         self,
@@ -244,7 +247,7 @@ class MemoryBroker(Broker):
         announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
     ) -> tuple[int, AppendStatus]:
-        return self._append(chat_id, seq, entry, dedupe, None, announce, quota, None)
+        return self._append(chat_id, seq, entry, dedupe, None, announce, quota)
 
     def _append(
         self,
@@ -255,7 +258,6 @@ class MemoryBroker(Broker):
         counsellor: str | None,
         announce: tuple[str, Event] | None,
         quota: Quota | None,
-        follows: str | None,
     ) -> tuple[int, AppendStatus]:
         chat = self._live(chat_id)
         if chat is None or chat.record.state is ChatState.ended:
@@ -271,9 +273,7 @@ class MemoryBroker(Broker):
             count, expires = self._counters.get(quota.key, (0, now + quota.window))
             if expires > now and count >= quota.limit:
                 return 0, "limited"
-        if seq != chat.record.last_seq + 1 or (
-            follows is not None and chat.dedupe.get(follows) != seq - 1
-        ):
+        if seq != chat.record.last_seq + 1:
             return chat.record.last_seq, "conflict"
         chat.record.last_seq = seq
         chat.entries.append((seq, entry))

@@ -39,6 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.broker import redis_scripts
 from app.broker.base import (
     CHAT_MAX_LIFETIME,
+    Appending,
     AppendStatus,
     Broker,
     BrokerUnavailableError,
@@ -587,46 +588,44 @@ class RedisBroker(Broker):
         await self._call("ZREM", self._k(f"wu:{staff_id}"), chat_id)
 
     # Transcript ---------------------------------------------------------------------------
-    async def append(
+    async def append_burst(
         self,
         chat_id: str,
-        seq: int,
-        entry: bytes,
+        burst: Sequence[Appending],
         *,
-        dedupe: str | None = None,
         counsellor: str | None = None,
-        announce: tuple[str, Event] | None = None,
         quota: Quota | None = None,
-        follows: str | None = None,
-    ) -> tuple[int, AppendStatus]:
-        channel, payload, tail = b"", b"", ""
-        if announce is not None and self.available:
-            channel, payload, sealed = self._wire_head(*announce)
-            # The event carries this very entry: the script puts it at the payload's end.
-            if sealed is entry:
-                tail = "1"
-            elif sealed is not None:
-                payload += sealed
+    ) -> list[tuple[int, AppendStatus]]:
         keys = self._transcript_keys(chat_id)
-        args: list[Any] = [
-            seq,
-            entry,
-            dedupe or "",
-            counsellor or "",
-            _LIFETIME_MS,
-            channel,
-            payload,
-            follows or "",
-            tail,
-        ]
+        args: list[Any] = [counsellor or "", _LIFETIME_MS, b"", "", ""]
         if quota is not None:
             keys = [*keys, self._k(f"n:{quota.key}")]  # the counter `incr` keeps
-            args += [quota.limit, _ms(quota.window)]
-        stored, status = await self._script("append", keys, args)
-        result: AppendStatus = status.decode()
-        if result == "ok" and announce is not None:
-            self.hub.dispatch(*announce)  # other processes got it from the script
-        return int(stored), result
+            args[3:5] = [quota.limit, _ms(quota.window)]
+        announced = self.available
+        for seq, entry, dedupe, announce in burst:
+            payload, tail = b"", ""
+            if announce is not None and announced:
+                channel, payload, sealed = self._wire_head(*announce)
+                if args[2] != channel:
+                    if args[2]:
+                        raise ValueError("the events of a burst go on one channel")
+                    args[2] = channel
+                # The event carries this very entry: the script puts it at the payload's end.
+                if sealed is entry:
+                    tail = "1"
+                elif sealed is not None:
+                    payload += sealed
+            args += (seq, entry, dedupe or "", payload, tail)
+        reply = await self._script("append", keys, args)
+        answers: list[tuple[int, AppendStatus]] = []
+        for index in range(0, len(reply), 2):
+            status: AppendStatus = reply[index + 1].decode()
+            answers.append((int(reply[index]), status))
+            if status == "ok":
+                announce = burst[index // 2].announce
+                if announce is not None:
+                    self.hub.dispatch(*announce)  # other processes got it from the script
+        return answers
 
     async def read(self, chat_id: str, after: int = 0) -> list[tuple[int, bytes]]:
         items = await self._call("XRANGE", self._k(f"tx:{chat_id}"), f"{after + 1}-0", "+")

@@ -98,49 +98,66 @@ end
 return {'ok', redis.call('hgetall', chat)}
 """
 
-# KEYS: chat, transcript stream, dedupe hash[, quota counter]. ARGV: seq, entry, dedupe,
-# counsellor, ttl ms, channel and payload to publish once stored (or empty), the dedupe key
-# this entry must follow at seq - 1 (or empty), '1' if the entry goes at the payload's end
-# (sent once, not twice)[, quota limit, quota window ms]. The quota is checked before and
-# counted after storing, as `incr` counts.
+# KEYS: chat, transcript stream, dedupe hash[, quota counter]. ARGV: counsellor (or empty),
+# ttl ms, channel to publish stored entries' events on, quota limit and quota window ms (or
+# empty) then, from ARGV[6], five per entry: seq, entry, dedupe key, event payload (each may
+# be empty), '1' if the entry goes at the payload's end (sent once, not twice). The entries are
+# taken in order; after a conflict (a number already taken) the rest are not looked at. The
+# quota is checked before and counted after storing each, as `incr` counts. Returns a flat
+# list: seq, status per entry looked at.
 APPEND = """
+local out = {}
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
-if not cur[1] or cur[1] == 'ended' then return {0, 'ended'} end
-if ARGV[4] ~= '' and (cur[1] ~= 'active' or cur[2] ~= ARGV[4]) then return {0, 'forbidden'} end
-if ARGV[3] ~= '' then
-  local seen = redis.call('hget', KEYS[3], ARGV[3])
-  if seen then return {tonumber(seen), 'duplicate'} end
+if not cur[1] or cur[1] == 'ended' then
+  for i = 6, #ARGV, 5 do out[#out + 1] = 0; out[#out + 1] = 'ended' end
+  return out
 end
-if KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[10]) then
-  return {0, 'limited'}
+if ARGV[1] ~= '' and (cur[1] ~= 'active' or cur[2] ~= ARGV[1]) then
+  for i = 6, #ARGV, 5 do out[#out + 1] = 0; out[#out + 1] = 'forbidden' end
+  return out
 end
 local last = tonumber(cur[3] or '0')
-local seq = tonumber(ARGV[1])
-if seq ~= last + 1 then return {last, 'conflict'} end
-if ARGV[8] ~= '' and redis.call('hget', KEYS[3], ARGV[8]) ~= tostring(seq - 1) then
-  return {last, 'conflict'}
-end
-redis.call('xadd', KEYS[2], ARGV[1] .. '-0', 'e', ARGV[2])
-redis.call('hset', KEYS[1], 'last_seq', ARGV[1])
 local ttl = redis.call('pttl', KEYS[1])
-if ttl < 0 then ttl = tonumber(ARGV[5]) end
-redis.call('pexpire', KEYS[2], ttl)
-if ARGV[3] ~= '' then
-  redis.call('hset', KEYS[3], ARGV[3], ARGV[1])
-  redis.call('pexpire', KEYS[3], ttl)
-end
-if KEYS[4] then
-  local value = redis.call('incr', KEYS[4])
-  if value == 1 or redis.call('pttl', KEYS[4]) < 0 then redis.call('pexpire', KEYS[4], ARGV[11]) end
-end
-if ARGV[6] ~= '' then
-  if ARGV[9] == '1' then
-    redis.call('publish', ARGV[6], ARGV[7] .. ARGV[2])
+if ttl < 0 then ttl = tonumber(ARGV[2]) end
+local stored = false
+for i = 6, #ARGV, 5 do
+  local seq, status = last, 'ok'
+  local seen = ARGV[i + 2] ~= '' and redis.call('hget', KEYS[3], ARGV[i + 2])
+  if seen then
+    seq, status = tonumber(seen), 'duplicate'
+  elseif KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[4]) then
+    seq, status = 0, 'limited'
+  elseif tonumber(ARGV[i]) ~= last + 1 then
+    out[#out + 1] = last; out[#out + 1] = 'conflict'
+    break
   else
-    redis.call('publish', ARGV[6], ARGV[7])
+    last = last + 1
+    seq = last
+    stored = true
+    redis.call('xadd', KEYS[2], ARGV[i] .. '-0', 'e', ARGV[i + 1])
+    if ARGV[i + 2] ~= '' then redis.call('hset', KEYS[3], ARGV[i + 2], ARGV[i]) end
+    if KEYS[4] then
+      local value = redis.call('incr', KEYS[4])
+      if value == 1 or redis.call('pttl', KEYS[4]) < 0 then
+        redis.call('pexpire', KEYS[4], ARGV[5])
+      end
+    end
+    if ARGV[i + 3] ~= '' then
+      if ARGV[i + 4] == '1' then
+        redis.call('publish', ARGV[3], ARGV[i + 3] .. ARGV[i + 1])
+      else
+        redis.call('publish', ARGV[3], ARGV[i + 3])
+      end
+    end
   end
+  out[#out + 1] = seq; out[#out + 1] = status
 end
-return {seq, 'ok'}
+if stored then
+  redis.call('hset', KEYS[1], 'last_seq', last)
+  redis.call('pexpire', KEYS[2], ttl)
+  if redis.call('exists', KEYS[3]) == 1 then redis.call('pexpire', KEYS[3], ttl) end
+end
+return out
 """
 
 # KEYS: chat, transcript, dedupe. ARGV: base, id.

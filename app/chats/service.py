@@ -41,7 +41,7 @@ from app.chats.channels import (
     visitor_lease,
 )
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
-from app.chats.transcript import Added, Announce, Entry, EntryKind, Previous, Transcript
+from app.chats.transcript import Added, Adding, Announce, Entry, EntryKind, Transcript
 from app.kit.clock import hour_bucket
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
 from app.lines.directory import LineDirectory
@@ -142,7 +142,7 @@ def _visitor_dedupe(client_id: str | None) -> str | None:
 def _visitor_added(added: Added) -> tuple[int, bool] | ProtocolError:
     """What a visitor's message came to: (seq, whether it was a duplicate), or why not."""
     if added.status == "ended":
-        return _err(ErrorCode.chat_ended, "the chat has ended", "message")
+        return MESSAGE_AFTER_END
     if added.status == "limited":
         return _err(ErrorCode.rate_limited, "too many messages; slow down", "message")
     return added.seq, added.status == "duplicate"
@@ -150,6 +150,10 @@ def _visitor_added(added: Added) -> tuple[int, bool] | ProtocolError:
 
 def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
     return ProtocolError(code, message, ref)
+
+
+# The answer to a visitor's message once the chat has ended.
+MESSAGE_AFTER_END = _err(ErrorCode.chat_ended, "the chat has ended", "message")
 
 
 class ChatService:
@@ -289,35 +293,38 @@ class ChatService:
             self.router.kick(result.line)
         return result
 
-    async def visitor_message(
+    async def visitor_messages(
         self,
         chat_id: str,
         line_key: str,
-        text: str,
-        client_id: str | None,
+        burst: list[tuple[str, str | None]],
         *,
         last_seq: int,
         origin: str,
         quota: Quota | None = None,
-        after: Previous | None = None,
-    ) -> tuple[int, bool] | ProtocolError:
-        """Store and deliver a visitor's message: (seq, whether it was a duplicate), or why
-        not. `quota` is the client's message limit, counted with the append. `after` is the
-        visitor's previous message while it is still being added: (its client id, its task);
-        this one is then sent at once and stored only right after it (Transcript.add)."""
-        entry = self._visitor_entry(line_key, text, client_id)
-        if isinstance(entry, ProtocolError):
-            return entry
-        added = await self.transcript.add(
-            chat_id,
-            entry,
-            last_seq=last_seq,
-            dedupe=_visitor_dedupe(client_id),
-            announce=self.announce(chat_id, entry, origin),
-            quota=quota,
-            after=None if after is None else (_visitor_dedupe(after[0]), after[1]),
+    ) -> list[tuple[int, bool] | ProtocolError]:
+        """Store and deliver a visitor's messages (text, client id), read together, in one
+        trip to the broker: for each (seq, whether it was a duplicate), or why not. `quota` is
+        the client's message limit, counted with the append."""
+        answers: list[tuple[int, bool] | ProtocolError] = []
+        adding: list[Adding] = []
+        for text, client_id in burst:
+            entry = self._visitor_entry(line_key, text, client_id)
+            if isinstance(entry, ProtocolError):
+                answers.append(entry)
+                continue
+            answers.append((0, False))  # its place: filled in below
+            announce = self.announce(chat_id, entry, origin)
+            adding.append(Adding(entry, _visitor_dedupe(client_id), announce))
+        if not adding:
+            return answers
+        added = iter(
+            await self.transcript.add_burst(chat_id, adding, last_seq=last_seq, quota=quota)
         )
-        return _visitor_added(added)
+        return [
+            answer if isinstance(answer, ProtocolError) else _visitor_added(next(added))
+            for answer in answers
+        ]
 
     def visitor_message_now(
         self,
@@ -330,8 +337,8 @@ class ChatService:
         origin: str,
         quota: Quota | None = None,
     ) -> tuple[int, bool] | ProtocolError | None:
-        """`visitor_message` without waiting, when nothing needs it (Transcript.add_now); None
-        when `visitor_message` must do it, and nothing was stored."""
+        """One message without waiting, when nothing needs it (Transcript.add_now); None when
+        `visitor_messages` must do it, and nothing was stored."""
         entry = self._visitor_entry(line_key, text, client_id)
         if isinstance(entry, ProtocolError):
             return entry

@@ -6,7 +6,6 @@ sealed by a `TranscriptCodec` bound to its chat and sequence number before it is
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
-from app.broker.base import AppendStatus, Broker, Quota
+from app.broker.base import Appending, AppendStatus, Broker, Quota
 from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
 from app.kit import jsonutil
 
@@ -182,9 +181,14 @@ class TranscriptCodec(Protocol):
 
 # (seq, sealed entry) → (channel, event) published with the entry.
 Announce = Callable[[int, bytes], tuple[str, dict[str, Any]]]
-# An earlier entry still being added: what it is known by (its dedupe key here, a visitor's
-# client id in ChatService; None: nothing) and the task adding it.
-Previous = tuple[str | None, "asyncio.Future[Any]"]
+
+
+class Adding(NamedTuple):
+    """One entry of `Transcript.add_burst`, with its dedupe key and its event."""
+
+    entry: Entry
+    dedupe: str | None = None
+    announce: Announce | None = None
 
 
 class Added(NamedTuple):
@@ -218,57 +222,69 @@ class Transcript:
         counsellor: str | None = None,
         announce: Announce | None = None,
         quota: Quota | None = None,
-        after: Previous | None = None,
     ) -> Added:
         """Store `entry` after `last_seq`, retrying when someone else appended first.
 
         `last_seq` is the caller's best guess; a wrong guess costs one retry. `announce`
         builds the event that goes out with the entry once its number and seal are known.
-        `after` pipelines: the entry is sent at once, stored only right after that earlier
-        one (see Broker.append's `follows`); when that did not happen, it is sent again
-        once the earlier one has its answer.
         """
-        plain = jsonutil.dumpb(entry.to_dict())
+        burst = [Adding(entry, dedupe, announce)]
+        added = await self.add_burst(
+            chat_id, burst, last_seq=last_seq, counsellor=counsellor, quota=quota
+        )
+        return added[0]
+
+    async def add_burst(
+        self,
+        chat_id: str,
+        burst: list[Adding],
+        *,
+        last_seq: int,
+        counsellor: str | None = None,
+        quota: Quota | None = None,
+    ) -> list[Added]:
+        """`add` for entries that go in this order, in one trip to the broker (two when
+        someone else appended first): a client's messages read together. One answer each."""
+        plains = [jsonutil.dumpb(adding.entry.to_dict()) for adding in burst]
+        added: list[Added] = []
         expected = last_seq
-        follows = None
-        if after is not None:
-            follows, done = after
-            if follows is None:
-                # Nothing to follow by: wait for the earlier entry, as unpipelined.
-                await asyncio.wait([done])
-                after = None
         for _ in range(50):
-            seq = expected + 1
-            try:
-                sealed = self._codec.seal_cached(chat_id, seq, plain) or await self._codec.seal(
-                    chat_id, seq, plain
+            start = len(added)
+            appending: list[Appending] = []
+            for index in range(start, len(burst)):
+                seq = expected + 1 + index - start
+                plain = plains[index]
+                try:
+                    sealed = self._codec.seal_cached(chat_id, seq, plain) or await self._codec.seal(
+                        chat_id, seq, plain
+                    )
+                except MissingKeyError:
+                    # Shredded (or never begun): nothing may be written for this chat any more.
+                    return added + [Added(0, "ended", None)] * (len(burst) - start)
+                except (TamperedError, UnknownKekError):
+                    # Its key cannot be unwrapped (a KEK removed too early, or tampering): the
+                    # chat cannot go on safely.
+                    logger.warning("chat key unusable", extra={"code": "unusable_key"})
+                    return added + [Added(0, "ended", None)] * (len(burst) - start)
+                announce = burst[index].announce
+                appending.append(
+                    Appending(
+                        seq,
+                        sealed,
+                        burst[index].dedupe,
+                        None if announce is None else announce(seq, sealed),
+                    )
                 )
-            except MissingKeyError:
-                # Shredded (or never begun): nothing may be written for this chat any more.
-                return Added(0, "ended", None)
-            except (TamperedError, UnknownKekError):
-                # Its key cannot be unwrapped (a KEK removed too early, or tampering): the
-                # chat cannot go on safely.
-                logger.warning("chat key unusable", extra={"code": "unusable_key"})
-                return Added(0, "ended", None)
-            stored, status = await self._broker.append(
-                chat_id,
-                seq,
-                sealed,
-                dedupe=dedupe,
-                counsellor=counsellor,
-                announce=None if announce is None else announce(seq, sealed),
-                quota=quota,
-                follows=follows,
+            answers = await self._broker.append_burst(
+                chat_id, appending, counsellor=counsellor, quota=quota
             )
-            if status != "conflict":
-                return Added(stored, status, sealed if status == "ok" else None)
-            expected = stored
-            if after is not None:
-                # Not stored right after the earlier entry: once that one is settled, this
-                # one goes on its own.
-                await asyncio.wait([after[1]])
-                after, follows = None, None
+            for sent, (stored, status) in zip(appending, answers, strict=False):
+                if status == "conflict":
+                    expected = stored
+                    break
+                added.append(Added(stored, status, sent.entry if status == "ok" else None))
+            else:
+                return added
         raise RuntimeError("could not append to the transcript under contention")
 
     def add_now(

@@ -46,8 +46,8 @@ from app.chats.protocol import (
     VisitorMessage,
     VisitorTyping,
 )
-from app.chats.service import LineUnavailable, Started
-from app.chats.transcript import Audience, Entry, EntryKind, Previous
+from app.chats.service import MESSAGE_AFTER_END, LineUnavailable, Started
+from app.chats.transcript import Audience, Entry, EntryKind
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
@@ -106,11 +106,9 @@ class VisitorSocket(ClientSocket):
         self.language: str | None = None
         self.last_seq = 0
         self.waiting = False
-        # The last message still being added while the reader goes on (see _pipeline), its
-        # client id, and the number it was sent as.
+        # Messages read and not yet sent to the broker, and the task adding them (see _gather).
+        self._burst: list[VisitorMessage] = []
         self._adding: asyncio.Task[None] | None = None
-        self._adding_client: str | None = None
-        self._adding_seq = 0
         self._message_quota = (
             None
             if self.tag is None
@@ -141,7 +139,7 @@ class VisitorSocket(ClientSocket):
         frame = self.protocol.receive_text(text)
         if isinstance(frame, VisitorMessage):
             if self.rt.broker.round_trips:
-                self._pipeline(frame)
+                self._gather(frame)
             else:
                 # Nothing to overlap: the in-process broker answers at once.
                 assert self.chat_id is not None and self.line is not None
@@ -155,7 +153,7 @@ class VisitorSocket(ClientSocket):
                     quota=self._message_quota,
                 )
                 if result is None:
-                    await self._message(frame, self.chat_id, self.line, self.last_seq, None)
+                    await self._add([frame])
                 else:
                     self._answer(frame, self.chat_id, result)
             return True
@@ -209,67 +207,51 @@ class VisitorSocket(ClientSocket):
         )
         return False
 
-    def _pipeline(self, frame: VisitorMessage) -> None:
-        """Add the message without waiting for the one before: the reader goes on to the next
-        frame, and a burst of messages costs one broker round trip, not one each. Each is
-        stored only right after the one before it (Broker.append's `follows`), so the
-        order holds whatever happens to any of them; acknowledgements go out in order."""
-        assert self.chat_id is not None and self.line is not None
-        before = self._adding
-        after: Previous | None = None
-        if before is not None and not before.done():
-            after = (self._adding_client, before)
-            last_seq = self._adding_seq
-        else:
-            last_seq = self.last_seq
-        self._adding_client = frame.client_id
-        self._adding_seq = last_seq + 1
-        self._adding = self._loop.create_task(
-            self._message(frame, self.chat_id, self.line, last_seq, after)
-        )
+    def _gather(self, frame: VisitorMessage) -> None:
+        """Add the message without waiting: the reader goes on to the next frame. What is
+        read while the messages before are with the broker goes next, together, in one round
+        trip (Transcript.add_burst), in order; acknowledgements go out in that order."""
+        self._burst.append(frame)
+        if self._adding is None:
+            self._adding = self._loop.create_task(self._add_gathered())
+
+    async def _add_gathered(self) -> None:
+        while self._burst:
+            burst, self._burst = self._burst, []
+            await self._add(burst)
+        # Left in place when adding failed: _settle raises it, and nothing more is sent.
+        self._adding = None
 
     async def _settle(self) -> None:
         """Wait until the messages read so far are added (raises what adding them raised)."""
         adding = self._adding
         if adding is not None:
-            self._adding = None
             await adding
 
-    async def _message(
-        self,
-        frame: VisitorMessage,
-        chat_id: str,
-        line: str,
-        last_seq: int,
-        after: Previous | None,
-    ) -> None:
+    async def _add(self, burst: list[VisitorMessage]) -> None:
+        chat_id, line = self.chat_id, self.line
+        if chat_id is None or line is None:
+            # The chat ended while these were read.
+            for _ in burst:
+                self.out.frame(MESSAGE_AFTER_END.frame())
+            return
         try:
-            result = await self.rt.chats.visitor_message(
+            results = await self.rt.chats.visitor_messages(
                 chat_id,
                 line,
-                frame.text,
-                frame.client_id,
-                last_seq=last_seq,
+                [(frame.text, frame.client_id) for frame in burst],
+                last_seq=self.last_seq,
                 origin=self.id,
                 # Per client across connections (the token bucket is per connection),
                 # counted by the broker with the append.
                 quota=self._message_quota,
-                after=after,
             )
-            before = None if after is None else after[1]
-            if before is not None and not before.done():
-                # Answers in the order the messages came (it is done already unless it
-                # had to be sent again).
-                await asyncio.wait([before])
-            if before is not None and not before.cancelled():
-                # What went wrong with it was answered (or closed the connection) by its
-                # own task.
-                before.exception()
         except BrokerUnavailableError:
             # As when the reader meets it (ClientSocket.serve): the client comes back later.
             self.out.close(UNAVAILABLE_CLOSE)
             raise
-        self._answer(frame, chat_id, result)
+        for frame, result in zip(burst, results, strict=True):
+            self._answer(frame, chat_id, result)
 
     def _answer(
         self, frame: VisitorMessage, chat_id: str, result: tuple[int, bool] | ProtocolError
