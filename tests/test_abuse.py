@@ -132,7 +132,7 @@ async def test_a_blocked_visitor_is_refused_neutrally_until_the_block_expires(
         anna = await open_staff(server, "anna", PASSWORD)
         abusive = await open_visitor(server, via("203.0.113.66"))
         await abusive.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        await anna.accept_offer()
         record = await rt.broker.get_chat(abusive.chat_id)
         assert record is not None and record.visitor_tag is not None
         tag = record.visitor_tag
@@ -191,7 +191,7 @@ async def test_a_block_holds_across_a_key_rotation(settings_for: SettingsFactory
         anna = await open_staff(server, "anna", PASSWORD)
         abusive = await open_visitor(server, via("203.0.113.70"))
         await abusive.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        await anna.accept_offer()
         await anna.send({"type": "block", "chat_id": abusive.chat_id})
         await anna.expect("blocked")
         clock.offset = KEY_ROTATION_SECONDS + 3600  # the next day: a new hashing key

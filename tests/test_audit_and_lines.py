@@ -13,7 +13,14 @@ from sqlalchemy.exc import DBAPIError
 from app.kit.db import unit_of_work
 from app.kit.migrate import upgrade
 from app.models.enums import StaffRole
-from tests.support.clients import SignedIn, api, open_staff, open_visitor, sign_in_session
+from tests.support.clients import (
+    SignedIn,
+    api,
+    open_chat,
+    open_staff,
+    open_visitor,
+    sign_in_session,
+)
 from tests.support.postgres import fresh_database
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff, line_settings
 from tests.support.server import RunningServer
@@ -30,9 +37,7 @@ async def test_coordinators_read_and_filter_the_audit_log(server: RunningServer)
     anna_id = await add_counsellor(rt, "anna")
     cora = await coordinator(server)
     anna = await open_staff(server, "anna", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.say("a message whose text never reaches the audit log")
     await api(server, cora, "PATCH", f"/api/staff/{anna_id}", json={"capacity": 3})
 
@@ -217,9 +222,7 @@ async def test_a_transfer_is_audited_without_its_note(server: RunningServer) -> 
     cora = await coordinator(server)
     anna = await open_staff(server, "anna", PASSWORD)
     await open_staff(server, "bo", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await anna.send(
         {
             "type": "transfer",

@@ -19,6 +19,7 @@ from tests.conftest import ServerFactory
 from tests.support.clients import (
     StaffClient,
     VisitorClient,
+    open_chat,
     open_staff,
     open_visitor,
     sign_in_session,
@@ -80,9 +81,7 @@ async def setup_chat(server: RunningServer) -> tuple[StaffClient, VisitorClient]
     await add_line(rt, max_message_length=50)
     await add_counsellor(rt, "anna")
     anna = await open_staff(server, "anna", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.expect("counsellor.joined")
     return anna, visitor
 

@@ -13,7 +13,13 @@ from app.models import ChatStatistic, Wrapup
 from app.models.enums import Qualification
 from app.runtime import Runtime
 from tests.conftest import ServerFactory
-from tests.support.clients import FrameTimeoutError, StaffClient, open_staff, open_visitor
+from tests.support.clients import (
+    FrameTimeoutError,
+    StaffClient,
+    open_chat,
+    open_staff,
+    open_visitor,
+)
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -90,9 +96,7 @@ async def test_queue_positions_update_as_those_ahead_leave(server: RunningServer
     anna = await open_staff(server, "anna", PASSWORD, available=False)
     await anna.send({"type": "status", "status": "available"})
     await anna.expect("status")
-    first = await open_visitor(server)
-    await first.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    first = await open_chat(server, anna)
 
     visitors = []
     for expected in (1, 2, 3):
@@ -206,9 +210,7 @@ async def test_visitor_resumes_with_nothing_lost_or_doubled(server: RunningServe
     await add_line(rt)
     await add_counsellor(rt, "anna")
     anna = await open_staff(server, "anna", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     chat_id = visitor.chat_id
     await visitor.expect("counsellor.joined")
     await visitor.say("one")
@@ -267,7 +269,7 @@ async def test_a_burst_of_messages_keeps_its_order_while_the_counsellor_writes(
     visitor = await open_visitor(server)
     await visitor.start()
     chat_id = visitor.chat_id
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     await visitor.expect("counsellor.joined")
 
     def message(i: int) -> dict[str, str]:
@@ -321,7 +323,7 @@ async def test_messages_written_while_a_counsellors_entry_is_on_its_way_are_stor
     visitor = await open_visitor(server)
     await visitor.start()
     chat_id = visitor.chat_id
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     await visitor.expect("counsellor.joined")
     first = await visitor.say("before")
     await anna.expect("message", text="before")
@@ -383,9 +385,7 @@ async def test_a_counsellor_who_drops_and_does_not_return_sends_the_chat_to_the_
         anna = await open_staff(server, "anna", PASSWORD)
         # Bo is signed in but away, so the line stays staffed while Anna is gone.
         bo = await open_staff(server, "bo", PASSWORD, available=False)
-        dropped = await open_visitor(server)
-        await dropped.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        dropped = await open_chat(server, anna)
         await dropped.expect("counsellor.joined")
         await dropped.say("are you there?")
         others = []
@@ -415,9 +415,7 @@ async def test_a_counsellor_back_within_grace_keeps_the_chat(lykta: ServerFactor
         await add_line(rt, counsellor_grace_seconds=30)
         await add_counsellor(rt, "anna")
         anna = await open_staff(server, "anna", PASSWORD)
-        visitor = await open_visitor(server)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(server, anna)
         await anna.say(visitor.chat_id, "hello")
         await anna.close()
         await visitor.say("still there?")
@@ -443,9 +441,7 @@ async def test_transfer_to_another_line_keeps_the_transcript_and_hides_the_note(
     await add_counsellor(rt, "cleo", lines=("youth",), qualification=Qualification.volunteer)
     anna = await open_staff(server, "anna", PASSWORD)
     cleo = await open_staff(server, "cleo", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.say("I am 17")
     await anna.send(
         {
@@ -488,9 +484,7 @@ async def test_transfer_to_a_named_colleague(server: RunningServer) -> None:
     await add_counsellor(rt, "bo")
     await add_counsellor(rt, "dag")
     anna = await open_staff(server, "anna", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     bo = await open_staff(server, "bo", PASSWORD)
     dag = await open_staff(server, "dag", PASSWORD)
     await anna.send(
@@ -544,9 +538,7 @@ async def test_a_full_queue_says_so_at_once(server: RunningServer) -> None:
     await add_line(rt, max_queue_length=2)
     await add_counsellor(rt, "anna", capacity=1)
     anna = await open_staff(server, "anna", PASSWORD)
-    first = await open_visitor(server)
-    await first.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await open_chat(server, anna)
     for _ in range(2):
         await (await open_visitor(server)).start()
     late = await open_visitor(server)
@@ -564,9 +556,7 @@ async def test_waiting_visitors_are_told_when_the_last_counsellor_leaves(
         await add_line(rt, counsellor_grace_seconds=1)
         await add_counsellor(rt, "anna", capacity=1)
         anna = await open_staff(server, "anna", PASSWORD)
-        first = await open_visitor(server)
-        await first.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        await open_chat(server, anna)
         waiting = await open_visitor(server)
         await waiting.start()
         await anna.close()
@@ -582,9 +572,7 @@ async def test_a_visitor_who_does_not_return_ends_the_chat(lykta: ServerFactory)
         await add_line(rt, visitor_grace_seconds=1)
         await add_counsellor(rt, "anna")
         anna = await open_staff(server, "anna", PASSWORD)
-        visitor = await open_visitor(server)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(server, anna)
         await visitor.close()
         await anna.expect("visitor.away")
         ended = await anna.expect("chat.ended", timeout=8)
@@ -637,9 +625,7 @@ async def test_a_counsellor_handles_several_chats_and_each_visitor_sees_only_the
     anna = await open_staff(server, "anna", PASSWORD)
     visitors = []
     for _ in range(3):
-        v = await open_visitor(server)
-        await v.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        v = await open_chat(server, anna)
         visitors.append(v)
     for index, v in enumerate(visitors):
         await anna.say(v.chat_id, f"only for {index}")
@@ -667,9 +653,7 @@ async def test_an_old_connection_closing_late_does_not_end_a_resumed_chat(
         await add_line(rt, visitor_grace_seconds=2)
         await add_counsellor(rt, "anna")
         anna = await open_staff(server, "anna", PASSWORD)
-        visitor = await open_visitor(server)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(server, anna)
         # The visitor's phone switched networks: the new connection resumes while the old
         # one is still open, and the old one is only noticed closed afterwards.
         again = await open_visitor(server)

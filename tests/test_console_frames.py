@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.kit.db import unit_of_work
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -43,9 +43,7 @@ async def chatting(
     await add_counsellor(rt, "bo", alias="Bo", supervisor=True)
     anna = await open_staff(server, "anna", PASSWORD)
     bo = await open_staff(server, "bo", PASSWORD, available=supervisor_available)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.expect("counsellor.joined")
     return anna, bo, visitor
 
@@ -172,9 +170,7 @@ async def test_help_with_no_supervisor_on_duty_says_so(server: RunningServer) ->
     await add_counsellor(rt, "bo", supervisor=True, on_duty=False)
     anna = await open_staff(server, "anna", PASSWORD)
     bo = await open_staff(server, "bo", PASSWORD, available=False)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await anna.send({"type": "help", "chat_id": visitor.chat_id})
     assert (await anna.expect("help.sent"))["supervisors"] == 0
     await bo.expect_none("help.requested", within=0.3)

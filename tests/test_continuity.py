@@ -31,7 +31,7 @@ from app.runtime import Runtime
 from app.staff.service import staff_service
 from tests.conftest import REDIS_URL, ServerFactory
 from tests.support.brokers import redis_dump
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.roster import http_as, local_now, shift_fields
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
@@ -342,7 +342,7 @@ async def test_offering_and_taking_codes_refuses_bad_input(server: RunningServer
     await visitor.send({"type": "continuity.accept"})
     assert (await visitor.expect("error"))["code"] == "not_allowed_now"
     await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     # Nothing offered yet.
     await visitor.send({"type": "continuity.accept"})
     assert (await visitor.expect("error"))["code"] == "not_allowed_now"
@@ -393,9 +393,7 @@ async def test_two_takes_of_one_offer_at_once_issue_one_code(server: RunningServ
     await add_line(rt)
     await add_counsellor(rt, "anna", alias="Anna")
     anna = await open_staff(server, "anna", PASSWORD)
-    first = await open_visitor(server)
-    await first.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    first = await open_chat(server, anna)
     second = await open_visitor(server)
     await second.send({"type": "resume", "chat_id": first.chat_id, "token": first.token})
     await second.expect("chat.resumed")
@@ -479,7 +477,7 @@ async def test_a_referral_card_reaches_the_visitor_in_their_language(
     anna = await open_staff(server, "anna", PASSWORD)
     visitor = await open_visitor(server)
     await visitor.start("support", "en")
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     found = await api_search(server, "anna", need="housing", q="boende")
     assert [s["id"] for s in found] == [service_id]
     await anna.send({"type": "referral", "chat_id": visitor.chat_id, "service_id": service_id})

@@ -12,7 +12,7 @@ import pytest
 from app.broker.redis import RedisBroker
 from app.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.support.clients import open_staff, open_visitor
+from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.processes import processes, seeding
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 
@@ -30,9 +30,7 @@ async def test_a_code_from_one_process_brings_the_visitor_back_through_the_other
     note = "canary-across-processes: ask about the move"
     async with processes(settings, tmp_path) as (a, b):
         anna = await open_staff(b, "anna", PASSWORD)
-        visitor = await open_visitor(a)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(a, anna)
         await visitor.expect("counsellor.joined", name="Anna")
         await anna.send({"type": "continuity.offer", "chat_id": visitor.chat_id, "note": note})
         assert "note" not in await visitor.expect("continuity.offered")

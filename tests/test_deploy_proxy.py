@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from app.settings import Settings
-from tests.support.clients import open_staff, open_visitor
+from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.processes import ROOT, LyktaProcess, free_port, processes, seeding
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 
@@ -209,9 +209,7 @@ async def test_chats_work_through_the_proxy_which_keeps_no_client_address(
         assert response.headers["location"].startswith("https://")
 
         anna = await open_staff(proxy, "anna", PASSWORD)
-        visitor = await open_visitor(proxy)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(proxy, anna)
         chat_id = visitor.chat_id
         await visitor.expect("counsellor.joined", name="Anna")
         await visitor.say("one", client_id="one")

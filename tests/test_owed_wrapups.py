@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.broker.redis import RedisBroker
 from app.chats.channels import Deadline, deadline_key
-from tests.support.clients import StaffClient, open_staff, open_visitor
+from tests.support.clients import StaffClient, open_chat, open_staff
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -20,9 +20,7 @@ SAVE = {"topics": ["violence"], "outcome": "support given"}
 
 
 async def chat_with(server: RunningServer, anna: StaffClient) -> str:
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.expect("counsellor.joined")
     await visitor.send({"type": "end"})
     await visitor.expect("chat.ended")
@@ -66,9 +64,7 @@ async def test_a_chat_that_ends_while_the_console_is_away_is_owed_on_return(
     await add_line(rt)
     await add_counsellor(rt, "anna")
     anna = await open_staff(server, "anna", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.expect("counsellor.joined")
     await anna.close()
     # Within the counsellor's grace the chat is still theirs; the visitor ends it now.

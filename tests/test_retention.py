@@ -22,7 +22,7 @@ from app.models.enums import Qualification
 from app.settings import Settings
 from tests.conftest import ServerFactory
 from tests.support.brokers import transcript_gone
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, run_server
 from tests.support.waiting import eventually
@@ -41,9 +41,7 @@ async def answered_chat(
     await add_line(rt, **line)
     await add_counsellor(rt, counsellor)
     staff = await open_staff(server, counsellor, PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await staff.accept((await staff.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, staff)
     await visitor.expect("counsellor.joined")
     await visitor.say("something I never said anywhere else")
     await staff.expect("message", sender="visitor")
@@ -219,13 +217,13 @@ async def test_a_chat_abandoned_in_any_state_ends_and_is_shredded(server: Runnin
 
     # Active: answered by Anna. Transferring: sent to a line whose only counsellor is busy.
     active = await visitor_saying("said while queued, then active")
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     moving = await visitor_saying("said before a transfer")
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     await bo.available()
     busy = await open_visitor(server)
     await busy.start("youth")
-    await bo.accept((await bo.expect("offer"))["chat_id"])
+    await bo.accept_offer()
     await anna.send({"type": "transfer", "chat_id": moving.chat_id, "line": "youth"})
     await anna.expect("chat.released", chat_id=moving.chat_id)
     await anna.send({"type": "status", "status": "away"})
@@ -323,9 +321,7 @@ async def test_shredding_survives_a_restart(settings_for: SettingsFactory) -> No
         anna, kept = await _chat_on(first, "anna")
         await anna.send({"type": "end", "chat_id": kept.chat_id})
         await kept.expect("chat.ended")
-        dropped = await open_visitor(first)
-        await dropped.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        dropped = await open_chat(first, anna)
         await dropped.say("the process stops while I am here")
         orphan = await rt.chats.start("support", "sv", connection=None)
         assert isinstance(orphan, Started)
@@ -348,9 +344,7 @@ async def test_shredding_survives_a_restart(settings_for: SettingsFactory) -> No
 
 async def _chat_on(server: RunningServer, username: str) -> tuple[StaffClient, VisitorClient]:
     staff = await open_staff(server, username, PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await staff.accept((await staff.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, staff)
     await visitor.say("kept for a debrief")
     await staff.expect("message", sender="visitor")
     return staff, visitor

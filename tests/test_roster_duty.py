@@ -17,7 +17,7 @@ from app.chats import background
 from app.kit.db import unit_of_work
 from app.models import StaffRole, StaffSession
 from tests.conftest import ServerFactory
-from tests.support.clients import open_staff, open_visitor
+from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.roster import (
     STOCKHOLM,
     around_now,
@@ -173,9 +173,7 @@ async def test_a_line_closes_and_opens_by_the_roster_as_a_visitor_sees_it(
             public = (await web.get("/api/lines/support")).json()
             assert public["open"] is False and public["next_open_at"] is None
             await anna.available()
-            first = await open_visitor(server)
-            await first.start()
-            await anna.accept((await anna.expect("offer"))["chat_id"])
+            first = await open_chat(server, anna)
             public = (await web.get("/api/lines/support")).json()
             assert public["open"] is True and public["next_open_at"] is None
             waiting = await open_visitor(server)

@@ -31,6 +31,7 @@ from tests.support.clients import (
     StaffClient,
     VisitorClient,
     WsClient,
+    open_chat,
     open_staff,
     open_visitor,
     sign_in,
@@ -113,9 +114,7 @@ async def test_a_chat_across_two_processes_and_reconnects_to_either(
         await add_counsellor(rt, "anna", alias="Anna")
     async with processes(settings, tmp_path) as (a, b):
         anna = await open_staff(b, "anna", PASSWORD)
-        visitor = await open_visitor(a)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(a, anna)
         chat_id = visitor.chat_id
         await visitor.expect("counsellor.joined", name="Anna")
         await visitor.say("hemligt från A", client_id="v1")
@@ -250,9 +249,7 @@ async def test_sigkill_of_one_process_loses_and_doubles_nothing(
         pairs: list[tuple[StaffClient, VisitorClient]] = []
         for counsellor, server in ((anna, a), (bo, a), (cleo, a), (dag, b)):
             await counsellor.available()
-            visitor = await open_visitor(server)
-            await visitor.start()
-            await counsellor.accept((await counsellor.expect("offer"))["chat_id"])
+            visitor = await open_chat(server, counsellor)
             await visitor.expect("counsellor.joined")
             await counsellor.send({"type": "status", "status": "away"})
             await counsellor.expect("status", status="away")
@@ -329,9 +326,7 @@ async def test_sigterm_drains_clients_to_the_other_process(
         await add_counsellor(rt, "anna")
     async with processes(settings, tmp_path) as (a, b):
         anna = await open_staff(a, "anna", PASSWORD)
-        visitor = await open_visitor(a)
-        await visitor.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        visitor = await open_chat(a, anna)
         chat_id = visitor.chat_id
         await visitor.say("one", client_id="one")
         await anna.expect("message", text="one")
@@ -370,9 +365,7 @@ async def test_redis_restarting_mid_run(
     try:
         async with processes(settings, tmp_path) as (a, b):
             anna = await open_staff(b, "anna", PASSWORD)
-            visitor = await open_visitor(a)
-            await visitor.start()
-            await anna.accept((await anna.expect("offer"))["chat_id"])
+            visitor = await open_chat(a, anna)
             chat_id = visitor.chat_id
             await visitor.say("before", client_id="before")
             await anna.expect("message", text="before")

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ServerFactory
-from tests.support.clients import Frame, VisitorClient, open_staff, open_visitor
+from tests.support.clients import Frame, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 
 # The chat core's behaviour, on both brokers (issue 6).
@@ -42,10 +42,8 @@ async def test_a_slow_consumer_is_dropped_and_resumes_without_loss(lykta: Server
         anna = await open_staff(server, "anna", PASSWORD)
         slow = await stalled_visitor(server.ws_url)
         await slow.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
-        other = await open_visitor(server)
-        await other.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        await anna.accept_offer()
+        other = await open_chat(server, anna)
         await other.expect("counsellor.joined")
 
         # The counsellor keeps writing long messages to a visitor who reads nothing.

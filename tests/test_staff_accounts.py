@@ -29,8 +29,8 @@ from tests.support.clients import (
     code_used_now,
     connect_staff_socket,
     fresh_code,
+    open_chat,
     open_staff,
-    open_visitor,
     sign_in_session,
 )
 from tests.support.seed import (
@@ -374,9 +374,7 @@ async def test_deactivation_ends_sessions_closes_sockets_and_requeues_chats(
     await add_counsellor(rt, "bo")
     cora = await coordinator(server)
     anna = await open_staff(server, "anna", PASSWORD)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.expect("counsellor.joined")
     bo = await open_staff(server, "bo", PASSWORD)
 

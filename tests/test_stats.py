@@ -21,7 +21,7 @@ from app.roster.occurrences import hour_of_week
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import ServerFactory
-from tests.support.clients import open_staff, open_visitor
+from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.roster import STOCKHOLM, http_as, local_now, problem
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 
@@ -67,9 +67,7 @@ async def test_demand_csv_and_metrics_from_real_chats(lykta: ServerFactory) -> N
         await add_counsellor(rt, "anna", capacity=1)
         anna = await open_staff(server, "anna", PASSWORD)
 
-        answered = await open_visitor(server)
-        await answered.start()
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        answered = await open_chat(server, anna)
         await answered.say("hello")
         gave_up = await open_visitor(server)
         await gave_up.start()

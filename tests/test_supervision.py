@@ -10,7 +10,7 @@ from app.audit.service import audit_service
 from app.chats.transcript import EntryKind
 from app.kit.db import unit_of_work
 from app.models.enums import Qualification
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -28,9 +28,7 @@ async def chat_with_supervisor(
     await add_counsellor(rt, "bo", alias="Bo", supervisor=True, capacity=2)
     anna = await open_staff(server, "anna", PASSWORD)
     bo = await open_staff(server, "bo", PASSWORD, available=False)
-    visitor = await open_visitor(server)
-    await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    visitor = await open_chat(server, anna)
     await visitor.expect("counsellor.joined")
     await visitor.say("I don't know where to start")
     await anna.expect("message", sender="visitor")
@@ -163,7 +161,7 @@ async def test_supervision_stays_on_the_supervisors_lines_and_live_chats(
     youth_visitor = await open_visitor(server)
     await youth_visitor.start(line="youth")
     other = youth_visitor.chat_id
-    await cleo.accept((await cleo.expect("offer"))["chat_id"])
+    await cleo.accept_offer()
     cases: list[tuple[dict[str, Any], str]] = [
         ({"type": "observe", "chat_id": other}, "forbidden"),
         ({"type": "whisper", "chat_id": other, "text": "x"}, "forbidden"),

@@ -171,7 +171,7 @@ async def test_visitors_never_get_a_cookie(server: RunningServer) -> None:
     assert visitor.ws.response is not None
     assert "set-cookie" not in {k.lower() for k in visitor.ws.response.headers}
     await visitor.start()
-    await anna.accept((await anna.expect("offer"))["chat_id"])
+    await anna.accept_offer()
     await visitor.say("hello")
     async with httpx.AsyncClient(base_url=server.url) as http:
         responses = [

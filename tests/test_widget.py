@@ -444,7 +444,7 @@ async def test_feedback_is_counted_per_line_and_nothing_else(lykta: ServerFactor
         assert (await visitor.expect("error", ref="feedback"))["code"] == "not_allowed_now"
         await visitor.start()
         chat_id = visitor.chat_id
-        await anna.accept((await anna.expect("offer"))["chat_id"])
+        await anna.accept_offer()
         await visitor.send({"type": "feedback", "answer": "helped"})
         assert (await visitor.expect("error", ref="feedback"))["code"] == "not_allowed_now"
         await visitor.send({"type": "end"})

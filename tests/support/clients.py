@@ -142,6 +142,11 @@ class StaffClient(WsClient):
         await self.send({"type": "accept", "chat_id": chat_id})
         return await self.expect("chat.opened", chat_id=chat_id)
 
+    async def accept_offer(self) -> Frame:
+        """Wait for the next offer and accept it: the `chat.opened` frame."""
+        offer = await self.expect("offer")
+        return await self.accept(offer["chat_id"])
+
     async def say(self, chat_id: str, text: str, client_id: str | None = None) -> Frame:
         client_id = client_id or uuid.uuid4().hex
         await self.send(
@@ -163,6 +168,15 @@ async def open_visitor(
     client = VisitorClient(ws)
     await client.expect("hello")
     return client
+
+
+async def open_chat(server: Endpoint, counsellor: StaffClient) -> VisitorClient:
+    """A visitor whose new chat `counsellor` accepts from the offer: how most chat tests
+    begin (the visitor's `counsellor.joined` is still to be read)."""
+    visitor = await open_visitor(server)
+    await visitor.start()
+    await counsellor.accept_offer()
+    return visitor
 
 
 # Per TOTP secret: the last time step whose code a test used (each code works once).
