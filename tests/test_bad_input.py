@@ -114,6 +114,33 @@ async def test_malformed_visitor_frames(server: RunningServer) -> None:
     await anna.expect_none("message", within=0.3)
 
 
+async def test_a_refused_message_among_others_sent_at_once_is_answered_in_its_place(
+    server: RunningServer,
+) -> None:
+    """Messages sent back to back are stored together (on Redis in one step): one the line
+    refuses is answered in its place, a resend as a duplicate, and the rest are stored in
+    order and shown once."""
+    anna, visitor = await setup_chat(server)
+    sent = [("c1", "one"), ("c2", "x" * 51), ("c3", "three"), ("c1", "one")]
+    for client_id, text in sent:
+        await visitor.send({"type": "message", "text": text, "client_id": client_id})
+    answers = [await visitor.expect(frozenset({"message.ack", "error"})) for _ in sent]
+    assert [(a["type"], a.get("client_id") or a.get("code")) for a in answers] == [
+        ("message.ack", "c1"),
+        ("error", "message_too_long"),
+        ("message.ack", "c3"),
+        ("message.ack", "c1"),
+    ]
+    assert not answers[0]["duplicate"] and not answers[2]["duplicate"]
+    assert answers[3]["duplicate"] and answers[3]["seq"] == answers[0]["seq"]
+    assert answers[2]["seq"] == answers[0]["seq"] + 1
+    shown = [await anna.expect("message", sender="visitor") for _ in range(2)]
+    assert [m["text"] for m in shown] == ["one", "three"]
+    await anna.expect_none("message", within=0.3, sender="visitor")
+    _, entries = await snapshot(server, visitor.chat_id)
+    assert [e.text for _, e in entries if e.sender == "visitor"] == ["one", "three"]
+
+
 async def test_messages_are_plain_text(server: RunningServer) -> None:
     anna, visitor = await setup_chat(server)
     for text in (
