@@ -239,6 +239,9 @@ def tune_gc() -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("LYKTA_DATABASE_URL", DEMO_DATABASE)
+    # The visitor's page is served from where the demo listens, and a browser's chat is
+    # refused from any other origin: on another port than the default, it must be this one.
+    os.environ.setdefault("LYKTA_PUBLIC_URL", f"http://{args.host}:{args.port}")
     settings = Settings().model_copy(update={"host": args.host, "port": args.port})
     if not settings.is_development:
         print("lykta: the demo runs only with LYKTA_ENVIRONMENT=development", file=sys.stderr)

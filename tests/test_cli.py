@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pyotp
+from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parents[1]
 LYKTA = [sys.executable, "-m", "app.cli"]
@@ -111,6 +114,9 @@ async def test_readme_demo_and_a_first_chat_with_the_terminal_clients(tmp_path: 
                 await asyncio.sleep(0.1)
         assert [line["key"] for line in lines] == ["support", "youth"]
         assert (tmp_path / "lykta-demo.db").exists()
+        # A browser on the demo's visitor page, on this port, may open a chat.
+        async with connect(f"ws://127.0.0.1:{port}/ws/visitor", origin=Origin(url)) as ws:
+            assert json.loads(await ws.recv())["type"] == "hello"
 
         async with spawn(
             "counsellor",
