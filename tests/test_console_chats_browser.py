@@ -308,7 +308,11 @@ async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
 ) -> None:
     await add_counsellor(server.runtime, "fia", alias="Fia", capacity=1)
     await sign_in_console(page, server, "fia", PASSWORD)
+    # Nothing open: the empty panel says what comes next, from where the counsellor is.
+    empty = page.locator(".chat-empty")
+    await expect(empty).to_contain_text("Set yourself to available")
     await go_available(page)
+    await expect(empty).to_contain_text("Offers appear under Offers")
     other = await page.context.new_page()
     await other.goto(f"{server.url}/console#/chats")
     await expect(other.locator(".connection")).to_have_text("Connected")
@@ -331,6 +335,12 @@ async def test_two_tabs_of_one_counsellor_do_not_both_take_a_chat(
         )
         await expect(tab.locator(".chats-notice")).to_be_empty()
     await visitor.expect_none("counsellor.joined", within=0.5)
+    # A tab opened now lists the chat without opening it, and says how to.
+    third = await page.context.new_page()
+    await third.goto(f"{server.url}/console#/chats")
+    await expect(chat_tab(third, visitor)).to_be_visible()
+    await expect(third.locator(".chat-empty")).to_contain_text("Choose a chat under My chats")
+    await third.close()
     fia = next(
         c.staff.id for c in server.runtime.connections.staff.values() if c.staff.alias == "Fia"
     )

@@ -108,7 +108,8 @@ function build(root, ctx) {
     h("section", { class: "side-block" }, h("h2", { id: "offers-title", text: t("chats.offers") }), noOffers, offerList),
     h("section", { class: "side-block" }, h("h2", { id: "mychats-title", text: t("chats.my_chats") }), noChats, tabList),
   );
-  const emptyPanel = h("div", { class: "chat-empty" }, h("p", { text: t("chats.empty") }));
+  const emptyText = h("p", { text: t("chats.empty") });
+  const emptyPanel = h("div", { class: "chat-empty" }, emptyText);
   const panels = h("div", { class: "chats-main" }, emptyPanel);
   root.append(head, notice, h("div", { class: "chats-layout" }, side, panels));
 
@@ -275,6 +276,7 @@ function build(root, ctx) {
   function setStatus(status) {
     state.status = status;
     for (const input of statusBox.querySelectorAll("input")) input.checked = input.value === status;
+    renderEmpty();
     ctx.emit("status", status);
   }
 
@@ -515,7 +517,15 @@ function build(root, ctx) {
       chat.ui.tabState.textContent = chat.ended ? t("chats.tab_ended") : chat.visitorConnected ? "" : t("chats.tab_away");
       tabList.append(tab);
     }
+    renderEmpty();
     updateBadge();
+  }
+
+  function renderEmpty() {
+    // The next step from where the counsellor is: a chat to open, offers to wait for, or a
+    // status to set (open chats from another tab or before a reload are not opened by themselves).
+    const key = state.order.length ? "chats.empty_choose" : state.status === "available" ? "chats.empty_available" : "chats.empty";
+    emptyText.textContent = t(key);
   }
 
   function updateBadge() {
