@@ -306,25 +306,23 @@ class ChatService:
         """Store and deliver a visitor's messages (text, client id), read together, in one
         trip to the broker: for each (seq, whether it was a duplicate), or why not. `quota` is
         the client's message limit, counted with the append."""
-        answers: list[tuple[int, bool] | ProtocolError] = []
+        # Per message, why it is refused (None: it goes to the broker).
+        refused: list[ProtocolError | None] = []
         adding: list[Adding] = []
         for text, client_id in burst:
             entry = self._visitor_entry(line_key, text, client_id)
             if isinstance(entry, ProtocolError):
-                answers.append(entry)
+                refused.append(entry)
                 continue
-            answers.append((0, False))  # its place: filled in below
+            refused.append(None)
             announce = self.announce(chat_id, entry, origin)
             adding.append(Adding(entry, _visitor_dedupe(client_id), announce))
-        if not adding:
-            return answers
         added = iter(
             await self.transcript.add_burst(chat_id, adding, last_seq=last_seq, quota=quota)
+            if adding
+            else []
         )
-        return [
-            answer if isinstance(answer, ProtocolError) else _visitor_added(next(added))
-            for answer in answers
-        ]
+        return [_visitor_added(next(added)) if why is None else why for why in refused]
 
     def visitor_message_now(
         self,
