@@ -244,7 +244,7 @@ async def test_a_burst_is_stored_in_order_and_answered_entry_by_entry(broker: Br
 
     def burst(first: int, *names: str) -> list[Appending]:
         return [
-            Appending(first + i, name.encode(), f"v:{name}", ("chat:a", {"seq": first + i}))
+            (first + i, name.encode(), f"v:{name}", ("chat:a", {"seq": first + i}))
             for i, name in enumerate(names)
         ]
 
@@ -273,19 +273,19 @@ async def test_a_burst_counts_each_entry_against_the_quota_and_refuses_all_once_
 ) -> None:
     await broker.create_chat(record("a"), queue_limit=10, score=1.0)
     quota = Quota("rl:msg:burst", limit=2, window=60)
-    entries = [Appending(i + 1, f"m{i}".encode(), f"v:{i}") for i in range(3)]
+    entries: list[Appending] = [(i + 1, f"m{i}".encode(), f"v:{i}", None) for i in range(3)]
     # The third is over the limit; a resend of the first is still a duplicate after it.
     answers = await broker.append_burst("a", [*entries, entries[0]], quota=quota)
     assert answers == [(1, "ok"), (2, "ok"), (0, "limited"), (1, "duplicate")]
     assert await broker.incr(quota.key, ttl=60) == 3
     # Only the chat's counsellor may append as that counsellor: nobody, while it waits.
-    assert await broker.append_burst("a", [Appending(3, b"x")], counsellor="s1") == [
+    assert await broker.append_burst("a", [(3, b"x", None, None)], counsellor="s1") == [
         (0, "forbidden")
     ]
     await broker.transition(
         "a", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended}, dequeue=True)
     )
-    late = [Appending(3, b"late"), Appending(4, b"later")]
+    late: list[Appending] = [(3, b"late", None, None), (4, b"later", None, None)]
     assert await broker.append_burst("a", late) == [(0, "ended"), (0, "ended")]
     assert await broker.append_burst("nope", late) == [(0, "ended"), (0, "ended")]
     assert [entry for _, entry in await broker.read("a", 0)] == [b"m0", b"m1"]

@@ -12,7 +12,7 @@ import pytest
 
 from app.broker import redis as redis_broker
 from app.broker.base import BrokerUnavailableError
-from app.broker.hub import Event
+from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import ChatRecord, ChatState
 from app.broker.redis import RedisBroker
 from tests.conftest import REDIS_URL
@@ -31,14 +31,14 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
         there: list[Event] = []
         await one.subscribe("chat:a", here.append)
         await two.subscribe("chat:a", there.append)
-        await one.publish("chat:a", {"type": "x", "_text": "private", "sealed": b"\x00\xff"})
+        await one.publish("chat:a", {"type": "x", LOCAL_ENTRY: "private", "sealed": b"\x00\xff"})
         for _ in range(200):
             if there:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)  # an echo of its own event would have come back by now
-        assert [e["type"] for e in here] == ["x"] and here[0]["_text"] == "private"
-        # No "_" field crossed; a sealed entry crosses as it is, bytes.
+        assert [e["type"] for e in here] == ["x"] and here[0][LOCAL_ENTRY] == "private"
+        # The local entry did not cross; a sealed entry crosses as it is, bytes.
         assert there == [{"type": "x", "sealed": b"\x00\xff"}]
         # A stored entry's event is published by the same script that stores it.
         await one.create_chat(

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal
 
 from app.broker.hub import Event, Hub, Listener
 from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
@@ -29,14 +29,10 @@ class Quota:
     window: float
 
 
-class Appending(NamedTuple):
-    """One entry of an append (`Broker.append_burst`): its number, the sealed entry, the key
-    that makes a resend a duplicate, and the (channel, event) published once it is stored."""
-
-    seq: int
-    entry: bytes
-    dedupe: str | None = None
-    announce: tuple[str, Event] | None = None
+# One entry of an append (`Broker.append_burst`): its number, the sealed entry, the key that
+# makes a resend a duplicate, and the (channel, event) published once it is stored. A plain
+# tuple: one is made for every message.
+Appending = tuple[int, bytes, str | None, tuple[str, Event] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +222,7 @@ class Broker(ABC):
         can die between the two.
         """
         answers = await self.append_burst(
-            chat_id, [Appending(seq, entry, dedupe, announce)], counsellor=counsellor, quota=quota
+            chat_id, [(seq, entry, dedupe, announce)], counsellor=counsellor, quota=quota
         )
         return answers[0]
 

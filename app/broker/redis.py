@@ -48,7 +48,7 @@ from app.broker.base import (
     Refusal,
     Transition,
 )
-from app.broker.hub import Event
+from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
 from app.kit import jsonutil
 
@@ -622,7 +622,7 @@ class RedisBroker(Broker):
             status: AppendStatus = reply[index + 1].decode()
             answers.append((int(reply[index]), status))
             if status == "ok":
-                announce = burst[index // 2].announce
+                announce = burst[index // 2][3]
                 if announce is not None:
                     self.hub.dispatch(*announce)  # other processes got it from the script
         return answers
@@ -758,8 +758,8 @@ class RedisBroker(Broker):
         """`_wire`, with a sealed entry left off the payload's end: the payload is
         `<origin> <JSON>`, or `<origin> <JSON>\n<sealed entry>` (raw: JSON has no bare
         newline, and base64 would cost a third more on the wire and work at both ends)."""
-        # Fields starting with "_" are for this process only (e.g. an entry's plain text).
-        remote = {k: v for k, v in event.items() if k[:1] != "_"}
+        remote = event.copy()
+        remote.pop(LOCAL_ENTRY, None)
         sealed = remote.pop("sealed", None)
         if not isinstance(sealed, bytes):
             if sealed is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.broker.base import BrokerUnavailableError
-from app.broker.hub import Event
+from app.broker.hub import LOCAL_ENTRY, Event
 from app.chats.protocol import CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, Close, ProtocolError
 from app.chats.transcript import Audience, Entry, EntryKind, Transcript, entry_frame
 from app.kit import jsonutil
@@ -139,7 +139,7 @@ class Outbound:
         kind = event.get("type")
         if kind == "typing":
             return True
-        entry = event.get("_entry")
+        entry = event.get(LOCAL_ENTRY)
         if kind != "entry" or not isinstance(entry, Entry) or entry.kind is not EntryKind.message:
             return False
         chat_id, seq = event["chat_id"], event["seq"]

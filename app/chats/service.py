@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.abuse.blocks import Blocks
 from app.abuse.ratelimit import ClientTag
 from app.broker.base import Broker, Quota, Refusal, Transition
+from app.broker.hub import LOCAL_ENTRY
 from app.broker.records import (
     LIVE_STATES,
     PRIORITY_CONTINUITY,
@@ -125,7 +126,7 @@ def _entry_event(
         "chat_id": chat_id,
         "seq": seq,
         "origin": origin,
-        "_entry": entry,
+        LOCAL_ENTRY: entry,
     }
     if entry.content and sealed is not None:
         event["sealed"] = sealed
@@ -141,11 +142,12 @@ def _visitor_dedupe(client_id: str | None) -> str | None:
 
 def _visitor_added(added: Added) -> tuple[int, bool] | ProtocolError:
     """What a visitor's message came to: (seq, whether it was a duplicate), or why not."""
-    if added.status == "ended":
+    seq, status = added
+    if status == "ended":
         return MESSAGE_AFTER_END
-    if added.status == "limited":
+    if status == "limited":
         return _err(ErrorCode.rate_limited, "too many messages; slow down", "message")
-    return added.seq, added.status == "duplicate"
+    return seq, status == "duplicate"
 
 
 def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError:
@@ -259,7 +261,7 @@ class ChatService:
                 staff_id=returning.staff_id,
             )
             await self.transcript.add(
-                record.id, handover, last_seq=0, announce=self.announce(record.id, handover, None)
+                record.id, handover, last_seq=0, announce=self.announce(record.id, None)
             )
         await self._queue_changed(line.key)
         return Started(record, token, position, fallback, capacity)
@@ -309,14 +311,14 @@ class ChatService:
         # Per message, why it is refused (None: it goes to the broker).
         refused: list[ProtocolError | None] = []
         adding: list[Adding] = []
+        announce = self.announce(chat_id, origin)
         for text, client_id in burst:
             entry = self._visitor_entry(line_key, text, client_id)
             if isinstance(entry, ProtocolError):
                 refused.append(entry)
                 continue
             refused.append(None)
-            announce = self.announce(chat_id, entry, origin)
-            adding.append(Adding(entry, _visitor_dedupe(client_id), announce))
+            adding.append((entry, _visitor_dedupe(client_id), announce))
         added = iter(
             await self.transcript.add_burst(chat_id, adding, last_seq=last_seq, quota=quota)
             if adding
@@ -345,7 +347,7 @@ class ChatService:
             entry,
             last_seq=last_seq,
             dedupe=_visitor_dedupe(client_id),
-            announce=self.announce(chat_id, entry, origin),
+            announce=self.announce(chat_id, origin),
             quota=quota,
         )
         return None if added is None else _visitor_added(added)
@@ -572,13 +574,13 @@ class ChatService:
             client_id=client_id,
             staff_id=staff.id,
         )
-        seq, status, _ = await self.transcript.add(
+        seq, status = await self.transcript.add(
             chat_id,
             entry,
             last_seq=last_seq,
             dedupe=f"s:{staff.id}:{client_id}" if client_id else None,
             counsellor=staff.id,
-            announce=self.announce(chat_id, entry, origin),
+            announce=self.announce(chat_id, origin),
         )
         if status == "forbidden" or (status == "ended" and not exists):
             return _err(ErrorCode.not_in_chat, "you are not in this chat", "message")
@@ -602,12 +604,12 @@ class ChatService:
     ) -> tuple[int, str]:
         """Append a counsellor's entry (compare-and-set on `last_seq`) and announce it:
         (its number, the transcript's status)."""
-        seq, status, _ = await self.transcript.add(
+        seq, status = await self.transcript.add(
             chat_id,
             entry,
             last_seq=last_seq,
             counsellor=staff.id,
-            announce=self.announce(chat_id, entry, None),
+            announce=self.announce(chat_id, None),
         )
         return seq, status
 
@@ -723,7 +725,7 @@ class ChatService:
                 note_entry,
                 last_seq=record.last_seq,
                 counsellor=staff.id,
-                announce=self.announce(chat_id, note_entry, None),
+                announce=self.announce(chat_id, None),
             )
         result = await self.broker.transition(
             chat_id,
@@ -1231,18 +1233,19 @@ class ChatService:
             record.id,
             entry,
             last_seq=record.last_seq,
-            announce=self.announce(record.id, entry, None),
+            announce=self.announce(record.id, None),
         )
 
     async def _publish_entry(self, chat_id: str, seq: int, entry: Entry) -> None:
         """An entry that is not stored (the end of a chat, whose transcript goes at once)."""
         await self.broker.publish(chat_channel(chat_id), _entry_event(chat_id, seq, entry, None))
 
-    def announce(self, chat_id: str, entry: Entry, origin: str | None) -> Announce:
-        """The event that goes out with an entry, built once its number and seal are known."""
+    def announce(self, chat_id: str, origin: str | None) -> Announce:
+        """How the event that goes out with an entry of the chat from `origin` is built, once
+        the entry's number and seal are known (one for all the entries of a burst)."""
         channel = chat_channel(chat_id)
 
-        def build(seq: int, sealed: bytes) -> tuple[str, dict[str, Any]]:
+        def build(entry: Entry, seq: int, sealed: bytes) -> tuple[str, dict[str, Any]]:
             return channel, _entry_event(chat_id, seq, entry, origin, sealed)
 
         return build

@@ -71,11 +71,11 @@ class Supervision:
         entry = Entry(
             EntryKind.whisper, now, name=supervisor.alias, text=text, staff_id=supervisor.id
         )
-        seq, status, _ = await self._chats.transcript.add(
+        seq, status = await self._chats.transcript.add(
             chat_id,
             entry,
             last_seq=record.last_seq,
-            announce=self._chats.announce(chat_id, entry, None),
+            announce=self._chats.announce(chat_id, None),
         )
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", "whisper")

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from app.broker.base import Appending, AppendStatus, Broker, Quota
+from app.broker.hub import LOCAL_ENTRY
 from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
 from app.kit import jsonutil
 
@@ -35,6 +36,9 @@ class EntryKind(StrEnum):
     continuity_issued = "continuity_issued"
     handover = "handover"
     referral = "referral"  # a card from the referral directory, in the visitor's language
+
+
+_KIND_OF: dict[str, EntryKind] = {kind.value: kind for kind in EntryKind}
 
 
 class Audience(StrEnum):
@@ -93,17 +97,19 @@ class Entry:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Entry:
+        # Positional, in the fields' order, and the kind by a dict lookup rather than
+        # EntryKind(...): this runs for every message a process delivers.
         return cls(
-            kind=EntryKind(raw["k"]),
-            at=float(raw["at"]),
-            sender=raw.get("sender"),
-            name=raw.get("name"),
-            text=raw.get("text"),
-            reason=raw.get("reason"),
-            client_id=raw.get("client_id"),
-            staff_id=raw.get("staff_id"),
-            card=raw.get("card"),
-            peer=raw.get("peer"),
+            _KIND_OF[raw["k"]],
+            float(raw["at"]),
+            raw.get("sender"),
+            raw.get("name"),
+            raw.get("text"),
+            raw.get("reason"),
+            raw.get("client_id"),
+            raw.get("staff_id"),
+            raw.get("card"),
+            raw.get("peer"),
         )
 
 
@@ -179,23 +185,16 @@ class TranscriptCodec(Protocol):
         """Drop whatever the codec keeps for the chat (its key)."""
 
 
-# (seq, sealed entry) → (channel, event) published with the entry.
-Announce = Callable[[int, bytes], tuple[str, dict[str, Any]]]
+# The event that goes out with an entry once its number and seal are known:
+# (entry, seq, sealed entry) → (channel, event).
+Announce = Callable[[Entry, int, bytes], tuple[str, dict[str, Any]]]
 
+# One entry of `Transcript.add_burst`: the entry, the key that makes a resend a duplicate,
+# and how its event is built. Plain tuples, as `Added`: one of each per message.
+Adding = tuple[Entry, str | None, Announce | None]
 
-class Adding(NamedTuple):
-    """One entry of `Transcript.add_burst`, with its dedupe key and its event."""
-
-    entry: Entry
-    dedupe: str | None = None
-    announce: Announce | None = None
-
-
-class Added(NamedTuple):
-    seq: int
-    status: AppendStatus
-    # The entry as stored (sealed), when this call stored it.
-    sealed: bytes | None
+# What came of adding an entry: its number, and the broker's answer.
+Added = tuple[int, AppendStatus]
 
 
 # The sequence number sealed texts outside the transcript are bound to (see seal_aside).
@@ -228,9 +227,12 @@ class Transcript:
         `last_seq` is the caller's best guess; a wrong guess costs one retry. `announce`
         builds the event that goes out with the entry once its number and seal are known.
         """
-        burst = [Adding(entry, dedupe, announce)]
         added = await self.add_burst(
-            chat_id, burst, last_seq=last_seq, counsellor=counsellor, quota=quota
+            chat_id,
+            [(entry, dedupe, announce)],
+            last_seq=last_seq,
+            counsellor=counsellor,
+            quota=quota,
         )
         return added[0]
 
@@ -245,7 +247,7 @@ class Transcript:
     ) -> list[Added]:
         """`add` for entries that go in this order, in one trip to the broker (two when
         someone else appended first): a client's messages read together. One answer each."""
-        plains = [jsonutil.dumpb(adding.entry.to_dict()) for adding in burst]
+        plains = [jsonutil.dumpb(entry.to_dict()) for entry, _, _ in burst]
         added: list[Added] = []
         expected = last_seq
         for _ in range(50):
@@ -260,29 +262,29 @@ class Transcript:
                     )
                 except MissingKeyError:
                     # Shredded (or never begun): nothing may be written for this chat any more.
-                    return added + [Added(0, "ended", None)] * (len(burst) - start)
+                    return added + [(0, "ended")] * (len(burst) - start)
                 except (TamperedError, UnknownKekError):
                     # Its key cannot be unwrapped (a KEK removed too early, or tampering): the
                     # chat cannot go on safely.
                     logger.warning("chat key unusable", extra={"code": "unusable_key"})
-                    return added + [Added(0, "ended", None)] * (len(burst) - start)
-                announce = burst[index].announce
+                    return added + [(0, "ended")] * (len(burst) - start)
+                entry, dedupe, announce = burst[index]
                 appending.append(
-                    Appending(
+                    (
                         seq,
                         sealed,
-                        burst[index].dedupe,
-                        None if announce is None else announce(seq, sealed),
+                        dedupe,
+                        None if announce is None else announce(entry, seq, sealed),
                     )
                 )
             answers = await self._broker.append_burst(
                 chat_id, appending, counsellor=counsellor, quota=quota
             )
-            for sent, (stored, status) in zip(appending, answers, strict=False):
-                if status == "conflict":
-                    expected = stored
+            for answer in answers:
+                if answer[1] == "conflict":
+                    expected = answer[0]
                     break
-                added.append(Added(stored, status, sent.entry if status == "ok" else None))
+                added.append(answer)
             else:
                 return added
         raise RuntimeError("could not append to the transcript under contention")
@@ -310,13 +312,12 @@ class Transcript:
             seq,
             sealed,
             dedupe=dedupe,
-            announce=None if announce is None else announce(seq, sealed),
+            announce=None if announce is None else announce(entry, seq, sealed),
             quota=quota,
         )
         if result is None or result[1] == "conflict":
             return None
-        stored, status = result
-        return Added(stored, status, sealed if status == "ok" else None)
+        return result
 
     async def read(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:
         """Entries after `after`; nothing once the chat is shredded, never a forged entry."""
@@ -362,7 +363,7 @@ class Transcript:
     def event_entry_now(self, event: dict[str, Any]) -> Entry | None:
         """`event_entry` when it needs nothing it would wait for; None otherwise, and for
         anything unreadable (`event_entry` then decides)."""
-        local = event.get("_entry")
+        local = event.get(LOCAL_ENTRY)
         if isinstance(local, Entry):
             return local
         try:

@@ -150,7 +150,7 @@ class ContinuityChats:
             chat_id,
             taken,
             last_seq=result.last_seq,
-            announce=self.chats.announce(chat_id, taken, None),
+            announce=self.chats.announce(chat_id, None),
         )
         return issued
 
