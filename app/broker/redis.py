@@ -11,7 +11,8 @@ set (presences per line), `conn:<staff>` sorted set (connection leases), `dl` so
 Commands from every coroutine of the process go through one pipelined connection: whatever
 was asked while the previous batch was on the wire goes out as the next batch, so a busy
 process pays one round trip per batch, not per command. Publishing does not wait at all:
-local listeners get the event at once, other processes a moment later.
+local listeners get the event at once, other processes a moment later. Replies and events are
+parsed (hiredis) in the connections' own read callbacks: no task waits on a socket.
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ import base64
 import contextlib
 import hashlib
 import logging
-import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import hiredis
 import orjson
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.broker import redis_scripts
@@ -79,15 +80,62 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
+class _Owner(Protocol):
+    def _received(self, wire: _Wire, data: bytes) -> None: ...
+    def _lost(self, wire: _Wire) -> None: ...
+
+
+class _Wire(asyncio.Protocol):
+    """One connection, read as it arrives: hands what it reads to its owner (a lane or the
+    subscriber), which knows whether this is still its current connection."""
+
+    def __init__(self, owner: _Owner, conn: Any, reader: Any) -> None:
+        self.owner = owner
+        # Kept: redis-py closes a connection's socket when the connection is collected.
+        self.conn = conn
+        self.transport: asyncio.Transport = conn._writer.transport
+        self.reader = reader
+
+    def close(self) -> None:
+        self.conn._close()  # redis-py's own: closes the socket, forgets the streams
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._received(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._lost(self)
+
+
+async def _open(owner: _Owner, pool: ConnectionPool) -> _Wire:
+    """A new connection for `owner`. redis-py connects (address, TLS, AUTH, SELECT); then the
+    socket's transport, and the hiredis reader redis-py configured for it, are the owner's."""
+    conn = pool.make_connection()  # type: ignore[no-untyped-call]
+    await conn.connect()
+    reader: Any = getattr(conn._parser, "_reader", None)
+    if getattr(conn, "_writer", None) is None or reader is None:
+        await conn.disconnect(nowait=True)
+        raise RedisConnectionError("the Redis connection needs hiredis")
+    wire = _Wire(owner, conn, reader)
+    wire.transport.set_protocol(wire)
+    return wire
+
+
 class _Lane:
-    """One connection; commands queue up while a batch is in flight and go out together."""
+    """One connection. What is asked while a batch is on the wire goes out together as the
+    next batch, in one write; each reply resolves its command's future as it is read, in the
+    connection's own callback (no task waits on the socket, no future per read)."""
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._conn: AbstractConnection | None = None
+        self._wire: _Wire | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        # Asked, not yet written; written, waiting for their replies (None: nobody waits).
         self._pending: list[tuple[Sequence[Any], asyncio.Future[Any] | None]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._inflight: deque[asyncio.Future[Any] | None] = deque()
+        self._scheduled = False
+        # While replies are awaited, one must come every COMMAND_TIMEOUT.
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._replies = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_failure: Callable[[], None] | None = None
 
@@ -95,185 +143,211 @@ class _Lane:
         # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call,
         # and call() runs once per command.
         self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            # Let queued fire-and-forget commands (publishes) reach Redis first.
-            for _ in range(50):
-                if not self._pending:
-                    break
-                await asyncio.sleep(0.01)
-            self._task.cancel()
+        # Let queued fire-and-forget commands (publishes) reach Redis first.
+        for _ in range(50):
+            if not self._pending and not self._inflight:
+                break
+            await asyncio.sleep(0.01)
+        if self._connecting is not None:
+            self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._conn is not None:
-            await self._conn.disconnect()
+                await self._connecting
         closed = BrokerUnavailableError("the broker is closed")
-        for _, future in self._pending:
-            if future is not None and not future.done():
-                future.set_exception(closed)
-        self._pending = []
+        self._drop(closed)
+        self._fail_pending(closed)
 
     async def reset(self) -> None:
         """Drop the connection (the next batch opens a new one): after Redis was away, a lane
         that sent nothing meanwhile would otherwise find out on its next command."""
-        if self._conn is not None:
-            await self._conn.disconnect(nowait=True)
+        self._drop(BrokerUnavailableError("Redis is unreachable"))
 
     def call(self, args: Sequence[Any]) -> asyncio.Future[Any]:
         loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((args, future))
-        self._wake.set()
+        if not self._scheduled:
+            self._schedule(loop)
         return future
 
     def send(self, args: Sequence[Any]) -> None:
         """Queue a command whose reply nobody waits for."""
         self._pending.append((args, None))
-        self._wake.set()
+        if not self._scheduled:
+            self._schedule(self._loop or asyncio.get_running_loop())
 
-    async def _run(self) -> None:
-        while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                # Let the other connections' ready callbacks add their commands too: one
-                # write for all of them (a loop iteration costs far less than a write).
-                await asyncio.sleep(0)
-            batch, self._pending = self._pending, []
-            await self._send(batch)
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduled = True
+        # Two loop turns: the other connections' ready callbacks add their commands too,
+        # and all go in one write (a loop turn costs far less than a write).
+        loop.call_soon(loop.call_soon, self._flush)
 
-    async def _connection(self) -> AbstractConnection:
-        if self._conn is None:
-            self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
-        if not self._conn.is_connected:
-            await self._conn.connect()
-        return self._conn
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._inflight or not self._pending:
+            return  # the next batch goes once this one's replies are in (_received)
+        if self._wire is not None:
+            self._write(self._wire)
+        elif self._connecting is None:
+            assert self._loop is not None
+            self._connecting = self._loop.create_task(self._connect())
 
-    async def _send(self, batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> None:
+    def _write(self, wire: _Wire) -> None:
+        assert self._loop is not None
+        batch, self._pending = self._pending, []
         try:
-            conn = await self._connection()
-            await conn.send_packed_command(_pack(batch), check_health=False)
-            # redis-py's hiredis parser: its reader, fed straight from the socket. redis-py's
-            # read_response costs several µs per reply in bookkeeping this lane does not need.
-            parser: Any = conn._parser
-            reader: Any = getattr(parser, "_reader", None)
-            # One bound for the whole batch: no timer per reply on the hot path.
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                for _, future in batch:
-                    reply: Any
-                    if reader is not None:
-                        # Error replies come back as ResponseError instances, not raised.
-                        reply = reader.gets()
-                        while reply is NOT_ENOUGH_DATA:
-                            await parser.read_from_socket()
-                            reply = reader.gets()
-                    else:
-                        try:
-                            reply = await conn.read_response()
-                        except ResponseError as exc:
-                            reply = exc
-                    if future is not None and not future.done():
-                        if isinstance(reply, Exception):
-                            future.set_exception(reply)
-                        else:
-                            future.set_result(reply)
-        except _DOWN as exc:
-            if self._conn is not None:
-                await self._conn.disconnect(nowait=True)
-            error = BrokerUnavailableError(f"Redis is unreachable ({_reason(exc)})")
-            for _, future in batch:
-                if future is not None and not future.done():
-                    future.set_exception(error)
-            if self.on_failure is not None:
-                self.on_failure()
-        except asyncio.CancelledError:
-            closed = BrokerUnavailableError("the broker is closed")
-            for _, future in batch:
-                if future is not None and not future.done():
-                    future.set_exception(closed)
-            raise
+            data = _pack(batch)
         except Exception as exc:
-            # A command Redis cannot take (a bug): that batch fails, the lane goes on.
+            # A command that cannot be sent (a bug): that batch fails, the lane goes on.
             logger.exception("Redis batch failed")
-            if self._conn is not None:
-                await self._conn.disconnect(nowait=True)
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_exception(exc)
+            return
+        self._inflight.extend([future for _, future in batch])
+        wire.transport.write(data)
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(COMMAND_TIMEOUT, self._check, self._replies)
+
+    async def _connect(self) -> None:
+        try:
+            wire = await _open(self, self._pool)
+        except asyncio.CancelledError:
+            self._connecting = None
+            raise
+        except (*_DOWN, BrokerUnavailableError) as exc:
+            self._connecting = None
+            self._fail_pending(BrokerUnavailableError(f"Redis is unreachable ({_reason(exc)})"))
+            self._failed()
+            return
+        self._connecting = None
+        self._wire = wire
+        if self._pending and not self._inflight:
+            self._write(wire)
+
+    def _received(self, wire: _Wire, data: bytes) -> None:
+        if wire is not self._wire:
+            return  # a connection this lane has dropped
+        reader = wire.reader
+        inflight = self._inflight
+        try:
+            reader.feed(data)
+            while (reply := reader.gets()) is not NOT_ENOUGH_DATA and reply is not False:
+                self._replies += 1
+                future = inflight.popleft()
+                if future is not None and not future.done():
+                    # Error replies come back as ResponseError instances, not raised.
+                    if isinstance(reply, Exception):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+        except Exception:
+            # Not the Redis protocol, or a reply nothing asked for: this connection is done.
+            logger.exception("Redis reply unreadable")
+            self._drop(BrokerUnavailableError("Redis is unreachable (unreadable reply)"))
+            self._failed()
+            return
+        if not inflight and self._pending:
+            self._write(wire)
+
+    def _lost(self, wire: _Wire) -> None:
+        if wire is not self._wire:
+            return  # dropped on purpose: what waited on it has failed already
+        self._drop(BrokerUnavailableError("Redis is unreachable (connection lost)"))
+        self._failed()
+
+    def _check(self, replies: int) -> None:
+        """The watchdog: no reply for COMMAND_TIMEOUT while some are awaited is Redis down."""
+        self._watchdog = None
+        if not self._inflight:
+            return
+        if self._replies == replies:
+            self._drop(BrokerUnavailableError("Redis is unreachable (no reply in time)"))
+            self._failed()
+            return
+        assert self._loop is not None
+        self._watchdog = self._loop.call_later(COMMAND_TIMEOUT, self._check, self._replies)
+
+    def _drop(self, error: BrokerUnavailableError) -> None:
+        """Close the connection; what waited for a reply on it fails with `error`, and what
+        is still to be written goes on a new one."""
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
+        inflight, self._inflight = self._inflight, deque()
+        for future in inflight:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._pending and not self._scheduled and self._loop is not None:
+            self._schedule(self._loop)
+
+    def _fail_pending(self, error: BrokerUnavailableError) -> None:
+        pending, self._pending = self._pending, []
+        for _, future in pending:
+            if future is not None and not future.done():
+                future.set_exception(error)
+
+    def _failed(self) -> None:
+        if self.on_failure is not None:
+            self.on_failure()
 
 
 class _Subscriber:
-    """The pub/sub connection: one reader task, subscriptions confirmed before they count."""
+    """The pub/sub connection: events are delivered as they are read, in the connection's own
+    callback; subscriptions are confirmed before they count."""
 
     def __init__(self, broker: RedisBroker, pool: ConnectionPool) -> None:
         self._broker = broker
         self._pool = pool
-        self._conn: AbstractConnection | None = None
+        self._wire: _Wire | None = None
         self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._task: asyncio.Task[None] | None = None
 
     async def connect(self, channels: Iterable[bytes]) -> None:
         await self.close()
-        conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
-        await conn.connect()
-        self._conn = conn
+        wire = await _open(self, self._pool)
+        self._wire = wire
         channels = list(channels)
         # Everything local listeners follow, again, after a reconnect.
         for start in range(0, len(channels), 1000):
-            await conn.send_command("SUBSCRIBE", *channels[start : start + 1000])
-        self._task = asyncio.create_task(self._read(conn))
+            wire.transport.write(_pack([(("SUBSCRIBE", *channels[start : start + 1000]), None)]))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._conn is not None:
-            await self._conn.disconnect(nowait=True)
-            self._conn = None
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
+        self._fail_waiting()
 
     async def subscribe(self, channel: bytes) -> None:
-        conn = self._conn
-        if conn is None or not conn.is_connected:
+        wire = self._wire
+        if wire is None or wire.transport.is_closing():
             raise BrokerUnavailableError("Redis is unreachable")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(channel, []).append(future)
-        try:
-            await conn.send_command("SUBSCRIBE", channel)
-        except _DOWN as exc:
-            raise BrokerUnavailableError("Redis is unreachable") from exc
+        wire.transport.write(_pack([(("SUBSCRIBE", channel), None)]))
         try:
             await asyncio.wait_for(asyncio.shield(future), COMMAND_TIMEOUT)
         except TimeoutError as exc:
             raise BrokerUnavailableError("Redis did not confirm a subscription") from exc
 
     async def unsubscribe(self, channel: bytes) -> None:
-        conn = self._conn
-        if conn is None or not conn.is_connected:
-            return
-        with contextlib.suppress(*_DOWN):
-            await conn.send_command("UNSUBSCRIBE", channel)
+        wire = self._wire
+        if wire is not None and not wire.transport.is_closing():
+            wire.transport.write(_pack([(("UNSUBSCRIBE", channel), None)]))
 
-    async def _read(self, conn: AbstractConnection) -> None:
+    def _received(self, wire: _Wire, data: bytes) -> None:
+        if wire is not self._wire:
+            return
         broker = self._broker
-        # As in _Lane._send: the hiredis reader directly, one event at a time.
-        parser: Any = conn._parser
-        reader: Any = getattr(parser, "_reader", None)
+        reader = wire.reader
         try:
-            while True:
-                reply: Any
-                if reader is not None:
-                    reply = reader.gets()
-                    while reply is NOT_ENOUGH_DATA:
-                        await parser.read_from_socket()
-                        reply = reader.gets()
-                    if isinstance(reply, Exception):
-                        raise reply
-                else:
-                    reply = await conn.read_response(timeout=math.inf)
+            reader.feed(data)
+            while (reply := reader.gets()) is not NOT_ENOUGH_DATA and reply is not False:
+                if isinstance(reply, Exception):
+                    raise reply
                 if not isinstance(reply, list) or len(reply) < 3:
                     continue
                 kind = reply[0]
@@ -283,16 +357,25 @@ class _Subscriber:
                     for future in self._waiting.pop(reply[1], ()):
                         if not future.done():
                             future.set_result(None)
-        except asyncio.CancelledError:
-            raise
         except Exception:
-            error = BrokerUnavailableError("Redis is unreachable")
-            for futures in self._waiting.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(error)
-            self._waiting.clear()
-            broker._connection_lost()
+            logger.exception("Redis event unreadable")
+            self._lost(wire)
+
+    def _lost(self, wire: _Wire) -> None:
+        if wire is not self._wire:
+            return
+        self._wire = None
+        wire.close()
+        self._fail_waiting()
+        self._broker._connection_lost()
+
+    def _fail_waiting(self) -> None:
+        error = BrokerUnavailableError("Redis is unreachable")
+        for futures in self._waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+        self._waiting.clear()
 
 
 class RedisBroker(Broker):
