@@ -116,7 +116,8 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A frozen Redis (the process stopped, its sockets open) never closes a connection:
-    # only the bound on a batch's replies notices. A shorter bound than production's.
+    # only the lane's watchdog (no reply in COMMAND_TIMEOUT) notices. A shorter bound than
+    # production's.
     monkeypatch.setattr(redis_broker, "COMMAND_TIMEOUT", 0.5)
     async with own_redis(tmp_path) as (server, broker, changes):
         assert server.proc is not None
@@ -128,6 +129,17 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
         server.proc.send_signal(signal.SIGCONT)
         await eventually(lambda: _is(changes, [False, True]), what="Redis back")
         assert await broker.get_value("k") == "v"  # the same Redis, its data kept
+
+
+async def test_a_closed_broker_answers_commands_with_an_error(redis_prefix: str) -> None:
+    # Work still under way at shutdown (a publish, a lease) must fail, not wait forever or
+    # open a new connection to Redis.
+    broker = RedisBroker(REDIS_URL, redis_prefix)
+    await broker.start()
+    await broker.set_value("k", "v", 60)
+    await broker.close()
+    with pytest.raises(BrokerUnavailableError):
+        await asyncio.wait_for(broker.get_value("k"), 5)
 
 
 async def _is(value: list[bool], expected: list[bool]) -> bool:

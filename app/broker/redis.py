@@ -137,12 +137,14 @@ class _Lane:
         self._watchdog: asyncio.TimerHandle | None = None
         self._replies = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         self.on_failure: Callable[[], None] | None = None
 
     def start(self) -> None:
         # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call,
         # and call() runs once per command.
         self._loop = asyncio.get_running_loop()
+        self._closed = False
 
     async def stop(self) -> None:
         # Let queued fire-and-forget commands (publishes) reach Redis first.
@@ -154,6 +156,7 @@ class _Lane:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
+        self._closed = True
         closed = BrokerUnavailableError("the broker is closed")
         self._drop(closed)
         self._fail_pending(closed)
@@ -187,7 +190,10 @@ class _Lane:
         self._scheduled = False
         if self._inflight or not self._pending:
             return  # the next batch goes once this one's replies are in (_received)
-        if self._wire is not None:
+        if self._closed:
+            # Asked during or after shutdown: no new connection is opened for it.
+            self._fail_pending(BrokerUnavailableError("the broker is closed"))
+        elif self._wire is not None:
             self._write(self._wire)
         elif self._connecting is None:
             assert self._loop is not None
