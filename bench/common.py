@@ -79,6 +79,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def syscalls(pid: int) -> tuple[int, int]:
+    """Read and write system calls a process has made (reads include receives), from the
+    kernel's accounting."""
+    fields = dict(line.split(": ", 1) for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(fields["syscr"]), int(fields["syscw"])
+
+
 def rss_bytes(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
@@ -152,6 +159,9 @@ class Server:
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
+
+    def syscalls(self) -> tuple[int, int]:
+        return syscalls(self.pid)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

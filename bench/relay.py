@@ -28,7 +28,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ class Pair:
     b: ClientConnection
     send_a: Callable[[str], Any]
     send_b: Callable[[str], Any]
-    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
+    # The sender's messages in flight, while a saturation phase runs (None outside it).
+    window: asyncio.Semaphore | None = None
 
 
 class Meter:
@@ -78,7 +79,9 @@ class Meter:
         self.latencies: list[float] = []
 
     def got(self, payload: str, pair: Pair) -> None:
-        pair.window.release()
+        window = pair.window
+        if window is not None:
+            window.release()
         if not self.recording:
             return
         self.received += 1
@@ -212,21 +215,28 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
     running = True
     chosen = side.pairs[:pairs]
 
-    async def pump(pair: Pair) -> None:
+    # A fresh window for every phase: a message received outside one (at the fixed rate, or
+    # late from the last phase) must not leave a sender more than WINDOW in flight.
+    for pair in chosen:
+        pair.window = asyncio.Semaphore(WINDOW)
+
+    async def pump(pair: Pair, window: asyncio.Semaphore) -> None:
         while running:
-            await pair.window.acquire()
+            await window.acquire()
             await pair.send_a("s")
 
-    tasks = [asyncio.create_task(pump(p)) for p in chosen]
+    tasks = [asyncio.create_task(pump(p, p.window)) for p in chosen if p.window is not None]
     await asyncio.sleep(0.5)  # warm up
     meter = side.meter
     meter.received = 0
     meter.recording = True
     each0 = [s.cpu() for s in side.servers]
+    calls0 = [s.syscalls() for s in side.servers]
     cpu0, t0 = side.cpu(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu1, t1 = side.cpu(), time.perf_counter()
     each1 = [s.cpu() for s in side.servers]
+    calls1 = [s.syscalls() for s in side.servers]
     meter.recording = False
     count = meter.received
     running = False
@@ -234,13 +244,19 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
         task.cancel()
     await asyncio.sleep(0.5)  # drain what is in flight
     for pair in chosen:
-        pair.window = asyncio.Semaphore(WINDOW)
+        pair.window = None
     return {
         "messages_per_second": count / (t1 - t0),
         "cpu_us_per_message": (cpu1 - cpu0) / max(count, 1) * 1e6,
         "cpu_us_per_message_by_process": [
             (after - before) / max(count, 1) * 1e6
             for before, after in zip(each0, each1, strict=True)
+        ],
+        # Reads and writes (system calls) per message, by process: on loopback a write
+        # does the receiver's network work too, so fewer is much of what batching buys.
+        "syscalls_per_message_by_process": [
+            [round((a[0] - b[0]) / max(count, 1), 3), round((a[1] - b[1]) / max(count, 1), 3)]
+            for b, a in zip(calls0, calls1, strict=True)
         ],
         "messages": count,
     }
