@@ -400,6 +400,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "embedded_p99_ratio": summary["embedded"]["p99_ms"] / base["p99_ms"],
         "redis_p99_ratio": summary["redis"]["p99_ms"] / base["p99_ms"],
     }
+    # The same ratios within each round, whose sides ran minutes apart at most: they show how
+    # far the medians' ratio moves with the machine (a slow spell raises every side at once).
+    by_round = [
+        {
+            "embedded_ratio": r["baseline"]["saturation"]["cpu_us_per_message"]
+            / r["embedded"]["saturation"]["cpu_us_per_message"],
+            "redis_ratio": r["baseline"]["saturation"]["cpu_us_per_message"]
+            / r["redis"]["saturation"]["cpu_us_per_message"],
+        }
+        for r in rounds
+    ]
     # What crossing Redis alone costs, against the same baseline (not a goal).
     reference = {
         "redis_relay_ratio": base["saturation_cpu_us_per_message"]
@@ -422,6 +433,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "summary": summary,
         "ratios": ratios,
+        "ratios_by_round": by_round,
         "reference": reference,
         "redis_server_cpu_seconds_all_rounds": redis_cpu,
         "rounds": rounds,
