@@ -268,6 +268,23 @@ async def test_a_burst_is_stored_in_order_and_answered_entry_by_entry(broker: Br
     assert [event["seq"] for event in heard] == [1, 2, 3, 5, 6]
 
 
+async def test_a_long_burst_is_stored_whole_and_a_resend_of_it_is_known(broker: Broker) -> None:
+    """More entries than Redis reads or writes dedupe keys at once (slices of 200 values):
+    each is stored, and each resend is answered with its number, whatever slice it was in."""
+    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    count = 450
+    first: list[Appending] = [(i + 1, f"m{i}".encode(), f"v:{i}", None) for i in range(count)]
+    assert await broker.append_burst("a", first) == [(i + 1, "ok") for i in range(count)]
+    again: list[Appending] = [
+        (count + 1 + i, f"m{i}".encode(), f"v:{i}", None) for i in range(count)
+    ]
+    answers = await broker.append_burst("a", [*again, (count + 1, b"new", "v:new", None)])
+    assert answers == [*((i + 1, "duplicate") for i in range(count)), (count + 1, "ok")]
+    stored = await broker.read("a", 0)
+    assert [seq for seq, _ in stored] == list(range(1, count + 2))
+    assert stored[-1] == (count + 1, b"new")
+
+
 async def test_a_burst_counts_each_entry_against_the_quota_and_refuses_all_once_ended(
     broker: Broker,
 ) -> None:

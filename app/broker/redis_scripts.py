@@ -105,6 +105,10 @@ return {'ok', redis.call('hgetall', chat)}
 # taken in order; after a conflict (a number already taken) the rest are not looked at. The
 # quota is checked before and counted after storing each, as `incr` counts. Returns a flat
 # list: seq, status per entry looked at.
+# Per entry only the XADD and the PUBLISH: the dedupe keys are read in one HMGET, the quota
+# once and counted here, and both are written once at the end (a script runs alone, so
+# nothing can come between). Redis runs one script at a time for every process, and this one
+# runs for every message.
 APPEND = """
 local out = {}
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
@@ -117,15 +121,32 @@ if ARGV[1] ~= '' and (cur[1] ~= 'active' or cur[2] ~= ARGV[1]) then
   return out
 end
 local last = tonumber(cur[3] or '0')
-local ttl = redis.call('pttl', KEYS[1])
-if ttl < 0 then ttl = tonumber(ARGV[2]) end
-local stored = false
+local stored = 0
+local used, limit = 0, 0
+if KEYS[4] then
+  used, limit = tonumber(redis.call('get', KEYS[4]) or '0'), tonumber(ARGV[4])
+end
+-- The burst's dedupe keys already known, in one read (in slices: unpack has a limit on how
+-- many values it returns); those stored by this call are written to the hash at the end.
+local asked, known = {}, {}
+for i = 6, #ARGV, 5 do
+  if ARGV[i + 2] ~= '' then asked[#asked + 1] = ARGV[i + 2] end
+end
+for j = 1, #asked, 200 do
+  local last_j = math.min(j + 199, #asked)
+  local found = redis.call('hmget', KEYS[3], unpack(asked, j, last_j))
+  for n = 1, last_j - j + 1 do
+    if found[n] then known[asked[j + n - 1]] = found[n] end
+  end
+end
+local marks = {}
 for i = 6, #ARGV, 5 do
   local seq, status = last, 'ok'
-  local seen = ARGV[i + 2] ~= '' and redis.call('hget', KEYS[3], ARGV[i + 2])
+  local key = ARGV[i + 2]
+  local seen = key ~= '' and known[key]
   if seen then
     seq, status = tonumber(seen), 'duplicate'
-  elseif KEYS[4] and tonumber(redis.call('get', KEYS[4]) or '0') >= tonumber(ARGV[4]) then
+  elseif KEYS[4] and used >= limit then
     seq, status = 0, 'limited'
   elseif tonumber(ARGV[i]) ~= last + 1 then
     out[#out + 1] = last; out[#out + 1] = 'conflict'
@@ -133,14 +154,12 @@ for i = 6, #ARGV, 5 do
   else
     last = last + 1
     seq = last
-    stored = true
+    stored = stored + 1
+    used = used + 1
     redis.call('xadd', KEYS[2], ARGV[i] .. '-0', 'e', ARGV[i + 1])
-    if ARGV[i + 2] ~= '' then redis.call('hset', KEYS[3], ARGV[i + 2], ARGV[i]) end
-    if KEYS[4] then
-      local value = redis.call('incr', KEYS[4])
-      if value == 1 or redis.call('pttl', KEYS[4]) < 0 then
-        redis.call('pexpire', KEYS[4], ARGV[5])
-      end
+    if key ~= '' then
+      known[key] = ARGV[i]
+      marks[#marks + 1] = key; marks[#marks + 1] = ARGV[i]
     end
     if ARGV[i + 3] ~= '' then
       if ARGV[i + 4] == '1' then
@@ -152,10 +171,21 @@ for i = 6, #ARGV, 5 do
   end
   out[#out + 1] = seq; out[#out + 1] = status
 end
-if stored then
+if stored > 0 then
+  local ttl = redis.call('pttl', KEYS[1])
+  if ttl < 0 then ttl = tonumber(ARGV[2]) end
   redis.call('hset', KEYS[1], 'last_seq', last)
   redis.call('pexpire', KEYS[2], ttl)
-  if redis.call('exists', KEYS[3]) == 1 then redis.call('pexpire', KEYS[3], ttl) end
+  for j = 1, #marks, 200 do
+    redis.call('hset', KEYS[3], unpack(marks, j, math.min(j + 199, #marks)))
+  end
+  if #marks > 0 or redis.call('exists', KEYS[3]) == 1 then redis.call('pexpire', KEYS[3], ttl) end
+  if KEYS[4] then
+    local value = redis.call('incrby', KEYS[4], stored)
+    if value == stored or redis.call('pttl', KEYS[4]) < 0 then
+      redis.call('pexpire', KEYS[4], ARGV[5])
+    end
+  end
 end
 return out
 """
