@@ -94,9 +94,11 @@ class Side:
     servers: list[Server]
     pairs: list[Pair]
 
-    def __init__(self, name: str, servers: list[Server]) -> None:
+    def __init__(self, name: str, servers: list[Server], redis: Server | None = None) -> None:
         self.name = name
         self.servers = servers
+        # The Redis the side uses: its CPU is reported, outside the ratios.
+        self.redis = redis
         self.pairs = []
         self.meter = Meter()
         self.readers: list[asyncio.Task[None]] = []
@@ -232,11 +234,13 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
     meter.recording = True
     each0 = [s.cpu() for s in side.servers]
     calls0 = [s.syscalls() for s in side.servers]
+    redis0 = side.redis.cpu() if side.redis is not None else 0.0
     cpu0, t0 = side.cpu(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu1, t1 = side.cpu(), time.perf_counter()
     each1 = [s.cpu() for s in side.servers]
     calls1 = [s.syscalls() for s in side.servers]
+    redis1 = side.redis.cpu() if side.redis is not None else 0.0
     meter.recording = False
     count = meter.received
     running = False
@@ -245,7 +249,7 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
     await asyncio.sleep(0.5)  # drain what is in flight
     for pair in chosen:
         pair.window = None
-    return {
+    result: dict[str, Any] = {
         "messages_per_second": count / (t1 - t0),
         "cpu_us_per_message": (cpu1 - cpu0) / max(count, 1) * 1e6,
         "cpu_us_per_message_by_process": [
@@ -260,6 +264,11 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
         ],
         "messages": count,
     }
+    if side.redis is not None:
+        # Redis runs one command at a time for every app process: what a deployment's
+        # message rate is bounded by once it has enough processes.
+        result["redis_cpu_us_per_message"] = (redis1 - redis0) / max(count, 1) * 1e6
+    return result
 
 
 async def fixed_rate(side: Side, seconds: float) -> dict[str, float]:
@@ -341,8 +350,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for side in (
                     Side("baseline", [relay]),
                     Side("embedded", [embedded]),
-                    Side("redis", [on_a, on_b]),
-                    Side("redis-relay", hops),
+                    Side("redis", [on_a, on_b], redis),
+                    Side("redis-relay", hops, redis),
                 )
                 if side.name in args.sides
             ]
@@ -391,6 +400,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50_ms": med(name, "fixed_rate", "p50_ms"),
             "p99_ms": med(name, "fixed_rate", "p99_ms"),
         }
+        if "redis_cpu_us_per_message" in rounds[0][name]["saturation"]:
+            summary[name]["saturation_redis_cpu_us_per_message"] = med(
+                name, "saturation", "redis_cpu_us_per_message"
+            )
     base = summary["baseline"]
     ratios = {
         "embedded_ratio": base["saturation_cpu_us_per_message"]
