@@ -219,15 +219,19 @@ async def saturation(side: Side, pairs: int, seconds: float) -> dict[str, Any]:
 
     # A fresh window for every phase: a message received outside one (at the fixed rate, or
     # late from the last phase) must not leave a sender more than WINDOW in flight.
-    for pair in chosen:
-        pair.window = asyncio.Semaphore(WINDOW)
+    windows = [asyncio.Semaphore(WINDOW) for _ in chosen]
+    for pair, window in zip(chosen, windows, strict=True):
+        pair.window = window
 
     async def pump(pair: Pair, window: asyncio.Semaphore) -> None:
         while running:
             await window.acquire()
             await pair.send_a("s")
 
-    tasks = [asyncio.create_task(pump(p, p.window)) for p in chosen if p.window is not None]
+    tasks = [
+        asyncio.create_task(pump(pair, window))
+        for pair, window in zip(chosen, windows, strict=True)
+    ]
     await asyncio.sleep(0.5)  # warm up
     meter = side.meter
     meter.received = 0
