@@ -129,6 +129,17 @@ class Inbox(asyncio.Queue[Any]):
             return {"type": "websocket.receive", "text": item}
         return item
 
+    def put_text(self, text: str) -> None:
+        """`put_nowait` for a text message read here, without its bookkeeping: this queue is
+        unbounded and never joined, so only a reader waiting for a message needs waking."""
+        self._items.append(text)
+        getters: deque[asyncio.Future[None]] = self._getters  # type: ignore[attr-defined]
+        while getters:
+            waiter = getters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     def take_text(self) -> str | None:
         items = self._items
         if items:
@@ -172,6 +183,8 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         start, size = 0, len(buf)
         conn = self.conn
         limit = conn.max_message_size
+        # Whether a text frame may be taken apart here; it changes only in websockets' hands.
+        plain = conn.state is State.OPEN and conn.current_size is None and not conn.extensions
         while size - start >= 2:
             head1, head2 = buf[start], buf[start + 1]
             length = head2 & 0x7F
@@ -194,19 +207,14 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
             end = at + 4 + length
             if end > size:
                 break
-            if (
-                head1 == _TEXT_FIN
-                and conn.state is State.OPEN
-                and conn.current_size is None
-                and not conn.extensions
-            ):
+            if head1 == _TEXT_FIN and plain:
                 payload = apply_mask(bytes(buf[at + 4 : end]), bytes(buf[at : at + 4]))
                 try:
                     text = payload.decode()
                 except UnicodeDecodeError:
                     text = None
                 if text is not None:
-                    self.inbox.put_nowait(text)
+                    self.inbox.put_text(text)
                     if not self.read_paused:
                         self.read_paused = True
                         self.transport.pause_reading()
@@ -220,6 +228,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
                 # Closing: the rest is websockets' business.
                 self._hand_over(bytes(buf[start:]))
                 return
+            plain = conn.current_size is None and not conn.extensions
         del buf[:start]
 
     def _feed(self, frame: bytes) -> bool:
