@@ -106,11 +106,12 @@ class MemoryBroker(Broker):
         rank = queue.rank(record.id)
         return None if rank is None else rank + 1
 
-    def _live(self, chat_id: str) -> _Chat | None:
+    def _live(self, chat_id: str, now: float | None = None) -> _Chat | None:
         chat = self._chats.get(chat_id)
         if chat is None:
             return None
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         if chat.expires_at <= now:
             self._drop(chat_id)
             return None
@@ -259,7 +260,9 @@ class MemoryBroker(Broker):
         announce: tuple[str, Event] | None,
         quota: Quota | None,
     ) -> tuple[int, AppendStatus]:
-        chat = self._live(chat_id)
+        # One reading of the clock for the whole append (it runs for every message).
+        now = time.monotonic()
+        chat = self._live(chat_id, now)
         if chat is None or chat.record.state is ChatState.ended:
             return 0, "ended"
         if counsellor is not None and (
@@ -269,7 +272,6 @@ class MemoryBroker(Broker):
         if dedupe is not None and dedupe in chat.dedupe:
             return chat.dedupe[dedupe], "duplicate"
         if quota is not None:
-            now = time.monotonic()
             count, expires = self._counters.get(quota.key, (0, now + quota.window))
             if expires > now and count >= quota.limit:
                 return 0, "limited"
@@ -280,7 +282,10 @@ class MemoryBroker(Broker):
         if dedupe is not None:
             chat.dedupe[dedupe] = seq
         if quota is not None:
-            self._count(quota.key, quota.window)
+            # As _count, with the count already read.
+            if expires <= now:
+                count, expires = 0, now + quota.window
+            self._counters[quota.key] = (count + 1, expires)
         if announce is not None:
             self.hub.dispatch(*announce)
         return seq, "ok"

@@ -697,8 +697,8 @@ class StaffSocket(ClientSocket):
                 return None
             seq = int(event["seq"])
             frames = self.out.entry_now(chat_id, seq, entry, skip=event.get("origin") == self.id)
-            if frames is not None:
-                self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
+            if frames is not None and seq > self.last_seq.get(chat_id, 0):
+                self.last_seq[chat_id] = seq
             return frames
         if kind == "typing":
             if self._sees(chat_id) and event.get("sender") == "visitor":

@@ -124,16 +124,28 @@ def entry_frame(
 ) -> dict[str, Any] | None:
     """The frame a participant (`viewer`: a staff member's id) receives for an entry, or
     None if it is not for them."""
-    if not visible_to(entry, audience, viewer):
-        return None
-    base: dict[str, Any] = {"chat_id": chat_id, "seq": seq, "at": entry.at}
+    base: dict[str, Any]
     if entry.kind is EntryKind.message:
-        base.update(type="message", sender=entry.sender, text=entry.text)
+        # The common case first, in one literal: a message is for everyone in the chat.
+        base = {
+            "chat_id": chat_id,
+            "seq": seq,
+            "at": entry.at,
+            "type": "message",
+            "sender": entry.sender,
+            "text": entry.text,
+        }
         if entry.name is not None:
             base["name"] = entry.name
         if entry.client_id is not None:
             base["client_id"] = entry.client_id
-    elif entry.kind is EntryKind.joined:
+        if audience is Audience.staff and entry.staff_id is not None:
+            base["staff_id"] = entry.staff_id
+        return base
+    if not visible_to(entry, audience, viewer):
+        return None
+    base = {"chat_id": chat_id, "seq": seq, "at": entry.at}
+    if entry.kind is EntryKind.joined:
         base.update(type="counsellor.joined", name=entry.name)
         if entry.peer is not None:
             base["peer"] = entry.peer

@@ -261,7 +261,8 @@ class VisitorSocket(ClientSocket):
             self.out.frame(result.frame())
             return
         seq, duplicate = result
-        self.last_seq = max(self.last_seq, seq)
+        if seq > self.last_seq:
+            self.last_seq = seq
         ack: Frame = {
             "type": "message.ack",
             "chat_id": chat_id,
