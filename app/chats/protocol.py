@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -415,9 +415,10 @@ def parse_frame(text: str, table: dict[str, type[_Frame]]) -> _Frame | ProtocolE
         )
     try:
         # The model's validator itself, as model_validate calls it (one call fewer per frame).
-        return cast(_Frame, model.__pydantic_validator__.validate_python(data))
+        frame: _Frame = model.__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
         return ProtocolError(ErrorCode.invalid_field, _describe(exc), ref=frame_type)
+    return frame
 
 
 def _describe(exc: ValidationError) -> str:

@@ -53,14 +53,18 @@ DirectReceive = Callable[[], str | None]
 _TEXT_FIN = 0x81  # FIN + opcode 1 (text); a server's frames are never masked (RFC 6455 5.1)
 
 
+_HEAD_16 = struct.Struct("!BBH").pack
+_HEAD_64 = struct.Struct("!BBQ").pack
+
+
 def text_frame(payload: bytes) -> bytes:
     """One unfragmented, unmasked text frame (RFC 6455 section 5.2)."""
     size = len(payload)
     if size < 126:
         return bytes((_TEXT_FIN, size)) + payload
     if size < 1 << 16:
-        return struct.pack("!BBH", _TEXT_FIN, 126, size) + payload
-    return struct.pack("!BBQ", _TEXT_FIN, 127, size) + payload
+        return _HEAD_16(_TEXT_FIN, 126, size) + payload
+    return _HEAD_64(_TEXT_FIN, 127, size) + payload
 
 
 class CoalescingTransport:
@@ -140,6 +144,10 @@ class Inbox(asyncio.Queue[Any]):
                 waiter.set_result(None)
                 return
 
+    def pending(self) -> bool:
+        """`not empty()`, without its call to qsize() (for every frame read)."""
+        return bool(self._items)
+
     def take_text(self) -> str | None:
         items = self._items
         if items:
@@ -160,6 +168,8 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = self.inbox = Inbox(self.loop)
+        # uvicorn's `writable` event, as a flag send_text_now reads without a call.
+        self.write_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -247,6 +257,14 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         if rest:
             super().data_received(rest)
 
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        super().resume_writing()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         # The app's task has been created but has not run yet: it sees the extension.
@@ -257,8 +275,9 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def receive_text_now(self) -> str | None:
         """The next message if it is text and already here (else None: await the ASGI way)."""
-        text = self.inbox.take_text()
-        if text is not None and self.read_paused and self.inbox.empty():
+        inbox = self.inbox
+        text = inbox.take_text()
+        if text is not None and self.read_paused and not inbox.pending():
             # As uvicorn's receive does: read again once the app has caught up.
             self.read_paused = False
             self.transport.resume_reading()
@@ -268,10 +287,11 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         """Write a text frame (`text`: UTF-8) now, if the connection is open and writable;
         False otherwise (nothing was written: send it the ASGI way, which waits)."""
         # (A refused handshake sets close_sent too, so these cover every state uvicorn has.)
+        # (Once disconnected, `writable` is set again but `disconnected` answers first.)
         if self.close_sent or self.disconnected or not self.handshake_complete:
             return False
         conn = self.conn
-        if not self.writable.is_set() or conn.state is not State.OPEN:
+        if self.write_paused or conn.state is not State.OPEN:
             return False
         if conn.extensions:
             # A negotiated extension (compression) shapes frames: websockets frames it.
