@@ -272,8 +272,8 @@ class MemoryBroker(Broker):
         if dedupe is not None and dedupe in chat.dedupe:
             return chat.dedupe[dedupe], "duplicate"
         if quota is not None:
-            count, expires = self._counters.get(quota.key, (0, now + quota.window))
-            if expires > now and count >= quota.limit:
+            count, expires = self._window(quota.key, quota.window, now)
+            if count >= quota.limit:
                 return 0, "limited"
         if seq != chat.record.last_seq + 1:
             return chat.record.last_seq, "conflict"
@@ -282,9 +282,6 @@ class MemoryBroker(Broker):
         if dedupe is not None:
             chat.dedupe[dedupe] = seq
         if quota is not None:
-            # As _count, with the count already read.
-            if expires <= now:
-                count, expires = 0, now + quota.window
             self._counters[quota.key] = (count + 1, expires)
         if announce is not None:
             self.hub.dispatch(*announce)
@@ -373,12 +370,16 @@ class MemoryBroker(Broker):
         return self._count(key, ttl)
 
     def _count(self, key: str, ttl: float) -> int:
-        now = time.monotonic()
-        count, expires = self._counters.get(key, (0, now + ttl))
-        if expires <= now:
-            count, expires = 0, now + ttl
+        count, expires = self._window(key, ttl, time.monotonic())
         self._counters[key] = (count + 1, expires)
         return count + 1
+
+    def _window(self, key: str, ttl: float, now: float) -> tuple[int, float]:
+        """A counter's count and expiry as of `now` (a new window once the last has expired)."""
+        count, expires = self._counters.get(key, (0, now + ttl))
+        if expires <= now:
+            return 0, now + ttl
+        return count, expires
 
     async def set_value(self, key: str, value: str, ttl: float) -> None:
         self._values[key] = (value, time.monotonic() + ttl)

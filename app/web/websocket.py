@@ -137,12 +137,9 @@ class Inbox(asyncio.Queue[Any]):
         """`put_nowait` for a text message read here, without its bookkeeping: this queue is
         unbounded and never joined, so only a reader waiting for a message needs waking."""
         self._items.append(text)
-        getters: deque[asyncio.Future[None]] = self._getters  # type: ignore[attr-defined]
-        while getters:
-            waiter = getters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        getters = self._getters  # type: ignore[attr-defined]
+        if getters:
+            self._wakeup_next(getters)  # type: ignore[attr-defined]
 
     def pending(self) -> bool:
         """`not empty()`, without its call to qsize() (for every frame read)."""
