@@ -41,7 +41,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         both = definition.get_closest_marker("both_brokers") is not None
         # A test about the in-process broker's own internals opts out explicitly.
         both = both and definition.get_closest_marker("embedded_only") is None
-        metafunc.parametrize("broker_kind", BROKERS if both else ["memory"])
+        # A test of what only happens on Redis (its round trips) runs there alone.
+        if definition.get_closest_marker("redis_only") is not None:
+            metafunc.parametrize("broker_kind", ["redis"])
+        else:
+            metafunc.parametrize("broker_kind", BROKERS if both else ["memory"])
 
 
 @pytest.fixture

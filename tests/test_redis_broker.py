@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,12 @@ from app.broker.base import BrokerUnavailableError
 from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import ChatRecord, ChatState
 from app.broker.redis import RedisBroker
+from app.settings import Settings
 from tests.conftest import REDIS_URL
+from tests.support.clients import open_staff, open_visitor
 from tests.support.processes import RedisServer
+from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.server import run_server
 from tests.support.waiting import eventually
 
 
@@ -144,3 +148,39 @@ async def test_a_closed_broker_answers_commands_with_an_error(redis_prefix: str)
 
 async def _is(value: list[bool], expected: list[bool]) -> bool:
     return value == expected
+
+
+class SlowToSubscribe(RedisBroker):
+    """Redis confirming a chat's subscription late (a busy Redis, a long network path)."""
+
+    async def _subscribe_remote(self, channel: str) -> None:
+        if channel.startswith("chat:"):
+            await asyncio.sleep(0.3)
+        await super()._subscribe_remote(channel)
+
+
+@pytest.mark.redis_only
+async def test_a_chat_accepted_while_its_subscription_is_confirmed_starts_before_it_is_joined(
+    settings_for: Callable[..., Settings], redis_prefix: str
+) -> None:
+    # On an auto-accept line this process accepts the chat while the visitor's socket still
+    # waits for Redis to confirm the chat's channel. The visitor must hear "started" first:
+    # the widget's "started" clears the counsellor's name, so the other order would show
+    # "waiting" beside a counsellor who is already writing.
+    settings = settings_for()
+    async with run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix)) as server:
+        rt = server.runtime
+        await add_line(rt, auto_accept=True)
+        await add_counsellor(rt, "anna", alias="Anna")
+        anna = await open_staff(server, "anna", PASSWORD)
+        visitor = await open_visitor(server)
+        await visitor.start()
+        await anna.expect("chat.opened", chat_id=visitor.chat_id)
+        joined = await visitor.expect("counsellor.joined")
+        assert joined["name"] == "Anna"
+        kinds = [frame["type"] for frame in visitor.received]
+        assert kinds.index("chat.started") < kinds.index("counsellor.joined"), kinds
+        # Nothing shown twice, and the chat goes on as any other.
+        assert kinds.count("counsellor.joined") == 1, kinds
+        await visitor.say("hej")
+        assert (await anna.expect("message", sender="visitor"))["text"] == "hej"

@@ -348,7 +348,9 @@ class VisitorSocket(ClientSocket):
             self.out.frame(await self._closed_frame(result))
             return
         record = result.record
-        await self._enter(record.id, record.line, record.language, 0)
+        # Framed before subscribing: on Redis the subscription waits for its confirmation,
+        # and an entry stored meanwhile by this process (an auto-accept) would be written
+        # first; "started" after "joined" would take the counsellor's name off the visitor.
         self.out.frame(
             {
                 "type": "chat.started",
@@ -361,6 +363,7 @@ class VisitorSocket(ClientSocket):
                 "continuity": record.continuity_for is not None,
             }
         )
+        await self._enter(record.id, record.line, record.language, 0)
         # The capacity read to decide that the line is open (each read goes through every
         # on-duty counsellor's presence; a busy line has many starts).
         estimate = estimate_wait(
@@ -376,7 +379,7 @@ class VisitorSocket(ClientSocket):
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
             return
-        await self._enter(result.id, result.line, result.language, frame.last_seq)
+        # Framed before subscribing, as "started" is (see _start).
         self.out.frame(
             {
                 "type": "chat.resumed",
@@ -390,6 +393,7 @@ class VisitorSocket(ClientSocket):
                 "last_seq": result.last_seq,
             }
         )
+        await self._enter(result.id, result.line, result.language, frame.last_seq)
         self.out.sync(result.id, frame.last_seq)
         if result.waiting or result.state is ChatState.offered:
             await self._wait_in_queue(None)
