@@ -149,8 +149,14 @@ class Outbound:
         return True
 
     def sync(self, chat_id: str, after: int) -> None:
-        """Deliver every entry of the chat after `after`, then continue live."""
+        """Deliver every entry of the chat after `after` (again, if asked for), then continue
+        live."""
         self._put((_SYNC, (chat_id, after)))
+
+    def catch_up(self, chat_id: str) -> None:
+        """Deliver every entry of the chat after the last delivered one, then continue live:
+        what was stored before a subscription took effect, none of it twice."""
+        self._put((_SYNC, (chat_id, None)))
 
     def close(self, close: Close) -> None:
         self._put((_CLOSE, close))
@@ -182,7 +188,8 @@ class Outbound:
                 frames = await self._render(payload)
             elif kind == _SYNC:
                 chat_id, after = payload
-                self.delivered[chat_id] = after
+                if after is not None:
+                    self.delivered[chat_id] = after
                 frames = await self.fill(chat_id, None)
             else:
                 await self._close(payload)
@@ -205,6 +212,8 @@ class Outbound:
         for seq, entry in await self._transcript.read(chat_id, after):
             if upto is not None and seq >= upto:
                 break
+            if seq <= self.delivered.get(chat_id, 0):
+                continue  # passed over meanwhile: this connection's own message (see _own)
             self.delivered[chat_id] = seq
             frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
             if frame is not None:

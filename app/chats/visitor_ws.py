@@ -372,7 +372,7 @@ class VisitorSocket(ClientSocket):
         self.out.frame(position_frame(record.id, result.position, estimate))
         await self._wait_in_queue((result.position, estimate))
         # Anything that happened between creating the chat and subscribing (an auto-accept).
-        self.out.sync(record.id, 0)
+        self.out.catch_up(record.id)
 
     async def _resume(self, frame: ResumeChat) -> None:
         result = await self.rt.chats.resume(frame.chat_id, frame.token, connection=self.id)
@@ -394,7 +394,7 @@ class VisitorSocket(ClientSocket):
             }
         )
         await self._enter(result.id, result.line, result.language, frame.last_seq)
-        self.out.sync(result.id, frame.last_seq)
+        self.out.catch_up(result.id)
         if result.waiting or result.state is ChatState.offered:
             await self._wait_in_queue(None)
 
@@ -402,6 +402,8 @@ class VisitorSocket(ClientSocket):
         self.chat_id, self.line, self.language = chat_id, line, language
         self.last_seq = last_seq
         self.protocol.entered(chat_id)
+        # What the client has: an entry that arrives live before the catch-up starts after it.
+        self.out.delivered[chat_id] = last_seq
         await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
         # A lease from the start: if this process dies, another starts the grace period.
         until = self.rt.broker.now() + lease_seconds(self.rt.settings)
