@@ -84,8 +84,11 @@ async def assert_accessible(page: Page, name: str) -> None:
 
 
 async def go_available(page: Page) -> None:
+    """Available, as the server has it: the radio button is checked at the click, the empty
+    panel's words change once the server has stored the status and said so."""
     await page.locator(".status-choice label", has_text="Available").click()
     await expect(page.locator(".status-choice input[value=available]")).to_be_checked()
+    await expect(page.locator(".chat-empty")).to_contain_text("Offers appear under Offers")
 
 
 async def visitor_on(server: RunningServer, language: str = "en") -> VisitorClient:
