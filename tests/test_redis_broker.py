@@ -17,7 +17,7 @@ from app.broker.records import ChatRecord, ChatState
 from app.broker.redis import RedisBroker
 from app.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.support.clients import open_staff, open_visitor
+from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.processes import RedisServer
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import run_server
@@ -214,3 +214,35 @@ async def test_a_chat_accepted_while_a_returning_visitor_subscribes_resumes_befo
         assert kinds.index("chat.resumed") < kinds.index("counsellor.joined"), kinds
         assert kinds.count("counsellor.joined") == 1, kinds
         assert "message" not in kinds, kinds
+
+
+@pytest.mark.redis_only
+async def test_an_observer_misses_nothing_stored_while_the_subscription_is_confirmed(
+    settings_for: Callable[..., Settings], redis_prefix: str
+) -> None:
+    # The chat on one process, its supervisor on another whose Redis confirms late: a
+    # message stored on the first meanwhile is published before the second listens, so the
+    # replay must read the transcript once the subscription holds.
+    settings = settings_for()
+    async with (
+        run_server(settings) as here,
+        run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix)) as there,
+    ):
+        await add_line(here.runtime)
+        await there.runtime.lines.reload()
+        await add_counsellor(here.runtime, "anna", alias="Anna")
+        await add_counsellor(here.runtime, "bo", alias="Bo", supervisor=True)
+        anna = await open_staff(here, "anna", PASSWORD)
+        visitor = await open_chat(here, anna)
+        await visitor.say("first")
+        bo = await open_staff(there, "bo", PASSWORD, available=False)
+        await bo.send({"type": "observe", "chat_id": visitor.chat_id})
+        await bo.expect("chat.observing", chat_id=visitor.chat_id)
+        await asyncio.sleep(0.1)  # within the 0.3 s the subscription takes
+        await visitor.say("during")
+        assert (await bo.expect("message", sender="visitor"))["text"] == "first"
+        assert (await bo.expect("message", sender="visitor", timeout=3))["text"] == "during"
+        await visitor.say("after")
+        assert (await bo.expect("message", sender="visitor"))["text"] == "after"
+        said = [f["text"] for f in bo.received if f["type"] == "message"]
+        assert said == ["first", "during", "after"], said  # in order, none twice

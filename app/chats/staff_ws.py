@@ -588,16 +588,19 @@ class StaffSocket(ClientSocket):
                     ErrorCode.invalid_state, "you are answering this chat", "observe"
                 )
             elif frame.chat_id not in self.observing:
-                # Queued before subscribing: live entries then follow the replay, none twice.
                 self.out.frame(
                     {
                         "type": "chat.observing",
                         **live_summary(record, self.rt.broker.now(), True),
                     }
                 )
-                self.out.sync(frame.chat_id, 0)
+                # The whole transcript, from the first entry: what arrives live meanwhile
+                # fills from here, and the catch-up after subscribing (so that nothing
+                # stored before the subscription took effect is missed) sends the rest.
+                self.out.delivered[frame.chat_id] = 0
                 self.observing[frame.chat_id] = record.line
                 await self.rt.broker.subscribe(chat_channel(frame.chat_id), self.out.event)
+                self.out.catch_up(frame.chat_id)
                 await _audit(
                     self.rt,
                     AuditAction.chat_observed,
