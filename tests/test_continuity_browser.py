@@ -15,7 +15,7 @@ from app.kit.db import unit_of_work
 from app.models import ContinuityCode
 from app.models.enums import StaffRole
 from app.settings import Settings
-from tests.support.browser import axe_violations, chromium, describe, screenshot
+from tests.support.browser import axe_violations, chromium, describe, screenshot, trace_sockets
 from tests.support.clients import StaffClient, open_staff, open_visitor
 from tests.support.console import sign_in_console
 from tests.support.roster import http_as
@@ -45,6 +45,7 @@ async def visitor_page(browser: Browser, server: RunningServer, lang: str = "en"
     """A fresh browser context: nothing shared with any other visitor."""
     context = await browser.new_context(viewport={"width": 390, "height": 844})
     page = await context.new_page()
+    trace_sockets(page, "visitor")
     await page.goto(f"{server.url}/chat/support?lang={lang}")
     await page.locator("#view-intro:not([hidden]), #view-closed:not([hidden])").wait_for()
     return page

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Frame, Page, Route, async_playwright
+from playwright.async_api import Browser, Frame, Page, Route, WebSocket, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -133,3 +133,19 @@ async def late_answers(page: Page, pattern: str, let_through: str) -> AsyncItera
     finally:
         late._go.set()
         await page.unroute(pattern, late.route)
+
+
+def trace_sockets(page: Page, who: str) -> None:
+    """Print every WebSocket frame the page sends and gets: pytest shows the output of a test
+    that failed, so a failure that does not reproduce still says what the page was told."""
+
+    def show(direction: str, payload: str | bytes) -> None:
+        print(f"{who} {direction} {payload if isinstance(payload, str) else repr(payload)}")
+
+    def on_socket(socket: WebSocket) -> None:
+        print(f"{who} opened {socket.url}")
+        socket.on("framesent", lambda payload: show(">", payload))
+        socket.on("framereceived", lambda payload: show("<", payload))
+        socket.on("close", lambda _: print(f"{who} closed"))
+
+    page.on("websocket", on_socket)
