@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
 from app.broker import redis as redis_broker
 from app.broker.base import BrokerUnavailableError
@@ -17,10 +18,11 @@ from app.broker.records import ChatRecord, ChatState
 from app.broker.redis import RedisBroker
 from app.settings import Settings
 from tests.conftest import REDIS_URL
+from tests.support.browser import chromium, screenshot, trace_sockets
 from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.processes import RedisServer
 from tests.support.seed import PASSWORD, add_counsellor, add_line
-from tests.support.server import run_server
+from tests.support.server import bound_socket, run_server
 from tests.support.waiting import eventually
 
 
@@ -246,3 +248,32 @@ async def test_an_observer_misses_nothing_stored_while_the_subscription_is_confi
         assert (await bo.expect("message", sender="visitor"))["text"] == "after"
         said = [f["text"] for f in bo.received if f["type"] == "message"]
         assert said == ["first", "during", "after"], said  # in order, none twice
+
+
+@pytest.mark.redis_only
+@pytest.mark.browser
+async def test_a_visitor_on_an_auto_accept_line_sees_who_answers_when_redis_is_slow(
+    settings_for: Callable[..., Settings], redis_prefix: str
+) -> None:
+    # What the visitor saw before the fix: "Waiting for a counsellor" above Anna's messages.
+    sock = bound_socket()
+    settings = settings_for(public_url=f"http://127.0.0.1:{sock.getsockname()[1]}")
+    async with (
+        run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix), sock=sock) as server,
+        chromium() as browser,
+    ):
+        rt = server.runtime
+        await add_line(rt, auto_accept=True)
+        await add_counsellor(rt, "anna", alias="Anna")
+        anna = await open_staff(server, "anna", PASSWORD)
+        context = await browser.new_context(viewport={"width": 390, "height": 844})
+        page = await context.new_page()
+        trace_sockets(page, "visitor")
+        await page.goto(f"{server.url}/chat/support?lang=en")
+        await page.get_by_role("button", name="Start chat").click()
+        opened = await anna.expect("chat.opened")
+        await anna.say(opened["chat_id"], "Hi, I am here.")
+        await page.get_by_text("Hi, I am here.").wait_for()
+        await expect(page.locator("#chat-heading")).to_have_text("You are chatting with Anna")
+        await screenshot(page, "redis-auto-accept-chatting")
+        await context.close()
