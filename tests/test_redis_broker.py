@@ -188,6 +188,8 @@ async def test_a_chat_accepted_while_its_subscription_is_confirmed_starts_before
         assert kinds.index("chat.started") < kinds.index("counsellor.joined"), kinds
         assert kinds.count("counsellor.joined") == 1, kinds
         assert "message" not in kinds, kinds  # the visitor's own, never shown back to them
+        # No queue position once someone has joined.
+        assert "queue.position" not in kinds[kinds.index("counsellor.joined") :], kinds
 
 
 @pytest.mark.redis_only

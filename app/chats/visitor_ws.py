@@ -363,13 +363,14 @@ class VisitorSocket(ClientSocket):
                 "continuity": record.continuity_for is not None,
             }
         )
-        await self._enter(record.id, record.line, record.language, 0)
         # The capacity read to decide that the line is open (each read goes through every
-        # on-duty counsellor's presence; a busy line has many starts).
+        # on-duty counsellor's presence; a busy line has many starts). The position, too, goes
+        # before subscribing: after a counsellor's "joined" it would be stale.
         estimate = estimate_wait(
             result.position, result.capacity, await self.rt.router.mean_duration(record.line)
         )
         self.out.frame(position_frame(record.id, result.position, estimate))
+        await self._enter(record.id, record.line, record.language, 0)
         await self._wait_in_queue((result.position, estimate))
         # Anything that happened between creating the chat and subscribing (an auto-accept).
         self.out.catch_up(record.id)
