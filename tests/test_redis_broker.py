@@ -16,6 +16,7 @@ from app.broker.base import BrokerUnavailableError
 from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import ChatRecord, ChatState
 from app.broker.redis import RedisBroker
+from app.chats.channels import chat_channel
 from app.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.support.browser import chromium, screenshot, trace_sockets
@@ -218,6 +219,76 @@ async def test_a_chat_accepted_while_a_returning_visitor_subscribes_resumes_befo
         assert kinds.index("chat.resumed") < kinds.index("counsellor.joined"), kinds
         assert kinds.count("counsellor.joined") == 1, kinds
         assert "message" not in kinds, kinds
+
+
+@pytest.mark.redis_only
+@pytest.mark.parametrize("retention", [0, 3600], ids=["shredded-at-the-end", "kept"])
+async def test_a_chat_ended_while_the_visitor_subscribes_ends_for_the_visitor_too(
+    settings_for: Callable[..., Settings], redis_prefix: str, retention: int
+) -> None:
+    # The counsellor, on another process, accepts and ends the chat while the visitor's
+    # socket still waits for Redis to confirm the chat's channel: "joined" and "ended" are
+    # published before it listens. The catch-up must tell the visitor, and the socket must
+    # act on it as on a live end, whether the line keeps transcripts or shredded this one
+    # as it ended. Before, the visitor saw no end on a line that keeps no transcript, and
+    # on either line the socket refused the next start as "already in a chat".
+    settings = settings_for()
+    async with (
+        run_server(settings) as here,
+        run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix)) as there,
+    ):
+        await add_line(here.runtime, auto_accept=True, transcript_retention_seconds=retention)
+        await there.runtime.lines.reload()
+        await add_counsellor(here.runtime, "anna", alias="Anna")
+        anna = await open_staff(here, "anna", PASSWORD)
+        visitor = await open_visitor(there)
+        await visitor.start()
+        first = visitor.chat_id
+        await anna.expect("chat.opened", chat_id=first)
+        await anna.send({"type": "end", "chat_id": first})
+        await anna.expect("chat.ended", chat_id=first)
+        try:
+            ended = await visitor.expect("chat.ended", chat_id=first, timeout=3)
+        finally:
+            print("V", visitor.received)
+            print("A", anna.received)
+        assert (ended["by"], ended["reason"]) == ("counsellor", "counsellor_ended"), ended
+        # Let go of before the frame was written.
+        assert not there.runtime.broker.hub.has(chat_channel(first))
+        # A new chat, not "you are already in a chat".
+        await visitor.start()
+        assert visitor.chat_id != first
+        assert not visitor.seen("error"), visitor.seen("error")
+        assert len(visitor.seen("chat.ended")) == 1
+
+
+@pytest.mark.redis_only
+async def test_an_observer_stops_following_a_chat_that_ended_while_it_subscribed(
+    settings_for: Callable[..., Settings], redis_prefix: str
+) -> None:
+    settings = settings_for()
+    async with (
+        run_server(settings) as here,
+        run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix)) as there,
+    ):
+        await add_line(here.runtime)
+        await there.runtime.lines.reload()
+        await add_counsellor(here.runtime, "anna", alias="Anna")
+        await add_counsellor(here.runtime, "bo", alias="Bo", supervisor=True)
+        anna = await open_staff(here, "anna", PASSWORD)
+        visitor = await open_chat(here, anna)
+        bo = await open_staff(there, "bo", PASSWORD, available=False)
+        await bo.send({"type": "observe", "chat_id": visitor.chat_id})
+        await bo.expect("chat.observing", chat_id=visitor.chat_id)
+        await anna.send({"type": "end", "chat_id": visitor.chat_id})  # within the 0.3 s
+        await bo.expect("chat.ended", chat_id=visitor.chat_id, timeout=3)
+        channel = chat_channel(visitor.chat_id)
+        # Unsubscribed before the frame was written.
+        assert not there.runtime.broker.hub.has(channel), "still following the ended chat"
+        # The socket observes it no more (before, it answered "unobserved" here).
+        await bo.send({"type": "unobserve", "chat_id": visitor.chat_id})
+        assert (await bo.expect("error"))["code"] == "not_in_chat"
+        assert not bo.seen("chat.unobserved")
 
 
 @pytest.mark.redis_only

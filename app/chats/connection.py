@@ -50,6 +50,8 @@ class Outbound:
         transcript: Transcript,
         audience: Audience,
         viewer: str | None = None,
+        on_entry: Callable[[str, Entry], Awaitable[list[Frame]]] | None = None,
+        watch: frozenset[EntryKind] = frozenset(),
     ) -> None:
         self._ws = ws
         # The staff member this connection belongs to (some entries are for their author only).
@@ -69,6 +71,11 @@ class Outbound:
         self._busy = False
         self._transcript = transcript
         self._audience = audience
+        # The socket's part in entries of the kinds it watches (a counsellor joined, the chat
+        # ended), however they arrive: live, filling a gap or catching up. It returns frames to
+        # go before the entry's own.
+        self._on_entry = on_entry
+        self._watch = watch
         # Per chat: the highest sequence number delivered (or deliberately skipped).
         self.delivered: dict[str, int] = {}
         # The id this connection's own entries and typing carry as their origin (set by the
@@ -204,27 +211,39 @@ class Outbound:
                 await self._ws.close(close.code, close.reason)
 
     async def fill(self, chat_id: str, upto: int | None) -> list[Frame]:
-        """Frames for the entries after the last delivered one, up to `upto` (exclusive)."""
+        """Frames for the entries after the last delivered one, up to `upto` (exclusive; None:
+        all of them, and the chat's end even if it was shredded)."""
         after = self.delivered.get(chat_id, 0)
         if upto is not None and upto <= after + 1:
             return []
+        transcript = self._transcript
+        read = transcript.read if upto is not None else transcript.read_to_end
         frames: list[Frame] = []
-        for seq, entry in await self._transcript.read(chat_id, after):
+        for seq, entry in await read(chat_id, after):
             if upto is not None and seq >= upto:
                 break
             if seq <= self.delivered.get(chat_id, 0):
                 continue  # passed over meanwhile: this connection's own message (see _own)
             self.delivered[chat_id] = seq
+            await self._deliver(chat_id, seq, entry, False, frames)
+        return frames
+
+    async def _deliver(
+        self, chat_id: str, seq: int, entry: Entry, skip: bool, frames: list[Frame]
+    ) -> None:
+        if self._on_entry is not None and entry.kind in self._watch:
+            frames.extend(await self._on_entry(chat_id, entry))
+        if not skip:
             frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
             if frame is not None:
                 frames.append(frame)
-        return frames
 
     def entry_now(
         self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
     ) -> list[Frame] | None:
         """`entry` without waiting: None when entries are missing before this one (the writer
-        fills the gap from the broker)."""
+        fills the gap from the broker). Not for the kinds the socket watches: `entry` runs
+        its part in them."""
         delivered = self.delivered.get(chat_id, 0)
         if seq <= delivered:
             return []
@@ -240,15 +259,12 @@ class Outbound:
         self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
     ) -> list[Frame]:
         """Frames for one live entry, in order: any missed ones first, nothing twice."""
-        now = self.entry_now(chat_id, seq, entry, skip=skip)
-        if now is not None:
-            return now
-        frames = await self.fill(chat_id, seq)
+        delivered = self.delivered.get(chat_id, 0)
+        if seq <= delivered:
+            return []
+        frames = await self.fill(chat_id, seq) if seq > delivered + 1 else []
         self.delivered[chat_id] = seq
-        if not skip:
-            frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
-            if frame is not None:
-                frames.append(frame)
+        await self._deliver(chat_id, seq, entry, skip, frames)
         return frames
 
 

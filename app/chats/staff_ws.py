@@ -46,7 +46,7 @@ from app.chats.protocol import (
     Wrapup,
 )
 from app.chats.supervision import Supervision
-from app.chats.transcript import Audience, EntryKind
+from app.chats.transcript import Audience, Entry, EntryKind
 from app.directory.chats import send_referral
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
@@ -148,6 +148,8 @@ class StaffSocket(ClientSocket):
                 transcript=runtime.transcript,
                 audience=Audience.staff,
                 viewer=staff.id,
+                on_entry=self._after_ended,
+                watch=frozenset({EntryKind.ended}),
             ),
         )
         self.rt = runtime
@@ -326,6 +328,13 @@ class StaffSocket(ClientSocket):
             await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
             self.out.delivered.pop(chat_id, None)
         return True
+
+    async def _after_ended(self, chat_id: str, entry: Entry) -> list[Frame]:
+        """An ended chat is followed no more, however its end arrived: live, or in a gap
+        fill, catch-up or sync (a chat that ended while this console was away)."""
+        await self._unfollow(chat_id)
+        await self._unobserve(chat_id)
+        return []
 
     def _sees(self, chat_id: object) -> bool:
         return chat_id in self.chats or chat_id in self.observing
@@ -737,12 +746,8 @@ class StaffSocket(ClientSocket):
             delivered = await self.out.entry(
                 chat_id, seq, entry, skip=event.get("origin") == self.id
             )
-            if entry.kind is EntryKind.ended or (
-                entry.kind is EntryKind.left and entry.staff_id == self.staff.id
-            ):
+            if entry.kind is EntryKind.left and entry.staff_id == self.staff.id:
                 await self._unfollow(chat_id)
-            if entry.kind is EntryKind.ended:
-                await self._unobserve(chat_id)
             return delivered
         if kind == "session.ended":
             if event.get("session") in (None, self.session_digest):

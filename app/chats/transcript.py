@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from app.broker.base import Appending, AppendStatus, Broker, Quota
 from app.broker.hub import LOCAL_ENTRY
+from app.broker.records import ChatState
 from app.chats.crypto import MissingKeyError, TamperedError, UnknownKekError
 from app.kit import jsonutil
 
@@ -352,6 +353,27 @@ class Transcript:
                 continue
             out.append((seq, Entry.from_dict(jsonutil.loads(plain))))
         return out
+
+    async def read_to_end(self, chat_id: str, after: int) -> list[tuple[int, Entry]]:
+        """`read`, and then the chat's end if it has ended: the ended entry is never stored
+        (it goes out live only, numbered after the last stored entry), so a client that
+        subscribed as the chat ended learns of it here, from the chat's record, which holds
+        no content. The record turns ended before the event goes out, so a connection that
+        reads it once subscribed is told here or live (a late live one is then passed over)."""
+        entries = await self.read(chat_id, after)
+        record = await self._broker.get_chat(chat_id)
+        if record is None or record.state is not ChatState.ended:
+            return entries
+        last = entries[-1][0] if entries else after
+        if last <= record.last_seq:
+            end = Entry(
+                EntryKind.ended,
+                record.ended_at or self._broker.now(),
+                sender=record.ended_by,
+                reason=record.end_reason,
+            )
+            entries.append((record.last_seq + 1, end))
+        return entries
 
     async def retain(self, chat_id: str, seconds: float) -> None:
         """Keep the transcript at most `seconds` more: the broker drops the entries and the key

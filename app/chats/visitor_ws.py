@@ -85,6 +85,8 @@ class VisitorSocket(ClientSocket):
                 render_now=self._render_now,
                 transcript=runtime.transcript,
                 audience=Audience.visitor,
+                on_entry=self._after_entry,
+                watch=_CHANGES_STATE,
             ),
         )
         self.rt = runtime
@@ -477,10 +479,14 @@ class VisitorSocket(ClientSocket):
         own = event.get("origin") == self.id
         frames = await self.out.entry(chat_id, seq, entry, skip=own)
         self.last_seq = max(self.last_seq, seq)
-        await self._after_entry(entry, frames)
         return frames
 
-    async def _after_entry(self, entry: Entry, frames: list[Frame]) -> None:
+    async def _after_entry(self, chat_id: str, entry: Entry) -> list[Frame]:
+        """What follows from an entry that changes the chat's state, live or caught up with;
+        returns frames to go before the entry's own."""
+        if chat_id != self.chat_id:
+            return []
+        before: list[Frame] = []
         if entry.kind is EntryKind.joined:
             await self._stop_waiting()
         elif entry.kind is EntryKind.left:
@@ -495,10 +501,11 @@ class VisitorSocket(ClientSocket):
             if entry.reason == "line_closed" and config is not None:
                 language = self.language or config.languages[0]
                 closed = LineUnavailable(config, language, "closed")
-                frames.insert(0, await self._closed_frame(closed))
+                before.append(await self._closed_frame(closed))
             self.protocol.ended()
             self.last_chat_id = self.chat_id
             await self._leave(disconnected=False)
+        return before
 
     async def _closed_frame(self, closed: LineUnavailable) -> Frame:
         """`line.closed`, with when the roster next opens the line (nothing while someone is
