@@ -85,9 +85,13 @@ async def test_retention_keeps_the_transcript_for_review_then_shreds_it(
         {"type": "wrapup", "chat_id": chat_id, "topics": ["health"], "outcome": "referred"}
     )
     await anna.expect("wrapup.saved", chat_id=chat_id)
+    anna.drain()
     await anna.send({"type": "sync", "chat_id": chat_id, "last_seq": 0})
     again = await anna.expect("message", chat_id=chat_id, sender="visitor")
     assert again["text"] == "something I never said anywhere else"
+    # Read again to its end, which is not stored with the transcript.
+    ended = await anna.expect("chat.ended", chat_id=chat_id)
+    assert ended["by"] == "counsellor" and ended["seq"] > again["seq"], ended
     await anna.expect("synced", chat_id=chat_id)
     # Then it is shredded (the bound only fails a stuck test) and the record goes with it.
     await gone(server, chat_id, timeout=3 + 10)
