@@ -20,10 +20,16 @@ from app.chats.channels import chat_channel
 from app.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.support.browser import chromium, screenshot, trace_sockets
-from tests.support.clients import open_chat, open_staff, open_visitor
+from tests.support.clients import (
+    StaffClient,
+    VisitorClient,
+    open_chat,
+    open_staff,
+    open_visitor,
+)
 from tests.support.processes import RedisServer
 from tests.support.seed import PASSWORD, add_counsellor, add_line
-from tests.support.server import bound_socket, run_server
+from tests.support.server import RunningServer, bound_socket, run_server
 from tests.support.waiting import eventually
 
 
@@ -262,11 +268,12 @@ async def test_a_chat_ended_while_the_visitor_subscribes_ends_for_the_visitor_to
         assert len(visitor.seen("chat.ended")) == 1
 
 
-@pytest.mark.redis_only
-async def test_an_observer_stops_following_a_chat_that_ended_while_it_subscribed(
-    settings_for: Callable[..., Settings], redis_prefix: str
-) -> None:
-    settings = settings_for()
+@contextlib.asynccontextmanager
+async def _chat_and_a_supervisor_slow_to_subscribe(
+    settings: Settings, redis_prefix: str
+) -> AsyncIterator[tuple[StaffClient, VisitorClient, RunningServer]]:
+    """Anna in a chat on one process; the server her supervisor Bo will use, on another
+    whose Redis confirms subscriptions late."""
     async with (
         run_server(settings) as here,
         run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix)) as there,
@@ -276,7 +283,18 @@ async def test_an_observer_stops_following_a_chat_that_ended_while_it_subscribed
         await add_counsellor(here.runtime, "anna", alias="Anna")
         await add_counsellor(here.runtime, "bo", alias="Bo", supervisor=True)
         anna = await open_staff(here, "anna", PASSWORD)
-        visitor = await open_chat(here, anna)
+        yield anna, await open_chat(here, anna), there
+
+
+@pytest.mark.redis_only
+async def test_an_observer_stops_following_a_chat_that_ended_while_it_subscribed(
+    settings_for: Callable[..., Settings], redis_prefix: str
+) -> None:
+    async with _chat_and_a_supervisor_slow_to_subscribe(settings_for(), redis_prefix) as (
+        anna,
+        visitor,
+        there,
+    ):
         bo = await open_staff(there, "bo", PASSWORD, available=False)
         await bo.send({"type": "observe", "chat_id": visitor.chat_id})
         await bo.expect("chat.observing", chat_id=visitor.chat_id)
@@ -298,17 +316,11 @@ async def test_an_observer_misses_nothing_stored_while_the_subscription_is_confi
     # The chat on one process, its supervisor on another whose Redis confirms late: a
     # message stored on the first meanwhile is published before the second listens, so the
     # replay must read the transcript once the subscription holds.
-    settings = settings_for()
-    async with (
-        run_server(settings) as here,
-        run_server(settings, SlowToSubscribe(REDIS_URL, redis_prefix)) as there,
+    async with _chat_and_a_supervisor_slow_to_subscribe(settings_for(), redis_prefix) as (
+        _,
+        visitor,
+        there,
     ):
-        await add_line(here.runtime)
-        await there.runtime.lines.reload()
-        await add_counsellor(here.runtime, "anna", alias="Anna")
-        await add_counsellor(here.runtime, "bo", alias="Bo", supervisor=True)
-        anna = await open_staff(here, "anna", PASSWORD)
-        visitor = await open_chat(here, anna)
         await visitor.say("first")
         bo = await open_staff(there, "bo", PASSWORD, available=False)
         await bo.send({"type": "observe", "chat_id": visitor.chat_id})
