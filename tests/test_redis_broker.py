@@ -290,6 +290,9 @@ async def _chat_and_a_supervisor_slow_to_subscribe(
 async def test_an_observer_stops_following_a_chat_that_ended_while_it_subscribed(
     settings_for: Callable[..., Settings], redis_prefix: str
 ) -> None:
+    # Anna ends the chat while Bo's process waits for Redis to confirm his subscription: the
+    # end is published before he listens, and the ended entry is never stored. Before, Bo
+    # was never told and went on "observing" a chat that was gone.
     async with _chat_and_a_supervisor_slow_to_subscribe(settings_for(), redis_prefix) as (
         anna,
         visitor,
