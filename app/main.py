@@ -24,6 +24,7 @@ from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
 from app.staff.permissions import public
 from app.stats import endpoints as stats_endpoints
+from app.web import home
 from app.web.headers import SecurityHeaders
 from app.widget import endpoints as widget_endpoints
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(continuity_endpoints.router)
     app.include_router(widget_endpoints.router)
     app.include_router(console_endpoints.router)
+    app.include_router(home.router)
     app.add_exception_handler(ApiError, api_error_response)
 
     @app.get("/healthz", include_in_schema=False, dependencies=[public()])
