@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import getpass
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     visitor.add_argument("--url", default="http://127.0.0.1:8000")
     visitor.add_argument("--line", default="support")
     visitor.add_argument("--language", default="en")
+    visitor.add_argument(
+        "--resume",
+        metavar="CHAT:TOKEN",
+        help="go back to a chat you left with /quit (the client printed this command)",
+    )
+    visitor.add_argument("--raw", action="store_true", help="print the protocol's frames as JSON")
     visitor.set_defaults(run=_client_visitor)
     counsellor = client_kinds.add_parser("counsellor", help="answer chats as a counsellor")
     counsellor.add_argument("--url", default="http://127.0.0.1:8000")
@@ -140,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--totp",
         action="store_true",
         help="ask for a TOTP or recovery code (every account but the demo's needs one)",
+    )
+    counsellor.add_argument(
+        "--raw", action="store_true", help="print the protocol's frames as JSON"
     )
     counsellor.set_defaults(run=_client_counsellor)
     enrol = client_kinds.add_parser(
@@ -163,14 +174,17 @@ def _serve(args: argparse.Namespace) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level)
+    sock = _listen_or_explain(settings.host, settings.port)
+    if sock is None:
+        return 1
     problem = asyncio.run(_broker_problem(settings))
     if problem is not None:
+        sock.close()
         print(f"lykta: {problem}", file=sys.stderr)
         return 1
     if args.migrate:
         asyncio.run(upgrade(settings.database_url))
-    run_server(settings)
-    return 0
+    return run_server(settings, sock)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -209,22 +223,56 @@ async def _broker_problem(settings: Settings) -> str | None:
     return None
 
 
-def run_server(settings: Settings) -> None:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything else happens (OSError if it cannot be)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # As uvicorn binds: a port whose last connections are still closing can be taken again.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen_or_explain(host: str, port: int) -> socket.socket | None:
+    try:
+        return listening_socket(host, port)
+    except OSError as exc:
+        why = "it is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        print(
+            f"lykta: cannot listen on {host}:{port}: {why}. Is Lykta already running there? "
+            "Stop it, or choose another port with --port. Nothing was changed.",
+            file=sys.stderr,
+        )
+        return None
+
+
+def run_server(settings: Settings, sock: socket.socket) -> int:
+    """Serve on `sock` (bound by listening_socket) until stopped; the exit status."""
     import uvicorn
 
     from app.main import create_app
 
-    print(f"Lykta listening on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
-    tune_gc()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
         **uvicorn_options(settings),
     )
+    server = uvicorn.Server(config)
+    tune_gc()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn raises the Ctrl-C it caught again once it has shut down gracefully.
+        pass
+    finally:
+        sock.close()
+    # uvicorn's own exit status when the application could not start.
+    return 0 if server.started else 3
 
 
 def tune_gc() -> None:
@@ -246,6 +294,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not settings.is_development:
         print("lykta: the demo runs only with LYKTA_ENVIRONMENT=development", file=sys.stderr)
         return 2
+    # The port first: a second demo while one runs must not change the first one's passwords.
+    sock = _listen_or_explain(settings.host, settings.port)
+    if sock is None:
+        return 1
     configure_logging(settings.log_level)
     accounts = asyncio.run(_prepare_demo(settings))
     base = f"http://{settings.host}:{settings.port}"
@@ -263,8 +315,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"  .venv/bin/lykta client visitor --url {base} --line support\n",
         flush=True,
     )
-    run_server(settings)
-    return 0
+    return run_server(settings, sock)
 
 
 async def _prepare_demo(settings: Settings) -> list[DemoAccount]:
@@ -281,8 +332,11 @@ async def _prepare_demo(settings: Settings) -> list[DemoAccount]:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     settings = Settings()
-    asyncio.run(upgrade(settings.database_url))
-    print("database is up to date")
+    before, after = asyncio.run(upgrade(settings.database_url))
+    if before == after:
+        print(f"the database is up to date ({after})")
+    else:
+        print(f"the database was migrated from {before or 'empty'} to {after}")
     return 0
 
 
@@ -463,17 +517,46 @@ def _privacy_drill(args: argparse.Namespace) -> int:
 def _client_visitor(args: argparse.Namespace) -> int:
     from app.tools.client import run_visitor
 
-    return asyncio.run(run_visitor(args.url, args.line, args.language))
+    # The resume hint names the program as it was started (e.g. .venv/bin/lykta).
+    program = sys.argv[0] if Path(sys.argv[0]).name == "lykta" else "lykta"
+    return _interruptible(
+        lambda: asyncio.run(
+            run_visitor(
+                args.url,
+                args.line,
+                args.language,
+                resume=args.resume,
+                raw=args.raw,
+                program=program,
+            )
+        )
+    )
 
 
 def _client_counsellor(args: argparse.Namespace) -> int:
     from app.tools.client import run_counsellor
 
-    password = _stdin_line() if args.password_stdin else getpass.getpass("Password: ")
-    code = None
-    if args.totp:
-        code = _stdin_line() if args.password_stdin else input("Code (authenticator or recovery): ")
-    return asyncio.run(run_counsellor(args.url, args.username, password, code))
+    def run() -> int:
+        password = _stdin_line() if args.password_stdin else getpass.getpass("Password: ")
+        code = None
+        if args.totp:
+            code = (
+                _stdin_line()
+                if args.password_stdin
+                else input("Code (authenticator or recovery): ")
+            )
+        return asyncio.run(run_counsellor(args.url, args.username, password, code, raw=args.raw))
+
+    return _interruptible(run)
+
+
+def _interruptible(run: Callable[[], int]) -> int:
+    """Ctrl-C before a client listens for it (at a prompt, while connecting): just stop."""
+    try:
+        return run()
+    except (KeyboardInterrupt, EOFError):
+        print(file=sys.stderr)
+        return 130
 
 
 def _client_enrol(args: argparse.Namespace) -> int:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from app.abuse.middleware import RequestLimits
 from app.admin import endpoints as admin_endpoints
 from app.audit import endpoints as audit_endpoints
 from app.broker.base import Broker
+from app.broker.memory import MemoryBroker
 from app.chats import endpoints as visitor_endpoints
 from app.chats import staff_ws, visitor_ws
 from app.console import endpoints as console_endpoints
@@ -28,6 +33,15 @@ from app.web import home
 from app.web.headers import SecurityHeaders
 from app.widget import endpoints as widget_endpoints
 
+logger = logging.getLogger(__name__)
+
+
+def version() -> str:
+    try:
+        return package_version("lykta")
+    except PackageNotFoundError:
+        return "(not installed)"
+
 
 def create_app(settings: Settings | None = None, *, broker: Broker | None = None) -> FastAPI:
     """The app; `broker` (tests) continues an existing broker's state, as Redis would."""
@@ -38,6 +52,15 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
         runtime = Runtime.build(settings, broker)
         app.state.runtime = runtime
         await runtime.start()
+        # What an operator needs to know it is the right process: nothing secret, no visitor.
+        logger.info(
+            "Lykta %s listening on %s: database %s, broker %s, lines %s",
+            version(),
+            f"http://{settings.host}:{settings.port}",
+            make_url(settings.database_url).get_backend_name(),
+            "in-process" if isinstance(runtime.broker, MemoryBroker) else "redis",
+            ", ".join(runtime.lines.keys()) or "none yet",
+        )
         try:
             yield
         finally:
@@ -45,7 +68,7 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
 
     app = FastAPI(
         title="Lykta",
-        version="0.1.0",
+        version=version(),
         lifespan=lifespan,
         docs_url="/api/docs" if settings.is_development else None,
         redoc_url=None,

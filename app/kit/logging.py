@@ -44,6 +44,9 @@ SAFE_TEMPLATES = frozenset(
         "Will assume %s DDL.",
         "Cancel %s running task(s), timeout graceful shutdown exceeded",
         "Maximum request limit of %d exceeded. Terminating process.",
+        # Lykta's own: its version, bind address, database and broker kinds, line keys.
+        "Lykta %s listening on %s: database %s, broker %s, lines %s",
+        "Database migrated from %s to %s",
     }
 )
 
@@ -173,6 +176,9 @@ def configure_logging(level: str = "INFO") -> None:
         logger.propagate = True
     # The access log names client addresses; it is never on.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic says "Running upgrade …" per migration and which SQL dialect it uses: the
+    # migration code logs one line for all of them instead.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # When writing a line fails, logging would print the record's message and arguments to
     # stderr; say nothing instead.
     logging.raiseExceptions = False
