@@ -419,7 +419,8 @@ async def test_a_counsellor_back_within_grace_keeps_the_chat(lykta: ServerFactor
         await anna.say(visitor.chat_id, "hello")
         await anna.close()
         await visitor.say("still there?")
-        again = await open_staff(server, "anna", PASSWORD, available=False)
+        # The console reconnects with its session (a new sign-in would start away).
+        again = await open_staff(server, "anna", PASSWORD, available=False, cookie=anna.cookie)
         assert [c["chat_id"] for c in again.hello["chats"]] == [visitor.chat_id]
         assert again.hello["status"] == "available"
         await again.send({"type": "sync", "chat_id": visitor.chat_id, "last_seq": 2})

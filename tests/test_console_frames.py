@@ -16,7 +16,14 @@ from websockets.exceptions import ConnectionClosed
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.kit.db import unit_of_work
-from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
+from tests.support.clients import (
+    StaffClient,
+    VisitorClient,
+    open_chat,
+    open_staff,
+    open_visitor,
+    sign_in,
+)
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -254,7 +261,8 @@ async def test_a_second_tab_does_not_double_accept(server: RunningServer) -> Non
     await add_line(rt)
     await add_counsellor(rt, "anna", alias="Anna")
     first = await open_staff(server, "anna", PASSWORD)
-    second = await open_staff(server, "anna", PASSWORD, available=False)
+    # A second tab: the same session, so it keeps the status the first one chose.
+    second = await open_staff(server, "anna", PASSWORD, available=False, cookie=first.cookie)
     visitor = await open_visitor(server)
     await visitor.start()
     chat = (await first.expect("offer"))["chat_id"]
@@ -279,6 +287,46 @@ async def test_a_second_tab_does_not_double_accept(server: RunningServer) -> Non
     await second.expect("message", text="hello")
     assert len(visitor.seen("counsellor.joined")) == 1
     assert await rt.broker.staff_loads([first.staff_id]) == {first.staff_id: 1}
+
+
+async def test_signing_in_again_starts_away_while_a_tab_or_reconnect_keeps_the_status(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna", alias="Anna")
+    first = await open_staff(server, "anna", PASSWORD)
+    # A second tab, and the console reconnecting after a drop, use the same session.
+    tab = await open_staff(server, "anna", PASSWORD, available=False, cookie=first.cookie)
+    assert tab.hello["status"] == "available"
+    await first.close()
+    await tab.close()
+    back = await open_staff(server, "anna", PASSWORD, available=False, cookie=first.cookie)
+    assert back.hello["status"] == "available"
+    visitor = await open_visitor(server)
+    await visitor.start()
+    await back.expect("offer", chat_id=visitor.chat_id)
+    await visitor.send({"type": "end"})
+    await visitor.expect("chat.ended")
+
+    # Signing in again (the next morning, or on another computer) is a new session: away,
+    # and the console still open on the first session is told why its status changed.
+    signed_in = await sign_in(server, "anna", PASSWORD)
+    told = await back.expect("status")
+    assert (told["status"], told["reason"]) == ("away", "signed_in")
+    again = await open_staff(server, "anna", PASSWORD, available=False, cookie=signed_in)
+    assert again.hello["status"] == "away"
+    # Away means no offers: with nobody available the visitor hears so at once.
+    late = await open_visitor(server)
+    await late.send({"type": "start", "line": "support", "language": "sv"})
+    await late.expect("line.closed")
+    await again.expect_none("offer", within=0.5)
+    # Until she says she is ready, in either tab.
+    await again.available()
+    await back.expect("status", status="available")
+    ready = await open_visitor(server)
+    await ready.start()
+    await again.expect("offer", chat_id=ready.chat_id)
 
 
 def test_the_chats_catalogues_have_every_text_the_screens_use() -> None:

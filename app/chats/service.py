@@ -856,6 +856,24 @@ class ChatService:
         for line in presence.duty if presence else ():
             await self._queue_changed(line)
 
+    async def signed_in(self, staff_id: str) -> None:
+        """A new sign-in (a new session) starts away: the counsellor says when they are ready.
+
+        A second tab or a reconnect of a session opens no new session, so it keeps the status.
+        Tabs of the counsellor's other sessions that are still open are told why it changed.
+        """
+        presence = await self.broker.get_presence(staff_id)
+        if presence is None or presence.status is StaffStatus.away:
+            return
+        await self.broker.update_presence(
+            staff_id, {"status": StaffStatus.away, "missed_offers": 0}
+        )
+        await self.broker.publish(
+            staff_channel(staff_id), {"type": "status", "status": "away", "reason": "signed_in"}
+        )
+        for line in presence.duty:
+            await self._queue_changed(line)
+
     async def counsellor_connected(self, staff: StaffContext) -> None:
         """A counsellor (re)connected: their chats are theirs again."""
         for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff.id)):

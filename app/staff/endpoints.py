@@ -123,6 +123,8 @@ async def sign_in(
         absolute=timedelta(hours=settings.session_absolute_hours),
         replaces=session_token(request, settings),
     )
+    # Before the console can connect with the new session: it starts away (docs/console.md).
+    await runtime.chats.signed_in(str(staff.id))
     await audit_service.record(
         session,
         AuditAction.sign_in,

@@ -133,6 +133,9 @@ class VisitorClient(WsClient):
 class StaffClient(WsClient):
     staff_id: str
     hello: Frame
+    # The session it connected with: a console reconnecting (or a second tab) uses it again,
+    # while signing in anew starts a new session, which starts away.
+    cookie: str
 
     async def available(self) -> None:
         await self.send({"type": "status", "status": "available"})
@@ -255,6 +258,7 @@ async def open_staff(
         compression=None,
     )
     client = StaffClient(ws)
+    client.cookie = cookie
     client.hello = await client.expect("hello")
     client.staff_id = client.hello["staff"]["id"]
     if available:
