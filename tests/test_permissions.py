@@ -57,6 +57,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/lines"): MANAGERS,
     ("GET", "/api/lines/{key}/settings"): MANAGERS,
     ("PUT", "/api/lines/{key}/settings"): MANAGERS,
+    ("GET", "/api/staff/session"): EVERYONE,
     ("POST", "/api/staff/session"): EVERYONE,
     ("DELETE", "/api/staff/session"): SIGNED_IN,
     ("GET", "/api/staff/me"): SIGNED_IN,

@@ -363,6 +363,40 @@ async def test_demo_accounts_are_refused_outside_development(lykta: ServerFactor
             )
         response = await sign_in_raw(server, {"username": "demo", "password": PASSWORD})
         assert response.status_code == 401
+        # Nor does the sign-in page say that any account goes without a code.
+        page = await api(server, None, "GET", "/api/staff/session")
+        assert page.json() == {"signed_in": False, "code_hint": None}
+
+
+async def test_the_sign_in_page_asks_without_a_refusal_and_hints_only_at_the_deployment(
+    lykta: ServerFactory,
+) -> None:
+    async with lykta() as server:
+        # Not signed in is an answer, not a 401 (which a browser logs as an error).
+        page = await api(server, None, "GET", "/api/staff/session")
+        assert page.status_code == 200
+        assert page.json() == {"signed_in": False, "code_hint": None}
+        await add_line(server.runtime)
+        await add_counsellor(server.runtime, "anna")
+        anna = await sign_in_session(server, "anna", PASSWORD)
+        assert (await api(server, anna, "GET", "/api/staff/session")).json()["signed_in"] is True
+        # With demo accounts in development the form may say they need no code: the same
+        # answer for everyone, naming no account.
+        async with unit_of_work(server.runtime.sessionmaker) as session:
+            await staff_service.create(
+                session,
+                username="demo",
+                alias="Demo",
+                role=StaffRole.coordinator,
+                password=PASSWORD,
+                demo=True,
+            )
+        for who in (None, anna):
+            page = await api(server, who, "GET", "/api/staff/session")
+            assert page.json()["code_hint"] == "demo"
+    async with lykta(totp_required=False) as server:
+        page = await api(server, None, "GET", "/api/staff/session")
+        assert page.json() == {"signed_in": False, "code_hint": "optional"}
 
 
 async def test_deactivation_ends_sessions_closes_sockets_and_requeues_chats(

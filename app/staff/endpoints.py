@@ -29,6 +29,7 @@ from app.staff.schemas import (
     ResetRequest,
     SessionRead,
     SignIn,
+    SignInPage,
     StaffAdminRead,
     StaffInvite,
     StaffRead,
@@ -43,7 +44,12 @@ from app.staff.service import (
     second_factor_needed,
     staff_service,
 )
-from app.staff.sessions import clear_session_cookie, session_token, set_session_cookie
+from app.staff.sessions import (
+    clear_session_cookie,
+    current_session,
+    session_token,
+    set_session_cookie,
+)
 from app.staff.throttle import SignInThrottle
 
 router = APIRouter(prefix="/api/staff", tags=["staff"])
@@ -57,6 +63,19 @@ def _problem(exc: StaffError) -> HTTPException:
 
 
 # Sign-in and sessions ---------------------------------------------------------------------
+
+
+@router.get("/session", response_model=SignInPage, dependencies=[public()])
+async def sign_in_page(request: Request, session: SessionDep, runtime: RuntimeDep) -> SignInPage:
+    """Whether this browser is signed in, and the sign-in form's hint about codes.
+
+    Always 200, so the console opens the sign-in page without a failed request; the profile
+    itself is `GET /api/staff/me`.
+    """
+    return SignInPage(
+        signed_in=await current_session(request, session) is not None,
+        code_hint=await staff_service.code_hint(session, runtime.settings),
+    )
 
 
 @router.post("/session", response_model=SessionRead, dependencies=[public()])

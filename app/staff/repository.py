@@ -25,6 +25,12 @@ class StaffRepository(RepositoryBase[Staff]):
             self.select().where(Staff.role == StaffRole.admin, Staff.is_active.is_(True))
         )
 
+    async def any_demo(self) -> bool:
+        found = await self.session.scalar(
+            select(Staff.id).where(Staff.is_demo.is_(True), Staff.is_active.is_(True)).limit(1)
+        )
+        return found is not None
+
     async def usernames(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         wanted = list(ids)
         if not wanted:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -66,6 +66,16 @@ class SessionRead(BaseModel):
     csrf_token: str
     expires_at: datetime
     recovery_codes_left: int | None = None
+
+
+class SignInPage(BaseModel):
+    """What the sign-in page needs before anyone signs in; never anything about one account."""
+
+    # Whether the request carries a live session (then GET /api/staff/me answers).
+    signed_in: bool
+    # When this deployment lets accounts sign in without a code: "demo" (development with
+    # demo accounts, which have none) or "optional" (LYKTA_TOTP_REQUIRED=false); else null.
+    code_hint: Literal["demo", "optional"] | None
 
 
 class LineAssignment(_In):

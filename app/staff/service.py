@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -425,6 +425,16 @@ class StaffService:
             await repository.delete(enrolment)
             raise EnrolmentGoneError
         return enrolment, staff
+
+    async def code_hint(
+        self, session: AsyncSession, settings: Settings
+    ) -> Literal["demo", "optional"] | None:
+        """Whether this deployment lets some accounts sign in without a code (never which)."""
+        if not settings.totp_required:
+            return "optional"
+        if settings.is_development and await StaffRepository(session).any_demo():
+            return "demo"
+        return None
 
     def needs_totp(self, staff: Staff, settings: Settings) -> bool:
         return staff.totp_secret is None and second_factor_needed(staff, settings)
