@@ -39,10 +39,16 @@ logger = logging.getLogger(__name__)
 
 
 def create_broker(settings: Settings) -> Broker:
-    if settings.redis_url:
+    if settings.uses_redis:
         from app.broker.redis import RedisBroker
 
-        return RedisBroker(settings.redis_url, settings.redis_prefix)
+        return RedisBroker(
+            settings.redis_url,
+            settings.redis_prefix,
+            sentinels=settings.sentinel_addresses(),
+            service=settings.redis_sentinel_service,
+            wait_replicas=settings.redis_wait_replicas,
+        )
     return MemoryBroker()
 
 

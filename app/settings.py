@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     # Every Redis key and channel of this deployment starts with it (several deployments, or
     # test runs, can share one Redis).
     redis_prefix: str = Field(default="lykta", min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    # Redis through Sentinel: "host:port,host:port" of the sentinels and the name they know
+    # the primary by (`redis_url`, if set, then gives only credentials and database number).
+    redis_sentinels: str | None = Field(
+        default=None, pattern=r"^\s*[\w.-]+:\d+\s*(,\s*[\w.-]+:\d+\s*)*$"
+    )
+    redis_sentinel_service: str = Field(default="lykta", min_length=1, pattern=r"^[\w.-]+$")
+    # Writes count as done once this many replicas hold them (Redis `WAIT`): with Sentinel,
+    # 1 makes a failover lose nothing a client was told had happened.
+    redis_wait_replicas: int = Field(default=0, ge=0, le=10)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     # Key-encryption keys for chat keys: "id:base64,id:base64"; the first wraps new chat keys,
     # all unwrap (rotation). Generate one with `lykta keys generate`.
@@ -130,6 +139,20 @@ class Settings(BaseSettings):
             return tuple(sorted({normalise_origin(str(item)) for item in value}))
         except OriginError as exc:
             raise ValueError(str(exc)) from None
+
+    @property
+    def uses_redis(self) -> bool:
+        """Redis (by URL or Sentinel) rather than the in-process broker."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """`redis_sentinels` as (host, port) pairs."""
+        pairs = []
+        for item in (self.redis_sentinels or "").split(","):
+            if item.strip():
+                host, _, port = item.strip().rpartition(":")
+                pairs.append((host, int(port)))
+        return pairs
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from app.broker import redis as redis_broker
+from app.broker import redis_connection
 from app.broker.base import BrokerUnavailableError
 from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import ChatRecord, ChatState
@@ -131,7 +131,7 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
     # A frozen Redis (the process stopped, its sockets open) never closes a connection:
     # only the lane's watchdog (no reply in COMMAND_TIMEOUT) notices. A shorter bound than
     # production's.
-    monkeypatch.setattr(redis_broker, "COMMAND_TIMEOUT", 0.5)
+    monkeypatch.setattr(redis_connection, "COMMAND_TIMEOUT", 0.5)
     async with own_redis(tmp_path) as (server, broker, changes):
         assert server.proc is not None
         await broker.set_value("k", "v", 60)

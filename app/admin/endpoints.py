@@ -49,7 +49,7 @@ async def deployment(runtime: RuntimeDep, admin: Deployment) -> DeploymentRead:
         environment=settings.environment,
         public_url=settings.public_url,
         database=settings.database_url.split(":", 1)[0].split("+", 1)[0],
-        broker="redis" if settings.redis_url else "memory",
+        broker="redis" if settings.uses_redis else "memory",
         kek_ids=[kek_id for kek_id, _ in parse_keks(settings.keks.get_secret_value())],
         **{
             name: getattr(settings, name)

@@ -8,11 +8,11 @@ set (presences per line), `conn:<staff>` sorted set (connection leases), `dl` so
 (deadlines), `v:`/`n:`/`r:` (values, counters, recent lists). Events go over pub/sub on
 `{prefix}:ev:<channel>`.
 
-Commands from every coroutine of the process go through one pipelined connection: whatever
+Commands from every coroutine of the process go through one connection (a `Lane`): whatever
 was asked while the previous batch was on the wire goes out as the next batch, so a busy
 process pays one round trip per batch, not per command. Publishing does not wait at all:
-local listeners get the event at once, other processes a moment later. Replies and events are
-parsed (hiredis) in the connections' own read callbacks: no task waits on a socket.
+local listeners get the event at once, other processes a moment later. Redis is reached by
+URL or through Sentinel (app/broker/redis_connection.py).
 """
 
 from __future__ import annotations
@@ -24,18 +24,11 @@ import hashlib
 import logging
 import secrets
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Sequence
+from typing import Any
 
-import hiredis
 import orjson
-from redis._parsers.hiredis import NOT_ENOUGH_DATA
-from redis.asyncio.connection import ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, RedisError
 
 from app.broker import redis_scripts
 from app.broker.base import (
@@ -51,6 +44,7 @@ from app.broker.base import (
 )
 from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
+from app.broker.redis_connection import DOWN, Events, Lane, create_client, reason, redacted
 from app.kit import jsonutil
 
 logger = logging.getLogger(__name__)
@@ -59,358 +53,55 @@ logger = logging.getLogger(__name__)
 PRESENCE_TTL = 24 * 3600
 # How often the connection is checked and the clock offset to Redis measured (seconds).
 HEALTH_SECONDS = 1.0
-# How long one command may take before Redis counts as unreachable (seconds).
-COMMAND_TIMEOUT = 5.0
 
-_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _REFUSALS = {r.value: r for r in Refusal}
 _LIVE = "," + ",".join(sorted(s.value for s in LIVE_STATES)) + ","
 _ORIGIN_BYTES = 16
 _LIFETIME_MS = CHAT_MAX_LIFETIME * 1000
 _KEY_NAMES_KEPT = 10_000
 
-
-def redacted(url: str) -> str:
-    """The Redis URL without its password, for error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
-class _Owner(Protocol):
-    def _received(self, wire: _Wire, data: bytes) -> None: ...
-    def _lost(self, wire: _Wire) -> None: ...
-
-
-class _Wire(asyncio.Protocol):
-    """One connection, read as it arrives: hands what it reads to its owner (a lane or the
-    subscriber), which knows whether this is still its current connection."""
-
-    def __init__(self, owner: _Owner, conn: Any, reader: Any) -> None:
-        self.owner = owner
-        # Kept: redis-py closes a connection's socket when the connection is collected.
-        self.conn = conn
-        self.transport: asyncio.Transport = conn._writer.transport
-        self.reader = reader
-
-    def close(self) -> None:
-        self.conn._close()  # redis-py's own: closes the socket, forgets the streams
-
-    def data_received(self, data: bytes) -> None:
-        self.owner._received(self, data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.owner._lost(self)
-
-
-async def _open(owner: _Owner, pool: ConnectionPool) -> _Wire:
-    """A new connection for `owner`. redis-py connects (address, TLS, AUTH, SELECT); then the
-    socket's transport, and the hiredis reader redis-py configured for it, are the owner's."""
-    conn = pool.make_connection()  # type: ignore[no-untyped-call]
-    await conn.connect()
-    reader: Any = getattr(conn._parser, "_reader", None)
-    if getattr(conn, "_writer", None) is None or reader is None:
-        await conn.disconnect(nowait=True)
-        raise RedisConnectionError("the Redis connection needs hiredis")
-    wire = _Wire(owner, conn, reader)
-    wire.transport.set_protocol(wire)
-    return wire
-
-
-class _Lane:
-    """One connection. What is asked while a batch is on the wire goes out together as the
-    next batch, in one write; each reply resolves its command's future as it is read, in the
-    connection's own callback (no task waits on the socket, no future per read)."""
-
-    def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
-        self._wire: _Wire | None = None
-        self._connecting: asyncio.Task[None] | None = None
-        # Asked, not yet written; written, waiting for their replies (None: nobody waits).
-        self._pending: list[tuple[Sequence[Any], asyncio.Future[Any] | None]] = []
-        self._inflight: deque[asyncio.Future[Any] | None] = deque()
-        self._scheduled = False
-        # While replies are awaited, one must come every COMMAND_TIMEOUT.
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._replies = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
-        self.on_failure: Callable[[], None] | None = None
-
-    def start(self) -> None:
-        # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call,
-        # and call() runs once per command.
-        self._loop = asyncio.get_running_loop()
-        self._closed = False
-
-    async def stop(self) -> None:
-        # Let queued fire-and-forget commands (publishes) reach Redis first.
-        for _ in range(50):
-            if not self._pending and not self._inflight:
-                break
-            await asyncio.sleep(0.01)
-        if self._connecting is not None:
-            self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connecting
-        self._closed = True
-        closed = BrokerUnavailableError("the broker is closed")
-        self._drop(closed)
-        self._fail_pending(closed)
-
-    async def reset(self) -> None:
-        """Drop the connection (the next batch opens a new one): after Redis was away, a lane
-        that sent nothing meanwhile would otherwise find out on its next command."""
-        self._drop(BrokerUnavailableError("Redis is unreachable"))
-
-    def call(self, args: Sequence[Any]) -> asyncio.Future[Any]:
-        loop = self._loop or asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((args, future))
-        if not self._scheduled:
-            self._schedule(loop)
-        return future
-
-    def send(self, args: Sequence[Any]) -> None:
-        """Queue a command whose reply nobody waits for."""
-        self._pending.append((args, None))
-        if not self._scheduled:
-            self._schedule(self._loop or asyncio.get_running_loop())
-
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._scheduled = True
-        # Two loop turns: the other connections' ready callbacks add their commands too,
-        # and all go in one write (a loop turn costs far less than a write).
-        loop.call_soon(loop.call_soon, self._flush)
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        if self._inflight or not self._pending:
-            return  # the next batch goes once this one's replies are in (_received)
-        if self._closed:
-            # Asked during or after shutdown: no new connection is opened for it.
-            self._fail_pending(BrokerUnavailableError("the broker is closed"))
-        elif self._wire is not None:
-            self._write(self._wire)
-        elif self._connecting is None:
-            assert self._loop is not None
-            self._connecting = self._loop.create_task(self._connect())
-
-    def _write(self, wire: _Wire) -> None:
-        assert self._loop is not None
-        batch, self._pending = self._pending, []
-        try:
-            data = _pack(batch)
-        except Exception as exc:
-            # A command that cannot be sent (a bug): that batch fails, the lane goes on.
-            logger.exception("Redis batch failed")
-            for _, future in batch:
-                if future is not None and not future.done():
-                    future.set_exception(exc)
-            return
-        self._inflight.extend([future for _, future in batch])
-        wire.transport.write(data)
-        if self._watchdog is None:
-            self._watchdog = self._loop.call_later(COMMAND_TIMEOUT, self._check, self._replies)
-
-    async def _connect(self) -> None:
-        try:
-            wire = await _open(self, self._pool)
-        except asyncio.CancelledError:
-            self._connecting = None
-            raise
-        except (*_DOWN, BrokerUnavailableError) as exc:
-            self._connecting = None
-            self._fail_pending(BrokerUnavailableError(f"Redis is unreachable ({_reason(exc)})"))
-            self._failed()
-            return
-        self._connecting = None
-        self._wire = wire
-        if self._pending and not self._inflight:
-            self._write(wire)
-
-    def _received(self, wire: _Wire, data: bytes) -> None:
-        if wire is not self._wire:
-            return  # a connection this lane has dropped
-        reader = wire.reader
-        inflight = self._inflight
-        try:
-            reader.feed(data)
-            while (reply := reader.gets()) is not NOT_ENOUGH_DATA and reply is not False:
-                self._replies += 1
-                future = inflight.popleft()
-                if future is not None and not future.done():
-                    # Error replies come back as ResponseError instances, not raised.
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-        except Exception:
-            # Not the Redis protocol, or a reply nothing asked for: this connection is done.
-            logger.exception("Redis reply unreadable")
-            self._drop(BrokerUnavailableError("Redis is unreachable (unreadable reply)"))
-            self._failed()
-            return
-        if not inflight and self._pending:
-            self._write(wire)
-
-    def _lost(self, wire: _Wire) -> None:
-        if wire is not self._wire:
-            return  # dropped on purpose: what waited on it has failed already
-        self._drop(BrokerUnavailableError("Redis is unreachable (connection lost)"))
-        self._failed()
-
-    def _check(self, replies: int) -> None:
-        """The watchdog: no reply for COMMAND_TIMEOUT while some are awaited is Redis down."""
-        self._watchdog = None
-        if not self._inflight:
-            return
-        if self._replies == replies:
-            self._drop(BrokerUnavailableError("Redis is unreachable (no reply in time)"))
-            self._failed()
-            return
-        assert self._loop is not None
-        self._watchdog = self._loop.call_later(COMMAND_TIMEOUT, self._check, self._replies)
-
-    def _drop(self, error: BrokerUnavailableError) -> None:
-        """Close the connection; what waited for a reply on it fails with `error`, and what
-        is still to be written goes on a new one."""
-        wire, self._wire = self._wire, None
-        if wire is not None:
-            wire.close()
-        inflight, self._inflight = self._inflight, deque()
-        for future in inflight:
-            if future is not None and not future.done():
-                future.set_exception(error)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        if self._pending and not self._scheduled and self._loop is not None:
-            self._schedule(self._loop)
-
-    def _fail_pending(self, error: BrokerUnavailableError) -> None:
-        pending, self._pending = self._pending, []
-        for _, future in pending:
-            if future is not None and not future.done():
-                future.set_exception(error)
-
-    def _failed(self) -> None:
-        if self.on_failure is not None:
-            self.on_failure()
-
-
-class _Subscriber:
-    """The pub/sub connection: events are delivered as they are read, in the connection's own
-    callback; subscriptions are confirmed before they count."""
-
-    def __init__(self, broker: RedisBroker, pool: ConnectionPool) -> None:
-        self._broker = broker
-        self._pool = pool
-        self._wire: _Wire | None = None
-        self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
-
-    async def connect(self, channels: Iterable[bytes]) -> None:
-        await self.close()
-        wire = await _open(self, self._pool)
-        self._wire = wire
-        channels = list(channels)
-        # Everything local listeners follow, again, after a reconnect.
-        for start in range(0, len(channels), 1000):
-            wire.transport.write(_pack([(("SUBSCRIBE", *channels[start : start + 1000]), None)]))
-
-    async def close(self) -> None:
-        wire, self._wire = self._wire, None
-        if wire is not None:
-            wire.close()
-        self._fail_waiting()
-
-    async def subscribe(self, channel: bytes) -> None:
-        wire = self._wire
-        if wire is None or wire.transport.is_closing():
-            raise BrokerUnavailableError("Redis is unreachable")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(channel, []).append(future)
-        wire.transport.write(_pack([(("SUBSCRIBE", channel), None)]))
-        try:
-            await asyncio.wait_for(asyncio.shield(future), COMMAND_TIMEOUT)
-        except TimeoutError as exc:
-            raise BrokerUnavailableError("Redis did not confirm a subscription") from exc
-
-    async def unsubscribe(self, channel: bytes) -> None:
-        wire = self._wire
-        if wire is not None and not wire.transport.is_closing():
-            wire.transport.write(_pack([(("UNSUBSCRIBE", channel), None)]))
-
-    def _received(self, wire: _Wire, data: bytes) -> None:
-        if wire is not self._wire:
-            return
-        broker = self._broker
-        reader = wire.reader
-        try:
-            reader.feed(data)
-            while (reply := reader.gets()) is not NOT_ENOUGH_DATA and reply is not False:
-                if isinstance(reply, Exception):
-                    raise reply
-                if not isinstance(reply, list) or len(reply) < 3:
-                    continue
-                kind = reply[0]
-                if kind == b"message":
-                    broker._deliver(reply[1], reply[2])
-                elif kind == b"subscribe":
-                    for future in self._waiting.pop(reply[1], ()):
-                        if not future.done():
-                            future.set_result(None)
-        except Exception:
-            logger.exception("Redis event unreadable")
-            self._lost(wire)
-
-    def _lost(self, wire: _Wire) -> None:
-        if wire is not self._wire:
-            return
-        self._wire = None
-        wire.close()
-        self._fail_waiting()
-        self._broker._connection_lost()
-
-    def _fail_waiting(self) -> None:
-        error = BrokerUnavailableError("Redis is unreachable")
-        for futures in self._waiting.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(error)
-        self._waiting.clear()
+__all__ = ["RedisBroker", "redacted"]
 
 
 class RedisBroker(Broker):
-    """Ephemeral state in Redis, safe for any number of processes (see the module docstring)."""
+    """Ephemeral state in Redis, safe for any number of processes (see the module docstring).
+
+    `url`: one Redis; with `sentinels` ((host, port) pairs), the primary they name for
+    `service` (the URL then gives only credentials and database). `wait_replicas`: writes
+    count as done once that many replicas hold them (`WAIT`), so a failover loses nothing
+    a client was told had happened."""
 
     round_trips = True
 
-    def __init__(self, url: str, prefix: str = "lykta") -> None:
+    def __init__(
+        self,
+        url: str | None,
+        prefix: str = "lykta",
+        *,
+        sentinels: Sequence[tuple[str, int]] = (),
+        service: str = "lykta",
+        wait_replicas: int = 0,
+    ) -> None:
         super().__init__()
         self.url = url
         self.prefix = prefix
+        self._where = (
+            f"Sentinel service {service!r} at "
+            + ", ".join(f"{host}:{port}" for host, port in sentinels)
+            if sentinels
+            else redacted(url or "")
+        )
         self._base = f"{{{prefix}}}:"
         self._events = f"{self._base}ev:".encode()
         self._origin = secrets.token_hex(_ORIGIN_BYTES // 2).encode()
-        self._pool = ConnectionPool.from_url(
-            url,
-            protocol=2,
-            socket_connect_timeout=COMMAND_TIMEOUT,
-            # Replies are bounded per batch (see _Lane), not per reply.
-            socket_timeout=None,
-            socket_keepalive=True,
-        )
-        self._lane = _Lane(self._pool)
-        self._lane.on_failure = self._connection_lost
+        self._client, self._sentinels = create_client(url, sentinels, service)
+        self._lane = Lane(self._client, self._connection_lost, wait_replicas=wait_replicas)
         # Reads of a whole queue (thousands of entries, for position updates) on a lane of
         # their own: routing's commands do not wait behind a long reply.
-        self._bulk = _Lane(self._pool)
-        self._bulk.on_failure = self._connection_lost
-        self._subscriber = _Subscriber(self, self._pool)
+        self._bulk = Lane(self._client, self._connection_lost, wait_replicas=wait_replicas)
+        self._subscriber = Events(
+            self._client, self._deliver, self._connection_lost, self._events + self._origin
+        )
         self._shas = {
             name: hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
             for name, body in redis_scripts.ALL.items()
@@ -442,10 +133,10 @@ class RedisBroker(Broker):
         try:
             await self._prepare()
             await self._subscriber.connect([])
-        except (BrokerUnavailableError, *_DOWN) as exc:
+        except (BrokerUnavailableError, *DOWN, RedisError) as exc:
             await self.close()
             raise BrokerUnavailableError(
-                f"cannot reach Redis at {redacted(self.url)}: {exc}"
+                f"cannot reach Redis at {self._where}: {reason(exc)}"
             ) from None
         self._health = asyncio.create_task(self._watch())
         self._started = True
@@ -464,7 +155,9 @@ class RedisBroker(Broker):
         await self._lane.stop()
         await self._bulk.stop()
         await self._subscriber.close()
-        await self._pool.disconnect()
+        for client in [self._client, *self._sentinels]:
+            with contextlib.suppress(*DOWN, RedisError):
+                await client.aclose()
 
     async def _prepare(self) -> None:
         """Load the scripts and measure the clock offset to Redis."""
@@ -501,11 +194,12 @@ class RedisBroker(Broker):
         while True:
             await asyncio.sleep(0.5)
             try:
+                await self._lane.reset()
                 await self._bulk.reset()
                 await self._prepare()
                 channels = [self._events + c.encode() for c in self.hub.channels()]
                 await self._subscriber.connect(channels)
-            except (BrokerUnavailableError, *_DOWN):
+            except (BrokerUnavailableError, *DOWN, RedisError):
                 continue
             break
         self._recovering = False
@@ -924,19 +618,10 @@ async def _scan(broker: RedisBroker, pattern: str) -> Any:
             return
 
 
-def _pack(batch: list[tuple[Sequence[Any], asyncio.Future[Any] | None]]) -> bytes:
-    """The batch's commands in the Redis protocol (RESP), as one buffer for one write."""
-    return b"".join([hiredis.pack_command(tuple(args)) for args, _ in batch])
-
-
 def _bytes_as_base64(value: Any) -> str:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     raise TypeError
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
 
 
 def _ms(seconds: float) -> int:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -229,3 +230,115 @@ async def processes(
         yield started
     finally:
         await asyncio.gather(*(p.stop() for p in started))
+
+
+class SentinelSetup:
+    """A primary, a replica and a Sentinel watching them, each a redis-server of our own on a
+    free port: what docs/deploy.md recommends, in one machine."""
+
+    SERVICE = "lykta"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ports = [free_port(), free_port()]
+        self.sentinel_port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def sentinels(self) -> str:
+        return f"127.0.0.1:{self.sentinel_port}"
+
+    async def start(self) -> None:
+        executable = shutil.which("redis-server")
+        assert executable is not None, "redis-server is not installed"
+        primary, replica = self.ports
+        for index, port in enumerate(self.ports):
+            folder = self.directory / f"redis-{index}"
+            folder.mkdir(exist_ok=True)
+            args = [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+            args += ["--save", "", "--appendonly", "no"]
+            if port == replica:
+                args += ["--replicaof", "127.0.0.1", str(primary)]
+            self.procs.append(self._spawn(args))
+        config = self.directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {primary} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n"
+        )
+        self.procs.append(self._spawn([executable, str(config), "--sentinel"]))
+        await self.wait_replicated()
+
+    def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def primary_port(self) -> int:
+        """The primary's port, as the Sentinel names it."""
+        import redis.asyncio as aioredis
+
+        client: Any = aioredis.Redis(host="127.0.0.1", port=self.sentinel_port)
+        try:
+            _, port = await client.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE
+            )
+            return int(port)
+        finally:
+            await client.aclose()
+
+    def replica_process(self, primary: int) -> subprocess.Popen[bytes]:
+        """The redis-server that is not the primary on `primary`."""
+        return self.procs[1 - self.ports.index(primary)]
+
+    async def wait_replicated(self) -> None:
+        """Until the Sentinel names a primary whose replica is linked and in sync."""
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        while loop.time() < deadline:
+            with contextlib.suppress(Exception):
+                primary = await self.primary_port()
+                replica = next(p for p in self.ports if p != primary)
+                client: Any = aioredis.Redis(host="127.0.0.1", port=replica)
+                try:
+                    info = await client.info("replication")
+                finally:
+                    await client.aclose()
+                sentinel: Any = aioredis.Redis(host="127.0.0.1", port=self.sentinel_port)
+                try:
+                    known = await sentinel.execute_command("SENTINEL", "REPLICAS", self.SERVICE)
+                finally:
+                    await sentinel.aclose()
+                if (
+                    info.get("master_port") == primary
+                    and info.get("master_link_status") == "up"
+                    and known
+                ):
+                    return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("the replica did not catch up with the primary")
+
+    async def fail_over(self) -> int:
+        """Have the Sentinel promote the replica now; the old primary's port."""
+        import redis.asyncio as aioredis
+
+        old = await self.primary_port()
+        client: Any = aioredis.Redis(host="127.0.0.1", port=self.sentinel_port)
+        try:
+            await client.execute_command("SENTINEL", "FAILOVER", self.SERVICE)
+        finally:
+            await client.aclose()
+        return old
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        for proc in self.procs:
+            while proc.poll() is None:
+                if loop.time() > deadline:
+                    proc.kill()
+                await asyncio.sleep(0.05)
