@@ -416,15 +416,20 @@ async def test_a_peer_is_preferred_then_the_preference_relaxes(lykta: ServerFact
         rt = server.runtime
         await add_line(rt, peer_relax_seconds=3600)
         await add_counsellor(rt, "nina", alias="Nina")
-        await add_counsellor(rt, "pia", alias="Pia", peer=True)
-        nina = await open_staff(server, "nina", PASSWORD)
-        pia = await open_staff(server, "pia", PASSWORD, available=False)
+        await add_counsellor(rt, "pia", alias="Pia", peer=True, capacity=1)
+        pia = await open_staff(server, "pia", PASSWORD)
+        nina = await open_staff(server, "nina", PASSWORD, available=False)
+        # Pia answers someone already: her one place is taken.
+        first = await open_visitor(server)
+        await first.start()
+        await pia.accept((await pia.expect("offer", chat_id=first.chat_id))["chat_id"])
+        await nina.available()
         visitor = await open_visitor(server)
         started = await visitor.start("support", "sv", peer=True)
         assert started["peer_requested"] is True
-        # Nina is free but not a peer: the chat waits for Pia.
+        # Nina is free but not a peer, and a peer answers on the line: the chat waits for Pia.
         await nina.expect_none("offer", within=1.5)
-        await pia.available()
+        await first.send({"type": "end"})
         offer = await pia.expect("offer", chat_id=visitor.chat_id)
         assert offer["peer_requested"] is True
         await pia.accept(visitor.chat_id)
@@ -439,12 +444,12 @@ async def test_a_peer_is_preferred_then_the_preference_relaxes(lykta: ServerFact
 
     async with lykta() as server:
         rt = server.runtime
-        # The same database: the line now relaxes after a second; Pia is not signed in.
-        await add_line(rt, peer_relax_seconds=1)
+        # The same database and the same hour-long peer wait; Pia is not signed in.
+        await add_line(rt, peer_relax_seconds=3600)
         nina = await open_staff(server, "nina", PASSWORD)
         visitor = await open_visitor(server)
         await visitor.start("support", "sv", peer=True)
-        # No peer is on: after the line's relax time, anyone.
+        # No peer supporter answers on the line: nobody waits for one, anyone answers now.
         await nina.accept((await nina.expect("offer", chat_id=visitor.chat_id))["chat_id"])
         joined = await visitor.expect("counsellor.joined")
         assert joined["name"] == "Nina" and joined["peer"] is False

@@ -49,8 +49,8 @@ from app.lines.directory import LineDirectory
 from app.lines.service import LineConfig
 from app.models import Wrapup
 from app.models.enums import ChatOutcome
-from app.routing.policy import can_take
-from app.routing.service import Router, duration_key
+from app.routing.policy import Staffing, can_take
+from app.routing.service import Router, duration_key, settled_event
 from app.settings import Settings
 from app.staff.service import StaffContext
 from app.stats.counters import ChatCounters
@@ -72,6 +72,9 @@ VISITOR_LEASE_MIN_SECONDS = 15.0
 RECORD_BACKSTOP_SECONDS = 60.0
 # Chats read at a time when sweeping a line for abandoned ones.
 SWEEP_PAGE = 100
+# How often a step that depends on a chat's state is tried again when another process changed
+# the state in between (each retry needs yet another change at that very moment).
+STATE_RETRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +83,8 @@ class Started:
     token: str
     position: int
     language_fallback: bool
-    # The line's on-duty capacity when the chat started (for the first wait estimate).
-    capacity: int
+    # Who answered the line when the chat started (for the first wait estimate).
+    staffing: Staffing
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,12 @@ def _err(code: ErrorCode, message: str, ref: str | None = None) -> ProtocolError
     return ProtocolError(code, message, ref)
 
 
+def _offer_withdrawn(record: ChatRecord, now: float) -> dict[str, Any]:
+    """The changes that take back an offer that was not the counsellor's doing: the chat waits
+    again, nobody has passed on it."""
+    return {"state": record.waiting_state, "offered_to": None, "offer_expires_at": now}
+
+
 # The answer to a visitor's message once the chat has ended.
 MESSAGE_AFTER_END = _err(ErrorCode.chat_ended, "the chat has ended", "message")
 
@@ -184,6 +193,7 @@ class ChatService:
         # jump of the wall clock (which deadlines use) cannot delay these.
         self._shred_watch: dict[str, float] = {}
         router.auto_accept = self._auto_accept
+        router.visitor_gone = self._visitor_gone
 
     # Visitor side ---------------------------------------------------------------------------
 
@@ -211,8 +221,8 @@ class ChatService:
             # Neutral on purpose: the visitor is not told they were blocked.
             return LineUnavailable(line, language, "unavailable")
         now = self.broker.now()
-        is_open, capacity = await self.router.line_status(line)
-        if not is_open:
+        staffing = await self.router.staffing(line)
+        if not staffing.open:
             self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.closed))
             self.counters.chat_turned_away(line.key, "closed")
             return LineUnavailable(line, language, "closed")
@@ -264,7 +274,7 @@ class ChatService:
                 record.id, handover, last_seq=0, announce=self.announce(record.id, None)
             )
         await self._queue_changed(line.key)
-        return Started(record, token, position, fallback, capacity)
+        return Started(record, token, position, fallback, staffing)
 
     async def resume(
         self, chat_id: str, token: str, *, connection: str | None = None
@@ -278,22 +288,40 @@ class ChatService:
             await self.broker.connect(
                 visitor_lease(chat_id), connection, self.visitor_lease_seconds
             )
-        result = await self.broker.transition(
-            chat_id,
-            Transition(
-                expect=LIVE_STATES,
-                changes={"visitor_connected": True, "visitor_grace_until": None},
-            ),
-        )
-        if isinstance(result, Refusal):
+        result = await self._visitor_back(record)
+        if result is None:
             return _err(ErrorCode.chat_ended, "the chat has ended", "resume")
         await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
         await self.broker.publish(
             chat_channel(chat_id), {"type": "visitor.back", "chat_id": chat_id}
         )
         if result.waiting:
-            self.router.kick(result.line)
+            await self._queue_changed(result.line)
         return result
+
+    async def _visitor_back(self, record: ChatRecord) -> ChatRecord | None:
+        """The visitor is here again: a waiting chat goes back into its queue, at the place its
+        priority and time waited give it, in the same step (None: the chat has ended)."""
+        for _ in range(STATE_RETRIES):
+            back = {"visitor_connected": True, "visitor_grace_until": None}
+            if record.waiting:
+                change = Transition(
+                    expect=WAITING_STATES,
+                    changes=back,
+                    enqueue=queue_score(record.priority, record.queued_at),
+                )
+            else:
+                change = Transition(expect=LIVE_STATES - WAITING_STATES, changes=back)
+            result = await self.broker.transition(record.id, change)
+            if not isinstance(result, Refusal):
+                return result
+            if result is not Refusal.state:
+                return None
+            fresh = await self.broker.get_chat(record.id)
+            if fresh is None or fresh.state is ChatState.ended:
+                return None
+            record = fresh
+        return None
 
     async def visitor_messages(
         self,
@@ -404,28 +432,56 @@ class ChatService:
             remaining = await self.broker.disconnect(visitor_lease(chat_id), connection)
             if remaining > 0:
                 return  # the visitor is still here on another connection
-        record = await self.broker.get_chat(chat_id)
-        if record is None or record.state is ChatState.ended or not record.visitor_connected:
+        away = await self._visitor_away(chat_id)
+        if away is None:
             return
-        line = self.lines.get(record.line)
-        grace = line.visitor_grace_seconds if line else 60
-        now = self.broker.now()
-        until = now + grace
-        result = await self.broker.transition(
-            chat_id,
-            Transition(
-                expect=LIVE_STATES,
-                changes={"visitor_connected": False, "visitor_grace_until": until},
-            ),
-        )
-        if isinstance(result, Refusal):
-            return
+        record, until = away
         await self.broker.schedule(deadline_key(Deadline.visitor_grace, chat_id), until)
         await self.broker.cancel(deadline_key(Deadline.visitor_lease, chat_id))
         await self.broker.publish(
             chat_channel(chat_id),
             {"type": "visitor.away", "chat_id": chat_id, "grace_until": until},
         )
+        if record.state is ChatState.offered and record.offered_to:
+            await self._offer_gone(record.id, record.offered_to)
+            await self._queue_changed(record.line, settled=chat_id)
+        elif record.waiting:
+            await self._queue_changed(record.line)
+
+    async def _visitor_away(self, chat_id: str) -> tuple[ChatRecord, float] | None:
+        """Mark the visitor away until the end of their grace period: (the record before, the
+        end of the grace), or None if the chat has ended or they were marked away already.
+
+        A waiting chat leaves its queue meanwhile (its place is kept: it is its priority and
+        time waited), so nobody is told a place behind someone absent and offers go to those
+        present; an offer made to them is withdrawn, as it would only hold a counsellor's place.
+        """
+        for _ in range(STATE_RETRIES):
+            record = await self.broker.get_chat(chat_id)
+            if record is None or record.state is ChatState.ended or not record.visitor_connected:
+                return None
+            line = self.lines.get(record.line)
+            now = self.broker.now()
+            until = now + (line.visitor_grace_seconds if line else 60)
+            away: dict[str, Any] = {"visitor_connected": False, "visitor_grace_until": until}
+            if record.state is ChatState.offered and record.offered_to:
+                change = Transition(
+                    expect=frozenset({ChatState.offered}),
+                    offered_to=record.offered_to,
+                    changes={**away, **_offer_withdrawn(record, now)},
+                    dequeue=True,
+                    release=record.offered_to,
+                )
+            else:
+                change = Transition(
+                    expect=LIVE_STATES - {ChatState.offered}, changes=away, dequeue=True
+                )
+            result = await self.broker.transition(chat_id, change)
+            if not isinstance(result, Refusal):
+                return record, until
+            if result is Refusal.missing:
+                return None
+        return None
 
     # Staff side -----------------------------------------------------------------------------
 
@@ -475,6 +531,7 @@ class ChatService:
             staff_channel(staff_id),
             {"type": "chat.assigned", "chat_id": chat_id, "line": result.line},
         )
+        await self.broker.publish(line_channel(result.line), settled_event(chat_id))
         return result
 
     async def _auto_accept(self, record: ChatRecord, line: LineConfig) -> None:
@@ -510,12 +567,17 @@ class ChatService:
                     "target_counsellor": None,
                     "target_until": None,
                 },
-                enqueue=queue_score(record.priority, record.queued_at),
+                # Back at its place if its visitor is here; out of the queue while away.
+                dequeue=not record.visitor_connected,
+                enqueue=queue_score(record.priority, record.queued_at)
+                if record.visitor_connected
+                else None,
                 release=staff_id,
             ),
         )
         if isinstance(result, Refusal):
             return None
+        await self._settle_queue(result, queued=record.visitor_connected)
         await self.broker.cancel(deadline_key(Deadline.offer, chat_id, staff_id))
         await self.broker.publish(
             staff_channel(staff_id),
@@ -539,8 +601,62 @@ class ChatService:
                         staff_channel(staff_id),
                         {"type": "status", "status": "away", "reason": "missed_offers"},
                     )
-        await self._queue_changed(result.line)
+        await self._queue_changed(result.line, settled=chat_id)
         return result
+
+    async def _visitor_gone(self, record: ChatRecord, line: LineConfig) -> None:
+        """The router claimed a chat whose visitor had just dropped: undo the offer before the
+        counsellor hears of it (the chat waits out the visitor's grace out of the queue)."""
+        staff_id = record.offered_to
+        if staff_id is None:
+            return
+        result = await self.broker.transition(
+            record.id,
+            Transition(
+                expect=frozenset({ChatState.offered}),
+                offered_to=staff_id,
+                changes=_offer_withdrawn(record, self.broker.now()),
+                dequeue=True,
+                release=staff_id,
+            ),
+        )
+        if isinstance(result, Refusal):
+            return
+        # Back meanwhile (their resume saw an offered chat, so it did not queue it): queue it.
+        await self._settle_queue(result, queued=False)
+        await self._queue_changed(result.line, settled=record.id)
+
+    async def _offer_gone(self, chat_id: str, staff_id: str) -> None:
+        """The counsellor's offer was withdrawn because its visitor dropped."""
+        await self.broker.cancel(deadline_key(Deadline.offer, chat_id, staff_id))
+        await self.broker.publish(
+            staff_channel(staff_id),
+            {"type": "offer.withdrawn", "chat_id": chat_id, "reason": "visitor_away"},
+        )
+
+    async def _settle_queue(self, record: ChatRecord, *, queued: bool) -> None:
+        """A waiting chat is in its line's queue exactly while its visitor is here.
+
+        Whoever changes `visitor_connected` moves the chat in the same atomic step
+        (`visitor_disconnected`, `_visitor_back`); a step that makes a chat wait again decides
+        from the record it read (`queued`: whether it queued the chat), and this
+        puts right what a drop or a return at that very moment changed, from the record the
+        step left (`record`). Whoever leaves it last leaves it right."""
+        for _ in range(STATE_RETRIES):
+            here = record.visitor_connected
+            if not record.waiting or here == queued:
+                return
+            result = await self.broker.transition(
+                record.id,
+                Transition(
+                    expect=WAITING_STATES,
+                    dequeue=not here,
+                    enqueue=queue_score(record.priority, record.queued_at) if here else None,
+                ),
+            )
+            if isinstance(result, Refusal):
+                return
+            record, queued = result, here
 
     async def staff_message(
         self,
@@ -744,12 +860,15 @@ class ChatService:
                     "passed": [staff.id],
                     "offer_expires_at": now,
                 },
-                enqueue=queue_score(PRIORITY_TRANSFER, record.queued_at),
+                enqueue=queue_score(PRIORITY_TRANSFER, record.queued_at)
+                if record.visitor_connected
+                else None,
                 release=staff.id,
             ),
         )
         if isinstance(result, Refusal):
             return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "transfer")
+        await self._settle_queue(result, queued=record.visitor_connected)
         await self._append(
             result, Entry(EntryKind.left, now, reason="transferred", staff_id=staff.id)
         )
@@ -981,17 +1100,13 @@ class ChatService:
         lease = visitor_lease(chat_id)
         if (await self.broker.connection_counts([lease])).get(lease, 0) > 0:
             # The visitor is back on a connection whose resume raced this deadline.
-            result = await self.broker.transition(
-                chat_id,
-                Transition(
-                    expect=LIVE_STATES,
-                    changes={"visitor_connected": True, "visitor_grace_until": None},
-                ),
-            )
-            if not isinstance(result, Refusal):
+            result = await self._visitor_back(record)
+            if result is not None:
                 await self.broker.publish(
                     chat_channel(chat_id), {"type": "visitor.back", "chat_id": chat_id}
                 )
+                if result.waiting:
+                    await self._queue_changed(result.line)
             return
         await self._end(chat_id, by="system", reason="visitor_left")
 
@@ -1044,12 +1159,15 @@ class ChatService:
                     "passed": [staff_id],
                     "offer_expires_at": now,
                 },
-                enqueue=queue_score(PRIORITY_RETURNED, record.queued_at),
+                enqueue=queue_score(PRIORITY_RETURNED, record.queued_at)
+                if record.visitor_connected
+                else None,
                 release=staff_id,
             ),
         )
         if isinstance(result, Refusal):
             return
+        await self._settle_queue(result, queued=record.visitor_connected)
         await self._append(
             result, Entry(EntryKind.left, now, reason="counsellor_disconnected", staff_id=staff_id)
         )
@@ -1154,7 +1272,9 @@ class ChatService:
             await self.broker.publish(
                 staff_channel(result.wrapup_by), self._wrapup_required(result)
             )
-        if record.state in WAITING_STATES:
+        if record.state is ChatState.offered:
+            await self._queue_changed(result.line, settled=chat_id)
+        elif record.state in WAITING_STATES:
             await self._queue_changed(result.line)
         else:
             self.router.kick(result.line)
@@ -1268,6 +1388,9 @@ class ChatService:
 
         return build
 
-    async def _queue_changed(self, line: str) -> None:
+    async def _queue_changed(self, line: str, *, settled: str | None = None) -> None:
+        """Route the line, and tell every process's queue cards and positions; `settled`: the
+        chat whose offer just ended."""
         self.router.kick(line)
-        await self.broker.publish(line_channel(line), {"type": "queue.changed"})
+        event = {"type": "queue.changed"} if settled is None else settled_event(settled)
+        await self.broker.publish(line_channel(line), event)

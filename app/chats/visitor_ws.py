@@ -51,8 +51,8 @@ from app.chats.transcript import Audience, Entry, EntryKind
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
-from app.routing.policy import estimate_wait
-from app.routing.positions import position_frame
+from app.routing.policy import Wait, estimate_wait, hold
+from app.routing.positions import Shown, position_frame
 from app.web.origins import origin_allowed
 
 if TYPE_CHECKING:
@@ -365,15 +365,27 @@ class VisitorSocket(ClientSocket):
                 "continuity": record.continuity_for is not None,
             }
         )
-        # The capacity read to decide that the line is open (each read goes through every
+        # From who answered when the line was found open (each read goes through every
         # on-duty counsellor's presence; a busy line has many starts). The position, too, goes
         # before subscribing: after a counsellor's "joined" it would be stale.
-        estimate = estimate_wait(
-            result.position, result.capacity, await self.rt.router.mean_duration(record.line)
+        staffed = result.staffing
+        line = self.rt.lines.get(record.line)
+        held = None
+        if line is not None:
+            held = hold(record, line, staffed.candidates, self.rt.broker.now())
+        wait = (
+            Wait()
+            if held
+            else estimate_wait(
+                result.position,
+                staffed.capacity,
+                staffed.free,
+                await self.rt.router.recent_durations(record.line),
+            )
         )
-        self.out.frame(position_frame(record.id, result.position, estimate))
+        self.out.frame(position_frame(record.id, result.position, wait, held))
         await self._enter(record.id, record.line, record.language, 0)
-        await self._wait_in_queue((result.position, estimate))
+        await self._wait_in_queue((result.position, wait, held))
         # Anything that happened between creating the chat and subscribing (an auto-accept).
         self.out.catch_up(record.id)
 
@@ -412,7 +424,7 @@ class VisitorSocket(ClientSocket):
         until = self.rt.broker.now() + lease_seconds(self.rt.settings)
         await self.rt.broker.schedule(deadline_key(Deadline.visitor_lease, chat_id), until)
 
-    async def _wait_in_queue(self, shown: tuple[int, int | None] | None) -> None:
+    async def _wait_in_queue(self, shown: Shown | None) -> None:
         if self.waiting or self.chat_id is None or self.line is None:
             return
         self.waiting = True

@@ -32,7 +32,8 @@ async def get_line(key: str, runtime: RuntimeDep) -> PublicLine:
 
 
 async def _public(runtime: Runtime, line: LineConfig) -> PublicLine:
-    is_open, _ = await runtime.router.line_status(line)
+    staffed = await runtime.router.staffing(line)
+    is_open = staffed.open
     return PublicLine(
         key=line.key,
         name=line.name,
@@ -48,6 +49,7 @@ async def _public(runtime: Runtime, line: LineConfig) -> PublicLine:
         if is_open or await runtime.router.staffed(line.key)
         else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,
+        peer_available=staffed.peer_available,
     )
 
 

@@ -123,3 +123,6 @@ class PublicLine(BaseModel):
     # or nothing is planned in the coming weeks.
     next_open_at: float | None = None
     time_zone: str
+    # A peer supporter answers on the line now (busy or not): the widget offers the choice.
+    # Nothing more about who is on duty is told.
+    peer_available: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from app.broker.records import ChatRecord, Presence, StaffStatus
 from app.lines.service import LineConfig
@@ -32,16 +33,101 @@ def qualified(presence: Presence, line: LineConfig) -> bool:
     return Qualification(presence.qualification).satisfies(line.required_qualification)
 
 
-def can_take(candidate: Candidate, line: LineConfig, now: float) -> bool:
-    """Rule 2 without preferences: on duty, connected, available, qualified, below capacity."""
+def works(candidate: Candidate, line: LineConfig, now: float) -> bool:
+    """Answering on the line now: on duty, connected, available and qualified, full or not."""
     presence = candidate.presence
     return (
         candidate.connected
         and presence.status is StaffStatus.available
         and on_duty(presence, line.key, now)
         and qualified(presence, line)
-        and candidate.load < presence.capacity
     )
+
+
+def can_take(candidate: Candidate, line: LineConfig, now: float) -> bool:
+    """Rule 2 without preferences: on duty, connected, available, qualified, below capacity."""
+    return works(candidate, line, now) and candidate.load < candidate.presence.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Staffing:
+    """Who answers a line at one moment, as far as visitors may be told (no names)."""
+
+    # A connected, available counsellor is on duty: a visitor may start a chat.
+    open: bool
+    # Places (chats at once) of those answering on the line, and how many of them are free.
+    capacity: int
+    free: int
+    # A peer supporter answers on the line now (busy or not): the widget offers the choice.
+    peer_available: bool
+    candidates: list[Candidate]
+
+
+def staffing(candidates: list[Candidate], line: LineConfig, now: float) -> Staffing:
+    # Open as the roster and the status buttons have it (qualification is the roster's check).
+    is_open = (
+        sum(
+            c.presence.capacity
+            for c in candidates
+            if c.connected
+            and c.presence.status is StaffStatus.available
+            and on_duty(c.presence, line.key, now)
+        )
+        > 0
+    )
+    working = [c for c in candidates if works(c, line, now)]
+    return Staffing(
+        open=is_open,
+        capacity=sum(c.presence.capacity for c in working),
+        free=sum(max(0, c.presence.capacity - c.load) for c in working),
+        peer_available=any(c.presence.peer for c in working),
+        candidates=candidates,
+    )
+
+
+class HoldReason(StrEnum):
+    """What a waiting chat is kept for, instead of going to whoever is free."""
+
+    # A named colleague (a transfer) or a returning visitor's counsellor.
+    counsellor = "counsellor"
+    language = "language"
+    peer = "peer"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    reason: HoldReason
+    # When the wish relaxes and anyone free may answer (epoch seconds).
+    until: float
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wishes:
+    """The preferences routing honours for a chat now: each only until it relaxes, and only
+    while someone answering on the line can meet it (nobody waits for a wish nobody on duty
+    can meet)."""
+
+    counsellor: str | None
+    language: bool
+    peer: bool
+
+
+def wishes(chat: ChatRecord, line: LineConfig, candidates: list[Candidate], now: float) -> Wishes:
+    working = [c for c in candidates if works(c, line, now)]
+    target = chat.target_counsellor
+    if target is not None and not (
+        now < (chat.target_until or 0.0) and any(c.staff_id == target for c in working)
+    ):
+        target = None
+    speakers = [c for c in working if chat.language in c.presence.languages]
+    language = now < chat.queued_at + line.language_relax_seconds and bool(speakers)
+    peer = (
+        chat.peer_requested
+        and now < chat.queued_at + line.peer_relax_seconds
+        and any(c.presence.peer for c in (speakers if language else working))
+    )
+    return Wishes(target, language, peer)
 
 
 def choose(
@@ -49,20 +135,16 @@ def choose(
 ) -> Candidate | None:
     """The counsellor to offer `chat` to now, or None to let it wait.
 
-    Preferences (the visitor's language, a peer, a named colleague) narrow the choice and are
-    relaxed after the line's wait; among the rest, fewest active chats, then longest since
-    their last offer (rule 3).
+    Preferences (the visitor's language, a peer, a named colleague) narrow the choice while
+    someone answering can meet them, and are relaxed after the line's wait; among the rest,
+    fewest active chats, then longest since their last offer (rule 3).
     """
     pool = [c for c in candidates if can_take(c, line, now)]
     if not pool:
         return None
-    waited = now - chat.queued_at
-    relaxed = waited >= line.language_relax_seconds
-    # A visitor who asked for a peer waits for one only this long, then takes anyone.
-    peer_relaxed = waited >= line.peer_relax_seconds
-
-    if chat.target_counsellor is not None and now < (chat.target_until or 0.0):
-        targeted = [c for c in pool if c.staff_id == chat.target_counsellor]
+    wish = wishes(chat, line, candidates, now)
+    if wish.counsellor is not None:
+        targeted = [c for c in pool if c.staff_id == wish.counsellor]
         return targeted[0] if targeted else None
 
     fresh = [c for c in pool if c.staff_id not in chat.passed]
@@ -73,9 +155,9 @@ def choose(
         if since_offer < line.offer_timeout_seconds:
             return None
         fresh = pool
-    if not relaxed:
+    if wish.language:
         fresh = [c for c in fresh if chat.language in c.presence.languages]
-    if chat.peer_requested and not peer_relaxed:
+    if wish.peer:
         fresh = [c for c in fresh if c.presence.peer]
     if not fresh:
         return None
@@ -91,15 +173,60 @@ def choose(
     return min(fresh, key=rank)
 
 
-def estimate_wait(position: int, capacity: int, mean_duration: float) -> int | None:
-    """Rule 5: ((position − 1) / on-duty capacity + 1) × recent mean chat duration, in seconds.
-
-    None when nobody is available to take chats (the estimate would be meaningless).
-    """
-    if capacity <= 0 or position <= 0:
+def hold(
+    chat: ChatRecord, line: LineConfig, candidates: list[Candidate], now: float
+) -> Hold | None:
+    """The wish that keeps `chat` from whoever is free now, or None (nobody is free, or
+    nothing but the queue stands in its way)."""
+    pool = [c for c in candidates if can_take(c, line, now)]
+    if not pool:
         return None
-    return round(((position - 1) / capacity + 1) * mean_duration)
+    wish = wishes(chat, line, candidates, now)
+    if wish.counsellor is not None:
+        if any(c.staff_id == wish.counsellor for c in pool):
+            return None
+        return Hold(HoldReason.counsellor, chat.target_until or now)
+    if wish.language:
+        pool = [c for c in pool if chat.language in c.presence.languages]
+        if not pool:
+            until = chat.queued_at + line.language_relax_seconds
+            return Hold(HoldReason.language, until, chat.language)
+    if wish.peer and not any(c.presence.peer for c in pool):
+        return Hold(HoldReason.peer, chat.queued_at + line.peer_relax_seconds)
+    return None
 
 
-def mean(values: list[float], default: float) -> float:
-    return sum(values) / len(values) if values else default
+# Fewer finished chats than this on a line, and a visitor is told no number: an estimate
+# from one or two chats would be a guess dressed up as a figure.
+MIN_DURATIONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What a waiting visitor is told about their wait."""
+
+    # Someone who can answer them has a free place: they will be answered soon.
+    soon: bool = False
+    # Otherwise the estimate in seconds, or None when there is no honest number.
+    seconds: int | None = None
+
+
+def estimate_wait(position: int, capacity: int, free: int, durations: list[float]) -> Wait:
+    """Rule 5, from what is known now: `position` (1 = next among those who wait for anyone),
+    the places of those answering (`capacity`) and how many are `free`, and the lengths of
+    recent chats.
+
+    Within the free places: soon. Beyond them, each place ahead frees up when one of the
+    `capacity` chats under way ends, on average every mean duration / capacity.
+    """
+    if position <= 0 or capacity <= 0:
+        return Wait()
+    if position <= free:
+        return Wait(soon=True)
+    if len(durations) < MIN_DURATIONS:
+        return Wait()
+    return Wait(seconds=round((position - free) * mean(durations) / capacity))
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -16,22 +16,27 @@ from typing import Any
 
 from app.broker.base import Broker
 from app.broker.hub import Event
-from app.broker.records import queued_at_of
+from app.broker.records import ChatState, queued_at_of
 from app.chats.channels import line_channel
 from app.lines.directory import LineDirectory
-from app.routing.policy import estimate_wait
+from app.routing.policy import Hold, Wait, estimate_wait, staffing
 from app.routing.service import Router
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[dict[str, Any]], None]
+# What a waiting visitor was last shown: position, wait, and the wish they wait for.
+Shown = tuple[int, Wait, Hold | None]
 
 # Even without changes, estimates are refreshed this often (capacity and durations drift).
 REFRESH_SECONDS = 10.0
 # How many visitors' positions are pushed before other work gets a turn: each of them wakes
 # a writer in the next turn, so a small chunk keeps an offer from waiting behind many.
 YIELD_EVERY = 25
+# An offer whose end no event told of stops counting this long after it expired (an event
+# lost while Redis reconnected): the deadline that withdraws it has run by then.
+OFFER_SLACK_SECONDS = 5.0
 
 
 class QueueWatch:
@@ -44,16 +49,21 @@ class QueueWatch:
         self._interval = settings.position_push_seconds
         self._waiting: dict[str, dict[str, Sink]] = {}
         self._watchers: dict[str, set[Sink]] = {}
-        self._shown: dict[str, tuple[int, int | None]] = {}
-        self._summaries: dict[str, tuple[int, int]] = {}
+        self._shown: dict[str, Shown] = {}
+        self._summaries: dict[str, dict[str, Any]] = {}
         self._listeners: dict[str, Callable[[Event], None]] = {}
+        # Per watched line, the chats offered now: chat id -> (offer expires at, queued at).
+        # Offered chats are out of the queue's sorted set; the line's events say which they
+        # are (Router.offered_event, settled_event), so counting them costs no read.
+        self._offers: dict[str, dict[str, tuple[float, float]]] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        router.holds_changed = self.changed
         # Counted for the queue benchmark: position frames actually sent.
         self.position_frames_sent = 0
 
     async def add_waiting(
-        self, line: str, chat_id: str, sink: Sink, shown: tuple[int, int | None] | None = None
+        self, line: str, chat_id: str, sink: Sink, shown: Shown | None = None
     ) -> None:
         self._waiting.setdefault(line, {})[chat_id] = sink
         if shown is not None:
@@ -91,12 +101,26 @@ class QueueWatch:
     async def _ensure_listening(self, line: str) -> None:
         if line in self._listeners:
             return
+        offers = self._offers.setdefault(line, {})
 
-        def listener(_event: Event) -> None:
+        def listener(event: Event) -> None:
+            offered = event.get("offered")
+            if isinstance(offered, str):
+                offers[offered] = (float(event["expires_at"]), float(event["queued_at"]))
+            settled = event.get("settled")
+            if isinstance(settled, str):
+                offers.pop(settled, None)
             self.changed(line)
 
         self._listeners[line] = listener
         await self._broker.subscribe(line_channel(line), listener)
+        # Offers made before this process listened, read once: from the load of each
+        # counsellor of the line (a few chats each), never from every chat of the line.
+        presences = await self._broker.line_presences(line)
+        held = await asyncio.gather(*(self._broker.staff_chat_ids(p.staff_id) for p in presences))
+        for chat in await self._broker.get_chats(sorted({c for ids in held for c in ids})):
+            if chat.line == line and chat.state is ChatState.offered and chat.offer_expires_at:
+                offers.setdefault(chat.id, (chat.offer_expires_at, chat.queued_at))
 
     async def _maybe_stop_listening(self, line: str) -> None:
         if line in self._waiting or line in self._watchers:
@@ -105,6 +129,7 @@ class QueueWatch:
         if listener is not None:
             await self._broker.unsubscribe(line_channel(line), listener)
         self._summaries.pop(line, None)
+        self._offers.pop(line, None)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,62 +158,119 @@ class QueueWatch:
         if not waiting and not watchers:
             return
         queued = await self._broker.queue(line)
+        holds = self._router.holds(line)
         if waiting:
-            config = self._lines.get(line)
-            capacity = 0
-            if config is not None:
-                _, capacity = await self._router.line_status(config)
-            mean_duration = await self._router.mean_duration(line)
-            positions = {chat_id: index for index, (chat_id, _) in enumerate(queued, start=1)}
-            for count, (chat_id, sink) in enumerate(list(waiting.items()), start=1):
-                if count % YIELD_EVERY == 0:
-                    # A long queue: let offers and messages through between chunks, and
-                    # routing finish its pass first.
-                    await asyncio.sleep(0)
-                    await self._router.idle()
-                if waiting.get(chat_id) is not sink:
-                    continue  # left the queue meanwhile
-                position = positions.get(chat_id)
-                if position is None:
-                    continue  # offered, active or gone: other frames tell the visitor
-                shown = (position, estimate_wait(position, capacity, mean_duration))
-                if self._shown.get(chat_id) == shown:
-                    continue
-                self._shown[chat_id] = shown
-                self.position_frames_sent += 1
-                sink(position_frame(chat_id, *shown))
+            await self._push_positions(line, waiting, queued, holds)
         if watchers:
-            summary = await self._summary(line, queued)
+            summary = self._summary(line, queued, holds)
             if self._summaries.get(line) != summary:
                 self._summaries[line] = summary
-                frame = summary_frame(line, *summary)
                 for sink in list(watchers):
-                    sink(frame)
+                    sink(summary)
 
-    async def _summary(self, line: str, queued: list[tuple[str, float]]) -> tuple[int, int]:
+    async def _push_positions(
+        self,
+        line: str,
+        waiting: dict[str, Sink],
+        queued: list[tuple[str, float]],
+        holds: dict[str, Hold],
+    ) -> None:
+        config = self._lines.get(line)
+        capacity = free = 0
+        if config is not None:
+            now = self._broker.now()
+            staffed = staffing(await self._router.candidates(line), config, now)
+            capacity, free = staffed.capacity, staffed.free
+        durations = await self._router.recent_durations(line)
+        # Each visitor's place, and how many ahead of them wait for a wish (a peer, their
+        # language, a named counsellor) and so let them pass to whoever is free.
+        places: dict[str, tuple[int, int]] = {}
+        held_ahead = 0
+        for index, (chat_id, _) in enumerate(queued, start=1):
+            places[chat_id] = (index, held_ahead)
+            if chat_id in holds:
+                held_ahead += 1
+        for count, (chat_id, sink) in enumerate(list(waiting.items()), start=1):
+            if count % YIELD_EVERY == 0:
+                # A long queue: let offers and messages through between chunks, and
+                # routing finish its pass first.
+                await asyncio.sleep(0)
+                await self._router.idle()
+            if waiting.get(chat_id) is not sink:
+                continue  # left the queue meanwhile
+            place = places.get(chat_id)
+            if place is None:
+                continue  # offered, active, away or gone: other frames tell the visitor
+            position, ahead = place
+            held = holds.get(chat_id)
+            wait = Wait() if held else estimate_wait(position - ahead, capacity, free, durations)
+            shown = (position, wait, held)
+            if self._shown.get(chat_id) == shown:
+                continue
+            self._shown[chat_id] = shown
+            self.position_frames_sent += 1
+            sink(position_frame(chat_id, *shown))
+
+    def _summary(
+        self, line: str, queued: list[tuple[str, float]], holds: dict[str, Hold]
+    ) -> dict[str, Any]:
         now = self._broker.now()
-        oldest = min((queued_at_of(score) for _, score in queued), default=now)
-        return len(queued), max(0, round(now - oldest))
+        offers = self._offers.get(line, {})
+        for chat_id, (expires_at, _) in list(offers.items()):
+            if expires_at + OFFER_SLACK_SECONDS < now:
+                del offers[chat_id]
+        since = [queued_at_of(score) for _, score in queued]
+        since += [queued_at for _, queued_at in offers.values()]
+        oldest = min(since, default=now)
+        if holds:
+            # The last routing pass's, of those still in the queue.
+            ids = {chat_id for chat_id, _ in queued}
+            holds = {chat_id: held for chat_id, held in holds.items() if chat_id in ids}
+        return summary_frame(
+            line, len(queued) + len(offers), len(offers), max(0, round(now - oldest)), holds
+        )
 
     async def _send_summary(self, line: str, sink: Sink, *, force: bool) -> None:
-        summary = await self._summary(line, await self._broker.queue(line))
+        summary = self._summary(line, await self._broker.queue(line), self._router.holds(line))
         if force or self._summaries.get(line) != summary:
-            sink(summary_frame(line, *summary))
+            sink(summary)
 
 
-def position_frame(chat_id: str, position: int, estimate: int | None) -> dict[str, Any]:
+def position_frame(chat_id: str, position: int, wait: Wait, held: Hold | None) -> dict[str, Any]:
     return {
         "type": "queue.position",
         "chat_id": chat_id,
         "position": position,
-        "estimated_wait_seconds": estimate,
+        "estimated_wait_seconds": wait.seconds,
+        "soon": wait.soon,
+        "waiting_for": None
+        if held is None
+        else {"reason": held.reason.value, "until": round(held.until)},
     }
 
 
-def summary_frame(line: str, waiting: int, longest_wait: int) -> dict[str, Any]:
+def summary_frame(
+    line: str, waiting: int, offered: int, longest_wait: int, holds: dict[str, Hold]
+) -> dict[str, Any]:
+    # Held chats by what they wait for: how many, and the earliest that relaxes.
+    groups: dict[tuple[str, str | None], tuple[int, float]] = {}
+    for held in holds.values():
+        key = (held.reason.value, held.language)
+        count, until = groups.get(key, (0, held.until))
+        groups[key] = (count + 1, min(until, held.until))
     return {
         "type": "queue.summary",
         "line": line,
         "waiting": waiting,
+        "offered": offered,
         "longest_wait_seconds": longest_wait,
+        "held": [
+            {"reason": reason, "language": language, "count": count, "until": round(until)}
+            for (reason, language), (count, until) in sorted(groups.items(), key=_by_reason)
+        ],
     }
+
+
+def _by_reason(item: tuple[tuple[str, str | None], tuple[int, float]]) -> tuple[str, str]:
+    (reason, language), _ = item
+    return reason, language or ""

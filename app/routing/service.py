@@ -18,7 +18,7 @@ from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatu
 from app.chats.channels import Deadline, deadline_key, line_channel, staff_channel
 from app.lines.directory import LineDirectory
 from app.lines.service import LineConfig
-from app.routing.policy import Candidate, can_take, choose, mean, on_duty
+from app.routing.policy import Candidate, Hold, Staffing, can_take, choose, hold, on_duty, staffing
 from app.settings import Settings
 from app.stats.counters import ChatCounters
 
@@ -57,6 +57,13 @@ class Router:
         self._idle.set()
         # Called after a successful offer on an auto-accept line (set by the chat service).
         self.auto_accept: OfferHook | None = None
+        # Called when an offer turns out to be for a visitor who dropped just before it was
+        # made (set by the chat service): it is withdrawn, and offered to someone present.
+        self.visitor_gone: OfferHook | None = None
+        # Per line, the waiting chats the last pass here kept from someone free, and why
+        # (see `holds`); `holds_changed(line)` is called when they change (set by QueueWatch).
+        self._holds: dict[str, dict[str, Hold]] = {}
+        self.holds_changed: Callable[[str], None] | None = None
 
     def kick(self, line: str) -> None:
         """Ask for a routing pass of `line` soon (coalesced)."""
@@ -77,8 +84,13 @@ class Router:
             for p in presences
         ]
 
+    async def staffing(self, line: LineConfig) -> Staffing:
+        """Who answers the line now: open or not, places and free places, a peer or not."""
+        return staffing(await self.candidates(line.key), line, self._broker.now())
+
     async def line_status(self, line: LineConfig) -> tuple[bool, int]:
-        """(open, on-duty capacity): open when a connected, available counsellor is on duty."""
+        """(open, capacity of those answering): open when a connected, available counsellor
+        is on duty."""
         now = self._broker.now()
         capacity = 0
         for c in await self.candidates(line.key):
@@ -97,9 +109,25 @@ class Router:
             c.connected and on_duty(c.presence, line, now) for c in await self.candidates(line)
         )
 
-    async def mean_duration(self, line: str) -> float:
-        values = await self._broker.recent(duration_key(line))
-        return mean(values, self._settings.default_chat_minutes * 60)
+    async def recent_durations(self, line: str) -> list[float]:
+        """How long the line's recent answered chats lasted (seconds), up to the last 50."""
+        return await self._broker.recent(duration_key(line))
+
+    def holds(self, line: str) -> dict[str, Hold]:
+        """The waiting chats the last routing pass of `line` in this process kept from someone
+        who was free, by chat id, with the wish they wait for (every process routes every
+        line once a second, so this is never more than a pass old)."""
+        return self._holds.get(line, {})
+
+    def _set_holds(self, line: str, holds: dict[str, Hold]) -> None:
+        if self._holds.get(line, {}) == holds:
+            return
+        if holds:
+            self._holds[line] = holds
+        else:
+            self._holds.pop(line, None)
+        if self.holds_changed is not None:
+            self.holds_changed(line)
 
     async def dispatch(self, line_key: str) -> int:
         """One routing pass over a line's queue; how many offers were made."""
@@ -124,6 +152,14 @@ class Router:
         await self._idle.wait()
 
     async def _dispatch(self, line: LineConfig) -> int:
+        holds: dict[str, Hold] = {}
+        try:
+            return await self._route(line, holds)
+        finally:
+            self._set_holds(line.key, holds)
+
+    async def _route(self, line: LineConfig, holds: dict[str, Hold]) -> int:
+        """The pass itself; the chats kept from someone free go into `holds`."""
         queued = await self._broker.queue(line.key, ROUTE_WINDOW)
         if not queued:
             return 0
@@ -137,6 +173,9 @@ class Router:
                 continue
             pick = choose(chat, line, candidates, now)
             if pick is None:
+                held = hold(chat, line, candidates, now)
+                if held is not None:
+                    holds[chat.id] = held
                 continue
             expires_at = now + line.offer_timeout_seconds
             result = await self._broker.transition(
@@ -159,6 +198,11 @@ class Router:
                 continue
             if isinstance(result, Refusal):
                 continue
+            if not result.visitor_connected:
+                # The visitor dropped between the read and the claim: not an offer to make.
+                if self.visitor_gone is not None:
+                    await self.visitor_gone(result, line)
+                continue
             offers += 1
             self._counters.offer_made(line.key)
             pick.presence.last_offer_at = now
@@ -169,13 +213,14 @@ class Router:
                     deadline_key(Deadline.offer, chat.id, pick.staff_id), expires_at
                 ),
             )
+            # The queue cards count the offer (QueueWatch) before anyone can answer it: the
+            # answer's event then comes after this one, whichever process sends it.
+            await self._broker.publish(line_channel(line.key), offered_event(result, expires_at))
             await self._broker.publish(staff_channel(pick.staff_id), offer_event(result, line, now))
             if line.auto_accept and self.auto_accept is not None:
                 await self.auto_accept(result, line)
             if not any(can_take(c, line, now) for c in candidates):
                 break
-        if offers:
-            await self._broker.publish(line_channel(line.key), {"type": "queue.changed"})
         return offers
 
     async def _waiting_chats(
@@ -214,6 +259,22 @@ class Router:
                     await self.dispatch(line)
                 except Exception:
                     logger.exception("routing pass failed", extra={"line": line})
+
+
+def offered_event(chat: ChatRecord, expires_at: float) -> dict[str, object]:
+    """On the line's channel: the chat is offered until `expires_at` (for the queue cards)."""
+    return {
+        "type": "queue.changed",
+        "offered": chat.id,
+        "expires_at": expires_at,
+        "queued_at": chat.queued_at,
+    }
+
+
+def settled_event(chat_id: str) -> dict[str, object]:
+    """On the line's channel: an offer of the chat ended (answered, passed, withdrawn, or the
+    chat ended)."""
+    return {"type": "queue.changed", "settled": chat_id}
 
 
 def offer_event(chat: ChatRecord, line: LineConfig, now: float) -> dict[str, object]:
