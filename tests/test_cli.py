@@ -286,6 +286,7 @@ async def test_a_visitor_who_quits_comes_back_with_the_printed_command(
     token = hint.group(3)
     # The token is on the screen once: in the command that resumes the chat.
     assert [line for line in visitor.output if token in line] == [hint.group(0)]
+    assert not any(line.startswith("!") for line in visitor.output), visitor.output
     await anna.say(chat_id, "Take your time.")
 
     async with spawn(
@@ -329,7 +330,9 @@ async def test_ctrl_c_leaves_the_visitors_chat_waiting_without_a_traceback(
         await visitor.wait_for(RESUME_HINT)
         assert await visitor.exit_status() == 0
     await anna.expect("visitor.away", chat_id=chat_id)
-    assert not any("Traceback" in line for line in visitor.output), visitor.output
+    assert not any("Traceback" in line or line.startswith("!") for line in visitor.output), (
+        visitor.output
+    )
 
 
 async def test_the_counsellor_client_quits_on_quit_ctrl_d_and_ctrl_c(
@@ -360,7 +363,10 @@ async def test_the_counsellor_client_quits_on_quit_ctrl_d_and_ctrl_c(
                 anna.proc.send_signal(signal.SIGINT)
             await anna.wait_for(r"^\(you left\)$")
             assert await anna.exit_status() == 0, leave
-        assert not any("Traceback" in line for line in anna.output), (leave, anna.output)
+        assert not any("Traceback" in line or line.startswith("!") for line in anna.output), (
+            leave,
+            anna.output,
+        )
 
 
 def run_cli(*args: str, stdin: str = "", **extra_env: str) -> subprocess.CompletedProcess[str]:

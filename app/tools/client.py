@@ -84,6 +84,12 @@ RELEASED = {
     "grace_expired": "you were away too long; it went back to the queue",
     "taken_over": "a supervisor took it over",
 }
+# What a waiting chat may be held for (queue.position's `waiting_for`).
+HELD_FOR = {
+    "counsellor": "your own counsellor",
+    "language": "a counsellor who speaks your language",
+    "peer": "a peer supporter",
+}
 WITHDRAWN = {"expired": "it lapsed", "declined": "declined", "ended": "the visitor left"}
 
 
@@ -270,8 +276,11 @@ class Client:
                 status, lasted = await self._connection()
                 if status is not None:
                     return status
-                delay = 1.0 if lasted else min(delay * 2, 30.0)
-                show("(the connection was lost; reconnecting…)")
+                if lasted:
+                    delay = 1.0
+                    show("(the connection was lost; reconnecting…)")
+                else:
+                    delay = min(delay * 2, 30.0)
                 typed = await self.keyboard.within(random.uniform(delay / 2, delay))
                 if typed in ("/quit", Key.interrupt):
                     return self.leave()
@@ -321,10 +330,10 @@ class Client:
             return 1
 
     async def _type(self, wire: Wire) -> int:
+        """Until the person leaves; the connection is closed as `_connection` returns."""
         while True:
             status = await self.on_typed(wire, await self.keyboard.get())
             if status is not None:
-                await wire.ws.close()
                 return status
 
 
@@ -444,7 +453,16 @@ class Visitor(Client):
                 await wire.send({"type": "message", "text": text, "client_id": client_id})
         elif kind == "queue.position":
             wait = frame.get("estimated_wait_seconds")
-            estimate = f" ({minutes(wait)})" if isinstance(wait, int | float) else ""
+            if frame.get("soon"):
+                estimate = "; a counsellor will answer soon"
+            elif isinstance(wait, int | float):
+                estimate = f" ({minutes(wait)})"
+            else:
+                estimate = ""
+            held = frame.get("waiting_for")
+            if isinstance(held, dict):
+                wish = HELD_FOR.get(str(held.get("reason")), "a particular counsellor")
+                estimate += f"; waiting for {wish} until {clock(held['until'])}"
             self.say(f"You are number {frame['position']} in the queue{estimate}.")
         elif kind == "counsellor.joined":
             self.counsellor = frame["name"]
@@ -504,10 +522,14 @@ class Visitor(Client):
         elif kind == "referral":
             self.say(f"{frame['name']} shares a service:\n{referral_card(frame['card'])}")
         elif kind == "error":
+            if frame.get("ref") == "resume" and frame.get("code") in (
+                "invalid_resume",
+                "chat_ended",
+            ):
+                self.say("! That chat cannot be resumed: it has ended, or the command is wrong.")
+                return 1
             self.say(f"! {frame['message']}")
             if frame.get("ref") in ("start", "resume"):
-                if frame.get("code") in ("invalid_resume", "chat_ended"):
-                    self.say("That chat cannot be resumed: it has ended, or the code is wrong.")
                 return 1
         elif kind not in ("hello", "pong", "feedback.thanks"):
             self.say(f"({kind})")
@@ -627,6 +649,7 @@ class Desk:
     current: str | None = None
     owed: list[str] = field(default_factory=list)
     numbers: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)
 
     def label(self, chat_id: str) -> str:
         return f"#{self.numbers.setdefault(chat_id, len(self.numbers) + 1)}"
@@ -744,21 +767,23 @@ class Counsellor(Client):
         if isinstance(chat_id, str) and isinstance(seq, int) and chat_id in desk.chats:
             desk.chats[chat_id] = max(desk.chats[chat_id], seq)
         if kind == "hello":
+            again = desk.me is not None
             desk.me = frame["staff"]["id"]
             desk.offers = [offer["chat_id"] for offer in frame["offers"]]
             desk.owed = [owed["chat_id"] for owed in frame["wrapups"]]
             self.say(
-                f"Signed in as {frame['staff']['alias']}. Lines: {duty_lines(frame['lines'])}. "
-                f"You are {frame['status']}"
+                ("(connected again) " if again else f"Signed in as {frame['staff']['alias']}. ")
+                + f"Lines: {duty_lines(frame['lines'])}. You are {frame['status']}"
                 + ("; type /available to take chats." if frame["status"] != "available" else ".")
             )
-            for chat in frame["chats"]:
-                # Open chats (after a reconnect, or from another client): from where we are.
-                last = desk.chats.setdefault(chat["chat_id"], 0)
-                await wire.send({"type": "sync", "chat_id": chat["chat_id"], "last_seq": last})
-                self.say(f"(open chat {desk.label(chat['chat_id'])} on {chat['line']})")
-            if desk.current is None and desk.chats:
-                desk.current = next(iter(desk.chats))
+            # Open chats (after a reconnect, or from another client): each from where this
+            # client is, so nothing is shown twice and nothing is missed.
+            desk.chats = {c["chat_id"]: desk.chats.get(c["chat_id"], 0) for c in frame["chats"]}
+            for chat_id, last in desk.chats.items():
+                await wire.send({"type": "sync", "chat_id": chat_id, "last_seq": last})
+                self.say(f"(open chat {desk.label(chat_id)})")
+            if desk.current not in desk.chats:
+                desk.current = next(iter(desk.chats), None)
             for owed in desk.owed:
                 self.say(f"(wrap-up owed for {desk.label(owed)}; /wrapup)")
         elif kind in ("duty", "profile"):
@@ -768,12 +793,16 @@ class Counsellor(Client):
             self.say(f"(you are {frame['status']}{lapsed})")
         elif kind == "queue.summary":
             waiting = frame["waiting"]
-            self.say(
+            summary = (
                 f"(queue on {frame['line']}: nobody waiting)"
                 if not waiting
                 else f"(queue on {frame['line']}: {waiting} waiting, the longest for "
                 f"{minutes(frame['longest_wait_seconds'])})"
             )
+            # Said again only when it changes in words.
+            if desk.queues.get(frame["line"]) != summary:
+                desk.queues[frame["line"]] = summary
+                self.say(summary)
         elif kind == "offer":
             desk.offers.append(frame["chat_id"])
             self.say(
