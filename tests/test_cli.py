@@ -51,7 +51,9 @@ class Process:
         self.lines: list[str] = []
         self.output: list[str] = []
 
-    async def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    async def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        # The timeout only fails a stuck test: a loaded machine may take a while to migrate
+        # and seed the demo (each demo password is hashed with Argon2).
         regex = re.compile(pattern)
         for line in self.lines:
             if match := regex.search(line):
@@ -87,9 +89,9 @@ class Process:
     async def exit_status(self) -> int:
         """Wait for the process to end, reading the rest of what it printed."""
         assert self.proc.stdout is not None
-        rest = await asyncio.wait_for(self.proc.stdout.read(), 15)
+        rest = await asyncio.wait_for(self.proc.stdout.read(), 60)
         self.output.extend(rest.decode().splitlines())
-        return await asyncio.wait_for(self.proc.wait(), 15)
+        return await asyncio.wait_for(self.proc.wait(), 60)
 
 
 @asynccontextmanager
