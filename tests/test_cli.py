@@ -289,7 +289,8 @@ async def test_a_visitor_who_quits_comes_back_with_the_printed_command(
     # The token is on the screen once: in the command that resumes the chat.
     assert [line for line in visitor.output if token in line] == [hint.group(0)]
     assert not any(line.startswith("!") for line in visitor.output), visitor.output
-    await anna.say(chat_id, "Take your time.")
+    # With an escape sequence that would clear the visitor's terminal: shown, not obeyed.
+    await anna.say(chat_id, "Take your time.\x1b[2J")
 
     async with spawn(
         "visitor again", "client", "visitor", "--url", server.url, f"--resume={chat_id}:{token}"
@@ -298,7 +299,7 @@ async def test_a_visitor_who_quits_comes_back_with_the_printed_command(
         # Nothing lost: the chat so far, and what was written while the visitor was away.
         await again.wait_for(r"^You: Is anyone there\?$")
         await again.wait_for(r"^Anna: Yes\. I am Anna\.$")
-        await again.wait_for(r"^Anna: Take your time\.$")
+        await again.wait_for(r"^Anna: Take your time\.\ufffd\[2J$")
         await anna.expect("visitor.back", chat_id=chat_id)
         await again.type("/end")
         await again.wait_for(r"^You ended the chat\.$")

@@ -44,9 +44,9 @@ Frame = dict[str, Any]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 VISITOR_HELP = (
-    "Type a line to send it. /quit leaves for now (the chat waits a short while; you get the "
-    "command to come back), /end ends the chat (as Ctrl-D does), /exit ends it and erases it "
-    "at once (quick exit)"
+    "Type a line to send it. /quit leaves for now, as Ctrl-C does (the chat waits a short "
+    "while; you get the command to come back), /end ends the chat, as Ctrl-D does, /exit ends "
+    "it and erases it at once (quick exit)"
 )
 COUNSELLOR_HELP = (
     "Type a line to write to the current chat. /available, /away, /accept [#n], "
@@ -93,8 +93,16 @@ HELD_FOR = {
 WITHDRAWN = {"expired": "it lapsed", "declined": "declined", "ended": "the visitor left"}
 
 
+# Control characters in what others wrote (an escape sequence could rewrite the terminal)
+# are shown as U+FFFD: message text is text, as in the widget and the console.
+_CONTROLS: dict[int, str | int | None] = dict.fromkeys(
+    (code for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in "\n\t"),
+    "\ufffd",
+)
+
+
 def show(text: str) -> None:
-    print(text, flush=True)
+    print(text.translate(_CONTROLS), flush=True)
 
 
 def ws_url(base: str, path: str) -> str:
