@@ -170,13 +170,19 @@ async def test_a_referral_card_and_the_peer_notice_in_the_visitors_language(
                 },
             )
             assert created.status_code == 201, created.text
+        # A peer supporter answers on the line (so the widget offers the choice), busy.
+        await add_counsellor(rt, "pia", alias="Pia", peer=True, capacity=1)
+        pia = await open_staff(server, "pia", PASSWORD)
+        busy = await open_visitor(server)
+        await busy.start()
+        await pia.accept(await offered(pia))
         anna = await open_staff(server, "anna", PASSWORD)
         page = await visitor_page(browser, server, "sv")
         await page.get_by_label("Jag vill gärna prata med en stödperson").check()
         await page.get_by_role("button", name="Starta chatt").click()
         chat_id = await offered(anna)
         await anna.accept(chat_id)
-        # No peer supporter on duty (and the line does not wait): the visitor is told.
+        # No peer supporter free (and the line does not wait): the visitor is told.
         await page.get_by_text("Ingen stödperson med egen erfarenhet var ledig").wait_for()
         await anna.send(
             {"type": "referral", "chat_id": chat_id, "service_id": created.json()["id"]}

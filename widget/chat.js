@@ -92,6 +92,17 @@ function renderHelp() {
   $('privacy-note').hidden = !lineText('privacy_note');
 }
 
+// The peer supporter choice, only while one answers on the line (busy or not): nobody ticks a
+// wish that nobody on duty can meet.
+function renderPeer() {
+  const available = Boolean(line && line.peer_available);
+  $('peer-field').hidden = !available;
+  if (!available) {
+    $('peer').checked = false;
+    wantPeer = false;
+  }
+}
+
 function showClosed(reason, frame) {
   const heading = { full: 'full_heading', unavailable: 'unavailable_heading' }[reason] || 'closed_heading';
   $('closed-heading').textContent = t(heading);
@@ -138,6 +149,7 @@ async function refreshLine() {
   }
   lineTries = 0;
   renderHelp();
+  renderPeer();
   updateCount();
   if (line.open) showView('intro');
   else showClosed('closed', null);
@@ -341,11 +353,17 @@ function renderHeading() {
   else if (!$('queue').textContent) $('queue').textContent = t('queue_write');
 }
 
+// What a chat waits for instead of whoever is free (`waiting_for`), and until when.
+const HELD = { peer: 'queue_held_peer', language: 'queue_held_language', counsellor: 'queue_held_counsellor' };
+
 function renderQueue(f) {
   if (counsellor) return;
   const parts = [f.position <= 1 ? t('queue_next') : t('queue_position', { position: f.position })];
-  if (f.estimated_wait_seconds == null) parts.push(t('queue_no_estimate'));
-  else parts.push(t('queue_wait', { minutes: Math.max(1, Math.round(f.estimated_wait_seconds / 60)) }));
+  const held = f.waiting_for && HELD[f.waiting_for.reason];
+  // Without an honest number (too little history, nobody answering), nothing about the wait.
+  if (held) parts.push(t(held, { time: formatTime(f.waiting_for.until) }));
+  else if (f.soon) parts.push(t('queue_soon'));
+  else if (f.estimated_wait_seconds != null) parts.push(t('queue_wait', { minutes: Math.max(1, Math.round(f.estimated_wait_seconds / 60)) }));
   parts.push(t('queue_write'));
   $('queue').textContent = parts.join(' ');
 }
