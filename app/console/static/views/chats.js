@@ -177,6 +177,7 @@ function build(root, ctx) {
     if (!state.offers.delete(frame.chat_id)) return;
     renderOffers();
     if (frame.reason === "expired") flash(t("chats.offer_expired"), "warn");
+    if (frame.reason === "visitor_away") flash(t("chats.offer_visitor_away"), "warn");
   });
   listen("chat.opened", (frame) => {
     state.offers.delete(frame.chat_id);
@@ -457,10 +458,20 @@ function build(root, ctx) {
           h("span", { class: "queue-line", text: line.name }),
           h("span", { class: "queue-count", text: t("chats.waiting", { count: q.waiting }) }),
           h("span", { class: "queue-wait", text: q.waiting ? t("chats.longest_wait", { time: duration(longest) }) : t("chats.nobody_waiting") }),
+          // Visitors who wait for an answer to an offer count as waiting (`offered` of them).
+          q.offered ? h("span", { class: "queue-wait", text: t("chats.offered_now", { count: q.offered }) }) : null,
+          // Why a waiting chat is not offered to whoever is free: the wish it waits for.
+          ...(q.held ?? []).map((held) => h("span", { class: "queue-wait queue-held", dataset: { held: held.reason }, text: heldText(held) })),
           line.on_duty ? null : h("span", { class: "tag off", text: t("chats.not_on_duty") }),
         );
       }),
     );
+  }
+
+  function heldText(held) {
+    const key = `chats.held.${held.reason}`;
+    const vars = { count: held.count, time: clock(held.until), language: held.language ? languageName(held.language) : "" };
+    return t(key) === key ? t("chats.held.other", vars) : t(key, vars);
   }
 
   function renderOffers() {
