@@ -90,7 +90,17 @@ HELD_FOR = {
     "language": "a counsellor who speaks your language",
     "peer": "a peer supporter",
 }
-WITHDRAWN = {"expired": "it lapsed", "declined": "declined", "ended": "the visitor left"}
+STAFF_HELD_FOR = {
+    "counsellor": "a named counsellor",
+    "language": "someone who speaks the language",
+    "peer": "a peer supporter",
+}
+WITHDRAWN = {
+    "expired": "it lapsed",
+    "declined": "declined",
+    "ended": "the visitor left",
+    "visitor_away": "the visitor's connection dropped",
+}
 
 
 # Control characters in what others wrote (an escape sequence could rewrite the terminal)
@@ -801,12 +811,16 @@ class Counsellor(Client):
             self.say(f"(you are {frame['status']}{lapsed})")
         elif kind == "queue.summary":
             waiting = frame["waiting"]
-            summary = (
-                f"(queue on {frame['line']}: nobody waiting)"
-                if not waiting
-                else f"(queue on {frame['line']}: {waiting} waiting, the longest for "
-                f"{minutes(frame['longest_wait_seconds'])})"
-            )
+            parts = [f"{waiting} waiting" if waiting else "nobody waiting"]
+            if frame.get("offered"):
+                parts.append(f"{frame['offered']} of them offered now")
+            for held in frame.get("held") or ():
+                wish = STAFF_HELD_FOR.get(held["reason"], held["reason"])
+                language = f" ({held['language']})" if held.get("language") else ""
+                parts.append(f"{held['count']} for {wish}{language} until {clock(held['until'])}")
+            if waiting:
+                parts.append(f"the longest for {minutes(frame['longest_wait_seconds'])}")
+            summary = f"(queue on {frame['line']}: {', '.join(parts)})"
             # Said again only when it changes in words.
             if desk.queues.get(frame["line"]) != summary:
                 desk.queues[frame["line"]] = summary
