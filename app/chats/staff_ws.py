@@ -299,6 +299,9 @@ class StaffSocket(ClientSocket):
             "on_duty_until": until if on_duty else None,
             # The shift now (joined with any back-to-back one), as the roster has it.
             "on_duty_since": self.duty_since.get(key) if on_duty else None,
+            # The roster's times are wall-clock times here (the console shows it when the
+            # browser's zone differs).
+            "time_zone": line.time_zone if line else None,
             # What the console needs to answer on this line.
             "languages": list(line.languages) if line else [],
             "max_message_length": line.max_message_length if line else 4000,

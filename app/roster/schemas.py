@@ -298,6 +298,8 @@ class MyShiftOut(BaseModel):
     kind: Literal["shift", "ad_hoc"]
     line: str
     line_name: str
+    # The line's zone: `date`, `start` and `end` are wall-clock there.
+    time_zone: str
     key: str
     assignment_id: uuid.UUID | None
     date: dt.date
@@ -311,6 +313,8 @@ class MyShiftOut(BaseModel):
 class OpenShiftOut(BaseModel):
     line: str
     line_name: str
+    # The line's zone: `date`, `start` and `end` are wall-clock there.
+    time_zone: str
     key: str
     pattern_id: uuid.UUID | None
     extra_shift_id: uuid.UUID | None

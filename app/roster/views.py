@@ -303,6 +303,7 @@ async def my_shifts(
                 kind="shift",
                 line=line.key,
                 line_name=line.name,
+                time_zone=line.time_zone,
                 key=item.occurrence.key,
                 assignment_id=item.assignment.id,
                 date=item.occurrence.day,
@@ -321,6 +322,7 @@ async def my_shifts(
                 kind="ad_hoc",
                 line=line.key,
                 line_name=line.name,
+                time_zone=line.time_zone,
                 key=f"d:{addition.id}",
                 assignment_id=None,
                 date=addition.starts_at.astimezone(tz).date(),
@@ -345,6 +347,7 @@ async def open_shifts(
             OpenShiftOut(
                 line=line.key,
                 line_name=line.name,
+                time_zone=line.time_zone,
                 key=occurrence.key,
                 pattern_id=uuid.UUID(occurrence.pattern_id) if occurrence.pattern_id else None,
                 extra_shift_id=uuid.UUID(occurrence.extra_id) if occurrence.extra_id else None,

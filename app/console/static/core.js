@@ -31,8 +31,11 @@ export const ctx = {
   me: null,
   lang: pickLanguage(),
 
+  // A text in the console's language (English when missing there, else the key itself). With
+  // a numeric `count`, the catalogue's CLDR plural form of the key is used when it has them
+  // ("roster.shifts.one", "roster.shifts.other"): "1 shift", "2 shifts".
   t(key, vars) {
-    const text = catalogues[ctx.lang]?.[key] ?? catalogues.en?.[key] ?? key;
+    const text = lookup(key, vars) ?? key;
     if (!vars) return text;
     return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
   },
@@ -91,6 +94,20 @@ export const ctx = {
     return Boolean(ctx.me?.permissions?.includes(permission));
   },
 };
+
+function lookup(key, vars) {
+  for (const lang of [ctx.lang, "en"]) {
+    const table = catalogues[lang];
+    if (!table) continue;
+    if (typeof vars?.count === "number") {
+      const form = new Intl.PluralRules(lang).select(vars.count);
+      const plural = table[`${key}.${form}`] ?? table[`${key}.other`];
+      if (plural !== undefined) return plural;
+    }
+    if (table[key] !== undefined) return table[key];
+  }
+  return undefined;
+}
 
 // --- Small helpers views share --------------------------------------------------------------
 
@@ -189,7 +206,11 @@ export function showErrors(form, result) {
 // pydantic's common refusals in the console's language; anything else as the server said it.
 function translated(problem) {
   const key = `error.${problem.type}`;
-  const text = ctx.t(key, problem.ctx || {});
+  // The limit a refusal names is what its text counts ("at least 1 character").
+  const vars = { ...(problem.ctx || {}) };
+  const limit = Object.values(vars).find((value) => typeof value === "number");
+  if (limit !== undefined) vars.count = limit;
+  const text = ctx.t(key, vars);
   return text !== key && !/\{\w+\}/.test(text) ? text : problem.msg;
 }
 
@@ -301,6 +322,127 @@ export function formatTime(iso) {
   return formatDateTime(iso, { hour: "2-digit", minute: "2-digit" });
 }
 
+// --- Time zones -----------------------------------------------------------------------------
+// A line's roster is in the line's zone. Times are shown there, as the roster has them, and
+// carry the zone's short name ("CET") wherever it differs from the browser's own zone.
+
+function offsetMinutes(zone, date) {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric",
+  }).formatToParts(date);
+  const get = (type) => Number(parts.find((p) => p.type === type)?.value);
+  const asUtc = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"));
+  return Math.round((asUtc - Math.floor(date.getTime() / 60000) * 60000) / 60000);
+}
+
+// The zone's short name at that moment if its clock differs from the browser's, else "".
+export function zoneLabel(zone, when) {
+  if (!zone) return "";
+  const date = when instanceof Date ? when : new Date(when ?? Date.now());
+  try {
+    if (offsetMinutes(zone, date) === -date.getTimezoneOffset()) return "";
+    const parts = new Intl.DateTimeFormat(locale(), { timeZone: zone, timeZoneName: "short" }).formatToParts(date);
+    return parts.find((p) => p.type === "timeZoneName")?.value ?? zone;
+  } catch {
+    return "";
+  }
+}
+
+// "18:00" as the clock shows it in `zone` (the browser's own zone without one).
+export function clockIn(when, zone) {
+  const date = when instanceof Date ? when : new Date(when);
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  if (zone) options.timeZone = zone;
+  try {
+    return new Intl.DateTimeFormat(locale(), options).format(date);
+  } catch {
+    return new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(date);
+  }
+}
+
+// "18:00–21:00", plus " CET" when the line's zone is not the browser's.
+export function spanIn(start, end, zone, at) {
+  const label = zoneLabel(zone, at);
+  return label ? `${start}–${end} ${label}` : `${start}–${end}`;
+}
+
+function locale() {
+  return ctx.lang === "sv" ? "sv-SE" : "en-GB";
+}
+
+// --- Dates and times typed in the console's language ----------------------------------------
+// A native date or time input follows the browser's own locale (mm/dd/yyyy and 6:00 PM in an
+// American browser), not the console's: these are text fields that read and write dates as
+// the console's language does (2025-03-10 in Swedish, 10/03/2025 in English) and accept ISO
+// dates in either. dateValue() gives what the API takes: "2025-03-10", "" when empty, or the
+// text as typed when it is no date (the server's refusal then appears next to the field).
+
+export function parseDate(text) {
+  const value = String(text ?? "").trim();
+  let y;
+  let m;
+  let d;
+  let match = /^(\d{4})-(\d{1,2})-(\d{1,2})$/.exec(value);
+  if (match) [, y, m, d] = match.map(Number);
+  else if ((match = /^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$/.exec(value))) [, d, m, y] = match.map(Number);
+  else return null;
+  const date = new Date(Date.UTC(y, m - 1, d));
+  if (date.getUTCFullYear() !== y || date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) return null;
+  return `${String(y).padStart(4, "0")}-${String(m).padStart(2, "0")}-${String(d).padStart(2, "0")}`;
+}
+
+export function parseTime(text) {
+  const value = String(text ?? "").trim();
+  const match = /^(\d{1,2})(?:[:.]?(\d{2}))?$/.exec(value);
+  if (!match) return null;
+  const hours = Number(match[1]);
+  const minutes = Number(match[2] ?? 0);
+  if (hours > 23 || minutes > 59) return null;
+  return `${String(hours).padStart(2, "0")}:${String(minutes).padStart(2, "0")}`;
+}
+
+export function showDate(iso) {
+  if (!iso) return "";
+  const [y, m, d] = String(iso).split("-");
+  if (!d) return String(iso);
+  return ctx.lang === "sv" ? `${y}-${m}-${d}` : `${d}/${m}/${y}`;
+}
+
+function typedField(kind, attrs, shown, parse) {
+  const { value, ...rest } = attrs ?? {};
+  const input = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: ctx.t(`${kind}.placeholder`), ...rest, dataset: { kind } });
+  input.value = shown(value);
+  // Once the person leaves the field, a date or time written another way is shown the
+  // console's way; anything else stays as typed.
+  input.addEventListener("change", () => {
+    const parsed = parse(input.value);
+    if (parsed) input.value = shown(parsed);
+  });
+  return input;
+}
+
+export function dateInput(attrs) {
+  return typedField("date", attrs, showDate, parseDate);
+}
+
+export function timeInput(attrs) {
+  return typedField("time", attrs, (value) => value ?? "", parseTime);
+}
+
+export function dateValue(input) {
+  const text = input.value.trim();
+  return text ? parseDate(text) ?? text : "";
+}
+
+export function timeValue(input) {
+  const text = input.value.trim();
+  return text ? parseTime(text) ?? text : "";
+}
+
+export function setDate(input, iso) {
+  input.value = showDate(iso);
+}
+
 // --- HTTP -----------------------------------------------------------------------------------
 
 async function request(method, path, body) {
@@ -387,7 +529,7 @@ function signInForm(onSignedIn, { username } = {}) {
     h("div", { class: "form-error" }),
     field(ctx.t("signin.username"), user),
     field(ctx.t("signin.password"), password),
-    field(ctx.t("signin.code"), code, ctx.t("signin.code_hint")),
+    field(ctx.t("signin.code"), code, codeHint()),
     h("div", { class: "actions" }, submit),
   );
   form.addEventListener("submit", async (event) => {
@@ -414,12 +556,21 @@ function signInForm(onSignedIn, { username } = {}) {
   return form;
 }
 
+// The code's hint; where this deployment lets accounts go without a code (the demo), it says
+// so for everyone alike: the page never tells whether one account has an authenticator.
+let codeHintKind = null;
+
+function codeHint() {
+  const base = ctx.t("signin.code_hint");
+  return codeHintKind ? `${base} ${ctx.t(`signin.code_hint.${codeHintKind}`)}` : base;
+}
+
 function signInRefusal(result) {
   const reason = result.data?.reason;
   if (result.status === 429) {
     const wait = Number(result.headers?.get("Retry-After")) || null;
-    if (wait && wait > 90) return ctx.t("signin.locked_for", { minutes: Math.ceil(wait / 60) });
-    return wait ? ctx.t("signin.slow", { seconds: wait }) : ctx.t("signin.locked");
+    if (wait && wait > 90) return ctx.t("signin.locked_for", { count: Math.ceil(wait / 60) });
+    return wait ? ctx.t("signin.slow", { count: wait }) : ctx.t("signin.locked");
   }
   if (reason && ctx.t(`signin.reason.${reason}`) !== `signin.reason.${reason}`) {
     return ctx.t(`signin.reason.${reason}`);
@@ -685,7 +836,10 @@ async function boot() {
   });
   window.addEventListener("hashchange", showRoute);
   document.addEventListener("keydown", shortcuts);
-  ctx.me = await loadMe();
+  // Asked first so that a browser without a session meets no 401 (logged as an error).
+  const page = await request("GET", "/api/staff/session");
+  codeHintKind = page.ok ? page.data?.code_hint ?? null : null;
+  ctx.me = page.ok && page.data?.signed_in ? await loadMe() : null;
   if (ctx.me) await startConsole();
   else signInPage();
   document.body.dataset.ready = "true";

@@ -1,6 +1,6 @@
 // Audit log: newest first, filtered by action, staff, line, chat and time. Filters go in the
 // body of POST /api/audit/search so that a chat id never lands in a URL (or a proxy log).
-import { h, field, showErrors, clearErrors, formatDateTime } from "../core.js";
+import { h, field, showErrors, clearErrors, formatDateTime, parseDate, parseTime } from "../core.js";
 
 const ACTIONS = [
   "sign_in", "sign_out", "access.denied", "enrolment.completed", "staff", "line", "chat", "roster.changed",
@@ -16,8 +16,11 @@ export function mount(root, ctx) {
   const who = h("select", { name: "staff_id" }, h("option", { value: "", text: t("audit.anyone") }));
   const line = h("select", { name: "line" }, h("option", { value: "", text: t("audit.any_line") }));
   const chat = h("input", { name: "chat_id", autocomplete: "off", spellcheck: "false", "data-error-words": "chat" });
-  const since = h("input", { type: "datetime-local", name: "since" });
-  const until = h("input", { type: "datetime-local", name: "until" });
+  // A date, or a date and a time, written as the console's language writes them (a native
+  // datetime input would follow the browser's locale instead).
+  const moments = { type: "text", autocomplete: "off", spellcheck: "false", placeholder: `${t("date.placeholder")} ${t("time.placeholder")}` };
+  const since = h("input", { ...moments, name: "since" });
+  const until = h("input", { ...moments, name: "until" });
   const form = h("form", { class: "filters card", novalidate: true, "aria-labelledby": "audit-filters-title" },
     h("h2", { id: "audit-filters-title", class: "visually-hidden", text: t("audit.filters") }),
     h("div", { class: "form-error" }),
@@ -50,9 +53,21 @@ export function mount(root, ctx) {
     await load();
   }
 
-  function moment(input) {
-    // datetime-local has no zone: it is the coordinator's own local time.
-    return input.value ? new Date(input.value).toISOString() : null;
+  // The coordinator's own local time; an "until" day without a time runs to its end. What is
+  // no date goes to the server as typed, whose refusal then appears next to the field.
+  function moment(input, endOfDay = false) {
+    const text = input.value.trim();
+    if (!text) return null;
+    const [dayText, timeText] = text.split(/\s+/);
+    const day = parseDate(dayText);
+    const time = timeText === undefined ? null : parseTime(timeText);
+    if (!day || (timeText !== undefined && !time) || text.split(/\s+/).length > 2) return text;
+    const [y, m, d] = day.split("-").map(Number);
+    if (time) {
+      const [hours, minutes] = time.split(":").map(Number);
+      return new Date(y, m - 1, d, hours, minutes).toISOString();
+    }
+    return new Date(y, m - 1, d + (endOfDay ? 1 : 0)).toISOString();
   }
 
   let latest = 0;
@@ -65,8 +80,8 @@ export function mount(root, ctx) {
     if (who.value) body.staff_id = who.value;
     if (line.value) body.line = line.value;
     if (chat.value.trim()) body.chat_id = chat.value.trim();
-    if (since.value) body.since = moment(since);
-    if (until.value) body.until = moment(until);
+    if (since.value.trim()) body.since = moment(since);
+    if (until.value.trim()) body.until = moment(until, true);
     const result = await ctx.api("POST", "/api/audit/search", body);
     if (!alive || mine !== latest) return;
     if (!result.ok) {

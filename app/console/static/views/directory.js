@@ -25,6 +25,8 @@ export function mount(root, ctx) {
   importButton.addEventListener("click", () => importCsv());
 
   root.append(
+    // The shell's section is labelled by this heading (aria-labelledby).
+    h("h1", { id: "view-directory-title", text: t("nav.directory") }),
     h("p", { class: "hint", text: t("dir.intro") }),
     h(
       "div",

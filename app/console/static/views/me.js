@@ -1,6 +1,6 @@
 // Me: one's own account; for counsellors their shifts, open places to sign up for, drop
 // requests, and the private calendar feed (app/roster/endpoints.py /api/roster/me/*).
-import { h, field, showErrors, formatDay, formatTime, problemText } from "../core.js";
+import { h, field, showErrors, formatDay, problemText, spanIn } from "../core.js";
 
 export function mount(root, ctx) {
   const t = ctx.t;
@@ -30,7 +30,9 @@ export function mount(root, ctx) {
 
   // Drop requests made here, by shift: they can be withdrawn until a coordinator decides.
   const myDrops = new Map();
-  const when = (item) => `${formatDay(item.date, { weekday: "short", day: "numeric", month: "short" })} ${formatTime(item.starts_at)}–${formatTime(item.ends_at)}`;
+  // As the roster has it: the line's date and clock, with the line's zone when this browser
+  // is in another (a shift of 18:00–21:00 in Stockholm is not 17:00–20:00 anywhere).
+  const when = (item) => `${formatDay(item.date, { weekday: "short", day: "numeric", month: "short" })} ${spanIn(item.start, item.end, item.time_zone, item.starts_at)}`;
 
   async function loadShifts() {
     const result = await ctx.api("GET", "/api/roster/me/shifts");

@@ -1,6 +1,6 @@
 // Roster: a week per line with needed against assigned, gaps highlighted; assign, unassign,
 // drop requests, weekly patterns, extra shifts, closures and ad hoc duty (docs/roster.md).
-import { h, field, showErrors, clearErrors, confirmAction, isoDate, addDays, formatDay, formatDateTime, problemText } from "../core.js";
+import { h, field, showErrors, clearErrors, confirmAction, isoDate, addDays, formatDay, formatDateTime, problemText, dateInput, dateValue, parseDate, setDate, timeInput, timeValue, zoneLabel } from "../core.js";
 
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -10,10 +10,11 @@ export function mount(root, ctx) {
   let alive = true;
 
   const lineSelect = h("select", { id: "roster-line", name: "line" });
-  const dayInput = h("input", { id: "roster-day", type: "date", name: "day", value: state.day });
+  const dayInput = dateInput({ id: "roster-day", name: "day", value: state.day });
   const heading = h("h1", { id: "view-roster-title", text: t("nav.roster") });
   const weekTitle = h("h2", { id: "roster-week-title", class: "week-title", tabindex: "-1" });
   const totals = h("p", { class: "week-totals", id: "roster-totals" });
+  const zoneNote = h("p", { class: "hint zone-note", id: "roster-zone", hidden: true });
   const grid = h("div", { class: "week-grid", id: "roster-week" });
   const coverage = h("section", { class: "card", id: "roster-coverage", "aria-labelledby": "coverage-title" });
   const status = h("div", { class: "roster-status", role: "status" });
@@ -25,7 +26,7 @@ export function mount(root, ctx) {
 
   const move = (days) => {
     state.day = addDays(state.day, days);
-    dayInput.value = state.day;
+    setDate(dayInput, state.day);
     loadWeek(true);
   };
   root.append(
@@ -35,10 +36,11 @@ export function mount(root, ctx) {
       field(t("roster.week_of"), dayInput),
       h("div", { class: "actions" },
         h("button", { type: "button", id: "roster-prev", text: t("roster.prev"), onclick: () => move(-7) }),
-        h("button", { type: "button", id: "roster-this", text: t("roster.this_week"), onclick: () => { state.day = isoDate(new Date()); dayInput.value = state.day; loadWeek(true); } }),
+        h("button", { type: "button", id: "roster-this", text: t("roster.this_week"), onclick: () => { state.day = isoDate(new Date()); setDate(dayInput, state.day); loadWeek(true); } }),
         h("button", { type: "button", id: "roster-next", text: t("roster.next"), onclick: () => move(7) }))),
     status,
     weekTitle,
+    zoneNote,
     totals,
     grid,
     coverage,
@@ -52,10 +54,12 @@ export function mount(root, ctx) {
     state.line = state.lines.find((l) => l.key === lineSelect.value);
     loadAll();
   });
-  dayInput.addEventListener("change", () => {
-    if (dayInput.value) {
-      state.day = dayInput.value;
-      loadWeek(true);
+  // A week as soon as a whole date is typed (the focus stays in the field).
+  dayInput.addEventListener("input", () => {
+    const day = parseDate(dayInput.value);
+    if (day && day !== state.day) {
+      state.day = day;
+      loadWeek();
     }
   });
 
@@ -124,7 +128,7 @@ export function mount(root, ctx) {
     state.week = result.data;
     // The extra shift form suggests the day being looked at, unless someone typed a date.
     const extraDate = document.getElementById("extra-date");
-    if (extraDate && !extraDate.dataset.touched) extraDate.value = state.day;
+    if (extraDate && !extraDate.dataset.touched) setDate(extraDate, state.day);
     renderWeek();
     renderCoverage();
     if (focus) weekTitle.focus();
@@ -137,11 +141,15 @@ export function mount(root, ctx) {
       from: formatDay(week.week_start, { day: "numeric", month: "long" }),
       to: formatDay(week.week_end, { day: "numeric", month: "long", year: "numeric" }),
     });
+    // The roster's times are the line's clock: said so when this browser's clock differs.
+    const zone = zoneLabel(week.time_zone, `${week.week_start}T12:00:00Z`);
+    zoneNote.hidden = !zone;
+    zoneNote.textContent = zone ? t("roster.zone_note", { zone, name: week.time_zone }) : "";
     const tot = week.totals;
     totals.replaceChildren(
-      h("span", { text: t("roster.totals", { occurrences: tot.occurrences, needed: tot.needed, assigned: tot.assigned }) }),
+      h("span", { text: t("roster.totals", { shifts: t("roster.totals_shifts", { count: tot.occurrences }), places: t("roster.totals_places", { count: tot.needed, assigned: tot.assigned }) }) }),
       " ",
-      tot.gaps ? h("span", { class: "tag gap", text: t("roster.gaps", { gaps: tot.gaps, missing: tot.missing }) }) : h("span", { class: "tag full", text: t("roster.no_gaps") }),
+      tot.gaps ? h("span", { class: "tag gap", text: t("roster.gaps", { shifts: t("roster.gap_shifts", { count: tot.gaps }), people: t("roster.missing_people", { count: tot.missing }) }) }) : h("span", { class: "tag full", text: t("roster.no_gaps") }),
     );
     const days = [];
     for (let i = 0; i < 7; i += 1) {
@@ -190,7 +198,7 @@ export function mount(root, ctx) {
   // move that would book one of them twice, and says whom).
   function extraEditor(occ) {
     const shift = shiftFields(`extra-${occ.extra_shift_id}`);
-    const date = h("input", { type: "date", name: "date", required: true, value: occ.date });
+    const date = dateInput({ name: "date", required: true, value: occ.date });
     shift.name.value = occ.name || "";
     shift.start.value = occ.start;
     shift.end.value = occ.end;
@@ -200,12 +208,12 @@ export function mount(root, ctx) {
     const form = extraForm({}, date, shift, h("button", { type: "submit", class: "small primary", text: t("common.save") }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = { ...shiftBody(shift), date: date.value };
+      const body = { ...shiftBody(shift), date: dateValue(date) };
       const result = await ctx.api("PATCH", `/api/roster/extra-shifts/${occ.extra_shift_id}`, body);
       if (!result.ok) return showErrors(form, result);
       ctx.announce(t("roster.extra_changed"));
-      state.day = date.value;
-      dayInput.value = state.day;
+      state.day = body.date;
+      setDate(dayInput, state.day);
       await loadWeek();
     });
     return h("details", { class: "extra-edit" },
@@ -385,12 +393,12 @@ export function mount(root, ctx) {
 
   function patternRow(p) {
     const needed = h("input", { type: "number", name: "needed", min: 1, max: 50, value: p.needed, class: "narrow", "aria-label": t("roster.needed_for", { name: p.name || p.start }) });
-    const until = h("input", { type: "date", name: "valid_until", value: p.valid_until || "", "aria-label": t("roster.valid_until_for", { name: p.name || p.start }) });
+    const until = dateInput({ name: "valid_until", value: p.valid_until || "", "aria-label": t("roster.valid_until_for", { name: p.name || p.start }) });
     const form = h("form", { class: "inline-form", novalidate: true }, h("div", { class: "form-error" }), needed, until,
       h("button", { type: "submit", class: "small", text: t("common.save") }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = { needed: Number(needed.value), valid_until: until.value || null };
+      const body = { needed: Number(needed.value), valid_until: dateValue(until) || null };
       const result = await ctx.api("PATCH", `/api/roster/patterns/${p.id}`, body);
       if (!result.ok) return showErrors(form, result);
       clearErrors(form);
@@ -411,8 +419,8 @@ export function mount(root, ctx) {
   }
 
   function shiftFields(prefix) {
-    const start = h("input", { type: "time", name: "start", required: true, value: "18:00" });
-    const end = h("input", { type: "time", name: "end", required: true, value: "21:00" });
+    const start = timeInput({ name: "start", required: true, value: "18:00" });
+    const end = timeInput({ name: "end", required: true, value: "21:00" });
     const next = h("input", { type: "checkbox", name: "ends_next_day", id: `${prefix}-next-day` });
     const needed = h("input", { type: "number", name: "needed", min: 1, max: 50, value: 1 });
     const name = h("input", { name: "name", maxlength: 100 });
@@ -439,14 +447,14 @@ export function mount(root, ctx) {
 
   // The fields of shiftFields() as the API takes them.
   function shiftBody(shift) {
-    return { name: shift.name.value, start: shift.start.value, end: shift.end.value, ends_next_day: shift.next.checked, needed: Number(shift.needed.value) };
+    return { name: shift.name.value, start: timeValue(shift.start), end: timeValue(shift.end), ends_next_day: shift.next.checked, needed: Number(shift.needed.value) };
   }
 
   function patternForm() {
     const shift = shiftFields("pattern");
     const days = WEEKDAYS.map((d) => h("input", { type: "checkbox", name: "weekdays", value: d, id: `pattern-day-${d}` }));
-    const from = h("input", { type: "date", name: "valid_from" });
-    const until = h("input", { type: "date", name: "valid_until" });
+    const from = dateInput({ name: "valid_from" });
+    const until = dateInput({ name: "valid_until" });
     const form = h("form", { class: "create-form", novalidate: true },
       h("h3", { text: t("roster.new_pattern") }),
       h("div", { class: "form-error" }),
@@ -459,8 +467,8 @@ export function mount(root, ctx) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = { ...shiftBody(shift), weekdays: days.filter((d) => d.checked).map((d) => d.value) };
-      if (from.value) body.valid_from = from.value;
-      if (until.value) body.valid_until = until.value;
+      if (from.value.trim()) body.valid_from = dateValue(from);
+      if (until.value.trim()) body.valid_until = dateValue(until);
       const result = await ctx.api("POST", `/api/roster/lines/${encodeURIComponent(state.line.key)}/patterns`, body);
       if (!result.ok) return showErrors(form, result);
       ctx.announce(t("roster.pattern_added"));
@@ -472,20 +480,20 @@ export function mount(root, ctx) {
   // Extra shifts ----------------------------------------------------------------------------
   function renderExtraForm() {
     const shift = shiftFields("extra");
-    const date = h("input", { type: "date", name: "date", required: true, value: state.day, id: "extra-date" });
+    const date = dateInput({ name: "date", required: true, value: state.day, id: "extra-date" });
     date.addEventListener("input", () => {
       date.dataset.touched = "true";
     });
     const form = extraForm({ id: "extra-form" }, date, shift, h("button", { type: "submit", class: "primary", text: t("roster.add_extra") }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = { ...shiftBody(shift), date: date.value };
+      const body = { ...shiftBody(shift), date: dateValue(date) };
       const result = await ctx.api("POST", `/api/roster/lines/${encodeURIComponent(state.line.key)}/extra-shifts`, body);
       if (!result.ok) return showErrors(form, result);
       clearErrors(form);
       ctx.announce(t("roster.extra_added"));
-      state.day = date.value;
-      dayInput.value = state.day;
+      state.day = body.date;
+      setDate(dayInput, state.day);
       await loadWeek();
     });
     extras.replaceChildren(h("h2", { id: "extra-title", text: t("roster.extra_shifts") }), h("p", { class: "muted", text: t("roster.extra_help") }), form);
@@ -497,8 +505,8 @@ export function mount(root, ctx) {
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/closures`);
     if (!current()) return;
     const rows = result.ok ? result.data : [];
-    const first = h("input", { type: "date", name: "first_day", required: true });
-    const last = h("input", { type: "date", name: "last_day", required: true });
+    const first = dateInput({ name: "first_day", required: true });
+    const last = dateInput({ name: "last_day", required: true });
     const reason = h("input", { name: "reason", maxlength: 200 });
     const form = h("form", { class: "create-form", novalidate: true },
       h("div", { class: "form-error" }),
@@ -506,7 +514,7 @@ export function mount(root, ctx) {
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("roster.add_closure") })));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const result = await ctx.api("POST", `/api/roster/lines/${encodeURIComponent(state.line.key)}/closures`, { first_day: first.value || null, last_day: last.value || null, reason: reason.value });
+      const result = await ctx.api("POST", `/api/roster/lines/${encodeURIComponent(state.line.key)}/closures`, { first_day: dateValue(first) || null, last_day: dateValue(last) || null, reason: reason.value });
       if (!result.ok) return showErrors(form, result);
       ctx.announce(t("roster.closure_added"));
       await Promise.all([loadClosures(), loadWeek()]);
@@ -527,6 +535,19 @@ export function mount(root, ctx) {
   }
 
   // Ad hoc duty -----------------------------------------------------------------------------
+  // When it ends on the line's clock, like the roster above it.
+  function untilIn(iso) {
+    const zone = state.line?.time_zone;
+    let text;
+    try {
+      text = formatDateTime(iso, { dateStyle: "medium", timeStyle: "short", timeZone: zone });
+    } catch {
+      text = formatDateTime(iso);
+    }
+    const label = zoneLabel(zone, iso);
+    return label ? `${text} ${label}` : text;
+  }
+
   async function loadDuty() {
     const current = latest("duty");
     const result = await ctx.api("GET", `/api/roster/lines/${encodeURIComponent(state.line.key)}/duty`);
@@ -552,7 +573,7 @@ export function mount(root, ctx) {
       h("p", { class: "muted", text: t("roster.duty_help") }),
       rows.length
         ? h("ul", { class: "plain-list" }, rows.map((d) => h("li", {},
-            h("span", { text: t("roster.duty_row", { who: staffName(d.staff_id), until: formatDateTime(d.ends_at) }) }), " ",
+            h("span", { text: t("roster.duty_row", { who: staffName(d.staff_id), until: untilIn(d.ends_at) }) }), " ",
             h("button", { type: "button", class: "small danger", text: t("roster.end_duty"), onclick: async () => {
               await ctx.api("DELETE", `/api/roster/duty/${d.id}`);
               await loadDuty();

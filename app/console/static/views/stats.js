@@ -1,7 +1,7 @@
 // Statistics: demand by hour of the week, waits (median and 90th percentile), answered and
 // abandoned, drawn as inline SVG from GET /api/stats/lines/{key}/demand, each chart with a
 // table alternative; and the CSV export. All of it anonymous hourly aggregates.
-import { h, field, showErrors, clearErrors, problemText } from "../core.js";
+import { h, field, showErrors, clearErrors, problemText, dateInput, dateValue } from "../core.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -22,8 +22,8 @@ export function mount(root, ctx) {
   const t = ctx.t;
   let alive = true;
   const lineSelect = h("select", { id: "stats-line", name: "line" });
-  const from = h("input", { type: "date", name: "from", id: "stats-from" });
-  const to = h("input", { type: "date", name: "to", id: "stats-to" });
+  const from = dateInput({ name: "from", id: "stats-from" });
+  const to = dateInput({ name: "to", id: "stats-to" });
   const exportLink = h("a", { class: "button", id: "stats-export", href: "/api/stats/export.csv", download: "lykta-statistics.csv", text: t("stats.export") });
   const form = h("form", { class: "toolbar", novalidate: true },
     h("div", { class: "form-error" }),
@@ -46,8 +46,8 @@ export function mount(root, ctx) {
 
   function query(withLine) {
     const params = new URLSearchParams();
-    if (from.value) params.set("from", from.value);
-    if (to.value) params.set("to", to.value);
+    if (dateValue(from)) params.set("from", dateValue(from));
+    if (dateValue(to)) params.set("to", dateValue(to));
     if (withLine) params.set("line", lineSelect.value);
     const text = params.toString();
     return text ? `?${text}` : "";
