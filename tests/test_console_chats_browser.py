@@ -138,15 +138,23 @@ async def test_a_counsellor_answers_two_chats_transfers_one_and_wraps_up_the_oth
     )
     assert await transcript.locator("img").count() == 0
 
-    # A second chat at once; its message counts as unread until it is looked at.
+    # A second chat at once: accepting opens it. A message in the first one takes nothing
+    # away from the screen; it counts as unread there until it is looked at.
     second = await visitor_on(server)
     await accept_offer(page, second)
+    await expect(chat_tab(page, second)).to_have_attribute("aria-selected", "true")
+    await expect(chat_panel(page, second).locator("textarea[name=text]")).to_be_focused()
     await second.expect("counsellor.joined")
-    await second.say("hello from the second chat")
-    await expect(chat_tab(page, second).locator(".badge")).to_have_text("1 unread")
+    await first.say("are you there?")
+    first_unread = chat_tab(page, first).locator(".badge:not(.new)")
+    await expect(first_unread).to_have_text("1 unread")
+    await expect(chat_tab(page, second)).to_have_attribute("aria-selected", "true")
+    await page.keyboard.press("Alt+P")
+    await expect(chat_tab(page, first)).to_have_attribute("aria-selected", "true")
+    await expect(first_unread).to_be_hidden()
     await page.keyboard.press("Alt+N")
     await expect(chat_tab(page, second)).to_have_attribute("aria-selected", "true")
-    await expect(chat_tab(page, second).locator(".badge")).to_be_hidden()
+    await second.say("hello from the second chat")
     panel = chat_panel(page, second)
     await expect(panel.locator(".from-visitor .text")).to_have_text("hello from the second chat")
     await second.send({"type": "typing", "typing": True})
@@ -462,6 +470,11 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     )
     record = await rt.broker.get_chat(visitor.chat_id)
     assert record is not None and record.counsellor_id == erik_id
+    # Like any sign-in, it starts away, and the screen says why; the chats stay his.
+    await expect(page.locator(".status-choice input[value=away]")).to_be_checked()
+    await expect(page.locator(".chats-notice")).to_contain_text("A new sign-in set you to away")
+    await page.locator(".status-choice label", has_text="Available").click()
+    await expect(page.locator(".status-choice input[value=available]")).to_be_checked()
 
     # A chat that ends while the console is disconnected (the session ended, the sign-in
     # dialog is up): back in, it says the chat ended and shows the form, not "no longer yours".

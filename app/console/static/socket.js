@@ -33,6 +33,8 @@ class StaffSocket {
     this.lastSeq = new Map(); // chat id -> highest seq seen
     this.pending = new Map(); // client_id -> message frame not yet acknowledged
     this.observing = new Set(); // chats a supervisor follows
+    // Chats this tab asked for (accept, takeover): when one opens, it is shown at once.
+    this.claimed = new Set();
     // What a view mounted later needs to catch up: the counsellor's lines and status, open
     // chats, pending offers and owed wrap-ups (ids and summaries only, never content).
     this.snapshot = { lines: [], status: "away", chats: new Map(), offers: new Map(), wrapups: new Map(), help: new Map() };
@@ -261,6 +263,7 @@ class StaffSocket {
 
   send(frame) {
     if (!this.isOpen) return false;
+    if (frame.type === "accept" || frame.type === "takeover") this.claimed.add(frame.chat_id);
     this.ws.send(JSON.stringify(frame));
     return true;
   }

@@ -3,7 +3,7 @@
 // wrap-up. Everything a visitor or colleague wrote is put in as text (textContent), never
 // HTML. Nothing about a chat is stored in the browser beyond this page's memory.
 
-import { h, nextId } from "../core.js";
+import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
 import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
@@ -125,15 +125,23 @@ function build(root, ctx) {
   // --- Socket frames ------------------------------------------------------------------------
 
   const listen = (type, fn) => off.push(socket.on(type, fn));
+  off.push(ctx.on("session", () => {
+    state.signedInAgain = true;
+  }));
 
   listen("connection", ({ state: s }) => showConnection(s));
   listen("hello", (hello) => {
     state.staff = hello.staff;
     setLines(hello.lines);
     const wanted = state.wantedStatus;
+    const before = state.status;
     state.wantedStatus = null;
     if (wanted && wanted !== hello.status && socket.send({ type: "status", status: wanted })) setStatus(wanted);
     else setStatus(hello.status);
+    // Signing in again (the session had ended) starts away, like any sign-in: say so.
+    state.awayAfterSignIn = Boolean(state.signedInAgain) && before !== "away" && state.status === "away";
+    state.signedInAgain = false;
+    if (state.awayAfterSignIn) flash(t("chats.set_away_signed_in"), "warn");
     const open = new Set((hello.chats ?? []).map((c) => c.chat_id));
     for (const chat of hello.chats ?? []) openChat(chat, false);
     for (const chatId of state.fullSync) {
@@ -154,7 +162,10 @@ function build(root, ctx) {
     renderOffers();
   });
   listen("restored", () => {
-    flash(t("chats.restored"));
+    // After signing in again, both: the chats are back, and the status is away.
+    if (state.awayAfterSignIn) flash(`${t("chats.restored")} ${t("chats.set_away_signed_in")}`, "warn");
+    else flash(t("chats.restored"));
+    state.awayAfterSignIn = false;
   });
   listen("duty", (frame) => setLines(frame.lines));
   listen("profile", (frame) => {
@@ -164,6 +175,7 @@ function build(root, ctx) {
   listen("status", (frame) => {
     setStatus(frame.status);
     if (frame.reason === "missed_offers") flash(t("chats.set_away_missed"), "warn");
+    if (frame.reason === "signed_in") flash(t("chats.set_away_signed_in"), "warn");
   });
   listen("queue.summary", (frame) => {
     state.queues.set(frame.line, { ...frame, received: Date.now() });
@@ -183,7 +195,15 @@ function build(root, ctx) {
     state.offers.delete(frame.chat_id);
     renderOffers();
     const chat = openChat(frame, true);
-    if (!state.selected || state.selected === frame.chat_id) select(chat.id, false);
+    // Accepting (or taking over) is deliberate: the chat this tab asked for opens, ready to
+    // write in. One that came otherwise (another tab's accept, automatic acceptance) opens
+    // only onto an empty screen, else its tab says "new": it never takes the screen away.
+    if (socket.claimed.delete(chat.id)) select(chat.id, !root.hidden);
+    else if (!state.selected || state.selected === chat.id) select(chat.id, false);
+    else {
+      chat.fresh = true;
+      renderTabs();
+    }
   });
   listen("chat.released", (frame) => {
     const key = `chats.released.${frame.reason}`;
@@ -420,6 +440,7 @@ function build(root, ctx) {
     state.selected = chatId;
     kept.selected = chatId;
     chat.unread = 0;
+    chat.fresh = false;
     for (const other of state.chats.values()) other.ui.panel.hidden = other.id !== chatId;
     emptyPanel.hidden = true;
     renderTabs();
@@ -442,8 +463,14 @@ function build(root, ctx) {
       return;
     }
     shift.className = "shift";
+    // In the line's zone, as the roster has it; with the zone's name when it is not the browser's.
     shift.textContent = onDuty
-      .map((line) => t("chats.on_duty", { line: line.name, since: clock(line.on_duty_since), until: clock(line.on_duty_until) }))
+      .map((line) => {
+        const zone = zoneLabel(line.time_zone, line.on_duty_until * 1000);
+        const until = clockIn(line.on_duty_until * 1000, line.time_zone);
+        const since = line.on_duty_since ? clockIn(line.on_duty_since * 1000, line.time_zone) : "";
+        return t("chats.on_duty", { line: line.name, since, until: zone ? `${until} ${zone}` : until });
+      })
       .join(" · ");
   }
 
@@ -525,6 +552,7 @@ function build(root, ctx) {
       tab.tabIndex = selected || (!state.selected && id === state.order[0]) ? 0 : -1;
       chat.ui.tabUnread.hidden = chat.unread === 0;
       chat.ui.tabUnread.textContent = t("chats.unread", { count: chat.unread });
+      chat.ui.tabNew.hidden = !chat.fresh || chat.unread > 0;
       chat.ui.tabState.textContent = chat.ended ? t("chats.tab_ended") : chat.visitorConnected ? "" : t("chats.tab_away");
       tabList.append(tab);
     }
@@ -541,7 +569,7 @@ function build(root, ctx) {
 
   function updateBadge() {
     // The shell paints the navigation's badge (and paints it again after a redraw).
-    const unread = [...state.chats.values()].reduce((sum, chat) => sum + chat.unread, 0) + state.offers.size;
+    const unread = [...state.chats.values()].reduce((sum, chat) => sum + (chat.unread || (chat.fresh ? 1 : 0)), 0) + state.offers.size;
     ctx.emit("unread", { route: "chats", count: unread });
   }
 
@@ -549,8 +577,10 @@ function build(root, ctx) {
     const tabId = nextId("chat-tab");
     const panelId = nextId("chat-panel");
     const tabUnread = h("span", { class: "badge", hidden: true });
+    // A chat that opened while another was on screen, not looked at yet.
+    const tabNew = h("span", { class: "badge new", hidden: true, text: t("chats.tab_new") });
     const tabState = h("span", { class: "tab-state" });
-    const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", class: "chat-tab", dataset: { chat: chat.id } }, h("span", { class: "tab-label", text: chat.label }), tabState, tabUnread);
+    const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", class: "chat-tab", dataset: { chat: chat.id } }, h("span", { class: "tab-label", text: chat.label }), tabState, tabNew, tabUnread);
     tab.addEventListener("click", () => select(chat.id));
     tab.addEventListener("keydown", (event) => {
       if (event.key === "ArrowDown" || event.key === "ArrowUp") {
@@ -579,12 +609,13 @@ function build(root, ctx) {
     const hint = h("p", { class: "hint", id: `${input.id}-hint`, text: t("chats.composer_hint") });
     input.setAttribute("aria-describedby", hint.id);
     const composerError = h("p", { class: "field-error", hidden: true, id: `${input.id}-error` });
+    const gapNote = h("p", { class: "gap-note", hidden: true, id: `${input.id}-gap` });
     const send = h("button", { type: "submit", class: "primary", text: t("chats.send") });
     const composer = h(
       "form",
       { class: "composer", novalidate: true },
       canned,
-      h("div", { class: "field" }, h("label", { for: input.id, text: t("chats.message") }), hint, input, composerError),
+      h("div", { class: "field" }, h("label", { for: input.id, text: t("chats.message") }), hint, input, gapNote, composerError),
       h("div", { class: "actions" }, send),
     );
     composer.addEventListener("submit", (event) => {
@@ -597,7 +628,10 @@ function build(root, ctx) {
         sendMessage(chat);
       }
     });
-    input.addEventListener("input", () => typingChanged(chat));
+    input.addEventListener("input", () => {
+      typingChanged(chat);
+      if (chat.gaps && !pendingGap(chat)) forgetGaps(chat);
+    });
 
     const noteInput = h("textarea", { id: nextId("note"), name: "note", rows: "2" });
     const noteError = h("p", { class: "field-error", hidden: true });
@@ -659,7 +693,7 @@ function build(root, ctx) {
       noteBox,
     );
     panels.append(panel);
-    chat.ui = { tab, tabUnread, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send };
+    chat.ui = { tab, tabUnread, tabNew, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, gapNote, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send };
     const draft = kept.drafts.get(chat.id);
     if (draft) {
       input.value = draft.text;
@@ -682,18 +716,43 @@ function build(root, ctx) {
     );
   }
 
-  // A canned response goes into the box for editing; it is never sent unseen.
+  // A canned response goes into the box for editing; it is never sent unseen. Its {name}
+  // becomes the counsellor's display name; a gap left in it (any other {placeholder}, or
+  // "..." standing alone, as in "Hej, jag heter ... och") is selected, and Enter does not
+  // send the message until it is filled in.
   function insertCanned(chat) {
     const responses = lineOf(chat.line)?.canned_responses ?? [];
     const picked = responses[Number(chat.ui.cannedSelect.value)];
     if (chat.ui.cannedSelect.value === "" || !picked) return;
     const input = chat.ui.input;
+    const text = state.staff?.alias ? picked.text.replaceAll("{name}", state.staff.alias) : picked.text;
     const start = input.selectionStart ?? input.value.length;
     const end = input.selectionEnd ?? input.value.length;
-    input.value = input.value.slice(0, start) + picked.text + input.value.slice(end);
+    input.value = input.value.slice(0, start) + text + input.value.slice(end);
     input.focus();
-    input.setSelectionRange(start + picked.text.length, start + picked.text.length);
+    const gaps = gapsIn(text).map((gap) => gap.text);
+    if (gaps.length) chat.gaps = new Set([...(chat.gaps ?? []), ...gaps]);
+    const gap = gaps.length ? pendingGap(chat) : null;
+    if (gap) {
+      input.setSelectionRange(gap.start, gap.end);
+      chat.ui.gapNote.textContent = t("chats.gap_marked", { gap: gap.text });
+      chat.ui.gapNote.hidden = false;
+      ctx.announce(chat.ui.gapNote.textContent);
+    } else {
+      input.setSelectionRange(start + text.length, start + text.length);
+    }
     chat.ui.cannedSelect.value = "";
+  }
+
+  // The first gap of a canned response still in the message box, with where it is.
+  function pendingGap(chat) {
+    if (!chat.gaps) return null;
+    return gapsIn(chat.ui.input.value).find((gap) => chat.gaps.has(gap.text)) ?? null;
+  }
+
+  function forgetGaps(chat) {
+    chat.gaps = null;
+    chat.ui.gapNote.hidden = true;
   }
 
   function renderEntry(chat, entry) {
@@ -800,6 +859,13 @@ function build(root, ctx) {
     chat.ui.composerError.hidden = true;
     input.removeAttribute("aria-invalid");
     if (!text.trim() || chat.ended) return;
+    const gap = pendingGap(chat);
+    if (gap) {
+      input.focus();
+      input.setSelectionRange(gap.start, gap.end);
+      composerError(chat, t("chats.gap_left", { gap: gap.text }));
+      return;
+    }
     const max = lineOf(chat.line)?.max_message_length ?? 4000;
     if (text.length > max) {
       composerError(chat, t("chats.too_long", { count: text.length, max }));
@@ -811,6 +877,7 @@ function build(root, ctx) {
     chat.ui.log.append(element);
     chat.outgoing.set(clientId, { text, at: Date.now() / 1000, element });
     input.value = "";
+    forgetGaps(chat);
     stopTyping(chat);
     scrollDown(chat);
   }
@@ -1114,6 +1181,14 @@ function build(root, ctx) {
 }
 
 // --- Helpers ----------------------------------------------------------------------------------
+
+// A gap in a canned response: a {placeholder} ({name} is filled in before), or "..." / "…"
+// standing alone between words.
+const GAP = /\{[^{}\s]{1,40}\}|(?<=^|\s)(?:\.{3}|…)(?=$|[\s,.!?;:])/gu;
+
+function gapsIn(text) {
+  return [...text.matchAll(GAP)].map((match) => ({ start: match.index, end: match.index + match[0].length, text: match[0] }));
+}
 
 let audio = null;
 
