@@ -957,7 +957,7 @@ function build(root, ctx) {
     const lineSelect = h("select", { id: nextId("line"), name: "line" }, ...frame.lines.map((line) => h("option", { value: line.key, disabled: !line.open, text: line.open ? line.name : t("chats.line_closed", { line: line.name }) })));
     const firstOpen = frame.lines.find((line) => line.open && line.key !== frame.line) ?? frame.lines.find((line) => line.open);
     if (firstOpen) lineSelect.value = firstOpen.key;
-    const staffSelect = h("select", { id: nextId("staff"), name: "staff_id" }, ...frame.staff.map((s) => h("option", { value: s.id, text: t("chats.colleague", { name: s.alias, load: s.load, capacity: s.capacity }) })));
+    const staffSelect = h("select", { id: nextId("staff"), name: "staff_id" }, ...frame.staff.map((s) => h("option", { value: s.id, text: t("chats.colleague", { name: s.alias, load: s.load, capacity: s.capacity, count: s.capacity }) })));
     const byLine = h("input", { type: "radio", name: "target", id: toLine, value: "line", checked: true });
     const byStaff = h("input", { type: "radio", name: "target", id: toStaff, value: "staff", disabled: frame.staff.length === 0 });
     const note = h("textarea", { id: nextId("tnote"), name: "note", rows: "3", maxlength: "2000" });
