@@ -41,7 +41,11 @@ ShortTexts = dict[Language, Annotated[str, StringConstraints(max_length=300)]]
 
 
 class CannedResponse(BaseModel):
-    """A prepared answer a counsellor inserts into the message box and edits before sending."""
+    """A prepared answer a counsellor inserts into the message box and edits before sending.
+
+    In `text`, `{name}` becomes the counsellor's display name; any other `{word}`, or `...`
+    standing alone, is a gap the console makes them fill in before it sends (docs/console.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
