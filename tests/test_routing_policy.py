@@ -18,6 +18,7 @@ from app.routing.policy import (
     estimate_wait,
     hold,
     staffing,
+    typical_length,
 )
 
 NOW = 10_000.0
@@ -199,27 +200,28 @@ def test_a_named_transfer_waits_for_that_colleague_until_its_window_passes() -> 
 
 def test_a_visitor_within_the_free_places_is_told_soon() -> None:
     # First in line, a counsellor free (0 of 3 chats): soon, whatever the history says.
-    assert estimate_wait(1, 3, 3, []) == Wait(soon=True)
-    assert estimate_wait(1, 3, 3, [1200.0] * 50) == Wait(soon=True)
-    assert estimate_wait(3, 4, 3, [600.0] * 10) == Wait(soon=True)
+    assert estimate_wait(1, 3, 3, None) == Wait(soon=True)
+    assert estimate_wait(1, 3, 3, 1200.0) == Wait(soon=True)
+    assert estimate_wait(3, 4, 3, 600.0) == Wait(soon=True)
 
 
 def test_the_estimate_counts_free_places_and_recent_chat_lengths() -> None:
-    ten_minutes = [600.0] * 10
+    ten_minutes = typical_length([600.0] * 10)
     # Everyone full (4 places): the first chat of the four to end frees a place, on average
     # every 10 min / 4.
     assert estimate_wait(1, 4, 0, ten_minutes) == Wait(seconds=150)
     assert estimate_wait(5, 4, 0, ten_minutes) == Wait(seconds=750)
     # Two places free: the third in line waits for one chat to end.
     assert estimate_wait(3, 4, 2, ten_minutes) == Wait(seconds=150)
-    assert estimate_wait(2, 1, 0, [300.0, 900.0] * 3) == Wait(seconds=1200)
+    assert estimate_wait(2, 1, 0, typical_length([300.0, 900.0] * 3)) == Wait(seconds=1200)
 
 
 def test_no_number_without_enough_history_or_anyone_answering() -> None:
-    assert estimate_wait(2, 3, 0, [600.0] * (MIN_DURATIONS - 1)) == Wait()
-    assert estimate_wait(2, 3, 0, []) == Wait()
+    assert typical_length([600.0] * (MIN_DURATIONS - 1)) is None
+    assert typical_length([]) is None
+    assert estimate_wait(2, 3, 0, None) == Wait()
     # Nobody answering (everyone on a break): nothing to estimate from.
-    assert estimate_wait(1, 0, 0, [600.0] * 10) == Wait()
+    assert estimate_wait(1, 0, 0, 600.0) == Wait()
 
 
 def test_a_hold_says_what_a_chat_waits_for_while_someone_is_free() -> None:

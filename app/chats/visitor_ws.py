@@ -51,7 +51,7 @@ from app.chats.transcript import Audience, Entry, EntryKind
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
-from app.routing.policy import Wait, estimate_wait, hold
+from app.routing.policy import NO_ESTIMATE, estimate_wait, hold, typical_length
 from app.routing.positions import Shown, position_frame
 from app.web.origins import origin_allowed
 
@@ -374,13 +374,13 @@ class VisitorSocket(ClientSocket):
         if line is not None:
             held = hold(record, line, staffed.candidates, self.rt.broker.now())
         wait = (
-            Wait()
+            NO_ESTIMATE
             if held
             else estimate_wait(
                 result.position,
                 staffed.capacity,
                 staffed.free,
-                await self.rt.router.recent_durations(record.line),
+                typical_length(await self.rt.router.recent_durations(record.line)),
             )
         )
         self.out.frame(position_frame(record.id, result.position, wait, held))

@@ -211,22 +211,29 @@ class Wait:
     seconds: int | None = None
 
 
-def estimate_wait(position: int, capacity: int, free: int, durations: list[float]) -> Wait:
+NO_ESTIMATE = Wait()
+SOON = Wait(soon=True)
+
+
+def typical_length(durations: list[float]) -> float | None:
+    """The mean length of the line's recent answered chats, or None with too few of them."""
+    if len(durations) < MIN_DURATIONS:
+        return None
+    return sum(durations) / len(durations)
+
+
+def estimate_wait(position: int, capacity: int, free: int, typical: float | None) -> Wait:
     """Rule 5, from what is known now: `position` (1 = next among those who wait for anyone),
-    the places of those answering (`capacity`) and how many are `free`, and the lengths of
-    recent chats.
+    the places of those answering (`capacity`) and how many are `free`, and the `typical`
+    length of a recent chat (`typical_length`; None: too little history for a number).
 
     Within the free places: soon. Beyond them, each place ahead frees up when one of the
-    `capacity` chats under way ends, on average every mean duration / capacity.
+    `capacity` chats under way ends, on average every typical length / capacity.
     """
     if position <= 0 or capacity <= 0:
-        return Wait()
+        return NO_ESTIMATE
     if position <= free:
-        return Wait(soon=True)
-    if len(durations) < MIN_DURATIONS:
-        return Wait()
-    return Wait(seconds=round((position - free) * mean(durations) / capacity))
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+        return SOON
+    if typical is None:
+        return NO_ESTIMATE
+    return Wait(seconds=round((position - free) * typical / capacity))

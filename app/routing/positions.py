@@ -19,7 +19,7 @@ from app.broker.hub import Event
 from app.broker.records import ChatState, queued_at_of
 from app.chats.channels import line_channel
 from app.lines.directory import LineDirectory
-from app.routing.policy import Hold, Wait, estimate_wait, staffing
+from app.routing.policy import NO_ESTIMATE, Hold, Wait, estimate_wait, staffing, typical_length
 from app.routing.service import Router
 from app.settings import Settings
 
@@ -181,15 +181,18 @@ class QueueWatch:
             now = self._broker.now()
             staffed = staffing(await self._router.candidates(line), config, now)
             capacity, free = staffed.capacity, staffed.free
-        durations = await self._router.recent_durations(line)
-        # Each visitor's place, and how many ahead of them wait for a wish (a peer, their
-        # language, a named counsellor) and so let them pass to whoever is free.
-        places: dict[str, tuple[int, int]] = {}
-        held_ahead = 0
-        for index, (chat_id, _) in enumerate(queued, start=1):
-            places[chat_id] = (index, held_ahead)
-            if chat_id in holds:
-                held_ahead += 1
+        typical = typical_length(await self._router.recent_durations(line))
+        positions = {chat_id: index for index, (chat_id, _) in enumerate(queued, start=1)}
+        # How many ahead of each visitor wait for a wish (a peer, their language, a named
+        # counsellor) and so let them pass to whoever is free (only behind a held chat).
+        ahead: dict[str, int] = {}
+        if holds:
+            held = 0
+            for chat_id, _ in queued:
+                if held:
+                    ahead[chat_id] = held
+                if chat_id in holds:
+                    held += 1
         for count, (chat_id, sink) in enumerate(list(waiting.items()), start=1):
             if count % YIELD_EVERY == 0:
                 # A long queue: let offers and messages through between chunks, and
@@ -198,13 +201,16 @@ class QueueWatch:
                 await self._router.idle()
             if waiting.get(chat_id) is not sink:
                 continue  # left the queue meanwhile
-            place = places.get(chat_id)
-            if place is None:
+            position = positions.get(chat_id)
+            if position is None:
                 continue  # offered, active, away or gone: other frames tell the visitor
-            position, ahead = place
-            held = holds.get(chat_id)
-            wait = Wait() if held else estimate_wait(position - ahead, capacity, free, durations)
-            shown = (position, wait, held)
+            wish = holds.get(chat_id) if holds else None
+            wait = (
+                NO_ESTIMATE
+                if wish
+                else estimate_wait(position - ahead.get(chat_id, 0), capacity, free, typical)
+            )
+            shown = (position, wait, wish)
             if self._shown.get(chat_id) == shown:
                 continue
             self._shown[chat_id] = shown
