@@ -102,8 +102,6 @@ class Settings(BaseSettings):
     position_push_seconds: float = Field(default=1.0, gt=0)
     # A counsellor must submit the wrap-up within this time, or it is recorded as missing.
     wrapup_window_seconds: int = Field(default=3600, ge=60)
-    # Used for the wait estimate until a line has finished chats to learn from.
-    default_chat_minutes: float = Field(default=20.0, gt=0)
 
     # Rosters: a counsellor is on duty from this long before an assigned shift starts until
     # this long after it ends (so they can sign in early, and late visitors are answered).
