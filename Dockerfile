@@ -3,9 +3,12 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/lykta
 WORKDIR /src
+# The exact, hash-checked set first (requirements/prod.txt, `make lock`), then Lykta alone.
+COPY requirements/prod.txt ./requirements/
+RUN /opt/lykta/bin/pip install --require-hashes -r requirements/prod.txt
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN /opt/lykta/bin/pip install .
+RUN /opt/lykta/bin/pip install --no-deps .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /srv/lykta --shell /usr/sbin/nologin lykta

@@ -4,13 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint types check format clean browser-deps proxy-deps bench
+.PHONY: demo serve test lint types check format clean browser-deps proxy-deps bench lock
 
-$(STAMP): pyproject.toml
+# The exact, hash-checked set of requirements/dev.txt, then Lykta itself (editable) on top.
+$(STAMP): pyproject.toml requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Pin the whole set (with hashes) from pyproject.toml's ranges: the production set for the
+# Dockerfile, the development set for make and CI, the benchmark's on top. uv resolves; pip
+# installs. Run it after changing a range, and commit requirements/.
+lock:
+	$(BIN)/python -m pip install --quiet uv
+	cd requirements && ../$(BIN)/uv pip compile ../pyproject.toml --quiet --universal \
+	  --python-version 3.11 --generate-hashes -o prod.txt
+	cd requirements && ../$(BIN)/uv pip compile ../pyproject.toml --quiet --universal \
+	  --python-version 3.11 --generate-hashes --extra dev -c prod.txt -o dev.txt
+	cd requirements && ../$(BIN)/uv pip compile ../pyproject.toml --quiet --universal \
+	  --python-version 3.11 --generate-hashes --extra dev --extra bench -c dev.txt -o bench.txt
 
 demo: $(STAMP)  ## Lykta on SQLite with demo lines and accounts, http://127.0.0.1:8000
 	$(BIN)/lykta demo
@@ -48,7 +62,7 @@ types: $(STAMP)
 check: lint types test
 
 bench: $(STAMP)  ## the three benchmarks (a few minutes; real processes on 127.0.0.1), then the chart
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/bench.txt
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.connections
