@@ -184,6 +184,8 @@ async def test_sign_in_with_totp_and_a_wrong_code_is_told_plainly(
 async def test_an_expired_session_asks_to_sign_in_again_over_the_screen(
     server: RunningServer, page: Page, context: BrowserContext
 ) -> None:
+    # The week the page opens on is this one (read before it loads, as the page reads it).
+    today = local_now().date()
     await sign_in_console(page, server, "cora", PASSWORD)
     await expect(page.locator("#roster-week .day")).to_have_count(7)
     # Something typed on the screen must survive the new sign-in.
@@ -202,7 +204,6 @@ async def test_an_expired_session_asks_to_sign_in_again_over_the_screen(
     await dialog.locator("button[type=submit]").click()
     await expect(dialog).to_be_hidden()
     # The request that met the expired session went through afterwards; nothing was unloaded.
-    today = local_now().date()
     next_monday = today + timedelta(days=7 - today.weekday())
     await expect(page.locator("#roster-week-title")).to_contain_text(
         f"{next_monday.day} {next_monday.strftime('%B')}"
