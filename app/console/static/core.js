@@ -284,6 +284,13 @@ export function isoDate(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
+// Today's date as YYYY-MM-DD where the clock shows `zone`'s time (a line's roster is in its
+// own zone, whatever the browser's), or the browser's own date without a zone.
+export function todayIn(zone) {
+  if (!zone) return isoDate(new Date());
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+}
+
 export function addDays(day, days) {
   const [y, m, d] = day.split("-").map(Number);
   return isoDate(new Date(y, m - 1, d + days));

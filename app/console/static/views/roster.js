@@ -1,6 +1,6 @@
 // Roster: a week per line with needed against assigned, gaps highlighted; assign, unassign,
 // drop requests, weekly patterns, extra shifts, closures and ad hoc duty (docs/roster.md).
-import { h, field, showErrors, clearErrors, confirmAction, isoDate, addDays, formatDay, formatDateTime, problemText, dateInput, dateValue, parseDate, setDate, timeInput, timeValue, zoneLabel } from "../core.js";
+import { h, field, showErrors, clearErrors, confirmAction, isoDate, addDays, formatDay, formatDateTime, problemText, dateInput, dateValue, parseDate, setDate, timeInput, timeValue, todayIn, zoneLabel } from "../core.js";
 
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -36,7 +36,7 @@ export function mount(root, ctx) {
       field(t("roster.week_of"), dayInput),
       h("div", { class: "actions" },
         h("button", { type: "button", id: "roster-prev", text: t("roster.prev"), onclick: () => move(-7) }),
-        h("button", { type: "button", id: "roster-this", text: t("roster.this_week"), onclick: () => { state.day = isoDate(new Date()); setDate(dayInput, state.day); loadWeek(true); } }),
+        h("button", { type: "button", id: "roster-this", text: t("roster.this_week"), onclick: () => { state.day = todayIn(state.line?.time_zone); setDate(dayInput, state.day); loadWeek(true); } }),
         h("button", { type: "button", id: "roster-next", text: t("roster.next"), onclick: () => move(7) }))),
     status,
     weekTitle,
@@ -88,6 +88,9 @@ export function mount(root, ctx) {
       status.replaceChildren(h("p", { class: "notice", text: t("roster.no_lines") }));
       return;
     }
+    // This week is the line's: its times are its own zone's, whatever the browser's.
+    state.day = todayIn(state.line.time_zone);
+    setDate(dayInput, state.day);
     await loadAll();
   }
 
