@@ -38,6 +38,11 @@ class FrameTimeoutError(AssertionError):
 
 
 class WsClient:
+    """A test client reads only the frames a test waits for. It is opened with `max_queue=None`
+    so that it never stops reading from the socket: frames it has not read yet wait in its
+    memory, and it still sees the server close the connection (a client that read nothing
+    is the business of tests/test_slow_consumer.py)."""
+
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.received: list[Frame] = []
@@ -167,6 +172,7 @@ async def open_visitor(
         compression=None,
         max_size=2**22,
         additional_headers=headers,
+        max_queue=None,
     )
     client = VisitorClient(ws)
     await client.expect("hello")
@@ -256,6 +262,7 @@ async def open_staff(
         f"{server.ws_url}/ws/staff",
         additional_headers={"Cookie": f"lykta_session={cookie}"},
         compression=None,
+        max_queue=None,
     )
     client = StaffClient(ws)
     client.cookie = cookie
@@ -291,4 +298,5 @@ async def connect_staff_socket(server: Endpoint, who: SignedIn) -> ClientConnect
         f"{server.ws_url}/ws/staff",
         additional_headers={"Cookie": f"lykta_session={who.cookie}"},
         compression=None,
+        max_queue=None,
     )
