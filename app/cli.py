@@ -7,6 +7,7 @@ import asyncio
 import errno
 import gc
 import getpass
+import logging
 import os
 import socket
 import sys
@@ -25,6 +26,8 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.demo import DemoAccount
+
+logger = logging.getLogger(__name__)
 
 DEMO_DATABASE = "sqlite+aiosqlite:///./lykta-demo.db"
 
@@ -189,8 +192,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn runs Lykta (the tests run it the same way)."""
-    from app.web.websocket import CoalescingWebSocketProtocol
+    from app.web.websocket import CoalescingWebSocketProtocol, unsupported
 
+    ws: Any = "websockets-sansio"
+    if settings.websocket_adapter:
+        if unsupported():
+            # It reaches inside uvicorn and websockets: not with versions it was not made for.
+            logger.warning(
+                "WebSocket adapter off: uvicorn or websockets is not a version it was written for"
+            )
+        else:
+            # uvicorn's websockets-sansio, writing each connection's frames once per loop turn.
+            ws = CoalescingWebSocketProtocol
     return {
         # uvicorn's own logging config would log to stderr in its format: ours is in place.
         "log_config": None,
@@ -202,8 +215,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "forwarded_allow_ips": "",
         "server_header": False,
-        # uvicorn's websockets-sansio, writing each connection's frames once per loop turn.
-        "ws": CoalescingWebSocketProtocol,
+        "ws": ws,
         "ws_max_size": settings.ws_max_frame_bytes,
         "ws_per_message_deflate": False,
     }

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     # WebSocket limits: frames larger than this are refused by the server before parsing.
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Write each connection's frames once per event-loop turn, and let the app write a frame
+    # without awaiting (app/web/websocket.py); off: uvicorn's own WebSocket protocol.
+    websocket_adapter: bool = True
     # Per-connection flood control: a token bucket of `burst` frames refilled at `rate`/s.
     visitor_frame_rate: float = Field(default=5.0, gt=0)
     visitor_frame_burst: int = Field(default=20, ge=1)

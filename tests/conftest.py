@@ -43,9 +43,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         both = both and definition.get_closest_marker("embedded_only") is None
         # A test of what only happens on Redis (its round trips) runs there alone.
         if definition.get_closest_marker("redis_only") is not None:
-            metafunc.parametrize("broker_kind", ["redis"])
+            kinds = ["redis"]
         else:
-            metafunc.parametrize("broker_kind", BROKERS if both else ["memory"])
+            kinds = BROKERS if both else ["memory"]
+        if definition.get_closest_marker("plain_asgi_too") is not None:
+            # Once more without app/web/websocket.py: uvicorn's own protocol, every frame
+            # the ASGI way.
+            metafunc.parametrize(
+                ("broker_kind", "websocket_adapter"),
+                [*((kind, True) for kind in kinds), ("memory", False)],
+                ids=[*kinds, "memory-plain-asgi"],
+            )
+        else:
+            metafunc.parametrize("broker_kind", kinds)
+
+
+@pytest.fixture
+def websocket_adapter() -> bool:
+    """Whether servers run app/web/websocket.py's protocol (see `plain_asgi_too`)."""
+    return True
 
 
 @pytest.fixture
@@ -100,13 +116,21 @@ def database_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings_for(database_url: str, broker_kind: str, redis_prefix: str) -> Callable[..., Settings]:
+def settings_for(
+    database_url: str, broker_kind: str, redis_prefix: str, websocket_adapter: bool
+) -> Callable[..., Settings]:
     broker: dict[str, Any] = (
         {"redis_url": REDIS_URL, "redis_prefix": redis_prefix} if broker_kind == "redis" else {}
     )
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"database_url": database_url, **FAST, **broker, **overrides}
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "websocket_adapter": websocket_adapter,
+            **FAST,
+            **broker,
+            **overrides,
+        }
         return Settings(**values)
 
     return make

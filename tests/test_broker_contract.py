@@ -46,6 +46,25 @@ def record(chat_id: str, *, line: str = "support", at: float = 100.0, **extra: A
     )
 
 
+async def one(
+    broker: Broker,
+    chat_id: str,
+    seq: int,
+    entry: bytes,
+    *,
+    dedupe: str | None = None,
+    counsellor: str | None = None,
+    announce: tuple[str, Event] | None = None,
+    quota: Quota | None = None,
+) -> tuple[int, str]:
+    """`append` for one entry, answered as one."""
+    answers = await broker.append(
+        chat_id, [(seq, entry, dedupe, announce)], counsellor=counsellor, quota=quota
+    )
+    assert len(answers) == 1
+    return answers[0]
+
+
 async def test_queue_orders_by_priority_then_wait_and_respects_its_limit(broker: Broker) -> None:
     assert (
         await broker.create_chat(
@@ -155,16 +174,16 @@ async def test_concurrent_claims_never_give_one_chat_twice(broker: Broker) -> No
 
 async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) -> None:
     await broker.create_chat(record("a"), queue_limit=10, score=1.0)
-    assert await broker.append("a", 1, b"one", dedupe="c1") == (1, "ok")
-    assert await broker.append("a", 1, b"again", dedupe="c2") == (1, "conflict")
-    assert await broker.append("a", 5, b"gap") == (1, "conflict")
-    assert await broker.append("a", 2, b"two") == (2, "ok")
-    assert await broker.append("a", 3, b"dup", dedupe="c1") == (1, "duplicate")
+    assert await one(broker, "a", 1, b"one", dedupe="c1") == (1, "ok")
+    assert await one(broker, "a", 1, b"again", dedupe="c2") == (1, "conflict")
+    assert await one(broker, "a", 5, b"gap") == (1, "conflict")
+    assert await one(broker, "a", 2, b"two") == (2, "ok")
+    assert await one(broker, "a", 3, b"dup", dedupe="c1") == (1, "duplicate")
     assert await broker.read("a", 0) == [(1, b"one"), (2, b"two")]
     assert await broker.read("a", 1) == [(2, b"two")]
     assert await broker.read("a", 2) == []
     # Only the counsellor of an active chat may append as that counsellor.
-    assert await broker.append("a", 3, b"x", counsellor="s1") == (0, "forbidden")
+    assert await one(broker, "a", 3, b"x", counsellor="s1") == (0, "forbidden")
     await broker.transition(
         "a",
         Transition(
@@ -173,42 +192,14 @@ async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) 
             dequeue=True,
         ),
     )
-    assert await broker.append("a", 3, b"three", counsellor="s1") == (3, "ok")
+    assert await one(broker, "a", 3, b"three", counsellor="s1") == (3, "ok")
     await broker.delete_transcript("a")
     assert await broker.read("a", 0) == []
     await broker.transition(
         "a", Transition(expect=frozenset({ChatState.active}), changes={"state": ChatState.ended})
     )
-    assert await broker.append("a", 4, b"late") == (0, "ended")
-    assert await broker.append("nope", 1, b"x") == (0, "ended")
-
-
-async def test_append_now_answers_as_append_does_or_not_at_all(broker: Broker) -> None:
-    """The in-process broker stores without a round trip, with append's checks; a broker
-    with round trips says so (None) and stores nothing."""
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
-    quota = Quota("a-visitor", limit=2, window=60)
-    heard: list[Event] = []
-    broker.hub.add("chat:a", heard.append)
-    announce = ("chat:a", {"type": "entry", "seq": 1})
-    first = broker.append_now("a", 1, b"one", dedupe="v:1", announce=announce, quota=quota)
-    if broker.round_trips:
-        assert first is None
-        assert await broker.read("a", 0) == []
-        return
-    assert first == (1, "ok")
-    assert heard == [announce[1]]
-    assert broker.append_now("a", 1, b"again", dedupe="v:2", quota=quota) == (1, "conflict")
-    assert broker.append_now("a", 2, b"one", dedupe="v:1", quota=quota) == (1, "duplicate")
-    assert broker.append_now("a", 2, b"two", dedupe="v:3", quota=quota) == (2, "ok")
-    assert broker.append_now("a", 3, b"three", dedupe="v:4", quota=quota) == (0, "limited")
-    assert await broker.read("a", 0) == [(1, b"one"), (2, b"two")]
-    assert len(heard) == 1
-    await broker.transition(
-        "a", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended}, dequeue=True)
-    )
-    assert broker.append_now("a", 3, b"late") == (0, "ended")
-    assert broker.append_now("nope", 1, b"x") == (0, "ended")
+    assert await one(broker, "a", 4, b"late") == (0, "ended")
+    assert await one(broker, "nope", 1, b"x") == (0, "ended")
 
 
 async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker) -> None:
@@ -218,19 +209,19 @@ async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker)
     await broker.create_chat(record("b"), queue_limit=10, score=2.0)
     quota = Quota("rl:msg:client", limit=3, window=0.3)
     assert await broker.incr(quota.key, ttl=0.3) == 1  # a start counts too
-    assert await broker.append("a", 1, b"one", dedupe="c1", quota=quota) == (1, "ok")
+    assert await one(broker, "a", 1, b"one", dedupe="c1", quota=quota) == (1, "ok")
     # A conflict stores nothing and counts nothing.
-    assert await broker.append("a", 1, b"again", quota=quota) == (1, "conflict")
-    assert await broker.append("b", 1, b"two", quota=quota) == (1, "ok")
-    assert await broker.append("a", 2, b"three", quota=quota) == (0, "limited")
+    assert await one(broker, "a", 1, b"again", quota=quota) == (1, "conflict")
+    assert await one(broker, "b", 1, b"two", quota=quota) == (1, "ok")
+    assert await one(broker, "a", 2, b"three", quota=quota) == (0, "limited")
     # A resend of what was stored is answered as a duplicate even at the limit.
-    assert await broker.append("a", 2, b"one", dedupe="c1", quota=quota) == (1, "duplicate")
+    assert await one(broker, "a", 2, b"one", dedupe="c1", quota=quota) == (1, "duplicate")
     # Without a quota (staff entries) nothing is limited; nothing was stored for the refusal.
-    assert await broker.append("a", 2, b"joined") == (2, "ok")
+    assert await one(broker, "a", 2, b"joined") == (2, "ok")
     assert await broker.read("a", 0) == [(1, b"one"), (2, b"joined")]
     assert await broker.incr(quota.key, ttl=0.3) == 4
     await asyncio.sleep(0.4)  # the window passes
-    assert await broker.append("a", 3, b"later", quota=quota) == (3, "ok")
+    assert await one(broker, "a", 3, b"later", quota=quota) == (3, "ok")
     assert await broker.incr(quota.key, ttl=0.3) == 2
 
 
@@ -248,22 +239,22 @@ async def test_a_burst_is_stored_in_order_and_answered_entry_by_entry(broker: Br
             for i, name in enumerate(names)
         ]
 
-    assert await broker.append_burst("a", burst(1, "one", "two", "three")) == [
+    assert await broker.append("a", burst(1, "one", "two", "three")) == [
         (1, "ok"),
         (2, "ok"),
         (3, "ok"),
     ]
     assert heard == [{"seq": 1}, {"seq": 2}, {"seq": 3}]
     # The counsellor wrote first: the burst's first number is taken, the rest not looked at.
-    assert await broker.append("a", 4, b"counsellor") == (4, "ok")
-    assert await broker.append_burst("a", burst(4, "four", "five")) == [(4, "conflict")]
+    assert await one(broker, "a", 4, b"counsellor") == (4, "ok")
+    assert await broker.append("a", burst(4, "four", "five")) == [(4, "conflict")]
     # A resend inside a burst is a duplicate; what follows it then has a wrong number.
-    assert await broker.append_burst("a", burst(5, "four", "two", "five")) == [
+    assert await broker.append("a", burst(5, "four", "two", "five")) == [
         (5, "ok"),
         (2, "duplicate"),
         (5, "conflict"),
     ]
-    assert await broker.append_burst("a", burst(6, "five")) == [(6, "ok")]
+    assert await broker.append("a", burst(6, "five")) == [(6, "ok")]
     assert [entry for _, entry in await broker.read("a", 3)] == [b"counsellor", b"four", b"five"]
     assert [event["seq"] for event in heard] == [1, 2, 3, 5, 6]
 
@@ -274,11 +265,11 @@ async def test_a_long_burst_is_stored_whole_and_a_resend_of_it_is_known(broker: 
     await broker.create_chat(record("a"), queue_limit=10, score=1.0)
     count = 450
     first: list[Appending] = [(i + 1, f"m{i}".encode(), f"v:{i}", None) for i in range(count)]
-    assert await broker.append_burst("a", first) == [(i + 1, "ok") for i in range(count)]
+    assert await broker.append("a", first) == [(i + 1, "ok") for i in range(count)]
     again: list[Appending] = [
         (count + 1 + i, f"m{i}".encode(), f"v:{i}", None) for i in range(count)
     ]
-    answers = await broker.append_burst("a", [*again, (count + 1, b"new", "v:new", None)])
+    answers = await broker.append("a", [*again, (count + 1, b"new", "v:new", None)])
     assert answers == [*((i + 1, "duplicate") for i in range(count)), (count + 1, "ok")]
     stored = await broker.read("a", 0)
     assert [seq for seq, _ in stored] == list(range(1, count + 2))
@@ -292,19 +283,17 @@ async def test_a_burst_counts_each_entry_against_the_quota_and_refuses_all_once_
     quota = Quota("rl:msg:burst", limit=2, window=60)
     entries: list[Appending] = [(i + 1, f"m{i}".encode(), f"v:{i}", None) for i in range(3)]
     # The third is over the limit; a resend of the first is still a duplicate after it.
-    answers = await broker.append_burst("a", [*entries, entries[0]], quota=quota)
+    answers = await broker.append("a", [*entries, entries[0]], quota=quota)
     assert answers == [(1, "ok"), (2, "ok"), (0, "limited"), (1, "duplicate")]
     assert await broker.incr(quota.key, ttl=60) == 3
     # Only the chat's counsellor may append as that counsellor: nobody, while it waits.
-    assert await broker.append_burst("a", [(3, b"x", None, None)], counsellor="s1") == [
-        (0, "forbidden")
-    ]
+    assert await broker.append("a", [(3, b"x", None, None)], counsellor="s1") == [(0, "forbidden")]
     await broker.transition(
         "a", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended}, dequeue=True)
     )
     late: list[Appending] = [(3, b"late", None, None), (4, b"later", None, None)]
-    assert await broker.append_burst("a", late) == [(0, "ended"), (0, "ended")]
-    assert await broker.append_burst("nope", late) == [(0, "ended"), (0, "ended")]
+    assert await broker.append("a", late) == [(0, "ended"), (0, "ended")]
+    assert await broker.append("nope", late) == [(0, "ended"), (0, "ended")]
     assert [entry for _, entry in await broker.read("a", 0)] == [b"m0", b"m1"]
 
 
@@ -445,14 +434,14 @@ async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) 
     await broker.create_chat(record("a"), queue_limit=10, score=1.0)
     got: list[Event] = []
     await broker.subscribe("chat:a", got.append)
-    assert await broker.append(
-        "a", 1, b"one", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 1})
+    assert await one(
+        broker, "a", 1, b"one", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 1})
     ) == (1, "ok")
-    assert await broker.append(
-        "a", 1, b"again", announce=("chat:a", {"type": "entry", "seq": 99})
+    assert await one(
+        broker, "a", 1, b"again", announce=("chat:a", {"type": "entry", "seq": 99})
     ) == (1, "conflict")
-    assert await broker.append(
-        "a", 2, b"dup", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 98})
+    assert await one(
+        broker, "a", 2, b"dup", dedupe="c1", announce=("chat:a", {"type": "entry", "seq": 98})
     ) == (1, "duplicate")
     assert [e["seq"] for e in got] == [1]
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from app.chats.transcript import Entry, EntryKind
+from app.chats.entries import Entry, EntryKind
+from app.kit import jsonutil
 from app.kit.db import unit_of_work
 from app.models import ChatStatistic, Wrapup
 from app.models.enums import Qualification
@@ -23,8 +24,8 @@ from tests.support.clients import (
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
-# The chat core's behaviour, on both brokers (issue 6).
-pytestmark = pytest.mark.both_brokers
+# The chat core on both brokers, and once on uvicorn's own WebSocket protocol.
+pytestmark = [pytest.mark.both_brokers, pytest.mark.plain_asgi_too]
 
 
 async def test_a_whole_chat_from_start_to_wrapup(server: RunningServer) -> None:
@@ -329,8 +330,11 @@ async def test_messages_written_while_a_counsellors_entry_is_on_its_way_are_stor
     await anna.expect("message", text="before")
     # Stored, and announced to no one: the visitor's connection still counts from `first`.
     crossing = Entry(EntryKind.message, rt.broker.now(), sender="counsellor", text="crossing")
-    stored, status = await rt.transcript.add(chat_id, crossing, last_seq=first["seq"])
-    assert status == "ok" and stored == first["seq"] + 1
+    key = await rt.transcript.key(chat_id)
+    assert key is not None
+    stored = first["seq"] + 1
+    sealed = key.seal(stored, jsonutil.dumpb(crossing.to_dict()))
+    assert await rt.broker.append(chat_id, [(stored, sealed, None, None)]) == [(stored, "ok")]
     for i in range(3):
         await visitor.send({"type": "message", "text": f"v{i}", "client_id": f"c-{i}"})
     acks = [await visitor.expect("message.ack") for _ in range(3)]

@@ -455,7 +455,7 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     # The session ends mid-shift: sign in again over the screen; the chat is still there.
     async with unit_of_work(rt.sessionmaker) as session:
         await StaffSessionRepository(session).delete_for_staff(uuid.UUID(erik_id))
-    await rt.chats.end_sessions(erik_id, None)
+    await rt.chats.staffing.end_sessions(erik_id, None)
     dialog = page.locator("#signin-dialog")
     await expect(dialog).to_be_visible()
     await visitor.say("while you were signing in")
@@ -485,7 +485,7 @@ async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(
     await expect(chat_tab(page, later)).to_have_count(1)
     async with unit_of_work(rt.sessionmaker) as session:
         await StaffSessionRepository(session).delete_for_staff(uuid.UUID(erik_id))
-    await rt.chats.end_sessions(erik_id, None)
+    await rt.chats.staffing.end_sessions(erik_id, None)
     await expect(dialog).to_be_visible()
     await later.send({"type": "end"})
     await later.expect("chat.ended")

@@ -88,7 +88,7 @@ async def test_a_lapsed_window_takes_the_wrapup_off_the_list(server: RunningServ
     chat_id = await chat_with(server, anna)
     await anna.expect("wrapup.required", chat_id=chat_id)
     # The forget deadline is what falls due when the wrap-up window ends.
-    await rt.chats.handle_deadline(deadline_key(Deadline.forget, chat_id))
+    await rt.chats.deadlines.handle(deadline_key(Deadline.forget, chat_id))
     await anna.close()
     again = await open_staff(server, "anna", PASSWORD, available=False)
     assert again.hello["wrapups"] == []

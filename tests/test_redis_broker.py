@@ -57,7 +57,7 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
         await one.create_chat(
             ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5, score=1.0
         )
-        await one.append("a", 1, b"e", announce=("chat:a", {"type": "entry", "seq": 1}))
+        await one.append("a", [(1, b"e", None, ("chat:a", {"type": "entry", "seq": 1}))])
         for _ in range(200):
             if len(there) == 2:
                 break
@@ -68,7 +68,7 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
         # an escaped newline of its own.
         sealed = b"\n\x00sealed\nentry\n"
         event = {"type": "entry", "seq": 2, "note": "a\nb", "sealed": sealed}
-        await one.append("a", 2, sealed, announce=("chat:a", event))
+        await one.append("a", [(2, sealed, None, ("chat:a", event))])
         for _ in range(200):
             if len(there) == 3:
                 break

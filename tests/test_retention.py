@@ -15,9 +15,9 @@ from websockets.exceptions import ConnectionClosed
 from app.broker.memory import MemoryBroker
 from app.broker.records import ChatState
 from app.chats import background
-from app.chats import service as chat_service
+from app.chats import deadlines as chat_deadlines
 from app.chats.crypto import generate_kek, key_name
-from app.chats.service import Started
+from app.chats.lifecycle import Started
 from app.models.enums import Qualification
 from app.settings import Settings
 from tests.conftest import ServerFactory
@@ -265,7 +265,7 @@ async def test_a_chat_whose_process_died_is_found_and_shredded(
     lykta: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The sweep reads a line's chats a page at a time: three pages here.
-    monkeypatch.setattr(chat_service, "SWEEP_PAGE", 2)
+    monkeypatch.setattr(chat_deadlines, "SWEEP_PAGE", 2)
     # Swept here, once (the background sweep runs at start-up, before these chats exist).
     async with lykta(sweep_seconds=3600) as server:
         rt = server.runtime
@@ -275,15 +275,15 @@ async def test_a_chat_whose_process_died_is_found_and_shredded(
         # Chats as a dead process leaves them: marked connected, but nobody holds their lease.
         chat_ids = []
         for _ in range(5):
-            started = await rt.chats.start("support", "sv", connection=None)
+            started = await rt.chats.lifecycle.start("support", "sv", connection=None)
             assert isinstance(started, Started)
             chat_ids.append(started.record.id)
-            await rt.chats.visitor_messages(
-                started.record.id, "support", [("left behind", None)], last_seq=0, origin="x"
+            await rt.chats.messages.visitor_message(
+                started.record.id, "support", "left behind", None, last_seq=0, origin="x"
             )
             assert await rt.broker.read(started.record.id) != []
 
-        assert await rt.chats.sweep() == 5
+        assert await rt.chats.deadlines.sweep() == 5
 
         async def ended() -> bool:
             records = await rt.broker.get_chats(chat_ids)
@@ -328,10 +328,10 @@ async def test_shredding_survives_a_restart(settings_for: SettingsFactory) -> No
         await kept.expect("chat.ended")
         dropped = await open_chat(first, anna)
         await dropped.say("the process stops while I am here")
-        orphan = await rt.chats.start("support", "sv", connection=None)
+        orphan = await rt.chats.lifecycle.start("support", "sv", connection=None)
         assert isinstance(orphan, Started)
-        await rt.chats.visitor_messages(
-            orphan.record.id, "support", [("and my process dies", None)], last_seq=0, origin="x"
+        await rt.chats.messages.visitor_message(
+            orphan.record.id, "support", "and my process dies", None, last_seq=0, origin="x"
         )
     assert await broker.read(kept.chat_id) != []  # still within its retention
     # No process is alive: the broker drops the kept transcript by itself.

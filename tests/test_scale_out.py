@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.broker.redis import RedisBroker
-from app.chats.transcript import EntryKind
+from app.chats.entries import EntryKind
 from app.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.support.clients import (

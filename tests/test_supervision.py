@@ -7,7 +7,7 @@ from typing import Any
 
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
-from app.chats.transcript import EntryKind
+from app.chats.entries import EntryKind
 from app.kit.db import unit_of_work
 from app.models.enums import Qualification
 from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from app.broker.hub import Event, Hub, Listener
 from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
@@ -29,7 +29,7 @@ class Quota:
     window: float
 
 
-# One entry of an append (`Broker.append_burst`): its number, the sealed entry, the key that
+# One entry of an append (`Broker.append`): its number, the sealed entry, the key that
 # makes a resend a duplicate, and the (channel, event) published once it is stored. A plain
 # tuple: one is made for every message.
 Appending = tuple[int, bytes, str | None, tuple[str, Event] | None]
@@ -89,10 +89,6 @@ class Transition:
 
 class Broker(ABC):
     """Ephemeral state. Every method is safe to call from several processes at once."""
-
-    # Whether each call waits for a reply from another service: a client's messages read
-    # while the one before is on its way then go together (see Broker.append_burst).
-    round_trips: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.hub = Hub()
@@ -199,61 +195,29 @@ class Broker(ABC):
         """The wrap-up was saved (or is no longer due): forget the entry."""
 
     # Transcript ---------------------------------------------------------------------------
+    @abstractmethod
     async def append(
         self,
         chat_id: str,
-        seq: int,
-        entry: bytes,
-        *,
-        dedupe: str | None = None,
-        counsellor: str | None = None,
-        announce: tuple[str, Event] | None = None,
-        quota: Quota | None = None,
-    ) -> tuple[int, AppendStatus]:
-        """Store `entry` as number `seq` if that is the next number (compare-and-set).
-
-        Returns (seq, "ok"); (the earlier entry's seq, "duplicate") when `dedupe` was seen
-        before; (the current last seq, "conflict") when someone appended first; (0, "ended")
-        when the chat has ended or is gone; (0, "forbidden") when `counsellor` is given and
-        the chat is not active with that counsellor; (0, "limited") when `quota` is used up
-        (an entry stored counts against it; the counter is the one `incr` keeps). Sealing an
-        entry needs its number first, hence the compare-and-set. When stored, `announce`
-        (channel, event) is published as by `publish`, in the same atomic step: no process
-        can die between the two.
-        """
-        answers = await self.append_burst(
-            chat_id, [(seq, entry, dedupe, announce)], counsellor=counsellor, quota=quota
-        )
-        return answers[0]
-
-    @abstractmethod
-    async def append_burst(
-        self,
-        chat_id: str,
-        burst: Sequence[Appending],
+        entries: Sequence[Appending],
         *,
         counsellor: str | None = None,
         quota: Quota | None = None,
     ) -> list[tuple[int, AppendStatus]]:
-        """`append` for several entries in order, in one atomic step (one round trip): a
-        client's messages read together are stored together. Answers come in order, one per
-        entry, as `append` answers, up to the first "conflict": the entries after it are not
-        looked at (their numbers are wrong too). Their events all go on one channel.
-        """
+        """Store each (seq, sealed entry, dedupe key, announce) in order if its number is the
+        next one (compare-and-set), all in one atomic step: one round trip, however many.
 
-    def append_now(
-        self,
-        chat_id: str,
-        seq: int,
-        entry: bytes,
-        *,
-        dedupe: str | None = None,
-        announce: tuple[str, Event] | None = None,
-        quota: Quota | None = None,
-    ) -> tuple[int, AppendStatus] | None:
-        """`append` (no counsellor check) when it needs no round trip, as in an
-        in-process broker; None when it would."""
-        return None
+        Answers come in order, one per entry, up to the first "conflict" (the entries after
+        it are not looked at: their numbers are wrong too): (seq, "ok"); (the earlier entry's
+        seq, "duplicate") when its dedupe key was seen before; (the current last seq,
+        "conflict") when someone appended first; (0, "ended") when the chat has ended or is
+        gone; (0, "forbidden") when `counsellor` is given and the chat is not active with
+        that counsellor; (0, "limited") when `quota` is used up (each entry stored counts
+        against it; the counter is the one `incr` keeps). Sealing an entry needs its number
+        first, hence the compare-and-set. Each stored entry's announce (channel, event) is
+        published as by `publish`, in the same atomic step: no process can die between the
+        two. The events of one call all go on one channel.
+        """
 
     @abstractmethod
     async def delete_transcript(self, chat_id: str) -> None:

@@ -222,33 +222,21 @@ class MemoryBroker(Broker):
         return {staff_id: len(self._loads.get(staff_id, ())) for staff_id in staff_ids}
 
     # Transcript ---------------------------------------------------------------------------
-    async def append_burst(
+    async def append(
         self,
         chat_id: str,
-        burst: Sequence[Appending],
+        entries: Sequence[Appending],
         *,
         counsellor: str | None = None,
         quota: Quota | None = None,
     ) -> list[tuple[int, AppendStatus]]:
         answers: list[tuple[int, AppendStatus]] = []
-        for seq, entry, dedupe, announce in burst:
+        for seq, entry, dedupe, announce in entries:
             answer = self._append(chat_id, seq, entry, dedupe, counsellor, announce, quota)
             answers.append(answer)
             if answer[1] == "conflict":
                 break
         return answers
-
-    def append_now(
-        self,
-        chat_id: str,
-        seq: int,
-        entry: bytes,
-        *,
-        dedupe: str | None = None,
-        announce: tuple[str, Event] | None = None,
-        quota: Quota | None = None,
-    ) -> tuple[int, AppendStatus]:
-        return self._append(chat_id, seq, entry, dedupe, None, announce, quota)
 
     def _append(
         self,

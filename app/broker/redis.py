@@ -71,8 +71,6 @@ class RedisBroker(Broker):
     count as done once that many replicas hold them (`WAIT`), so a failover loses nothing
     a client was told had happened."""
 
-    round_trips = True
-
     def __init__(
         self,
         url: str | None,
@@ -371,10 +369,10 @@ class RedisBroker(Broker):
         await self._call("ZREM", self._k(f"wu:{staff_id}"), chat_id)
 
     # Transcript ---------------------------------------------------------------------------
-    async def append_burst(
+    async def append(
         self,
         chat_id: str,
-        burst: Sequence[Appending],
+        entries: Sequence[Appending],
         *,
         counsellor: str | None = None,
         quota: Quota | None = None,
@@ -385,13 +383,13 @@ class RedisBroker(Broker):
             keys = [*keys, self._k(f"n:{quota.key}")]  # the counter `incr` keeps
             args[3:5] = [quota.limit, _ms(quota.window)]
         announced = self.available
-        for seq, entry, dedupe, announce in burst:
+        for seq, entry, dedupe, announce in entries:
             payload, tail = b"", ""
             if announce is not None and announced:
                 channel, payload, sealed = self._wire_head(*announce)
                 if args[2] != channel:
                     if args[2]:
-                        raise ValueError("the events of a burst go on one channel")
+                        raise ValueError("the events of one append go on one channel")
                     args[2] = channel
                 # The event carries this very entry: the script puts it at the payload's end.
                 if sealed is entry:
@@ -405,7 +403,7 @@ class RedisBroker(Broker):
             status: AppendStatus = reply[index + 1].decode()
             answers.append((int(reply[index]), status))
             if status == "ok":
-                announce = burst[index // 2][3]
+                announce = entries[index // 2][3]
                 if announce is not None:
                     self.hub.dispatch(*announce)  # other processes got it from the script
         return answers

@@ -249,7 +249,7 @@ class Events:
         # A channel of this process's own: a PubSub reads only once it has one.
         self._control = control
         self._pubsub: PubSub | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None
         self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
 
     async def connect(self, channels: Sequence[bytes]) -> None:
@@ -257,10 +257,10 @@ class Events:
         await self.close()
         pubsub = self._client.pubsub()
         self._pubsub = pubsub
-        self._reader = None
+        self._reading = None
         confirmed = [self._expect(self._control)]
         await pubsub.subscribe(self._control)
-        self._reader = asyncio.get_running_loop().create_task(self._read(pubsub))
+        self._reading = asyncio.get_running_loop().create_task(self._read(pubsub))
         for start in range(0, len(channels), SUBSCRIBE_CHUNK):
             chunk = channels[start : start + SUBSCRIBE_CHUNK]
             confirmed += [self._expect(channel) for channel in chunk]
@@ -269,11 +269,11 @@ class Events:
 
     async def close(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+                await reading
         if pubsub is not None:
             closing: Any = pubsub.aclose  # no annotations
             with contextlib.suppress(Exception):

@@ -126,7 +126,7 @@ local used, limit = 0, 0
 if KEYS[4] then
   used, limit = tonumber(redis.call('get', KEYS[4]) or '0'), tonumber(ARGV[4])
 end
--- The burst's dedupe keys already known, in one read (in slices: unpack has a limit on how
+-- The entries' dedupe keys already known, in one read (in slices: unpack has a limit on how
 -- many values it returns); those stored by this call are written to the hash at the end.
 local asked, known = {}, {}
 for i = 6, #ARGV, 5 do

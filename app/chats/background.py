@@ -57,10 +57,10 @@ async def run_deadlines(runtime: Runtime) -> None:
             now = broker.now()
             for key in await broker.pop_due(now):
                 try:
-                    await runtime.chats.handle_deadline(key)
+                    await runtime.chats.deadlines.handle(key)
                 except Exception:
                     logger.exception("deadline failed", extra={"deadline": key.split("|", 1)[0]})
-            await runtime.chats.shred_overdue()
+            await runtime.chats.deadlines.shred_overdue()
         except Exception:
             logger.exception("deadline pass failed")
         await asyncio.sleep(runtime.settings.tick_seconds)
@@ -70,7 +70,7 @@ async def run_sweeps(runtime: Runtime) -> None:
     """At start-up and then now and then: chats abandoned by a process that died."""
     while True:
         try:
-            found = await runtime.chats.sweep()
+            found = await runtime.chats.deadlines.sweep()
             if found:
                 logger.info("abandoned chats found", extra={"count": found})
             async with unit_of_work(runtime.sessionmaker) as session:
@@ -105,7 +105,7 @@ async def renew_leases(runtime: Runtime) -> None:
     broker = runtime.broker
     ttl = lease_seconds(runtime.settings)
     until = broker.now() + ttl
-    visitor_seconds = runtime.chats.visitor_lease_seconds
+    visitor_seconds = runtime.chats.core.visitor_lease_seconds
     leases: list[Lease] = []
     for visitor in list(runtime.connections.visitors.values()):
         chat_id = visitor.chat_id
@@ -212,7 +212,7 @@ async def run_closed_lines(runtime: Runtime) -> None:
                     continue
                 since = unstaffed_since.setdefault(line.key, loop.time())
                 if loop.time() - since >= line.counsellor_grace_seconds:
-                    await runtime.chats.end_waiting_on_closed_line(line.key)
+                    await runtime.chats.lifecycle.end_waiting_on_closed_line(line.key)
                     unstaffed_since.pop(line.key, None)
         except Exception:
             logger.exception("closed-line sweep failed")

@@ -1,12 +1,13 @@
-"""What both WebSocket adapters share: the outgoing side of one client connection.
+"""What both WebSocket adapters share: one client connection's reading and outgoing side.
 
 Every frame to a client goes through one bounded queue and one writer task, so frames keep
 their order and a slow client cannot slow anyone else: when its queue is full it is dropped
-(and reconnects). While that queue is empty and the client keeps up, a frame is written at once
-instead (app/web/websocket.py, `DIRECT_SEND`): the same order, without waking the writer.
-Transcript entries are delivered strictly in sequence per chat: a gap is filled from the broker
-before the next entry goes out, and anything already delivered is skipped, which is what makes
-resume lose and duplicate nothing.
+(and reconnects). An event that needs nothing waited for (most messages, typing, offers) is
+turned into frames as it arrives, and written at once while nothing is queued before it and
+the client keeps up (app/web/websocket.py, `DIRECT_SEND`); anything else (a chat's key to
+fetch, entries missing before this one, a step with I/O) waits its turn in the writer.
+Whether a frame goes now or later is decided here and nowhere else. Transcript entries are
+delivered strictly in sequence per chat (app/chats/plan.py, `Delivery`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,20 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from app.broker.base import BrokerUnavailableError
 from app.broker.hub import LOCAL_ENTRY, Event
+from app.chats.entries import Entry, EntryKind
+from app.chats.plan import Delivery, Frame, entry_of
 from app.chats.protocol import CLOSE_SLOW_CONSUMER, CLOSE_TRY_AGAIN_LATER, Close, ProtocolError
-from app.chats.transcript import Audience, Entry, EntryKind, Transcript, entry_frame
+from app.chats.transcript import Transcript
 from app.kit import jsonutil
-from app.web.websocket import DIRECT_RECEIVE, DIRECT_SEND, DirectReceive, DirectSend
+from app.web.websocket import DIRECT_SEND, DirectSend
 
 logger = logging.getLogger(__name__)
 
-Frame = dict[str, Any]
+# Events turned into frames without waiting for anything, and those that need a step with I/O.
+Render = Callable[[Event], list[Frame]]
+Handle = Callable[[Event], Awaitable[list[Frame]]]
+# A socket's part in entries of the kinds it watches: frames to go before the entry's own.
+OnEntry = Callable[[str, Entry], Awaitable[list[Frame]]]
 
 _FRAME = 0
 _EVENT = 1
@@ -38,46 +45,41 @@ _CLOSE = 3
 
 
 class Outbound:
-    """A client's outgoing frames."""
+    """A client's outgoing frames.
+
+    The socket says which chats it sees (`sees`), how events become frames (`render`: no
+    I/O; `handle`: with I/O, in the writer), and which entry kinds change what it follows
+    (`watch`, with `on_entry` called however such an entry arrives: live, filling a gap or
+    catching up).
+    """
 
     def __init__(
         self,
         ws: WebSocket,
         *,
         size: int,
-        render: Callable[[Event], Awaitable[list[Frame]]],
-        render_now: Callable[[Event], list[Frame] | None] | None = None,
         transcript: Transcript,
-        audience: Audience,
-        viewer: str | None = None,
-        on_entry: Callable[[str, Entry], Awaitable[list[Frame]]] | None = None,
-        watch: frozenset[EntryKind] = frozenset(),
+        delivery: Delivery,
+        sees: Callable[[Any], bool],
     ) -> None:
         self._ws = ws
-        # The staff member this connection belongs to (some entries are for their author only).
-        self.viewer = viewer
         # A deque and one waiter rather than an asyncio.Queue: this is on every frame's path,
         # and the writer drains whatever is queued with one wake-up.
         self._items: deque[tuple[int, Any]] = deque()
         self._size = size
         self._waiter: asyncio.Future[None] | None = None
-        self._render = render
-        # Renders the common events without waiting for anything, or None: render them later.
-        self._render_now = render_now
-        # Writes a frame at once (None where the server offers no such thing, as in tests
-        # that drive the app in-process); only while nothing is queued or being written.
+        # Writes a frame at once (None where the server offers no such thing: uvicorn's own
+        # WebSocket protocol); only while nothing is queued or being written.
         extensions = ws.scope.get("extensions") or {}
         self._direct: DirectSend | None = extensions.get(DIRECT_SEND)
         self._busy = False
         self._transcript = transcript
-        self._audience = audience
-        # The socket's part in entries of the kinds it watches (a counsellor joined, the chat
-        # ended), however they arrive: live, filling a gap or catching up. It returns frames to
-        # go before the entry's own.
-        self._on_entry = on_entry
-        self._watch = watch
-        # Per chat: the highest sequence number delivered (or deliberately skipped).
-        self.delivered: dict[str, int] = {}
+        self.delivery = delivery
+        self._sees = sees
+        self.render: dict[str, Render] = {}
+        self.handle: dict[str, Handle] = {}
+        self.watch: frozenset[EntryKind] = frozenset()
+        self.on_entry: OnEntry | None = None
         # The id this connection's own entries and typing carry as their origin (set by the
         # socket): it sees nothing of them, so they are passed over cheaply.
         self.origin: str | None = None
@@ -100,6 +102,12 @@ class Outbound:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _idle(self) -> bool:
+        """Nothing queued or being written: a frame may go out at once."""
+        return (
+            self._direct is not None and not self._items and not self._busy and not self.overflowed
+        )
+
     def _write_now(self, frames: list[Frame]) -> None:
         """Write now what can be; queue the rest, in order, once the client is not keeping up."""
         direct = self._direct
@@ -111,14 +119,8 @@ class Outbound:
                 return
 
     def frame(self, frame: Frame) -> None:
-        direct = self._direct
-        if (
-            direct is not None
-            and not self._items
-            and not self._busy
-            and not self.overflowed
-            and direct(jsonutil.dumpb(frame))
-        ):
+        if self._idle():
+            self._write_now([frame])
             return
         self._put((_FRAME, frame))
 
@@ -126,14 +128,8 @@ class Outbound:
         """A hub listener: never blocks."""
         if self.origin is not None and event.get("origin") == self.origin and self._own(event):
             return
-        if (
-            self._render_now is not None
-            and self._direct is not None
-            and not self._items
-            and not self._busy
-            and not self.overflowed
-        ):
-            frames = self._render_now(event)
+        if self._idle():
+            frames = self._at_hand(event)
             if frames is not None:
                 if frames:
                     self._write_now(frames)
@@ -149,11 +145,40 @@ class Outbound:
         entry = event.get(LOCAL_ENTRY)
         if kind != "entry" or not isinstance(entry, Entry) or entry.kind is not EntryKind.message:
             return False
-        chat_id, seq = event["chat_id"], event["seq"]
-        if self.delivered.get(chat_id, 0) != seq - 1:
-            return False
-        self.delivered[chat_id] = seq
-        return True
+        return self.delivery.pass_over(event["chat_id"], event["seq"])
+
+    def _at_hand(self, event: Event) -> list[Frame] | None:
+        """The frames for an event when nothing needs waiting for; None: the writer's turn."""
+        kind = event.get("type")
+        if kind == "entry":
+            chat_id = event.get("chat_id")
+            if not isinstance(chat_id, str) or not self._sees(chat_id):
+                return []
+            entry = entry_of(event, self._transcript.cached_key(chat_id))
+            if not isinstance(entry, Entry) or entry.kind in self.watch:
+                return None
+            skip = self.origin is not None and event.get("origin") == self.origin
+            return self.delivery.take(chat_id, int(event["seq"]), entry, skip=skip)
+        render = self.render.get(str(kind))
+        if render is not None:
+            return render(event)
+        return None if kind in self.handle else []
+
+    async def _handled(self, event: Event) -> list[Frame]:
+        """In the writer: the frames for an event, with whatever it needs fetched first."""
+        frames = self._at_hand(event)
+        if frames is not None:
+            return frames
+        kind = str(event.get("type"))
+        if kind != "entry":
+            return await self.handle[kind](event)
+        chat_id, seq = str(event["chat_id"]), int(event["seq"])
+        entry = entry_of(event, await self._transcript.key(chat_id))
+        if not isinstance(entry, Entry):
+            # Unreadable here (shredded meanwhile, or refused): the transcript decides.
+            return await self.fill(chat_id, seq + 1)
+        skip = self.origin is not None and event.get("origin") == self.origin
+        return await self.deliver(chat_id, seq, entry, skip=skip)
 
     def sync(self, chat_id: str, after: int) -> None:
         """Deliver every entry of the chat after `after` (again, if asked for), then continue
@@ -192,11 +217,11 @@ class Outbound:
             if kind == _FRAME:
                 frames: list[Frame] = [payload]
             elif kind == _EVENT:
-                frames = await self._render(payload)
+                frames = await self._handled(payload)
             elif kind == _SYNC:
                 chat_id, after = payload
                 if after is not None:
-                    self.delivered[chat_id] = after
+                    self.delivery.start(chat_id, after)
                 frames = await self.fill(chat_id, None)
             else:
                 await self._close(payload)
@@ -213,58 +238,38 @@ class Outbound:
     async def fill(self, chat_id: str, upto: int | None) -> list[Frame]:
         """Frames for the entries after the last delivered one, up to `upto` (exclusive; None:
         all of them, and the chat's end even if it was shredded)."""
-        after = self.delivered.get(chat_id, 0)
-        if upto is not None and upto <= after + 1:
+        delivery = self.delivery
+        if upto is not None and upto <= delivery.last(chat_id) + 1:
             return []
         transcript = self._transcript
         read = transcript.read if upto is not None else transcript.read_to_end
         frames: list[Frame] = []
-        for seq, entry in await read(chat_id, after):
+        for seq, entry in await read(chat_id, delivery.last(chat_id)):
             if upto is not None and seq >= upto:
                 break
-            if seq <= self.delivered.get(chat_id, 0):
+            if seq <= delivery.last(chat_id):
                 continue  # passed over meanwhile: this connection's own message (see _own)
-            self.delivered[chat_id] = seq
-            await self._deliver(chat_id, seq, entry, False, frames)
+            # An entry refused as tampered leaves a gap in what is read: go on past it.
+            delivery.start(chat_id, seq - 1)
+            frames += await self._one(chat_id, seq, entry, skip=False)
         return frames
 
-    async def _deliver(
-        self, chat_id: str, seq: int, entry: Entry, skip: bool, frames: list[Frame]
-    ) -> None:
-        if self._on_entry is not None and entry.kind in self._watch:
-            frames.extend(await self._on_entry(chat_id, entry))
-        if not skip:
-            frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
-            if frame is not None:
-                frames.append(frame)
-
-    def entry_now(
-        self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
-    ) -> list[Frame] | None:
-        """`entry` without waiting: None when entries are missing before this one (the writer
-        fills the gap from the broker). Not for the kinds the socket watches: `entry` runs
-        its part in them."""
-        delivered = self.delivered.get(chat_id, 0)
-        if seq <= delivered:
-            return []
-        if seq > delivered + 1:
-            return None
-        self.delivered[chat_id] = seq
-        if skip:
-            return []
-        frame = entry_frame(chat_id, seq, entry, self._audience, self.viewer)
-        return [] if frame is None else [frame]
-
-    async def entry(
+    async def deliver(
         self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
     ) -> list[Frame]:
         """Frames for one live entry, in order: any missed ones first, nothing twice."""
-        delivered = self.delivered.get(chat_id, 0)
-        if seq <= delivered:
+        delivery = self.delivery
+        if seq <= delivery.last(chat_id):
             return []
-        frames = await self.fill(chat_id, seq) if seq > delivered + 1 else []
-        self.delivered[chat_id] = seq
-        await self._deliver(chat_id, seq, entry, skip, frames)
+        frames = await self.fill(chat_id, seq) if seq > delivery.last(chat_id) + 1 else []
+        # Whatever could not be read before it (shredded, refused) is passed over.
+        delivery.start(chat_id, seq - 1)
+        return frames + await self._one(chat_id, seq, entry, skip=skip)
+
+    async def _one(self, chat_id: str, seq: int, entry: Entry, *, skip: bool) -> list[Frame]:
+        frames = self.delivery.take(chat_id, seq, entry, skip=skip) or []
+        if self.on_entry is not None and entry.kind in self.watch:
+            return await self.on_entry(chat_id, entry) + frames
         return frames
 
 
@@ -285,8 +290,8 @@ DRAIN_SECONDS = 2.0
 class ClientSocket:
     """The life of one client connection: a reader (this task) and a writer task.
 
-    Subclasses parse and handle frames (`on_text`, `on_bytes`), render events (`render`),
-    and set themselves up and tear down (`join`, `leave`).
+    Subclasses handle frames (`on_text`, `on_bytes`), say how events become frames (on
+    `out`), and set themselves up and tear down (`join`, `leave`).
     """
 
     def __init__(self, ws: WebSocket, outbound: Outbound) -> None:
@@ -337,14 +342,7 @@ class ClientSocket:
     async def _read(self) -> bool:
         """Read until the client goes (True) or we decide to close (False)."""
         ws = self.ws
-        extensions = ws.scope.get("extensions") or {}
-        receive_now: DirectReceive | None = extensions.get(DIRECT_RECEIVE)
         while True:
-            queued = receive_now() if receive_now is not None else None
-            if queued is not None:
-                if not await self.on_text(queued):
-                    return False
-                continue
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return True

@@ -116,24 +116,58 @@ def _aad(chat_id: str, seq: int) -> bytes:
     return f"lykta-entry|{chat_id}|{seq}".encode()
 
 
-def _decrypt(key: AESGCM, chat_id: str, seq: int, sealed: bytes) -> bytes:
-    try:
-        return key.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(chat_id, seq))
-    except InvalidTag as exc:
-        raise TamperedError(f"entry {seq} of a chat failed authentication") from exc
+class ChatKey:
+    """A chat's unwrapped data key: seals and opens its entries, each bound to the chat and its
+    sequence number (nothing here waits for anything)."""
+
+    __slots__ = ("_aead", "_chat_id", "_nonces")
+
+    def __init__(self, chat_id: str, key: bytes, nonces: _Nonces) -> None:
+        self._chat_id = chat_id
+        self._aead = AESGCM(key)
+        self._nonces = nonces
+
+    def seal(self, seq: int, plain: bytes) -> bytes:
+        nonce = self._nonces.take()
+        return nonce + self._aead.encrypt(nonce, plain, _aad(self._chat_id, seq))
+
+    def open(self, seq: int, sealed: bytes) -> bytes:
+        """Raises TamperedError when the entry does not authenticate (for this chat and seq)."""
+        try:
+            return self._aead.decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(self._chat_id, seq)
+            )
+        except InvalidTag as exc:
+            raise TamperedError(f"entry {seq} of a chat failed authentication") from exc
+
+
+class _Nonces:
+    """Random nonces, taken from a larger read of the system's CSPRNG: one system call per
+    NONCE_BATCH entries instead of one per entry."""
+
+    __slots__ = ("_at", "_pool")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def take(self) -> bytes:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(NONCE_BYTES * NONCE_BATCH), 0
+        self._at = at + NONCE_BYTES
+        return self._pool[at : at + NONCE_BYTES]
 
 
 class EncryptedCodec:
-    """Seals transcript entries for the broker (see the module docstring)."""
+    """Chat keys for the transcript (see the module docstring): `cached` is what this process
+    holds already, `load` fetches the wrapped key from the broker when it does not."""
 
     def __init__(self, broker: Broker, keyring: KeyRing) -> None:
         self._broker = broker
         self._keyring = keyring
-        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
-        # Random nonces are taken from a larger read of the system's CSPRNG: one system call
-        # per NONCE_BATCH entries instead of one per entry.
-        self._nonces = b""
-        self._nonce_at = 0
+        self._cache: OrderedDict[str, ChatKey] = OrderedDict()
+        self._nonces = _Nonces()
 
     async def begin(self, chat_id: str) -> None:
         """Give a new chat its key. Only `begin` creates keys, so nothing sealed after a shred
@@ -141,49 +175,29 @@ class EncryptedCodec:
         wrapped = self._keyring.wrap(AESGCM.generate_key(bit_length=256))
         await self._broker.set_value_if_absent(key_name(chat_id), wrapped, CHAT_MAX_LIFETIME)
 
-    async def _key(self, chat_id: str) -> AESGCM:
+    def cached(self, chat_id: str) -> ChatKey | None:
+        """The chat's key if this process holds it (nothing is waited for)."""
+        return self._cache.get(chat_id)
+
+    async def load(self, chat_id: str) -> ChatKey:
+        """The chat's key; MissingKeyError once it is shredded (or was never begun)."""
         cached = self._cache.get(chat_id)
         if cached is not None:
-            self._cache.move_to_end(chat_id)
             return cached
         wrapped = await self._broker.get_value(key_name(chat_id))
         if wrapped is None:
             raise MissingKeyError("the chat's key is gone")
-        key = AESGCM(self._keyring.unwrap(wrapped))
+        key = ChatKey(chat_id, self._keyring.unwrap(wrapped), self._nonces)
         self._cache[chat_id] = key
         if len(self._cache) > KEY_CACHE_SIZE:
             self._cache.popitem(last=False)
         return key
 
-    def _nonce(self) -> bytes:
-        at = self._nonce_at
-        if at >= len(self._nonces):
-            self._nonces, at = os.urandom(NONCE_BYTES * NONCE_BATCH), 0
-        self._nonce_at = at + NONCE_BYTES
-        return self._nonces[at : at + NONCE_BYTES]
-
     async def seal(self, chat_id: str, seq: int, plain: bytes) -> bytes:
-        key = await self._key(chat_id)
-        nonce = self._nonce()
-        return nonce + key.encrypt(nonce, plain, _aad(chat_id, seq))
-
-    def seal_cached(self, chat_id: str, seq: int, plain: bytes) -> bytes | None:
-        """`seal` when this process holds the chat's key already, else None."""
-        key = self._cache.get(chat_id)
-        if key is None:
-            return None
-        self._cache.move_to_end(chat_id)
-        nonce = self._nonce()
-        return nonce + key.encrypt(nonce, plain, _aad(chat_id, seq))
+        return (await self.load(chat_id)).seal(seq, plain)
 
     async def open(self, chat_id: str, seq: int, sealed: bytes) -> bytes:
-        return _decrypt(await self._key(chat_id), chat_id, seq, sealed)
-
-    def open_cached(self, chat_id: str, seq: int, sealed: bytes) -> bytes | None:
-        """`open` when this process holds the chat's key already, else None (nothing waited
-        for). Raises TamperedError like `open`."""
-        key = self._cache.get(chat_id)
-        return None if key is None else _decrypt(key, chat_id, seq, sealed)
+        return (await self.load(chat_id)).open(seq, sealed)
 
     async def retain(self, chat_id: str, seconds: float) -> None:
         """The key leaves the broker by itself after `seconds`, even with no process alive."""

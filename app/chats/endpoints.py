@@ -58,6 +58,6 @@ async def quick_exit(request: Request, runtime: RuntimeDep) -> Response:
         return _answer(422, {"detail": "give both chat_id and token, or neither"})
     if body.chat_id is None or body.token is None:
         return _answer(200, {"status": "cleared"})
-    if not await runtime.chats.exit_with_token(body.chat_id, body.token):
+    if not await runtime.chats.lifecycle.exit_with_token(body.chat_id, body.token):
         return _answer(404, {"detail": "no chat matches this id and token"})
     return _answer(200, {"status": "exited"})

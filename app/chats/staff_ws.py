@@ -10,44 +10,23 @@ from fastapi import APIRouter, WebSocket
 
 from app.audit.service import AuditAction, audit_service
 from app.broker.hub import Event
-from app.broker.records import ChatRecord, ChatState, Presence, StaffStatus
+from app.broker.records import ChatState, Presence, StaffStatus
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel
-from app.chats.connection import ClientSocket, Frame, Outbound, refuse_while_unavailable
+from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
+from app.chats.entries import Audience, Entry, EntryKind
+from app.chats.plan import Delivery, Frame
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORISED,
     PROTOCOL_VERSION,
-    AcceptOffer,
-    AskSupervisor,
-    BlockVisitor,
     Close,
-    DeclineOffer,
     ErrorCode,
-    ListLive,
-    ListTeam,
-    Observe,
-    OfferContinuity,
-    Ping,
     ProtocolError,
-    SendReferral,
-    SetStatus,
     StaffConnection,
-    StaffEnd,
-    StaffMessage,
-    StaffNote,
-    StaffTyping,
-    SyncChat,
-    TakeOver,
-    TransferChat,
-    TransferOptions,
-    Unobserve,
-    Whisper,
-    Wrapup,
 )
+from app.chats.staff_frames import HANDLERS, SUPERVISING, chat_summary
 from app.chats.supervision import Supervision
-from app.chats.transcript import Audience, Entry, EntryKind
-from app.directory.chats import send_referral
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
 from app.roster.live import current_duty
@@ -143,15 +122,34 @@ class StaffSocket(ClientSocket):
             Outbound(
                 ws,
                 size=settings.send_queue_size,
-                render=self._render,
-                render_now=self._render_now,
                 transcript=runtime.transcript,
-                audience=Audience.staff,
-                viewer=staff.id,
-                on_entry=self._after_ended,
-                watch=frozenset({EntryKind.ended}),
+                delivery=Delivery(Audience.staff, staff.id),
+                sees=self._sees,
             ),
         )
+        self.out.render.update(
+            {
+                "typing": self._typing,
+                "visitor.away": self._about_a_chat,
+                "visitor.back": self._about_a_chat,
+                "offer": _as_it_is,
+                "offer.withdrawn": _as_it_is,
+                "status": _as_it_is,
+                "wrapup.required": _as_it_is,
+                "wrapup.saved": _as_it_is,
+            }
+        )
+        self.out.handle.update(
+            {
+                "session.ended": self._session_ended,
+                "staff.changed": self._staff_changed,
+                "chat.assigned": self._chat_assigned,
+                "chat.released": self._chat_released,
+                "help.requested": self._help_requested,
+            }
+        )
+        self.out.watch = _CHANGES_FOLLOWING
+        self.out.on_entry = self._after_entry
         self.rt = runtime
         self.staff = staff
         # Line → until when on duty (epoch seconds, 0 = not now), as in the presence.
@@ -182,7 +180,8 @@ class StaffSocket(ClientSocket):
         self._refused: list[tuple[str | None, dict[str, Any]]] = []
         self._denials = 0
         self._denials_window = time.monotonic()
-        self.last_seq: dict[str, int] = {}
+        # Per chat: the highest number of this counsellor's own messages acknowledged.
+        self.acked: dict[str, int] = {}
 
     async def leave(self) -> None:
         broker = self.rt.broker
@@ -196,7 +195,7 @@ class StaffSocket(ClientSocket):
         remaining = await broker.disconnect(self.staff.id, self.id)
         if remaining == 0:
             await broker.cancel(deadline_key(Deadline.counsellor_lease, self.staff.id))
-            await self.rt.chats.counsellor_disconnected(self.staff.id)
+            await self.rt.chats.staffing.counsellor_disconnected(self.staff.id)
 
     async def join(self) -> None:
         """Presence, subscriptions and the opening `hello` with every open chat and offer."""
@@ -228,8 +227,8 @@ class StaffSocket(ClientSocket):
         self.rt.connections.staff[self.id] = self
         self.rt.lines.on_reload(self._lines_reloaded)
         await broker.subscribe(staff_channel(staff.id), self.out.event)
-        await self.rt.chats.counsellor_connected(staff)
-        records = await self.rt.chats.counsellor_chats(staff.id)
+        await self.rt.chats.staffing.counsellor_connected(staff)
+        records = await self.rt.chats.staffing.counsellor_chats(staff.id)
         open_chats = [
             r for r in records if r.state is ChatState.active and r.counsellor_id == staff.id
         ]
@@ -249,7 +248,7 @@ class StaffSocket(ClientSocket):
         # Wrap-ups still owed (also for chats that ended while no console was connected).
         wrapups = [
             {k: v for k, v in frame.items() if k != "type"}
-            for frame in await self.rt.chats.owed_wrapups(staff.id)
+            for frame in await self.rt.chats.wrapups.owed_wrapups(staff.id)
         ]
         self.out.frame(
             {
@@ -321,23 +320,31 @@ class StaffSocket(ClientSocket):
     async def _unfollow(self, chat_id: str) -> None:
         if self.chats.pop(chat_id, None) is not None:
             await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
-        self.last_seq.pop(chat_id, None)
-        self.out.delivered.pop(chat_id, None)
+        self.acked.pop(chat_id, None)
+        self.out.delivery.forget(chat_id)
 
-    async def _unobserve(self, chat_id: str) -> bool:
+    async def unobserve(self, chat_id: str) -> bool:
         if self.observing.pop(chat_id, None) is None:
             return False
         if chat_id not in self.chats:
             await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
-            self.out.delivered.pop(chat_id, None)
+            self.out.delivery.forget(chat_id)
         return True
 
-    async def _after_ended(self, chat_id: str, entry: Entry) -> list[Frame]:
+    async def _after_entry(self, chat_id: str, entry: Entry) -> list[Frame]:
         """An ended chat is followed no more, however its end arrived: live, or in a gap
-        fill, catch-up or sync (a chat that ended while this console was away)."""
-        await self._unfollow(chat_id)
-        await self._unobserve(chat_id)
+        fill, catch-up or sync (a chat that ended while this console was away); nor one this
+        counsellor left (a transfer, a drop that outlasted its grace)."""
+        if entry.kind is EntryKind.ended:
+            await self._unfollow(chat_id)
+            await self.unobserve(chat_id)
+        elif entry.staff_id == self.staff.id:
+            await self._unfollow(chat_id)
         return []
+
+    def last_seq(self, chat_id: str) -> int:
+        """The chat's last entry as far as this connection knows (a guess for appending)."""
+        return max(self.acked.get(chat_id, 0), self.out.delivery.last(chat_id))
 
     def _sees(self, chat_id: object) -> bool:
         return chat_id in self.chats or chat_id in self.observing
@@ -377,7 +384,7 @@ class StaffSocket(ClientSocket):
     async def on_bytes(self, data: bytes) -> bool:
         return self.answer(self.protocol.receive_bytes(data))
 
-    def _not_in_chat(self, chat_id: str, ref: str, *, observed: bool = False) -> bool:
+    def not_in_chat(self, chat_id: str, ref: str, *, observed: bool = False) -> bool:
         if chat_id in self.chats or (observed and chat_id in self.observing):
             return False
         self.out.frame(
@@ -421,236 +428,28 @@ class StaffSocket(ClientSocket):
                 ProtocolError(ErrorCode.forbidden, "your role does not allow this", kind).frame()
             )
             self._refuse(kind, None, ErrorCode.forbidden)
-            await self._audit_refusals()
-            return True
-        if isinstance(frame, ListLive | Observe | Unobserve | Whisper | TakeOver | ListTeam):
-            await self._supervise(frame)
-            await self._audit_refusals()
-            return True
-        chats = self.rt.chats
-        staff = self.staff
-        problem: ProtocolError | None = None
-        if isinstance(frame, StaffMessage):
-            result = await chats.staff_message(
-                staff,
-                frame.chat_id,
-                frame.text,
-                frame.client_id,
-                last_seq=self.last_seq.get(frame.chat_id, 0),
-                origin=self.id,
-                # Known for a chat it follows: no round trip to read the chat's record.
-                line_key=self.chats.get(frame.chat_id),
-            )
-            if isinstance(result, ProtocolError):
-                problem = result
-            else:
-                seq, duplicate = result
-                self.last_seq[frame.chat_id] = max(self.last_seq.get(frame.chat_id, 0), seq)
-                ack: Frame = {
-                    "type": "message.ack",
-                    "chat_id": frame.chat_id,
-                    "seq": seq,
-                    "duplicate": duplicate,
-                }
-                if frame.client_id is not None:
-                    ack["client_id"] = frame.client_id
-                self.out.frame(ack)
-        elif isinstance(frame, StaffTyping):
-            if not self._not_in_chat(frame.chat_id, "typing"):
-                await chats.typing(frame.chat_id, "counsellor", frame.typing, self.id)
-        elif isinstance(frame, Ping):
-            self.out.frame({"type": "pong"})
-        elif isinstance(frame, SetStatus):
-            await chats.set_status(staff, StaffStatus(frame.status))
-        elif isinstance(frame, AcceptOffer):
-            accepted = await chats.accept(staff.id, staff.alias, frame.chat_id)
-            if isinstance(accepted, ProtocolError):
-                problem = accepted
-            else:
-                await _audit(
-                    self.rt,
-                    AuditAction.offer_accepted,
-                    staff.id,
-                    chat_id=frame.chat_id,
-                    line=accepted.line,
+        else:
+            problem = await HANDLERS[type(frame)](self, frame)
+            if problem is not None:
+                self.out.frame(problem.frame())
+                audited = (
+                    ErrorCode.forbidden if type(frame) in SUPERVISING else ErrorCode.not_in_chat
                 )
-        elif isinstance(frame, DeclineOffer):
-            problem = await chats.decline(staff, frame.chat_id)
-        elif isinstance(frame, StaffNote):
-            noted = await chats.note(staff, frame.chat_id, frame.text)
-            if isinstance(noted, ProtocolError):
-                problem = noted
-        elif isinstance(frame, SyncChat):
-            # An ended chat of theirs can be read again while its line keeps transcripts.
-            if (
-                frame.chat_id in self.chats
-                or frame.chat_id in self.observing
-                or await chats.can_review(staff, frame.chat_id)
-            ):
-                self.out.sync(frame.chat_id, frame.last_seq)
-                self.out.frame({"type": "synced", "chat_id": frame.chat_id})
-            else:
-                self._not_in_chat(frame.chat_id, "sync")
-        elif isinstance(frame, TransferChat):
-            moved = await chats.transfer(
-                staff, frame.chat_id, to_line=frame.line, to_staff=frame.staff_id, note=frame.note
-            )
-            if isinstance(moved, ProtocolError):
-                problem = moved
-            else:
-                await _audit(
-                    self.rt,
-                    AuditAction.chat_transferred,
-                    staff.id,
-                    chat_id=frame.chat_id,
-                    line=moved.line,
-                    detail={"to_line": frame.line} if frame.line else {"to_staff": frame.staff_id},
-                )
-        elif isinstance(frame, StaffEnd):
-            problem = await chats.staff_end(staff, frame.chat_id)
-        elif isinstance(frame, BlockVisitor):
-            until = await chats.block(staff, frame.chat_id)
-            if isinstance(until, ProtocolError):
-                problem = until
-            else:
-                self.out.frame({"type": "blocked", "chat_id": frame.chat_id, "until": until})
-                # Who blocked which chat, never whom: the visitor's keyed hash stays out.
-                await _audit(self.rt, AuditAction.chat_blocked, staff.id, chat_id=frame.chat_id)
-        elif isinstance(frame, OfferContinuity):
-            offered = await self.rt.continuity.offer(staff, frame.chat_id, frame.note)
-            if isinstance(offered, ProtocolError):
-                problem = offered
-        elif isinstance(frame, SendReferral):
-            sent = await send_referral(
-                chats, self.rt.sessionmaker, staff, frame.chat_id, frame.service_id
-            )
-            if isinstance(sent, ProtocolError):
-                problem = sent
-        elif isinstance(frame, AskSupervisor):
-            asked = await self.supervision.ask_for_help(staff, frame.chat_id, frame.text)
-            if isinstance(asked, ProtocolError):
-                problem = asked
-            else:
-                record, told = asked
-                self.out.frame({"type": "help.sent", "chat_id": frame.chat_id, "supervisors": told})
-                # Who asked about which chat; what they wrote stays out of the log.
-                await _audit(
-                    self.rt,
-                    AuditAction.help_requested,
-                    staff.id,
-                    chat_id=frame.chat_id,
-                    line=record.line,
-                    detail={"supervisors": told},
-                )
-        elif isinstance(frame, TransferOptions):
-            options = await chats.transfer_options(staff, frame.chat_id)
-            if isinstance(options, ProtocolError):
-                problem = options
-            else:
-                self.out.frame({"type": "transfer.options", **options})
-        elif isinstance(frame, Wrapup):
-            async with unit_of_work(self.rt.sessionmaker) as session:
-                problem = await chats.wrapup(
-                    session, staff, frame.chat_id, list(frame.topics), frame.outcome
-                )
-        if problem is not None:
-            self.out.frame(problem.frame())
-            if problem.code is ErrorCode.not_in_chat:
-                self._refuse(kind, getattr(frame, "chat_id", None), problem.code)
+                if problem.code is audited:
+                    self._refuse(kind, getattr(frame, "chat_id", None), problem.code)
         await self._audit_refusals()
         return True
 
-    async def _supervise(
-        self, frame: ListLive | Observe | Unobserve | Whisper | TakeOver | ListTeam
+    async def audit(
+        self,
+        action: AuditAction,
+        *,
+        chat_id: str | None = None,
+        line: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
-        """Supervisor frames; the chat must be live and on one of the supervisor's lines."""
-        lines = set(self.duty)
-        staff = self.staff
-        supervision = self.supervision
-        if isinstance(frame, ListTeam):
-            self.out.frame({"type": "team", "staff": await supervision.team(lines)})
-            return
-        if isinstance(frame, ListLive):
-            now = self.rt.broker.now()
-            records = await supervision.live(lines)
-            self.out.frame(
-                {
-                    "type": "live.chats",
-                    "chats": [live_summary(r, now, r.id in self.observing) for r in records],
-                }
-            )
-            return
-        if isinstance(frame, Unobserve):
-            if await self._unobserve(frame.chat_id):
-                self.out.frame({"type": "chat.unobserved", "chat_id": frame.chat_id})
-            else:
-                self.out.frame(
-                    ProtocolError(
-                        ErrorCode.not_in_chat, "you are not observing this chat", "unobserve"
-                    ).frame()
-                )
-            return
-        problem: ProtocolError | None = None
-        if isinstance(frame, Observe):
-            record = await supervision.observable(lines, frame.chat_id, "observe")
-            if isinstance(record, ProtocolError):
-                problem = record
-            elif record.counsellor_id == staff.id or frame.chat_id in self.chats:
-                problem = ProtocolError(
-                    ErrorCode.invalid_state, "you are answering this chat", "observe"
-                )
-            elif frame.chat_id not in self.observing:
-                self.out.frame(
-                    {
-                        "type": "chat.observing",
-                        **live_summary(record, self.rt.broker.now(), True),
-                    }
-                )
-                # The whole transcript, from the first entry: what arrives live meanwhile
-                # fills from here, and the catch-up after subscribing (so that nothing
-                # stored before the subscription took effect is missed) sends the rest.
-                self.out.delivered[frame.chat_id] = 0
-                self.observing[frame.chat_id] = record.line
-                await self.rt.broker.subscribe(chat_channel(frame.chat_id), self.out.event)
-                self.out.catch_up(frame.chat_id)
-                await _audit(
-                    self.rt,
-                    AuditAction.chat_observed,
-                    staff.id,
-                    chat_id=frame.chat_id,
-                    line=record.line,
-                )
-        elif isinstance(frame, Whisper):
-            whispered = await supervision.whisper(staff, lines, frame.chat_id, frame.text)
-            if isinstance(whispered, ProtocolError):
-                problem = whispered
-            else:
-                self.out.frame(
-                    {"type": "whisper.ack", "chat_id": frame.chat_id, "seq": whispered.last_seq}
-                )
-                await _audit(
-                    self.rt,
-                    AuditAction.chat_whispered,
-                    staff.id,
-                    chat_id=frame.chat_id,
-                    line=whispered.line,
-                )
-        else:
-            taken = await supervision.take_over(staff, lines, frame.chat_id)
-            if isinstance(taken, ProtocolError):
-                problem = taken
-            else:
-                await _audit(
-                    self.rt,
-                    AuditAction.chat_taken_over,
-                    staff.id,
-                    chat_id=frame.chat_id,
-                    line=taken.line,
-                )
-        if problem is not None:
-            self.out.frame(problem.frame())
-            if problem.code is ErrorCode.forbidden:
-                self._refuse(frame.type, frame.chat_id, problem.code)
+        """An audit entry with this staff member as its actor (no content, ever)."""
+        await _audit(self.rt, action, self.staff.id, chat_id=chat_id, line=line, detail=detail)
 
     async def _reload(self) -> list[Frame]:
         """The account changed: take the new profile, or close if it no longer allows this."""
@@ -673,7 +472,7 @@ class StaffSocket(ClientSocket):
         lines = set(duty.until)
         for chat_id, line in list(self.observing.items()):
             if Permission.supervise not in grants or line not in lines:
-                await self._unobserve(chat_id)
+                await self.unobserve(chat_id)
         context = self.staff
         await self.rt.broker.update_presence(
             context.id,
@@ -697,118 +496,59 @@ class StaffSocket(ClientSocket):
             }
         ]
 
-    # Rendering events -------------------------------------------------------------------------
+    # Events to frames ---------------------------------------------------------------------
 
-    def _render_now(self, event: Event) -> list[Frame] | None:
-        """The frames for an event that needs nothing waited for (most entries, typing, offers),
-        or None: `_render` then runs in the writer task."""
-        kind = event.get("type")
+    def _typing(self, event: Event) -> list[Frame]:
         chat_id = event.get("chat_id")
-        if kind == "entry" and isinstance(chat_id, str):
-            if not self._sees(chat_id):
-                return []
-            entry = self.rt.transcript.event_entry_now(event)
-            if entry is None or entry.kind in (EntryKind.ended, EntryKind.left):
-                return None
-            seq = int(event["seq"])
-            frames = self.out.entry_now(chat_id, seq, entry, skip=event.get("origin") == self.id)
-            if frames is not None and seq > self.last_seq.get(chat_id, 0):
-                self.last_seq[chat_id] = seq
-            return frames
-        if kind == "typing":
-            if self._sees(chat_id) and event.get("sender") == "visitor":
-                return [
-                    {
-                        "type": "typing",
-                        "chat_id": chat_id,
-                        "sender": "visitor",
-                        "typing": bool(event["typing"]),
-                    }
-                ]
+        if not self._sees(chat_id) or event.get("sender") != "visitor":
             return []
-        if kind in ("visitor.away", "visitor.back"):
-            return [dict(event)] if self._sees(chat_id) else []
-        if kind in ("offer", "offer.withdrawn", "status", "wrapup.required", "wrapup.saved"):
-            return [dict(event)]
-        return None
+        return [
+            {
+                "type": "typing",
+                "chat_id": chat_id,
+                "sender": "visitor",
+                "typing": bool(event["typing"]),
+            }
+        ]
 
-    async def _render(self, event: Event) -> list[Frame]:
-        """Runs in the writer task."""
-        now = self._render_now(event)
-        if now is not None:
-            return now
-        kind = event.get("type")
-        chat_id = event.get("chat_id")
-        if kind == "entry" and isinstance(chat_id, str):
-            seq = int(event["seq"])
-            entry = await self.rt.transcript.event_entry(event)
-            if entry is None:
-                # Unreadable here (shredded meanwhile, or refused): the transcript decides.
-                return await self.out.fill(chat_id, seq + 1)
-            self.last_seq[chat_id] = max(self.last_seq.get(chat_id, 0), seq)
-            delivered = await self.out.entry(
-                chat_id, seq, entry, skip=event.get("origin") == self.id
-            )
-            if entry.kind is EntryKind.left and entry.staff_id == self.staff.id:
-                await self._unfollow(chat_id)
-            return delivered
-        if kind == "session.ended":
-            if event.get("session") in (None, self.session_digest):
-                self.out.close(Close(CLOSE_UNAUTHORISED, "signed out"))
-            return []
-        if kind == "staff.changed":
-            return await self._reload()
-        if kind == "chat.assigned" and isinstance(chat_id, str):
-            record = await self.rt.broker.get_chat(chat_id)
-            if record is None or record.counsellor_id != self.staff.id:
-                return []
-            await self._follow(chat_id, record.line)
-            frames: list[Frame] = [
-                {"type": "chat.opened", **chat_summary(record, self.rt.broker.now())}
-            ]
-            self.out.delivered[chat_id] = 0
-            frames.extend(await self.out.fill(chat_id, None))
-            self.last_seq[chat_id] = max(
-                self.last_seq.get(chat_id, 0), self.out.delivered.get(chat_id, 0)
-            )
-            return frames
-        if kind == "chat.released" and isinstance(chat_id, str):
-            await self._unfollow(chat_id)
-            return [dict(event)]
-        if kind == "help.requested" and isinstance(chat_id, str):
-            sealed = event.get("sealed_text")
-            text = await self.rt.transcript.open_aside(chat_id, sealed) if sealed else ""
-            frame = {k: v for k, v in event.items() if k != "sealed_text"}
-            return [{**frame, "text": text or ""}]
+    def _about_a_chat(self, event: Event) -> list[Frame]:
+        return [dict(event)] if self._sees(event.get("chat_id")) else []
+
+    async def _session_ended(self, event: Event) -> list[Frame]:
+        if event.get("session") in (None, self.session_digest):
+            self.out.close(Close(CLOSE_UNAUTHORISED, "signed out"))
         return []
 
+    async def _staff_changed(self, event: Event) -> list[Frame]:
+        return await self._reload()
 
-def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
-    return {
-        "chat_id": record.id,
-        "line": record.line,
-        "language": record.language,
-        "state": record.state.value,
-        "last_seq": record.last_seq,
-        "visitor_connected": record.visitor_connected,
-        "visitor_grace_until": record.visitor_grace_until,
-        "waited_seconds": max(0, round((record.answered_at or now) - record.created_at)),
-        # How long it has been answered (null while waiting).
-        "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
-        "peer_requested": record.peer_requested,
-    }
+    async def _chat_assigned(self, event: Event) -> list[Frame]:
+        chat_id = str(event.get("chat_id"))
+        record = await self.rt.broker.get_chat(chat_id)
+        if record is None or record.counsellor_id != self.staff.id:
+            return []
+        await self._follow(chat_id, record.line)
+        frames: list[Frame] = [
+            {"type": "chat.opened", **chat_summary(record, self.rt.broker.now())}
+        ]
+        self.out.delivery.start(chat_id, 0)
+        return frames + await self.out.fill(chat_id, None)
+
+    async def _chat_released(self, event: Event) -> list[Frame]:
+        await self._unfollow(str(event.get("chat_id")))
+        return [dict(event)]
+
+    async def _help_requested(self, event: Event) -> list[Frame]:
+        sealed = event.get("sealed_text")
+        chat_id = str(event.get("chat_id"))
+        text = await self.rt.transcript.open_aside(chat_id, sealed) if sealed else ""
+        frame = {k: v for k, v in event.items() if k != "sealed_text"}
+        return [{**frame, "text": text or ""}]
 
 
-def live_summary(record: ChatRecord, now: float, observing: bool) -> dict[str, Any]:
-    """What a supervisor sees of a live chat: its state and who answers it, no content."""
-    counsellor = (
-        {"id": record.counsellor_id, "alias": record.counsellor_alias}
-        if record.counsellor_id
-        else None
-    )
-    return {
-        **chat_summary(record, now),
-        "counsellor": counsellor,
-        "observing": observing,
-        "help_requested_at": record.help_requested_at,
-    }
+def _as_it_is(event: Event) -> list[Frame]:
+    return [dict(event)]
+
+
+# Entries after which this connection follows a chat no more (`_after_entry`).
+_CHANGES_FOLLOWING = frozenset({EntryKind.ended, EntryKind.left})

@@ -15,9 +15,9 @@ from typing import Any
 from app.broker.base import Refusal, Transition
 from app.broker.records import ChatRecord, ChatState
 from app.chats.channels import Deadline, deadline_key, staff_channel
+from app.chats.entries import Entry, EntryKind
 from app.chats.protocol import ErrorCode, ProtocolError, check_text
 from app.chats.service import ChatService
-from app.chats.transcript import Entry, EntryKind
 from app.routing.policy import on_duty
 from app.staff.service import StaffContext
 
@@ -71,12 +71,7 @@ class Supervision:
         entry = Entry(
             EntryKind.whisper, now, name=supervisor.alias, text=text, staff_id=supervisor.id
         )
-        seq, status = await self._chats.transcript.add(
-            chat_id,
-            entry,
-            last_seq=record.last_seq,
-            announce=self._chats.announce(chat_id, None),
-        )
+        seq, status = await self._chats.transcript.add_one(chat_id, entry, last_seq=record.last_seq)
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", "whisper")
         return record.copy(last_seq=seq)
@@ -124,7 +119,7 @@ class Supervision:
             return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "takeover")
         await self._broker.cancel(deadline_key(Deadline.counsellor_grace, chat_id, previous))
         # The visitor sees a new counsellor join; the one taken over from is told.
-        await self._chats._append(
+        await self._chats.core.append(
             result, Entry(EntryKind.joined, now, name=supervisor.alias, staff_id=supervisor.id)
         )
         await self._broker.publish(
@@ -145,7 +140,7 @@ class Supervision:
         Returns the chat and how many supervisors were told (connected, on duty, not oneself).
         The text goes out live only: it is neither stored nor audited.
         """
-        record = await self._chats.own_active_chat(staff, chat_id, "help")
+        record = await self._chats.messages.own_active_chat(staff, chat_id, "help")
         if isinstance(record, ProtocolError):
             return record
         now = self._broker.now()

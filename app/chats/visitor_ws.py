@@ -6,26 +6,21 @@ never kept) and the keyed hash the abuse middleware left in its place of the add
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket
 
 from app.abuse.ratelimit import Limit, tag_of
-from app.broker.base import BrokerUnavailableError
 from app.broker.hub import Event
 from app.broker.records import ChatState
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, visitor_lease
-from app.chats.connection import (
-    UNAVAILABLE_CLOSE,
-    ClientSocket,
-    Frame,
-    Outbound,
-    refuse_while_unavailable,
-)
+from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
+from app.chats.entries import Audience, Entry, EntryKind
+from app.chats.lifecycle import LineUnavailable, Started
+from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
@@ -46,8 +41,6 @@ from app.chats.protocol import (
     VisitorMessage,
     VisitorTyping,
 )
-from app.chats.service import MESSAGE_AFTER_END, LineUnavailable, Started
-from app.chats.transcript import Audience, Entry, EntryKind
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
@@ -81,17 +74,15 @@ class VisitorSocket(ClientSocket):
             Outbound(
                 ws,
                 size=settings.send_queue_size,
-                render=self._render,
-                render_now=self._render_now,
                 transcript=runtime.transcript,
-                audience=Audience.visitor,
-                on_entry=self._after_entry,
-                watch=_CHANGES_STATE,
+                delivery=Delivery(Audience.visitor),
+                sees=self._sees,
             ),
         )
+        self.out.render["typing"] = self._typing
+        self.out.watch = _CHANGES_STATE
+        self.out.on_entry = self._after_entry
         self.rt = runtime
-        # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call.
-        self._loop = asyncio.get_running_loop()
         self.id = new_token()[:16]
         self.out.origin = self.id
         self.tag = tag_of(ws.scope)
@@ -106,11 +97,9 @@ class VisitorSocket(ClientSocket):
         self.last_chat_id: str | None = None
         self.line: str | None = None
         self.language: str | None = None
-        self.last_seq = 0
+        # The highest number of the visitor's own messages acknowledged in this chat.
+        self.acked = 0
         self.waiting = False
-        # Messages read and not yet sent to the broker, and the task adding them (see _gather).
-        self._burst: list[VisitorMessage] = []
-        self._adding: asyncio.Task[None] | None = None
         self._message_quota = (
             None
             if self.tag is None
@@ -129,72 +118,91 @@ class VisitorSocket(ClientSocket):
 
     async def leave(self) -> None:
         self.rt.connections.visitors.pop(self.id, None)
-        # The messages read before the client went are stored before it counts as gone.
-        with contextlib.suppress(BrokerUnavailableError):
-            await self._settle()
         await self._leave(disconnected=True)
+
+    @property
+    def last_seq(self) -> int:
+        """The chat's last entry as far as this connection knows (a guess for appending)."""
+        if self.chat_id is None:
+            return 0
+        return max(self.acked, self.out.delivery.last(self.chat_id))
+
+    def _sees(self, chat_id: object) -> bool:
+        return chat_id is not None and chat_id == self.chat_id
 
     async def on_bytes(self, data: bytes) -> bool:
         return self.answer(self.protocol.receive_bytes(data))
 
     async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
-        if isinstance(frame, VisitorMessage):
-            if self.rt.broker.round_trips:
-                self._gather(frame)
-            else:
-                # Nothing to overlap: the in-process broker answers at once.
-                assert self.chat_id is not None and self.line is not None
-                result = self.rt.chats.visitor_message_now(
-                    self.chat_id,
-                    self.line,
-                    frame.text,
-                    frame.client_id,
-                    last_seq=self.last_seq,
-                    origin=self.id,
-                    quota=self._message_quota,
-                )
-                if result is None:
-                    await self._add([frame])
-                else:
-                    self._answer(frame, self.chat_id, result)
-            return True
-        # Anything else is handled after the messages before it, as they were sent.
-        await self._settle()
         if isinstance(frame, ProtocolError | Close):
             return self.answer(frame)
-        if isinstance(frame, VisitorTyping):
-            assert self.chat_id is not None
-            await self.rt.chats.typing(self.chat_id, "visitor", frame.typing, self.id)
-        elif isinstance(frame, Ping):
-            self.out.frame({"type": "pong"})
-        elif isinstance(frame, StartChat):
-            await self._start(frame)
-        elif isinstance(frame, ResumeChat):
-            await self._resume(frame)
-        elif isinstance(frame, VisitorEnd):
-            assert self.chat_id is not None
-            problem = await self.rt.chats.visitor_end(self.chat_id)
-            if problem is not None:
-                self.out.frame(problem.frame())
-        elif isinstance(frame, AcceptContinuity):
-            await self._accept_continuity()
-        elif isinstance(frame, DeleteContinuity):
-            if await self._code_attempt("continuity.delete"):
-                await self.rt.continuity.delete(frame.code)
-                # The same answer whether there was such a code or not.
-                self.out.frame({"type": "continuity.deleted"})
-        elif isinstance(frame, VisitorExit):
-            chat_id = self.chat_id or self.last_chat_id
-            if chat_id is not None:
-                await self.rt.chats.visitor_exit(chat_id)
-            self.out.frame({"type": "exited"})
-            return self.answer(Close(CLOSE_NORMAL, "exit"))
-        elif isinstance(frame, VisitorFeedback):
-            # A count per line and answer in this process; no chat id, no time, no visitor.
-            if self.line is not None:
-                self.rt.chats.counters.feedback_given(self.line, frame.answer)
-            self.out.frame({"type": "feedback.thanks"})
+        return await _HANDLERS[type(frame)](self, frame)
+
+    # Frames from the visitor --------------------------------------------------------------
+
+    async def _message(self, frame: VisitorMessage) -> bool:
+        chat_id, line = self.chat_id, self.line
+        if chat_id is None or line is None:
+            self.out.frame(MESSAGE_AFTER_END.frame())  # the chat ended as this was read
+            return True
+        result = await self.rt.chats.messages.visitor_message(
+            chat_id,
+            line,
+            frame.text,
+            frame.client_id,
+            last_seq=self.last_seq,
+            origin=self.id,
+            # Per client across connections (the token bucket is per connection), counted
+            # by the broker with the append.
+            quota=self._message_quota,
+        )
+        if isinstance(result, ProtocolError):
+            self.out.frame(result.frame())
+            return True
+        seq, duplicate = result
+        self.acked = max(self.acked, seq)
+        ack: Frame = {"type": "message.ack", "chat_id": chat_id, "seq": seq, "duplicate": duplicate}
+        if frame.client_id is not None:
+            ack["client_id"] = frame.client_id
+        self.out.frame(ack)
+        return True
+
+    async def _typing_frame(self, frame: VisitorTyping) -> bool:
+        assert self.chat_id is not None
+        await self.rt.chats.messages.typing(self.chat_id, "visitor", frame.typing, self.id)
+        return True
+
+    async def _ping(self, frame: Ping) -> bool:
+        self.out.frame({"type": "pong"})
+        return True
+
+    async def _end(self, frame: VisitorEnd) -> bool:
+        assert self.chat_id is not None
+        problem = await self.rt.chats.lifecycle.visitor_end(self.chat_id)
+        if problem is not None:
+            self.out.frame(problem.frame())
+        return True
+
+    async def _delete_continuity(self, frame: DeleteContinuity) -> bool:
+        if await self._code_attempt("continuity.delete"):
+            await self.rt.continuity.delete(frame.code)
+            # The same answer whether there was such a code or not.
+            self.out.frame({"type": "continuity.deleted"})
+        return True
+
+    async def _exit(self, frame: VisitorExit) -> bool:
+        chat_id = self.chat_id or self.last_chat_id
+        if chat_id is not None:
+            await self.rt.chats.lifecycle.visitor_exit(chat_id)
+        self.out.frame({"type": "exited"})
+        return self.answer(Close(CLOSE_NORMAL, "exit"))
+
+    async def _feedback(self, frame: VisitorFeedback) -> bool:
+        # A count per line and answer in this process; no chat id, no time, no visitor.
+        if self.line is not None:
+            self.rt.chats.counters.feedback_given(self.line, frame.answer)
+        self.out.frame({"type": "feedback.thanks"})
         return True
 
     async def _within_rate(self, ref: str) -> bool:
@@ -208,72 +216,6 @@ class VisitorSocket(ClientSocket):
             ProtocolError(ErrorCode.rate_limited, "too many messages; slow down", ref).frame()
         )
         return False
-
-    def _gather(self, frame: VisitorMessage) -> None:
-        """Add the message without waiting: the reader goes on to the next frame. What is
-        read while the messages before are with the broker goes next, together, in one round
-        trip (Transcript.add_burst), in order; acknowledgements go out in that order."""
-        self._burst.append(frame)
-        if self._adding is None:
-            self._adding = self._loop.create_task(self._add_gathered())
-
-    async def _add_gathered(self) -> None:
-        while self._burst:
-            burst, self._burst = self._burst, []
-            await self._add(burst)
-        # Left in place when adding failed: _settle raises it, and nothing more is sent.
-        self._adding = None
-
-    async def _settle(self) -> None:
-        """Wait until the messages read so far are added (raises what adding them raised)."""
-        adding = self._adding
-        if adding is not None:
-            await adding
-
-    async def _add(self, burst: list[VisitorMessage]) -> None:
-        chat_id, line = self.chat_id, self.line
-        if chat_id is None or line is None:
-            # The chat ended while these were read.
-            for _ in burst:
-                self.out.frame(MESSAGE_AFTER_END.frame())
-            return
-        try:
-            results = await self.rt.chats.visitor_messages(
-                chat_id,
-                line,
-                [(frame.text, frame.client_id) for frame in burst],
-                last_seq=self.last_seq,
-                origin=self.id,
-                # Per client across connections (the token bucket is per connection),
-                # counted by the broker with the append.
-                quota=self._message_quota,
-            )
-        except BrokerUnavailableError:
-            # As when the reader meets it (ClientSocket.serve): the client comes back later.
-            self.out.close(UNAVAILABLE_CLOSE)
-            raise
-        for frame, result in zip(burst, results, strict=True):
-            self._answer(frame, chat_id, result)
-
-    def _answer(
-        self, frame: VisitorMessage, chat_id: str, result: tuple[int, bool] | ProtocolError
-    ) -> None:
-        """The acknowledgement of a message, or why it was not taken."""
-        if isinstance(result, ProtocolError):
-            self.out.frame(result.frame())
-            return
-        seq, duplicate = result
-        if seq > self.last_seq:
-            self.last_seq = seq
-        ack: Frame = {
-            "type": "message.ack",
-            "chat_id": chat_id,
-            "seq": seq,
-            "duplicate": duplicate,
-        }
-        if frame.client_id is not None:
-            ack["client_id"] = frame.client_id
-        self.out.frame(ack)
 
     async def _code_attempt(self, ref: str) -> bool:
         """Continuity code attempts are limited per client, like any abuse: guessing codes
@@ -291,12 +233,12 @@ class VisitorSocket(ClientSocket):
         )
         return False
 
-    async def _accept_continuity(self) -> None:
+    async def _accept_continuity(self, frame: AcceptContinuity) -> bool:
         assert self.chat_id is not None
         issued = await self.rt.continuity.accept(self.chat_id)
         if isinstance(issued, ProtocolError):
             self.out.frame(issued.frame())
-            return
+            return True
         # The only time the code leaves the server: this frame, to this visitor, once.
         self.out.frame(
             {
@@ -308,14 +250,15 @@ class VisitorSocket(ClientSocket):
                 "expires_at": round(issued.expires_at.timestamp()),
             }
         )
+        return True
 
-    async def _start(self, frame: StartChat) -> None:
+    async def _start(self, frame: StartChat) -> bool:
         if not await self._within_rate("start"):
-            return
+            return True
         result: Started | LineUnavailable | ProtocolError
         if frame.code is not None:
             if not await self._code_attempt("start"):
-                return
+                return True
             returning = await self.rt.continuity.start(
                 frame.code,
                 frame.line,
@@ -333,22 +276,22 @@ class VisitorSocket(ClientSocket):
                         "next_on_duty_at": returning.next_on_duty_at,
                     }
                 )
-                return
+                return True
             if isinstance(returning, CounsellorHere):
                 self.out.frame({"type": "continuity.found", "name": returning.name})
                 result = returning.started
             else:
                 result = returning
         else:
-            result = await self.rt.chats.start(
+            result = await self.rt.chats.lifecycle.start(
                 frame.line, frame.language, peer=frame.peer, tag=self.tag, connection=self.id
             )
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
-            return
+            return True
         if isinstance(result, LineUnavailable):
             self.out.frame(await self._closed_frame(result))
-            return
+            return True
         record = result.record
         # Framed before subscribing: on Redis the subscription waits for its confirmation,
         # and an entry stored meanwhile by this process (an auto-accept) would be written
@@ -388,12 +331,15 @@ class VisitorSocket(ClientSocket):
         await self._wait_in_queue((result.position, wait, held))
         # Anything that happened between creating the chat and subscribing (an auto-accept).
         self.out.catch_up(record.id)
+        return True
 
-    async def _resume(self, frame: ResumeChat) -> None:
-        result = await self.rt.chats.resume(frame.chat_id, frame.token, connection=self.id)
+    async def _resume(self, frame: ResumeChat) -> bool:
+        result = await self.rt.chats.lifecycle.resume(
+            frame.chat_id, frame.token, connection=self.id
+        )
         if isinstance(result, ProtocolError):
             self.out.frame(result.frame())
-            return
+            return True
         # Framed before subscribing, as "started" is (see _start).
         self.out.frame(
             {
@@ -412,13 +358,14 @@ class VisitorSocket(ClientSocket):
         self.out.catch_up(result.id)
         if result.waiting or result.state is ChatState.offered:
             await self._wait_in_queue(None)
+        return True
 
     async def _enter(self, chat_id: str, line: str, language: str, last_seq: int) -> None:
         self.chat_id, self.line, self.language = chat_id, line, language
-        self.last_seq = last_seq
+        self.acked = last_seq
         self.protocol.entered(chat_id)
         # What the client has: an entry that arrives live before the catch-up starts after it.
-        self.out.delivered[chat_id] = last_seq
+        self.out.delivery.start(chat_id, last_seq)
         await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
         # A lease from the start: if this process dies, another starts the grace period.
         until = self.rt.broker.now() + lease_seconds(self.rt.settings)
@@ -444,54 +391,24 @@ class VisitorSocket(ClientSocket):
         await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
         self.chat_id = None
         if disconnected and self.protocol.phase is Phase.in_chat:
-            await self.rt.chats.visitor_disconnected(chat_id, self.id)
+            await self.rt.chats.lifecycle.visitor_disconnected(chat_id, self.id)
         else:
             await self.rt.broker.disconnect(visitor_lease(chat_id), self.id)
 
     # Rendering events ---------------------------------------------------------------------
 
-    def _render_now(self, event: Event) -> list[Frame] | None:
-        """The frames for an event that needs nothing waited for (most messages and typing),
-        or None: `_render` then runs in the writer task."""
-        kind = event.get("type")
+    def _typing(self, event: Event) -> list[Frame]:
         chat_id = event.get("chat_id")
-        if chat_id is None or chat_id != self.chat_id:
+        if not self._sees(chat_id) or event.get("sender") != "counsellor":
             return []
-        if kind == "entry":
-            entry = self.rt.transcript.event_entry_now(event)
-            if entry is None or entry.kind in _CHANGES_STATE:
-                return None
-            seq = int(event["seq"])
-            frames = self.out.entry_now(chat_id, seq, entry, skip=event.get("origin") == self.id)
-            if frames is not None:
-                self.last_seq = max(self.last_seq, seq)
-            return frames
-        if kind == "typing" and event.get("sender") == "counsellor":
-            return [
-                {
-                    "type": "typing",
-                    "chat_id": chat_id,
-                    "sender": "counsellor",
-                    "typing": bool(event["typing"]),
-                }
-            ]
-        return []
-
-    async def _render(self, event: Event) -> list[Frame]:
-        """Runs in the writer task."""
-        now = self._render_now(event)
-        if now is not None:
-            return now
-        chat_id = event["chat_id"]
-        seq = int(event["seq"])
-        entry = await self.rt.transcript.event_entry(event)
-        if entry is None:
-            # Unreadable here (shredded meanwhile, or refused): the transcript decides.
-            return await self.out.fill(chat_id, seq + 1)
-        own = event.get("origin") == self.id
-        frames = await self.out.entry(chat_id, seq, entry, skip=own)
-        self.last_seq = max(self.last_seq, seq)
-        return frames
+        return [
+            {
+                "type": "typing",
+                "chat_id": chat_id,
+                "sender": "counsellor",
+                "typing": bool(event["typing"]),
+            }
+        ]
 
     async def _after_entry(self, chat_id: str, entry: Entry) -> list[Frame]:
         """What follows from an entry that changes the chat's state, live or caught up with;
@@ -532,6 +449,20 @@ class VisitorSocket(ClientSocket):
         record = await self.rt.broker.get_chat(self.chat_id)
         return record.line if record else None
 
+
+# Frame type -> handler; each says whether to go on reading.
+_HANDLERS: dict[type[Any], Callable[[VisitorSocket, Any], Awaitable[bool]]] = {
+    VisitorMessage: VisitorSocket._message,
+    VisitorTyping: VisitorSocket._typing_frame,
+    Ping: VisitorSocket._ping,
+    StartChat: VisitorSocket._start,
+    ResumeChat: VisitorSocket._resume,
+    VisitorEnd: VisitorSocket._end,
+    AcceptContinuity: VisitorSocket._accept_continuity,
+    DeleteContinuity: VisitorSocket._delete_continuity,
+    VisitorExit: VisitorSocket._exit,
+    VisitorFeedback: VisitorSocket._feedback,
+}
 
 # Entries after which this connection changes what it follows (`_after_entry`).
 _CHANGES_STATE = frozenset({EntryKind.joined, EntryKind.left, EntryKind.ended})

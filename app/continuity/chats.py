@@ -15,13 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.abuse.ratelimit import ClientTag
 from app.broker.base import Refusal, Transition
 from app.broker.records import ChatState, StaffStatus
+from app.chats.entries import Entry, EntryKind
+from app.chats.lifecycle import LineUnavailable, Returning, Started
 from app.chats.protocol import ErrorCode, ProtocolError
-from app.chats.service import ChatService, LineUnavailable, Returning, Started
-from app.chats.transcript import Entry, EntryKind
+from app.chats.service import ChatService
 from app.continuity.codes import MAX_NOTE_CHARS
 from app.continuity.service import Issued, Match, continuity_service
 from app.kit.clock import utcnow
-from app.kit.db import unit_of_work
+from app.kit.db import after_commit, after_rollback, unit_of_work
 from app.roster.service import roster_service
 from app.routing.policy import on_duty, qualified
 from app.settings import Settings
@@ -74,7 +75,7 @@ class ContinuityChats:
                 f"the note has {len(note)} characters; the limit is {MAX_NOTE_CHARS}",
                 ref,
             )
-        record = await self.chats.own_active_chat(staff, chat_id, ref)
+        record = await self.chats.messages.own_active_chat(staff, chat_id, ref)
         if isinstance(record, ProtocolError):
             return record
         if record.continuity == ISSUED:
@@ -95,7 +96,9 @@ class ContinuityChats:
         entry = Entry(
             EntryKind.continuity_offer, now, name=staff.alias, text=note.strip(), staff_id=staff.id
         )
-        seq, status = await self.chats.add_staff_entry(staff, chat_id, entry, result.last_seq)
+        seq, status = await self.chats.messages.add_staff_entry(
+            staff, chat_id, entry, result.last_seq
+        )
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", ref)
         return seq
@@ -134,24 +137,36 @@ class ContinuityChats:
             return _err(ErrorCode.not_allowed_now, "you already have a code from this chat", ref)
         if isinstance(result, Refusal):
             return _err(ErrorCode.not_allowed_now, "a code can be taken only during a chat", ref)
+        staff_id = offer.staff_id
+
+        async def taken() -> None:
+            # Staff see that the visitor took the code, once it is stored.
+            entry = Entry(EntryKind.continuity_issued, self.chats.broker.now(), staff_id=staff_id)
+            await self.chats.transcript.add_one(chat_id, entry, last_seq=result.last_seq)
+
+        async def not_taken() -> None:
+            # Not stored: the offer stands, and the visitor may take it again.
+            await self.chats.broker.transition(
+                chat_id,
+                Transition(
+                    expect=frozenset({ChatState.active}),
+                    changes={"continuity": OFFERED},
+                    continuity=ISSUED,
+                ),
+            )
+
         async with unit_of_work(self.sessionmaker) as session:
             issued = await continuity_service.issue(
                 session,
                 self.settings,
                 line_key=record.line,
-                staff_id=uuid.UUID(offer.staff_id),
+                staff_id=uuid.UUID(staff_id),
                 language=record.language,
                 note=offer.text or "",
                 now=utcnow(),
             )
-        now = self.chats.broker.now()
-        taken = Entry(EntryKind.continuity_issued, now, staff_id=offer.staff_id)
-        await self.chats.transcript.add(
-            chat_id,
-            taken,
-            last_seq=result.last_seq,
-            announce=self.chats.announce(chat_id, None),
-        )
+            after_commit(session, taken)
+            after_rollback(session, not_taken)
         return issued
 
     # A returning visitor --------------------------------------------------------------------
@@ -202,7 +217,7 @@ class ContinuityChats:
             return CounsellorAway(match.alias, await self.next_on_duty(match))
         # Only now, with the counsellor here, is the note unlocked (Argon2id: slow on purpose).
         note = await match.open_note()
-        started = await self.chats.start(
+        started = await self.chats.lifecycle.start(
             line_key,
             language,
             peer=peer,

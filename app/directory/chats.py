@@ -7,9 +7,9 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.chats.entries import Entry, EntryKind
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.service import ChatService
-from app.chats.transcript import Entry, EntryKind
 from app.directory.service import card, directory_service
 from app.kit.db import unit_of_work
 from app.staff.service import StaffContext
@@ -22,7 +22,7 @@ async def send_referral(
     chat_id: str,
     service_id: str,
 ) -> int | ProtocolError:
-    record = await chats.own_active_chat(staff, chat_id, "referral")
+    record = await chats.messages.own_active_chat(staff, chat_id, "referral")
     if isinstance(record, ProtocolError):
         return record
     async with unit_of_work(sessionmaker) as session:
@@ -35,7 +35,7 @@ async def send_referral(
         shown = card(service, record.language, line.languages if line else ())
     now = chats.broker.now()
     entry = Entry(EntryKind.referral, now, name=staff.alias, card=shown, staff_id=staff.id)
-    seq, status = await chats.add_staff_entry(staff, chat_id, entry, record.last_seq)
+    seq, status = await chats.messages.add_staff_entry(staff, chat_id, entry, record.last_seq)
     if status == "forbidden":
         return ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", "referral")
     if status != "ok":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+logger = logging.getLogger(__name__)
+
+# Where a session keeps what is to happen once its unit of work is over.
+_AFTER_COMMIT = "lykta.after_commit"
+_AFTER_ROLLBACK = "lykta.after_rollback"
+
+Action = Callable[[], Awaitable[None]]
 
 # Explicit constraint names so migrations are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -56,6 +65,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def after_commit(session: AsyncSession, action: Action) -> None:
+    """Run `action` once the session's unit of work has committed (never if it rolls back):
+    events that follow an SQL write go out only once the write is stored."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def after_rollback(session: AsyncSession, action: Action) -> None:
+    """Run `action` if the session's unit of work rolls back (to undo a claim made outside
+    the database, such as a chat's wrap-up being due)."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(action)
+
+
 @asynccontextmanager
 async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -63,16 +84,34 @@ async def unit_of_work(
     """A session that commits when the block succeeds and rolls back when it raises.
 
     Services never commit; whoever opens the unit of work (a request, a WebSocket
-    handler, a CLI command) decides when the work is done.
+    handler, a CLI command) decides when the work is done. What services asked to happen
+    after the commit (`after_commit`) or after a rollback (`after_rollback`) runs then.
     """
     async with sessionmaker() as session:
         try:
             yield session
         except BaseException:
             await session.rollback()
+            await _run(session, _AFTER_ROLLBACK)
             raise
-        else:
+        try:
             await session.commit()
+        except BaseException:
+            await session.rollback()
+            await _run(session, _AFTER_ROLLBACK)
+            raise
+        await _run(session, _AFTER_COMMIT)
+
+
+async def _run(session: AsyncSession, hook: str) -> None:
+    actions: list[Action] = session.info.pop(hook, [])
+    session.info.pop(_AFTER_ROLLBACK if hook == _AFTER_COMMIT else _AFTER_COMMIT, None)
+    for action in actions:
+        try:
+            await action()
+        except Exception:
+            # The commit (or rollback) stands; one failed follow-up must not stop the others.
+            logger.exception("follow-up of a unit of work failed", extra={"hook": hook})
 
 
 class UTCDateTime(TypeDecorator[datetime]):

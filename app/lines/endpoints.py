@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
+from app.kit.db import after_commit
 from app.lines.schemas import LineKeyStr, LineSettings, PublicLine
 from app.lines.service import LineConfig, line_service
 from app.staff.permissions import ManageLines, public
@@ -93,8 +94,8 @@ async def update_line_settings(
             line_key=key,
             detail={"fields": changed},
         )
-    await session.commit()
-    await runtime.lines.changed(runtime.broker)
+    # Every process reloads the line once the change is stored.
+    after_commit(session, lambda: runtime.lines.changed(runtime.broker))
     return body
 
 
@@ -110,6 +111,6 @@ async def create_line(
     await audit_service.record(
         session, AuditAction.line_created, actor_id=actor.id, line_key=body.key
     )
-    await session.commit()
-    await runtime.lines.changed(runtime.broker)
+    # Every process reloads the line once the change is stored.
+    after_commit(session, lambda: runtime.lines.changed(runtime.broker))
     return body

@@ -6,13 +6,14 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.clock import utcnow
+from app.kit.db import after_commit
 from app.models import DropState, Staff
 from app.roster import views
 from app.roster.access import Counsellor, RosterManager
@@ -56,9 +57,9 @@ MAX_SPAN = timedelta(days=366)
 LineKey = Annotated[str, Query(max_length=32)]
 
 
-def _changed(background: BackgroundTasks, runtime: Runtime) -> None:
-    # Runs after the response, so after the request's transaction has committed.
-    background.add_task(announce_change, runtime.broker)
+def _changed(session: AsyncSession, runtime: Runtime) -> None:
+    # Every process re-reads duty once the change is stored.
+    after_commit(session, lambda: announce_change(runtime.broker))
 
 
 async def _audit(
@@ -111,15 +112,14 @@ async def update_line(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> RosterLineOut:
     """The line's time zone and whether counsellors may sign up for its open places."""
     line = await roster_service.update_line(
         session, key, time_zone=body.time_zone, signup=body.signup
     )
-    background.add_task(runtime.lines.reload)
+    after_commit(session, lambda: runtime.lines.changed(runtime.broker))
     await _audit(session, manager, "line", line=key, time_zone=body.time_zone, signup=body.signup)
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.line_out(line)
 
 
@@ -138,7 +138,6 @@ async def create_pattern(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> PatternOut:
     pattern = await roster_service.create_pattern(
         session,
@@ -152,7 +151,7 @@ async def create_pattern(
         now=utcnow(),
     )
     await _audit(session, manager, "pattern.created", line=key, pattern=pattern.id)
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.pattern_out(pattern)
 
 
@@ -168,7 +167,6 @@ async def update_pattern(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> PatternOut:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if changes.get("name") is None:
@@ -184,7 +182,7 @@ async def update_pattern(
         pattern=pattern_id,
         fields=",".join(sorted(changes)),
     )
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.pattern_out(pattern)
 
 
@@ -194,12 +192,11 @@ async def delete_pattern(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> None:
     """Remove the pattern and everyone's assignments to it."""
     await roster_service.delete_pattern(session, pattern_id)
     await _audit(session, manager, "pattern.deleted", pattern=pattern_id)
-    _changed(background, runtime)
+    _changed(session, runtime)
 
 
 @router.post("/lines/{key}/extra-shifts", response_model=ExtraShiftOut, status_code=201)
@@ -209,7 +206,6 @@ async def create_extra(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> ExtraShiftOut:
     extra = await roster_service.create_extra(
         session,
@@ -222,7 +218,7 @@ async def create_extra(
     )
     line = await roster_service.line(session, key)
     await _audit(session, manager, "extra_shift.created", line=key, extra_shift=extra.id)
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.extra_out(extra, line_zone(line))
 
 
@@ -233,7 +229,6 @@ async def update_extra(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> ExtraShiftOut:
     """Rename, change how many are needed, or move it (its counsellors stay on it)."""
     times = body.new_times()
@@ -256,7 +251,7 @@ async def update_extra(
         extra_shift=extra_id,
         fields=",".join(changed),
     )
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.extra_out(extra, line_zone(line))
 
 
@@ -266,11 +261,10 @@ async def delete_extra(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> None:
     await roster_service.delete_extra(session, extra_id)
     await _audit(session, manager, "extra_shift.deleted", extra_shift=extra_id)
-    _changed(background, runtime)
+    _changed(session, runtime)
 
 
 @router.get("/lines/{key}/closures", response_model=list[ClosureOut])
@@ -285,7 +279,6 @@ async def create_closure(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> ClosureOut:
     closure = await roster_service.create_closure(
         session, key, first_day=body.first_day, last_day=body.last_day, reason=body.reason
@@ -298,7 +291,7 @@ async def create_closure(
         first_day=body.first_day,
         last_day=body.last_day,
     )
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.closure_out(closure)
 
 
@@ -308,11 +301,10 @@ async def delete_closure(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> None:
     await roster_service.delete_closure(session, closure_id)
     await _audit(session, manager, "closure.deleted", closure=closure_id)
-    _changed(background, runtime)
+    _changed(session, runtime)
 
 
 # Assignments and coverage ------------------------------------------------------------------
@@ -324,7 +316,6 @@ async def assign(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> AssignmentOut:
     """Put a counsellor on every occurrence of a pattern, one occurrence, or an extra shift."""
     assignment = await roster_service.assign(
@@ -347,7 +338,7 @@ async def assign(
         extra_shift=body.extra_shift_id,
         date=body.date,
     )
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.assignment_out(assignment)
 
 
@@ -357,13 +348,12 @@ async def unassign(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
     day: Annotated[date | None, Query(alias="date")] = None,
 ) -> None:
     """Take someone off a shift; with ?date= only that occurrence of a weekly assignment."""
     await roster_service.unassign(session, assignment_id, day=day, by=manager, now=utcnow())
     await _audit(session, manager, "unassigned", assignment=assignment_id, date=day)
-    _changed(background, runtime)
+    _changed(session, runtime)
 
 
 @router.get("/lines/{key}/week", response_model=WeekOut)
@@ -397,7 +387,6 @@ async def _decide(
     manager: RosterManager,
     session: SessionDep,
     runtime: Runtime,
-    background: BackgroundTasks,
 ) -> DropOut:
     drop = await roster_service.decide_drop(
         session, drop_id, approve=approve, by=manager, now=utcnow()
@@ -410,7 +399,7 @@ async def _decide(
         staff_id=assignment.staff_id if assignment is not None else None,
         drop=drop_id,
     )
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.drop_out(drop, assignment)
 
 
@@ -420,9 +409,8 @@ async def approve_drop(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> DropOut:
-    return await _decide(drop_id, True, manager, session, runtime, background)
+    return await _decide(drop_id, True, manager, session, runtime)
 
 
 @router.post("/drop-requests/{drop_id}/reject", response_model=DropOut)
@@ -431,9 +419,8 @@ async def reject_drop(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> DropOut:
-    return await _decide(drop_id, False, manager, session, runtime, background)
+    return await _decide(drop_id, False, manager, session, runtime)
 
 
 # Ad hoc duty -------------------------------------------------------------------------------
@@ -454,14 +441,13 @@ async def add_duty(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> DutyOut:
     """Put a counsellor on duty on the line from now until a given time."""
     addition = await roster_service.add_duty(
         session, staff_id=body.staff_id, line_key=key, until=body.until, by=manager, now=utcnow()
     )
     await _audit(session, manager, "duty.added", line=key, staff_id=body.staff_id, until=body.until)
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.duty_out(addition)
 
 
@@ -471,11 +457,10 @@ async def end_duty(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> None:
     await roster_service.end_duty(session, duty_id)
     await _audit(session, manager, "duty.ended", duty=duty_id)
-    _changed(background, runtime)
+    _changed(session, runtime)
 
 
 @router.delete("/staff/{staff_id}/calendar", status_code=status.HTTP_204_NO_CONTENT)
@@ -521,7 +506,6 @@ async def sign_up(
     staff: Counsellor,
     session: SessionDep,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> AssignmentOut:
     assignment = await roster_service.sign_up(
         session,
@@ -541,7 +525,7 @@ async def sign_up(
         extra_shift=body.extra_shift_id,
         date=body.date,
     )
-    _changed(background, runtime)
+    _changed(session, runtime)
     return views.assignment_out(assignment)
 
 

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from app.abuse.ratelimit import tag_of
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
+from app.kit.db import after_commit
 from app.kit.ids import token_digest
 from app.models import LineMembership, Staff
 from app.runtime import Runtime
@@ -143,7 +144,8 @@ async def sign_in(
         replaces=session_token(request, settings),
     )
     # Before the console can connect with the new session: it starts away (docs/console.md).
-    await runtime.chats.signed_in(str(staff.id))
+    signed_in = str(staff.id)
+    after_commit(session, lambda: runtime.chats.staffing.signed_in(signed_in))
     await audit_service.record(
         session,
         AuditAction.sign_in,
@@ -173,14 +175,14 @@ async def sign_out(
     session: SessionDep,
     runtime: RuntimeDep,
     staff: OwnAccount,
-    tasks: BackgroundTasks,
 ) -> None:
     """End this session; its staff WebSockets close."""
     token = session_token(request, runtime.settings)
     if token is not None:
         await staff_service.close_session(session, token)
         await audit_service.record(session, AuditAction.sign_out, actor_id=staff.id)
-        tasks.add_task(runtime.chats.end_sessions, str(staff.id), token_digest(token))
+        ended = str(staff.id), token_digest(token)
+        after_commit(session, lambda: runtime.chats.staffing.end_sessions(*ended))
     clear_session_cookie(response, runtime.settings)
 
 
@@ -265,7 +267,6 @@ async def update_staff(
     session: SessionDep,
     runtime: RuntimeDep,
     actor: ManageStaff,
-    tasks: BackgroundTasks,
 ) -> StaffAdminRead:
     """Change role, qualification, flags, languages, capacity or lines; only given fields."""
     staff = await _target(session, staff_id)
@@ -275,7 +276,8 @@ async def update_staff(
         raise _problem(exc) from None
     if changed:
         # Open staff WebSockets reload the profile (or close, if it no longer allows them).
-        tasks.add_task(runtime.chats.staff_changed, str(staff.id))
+        changed_id = str(staff.id)
+        after_commit(session, lambda: runtime.chats.staffing.staff_changed(changed_id))
     return await _read(session, staff)
 
 
@@ -285,7 +287,6 @@ async def deactivate_staff(
     session: SessionDep,
     runtime: RuntimeDep,
     actor: ManageStaff,
-    tasks: BackgroundTasks,
 ) -> StaffAdminRead:
     """No more sign-in; sessions end, WebSockets close, their chats go back to the queue."""
     staff = await _target(session, staff_id)
@@ -293,7 +294,8 @@ async def deactivate_staff(
         await staff_service.deactivate(session, actor, staff)
     except StaffError as exc:
         raise _problem(exc) from None
-    tasks.add_task(runtime.chats.remove_counsellor, str(staff.id))
+    removed = str(staff.id)
+    after_commit(session, lambda: runtime.chats.staffing.remove_counsellor(removed))
     return await _read(session, staff)
 
 
@@ -316,7 +318,6 @@ async def reset_staff(
     session: SessionDep,
     runtime: RuntimeDep,
     actor: ManageStaff,
-    tasks: BackgroundTasks,
 ) -> StaffWithLink:
     """Clear the password and/or TOTP and issue a new enrolment link (also: a new invitation)."""
     staff = await _target(session, staff_id)
@@ -326,7 +327,8 @@ async def reset_staff(
         )
     except StaffError as exc:
         raise _problem(exc) from None
-    tasks.add_task(runtime.chats.end_sessions, str(staff.id), None)
+    reset = str(staff.id)
+    after_commit(session, lambda: runtime.chats.staffing.end_sessions(reset, None))
     return StaffWithLink(staff=await _read(session, staff), enrolment=_link(runtime, issued))
 
 

@@ -1,0 +1,247 @@
+"""The message path without I/O: what an append is, and what an entry becomes for each reader.
+
+A message read from a client becomes a `Planned` append (validated, its entry, the key that
+makes a resend a duplicate); `Transcript.add` seals and stores it. Every stored entry goes out
+as an event (`entry_event`); each connection turns it into frames for its audience
+(`entry_frame`), strictly in sequence per chat (`Delivery`). Nothing here waits for anything:
+when a step needs what is not at hand (a chat's key, entries missing before this one), it
+says so, and the caller fetches it and asks again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Final
+
+from app.broker.base import AppendStatus
+from app.broker.hub import LOCAL_ENTRY, Event
+from app.chats.crypto import ChatKey, TamperedError
+from app.chats.entries import Audience, Entry, EntryKind, visible_to
+from app.chats.protocol import ErrorCode, ProtocolError, check_text
+from app.kit import jsonutil
+
+Frame = dict[str, Any]
+
+# A line's message limit when the line is gone (a chat outliving a deleted line).
+DEFAULT_MESSAGE_LIMIT = 4000
+
+
+@dataclass(slots=True)
+class Planned:
+    """One entry to append: the entry, the key that makes a resend of it a duplicate, and the
+    connection that wrote it (which is not shown its own entry back)."""
+
+    entry: Entry
+    dedupe: str | None = None
+    origin: str | None = None
+
+
+# What came of appending an entry: its number, and the broker's answer.
+Added = tuple[int, AppendStatus]
+
+
+def visitor_message(
+    limit: int, text: str, client_id: str | None, now: float, origin: str
+) -> Planned | ProtocolError:
+    """A visitor's message, or why it is refused."""
+    problem = check_text(text, limit)
+    if problem is not None:
+        return problem
+    entry = Entry(EntryKind.message, now, sender="visitor", text=text, client_id=client_id)
+    return Planned(entry, f"v:{client_id}" if client_id else None, origin)
+
+
+def staff_message(
+    limit: int,
+    staff_id: str,
+    alias: str,
+    text: str,
+    client_id: str | None,
+    now: float,
+    origin: str,
+) -> Planned | ProtocolError:
+    """A counsellor's message, or why it is refused."""
+    problem = check_text(text, limit)
+    if problem is not None:
+        return problem
+    entry = Entry(
+        EntryKind.message,
+        now,
+        sender="counsellor",
+        name=alias,
+        text=text,
+        client_id=client_id,
+        staff_id=staff_id,
+    )
+    return Planned(entry, f"s:{staff_id}:{client_id}" if client_id else None, origin)
+
+
+def message_added(added: Added) -> tuple[int, bool] | ProtocolError:
+    """What a message came to: (its number, whether it was a resend), or why not."""
+    seq, status = added
+    if status == "ok" or status == "duplicate":
+        return seq, status == "duplicate"
+    if status == "limited":
+        return ProtocolError(ErrorCode.rate_limited, "too many messages; slow down", "message")
+    if status == "forbidden":
+        return ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", "message")
+    return MESSAGE_AFTER_END
+
+
+# The answer to a message once the chat has ended.
+MESSAGE_AFTER_END: Final = ProtocolError(ErrorCode.chat_ended, "the chat has ended", "message")
+
+
+def entry_event(chat_id: str, seq: int, entry: Entry, origin: str | None, sealed: bytes) -> Event:
+    """The event a stored entry goes out as. Listeners in this process get the entry itself
+    ("_" fields stay in the process); what someone wrote crosses to other processes only
+    sealed, as it is stored."""
+    event: Event = {
+        "type": "entry",
+        "chat_id": chat_id,
+        "seq": seq,
+        "origin": origin,
+        LOCAL_ENTRY: entry,
+    }
+    if entry.content:
+        event["sealed"] = sealed
+    else:
+        event["entry"] = entry.to_dict()
+    return event
+
+
+class NeedsKey:
+    """`entry_of`'s answer when the event's entry is sealed and its chat's key is not at hand."""
+
+
+NEEDS_KEY: Final = NeedsKey()
+
+
+def entry_of(event: Event, key: ChatKey | None) -> Entry | NeedsKey | None:
+    """The entry an `entry` event carries: as it is in this process, opened with `key` when it
+    came sealed from another; None when it cannot be read (tampered, malformed)."""
+    local = event.get(LOCAL_ENTRY)
+    if isinstance(local, Entry):
+        return local
+    try:
+        raw = event.get("entry")
+        if raw is not None:
+            return Entry.from_dict(raw)
+        sealed = event["sealed"]
+        if key is None:
+            return NEEDS_KEY
+        plain = key.open(int(event["seq"]), _sealed(sealed))
+        return Entry.from_dict(jsonutil.loads(plain))
+    except (KeyError, TypeError, ValueError, binascii.Error, TamperedError):
+        return None
+
+
+def _sealed(value: Any) -> bytes:
+    """An entry event's sealed entry: raw bytes from this process or the Redis broker, base64
+    text from a process of an earlier version (during a rolling upgrade)."""
+    if isinstance(value, bytes):
+        return value
+    return base64.b64decode(value, validate=True)
+
+
+def entry_frame(
+    chat_id: str, seq: int, entry: Entry, audience: Audience, viewer: str | None = None
+) -> Frame | None:
+    """The frame a participant (`viewer`: a staff member's id) receives for an entry, or None
+    if it is not for them."""
+    base: Frame
+    if entry.kind is EntryKind.message:
+        # The common case first, in one literal: a message is for everyone in the chat.
+        base = {
+            "chat_id": chat_id,
+            "seq": seq,
+            "at": entry.at,
+            "type": "message",
+            "sender": entry.sender,
+            "text": entry.text,
+        }
+        if entry.name is not None:
+            base["name"] = entry.name
+        if entry.client_id is not None:
+            base["client_id"] = entry.client_id
+        if audience is Audience.staff and entry.staff_id is not None:
+            base["staff_id"] = entry.staff_id
+        return base
+    if not visible_to(entry, audience, viewer):
+        return None
+    base = {"chat_id": chat_id, "seq": seq, "at": entry.at}
+    if entry.kind is EntryKind.joined:
+        base.update(type="counsellor.joined", name=entry.name)
+        if entry.peer is not None:
+            base["peer"] = entry.peer
+    elif entry.kind is EntryKind.left:
+        base.update(type="counsellor.left", reason=entry.reason)
+    elif entry.kind is EntryKind.ended:
+        base.update(type="chat.ended", by=entry.sender, reason=entry.reason)
+    elif entry.kind is EntryKind.note:
+        base.update(type="note", name=entry.name, text=entry.text)
+    elif entry.kind is EntryKind.whisper:
+        base.update(type="whisper", name=entry.name, text=entry.text)
+    elif entry.kind is EntryKind.continuity_offer:
+        base.update(type="continuity.offered", name=entry.name)
+        if audience is Audience.staff:
+            base["note"] = entry.text
+    elif entry.kind is EntryKind.continuity_issued:
+        base.update(type="continuity.accepted")
+    elif entry.kind is EntryKind.handover:
+        base.update(type="handover", name=entry.name, text=entry.text)
+    elif entry.kind is EntryKind.referral:
+        base.update(type="referral", name=entry.name, card=entry.card)
+    if audience is Audience.staff and entry.staff_id is not None:
+        base["staff_id"] = entry.staff_id
+    return base
+
+
+class Delivery:
+    """What one connection has delivered of each chat's transcript: entries go out strictly in
+    sequence per chat, none twice (which is what makes a resume lose and double nothing)."""
+
+    __slots__ = ("audience", "delivered", "viewer")
+
+    def __init__(self, audience: Audience, viewer: str | None = None) -> None:
+        self.audience = audience
+        # The staff member the connection belongs to (some entries are for their author only).
+        self.viewer = viewer
+        # Per chat: the highest sequence number delivered (or deliberately passed over).
+        self.delivered: dict[str, int] = {}
+
+    def take(
+        self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
+    ) -> list[Frame] | None:
+        """The frames for an entry next in sequence (none for one delivered already, or one
+        passed over: `skip`); None when entries are missing before it (fill the gap first)."""
+        delivered = self.delivered.get(chat_id, 0)
+        if seq <= delivered:
+            return []
+        if seq > delivered + 1:
+            return None
+        self.delivered[chat_id] = seq
+        if skip:
+            return []
+        frame = entry_frame(chat_id, seq, entry, self.audience, self.viewer)
+        return [] if frame is None else [frame]
+
+    def pass_over(self, chat_id: str, seq: int) -> bool:
+        """Count an entry as delivered without a frame, if it is next in sequence (a client's
+        own message, which it is not shown back); False: handle it as any other."""
+        if self.delivered.get(chat_id, 0) != seq - 1:
+            return False
+        self.delivered[chat_id] = seq
+        return True
+
+    def last(self, chat_id: str) -> int:
+        return self.delivered.get(chat_id, 0)
+
+    def start(self, chat_id: str, after: int) -> None:
+        """The client has everything up to `after`: deliver from there."""
+        self.delivered[chat_id] = after
+
+    def forget(self, chat_id: str) -> None:
+        self.delivered.pop(chat_id, None)

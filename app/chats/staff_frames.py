@@ -1,0 +1,325 @@
+"""What each frame from a staff member does: a table from frame type to handler.
+
+Who may send which frame is the permission table's business (app/staff/permissions.py,
+checked by the socket before a handler runs); a handler checks the chat and answers with a
+frame, or with the error the socket reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from app.audit.service import AuditAction
+from app.broker.records import ChatRecord, StaffStatus
+from app.chats.channels import chat_channel
+from app.chats.plan import Frame
+from app.chats.protocol import (
+    AcceptOffer,
+    AskSupervisor,
+    BlockVisitor,
+    DeclineOffer,
+    ErrorCode,
+    ListLive,
+    ListTeam,
+    Observe,
+    OfferContinuity,
+    Ping,
+    ProtocolError,
+    SendReferral,
+    SetStatus,
+    StaffEnd,
+    StaffMessage,
+    StaffNote,
+    StaffTyping,
+    SyncChat,
+    TakeOver,
+    TransferChat,
+    TransferOptions,
+    Unobserve,
+    Whisper,
+    Wrapup,
+)
+from app.directory.chats import send_referral
+from app.kit.db import unit_of_work
+
+if TYPE_CHECKING:
+    from app.chats.staff_ws import StaffSocket
+
+Problem = ProtocolError | None
+
+
+async def message(sock: StaffSocket, frame: StaffMessage) -> Problem:
+    chat_id = frame.chat_id
+    result = await sock.rt.chats.messages.staff_message(
+        sock.staff,
+        chat_id,
+        frame.text,
+        frame.client_id,
+        last_seq=sock.last_seq(chat_id),
+        origin=sock.id,
+        # Known for a chat it follows: no round trip to read the chat's record.
+        line_key=sock.chats.get(chat_id),
+    )
+    if isinstance(result, ProtocolError):
+        return result
+    seq, duplicate = result
+    sock.acked[chat_id] = max(sock.acked.get(chat_id, 0), seq)
+    ack: Frame = {"type": "message.ack", "chat_id": chat_id, "seq": seq, "duplicate": duplicate}
+    if frame.client_id is not None:
+        ack["client_id"] = frame.client_id
+    sock.out.frame(ack)
+    return None
+
+
+async def typing(sock: StaffSocket, frame: StaffTyping) -> Problem:
+    if not sock.not_in_chat(frame.chat_id, "typing"):
+        await sock.rt.chats.messages.typing(frame.chat_id, "counsellor", frame.typing, sock.id)
+    return None
+
+
+async def ping(sock: StaffSocket, frame: Ping) -> Problem:
+    sock.out.frame({"type": "pong"})
+    return None
+
+
+async def status(sock: StaffSocket, frame: SetStatus) -> Problem:
+    await sock.rt.chats.staffing.set_status(sock.staff, StaffStatus(frame.status))
+    return None
+
+
+async def accept(sock: StaffSocket, frame: AcceptOffer) -> Problem:
+    staff = sock.staff
+    accepted = await sock.rt.chats.offers.accept(staff.id, staff.alias, frame.chat_id)
+    if isinstance(accepted, ProtocolError):
+        return accepted
+    await sock.audit(AuditAction.offer_accepted, chat_id=frame.chat_id, line=accepted.line)
+    return None
+
+
+async def decline(sock: StaffSocket, frame: DeclineOffer) -> Problem:
+    return await sock.rt.chats.offers.decline(sock.staff, frame.chat_id)
+
+
+async def note(sock: StaffSocket, frame: StaffNote) -> Problem:
+    noted = await sock.rt.chats.messages.note(sock.staff, frame.chat_id, frame.text)
+    return noted if isinstance(noted, ProtocolError) else None
+
+
+async def sync(sock: StaffSocket, frame: SyncChat) -> Problem:
+    # An ended chat of theirs can be read again while its line keeps transcripts.
+    if (
+        frame.chat_id in sock.chats
+        or frame.chat_id in sock.observing
+        or await sock.rt.chats.messages.can_review(sock.staff, frame.chat_id)
+    ):
+        sock.out.sync(frame.chat_id, frame.last_seq)
+        sock.out.frame({"type": "synced", "chat_id": frame.chat_id})
+    else:
+        sock.not_in_chat(frame.chat_id, "sync")
+    return None
+
+
+async def transfer(sock: StaffSocket, frame: TransferChat) -> Problem:
+    moved = await sock.rt.chats.offers.transfer(
+        sock.staff, frame.chat_id, to_line=frame.line, to_staff=frame.staff_id, note=frame.note
+    )
+    if isinstance(moved, ProtocolError):
+        return moved
+    await sock.audit(
+        AuditAction.chat_transferred,
+        chat_id=frame.chat_id,
+        line=moved.line,
+        detail={"to_line": frame.line} if frame.line else {"to_staff": frame.staff_id},
+    )
+    return None
+
+
+async def end(sock: StaffSocket, frame: StaffEnd) -> Problem:
+    return await sock.rt.chats.lifecycle.staff_end(sock.staff, frame.chat_id)
+
+
+async def block(sock: StaffSocket, frame: BlockVisitor) -> Problem:
+    until = await sock.rt.chats.lifecycle.block(sock.staff, frame.chat_id)
+    if isinstance(until, ProtocolError):
+        return until
+    sock.out.frame({"type": "blocked", "chat_id": frame.chat_id, "until": until})
+    # Who blocked which chat, never whom: the visitor's keyed hash stays out.
+    await sock.audit(AuditAction.chat_blocked, chat_id=frame.chat_id)
+    return None
+
+
+async def offer_continuity(sock: StaffSocket, frame: OfferContinuity) -> Problem:
+    offered = await sock.rt.continuity.offer(sock.staff, frame.chat_id, frame.note)
+    return offered if isinstance(offered, ProtocolError) else None
+
+
+async def referral(sock: StaffSocket, frame: SendReferral) -> Problem:
+    sent = await send_referral(
+        sock.rt.chats, sock.rt.sessionmaker, sock.staff, frame.chat_id, frame.service_id
+    )
+    return sent if isinstance(sent, ProtocolError) else None
+
+
+async def ask_supervisor(sock: StaffSocket, frame: AskSupervisor) -> Problem:
+    asked = await sock.supervision.ask_for_help(sock.staff, frame.chat_id, frame.text)
+    if isinstance(asked, ProtocolError):
+        return asked
+    record, told = asked
+    sock.out.frame({"type": "help.sent", "chat_id": frame.chat_id, "supervisors": told})
+    # Who asked about which chat; what they wrote stays out of the log.
+    await sock.audit(
+        AuditAction.help_requested,
+        chat_id=frame.chat_id,
+        line=record.line,
+        detail={"supervisors": told},
+    )
+    return None
+
+
+async def transfer_options(sock: StaffSocket, frame: TransferOptions) -> Problem:
+    options = await sock.rt.chats.offers.transfer_options(sock.staff, frame.chat_id)
+    if isinstance(options, ProtocolError):
+        return options
+    sock.out.frame({"type": "transfer.options", **options})
+    return None
+
+
+async def wrapup(sock: StaffSocket, frame: Wrapup) -> Problem:
+    async with unit_of_work(sock.rt.sessionmaker) as session:
+        return await sock.rt.chats.wrapups.wrapup(
+            session, sock.staff, frame.chat_id, list(frame.topics), frame.outcome
+        )
+
+
+# Supervisors: the chat must be live and on one of the supervisor's lines ----------------------
+
+
+async def team(sock: StaffSocket, frame: ListTeam) -> Problem:
+    sock.out.frame({"type": "team", "staff": await sock.supervision.team(set(sock.duty))})
+    return None
+
+
+async def live(sock: StaffSocket, frame: ListLive) -> Problem:
+    now = sock.rt.broker.now()
+    records = await sock.supervision.live(set(sock.duty))
+    sock.out.frame(
+        {
+            "type": "live.chats",
+            "chats": [live_summary(r, now, r.id in sock.observing) for r in records],
+        }
+    )
+    return None
+
+
+async def unobserve(sock: StaffSocket, frame: Unobserve) -> Problem:
+    if await sock.unobserve(frame.chat_id):
+        sock.out.frame({"type": "chat.unobserved", "chat_id": frame.chat_id})
+        return None
+    sock.out.frame(
+        ProtocolError(ErrorCode.not_in_chat, "you are not observing this chat", "unobserve").frame()
+    )
+    return None
+
+
+async def observe(sock: StaffSocket, frame: Observe) -> Problem:
+    chat_id = frame.chat_id
+    record = await sock.supervision.observable(set(sock.duty), chat_id, "observe")
+    if isinstance(record, ProtocolError):
+        return record
+    if record.counsellor_id == sock.staff.id or chat_id in sock.chats:
+        return ProtocolError(ErrorCode.invalid_state, "you are answering this chat", "observe")
+    if chat_id in sock.observing:
+        return None
+    sock.out.frame({"type": "chat.observing", **live_summary(record, sock.rt.broker.now(), True)})
+    # The whole transcript, from the first entry: what arrives live meanwhile fills from
+    # here, and the catch-up after subscribing (so that nothing stored before the
+    # subscription took effect is missed) sends the rest.
+    sock.out.delivery.start(chat_id, 0)
+    sock.observing[chat_id] = record.line
+    await sock.rt.broker.subscribe(chat_channel(chat_id), sock.out.event)
+    sock.out.catch_up(chat_id)
+    await sock.audit(AuditAction.chat_observed, chat_id=chat_id, line=record.line)
+    return None
+
+
+async def whisper(sock: StaffSocket, frame: Whisper) -> Problem:
+    whispered = await sock.supervision.whisper(
+        sock.staff, set(sock.duty), frame.chat_id, frame.text
+    )
+    if isinstance(whispered, ProtocolError):
+        return whispered
+    sock.out.frame({"type": "whisper.ack", "chat_id": frame.chat_id, "seq": whispered.last_seq})
+    await sock.audit(AuditAction.chat_whispered, chat_id=frame.chat_id, line=whispered.line)
+    return None
+
+
+async def take_over(sock: StaffSocket, frame: TakeOver) -> Problem:
+    taken = await sock.supervision.take_over(sock.staff, set(sock.duty), frame.chat_id)
+    if isinstance(taken, ProtocolError):
+        return taken
+    await sock.audit(AuditAction.chat_taken_over, chat_id=frame.chat_id, line=taken.line)
+    return None
+
+
+def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
+    return {
+        "chat_id": record.id,
+        "line": record.line,
+        "language": record.language,
+        "state": record.state.value,
+        "last_seq": record.last_seq,
+        "visitor_connected": record.visitor_connected,
+        "visitor_grace_until": record.visitor_grace_until,
+        "waited_seconds": max(0, round((record.answered_at or now) - record.created_at)),
+        # How long it has been answered (null while waiting).
+        "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
+        "peer_requested": record.peer_requested,
+    }
+
+
+def live_summary(record: ChatRecord, now: float, observing: bool) -> dict[str, Any]:
+    """What a supervisor sees of a live chat: its state and who answers it, no content."""
+    counsellor = (
+        {"id": record.counsellor_id, "alias": record.counsellor_alias}
+        if record.counsellor_id
+        else None
+    )
+    return {
+        **chat_summary(record, now),
+        "counsellor": counsellor,
+        "observing": observing,
+        "help_requested_at": record.help_requested_at,
+    }
+
+
+Handler = Callable[["StaffSocket", Any], Awaitable[Problem]]
+
+HANDLERS: dict[type[Any], Handler] = {
+    StaffMessage: message,
+    StaffTyping: typing,
+    Ping: ping,
+    SetStatus: status,
+    AcceptOffer: accept,
+    DeclineOffer: decline,
+    StaffNote: note,
+    SyncChat: sync,
+    TransferChat: transfer,
+    StaffEnd: end,
+    BlockVisitor: block,
+    OfferContinuity: offer_continuity,
+    SendReferral: referral,
+    AskSupervisor: ask_supervisor,
+    TransferOptions: transfer_options,
+    Wrapup: wrapup,
+    ListTeam: team,
+    ListLive: live,
+    Unobserve: unobserve,
+    Observe: observe,
+    Whisper: whisper,
+    TakeOver: take_over,
+}
+
+# Supervisors' frames: a refusal is audited when it is about a line that is not theirs; for
+# the others, when it names a chat that is not the counsellor's.
+SUPERVISING = frozenset({ListTeam, ListLive, Unobserve, Observe, Whisper, TakeOver})
