@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from app.chats.protocol import ChatId
+from app.chats.frames import ChatId
 from app.deps import RuntimeDep
 from app.kit import jsonutil
 from app.staff.permissions import public

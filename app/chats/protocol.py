@@ -11,13 +11,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
+from app.chats.frames import (
+    HELP_COOLDOWN_SECONDS,
+    PROTOCOL_VERSION,
+    STAFF_FRAMES,
+    VISITOR_FRAMES,
+    AskSupervisor,
+    ClientFrame,
+    DeleteContinuity,
+    Ping,
+    ResumeChat,
+    StartChat,
+    VisitorExit,
+    VisitorFeedback,
+    VisitorMessage,
+)
 from app.kit import jsonutil
-
-PROTOCOL_VERSION = 1
 
 # WebSocket close codes (RFC 6455 and the registry).
 CLOSE_NORMAL = 1000
@@ -60,6 +73,8 @@ class ErrorCode(StrEnum):
     invalid_transfer = "invalid_transfer"
     staff_unavailable = "staff_unavailable"
     invalid_wrapup = "invalid_wrapup"
+    # The database could not store it (a wrap-up): nothing changed; send it again.
+    not_saved = "not_saved"
     not_on_duty = "not_on_duty"
     forbidden = "forbidden"
     # The same answer for a wrong, expired or deleted continuity code: it tells nothing.
@@ -90,307 +105,10 @@ class Close:
     reason: str
 
 
-# Frames -------------------------------------------------------------------------------------
+# Frames (app/chats/frames.py) ----------------------------------------------------------------
 
-ChatId = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-LineKey = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-LanguageCode = Annotated[
-    str,
-    StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),
-]
-# The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
-Text = Annotated[str, StringConstraints(max_length=20_000)]
-HELP_TEXT_LIMIT = 500
-# One request for help per chat and connection this often (seconds): supervisors are few.
-HELP_COOLDOWN_SECONDS = 30.0
 
-
-class _Frame(BaseModel):
-    # Unknown fields are ignored so that newer clients keep working with this server.
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
-
-
-class Ping(_Frame):
-    type: Literal["ping"]
-
-
-# A continuity code as typed: words, any case or spacing (app/continuity/codes.py).
-ContinuityCode = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-ServiceId = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-    ),
-]
-
-
-class StartChat(_Frame):
-    type: Literal["start"]
-    v: int = PROTOCOL_VERSION
-    line: LineKey
-    language: LanguageCode
-    peer: bool = False
-    # A returning visitor's continuity code: their counsellor is asked first.
-    code: ContinuityCode | None = None
-
-
-class AcceptContinuity(_Frame):
-    """The visitor takes the continuity code their counsellor offered (shown once)."""
-
-    type: Literal["continuity.accept"]
-
-
-class DeleteContinuity(_Frame):
-    """The visitor deletes their continuity code; allowed at any time, like exit."""
-
-    type: Literal["continuity.delete"]
-    code: ContinuityCode
-
-
-class ResumeChat(_Frame):
-    type: Literal["resume"]
-    v: int = PROTOCOL_VERSION
-    chat_id: ChatId
-    token: Annotated[str, StringConstraints(min_length=16, max_length=128)]
-    last_seq: int = Field(default=0, ge=0)
-
-
-class VisitorMessage(_Frame):
-    type: Literal["message"]
-    text: Text
-    client_id: ClientId | None = None
-
-
-class VisitorTyping(_Frame):
-    type: Literal["typing"]
-    typing: bool
-
-
-class VisitorEnd(_Frame):
-    type: Literal["end"]
-
-
-class VisitorExit(_Frame):
-    """Quick exit: end the chat and shred its transcript now; allowed at any time."""
-
-    type: Literal["exit"]
-
-
-class VisitorFeedback(_Frame):
-    """The one anonymous question after a chat: did it help? Counted per line, nothing else."""
-
-    type: Literal["feedback"]
-    answer: Literal["helped", "partly", "not_helped"]
-
-
-class SetStatus(_Frame):
-    type: Literal["status"]
-    status: Literal["available", "away", "break"]
-
-
-class AcceptOffer(_Frame):
-    type: Literal["accept"]
-    chat_id: ChatId
-
-
-class DeclineOffer(_Frame):
-    type: Literal["decline"]
-    chat_id: ChatId
-
-
-class StaffMessage(_Frame):
-    type: Literal["message"]
-    chat_id: ChatId
-    text: Text
-    client_id: ClientId | None = None
-
-
-class StaffTyping(_Frame):
-    type: Literal["typing"]
-    chat_id: ChatId
-    typing: bool
-
-
-class StaffNote(_Frame):
-    type: Literal["note"]
-    chat_id: ChatId
-    text: Text
-
-
-class SyncChat(_Frame):
-    type: Literal["sync"]
-    chat_id: ChatId
-    last_seq: int = Field(default=0, ge=0)
-
-
-class TransferChat(_Frame):
-    type: Literal["transfer"]
-    chat_id: ChatId
-    line: LineKey | None = None
-    staff_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    note: Annotated[str, StringConstraints(max_length=2000)] = ""
-
-
-class StaffEnd(_Frame):
-    type: Literal["end"]
-    chat_id: ChatId
-
-
-class BlockVisitor(_Frame):
-    type: Literal["block"]
-    chat_id: ChatId
-
-
-class Wrapup(_Frame):
-    type: Literal["wrapup"]
-    chat_id: ChatId
-    topics: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=20)]
-    outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class ListLive(_Frame):
-    type: Literal["live"]
-
-
-class Observe(_Frame):
-    type: Literal["observe"]
-    chat_id: ChatId
-
-
-class Unobserve(_Frame):
-    type: Literal["unobserve"]
-    chat_id: ChatId
-
-
-class Whisper(_Frame):
-    type: Literal["whisper"]
-    chat_id: ChatId
-    text: Text
-
-
-class TakeOver(_Frame):
-    type: Literal["takeover"]
-    chat_id: ChatId
-
-
-class OfferContinuity(_Frame):
-    """At the end of a chat: offer the visitor a continuity code, with a handover note that
-    only a returning visitor's code can unlock."""
-
-    type: Literal["continuity.offer"]
-    chat_id: ChatId
-    note: Annotated[str, StringConstraints(max_length=4000)] = ""
-
-
-class SendReferral(_Frame):
-    """Send a referral directory entry into the chat, as a card in the visitor's language."""
-
-    type: Literal["referral"]
-    chat_id: ChatId
-    service_id: ServiceId
-
-
-class AskSupervisor(_Frame):
-    """A counsellor asks the on-duty supervisors of the chat's line to look at it."""
-
-    type: Literal["help"]
-    chat_id: ChatId
-    # A short word on why; delivered live to supervisors, never stored or audited.
-    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT)] = ""
-
-
-class TransferOptions(_Frame):
-    """Where this chat could go now: lines with someone on duty, colleagues free to take it."""
-
-    type: Literal["transfer.options"]
-    chat_id: ChatId
-
-
-class ListTeam(_Frame):
-    """Supervisors: who is on duty on their lines, with their status and load."""
-
-    type: Literal["team"]
-
-
-VisitorFrame = (
-    Ping
-    | StartChat
-    | ResumeChat
-    | VisitorMessage
-    | VisitorTyping
-    | VisitorEnd
-    | VisitorExit
-    | AcceptContinuity
-    | DeleteContinuity
-    | VisitorFeedback
-)
-StaffFrame = (
-    Ping
-    | SetStatus
-    | AcceptOffer
-    | DeclineOffer
-    | StaffMessage
-    | StaffTyping
-    | StaffNote
-    | SyncChat
-    | TransferChat
-    | StaffEnd
-    | BlockVisitor
-    | Wrapup
-    | ListLive
-    | Observe
-    | Unobserve
-    | Whisper
-    | TakeOver
-    | OfferContinuity
-    | SendReferral
-    | AskSupervisor
-    | TransferOptions
-    | ListTeam
-)
-
-VISITOR_FRAMES: dict[str, type[_Frame]] = {
-    "ping": Ping,
-    "start": StartChat,
-    "resume": ResumeChat,
-    "message": VisitorMessage,
-    "typing": VisitorTyping,
-    "end": VisitorEnd,
-    "exit": VisitorExit,
-    "continuity.accept": AcceptContinuity,
-    "continuity.delete": DeleteContinuity,
-    "feedback": VisitorFeedback,
-}
-
-STAFF_FRAMES: dict[str, type[_Frame]] = {
-    "ping": Ping,
-    "status": SetStatus,
-    "accept": AcceptOffer,
-    "decline": DeclineOffer,
-    "message": StaffMessage,
-    "typing": StaffTyping,
-    "note": StaffNote,
-    "sync": SyncChat,
-    "transfer": TransferChat,
-    "end": StaffEnd,
-    "block": BlockVisitor,
-    "wrapup": Wrapup,
-    "help": AskSupervisor,
-    "transfer.options": TransferOptions,
-    # Supervisors only (app/staff/permissions.py).
-    "live": ListLive,
-    "observe": Observe,
-    "unobserve": Unobserve,
-    "whisper": Whisper,
-    "takeover": TakeOver,
-    "continuity.offer": OfferContinuity,
-    "referral": SendReferral,
-    "team": ListTeam,
-}
-
-
-def parse_frame(text: str, table: dict[str, type[_Frame]]) -> _Frame | ProtocolError:
+def parse_frame(text: str, table: dict[str, type[ClientFrame]]) -> ClientFrame | ProtocolError:
     """Decode and validate one text frame against a table of frame types."""
     try:
         data = jsonutil.loads(text)
@@ -415,7 +133,7 @@ def parse_frame(text: str, table: dict[str, type[_Frame]]) -> _Frame | ProtocolE
         )
     try:
         # The model's validator itself, as model_validate calls it (one call fewer per frame).
-        frame: _Frame = model.__pydantic_validator__.validate_python(data)
+        frame: ClientFrame = model.__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
         return ProtocolError(ErrorCode.invalid_field, _describe(exc), ref=frame_type)
     return frame
@@ -496,7 +214,7 @@ VIOLATION_WINDOW_SECONDS = 60.0
 class _Connection:
     """What every connection shares: frame parsing, flood control, closing."""
 
-    table: dict[str, type[_Frame]]
+    table: dict[str, type[ClientFrame]]
 
     def __init__(
         self, *, rate: float, burst: int, tolerance: int, clock: Callable[[], float]
@@ -531,7 +249,7 @@ class _Connection:
             ErrorCode.binary_not_supported, "binary frames are not part of this protocol"
         )
 
-    def receive_text(self, text: str) -> _Frame | ProtocolError | Close:
+    def receive_text(self, text: str) -> ClientFrame | ProtocolError | Close:
         refused = self._admit()
         if refused is not None:
             return refused
@@ -540,7 +258,7 @@ class _Connection:
             return frame
         return self._check_phase(frame)
 
-    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+    def _check_phase(self, frame: ClientFrame) -> ClientFrame | ProtocolError:
         return frame
 
 
@@ -557,7 +275,7 @@ class VisitorConnection(_Connection):
         # One answer to the feedback question, after a chat ended on this connection.
         self.feedback_due = False
 
-    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+    def _check_phase(self, frame: ClientFrame) -> ClientFrame | ProtocolError:
         if type(frame) is VisitorMessage and self.phase is Phase.in_chat:
             return frame  # the common case, first
         if isinstance(frame, Ping | VisitorExit | DeleteContinuity):
@@ -610,7 +328,7 @@ class StaffConnection(_Connection):
         self.phase = Phase.in_chat
         self._help = Cooldown(HELP_COOLDOWN_SECONDS)
 
-    def _check_phase(self, frame: _Frame) -> _Frame | ProtocolError:
+    def _check_phase(self, frame: ClientFrame) -> ClientFrame | ProtocolError:
         if isinstance(frame, AskSupervisor):
             now = self._clock()
             if not self._help.take(frame.chat_id, now):
@@ -623,7 +341,7 @@ class StaffConnection(_Connection):
         return frame
 
 
-def _type_of(frame: _Frame) -> str:
+def _type_of(frame: ClientFrame) -> str:
     return str(getattr(frame, "type", ""))
 
 

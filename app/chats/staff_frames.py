@@ -7,25 +7,26 @@ frame, or with the error the socket reports.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.audit.service import AuditAction
-from app.broker.records import ChatRecord, StaffStatus
+from app.broker.records import StaffStatus
 from app.chats.channels import chat_channel
-from app.chats.plan import Frame
-from app.chats.protocol import (
+from app.chats.frames import (
     AcceptOffer,
     AskSupervisor,
     BlockVisitor,
     DeclineOffer,
-    ErrorCode,
     ListLive,
     ListTeam,
     Observe,
     OfferContinuity,
     Ping,
-    ProtocolError,
     SendReferral,
     SetStatus,
     StaffEnd,
@@ -40,13 +41,19 @@ from app.chats.protocol import (
     Whisper,
     Wrapup,
 )
+from app.chats.plan import Frame
+from app.chats.protocol import ErrorCode, ProtocolError
+from app.chats.summaries import live_summary
 from app.directory.chats import send_referral
 from app.kit.db import unit_of_work
+from app.staff.permissions import FRAME_RULES
 
 if TYPE_CHECKING:
     from app.chats.staff_ws import StaffSocket
 
 Problem = ProtocolError | None
+
+logger = logging.getLogger(__name__)
 
 
 async def message(sock: StaffSocket, frame: StaffMessage) -> Problem:
@@ -186,9 +193,17 @@ async def transfer_options(sock: StaffSocket, frame: TransferOptions) -> Problem
 
 
 async def wrapup(sock: StaffSocket, frame: Wrapup) -> Problem:
-    async with unit_of_work(sock.rt.sessionmaker) as session:
-        return await sock.rt.chats.wrapups.wrapup(
-            session, sock.staff, frame.chat_id, list(frame.topics), frame.outcome
+    try:
+        async with unit_of_work(sock.rt.sessionmaker) as session:
+            return await sock.rt.chats.wrapups.wrapup(
+                session, sock.staff, frame.chat_id, list(frame.topics), frame.outcome
+            )
+    except SQLAlchemyError:
+        # The database refused it (at the latest, its commit): nothing is stored or told,
+        # the wrap-up is still owed, and the console may send it again.
+        logger.warning("wrap-up not saved", extra={"code": "not_saved"})
+        return ProtocolError(
+            ErrorCode.not_saved, "the wrap-up could not be saved; send it again", "wrapup"
         )
 
 
@@ -262,35 +277,32 @@ async def take_over(sock: StaffSocket, frame: TakeOver) -> Problem:
     return None
 
 
-def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
-    return {
-        "chat_id": record.id,
-        "line": record.line,
-        "language": record.language,
-        "state": record.state.value,
-        "last_seq": record.last_seq,
-        "visitor_connected": record.visitor_connected,
-        "visitor_grace_until": record.visitor_grace_until,
-        "waited_seconds": max(0, round((record.answered_at or now) - record.created_at)),
-        # How long it has been answered (null while waiting).
-        "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
-        "peer_requested": record.peer_requested,
-    }
+class Refusals:
+    """Naming a chat that is not yours, or doing what your role does not allow, is audited a
+    few times a minute per connection (a flood of probes must not flood the log)."""
 
+    PER_MINUTE = 10
 
-def live_summary(record: ChatRecord, now: float, observing: bool) -> dict[str, Any]:
-    """What a supervisor sees of a live chat: its state and who answers it, no content."""
-    counsellor = (
-        {"id": record.counsellor_id, "alias": record.counsellor_alias}
-        if record.counsellor_id
-        else None
-    )
-    return {
-        **chat_summary(record, now),
-        "counsellor": counsellor,
-        "observing": observing,
-        "help_requested_at": record.help_requested_at,
-    }
+    def __init__(self) -> None:
+        self._pending: list[tuple[str | None, dict[str, Any]]] = []
+        self._count = 0
+        self._window = time.monotonic()
+
+    def add(self, kind: str, chat_id: str | None, code: ErrorCode) -> None:
+        detail: dict[str, Any] = {"frame": kind, "code": code.value}
+        if code is ErrorCode.forbidden and chat_id is None:
+            detail["permission"] = FRAME_RULES[kind].value
+        self._pending.append((chat_id, detail))
+
+    def take(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """The refusals to audit now: (chat id, detail), within this minute's allowance."""
+        pending, self._pending = self._pending, []
+        now = time.monotonic()
+        if now - self._window > 60:
+            self._window, self._count = now, 0
+        allowed = max(0, min(len(pending), self.PER_MINUTE - self._count))
+        self._count += allowed
+        return pending[:allowed]
 
 
 Handler = Callable[["StaffSocket", Any], Awaitable[Problem]]

@@ -15,17 +15,18 @@ from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel
 from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
 from app.chats.entries import Audience, Entry, EntryKind
+from app.chats.frames import PROTOCOL_VERSION
 from app.chats.plan import Delivery, Frame
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORISED,
-    PROTOCOL_VERSION,
     Close,
     ErrorCode,
     ProtocolError,
     StaffConnection,
 )
-from app.chats.staff_frames import HANDLERS, SUPERVISING, chat_summary
+from app.chats.staff_frames import HANDLERS, SUPERVISING, Refusals
+from app.chats.summaries import chat_summary, line_info, profile
 from app.chats.supervision import Supervision
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 
-DENIALS_AUDITED_PER_MINUTE = 10
-
 
 @router.websocket("/ws/staff")
 async def staff_socket(ws: WebSocket) -> None:
@@ -56,7 +55,8 @@ async def staff_socket(ws: WebSocket) -> None:
     if await refuse_while_unavailable(ws, runtime.broker.available):
         return
     await ws.accept()
-    if not origin_allowed(ws.headers.get("origin"), runtime.settings.public_url):
+    # Browsers always send Origin; a cross-site page must not ride a counsellor's cookie.
+    if not same_origin(ws.headers.get("origin"), runtime.settings.public_url):
         await ws.close(CLOSE_FORBIDDEN, "origin not allowed")
         return
     needed = WEBSOCKET_RULES["/ws/staff"]
@@ -84,11 +84,6 @@ async def staff_socket(ws: WebSocket) -> None:
         return
     context = StaffContext.from_model(staff)
     await StaffSocket(ws, runtime, context, duty, grants, token_digest(found[1])).serve()
-
-
-def origin_allowed(origin: str | None, public_url: str) -> bool:
-    """Browsers always send Origin; a cross-site page must not ride a counsellor's cookie."""
-    return same_origin(origin, public_url)
 
 
 async def _audit(
@@ -176,10 +171,8 @@ class StaffSocket(ClientSocket):
         self.chats: dict[str, str] = {}
         # Chats a supervisor observes (silently: nobody in the chat is told).
         self.observing: dict[str, str] = {}
-        # Refusals to audit after the frame is handled, and how many were this minute.
-        self._refused: list[tuple[str | None, dict[str, Any]]] = []
-        self._denials = 0
-        self._denials_window = time.monotonic()
+        # Refusals to audit after the frame is handled.
+        self.refusals = Refusals()
         # Per chat: the highest number of this counsellor's own messages acknowledged.
         self.acked: dict[str, int] = {}
 
@@ -255,7 +248,7 @@ class StaffSocket(ClientSocket):
                 "type": "hello",
                 "protocol": PROTOCOL_VERSION,
                 "role": "counsellor",
-                "staff": self._profile(),
+                "staff": profile(self.staff),
                 "permissions": sorted(p.value for p in self.grants),
                 "status": presence.status.value if presence else "away",
                 "lines": self._lines_info(now),
@@ -270,44 +263,12 @@ class StaffSocket(ClientSocket):
             for key in self.duty:
                 self.rt.router.kick(key)
 
-    def _profile(self) -> dict[str, Any]:
-        staff = self.staff
-        return {
-            "id": staff.id,
-            "alias": staff.alias,
-            "qualification": staff.qualification.value if staff.qualification else None,
-            "capacity": staff.capacity,
-            "languages": list(staff.languages),
-            "peer": staff.peer,
-            "supervisor": staff.supervisor,
-        }
-
     def _lines_info(self, now: float) -> list[dict[str, Any]]:
         self.duty_shown = [
-            self._line_info(key, until, now) for key, until in sorted(self.duty.items())
+            line_info(key, self.rt.lines.get(key), until, self.duty_since.get(key), now)
+            for key, until in sorted(self.duty.items())
         ]
         return self.duty_shown
-
-    def _line_info(self, key: str, until: float, now: float) -> dict[str, Any]:
-        line = self.rt.lines.get(key)
-        on_duty = until > now
-        return {
-            "key": key,
-            "name": line.name if line else key,
-            "on_duty": on_duty,
-            "on_duty_until": until if on_duty else None,
-            # The shift now (joined with any back-to-back one), as the roster has it.
-            "on_duty_since": self.duty_since.get(key) if on_duty else None,
-            # The roster's times are wall-clock times here (the console shows it when the
-            # browser's zone differs).
-            "time_zone": line.time_zone if line else None,
-            # What the console needs to answer on this line.
-            "languages": list(line.languages) if line else [],
-            "max_message_length": line.max_message_length if line else 4000,
-            "canned_responses": [dict(c) for c in line.canned_responses] if line else [],
-            "wrapup_topics": list(line.wrapup_topics) if line else [],
-            "wrapup_outcomes": list(line.wrapup_outcomes) if line else [],
-        }
 
     async def _follow(self, chat_id: str, line: str) -> None:
         if chat_id in self.chats:
@@ -394,29 +355,11 @@ class StaffSocket(ClientSocket):
         return True
 
     def _refuse(self, kind: str, chat_id: str | None, code: ErrorCode) -> None:
-        detail: dict[str, Any] = {"frame": kind, "code": code.value}
-        if code is ErrorCode.forbidden and chat_id is None:
-            detail["permission"] = FRAME_RULES[kind].value
-        self._refused.append((chat_id, detail))
+        self.refusals.add(kind, chat_id, code)
 
     async def _audit_refusals(self) -> None:
-        """Naming a chat that is not yours is audited, a few times a minute per connection
-        (a flood of probes must not flood the log)."""
-        refused, self._refused = self._refused, []
-        now = time.monotonic()
-        if now - self._denials_window > 60:
-            self._denials_window, self._denials = now, 0
-        for chat_id, detail in refused:
-            if self._denials >= DENIALS_AUDITED_PER_MINUTE:
-                return
-            self._denials += 1
-            await _audit(
-                self.rt,
-                AuditAction.access_denied,
-                self.staff.id,
-                chat_id=chat_id,
-                detail=detail,
-            )
+        for chat_id, detail in self.refusals.take():
+            await self.audit(AuditAction.access_denied, chat_id=chat_id, detail=detail)
 
     async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
@@ -490,7 +433,7 @@ class StaffSocket(ClientSocket):
         return [
             {
                 "type": "profile",
-                "staff": self._profile(),
+                "staff": profile(self.staff),
                 "permissions": sorted(p.value for p in grants),
                 "lines": self._lines_info(now),
             }

@@ -19,27 +19,29 @@ from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, visitor_lease
 from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
 from app.chats.entries import Audience, Entry, EntryKind
-from app.chats.lifecycle import LineUnavailable, Started
-from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame
-from app.chats.protocol import (
-    CLOSE_FORBIDDEN,
-    CLOSE_NORMAL,
+from app.chats.frames import (
     PROTOCOL_VERSION,
     AcceptContinuity,
-    Close,
     DeleteContinuity,
-    ErrorCode,
-    Phase,
     Ping,
-    ProtocolError,
     ResumeChat,
     StartChat,
-    VisitorConnection,
     VisitorEnd,
     VisitorExit,
     VisitorFeedback,
     VisitorMessage,
     VisitorTyping,
+)
+from app.chats.lifecycle import LineUnavailable, Started
+from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame
+from app.chats.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NORMAL,
+    Close,
+    ErrorCode,
+    Phase,
+    ProtocolError,
+    VisitorConnection,
 )
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere

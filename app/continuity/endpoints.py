@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.abuse.ratelimit import Limit, tag_of
-from app.chats.protocol import ContinuityCode
+from app.chats.frames import ContinuityCode
 from app.deps import RuntimeDep
 from app.kit import jsonutil
 from app.staff.permissions import public

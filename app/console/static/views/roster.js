@@ -7,6 +7,7 @@ const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 export function mount(root, ctx) {
   const t = ctx.t;
   const state = { lines: [], line: null, day: isoDate(new Date()), staff: [], week: null };
+  const opened = state.day;
   let alive = true;
 
   const lineSelect = h("select", { id: "roster-line", name: "line" });
@@ -88,9 +89,12 @@ export function mount(root, ctx) {
       status.replaceChildren(h("p", { class: "notice", text: t("roster.no_lines") }));
       return;
     }
-    // This week is the line's: its times are its own zone's, whatever the browser's.
-    state.day = todayIn(state.line.time_zone);
-    setDate(dayInput, state.day);
+    // This week is the line's: its times are its own zone's, whatever the browser's (unless
+    // a day was chosen while the lines were on their way).
+    if (state.day === opened) {
+      state.day = todayIn(state.line.time_zone);
+      setDate(dayInput, state.day);
+    }
     await loadAll();
   }
 

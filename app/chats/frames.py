@@ -1,0 +1,311 @@
+"""The frames clients send in the Lykta chat protocol, version 1: their fields and limits.
+
+Each is a pydantic model, validated when a frame is parsed (app/chats/protocol.py); a table
+per side maps a frame's `type` to its model. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+PROTOCOL_VERSION = 1
+
+
+ChatId = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LineKey = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+LanguageCode = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),
+]
+# The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+HELP_TEXT_LIMIT = 500
+# One request for help per chat and connection this often (seconds): supervisors are few.
+HELP_COOLDOWN_SECONDS = 30.0
+
+
+class ClientFrame(BaseModel):
+    # Unknown fields are ignored so that newer clients keep working with this server.
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+
+class Ping(ClientFrame):
+    type: Literal["ping"]
+
+
+# A continuity code as typed: words, any case or spacing (app/continuity/codes.py).
+ContinuityCode = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ServiceId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+    ),
+]
+
+
+class StartChat(ClientFrame):
+    type: Literal["start"]
+    v: int = PROTOCOL_VERSION
+    line: LineKey
+    language: LanguageCode
+    peer: bool = False
+    # A returning visitor's continuity code: their counsellor is asked first.
+    code: ContinuityCode | None = None
+
+
+class AcceptContinuity(ClientFrame):
+    """The visitor takes the continuity code their counsellor offered (shown once)."""
+
+    type: Literal["continuity.accept"]
+
+
+class DeleteContinuity(ClientFrame):
+    """The visitor deletes their continuity code; allowed at any time, like exit."""
+
+    type: Literal["continuity.delete"]
+    code: ContinuityCode
+
+
+class ResumeChat(ClientFrame):
+    type: Literal["resume"]
+    v: int = PROTOCOL_VERSION
+    chat_id: ChatId
+    token: Annotated[str, StringConstraints(min_length=16, max_length=128)]
+    last_seq: int = Field(default=0, ge=0)
+
+
+class VisitorMessage(ClientFrame):
+    type: Literal["message"]
+    text: Text
+    client_id: ClientId | None = None
+
+
+class VisitorTyping(ClientFrame):
+    type: Literal["typing"]
+    typing: bool
+
+
+class VisitorEnd(ClientFrame):
+    type: Literal["end"]
+
+
+class VisitorExit(ClientFrame):
+    """Quick exit: end the chat and shred its transcript now; allowed at any time."""
+
+    type: Literal["exit"]
+
+
+class VisitorFeedback(ClientFrame):
+    """The one anonymous question after a chat: did it help? Counted per line, nothing else."""
+
+    type: Literal["feedback"]
+    answer: Literal["helped", "partly", "not_helped"]
+
+
+class SetStatus(ClientFrame):
+    type: Literal["status"]
+    status: Literal["available", "away", "break"]
+
+
+class AcceptOffer(ClientFrame):
+    type: Literal["accept"]
+    chat_id: ChatId
+
+
+class DeclineOffer(ClientFrame):
+    type: Literal["decline"]
+    chat_id: ChatId
+
+
+class StaffMessage(ClientFrame):
+    type: Literal["message"]
+    chat_id: ChatId
+    text: Text
+    client_id: ClientId | None = None
+
+
+class StaffTyping(ClientFrame):
+    type: Literal["typing"]
+    chat_id: ChatId
+    typing: bool
+
+
+class StaffNote(ClientFrame):
+    type: Literal["note"]
+    chat_id: ChatId
+    text: Text
+
+
+class SyncChat(ClientFrame):
+    type: Literal["sync"]
+    chat_id: ChatId
+    last_seq: int = Field(default=0, ge=0)
+
+
+class TransferChat(ClientFrame):
+    type: Literal["transfer"]
+    chat_id: ChatId
+    line: LineKey | None = None
+    staff_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class StaffEnd(ClientFrame):
+    type: Literal["end"]
+    chat_id: ChatId
+
+
+class BlockVisitor(ClientFrame):
+    type: Literal["block"]
+    chat_id: ChatId
+
+
+class Wrapup(ClientFrame):
+    type: Literal["wrapup"]
+    chat_id: ChatId
+    topics: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=20)]
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ListLive(ClientFrame):
+    type: Literal["live"]
+
+
+class Observe(ClientFrame):
+    type: Literal["observe"]
+    chat_id: ChatId
+
+
+class Unobserve(ClientFrame):
+    type: Literal["unobserve"]
+    chat_id: ChatId
+
+
+class Whisper(ClientFrame):
+    type: Literal["whisper"]
+    chat_id: ChatId
+    text: Text
+
+
+class TakeOver(ClientFrame):
+    type: Literal["takeover"]
+    chat_id: ChatId
+
+
+class OfferContinuity(ClientFrame):
+    """At the end of a chat: offer the visitor a continuity code, with a handover note that
+    only a returning visitor's code can unlock."""
+
+    type: Literal["continuity.offer"]
+    chat_id: ChatId
+    note: Annotated[str, StringConstraints(max_length=4000)] = ""
+
+
+class SendReferral(ClientFrame):
+    """Send a referral directory entry into the chat, as a card in the visitor's language."""
+
+    type: Literal["referral"]
+    chat_id: ChatId
+    service_id: ServiceId
+
+
+class AskSupervisor(ClientFrame):
+    """A counsellor asks the on-duty supervisors of the chat's line to look at it."""
+
+    type: Literal["help"]
+    chat_id: ChatId
+    # A short word on why; delivered live to supervisors, never stored or audited.
+    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT)] = ""
+
+
+class TransferOptions(ClientFrame):
+    """Where this chat could go now: lines with someone on duty, colleagues free to take it."""
+
+    type: Literal["transfer.options"]
+    chat_id: ChatId
+
+
+class ListTeam(ClientFrame):
+    """Supervisors: who is on duty on their lines, with their status and load."""
+
+    type: Literal["team"]
+
+
+VisitorFrame = (
+    Ping
+    | StartChat
+    | ResumeChat
+    | VisitorMessage
+    | VisitorTyping
+    | VisitorEnd
+    | VisitorExit
+    | AcceptContinuity
+    | DeleteContinuity
+    | VisitorFeedback
+)
+StaffFrame = (
+    Ping
+    | SetStatus
+    | AcceptOffer
+    | DeclineOffer
+    | StaffMessage
+    | StaffTyping
+    | StaffNote
+    | SyncChat
+    | TransferChat
+    | StaffEnd
+    | BlockVisitor
+    | Wrapup
+    | ListLive
+    | Observe
+    | Unobserve
+    | Whisper
+    | TakeOver
+    | OfferContinuity
+    | SendReferral
+    | AskSupervisor
+    | TransferOptions
+    | ListTeam
+)
+
+VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
+    "ping": Ping,
+    "start": StartChat,
+    "resume": ResumeChat,
+    "message": VisitorMessage,
+    "typing": VisitorTyping,
+    "end": VisitorEnd,
+    "exit": VisitorExit,
+    "continuity.accept": AcceptContinuity,
+    "continuity.delete": DeleteContinuity,
+    "feedback": VisitorFeedback,
+}
+
+STAFF_FRAMES: dict[str, type[ClientFrame]] = {
+    "ping": Ping,
+    "status": SetStatus,
+    "accept": AcceptOffer,
+    "decline": DeclineOffer,
+    "message": StaffMessage,
+    "typing": StaffTyping,
+    "note": StaffNote,
+    "sync": SyncChat,
+    "transfer": TransferChat,
+    "end": StaffEnd,
+    "block": BlockVisitor,
+    "wrapup": Wrapup,
+    "help": AskSupervisor,
+    "transfer.options": TransferOptions,
+    # Supervisors only (app/staff/permissions.py).
+    "live": ListLive,
+    "observe": Observe,
+    "unobserve": Unobserve,
+    "whisper": Whisper,
+    "takeover": TakeOver,
+    "continuity.offer": OfferContinuity,
+    "referral": SendReferral,
+    "team": ListTeam,
+}
