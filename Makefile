@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint types check format clean browser-deps proxy-deps bench lock
+.PHONY: demo serve test test-embedded lint types check format clean browser-deps proxy-deps bench lock
 
 # The exact, hash-checked set of requirements/dev.txt, then Lykta itself (editable) on top.
 $(STAMP): pyproject.toml requirements/dev.txt
@@ -51,6 +51,13 @@ proxy-deps:
 # Two workers, each taking whole test files (module fixtures such as a browser start once).
 test: $(STAMP) browser-deps proxy-deps  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The embedded default's part of the suite (SQLite, the in-process broker): needs neither
+# PostgreSQL nor Redis. Redis is pointed at a port where nothing listens, so a test that
+# needed it after all would fail here.
+test-embedded: $(STAMP) browser-deps
+	LYKTA_TEST_REDIS_URL=redis://127.0.0.1:9/0 $(BIN)/pytest -n 2 --dist loadfile \
+	  -m "not redis and not postgres"
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests migrations bench

@@ -64,11 +64,24 @@ def websocket_adapter() -> bool:
     return True
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the machine's Redis are marked `redis`: those on the Redis broker, and
+    the modules and tests marked so by hand. The rest (the embedded default: SQLite and the
+    in-process broker) never touch it: `make test-embedded` runs them with no Redis at all."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "redis" in callspec.params.values():
+            item.add_marker(pytest.mark.redis)
+
+
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix for this test alone, whose keys are deleted afterwards."""
+async def redis_prefix(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A key prefix for this test alone, whose keys are deleted afterwards (by the tests that
+    use Redis: the others never connect to it)."""
     prefix = f"lykta-test-{uuid.uuid4().hex[:12]}"
     yield prefix
+    if request.node.get_closest_marker("redis") is None:
+        return
     broker = RedisBroker(REDIS_URL, prefix)
     await broker.start()
     try:

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
-from app.chats.protocol import STAFF_FRAMES, VISITOR_FRAMES
+from app.chats.frames import STAFF_FRAMES, VISITOR_FRAMES
 from app.kit.db import unit_of_work
 from tests.conftest import ServerFactory
 from tests.support.clients import (

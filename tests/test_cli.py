@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
+import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
@@ -221,6 +222,8 @@ async def test_start_up_logs_one_line_an_operator_can_use(tmp_path: Path) -> Non
     assert logs and all(json.loads(line)["event"] != "withheld" for line in logs), logs
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_serve_on_postgresql_and_redis_names_them_and_hides_the_redis_url(
     tmp_path: Path, database_url_pg: str, redis_prefix: str
 ) -> None:

@@ -16,7 +16,7 @@ from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.processes import processes, seeding
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 async def test_a_code_from_one_process_brings_the_visitor_back_through_the_other(

@@ -33,7 +33,7 @@ from tests.support.clients import open_chat, open_staff, open_visitor
 from tests.support.processes import ROOT, LyktaProcess, free_port, processes, seeding
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 EXAMPLE = ROOT / "config" / "deploy" / "nginx.conf"
 # Where Debian's nginx would log if a configuration asked it to (it must not be asked).

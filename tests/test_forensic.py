@@ -512,6 +512,7 @@ def run_drill(database_url: str) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.redis
 async def test_the_redis_dump_reads_every_kind_of_key() -> None:
     """The Redis variant's eyes, checked on the real Redis (a prefix of its own, removed)."""
     import redis.asyncio as aioredis

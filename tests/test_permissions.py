@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
-from app.chats.protocol import STAFF_FRAMES
+from app.chats.frames import STAFF_FRAMES
 from app.kit.db import unit_of_work
 from app.main import create_app
 from app.models.enums import StaffRole

@@ -8,24 +8,26 @@ from typing import Any
 
 import pytest
 
-from app.chats.protocol import (
-    CLOSE_POLICY_VIOLATION,
+from app.chats.frames import (
     HELP_COOLDOWN_SECONDS,
     STAFF_FRAMES,
     VISITOR_FRAMES,
     AcceptOffer,
     AskSupervisor,
+    StartChat,
+    VisitorExit,
+    VisitorMessage,
+)
+from app.chats.protocol import (
+    CLOSE_POLICY_VIOLATION,
     Close,
     Cooldown,
     ErrorCode,
     Phase,
     ProtocolError,
     StaffConnection,
-    StartChat,
     TokenBucket,
     VisitorConnection,
-    VisitorExit,
-    VisitorMessage,
     check_text,
     parse_frame,
 )

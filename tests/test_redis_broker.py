@@ -32,6 +32,9 @@ from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
 from tests.support.waiting import eventually
 
+# Every test here talks to a Redis.
+pytestmark = pytest.mark.redis
+
 
 async def test_events_reach_other_processes_once_and_plain_text_stays_home(
     redis_prefix: str,

@@ -32,7 +32,7 @@ from tests.test_scale_out import (
     until,
 )
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 def acked(client: VisitorClient | StaffClient) -> set[str]:

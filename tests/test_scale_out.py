@@ -39,7 +39,7 @@ from tests.support.clients import (
 from tests.support.processes import LyktaProcess, RedisServer, processes, seeding
 from tests.support.seed import PASSWORD, TOTP_SECRETS, add_counsellor, add_line
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 # A bound on how long a test waits for the system to settle (failure only, not a claim).
 SETTLE = 60.0

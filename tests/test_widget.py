@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.chats.protocol import ErrorCode, ProtocolError, VisitorConnection, VisitorFeedback
+from app.chats.frames import VisitorFeedback
+from app.chats.protocol import ErrorCode, ProtocolError, VisitorConnection
 from app.kit.db import Base, unit_of_work
 from app.widget import pages
 from tests.conftest import ServerFactory

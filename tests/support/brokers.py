@@ -6,6 +6,7 @@ one plugs in as `RedisVariant` (below) once Lykta runs on Redis: add it to `BROK
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,8 @@ from app.broker.memory import MemoryBroker
 from app.chats.crypto import key_name
 from app.runtime import Runtime
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The machine's Redis, as tests/conftest.py has it.
+REDIS_URL = os.environ.get("LYKTA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def transcript_gone(broker: Broker, chat_id: str) -> bool:
