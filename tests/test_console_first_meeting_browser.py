@@ -363,12 +363,14 @@ async def test_a_coordinators_screens_fit_count_and_write_dates_her_way(
     bar = page.locator("#topbar")
     for lang in ("en", "sv"):
         await page.locator("#lang").select_option(lang)
+        await expect(page.locator("html")).to_have_attribute("lang", lang)
         nav = await page.locator(".mainnav").bounding_box()
         who = await page.locator(".who").bounding_box()
         assert nav is not None and who is not None
         assert abs(nav["y"] - who["y"]) < 10, (lang, nav, who)
         assert (await bar.bounding_box() or {"height": 999})["height"] < 70, lang
     await page.locator("#lang").select_option("en")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
 
     # Dates as the console's English writes them, not as the browser's locale would.
     week_of = page.locator("#roster-day")

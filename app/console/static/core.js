@@ -506,12 +506,18 @@ export async function loadLanguage(lang) {
   catalogues[lang] = Object.assign({}, ...AREAS.map((area) => merged[area] || {}));
 }
 
+// The language asked for last wins, even when an earlier one's catalogue arrives after it.
+let languageWanted = null;
+
 async function setLanguage(lang) {
+  languageWanted = lang;
   await Promise.all([loadLanguage("en"), loadLanguage(lang)]);
+  if (languageWanted !== lang) return false;
   ctx.lang = lang;
   sessionStorage.setItem("lykta.lang", lang);
   document.documentElement.lang = lang;
   translateStatic();
+  return true;
 }
 
 function translateStatic() {
@@ -654,7 +660,7 @@ function languagePicker(id) {
     LANGUAGES.map((lang) => h("option", { value: lang, text: ctx.t(`lang.${lang}`), lang, selected: lang === ctx.lang })),
   );
   select.addEventListener("change", async () => {
-    await setLanguage(select.value);
+    if (!(await setLanguage(select.value))) return;
     if (ctx.me) {
       renderNav();
       // After the navigation is drawn again, so views may put their badges back on it.
