@@ -278,8 +278,8 @@ async def test_a_chat_whose_process_died_is_found_and_shredded(
             started = await rt.chats.lifecycle.start("support", "sv", connection=None)
             assert isinstance(started, Started)
             chat_ids.append(started.record.id)
-            await rt.chats.messages.visitor_message(
-                started.record.id, "support", "left behind", None, last_seq=0, origin="x"
+            await rt.chats.messages.visitor_messages(
+                started.record.id, "support", [("left behind", None)], last_seq=0, origin="x"
             )
             assert await rt.broker.read(started.record.id) != []
 
@@ -330,8 +330,8 @@ async def test_shredding_survives_a_restart(settings_for: SettingsFactory) -> No
         await dropped.say("the process stops while I am here")
         orphan = await rt.chats.lifecycle.start("support", "sv", connection=None)
         assert isinstance(orphan, Started)
-        await rt.chats.messages.visitor_message(
-            orphan.record.id, "support", "and my process dies", None, last_seq=0, origin="x"
+        await rt.chats.messages.visitor_messages(
+            orphan.record.id, "support", [("and my process dies", None)], last_seq=0, origin="x"
         )
     assert await broker.read(kept.chat_id) != []  # still within its retention
     # No process is alive: the broker drops the kept transcript by itself.

@@ -19,26 +19,27 @@ NOTE_LIMIT = 4000
 
 
 class Messages(ChatPart):
-    async def visitor_message(
+    async def visitor_messages(
         self,
         chat_id: str,
         line_key: str,
-        text: str,
-        client_id: str | None,
+        burst: list[tuple[str, str | None]],
         *,
         last_seq: int,
         origin: str,
         quota: Quota | None = None,
-    ) -> tuple[int, bool] | ProtocolError:
-        """Store and deliver a visitor's message: (its number, whether it was a resend), or why
-        not. `quota` is the client's message limit, counted by the broker with the append."""
-        planned = plan.visitor_message(
-            self.core.message_limit(line_key), text, client_id, self.broker.now(), origin
-        )
-        if isinstance(planned, ProtocolError):
-            return planned
-        (added,) = await self.transcript.add(chat_id, [planned], last_seq=last_seq, quota=quota)
-        return plan.message_added(added)
+    ) -> list[tuple[int, bool] | ProtocolError]:
+        """Store and deliver a visitor's messages (text, client id), read together, in one
+        step of the broker: for each, its number and whether it was a resend, or why not.
+        `quota` is the client's message limit, counted by the broker with the append."""
+        limit = self.core.message_limit(line_key)
+        now = self.broker.now()
+        planned = [plan.visitor_message(limit, text, cid, now, origin) for text, cid in burst]
+        stored = [p for p in planned if isinstance(p, plan.Planned)]
+        added = iter(await self.transcript.add(chat_id, stored, last_seq=last_seq, quota=quota))
+        return [
+            plan.message_added(next(added)) if isinstance(p, plan.Planned) else p for p in planned
+        ]
 
     async def staff_message(
         self,

@@ -6,6 +6,7 @@ never kept) and the keyed hash the abuse middleware left in its place of the add
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -13,11 +14,17 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, WebSocket
 
 from app.abuse.ratelimit import Limit, tag_of
+from app.broker.base import BrokerUnavailableError
 from app.broker.hub import Event
 from app.broker.records import ChatState
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, visitor_lease
-from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
+from app.chats.connection import (
+    UNAVAILABLE_CLOSE,
+    ClientSocket,
+    Outbound,
+    refuse_while_unavailable,
+)
 from app.chats.entries import Audience, Entry, EntryKind
 from app.chats.frames import (
     PROTOCOL_VERSION,
@@ -32,6 +39,7 @@ from app.chats.frames import (
     VisitorMessage,
     VisitorTyping,
 )
+from app.chats.gathering import Gathering
 from app.chats.lifecycle import LineUnavailable, Started
 from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame
 from app.chats.protocol import (
@@ -46,7 +54,6 @@ from app.chats.protocol import (
 from app.continuity import codes
 from app.continuity.chats import CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
-from app.routing.policy import NO_ESTIMATE, estimate_wait, hold, typical_length
 from app.routing.positions import Shown, position_frame
 from app.web.origins import origin_allowed
 
@@ -102,6 +109,8 @@ class VisitorSocket(ClientSocket):
         # The highest number of the visitor's own messages acknowledged in this chat.
         self.acked = 0
         self.waiting = False
+        # Messages read and not yet stored (app/chats/gathering.py).
+        self._messages = Gathering(self._add)
         self._message_quota = (
             None
             if self.tag is None
@@ -120,6 +129,9 @@ class VisitorSocket(ClientSocket):
 
     async def leave(self) -> None:
         self.rt.connections.visitors.pop(self.id, None)
+        # The messages read before the client went are stored before it counts as gone.
+        with contextlib.suppress(BrokerUnavailableError):
+            await self._messages.settled()
         await self._leave(disconnected=True)
 
     @property
@@ -137,38 +149,53 @@ class VisitorSocket(ClientSocket):
 
     async def on_text(self, text: str) -> bool:
         frame = self.protocol.receive_text(text)
+        if isinstance(frame, VisitorMessage):
+            self._messages.add(frame)
+            return True
+        # Anything else is handled after the messages read before it, as they were sent.
+        await self._messages.settled()
         if isinstance(frame, ProtocolError | Close):
             return self.answer(frame)
         return await _HANDLERS[type(frame)](self, frame)
 
     # Frames from the visitor --------------------------------------------------------------
 
-    async def _message(self, frame: VisitorMessage) -> bool:
+    async def _add(self, burst: list[VisitorMessage]) -> None:
         chat_id, line = self.chat_id, self.line
         if chat_id is None or line is None:
-            self.out.frame(MESSAGE_AFTER_END.frame())  # the chat ended as this was read
-            return True
-        result = await self.rt.chats.messages.visitor_message(
-            chat_id,
-            line,
-            frame.text,
-            frame.client_id,
-            last_seq=self.last_seq,
-            origin=self.id,
-            # Per client across connections (the token bucket is per connection), counted
-            # by the broker with the append.
-            quota=self._message_quota,
-        )
-        if isinstance(result, ProtocolError):
-            self.out.frame(result.frame())
-            return True
-        seq, duplicate = result
-        self.acked = max(self.acked, seq)
-        ack: Frame = {"type": "message.ack", "chat_id": chat_id, "seq": seq, "duplicate": duplicate}
-        if frame.client_id is not None:
-            ack["client_id"] = frame.client_id
-        self.out.frame(ack)
-        return True
+            for _ in burst:
+                self.out.frame(MESSAGE_AFTER_END.frame())  # the chat ended as these were read
+            return
+        try:
+            results = await self.rt.chats.messages.visitor_messages(
+                chat_id,
+                line,
+                [(frame.text, frame.client_id) for frame in burst],
+                last_seq=self.last_seq,
+                origin=self.id,
+                # Per client across connections (the token bucket is per connection),
+                # counted by the broker with the append.
+                quota=self._message_quota,
+            )
+        except BrokerUnavailableError:
+            # As when the reader meets it (ClientSocket.serve): the client comes back later.
+            self.out.close(UNAVAILABLE_CLOSE)
+            raise
+        for frame, result in zip(burst, results, strict=True):
+            if isinstance(result, ProtocolError):
+                self.out.frame(result.frame())
+                continue
+            seq, duplicate = result
+            self.acked = max(self.acked, seq)
+            ack: Frame = {
+                "type": "message.ack",
+                "chat_id": chat_id,
+                "seq": seq,
+                "duplicate": duplicate,
+            }
+            if frame.client_id is not None:
+                ack["client_id"] = frame.client_id
+            self.out.frame(ack)
 
     async def _typing_frame(self, frame: VisitorTyping) -> bool:
         assert self.chat_id is not None
@@ -310,27 +337,12 @@ class VisitorSocket(ClientSocket):
                 "continuity": record.continuity_for is not None,
             }
         )
-        # From who answered when the line was found open (each read goes through every
-        # on-duty counsellor's presence; a busy line has many starts). The position, too, goes
-        # before subscribing: after a counsellor's "joined" it would be stale.
-        staffed = result.staffing
-        line = self.rt.lines.get(record.line)
-        held = None
-        if line is not None:
-            held = hold(record, line, staffed.candidates, self.rt.broker.now())
-        wait = (
-            NO_ESTIMATE
-            if held
-            else estimate_wait(
-                result.position,
-                staffed.capacity,
-                staffed.free,
-                typical_length(await self.rt.router.recent_durations(record.line)),
-            )
-        )
-        self.out.frame(position_frame(record.id, result.position, wait, held))
+        # The position, too, goes before subscribing: after a counsellor's "joined" it would
+        # be stale.
+        shown = await self.rt.queue_watch.first_shown(record, result.position, result.staffing)
+        self.out.frame(position_frame(record.id, *shown))
         await self._enter(record.id, record.line, record.language, 0)
-        await self._wait_in_queue((result.position, wait, held))
+        await self._wait_in_queue(shown)
         # Anything that happened between creating the chat and subscribing (an auto-accept).
         self.out.catch_up(record.id)
         return True
@@ -454,7 +466,6 @@ class VisitorSocket(ClientSocket):
 
 # Frame type -> handler; each says whether to go on reading.
 _HANDLERS: dict[type[Any], Callable[[VisitorSocket, Any], Awaitable[bool]]] = {
-    VisitorMessage: VisitorSocket._message,
     VisitorTyping: VisitorSocket._typing_frame,
     Ping: VisitorSocket._ping,
     StartChat: VisitorSocket._start,

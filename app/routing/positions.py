@@ -16,10 +16,19 @@ from typing import Any
 
 from app.broker.base import Broker
 from app.broker.hub import Event
-from app.broker.records import ChatState, queued_at_of
+from app.broker.records import ChatRecord, ChatState, queued_at_of
 from app.chats.channels import line_channel
 from app.lines.directory import LineDirectory
-from app.routing.policy import NO_ESTIMATE, Hold, Wait, estimate_wait, staffing, typical_length
+from app.routing.policy import (
+    NO_ESTIMATE,
+    Hold,
+    Staffing,
+    Wait,
+    estimate_wait,
+    hold,
+    staffing,
+    typical_length,
+)
 from app.routing.service import Router
 from app.settings import Settings
 
@@ -61,6 +70,19 @@ class QueueWatch:
         router.holds_changed = self.changed
         # Counted for the queue benchmark: position frames actually sent.
         self.position_frames_sent = 0
+
+    async def first_shown(self, record: ChatRecord, position: int, staffed: Staffing) -> Shown:
+        """What a visitor whose chat just started is shown: from who answered when the line
+        was found open (each read goes through every on-duty counsellor's presence; a busy
+        line has many starts)."""
+        line = self._lines.get(record.line)
+        held = None
+        if line is not None:
+            held = hold(record, line, staffed.candidates, self._broker.now())
+        if held:
+            return position, NO_ESTIMATE, held
+        recent = typical_length(await self._router.recent_durations(record.line))
+        return position, estimate_wait(position, staffed.capacity, staffed.free, recent), None
 
     async def add_waiting(
         self, line: str, chat_id: str, sink: Sink, shown: Shown | None = None
