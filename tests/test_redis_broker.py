@@ -77,7 +77,25 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
                 break
             await asyncio.sleep(0.01)
         assert there[2] == event
-        assert await one.read("a") == [(1, b"e"), (2, sealed)]
+        # Entries stored together go out together, in one message read by the others at
+        # once: each event once, in order, whatever bytes the sealed entries hold.
+        burst = [
+            (seq, b"*3:x\n" + bytes([seq]), None, ("chat:a", {"type": "entry", "seq": seq}))
+            for seq in (3, 4, 5)
+        ]
+        burst[1] = (4, b"plain", None, ("chat:a", {"type": "entry", "seq": 4, "n": "1:2"}))
+        assert await one.append("a", burst) == [(3, "ok"), (4, "ok"), (5, "ok")]
+        for _ in range(200):
+            if len(there) == 6:
+                break
+            await asyncio.sleep(0.01)
+        assert there[3:] == [
+            {"type": "entry", "seq": 3},
+            {"type": "entry", "seq": 4, "n": "1:2"},
+            {"type": "entry", "seq": 5},
+        ]
+        assert [e["seq"] for e in here if e["type"] == "entry"] == [1, 2, 3, 4, 5]
+        assert await one.read("a") == [(1, b"e"), (2, sealed)] + [(s, e) for s, e, _, _ in burst]
         assert await one.keys_without_ttl() == []
     finally:
         await one.close()

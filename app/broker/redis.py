@@ -552,9 +552,21 @@ class RedisBroker(Broker):
         return self._events + channel.encode(), head, sealed
 
     def _deliver(self, raw_channel: bytes, payload: bytes) -> None:
+        channel = raw_channel[len(self._events) :].decode()
+        if payload[:1] != b"*":
+            self._deliver_one(channel, payload)
+            return
+        # The events of one append: '*' then each as <length>:<event> (redis_scripts.APPEND).
+        at, end = 1, len(payload)
+        while at < end:
+            colon = payload.index(b":", at)
+            size = int(payload[at:colon])
+            at = colon + 1 + size
+            self._deliver_one(channel, payload[colon + 1 : at])
+
+    def _deliver_one(self, channel: str, payload: bytes) -> None:
         if payload[:_ORIGIN_BYTES] == self._origin:
             return  # our own event, already delivered locally
-        channel = raw_channel[len(self._events) :].decode()
         head, newline, sealed = payload[_ORIGIN_BYTES + 1 :].partition(b"\n")
         try:
             event = jsonutil.loads(head)

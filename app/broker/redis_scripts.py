@@ -105,10 +105,10 @@ return {'ok', redis.call('hgetall', chat)}
 # taken in order; after a conflict (a number already taken) the rest are not looked at. The
 # quota is checked before and counted after storing each, as `incr` counts. Returns a flat
 # list: seq, status per entry looked at.
-# Per entry only the XADD and the PUBLISH: the dedupe keys are read in one HMGET, the quota
-# once and counted here, and both are written once at the end (a script runs alone, so
-# nothing can come between). Redis runs one script at a time for every process, and this one
-# runs for every message.
+# Per entry only the XADD: the dedupe keys are read in one HMGET, the quota once and counted
+# here, both are written once at the end, and the stored entries' events go out in one
+# PUBLISH (a script runs alone, so nothing can come between). Redis runs one script at a
+# time for every process, and this one runs for every message.
 APPEND = """
 local out = {}
 local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
@@ -139,7 +139,7 @@ for j = 1, #asked, 200 do
     if found[n] then known[asked[j + n - 1]] = found[n] end
   end
 end
-local marks = {}
+local marks, events = {}, {}
 for i = 6, #ARGV, 5 do
   local seq, status = last, 'ok'
   local key = ARGV[i + 2]
@@ -162,14 +162,21 @@ for i = 6, #ARGV, 5 do
       marks[#marks + 1] = key; marks[#marks + 1] = ARGV[i]
     end
     if ARGV[i + 3] ~= '' then
-      if ARGV[i + 4] == '1' then
-        redis.call('publish', ARGV[3], ARGV[i + 3] .. ARGV[i + 1])
-      else
-        redis.call('publish', ARGV[3], ARGV[i + 3])
-      end
+      local event = ARGV[i + 3]
+      if ARGV[i + 4] == '1' then event = event .. ARGV[i + 1] end
+      events[#events + 1] = event
     end
   end
   out[#out + 1] = seq; out[#out + 1] = status
+end
+-- The events of what was stored, in one message: one read and one parse for a burst in
+-- every process that follows the chat ('*' then each as <length>:<event>).
+if #events == 1 then
+  redis.call('publish', ARGV[3], events[1])
+elseif #events > 1 then
+  local framed = {}
+  for n = 1, #events do framed[n] = #events[n] .. ':' .. events[n] end
+  redis.call('publish', ARGV[3], '*' .. table.concat(framed))
 end
 if stored > 0 then
   local ttl = redis.call('pttl', KEYS[1])
