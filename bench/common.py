@@ -20,9 +20,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT
 
     @property
     def url(self) -> str:
@@ -136,7 +138,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [a.replace("{port}", str(self.port)) for a in self.argv],
                 env=env,
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -176,6 +178,39 @@ class Server:
 def lykta_server(name: str, env: dict[str, str]) -> Server:
     server = Server(name, [str(BIN / "lykta"), "serve", "--port", "{port}"])
     server.env = {**LYKTA_ENV, **env}
+    return server
+
+
+@contextlib.contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """The project at git `ref`, in a worktree of its own (removed afterwards): an earlier
+    version of Lykta to run beside this one."""
+    folder = Path(tempfile.mkdtemp(prefix="lykta-bench-ref-"))
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(folder), ref],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+            check=False,
+            capture_output=True,
+        )
+
+
+def lykta_server_at(name: str, env: dict[str, str], source: Path) -> Server:
+    """`lykta serve` as the code in `source` (a checkout) has it, on this environment's
+    packages."""
+    boot = (
+        f"import sys; sys.path.insert(0, {str(source)!r}); from app.cli import main; "
+        "sys.exit(main(['serve', '--port', sys.argv[1]]))"
+    )
+    server = Server(name, [sys.executable, "-c", boot, "{port}"])
+    server.env = {**LYKTA_ENV, **env}
+    server.cwd = source
     return server
 
 

