@@ -9,7 +9,9 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -267,6 +269,10 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     await expect(row).to_contain_text("asks for help")
     team = page.locator("tr[data-staff]", has_text="Dora")
     await expect(team).to_contain_text("1 of 3")
+    # Her duty ends at a time on the line's clock (Stockholm), not the browser's (UTC here).
+    (line,) = dora.hello["lines"]
+    ends = datetime.fromtimestamp(line["on_duty_until"], ZoneInfo("Europe/Stockholm"))
+    await expect(team.locator("td").last).to_have_text(re.compile(rf"^{ends:%H:%M}( CES?T)?$"))
     await assert_accessible(page, "supervise")
 
     await request.locator("button", has_text="Observe").click()
