@@ -58,7 +58,7 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
         assert there == [{"type": "x", "sealed": b"\x00\xff"}]
         # A stored entry's event is published by the same script that stores it.
         await one.create_chat(
-            ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5, score=1.0
+            ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5
         )
         await one.append("a", [(1, b"e", None, ("chat:a", {"type": "entry", "seq": 1}))])
         for _ in range(200):

@@ -47,6 +47,15 @@ class Lease:
     deadline_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A new chat in its queue: its 1-based position and when it was queued (epoch seconds,
+    the broker's clock)."""
+
+    position: int
+    queued_at: float
+
+
 class BrokerUnavailableError(Exception):
     """The backing service cannot be reached; the operation may or may not have happened."""
 
@@ -117,10 +126,13 @@ class Broker(ABC):
 
     # Chats --------------------------------------------------------------------------------
     @abstractmethod
-    async def create_chat(
-        self, record: ChatRecord, *, queue_limit: int, score: float
-    ) -> int | None:
-        """Store a new chat and queue it; its 1-based position, or None if the queue is full."""
+    async def create_chat(self, record: ChatRecord, *, queue_limit: int) -> Queued | None:
+        """Store a new chat and queue it at its priority, or None if the queue is full.
+
+        Its `queued_at` is the broker's clock at that moment, in the same atomic step, so
+        queue order is arrival order whichever process a visitor came through; one queued
+        within the clock's resolution of another at its priority goes just after it. Nobody
+        shown a place is overtaken by a later arrival."""
 
     @abstractmethod
     async def get_chat(self, chat_id: str) -> ChatRecord | None: ...

@@ -38,12 +38,21 @@ from app.broker.base import (
     Broker,
     BrokerUnavailableError,
     Lease,
+    Queued,
     Quota,
     Refusal,
     Transition,
 )
 from app.broker.hub import LOCAL_ENTRY, Event
-from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
+from app.broker.records import (
+    LIVE_STATES,
+    QUEUE_TIE_STEP,
+    ChatRecord,
+    Presence,
+    StaffStatus,
+    encode_change,
+    queue_band,
+)
 from app.broker.redis_connection import DOWN, Events, Lane, create_client, reason, redacted
 from app.kit import jsonutil
 
@@ -225,22 +234,24 @@ class RedisBroker(Broker):
         return time.time() + self._offset
 
     # Chats --------------------------------------------------------------------------------
-    async def create_chat(
-        self, record: ChatRecord, *, queue_limit: int, score: float
-    ) -> int | None:
+    async def create_chat(self, record: ChatRecord, *, queue_limit: int) -> Queued | None:
         flat: list[str] = []
         for name, value in record.to_fields().items():
             flat += (name, value)
-        position = await self._script(
+        base, end = queue_band(record.priority)
+        band = [repr(base), repr(end)]
+        reply = await self._script(
             "create_chat",
             [
                 self._k(f"chat:{record.id}"),
                 self._k(f"q:{record.line}"),
                 self._k(f"lc:{record.line}"),
             ],
-            [queue_limit, repr(score), record.id, CHAT_MAX_LIFETIME, *flat],
+            [queue_limit, *band, record.id, CHAT_MAX_LIFETIME, repr(QUEUE_TIE_STEP), *flat],
         )
-        return None if int(position) < 0 else int(position)
+        if int(reply[0]) < 0:
+            return None
+        return Queued(int(reply[0]), float(reply[1]))
 
     async def get_chat(self, chat_id: str) -> ChatRecord | None:
         raw = await self._call("HGETALL", self._k(f"chat:{chat_id}"))

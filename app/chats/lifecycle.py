@@ -149,10 +149,10 @@ class Lifecycle(ChatPart):
             await self.broker.connect(
                 visitor_lease(record.id), connection, self.core.visitor_lease_seconds
             )
-        position = await self.broker.create_chat(
-            record, queue_limit=line.max_queue_length, score=queue_score(priority, now)
-        )
-        if position is None:
+        # Queued at the broker's clock as it stores the chat, not at `now`: another process
+        # may queue a later arrival meanwhile (see Broker.create_chat).
+        queued = await self.broker.create_chat(record, queue_limit=line.max_queue_length)
+        if queued is None:
             await self.transcript.forget(record.id)
             if connection is not None:
                 await self.broker.disconnect(visitor_lease(record.id), connection)
@@ -169,8 +169,9 @@ class Lifecycle(ChatPart):
                 staff_id=returning.staff_id,
             )
             await self.transcript.add_one(record.id, handover, last_seq=0)
+        record.queued_at = queued.queued_at
         await self.core.queue_changed(line.key)
-        return Started(record, token, position, fallback, staffing)
+        return Started(record, token, queued.position, fallback, staffing)
 
     async def resume(
         self, chat_id: str, token: str, *, connection: str | None = None
