@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -103,10 +103,18 @@ class Broker(ABC):
         self.hub = Hub()
         self.available = True
         self._availability: list[Callable[[bool], None]] = []
+        self._losses: list[Callable[[], Awaitable[None]]] = []
 
     def on_availability(self, callback: Callable[[bool], None]) -> None:
         """Call `callback(False)` when the backing service is lost and `(True)` once it is back."""
         self._availability.append(callback)
+
+    def on_lost(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await `callback()` when the backing service comes back without what it held (a Redis
+        restarted without persistence): between `(False)` and `(True)` above, so a process
+        writes back what its clients had before it takes them again. The in-process broker
+        never loses anything its process outlives."""
+        self._losses.append(callback)
 
     def _set_available(self, available: bool) -> None:
         self.available = available

@@ -1,6 +1,7 @@
 """The Redis broker: the same interface as the in-process one, shared by many processes.
 
-Layout (every key under one hash tag `{prefix}:`, every key with a TTL):
+Layout (every key under one hash tag `{prefix}:`, every key with a TTL; `epoch` is a random
+marker that says Redis still holds what it held, see `_sync_clock`):
 `chat:<id>` hash (the record), `tx:<id>` stream (sealed entries, id `<seq>-0`), `dd:<id>` hash
 (dedupe), `q:<line>` sorted set (the queue), `lc:<line>` set (live chats), `load:<staff>` set
 (chats counted against capacity), `pres:<staff>` hash (presence, JSON per field), `lp:<line>`
@@ -62,6 +63,10 @@ logger = logging.getLogger(__name__)
 PRESENCE_TTL = 24 * 3600
 # How often the connection is checked and the clock offset to Redis measured (seconds).
 HEALTH_SECONDS = 1.0
+# After Redis lost its data, how long a process waits, once it has written back what its
+# clients had, before it takes clients again: every process that held some does the same
+# within a health check or two, so a client coming back through any of them is told.
+LOSS_SETTLE_SECONDS = 3 * HEALTH_SECONDS
 
 _REFUSALS = {r.value: r for r in Refusal}
 _LIVE = "," + ",".join(sorted(s.value for s in LIVE_STATES)) + ","
@@ -114,6 +119,10 @@ class RedisBroker(Broker):
             for name, body in redis_scripts.ALL.items()
         }
         self._offset = 0.0
+        # The marker this process found in Redis (`_sync_clock`), and whether Redis has since
+        # been found without it: it lost its data, and our clients must be told.
+        self._epoch: bytes | None = None
+        self._lost = False
         self._health: asyncio.Task[None] | None = None
         self._recovering = False
         self._recovery: asyncio.Task[None] | None = None
@@ -174,10 +183,18 @@ class RedisBroker(Broker):
         await self._sync_clock()
 
     async def _sync_clock(self) -> None:
+        """Measure the clock offset to Redis, and check that Redis still holds the marker
+        this process found (or left) there: a Redis that lost its data (restarted without
+        persistence, flushed) has none, or one another process has set since."""
         before = time.time()
-        seconds, micros = await self._call("TIME")
+        seconds, micros, epoch = await self._script(
+            "epoch", [self._k("epoch")], [secrets.token_hex(8), CHAT_MAX_LIFETIME]
+        )
         after = time.time()
         self._offset = int(seconds) + int(micros) / 1e6 - (before + after) / 2
+        if self._epoch is not None and epoch != self._epoch:
+            self._lost = True
+        self._epoch = epoch
 
     async def _watch(self) -> None:
         while True:
@@ -187,6 +204,10 @@ class RedisBroker(Broker):
             try:
                 await self._sync_clock()
             except BrokerUnavailableError:
+                self._connection_lost()
+            if self._lost:
+                # Emptied under a connection that held: as after an outage, clients come
+                # back, and are told what was lost.
                 self._connection_lost()
 
     def _connection_lost(self) -> None:
@@ -206,12 +227,28 @@ class RedisBroker(Broker):
                 await self._prepare()
                 channels = [self._events + c.encode() for c in self.hub.channels()]
                 await self._subscriber.connect(channels)
+                if self._lost:
+                    await self._write_back()
             except (BrokerUnavailableError, *DOWN, RedisError):
                 continue
             break
         self._recovering = False
         logger.warning("Redis connection restored")
         self._set_available(True)
+
+    async def _write_back(self) -> None:
+        """Redis came back without its data: `on_lost` callbacks write back what this
+        process's clients had, then the other processes get time to do the same."""
+        logger.warning("Redis lost its data (no persistence?): clients are told what was lost")
+        for callback in list(self._losses):
+            try:
+                await callback()
+            except (BrokerUnavailableError, *DOWN, RedisError):
+                raise  # Redis is gone again: all of it once more when it is back
+            except Exception:
+                logger.exception("writing back after Redis lost its data failed")
+        self._lost = False
+        await asyncio.sleep(LOSS_SETTLE_SECONDS)
 
     # Commands -----------------------------------------------------------------------------
     async def _call(self, *args: Any) -> Any:

@@ -424,6 +424,20 @@ return redis.call('zrange', KEYS[1], 0, -1)
 """
 )
 
+# KEYS: the marker. ARGV: a new random value, ttl s. Redis's clock, and the marker's value:
+# set by the first process that finds none, kept by every process's health check (a Redis that
+# lost its data has none, or one set since by another process). TIME first: it is what the
+# caller measures the clock offset by. Its expiry is pushed on only now and then: a health
+# check that writes nothing costs no append-only file or replica anything.
+EPOCH = """
+local t = redis.call('time')
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+    and redis.call('ttl', KEYS[1]) < tonumber(ARGV[2]) / 2 then
+  redis.call('expire', KEYS[1], ARGV[2])
+end
+return {t[1], t[2], redis.call('get', KEYS[1])}
+"""
+
 ALL = {
     "create_chat": CREATE_CHAT,
     "transition": TRANSITION,
@@ -444,4 +458,5 @@ ALL = {
     "incr": INCR,
     "push_recent": PUSH_RECENT,
     "owed_wrapups": OWED_WRAPUPS,
+    "epoch": EPOCH,
 }

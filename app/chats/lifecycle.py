@@ -26,6 +26,7 @@ from app.broker.records import (
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel, visitor_lease
 from app.chats.core import STATE_RETRIES, ChatCore, ChatPart, err, withdrawn_offer
 from app.chats.entries import Entry, EntryKind
+from app.chats.lost import LostChat, lost_chat
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.wrapups import wrapup_required
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
@@ -175,8 +176,13 @@ class Lifecycle(ChatPart):
 
     async def resume(
         self, chat_id: str, token: str, *, connection: str | None = None
-    ) -> ChatRecord | ProtocolError:
+    ) -> ChatRecord | LostChat | ProtocolError:
+        """Back in the chat; or it was lost with the broker's data (app/chats/lost.py)."""
         record = await self.broker.get_chat(chat_id)
+        if record is None:
+            lost = await lost_chat(self.broker, chat_id)
+            if lost is not None:
+                return lost
         if record is None or not tokens_match(token, record.resume_digest):
             return err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
         if record.state is ChatState.ended:
