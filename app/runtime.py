@@ -23,6 +23,7 @@ from app.chats.background import (
 )
 from app.chats.connection import UNAVAILABLE_CLOSE, ClientSocket
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
+from app.chats.lost import Held, announce, write_back
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
 from app.continuity.chats import ContinuityChats
@@ -70,6 +71,11 @@ class Runtime:
     continuity: ContinuityChats
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # What this process's clients had when the broker went away (app/chats/lost.py), until it
+    # is back; and, once written back after a loss, what to announce when clients come back.
+    held: Held | None = None
+    announcing: Held | None = None
+    announcement: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, broker: Broker | None = None) -> Runtime:
@@ -113,6 +119,7 @@ class Runtime:
 
     async def start(self) -> None:
         self.broker.on_availability(self._broker_availability)
+        self.broker.on_lost(self._broker_lost)
         await self.broker.start()
         await self.lines.reload()
         await self.lines.follow(self.broker)
@@ -131,16 +138,33 @@ class Runtime:
     def _broker_availability(self, available: bool) -> None:
         """The broker was lost: every client is told to reconnect, and resumes once it is back.
 
-        Events published while Redis was away are lost; resuming replays the transcript.
+        Events published while Redis was away are lost; resuming replays the transcript. If
+        Redis lost its data meanwhile, `_broker_lost` writes back what the clients had.
         """
         if available:
+            self.held = None
+            if self.announcing is not None:
+                self.announcement = asyncio.get_running_loop().create_task(
+                    announce(self.broker, self.announcing)
+                )
+                self.announcing = None
             return
+        self.held = Held.of(self.connections)
         sockets: list[ClientSocket] = [
             *self.connections.visitors.values(),
             *self.connections.staff.values(),
         ]
         for socket in sockets:
             socket.out.close(UNAVAILABLE_CLOSE)
+
+    async def _broker_lost(self) -> None:
+        held = self.held or Held()
+        logger.warning(
+            "chats of this process's clients were lost with Redis's data",
+            extra={"chats": len(held.chats), "counsellors": len(held.staff)},
+        )
+        await write_back(self.broker, self.transcript, held)
+        self.announcing = held
 
     async def stop(self) -> None:
         for task in self.tasks:

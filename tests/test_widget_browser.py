@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from app.broker.base import Broker
+from app.chats.lost import Held, write_back
 from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
@@ -362,6 +363,32 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
     await storage_is_empty(frame)
     await frame.wait_for_selector("#view-intro:not([hidden])")
     only_two_origins(w)
+
+
+async def test_a_chat_the_server_lost_with_its_data_says_so_in_words(world: World) -> None:
+    w, page = world, world.page
+    rt = w.lykta.runtime
+    await add_counsellor(rt, "anna", alias="Anna")
+    anna = await open_staff(w.lykta, "anna", PASSWORD)
+    await page.goto(f"{w.host}/about")
+    frame = await open_launcher(page)
+    await frame.get_by_role("button", name="Starta chatten").click()
+    chat_id = await offered(anna)
+    await anna.accept(chat_id)
+    await frame.get_by_role("heading", name="Du chattar med Anna").wait_for()
+    await w.drop_network()
+    # The chat goes as with a Redis restarted empty, and the server writes back what its
+    # clients had then (app/chats/lost.py; on Redis, tests/test_scale_out.py restarts one).
+    await rt.broker.delete_chat(chat_id)
+    await write_back(rt.broker, rt.transcript, Held(chats={chat_id: "support"}))
+    await w.restore_network()
+    ended = frame.locator("#ended-by")
+    await ended.filter(has_text="chatten gick förlorad").wait_for(timeout=30_000)
+    await axe_clean(frame, "lost")
+    await shots(page, "lost")
+    await frame.get_by_role("button", name="Starta en ny chatt").click()
+    await frame.get_by_role("button", name="Starta chatten").click()
+    assert await offered(anna) != chat_id
 
 
 async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(world: World) -> None:

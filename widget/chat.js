@@ -504,7 +504,8 @@ function ended(f) {
   counsellor = null;
   $('typing').textContent = '';
   $('queue').textContent = '';
-  const by = { visitor: 'ended_by_you', counsellor: 'ended_by_counsellor' }[f.by] || 'ended_system';
+  // `lost`: the chat went with the service's data (a restart); it cannot be resumed.
+  const by = f.reason === 'lost' ? 'ended_lost' : { visitor: 'ended_by_you', counsellor: 'ended_by_counsellor' }[f.by] || 'ended_system';
   $('ended-by').textContent = t(by);
   $('composer').hidden = true;
   $('end-row').hidden = true;

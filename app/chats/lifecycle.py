@@ -26,6 +26,7 @@ from app.broker.records import (
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel, visitor_lease
 from app.chats.core import STATE_RETRIES, ChatCore, ChatPart, err, withdrawn_offer
 from app.chats.entries import Entry, EntryKind
+from app.chats.lost import LostChat, lost_chat
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.wrapups import wrapup_required
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
@@ -149,10 +150,10 @@ class Lifecycle(ChatPart):
             await self.broker.connect(
                 visitor_lease(record.id), connection, self.core.visitor_lease_seconds
             )
-        position = await self.broker.create_chat(
-            record, queue_limit=line.max_queue_length, score=queue_score(priority, now)
-        )
-        if position is None:
+        # Queued at the broker's clock as it stores the chat, not at `now`: another process
+        # may queue a later arrival meanwhile (see Broker.create_chat).
+        queued = await self.broker.create_chat(record, queue_limit=line.max_queue_length)
+        if queued is None:
             await self.transcript.forget(record.id)
             if connection is not None:
                 await self.broker.disconnect(visitor_lease(record.id), connection)
@@ -169,13 +170,19 @@ class Lifecycle(ChatPart):
                 staff_id=returning.staff_id,
             )
             await self.transcript.add_one(record.id, handover, last_seq=0)
+        record.queued_at = queued.queued_at
         await self.core.queue_changed(line.key)
-        return Started(record, token, position, fallback, staffing)
+        return Started(record, token, queued.position, fallback, staffing)
 
     async def resume(
         self, chat_id: str, token: str, *, connection: str | None = None
-    ) -> ChatRecord | ProtocolError:
+    ) -> ChatRecord | LostChat | ProtocolError:
+        """Back in the chat; or it was lost with the broker's data (app/chats/lost.py)."""
         record = await self.broker.get_chat(chat_id)
+        if record is None:
+            lost = await lost_chat(self.broker, chat_id)
+            if lost is not None:
+                return lost
         if record is None or not tokens_match(token, record.resume_digest):
             return err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
         if record.state is ChatState.ended:
