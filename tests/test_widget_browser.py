@@ -500,9 +500,16 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     await axe_clean(page, "safety")
     await shots(page, "safety")
 
-    # Lykta unreachable: a clear state with other help, and a way to try again.
-    await page.route(f"{w.lykta.url}/api/**", lambda route: route.abort())
+    # Lykta unreachable once the page is there (it brings the line's state with it): Start
+    # leads to a clear state with other help, and a way to try again.
     await page.goto(f"{w.lykta.url}/chat/youth?lang=en")
+    await page.route(f"{w.lykta.url}/api/**", lambda route: route.abort())
+
+    async def unreachable(socket: WebSocketRoute) -> None:
+        await socket.close()
+
+    await page.route_web_socket(re.compile(r".*/ws/visitor"), unreachable)
+    await page.get_by_role("button", name="Start chat").click()
     await page.get_by_role("heading", name="We cannot reach the chat right now").wait_for()
     assert "112" in (await page.locator("#alternatives").text_content() or "")
     await axe_clean(page, "down")
