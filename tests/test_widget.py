@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.chats.frames import VisitorFeedback
 from app.chats.protocol import ErrorCode, ProtocolError, VisitorConnection
 from app.kit.db import Base, unit_of_work
-from app.widget import pages
+from app.widget import compressed, pages
 from tests.conftest import ServerFactory
 from tests.support.clients import open_staff, open_visitor
 from tests.support.seed import PASSWORD, add_counsellor, add_line
@@ -409,6 +409,49 @@ async def test_each_visitor_file_is_sent_compressed_when_the_client_takes_it(
         response = await sent(widget_server, path, refusal)
         assert "content-encoding" not in response.headers, refusal
         assert response.content == plain.content
+
+
+async def test_odd_or_oversized_accept_encoding_gets_the_file_as_it_is(
+    widget_server: RunningServer,
+) -> None:
+    original = (pages.WIDGET_DIR / "chat.js").read_bytes()
+    for odd in ("br;q=abc, gzip;q=", ";;;,,,", "BR;Q=0.0, GZIP;Q=0", "x" * 4000, "zstd, *;q=0"):
+        response = await sent(widget_server, "/widget/chat.js", odd)
+        assert response.status_code == 200, odd
+        assert "content-encoding" not in response.headers, odd
+        assert response.content == original
+    # Upper case and a wildcard are what they say.
+    assert (await sent(widget_server, "/widget/chat.js", "GZIP")).headers[
+        "content-encoding"
+    ] == "gzip"
+    assert (await sent(widget_server, "/widget/chat.js", "*")).headers["content-encoding"] == "br"
+
+
+def test_a_page_is_compressed_once_and_few_are_kept() -> None:
+    cache = compressed.PageCache(size=2)
+    first = cache.get(b"<p>one</p>" * 50)
+    assert cache.get(b"<p>one</p>" * 50) is first  # not compressed again
+    cache.get(b"<p>two</p>" * 50)
+    cache.get(b"<p>one</p>" * 50)  # recently served: kept
+    cache.get(b"<p>three</p>" * 50)  # the least recently served goes
+    assert cache.get(b"<p>one</p>" * 50) is first
+    assert len(cache) == 2
+
+
+async def test_the_line_inside_the_page_cannot_end_its_block(lykta: ServerFactory) -> None:
+    odd = "</script><script>alert(1)</script> & <!-- -->"
+    async with lykta() as server:
+        await add_line(
+            server.runtime, "odd", languages=["en"], closed_message={}, alternatives={"en": odd}
+        )
+        page = (await get(server, "/chat/odd?lang=en")).text
+    block = re.search(r'<script type="application/json" id="boot">(.*?)</script>', page, re.S)
+    assert block is not None
+    assert "<" not in block.group(1) and ">" not in block.group(1)
+    boot = json.loads(block.group(1))
+    assert boot["line"]["alternatives"] == {"en": odd}
+    assert boot["line"]["open"] is False  # nobody on duty: the script shows the closed state
+    assert boot["texts"] == pages.catalogues()["en"]
 
 
 async def test_api_answers_are_never_compressed(widget_server: RunningServer) -> None:

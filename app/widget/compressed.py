@@ -84,6 +84,9 @@ class PageCache:
         self.size = size
         self._pages: OrderedDict[bytes, Encoded] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._pages)
+
     def get(self, body: bytes) -> Encoded:
         found = self._pages.get(body)
         if found is None:
