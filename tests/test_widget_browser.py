@@ -272,9 +272,14 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
     frame = await open_launcher(page)
     assert await frame.evaluate("document.title") == "Chatt"
     await frame.get_by_text("Vi sparar inget om dig.").wait_for()
+    # The page brought its catalogue and the line's state: Start is enabled with no request
+    # for either, and no other language's catalogue is fetched before the visitor picks it.
+    await frame.wait_for_selector("#start:enabled")
+    assert [u for u in w.requests if "/widget/i18n/" in u or "/api/lines" in u] == []
     # Another language, in place: no navigation, no history entry.
     await frame.select_option("#language", "en")
     await frame.get_by_role("button", name="Start chat").wait_for()
+    assert [u for u in w.requests if "/widget/i18n/" in u] == [f"{w.lykta.url}/widget/i18n/en.json"]
     await frame.get_by_text("We keep nothing about you.").wait_for()
     assert await frame.evaluate("document.documentElement.lang") == "en"
     await frame.select_option("#language", "sv")
