@@ -4,12 +4,15 @@ notice, bad input, and the size budget."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import re
 import zlib
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 
 import brotli
 import httpx
@@ -22,6 +25,7 @@ from app.kit.db import Base, unit_of_work
 from app.widget import compressed, pages
 from tests.conftest import ServerFactory
 from tests.support.clients import open_staff, open_visitor
+from tests.support.processes import RedisServer
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -438,6 +442,14 @@ def test_a_page_is_compressed_once_and_few_are_kept() -> None:
     assert len(cache) == 2
 
 
+def boot_of(page: str) -> dict[str, Any]:
+    """The data block the chat page carries for its script."""
+    block = re.search(r'<script type="application/json" id="boot">(.*?)</script>', page, re.S)
+    assert block is not None
+    found: dict[str, Any] = json.loads(block.group(1))
+    return found
+
+
 async def test_the_line_inside_the_page_cannot_end_its_block(lykta: ServerFactory) -> None:
     odd = "</script><script>alert(1)</script> & <!-- -->"
     async with lykta() as server:
@@ -452,6 +464,32 @@ async def test_the_line_inside_the_page_cannot_end_its_block(lykta: ServerFactor
     assert boot["line"]["alternatives"] == {"en": odd}
     assert boot["line"]["open"] is False  # nobody on duty: the script shows the closed state
     assert boot["texts"] == pages.catalogues()["en"]
+
+
+@pytest.mark.redis
+async def test_the_page_comes_while_the_broker_is_away(
+    lykta: ServerFactory, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path, appendonly=False)
+    await redis.start()
+    try:
+        async with lykta(redis_url=redis.url, redis_prefix="page") as server:
+            await add_line(server.runtime, "support", languages=["sv", "en"])
+            assert boot_of((await get(server, "/chat/support?lang=sv")).text)["line"]["key"]
+            await redis.stop()
+            for _ in range(500):
+                if not server.runtime.broker.available:
+                    break
+                await asyncio.sleep(0.01)
+            response = await get(server, "/chat/support?lang=sv")
+            # Whether the line is open is unknown: the script asks again (and says it cannot
+            # reach the chat while that fails).
+            assert response.status_code == 200
+            boot = boot_of(response.text)
+            assert boot["line"] is None and boot["texts"] == pages.catalogues()["sv"]
+            assert Page(response.text).attrs["body"]["data-line"] == "support"
+    finally:
+        await redis.stop()
 
 
 async def test_api_answers_are_never_compressed(widget_server: RunningServer) -> None:

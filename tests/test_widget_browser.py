@@ -15,8 +15,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import BrowserContext, Frame, Page, ViewportSize, WebSocketRoute
+from playwright.async_api import (
+    BrowserContext,
+    Frame,
+    Page,
+    ViewportSize,
+    WebSocketRoute,
+)
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Route as BrowserRoute
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, Response
@@ -522,6 +529,27 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     await page.unroute(f"{w.lykta.url}/api/**")
     await page.get_by_role("button", name="Try again").click()
     await page.get_by_role("button", name="Start chat").wait_for()
+
+    # A page made while the broker was away carries no line state: its script asks for it,
+    # and says it cannot reach the chat while that fails.
+    await page.route(f"{w.lykta.url}/api/**", lambda route: route.abort())
+
+    async def made_without_broker(route: BrowserRoute) -> None:
+        answer = await route.fetch()
+        body = re.sub(
+            r',"line":\{.*\}\}</script>', ',"line":null}</script>', await answer.text(), flags=re.S
+        )
+        skip = ("content-encoding", "content-length")
+        headers = {k: v for k, v in answer.headers.items() if k.lower() not in skip}
+        await route.fulfill(status=answer.status, headers=headers, body=body)
+
+    await page.route(f"{w.lykta.url}/chat/**", made_without_broker)
+    await page.goto(f"{w.lykta.url}/chat/youth?lang=en")
+    await page.get_by_role("heading", name="We cannot reach the chat right now").wait_for()
+    await page.unroute(f"{w.lykta.url}/api/**")
+    await page.unroute(f"{w.lykta.url}/chat/**")
+    await page.get_by_role("button", name="Try again").click()
+    await page.wait_for_selector("#start:enabled")
     only_two_origins(w)
 
 

@@ -794,14 +794,16 @@ async function init() {
   } catch {
     chat = null;
   }
-  line = boot.line;
+  line = boot.line; // null when the server could not tell: asked again below
   if (chat) {
     // Back after a reload: the whole transcript comes again from the server.
     renderHelp();
     updateCount();
     connect();
-  } else {
+  } else if (line) {
     showLine();
+  } else {
+    await refreshLine();
   }
 }
 

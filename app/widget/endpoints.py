@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import HTMLResponse
 
+from app.broker.base import BrokerUnavailableError
 from app.deps import RuntimeDep
 from app.lines.public import public_line
 from app.staff.permissions import public
@@ -106,7 +107,12 @@ async def chat_page(
         notices.append(texts["unknown_line"].replace("{name}", line.name))
     if choice.fell_back:
         notices.append(texts["unknown_language"])
-    state = await public_line(runtime, line) if line is not None else None
+    try:
+        state = await public_line(runtime, line) if line is not None else None
+    except BrokerUnavailableError:
+        # Whether the line is open lives in the broker: the page comes all the same, and its
+        # script asks again, saying meanwhile that the chat cannot be reached.
+        state = None
     boot = {"texts": texts, "line": state.model_dump(mode="json") if state else None}
     return _page(
         pages.render(
