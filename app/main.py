@@ -32,6 +32,7 @@ from app.stats import endpoints as stats_endpoints
 from app.web import home
 from app.web.headers import SecurityHeaders
 from app.widget import endpoints as widget_endpoints
+from app.widget import pages as widget_pages
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The widget's files are read and compressed now, not by the first visitor's request.
+        widget_pages.assets()
         runtime = Runtime.build(settings, broker)
         app.state.runtime = runtime
         await runtime.start()

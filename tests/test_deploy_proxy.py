@@ -207,6 +207,14 @@ async def test_chats_work_through_the_proxy_which_keeps_no_client_address(
             response = await http.get(f"http://127.0.0.1:{proxy.http_port}/chat/support")
         assert response.status_code == 301
         assert response.headers["location"].startswith("https://")
+        # The visitor's files pass through compressed as Lykta sent them; API answers never
+        # are compressed, by Lykta or by the proxy.
+        async with httpx.AsyncClient(base_url=proxy.url) as http:
+            script = await http.get("/widget/chat.js", headers={"Accept-Encoding": "br, gzip"})
+            line = await http.get("/api/lines/support", headers={"Accept-Encoding": "br, gzip"})
+        assert script.headers["content-encoding"] == "br"
+        assert script.content == (ROOT / "widget" / "chat.js").read_bytes()
+        assert line.status_code == 200 and "content-encoding" not in line.headers
 
         anna = await open_staff(proxy, "anna", PASSWORD)
         visitor = await open_chat(proxy, anna)
