@@ -22,6 +22,7 @@ from app.console import endpoints as console_endpoints
 from app.continuity import endpoints as continuity_endpoints
 from app.directory import endpoints as directory_endpoints
 from app.kit.errors import ApiError, api_error_response
+from app.kit.logging import flush_repeats
 from app.lines import endpoints as line_endpoints
 from app.roster import endpoints as roster_endpoints
 from app.runtime import Runtime
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
             yield
         finally:
             await runtime.stop()
+            flush_repeats()
 
     app = FastAPI(
         title="Lykta",

@@ -6,6 +6,7 @@ removed from the request before anything else runs (see ratelimit.take_client).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,8 @@ from app.kit import jsonutil
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
+
+logger = logging.getLogger(__name__)
 
 
 class RequestLimits:
@@ -45,6 +48,8 @@ class RequestLimits:
             # (WebSocket endpoints turn clients away meanwhile anyway).
             allowed = True
         if not allowed:
+            # Counted per interval, not a line each (app/kit/logging.py): a flood sets the pace.
+            logger.warning("client over its limit; refused", extra={"code": f"{bucket}_limited"})
             if scope["type"] == "websocket":
                 await _refuse_websocket(receive, send)
             else:

@@ -46,6 +46,7 @@ from app.broker.hub import LOCAL_ENTRY, Event
 from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
 from app.broker.redis_connection import DOWN, Events, Lane, create_client, reason, redacted
 from app.kit import jsonutil
+from app.kit.logging import STATE_CHANGE
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class RedisBroker(Broker):
         if self._recovering or not self._started:
             return
         self._recovering = True
-        logger.warning("Redis connection lost; clients are told to reconnect")
+        logger.warning("Redis connection lost; clients are told to reconnect", extra=STATE_CHANGE)
         self._set_available(False)
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
@@ -201,7 +202,7 @@ class RedisBroker(Broker):
                 continue
             break
         self._recovering = False
-        logger.warning("Redis connection restored")
+        logger.warning("Redis connection restored", extra=STATE_CHANGE)
         self._set_available(True)
 
     # Commands -----------------------------------------------------------------------------
