@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+STAFF_SOCKET = "/ws/staff"
+
 
 class RequestLimits:
     """Refuse floods with 429 (HTTP) or close 1013 (WebSocket) and bodies over the cap with 413."""
@@ -83,7 +85,11 @@ def _bucket(
     scope: Scope, http_rate: int, sign_in_rate: int, connection_rate: int
 ) -> tuple[str, Limit]:
     if scope["type"] == "websocket":
-        return "ws", Limit(connection_rate, 60)
+        # Counsellors and visitors are counted apart: a flood of visitor connections from one
+        # address (a shelter's Wi-Fi, a carrier's NAT, an attacker) must not lock out the
+        # counsellors who share it.
+        bucket = "staff_ws" if scope["path"] == STAFF_SOCKET else "ws"
+        return bucket, Limit(connection_rate, 60)
     if scope["path"] == "/api/staff/session" and scope["method"] == "POST":
         return "signin", Limit(sign_in_rate, 60)
     return "http", Limit(http_rate, 60)
