@@ -34,6 +34,7 @@ from app.routing.service import Router
 from app.settings import Settings
 from app.stats.counters import ChatCounters
 from app.stats.recorder import StatsRecorder
+from app.web.health import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Runtime:
     openings: Openings
     counters: ChatCounters
     continuity: ContinuityChats
+    readiness: Readiness
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -109,6 +111,7 @@ class Runtime:
             openings=Openings(sessionmaker),
             counters=counters,
             continuity=ContinuityChats(chats, sessionmaker, settings),
+            readiness=Readiness(engine, broker),
         )
 
     async def start(self) -> None:

@@ -158,6 +158,11 @@ class RedisBroker(Broker):
             with contextlib.suppress(*DOWN, RedisError):
                 await client.aclose()
 
+    async def ping(self) -> None:
+        # A command on the data (not PING): a Redis still loading its data refuses it, and a
+        # refusal counts as the connection lost until Redis serves again.
+        await self._call("EXISTS", self._k("ready"))
+
     async def _prepare(self) -> None:
         """Load the scripts and measure the clock offset to Redis."""
         for name, body in redis_scripts.ALL.items():
