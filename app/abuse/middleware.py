@@ -36,7 +36,6 @@ class RequestLimits:
         runtime: Runtime = scope["app"].state.runtime
         settings = runtime.settings
         limiter = runtime.rate_limiter
-        key = await limiter.take_client(scope)
         bucket, limit = _bucket(
             scope,
             settings.http_rate_per_minute,
@@ -44,10 +43,11 @@ class RequestLimits:
             settings.connection_rate_per_minute,
         )
         try:
+            key = await limiter.take_client(scope)
             allowed = await limiter.allow(bucket, key, limit)
         except BrokerUnavailableError:
-            # The counters live in the broker; for the seconds it is away, limits are off
-            # (WebSocket endpoints turn clients away meanwhile anyway).
+            # The hashing key and the counters live in the broker; for the seconds it is away
+            # (or loading), limits are off (WebSocket endpoints turn clients away meanwhile).
             allowed = True
         if not allowed:
             # Counted per interval, not a line each (app/kit/logging.py): a flood sets the pace.
