@@ -35,6 +35,7 @@ from app.routing.service import Router
 from app.settings import Settings
 from app.stats.counters import ChatCounters
 from app.stats.recorder import StatsRecorder
+from app.web.health import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Runtime:
     openings: Openings
     counters: ChatCounters
     continuity: ContinuityChats
+    readiness: Readiness
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # What this process's clients had when the broker went away (app/chats/lost.py), until it
@@ -115,6 +117,7 @@ class Runtime:
             openings=Openings(sessionmaker),
             counters=counters,
             continuity=ContinuityChats(chats, sessionmaker, settings),
+            readiness=Readiness(engine, broker),
         )
 
     async def start(self) -> None:

@@ -127,6 +127,9 @@ class Broker(ABC):
     async def close(self) -> None:
         """Release connections."""
 
+    async def ping(self) -> None:
+        """One round trip to the backing service (BrokerUnavailableError if it cannot serve)."""
+
     @abstractmethod
     def now(self) -> float:
         """The broker's clock (epoch seconds): one clock for every process's deadlines. Never

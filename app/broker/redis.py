@@ -56,6 +56,7 @@ from app.broker.records import (
 )
 from app.broker.redis_connection import DOWN, Events, Lane, create_client, reason, redacted
 from app.kit import jsonutil
+from app.kit.logging import STATE_CHANGE
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,11 @@ class RedisBroker(Broker):
             with contextlib.suppress(*DOWN, RedisError):
                 await client.aclose()
 
+    async def ping(self) -> None:
+        # A command on the data (not PING): a Redis still loading its data refuses it, and a
+        # refusal counts as the connection lost until Redis serves again.
+        await self._call("EXISTS", self._k("ready"))
+
     async def _prepare(self) -> None:
         """Load the scripts and measure the clock offset to Redis."""
         for name, body in redis_scripts.ALL.items():
@@ -214,7 +220,7 @@ class RedisBroker(Broker):
         if self._recovering or not self._started:
             return
         self._recovering = True
-        logger.warning("Redis connection lost; clients are told to reconnect")
+        logger.warning("Redis connection lost; clients are told to reconnect", extra=STATE_CHANGE)
         self._set_available(False)
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
@@ -233,7 +239,7 @@ class RedisBroker(Broker):
                 continue
             break
         self._recovering = False
-        logger.warning("Redis connection restored")
+        logger.warning("Redis connection restored", extra=STATE_CHANGE)
         self._set_available(True)
 
     async def _write_back(self) -> None:

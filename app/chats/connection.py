@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.broker.base import BrokerUnavailableError
 from app.broker.hub import LOCAL_ENTRY, Event
@@ -198,6 +198,10 @@ class Outbound:
             await self._run()
         except BrokerUnavailableError:
             await self._close(UNAVAILABLE_CLOSE)
+        except WebSocketDisconnect:
+            # The client went while its frames were on their way: not an error (the reader
+            # sees it go and the connection ends as any other).
+            pass
 
     async def _run(self) -> None:
         ws = self._ws

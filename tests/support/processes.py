@@ -148,6 +148,8 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.appendonly = appendonly
+        # More `--name value` arguments for the next start (e.g. to make loading slow).
+        self.options: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -186,6 +188,7 @@ class RedisServer:
                 "yes" if self.appendonly else "no",
                 "--appendfsync",
                 "always",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
