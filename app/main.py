@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import make_url
 
 from app.abuse.middleware import RequestLimits
@@ -21,7 +22,7 @@ from app.chats import staff_ws, visitor_ws
 from app.console import endpoints as console_endpoints
 from app.continuity import endpoints as continuity_endpoints
 from app.directory import endpoints as directory_endpoints
-from app.kit.errors import ApiError, api_error_response
+from app.kit.errors import REFUSALS, ApiError, api_error_response, invalid_request_response
 from app.kit.logging import flush_repeats
 from app.lines import endpoints as line_endpoints
 from app.roster import endpoints as roster_endpoints
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
         docs_url="/api/docs" if settings.is_development else None,
         redoc_url=None,
         openapi_url="/api/openapi.json" if settings.is_development else None,
+        # Every operation's refusals share one schema (app/kit/errors.py).
+        responses=REFUSALS,
     )
     # The last added runs first: security headers wrap everything, even refusals of the limits.
     app.add_middleware(RequestLimits)
@@ -101,4 +104,5 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(health.router)
     app.add_exception_handler(ApiError, api_error_response)
     app.add_exception_handler(BrokerUnavailableError, health.broker_unavailable_response)
+    app.add_exception_handler(RequestValidationError, invalid_request_response)
     return app
