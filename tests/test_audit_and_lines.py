@@ -73,7 +73,17 @@ async def test_coordinators_read_and_filter_the_audit_log(server: RunningServer)
     )
     assert searched.status_code == 200, searched.text
     assert [e["action"] for e in searched.json()["entries"]] == ["chat.accepted"]
-    for body in ({"chat_id": "<script>"}, {"limit": 0}, {"since": "2026-01-01T00:00:00"}, {"x": 1}):
+    for body in (
+        {"chat_id": "<script>"},
+        {"limit": 0},
+        {"since": "2026-01-01T00:00:00"},
+        {"x": 1},
+        # As the OpenAPI document says: a number is a number, a time is RFC 3339.
+        {"offset": False},
+        {"limit": "5"},
+        {"until": 0.5},
+        {"since": "2026-01-01"},
+    ):
         refused = await api(server, cora, "POST", "/api/audit/search", json=body)
         assert refused.status_code == 422, (body, refused.text)
     assert await actions_for(line="support") == ["chat.accepted"]
@@ -90,6 +100,9 @@ async def test_coordinators_read_and_filter_the_audit_log(server: RunningServer)
         {"since": "yesterday"},
         {"since": "2026-01-01T00:00:00"},
         {"action": "x" * 49},
+        {"until": "0.5"},
+        {"since": "1767225600"},
+        {"action": "sign_in\x00"},
     ):
         response = await api(server, cora, "GET", "/api/audit", params=params)
         assert response.status_code == 422, (params, response.text)

@@ -204,6 +204,86 @@ async def test_a_staff_flood_is_refused_then_closed(lykta: ServerFactory) -> Non
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
+# Valid values for the fields a frame requires besides the one under test.
+VALID_FIELDS: dict[str, Any] = {
+    "text": "hello",
+    "client_id": "c1",
+    "line": "support",
+    "language": "sv",
+    "code": "apple pear plum",
+    "token": "t" * 20,
+    "service_id": "00000000-0000-4000-8000-000000000000",
+    "outcome": "referred",
+    "topics": [],
+    "typing": True,
+    "last_seq": 0,
+    "answer": "helped",
+    "status": "away",
+}
+
+
+def text_fields(model: type[Any]) -> list[tuple[str, bool]]:
+    """(name, is a list of texts) for every free-text field of a frame model."""
+
+    def texts(schema: dict[str, Any]) -> bool:
+        members = schema.get("anyOf", [schema])
+        return any(
+            m.get("type") == "string" and "enum" not in m and "const" not in m for m in members
+        )
+
+    found = []
+    for name, schema in model.model_json_schema()["properties"].items():
+        if name == "type":
+            continue
+        if texts(schema):
+            found.append((name, False))
+        elif schema.get("type") == "array" and texts(schema.get("items", {})):
+            found.append((name, True))
+    return found
+
+
+def frames_with_bad_text(
+    table: dict[str, type[Any]], chat_id: str
+) -> list[tuple[dict[str, Any], str]]:
+    """A frame per type and text field, that field holding a NUL (the rest valid)."""
+    out = []
+    for kind, model in table.items():
+        required = set(model.model_json_schema().get("required", [])) - {"type", "chat_id"}
+        for name, is_list in text_fields(model):
+            frame = {"type": kind, **{other: VALID_FIELDS[other] for other in required}}
+            if "chat_id" in model.model_fields:
+                frame["chat_id"] = chat_id
+            frame[name] = ["bad\x00text"] if is_list else "bad\x00text"
+            out.append((frame, f"{name}.0" if is_list else name))
+    return out
+
+
+async def test_text_with_a_nul_or_a_lone_surrogate_is_refused_in_every_frame(
+    server: RunningServer,
+) -> None:
+    """A NUL in any text field is `invalid_field` naming it; a lone surrogate (only possible as
+    a JSON escape) is `malformed_json`; nothing changes and the socket stays open."""
+    anna, visitor = await setup_chat(server)
+    before = await snapshot(server, visitor.chat_id)
+    for client, table in ((visitor, VISITOR_FRAMES), (anna, STAFF_FRAMES)):
+        cases = frames_with_bad_text(table, visitor.chat_id)
+        assert len(cases) >= (8 if table is VISITOR_FRAMES else 25)
+        for frame, field in cases:
+            await client.send(frame)
+            error = await client.expect("error")
+            assert error["code"] == "invalid_field", (frame, error)
+            assert f"'{field}'" in error["message"] and "NUL" in error["message"], error
+        # As sent on the wire: the JSON escape of a lone surrogate.
+        escaped = '{"type": "message", "chat_id": "%s", "text": "a\\ud800b"}'
+        await client.send(escaped % visitor.chat_id)
+        assert (await client.expect("error"))["code"] == "malformed_json"
+    assert await snapshot(server, visitor.chat_id) == before
+    await anna.expect_none("message", within=0.3)
+    await visitor.expect_none("message", within=0.1)
+    await visitor.send({"type": "message", "text": "still here"})
+    assert (await anna.expect("message", sender="visitor"))["text"] == "still here"
+
+
 async def test_malformed_staff_frames(server: RunningServer) -> None:
     anna, visitor = await setup_chat(server)
     before = await snapshot(server, visitor.chat_id)

@@ -230,6 +230,8 @@ async def test_csv_export_and_all_or_nothing_import(server: RunningServer) -> No
             (b"\xff\xfe not utf-8", None),
             (b"name,needs\n" + b"A,housing\n" * 2001, "file"),
             (b'name,needs\n"unterminated,housing\n', None),
+            # A NUL, which PostgreSQL cannot store, in a field with no pattern of its own.
+            (b"name,needs,email\nA,housing,a\x00b@example.org\n", "email"),
         ]:
             response = await ella.post("/api/directory/import", content=bad_file)
             assert response.status_code == 422, (bad_file[:30], response.text)

@@ -493,6 +493,11 @@ async def test_managing_staff_refuses_bad_input_and_changes_nothing(
         cases: list[tuple[str, str, Any, int, str | None]] = [
             ("PATCH", anna, {"capacity": 9}, 422, None),
             ("PATCH", anna, {"capacity": "lots"}, 422, None),
+            ("PATCH", anna, {"capacity": True}, 422, None),
+            ("PATCH", anna, {"capacity": "3"}, 422, None),
+            ("PATCH", anna, {"is_peer": "yes"}, 422, None),
+            ("PATCH", anna, {"is_supervisor": 1}, 422, None),
+            ("PATCH", anna, {"alias": "An\x00na"}, 422, "invalid_text"),
             ("PATCH", anna, {"alias": None}, 422, "alias cannot be null"),
             ("PATCH", anna, {"alias": "\u0007bell"}, 422, None),
             ("PATCH", anna, {"languages": ["sv", "sv"]}, 422, None),

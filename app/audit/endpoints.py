@@ -1,23 +1,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.repository import AuditFilter
 from app.audit.schemas import AuditEntryRead, AuditPage
 from app.audit.service import audit_service
 from app.deps import SessionDep
+from app.kit.fields import CleanText, Moment
 from app.staff.permissions import ReadAudit
 from app.staff.service import staff_service
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
-ChatId = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ChatId = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    CleanText(),
+]
+Action = Annotated[str, StringConstraints(min_length=1, max_length=48), CleanText()]
+LineKey = Annotated[str, StringConstraints(min_length=1, max_length=32), CleanText()]
 
 
 class AuditQuery(BaseModel):
@@ -26,38 +32,33 @@ class AuditQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Annotated[str, StringConstraints(min_length=1, max_length=48)] | None = None
+    action: Action | None = None
     actor_id: uuid.UUID | None = None
     target_staff_id: uuid.UUID | None = None
     staff_id: uuid.UUID | None = None
     chat_id: ChatId | None = None
-    line: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    limit: int = Field(default=100, ge=1, le=500)
-    offset: int = Field(default=0, ge=0, le=1_000_000)
+    line: LineKey | None = None
+    since: Moment | None = None
+    until: Moment | None = None
+    limit: StrictInt = Field(default=100, ge=1, le=500)
+    offset: StrictInt = Field(default=0, ge=0, le=1_000_000)
 
 
 @router.get("", response_model=AuditPage)
 async def read_audit_log(
     session: SessionDep,
     reader: ReadAudit,
-    action: Annotated[str | None, Query(min_length=1, max_length=48)] = None,
+    action: Action | None = None,
     actor_id: uuid.UUID | None = None,
     target_staff_id: uuid.UUID | None = None,
     staff_id: uuid.UUID | None = None,
-    line: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    line: LineKey | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AuditPage:
     """Audit entries, newest first, filtered; nobody can change or delete them."""
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a time zone, e.g. Z"
-            )
     where = AuditFilter(
         action=action,
         actor_id=actor_id,

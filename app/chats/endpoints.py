@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.chats.frames import ChatId
+from app.chats.frames import ChatId, ResumeToken
 from app.deps import RuntimeDep
 from app.kit import jsonutil
 from app.staff.permissions import public
@@ -25,7 +23,7 @@ class ExitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     chat_id: ChatId | None = None
-    token: Annotated[str, StringConstraints(min_length=16, max_length=128)] | None = None
+    token: ResumeToken | None = None
 
 
 def _answer(status: int, body: dict[str, str]) -> Response:

@@ -10,18 +10,25 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.kit.fields import CleanText
+
 PROTOCOL_VERSION = 1
 
-
-ChatId = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-LineKey = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+# Every text field refuses a NUL or a lone surrogate (CleanText) with `invalid_field`.
+ChatId = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    CleanText(),
+]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
+LineKey = Annotated[str, StringConstraints(min_length=1, max_length=32), CleanText()]
 LanguageCode = Annotated[
     str,
     StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),
+    CleanText(),
 ]
 # The line's own limit (default 4,000) is checked by the chat service; this bounds parsing.
-Text = Annotated[str, StringConstraints(max_length=20_000)]
+Text = Annotated[str, StringConstraints(max_length=20_000), CleanText()]
 HELP_TEXT_LIMIT = 500
 # One request for help per chat and connection this often (seconds): supervisors are few.
 HELP_COOLDOWN_SECONDS = 30.0
@@ -37,13 +44,16 @@ class Ping(ClientFrame):
 
 
 # A continuity code as typed: words, any case or spacing (app/continuity/codes.py).
-ContinuityCode = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ContinuityCode = Annotated[str, StringConstraints(min_length=1, max_length=200), CleanText()]
 ServiceId = Annotated[
     str,
     StringConstraints(
         pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
     ),
+    CleanText(),
 ]
+ResumeToken = Annotated[str, StringConstraints(min_length=16, max_length=128), CleanText()]
+StaffRef = Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
 
 
 class StartChat(ClientFrame):
@@ -73,7 +83,7 @@ class ResumeChat(ClientFrame):
     type: Literal["resume"]
     v: int = PROTOCOL_VERSION
     chat_id: ChatId
-    token: Annotated[str, StringConstraints(min_length=16, max_length=128)]
+    token: ResumeToken
     last_seq: int = Field(default=0, ge=0)
 
 
@@ -149,8 +159,8 @@ class TransferChat(ClientFrame):
     type: Literal["transfer"]
     chat_id: ChatId
     line: LineKey | None = None
-    staff_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    staff_id: StaffRef | None = None
+    note: Annotated[str, StringConstraints(max_length=2000), CleanText()] = ""
 
 
 class StaffEnd(ClientFrame):
@@ -166,8 +176,10 @@ class BlockVisitor(ClientFrame):
 class Wrapup(ClientFrame):
     type: Literal["wrapup"]
     chat_id: ChatId
-    topics: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=20)]
-    outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    topics: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64), CleanText()]], Field(max_length=20)
+    ]
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
 
 
 class ListLive(ClientFrame):
@@ -201,7 +213,7 @@ class OfferContinuity(ClientFrame):
 
     type: Literal["continuity.offer"]
     chat_id: ChatId
-    note: Annotated[str, StringConstraints(max_length=4000)] = ""
+    note: Annotated[str, StringConstraints(max_length=4000), CleanText()] = ""
 
 
 class SendReferral(ClientFrame):
@@ -218,7 +230,7 @@ class AskSupervisor(ClientFrame):
     type: Literal["help"]
     chat_id: ChatId
     # A short word on why; delivered live to supervisors, never stored or audited.
-    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT)] = ""
+    text: Annotated[str, StringConstraints(max_length=HELP_TEXT_LIMIT), CleanText()] = ""
 
 
 class TransferOptions(ClientFrame):

@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse
 from app.deps import SessionDep
 from app.directory.schemas import NEEDS, ImportResult, ServiceInput, ServiceList, ServiceOut
 from app.directory.service import ImportRefusedError, Search, directory_service, to_out
-from app.kit.errors import ApiError
+from app.kit.errors import REFUSALS_IN_JSON, ApiError
+from app.kit.fields import CleanText
+from app.kit.responses import CsvResponse
 from app.staff.permissions import ManageDirectory, ReadDirectory
 
 router = APIRouter(prefix="/api/directory", tags=["directory"])
 
-SearchText = Annotated[str | None, Query(max_length=200)]
+SearchText = Annotated[str | None, Query(max_length=200), CleanText()]
 
 
 @router.get("", response_model=ServiceList)
@@ -45,18 +47,23 @@ async def create_service(
     return to_out(await directory_service.create(session, body))
 
 
-@router.get("/export.csv")
-async def export_directory(session: SessionDep, actor: ManageDirectory) -> Response:
+@router.get("/export.csv", response_class=CsvResponse, responses=REFUSALS_IN_JSON)
+async def export_directory(session: SessionDep, actor: ManageDirectory) -> CsvResponse:
     """The whole directory as CSV (UTF-8 with a byte-order mark, for spreadsheets)."""
     text = await directory_service.export_csv(session)
-    return Response(
+    return CsvResponse(
         ("\ufeff" + text).encode(),
-        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="directory.csv"'},
     )
 
 
-@router.post("/import", response_model=ImportResult)
+# The body is the CSV file itself, not JSON: declared here, read from the request below.
+CSV_BODY = {
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+@router.post("/import", response_model=ImportResult, openapi_extra=CSV_BODY)
 async def import_directory(
     request: Request, session: SessionDep, actor: ManageDirectory
 ) -> ImportResult | JSONResponse:

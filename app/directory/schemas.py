@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.kit.fields import CleanText, Text
+
 # The fixed set of needs a service is tagged with (the console and widget translate them).
 Need = Literal[
     "housing",
@@ -32,8 +34,9 @@ NEEDS: tuple[str, ...] = get_args(Need)
 LanguageCode = Annotated[
     str,
     StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),
+    CleanText(),
 ]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), CleanText()]
 Texts = Annotated[dict[LanguageCode, ShortText], Field(max_length=20)]
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]*$")
@@ -86,16 +89,18 @@ class ServiceInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CleanText()
+    ]
     description: Texts = Field(default_factory=dict)
     needs: Annotated[list[Need], Field(min_length=1, max_length=len(NEEDS))]
     languages: Annotated[list[LanguageCode], Field(max_length=20)] = Field(default_factory=list)
-    phone: str = ""
-    email: str = ""
-    web: str = ""
+    phone: Text = ""
+    email: Text = ""
+    web: Text = ""
     opening_hours: Texts = Field(default_factory=dict)
     # A city, or "" for a national service.
-    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), CleanText()] = ""
     notes: Texts = Field(default_factory=dict)
 
     @field_validator("phone")

@@ -5,6 +5,7 @@ from fastapi import APIRouter, HTTPException, status
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.db import after_commit
+from app.kit.fields import Text
 from app.lines.public import public_line
 from app.lines.schemas import LineKeyStr, LineSettings, PublicLine
 from app.lines.service import line_service
@@ -20,7 +21,7 @@ async def list_lines(runtime: RuntimeDep) -> list[PublicLine]:
 
 
 @router.get("/{key}", response_model=PublicLine, dependencies=[public()])
-async def get_line(key: str, runtime: RuntimeDep) -> PublicLine:
+async def get_line(key: Text, runtime: RuntimeDep) -> PublicLine:
     """One line; while it is closed, `next_open_at` says when the roster next opens it."""
     line = runtime.lines.get(key)
     if line is None:

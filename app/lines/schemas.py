@@ -9,10 +9,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     model_validator,
 )
 
+from app.kit.fields import CleanText
 from app.models.enums import Qualification
 from app.roster.occurrences import zone
 
@@ -24,20 +27,26 @@ def _known_zone(name: str) -> str:
 
 # An IANA time zone name such as "Europe/Stockholm"; unknown names are refused.
 TimeZoneName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_zone)
+    str, StringConstraints(min_length=1, max_length=64), CleanText(), AfterValidator(_known_zone)
 ]
 DEFAULT_TIME_ZONE = "Europe/Stockholm"
 
 LineKeyStr = Annotated[
-    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    str,
+    StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$"),
+    CleanText(),
 ]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+Language = Annotated[
+    str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"), CleanText()
+]
 # A transcript is never kept longer than this after its chat ended.
 MAX_RETENTION_SECONDS = 24 * 3600
 
-Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000)]]
+Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000), CleanText()]]
 # One line of text per language (the privacy note a visitor reads before starting).
-ShortTexts = dict[Language, Annotated[str, StringConstraints(max_length=300)]]
+ShortTexts = dict[Language, Annotated[str, StringConstraints(max_length=300), CleanText()]]
+# A wrap-up topic or outcome a line offers.
+WrapupTerm = Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
 
 
 class CannedResponse(BaseModel):
@@ -50,8 +59,12 @@ class CannedResponse(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     language: Language
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    title: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80), CleanText()
+    ]
+    text: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), CleanText()
+    ]
 
 
 class LineSettings(BaseModel):
@@ -60,19 +73,19 @@ class LineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: LineKeyStr
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), CleanText()]
     languages: Annotated[list[Language], Field(min_length=1, max_length=30)]
     required_qualification: Qualification
-    max_queue_length: int = Field(default=20, ge=1, le=10_000)
-    offer_timeout_seconds: int = Field(default=30, ge=2, le=600)
-    visitor_grace_seconds: int = Field(default=120, ge=1, le=3600)
-    counsellor_grace_seconds: int = Field(default=60, ge=1, le=3600)
-    language_relax_seconds: int = Field(default=120, ge=0, le=86_400)
-    max_message_length: int = Field(default=4000, ge=1, le=10_000)
-    auto_accept: bool = False
+    max_queue_length: StrictInt = Field(default=20, ge=1, le=10_000)
+    offer_timeout_seconds: StrictInt = Field(default=30, ge=2, le=600)
+    visitor_grace_seconds: StrictInt = Field(default=120, ge=1, le=3600)
+    counsellor_grace_seconds: StrictInt = Field(default=60, ge=1, le=3600)
+    language_relax_seconds: StrictInt = Field(default=120, ge=0, le=86_400)
+    max_message_length: StrictInt = Field(default=4000, ge=1, le=10_000)
+    auto_accept: StrictBool = False
     # How long an ended chat's transcript is kept (for a supervisor's debrief); 0: shredded at
     # once. A quick exit always shreds at once.
-    transcript_retention_seconds: int = Field(default=0, ge=0, le=MAX_RETENTION_SECONDS)
+    transcript_retention_seconds: StrictInt = Field(default=0, ge=0, le=MAX_RETENTION_SECONDS)
     closed_message: Texts = Field(default_factory=dict)
     alternatives: Texts = Field(default_factory=dict)
     opening_hours: Texts = Field(default_factory=dict)
@@ -82,17 +95,13 @@ class LineSettings(BaseModel):
         default_factory=list
     )
     # A visitor who asked for a peer supporter waits this long for one before anyone may answer.
-    peer_relax_seconds: int = Field(default=120, ge=0, le=86_400)
-    wrapup_topics: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=100)
-    ] = Field(default_factory=list)
-    wrapup_outcomes: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(max_length=50)
-    ] = Field(default_factory=list)
+    peer_relax_seconds: StrictInt = Field(default=120, ge=0, le=86_400)
+    wrapup_topics: Annotated[list[WrapupTerm], Field(max_length=100)] = Field(default_factory=list)
+    wrapup_outcomes: Annotated[list[WrapupTerm], Field(max_length=50)] = Field(default_factory=list)
     # The roster's shift times are wall-clock times in this zone.
     time_zone: TimeZoneName = DEFAULT_TIME_ZONE
     # Counsellors who work on the line may sign up for open places on its shifts.
-    roster_signup: bool = False
+    roster_signup: StrictBool = False
 
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -14,6 +14,7 @@ from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.clock import utcnow
 from app.kit.db import after_commit
+from app.kit.fields import CleanText, Day, Moment, Text
 from app.models import DropState, Staff
 from app.roster import views
 from app.roster.access import Counsellor, RosterManager
@@ -54,7 +55,7 @@ feeds = APIRouter(tags=["roster"])
 # The longest span a listing may cover, so one request cannot ask for years of occurrences.
 MAX_SPAN = timedelta(days=366)
 
-LineKey = Annotated[str, Query(max_length=32)]
+LineKey = Annotated[str, Query(max_length=32), CleanText()]
 
 
 def _changed(session: AsyncSession, runtime: Runtime) -> None:
@@ -107,7 +108,7 @@ async def list_lines(_: RosterManager, session: SessionDep) -> list[RosterLineOu
 
 @router.patch("/lines/{key}", response_model=RosterLineOut)
 async def update_line(
-    key: str,
+    key: Text,
     body: RosterLineUpdate,
     manager: RosterManager,
     session: SessionDep,
@@ -127,13 +128,13 @@ async def update_line(
 
 
 @router.get("/lines/{key}/patterns", response_model=list[PatternOut])
-async def list_patterns(key: str, _: RosterManager, session: SessionDep) -> list[PatternOut]:
+async def list_patterns(key: Text, _: RosterManager, session: SessionDep) -> list[PatternOut]:
     return [views.pattern_out(p) for p in await roster_service.patterns(session, key)]
 
 
 @router.post("/lines/{key}/patterns", response_model=PatternOut, status_code=201)
 async def create_pattern(
-    key: str,
+    key: Text,
     body: PatternIn,
     manager: RosterManager,
     session: SessionDep,
@@ -201,7 +202,7 @@ async def delete_pattern(
 
 @router.post("/lines/{key}/extra-shifts", response_model=ExtraShiftOut, status_code=201)
 async def create_extra(
-    key: str,
+    key: Text,
     body: ExtraShiftIn,
     manager: RosterManager,
     session: SessionDep,
@@ -268,13 +269,13 @@ async def delete_extra(
 
 
 @router.get("/lines/{key}/closures", response_model=list[ClosureOut])
-async def list_closures(key: str, _: RosterManager, session: SessionDep) -> list[ClosureOut]:
+async def list_closures(key: Text, _: RosterManager, session: SessionDep) -> list[ClosureOut]:
     return [views.closure_out(c) for c in await roster_service.closures(session, key)]
 
 
 @router.post("/lines/{key}/closures", response_model=ClosureOut, status_code=201)
 async def create_closure(
-    key: str,
+    key: Text,
     body: ClosureIn,
     manager: RosterManager,
     session: SessionDep,
@@ -348,7 +349,7 @@ async def unassign(
     manager: RosterManager,
     session: SessionDep,
     runtime: RuntimeDep,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: Annotated[Day | None, Query(alias="date")] = None,
 ) -> None:
     """Take someone off a shift; with ?date= only that occurrence of a weekly assignment."""
     await roster_service.unassign(session, assignment_id, day=day, by=manager, now=utcnow())
@@ -358,10 +359,10 @@ async def unassign(
 
 @router.get("/lines/{key}/week", response_model=WeekOut)
 async def week(
-    key: str,
+    key: Text,
     _: RosterManager,
     session: SessionDep,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: Annotated[Day | None, Query(alias="date")] = None,
 ) -> WeekOut:
     """Needed against assigned for each shift of the week holding ?date= (default: this week)."""
     line = await roster_service.line(session, key)
@@ -427,7 +428,7 @@ async def reject_drop(
 
 
 @router.get("/lines/{key}/duty", response_model=list[DutyOut])
-async def list_duty(key: str, _: RosterManager, session: SessionDep) -> list[DutyOut]:
+async def list_duty(key: Text, _: RosterManager, session: SessionDep) -> list[DutyOut]:
     """Ad hoc duty on the line that has not ended yet."""
     now = utcnow()
     additions = await roster_service.duty_additions(session, key, now, now + timedelta(days=8))
@@ -436,7 +437,7 @@ async def list_duty(key: str, _: RosterManager, session: SessionDep) -> list[Dut
 
 @router.post("/lines/{key}/duty", response_model=DutyOut, status_code=201)
 async def add_duty(
-    key: str,
+    key: Text,
     body: DutyIn,
     manager: RosterManager,
     session: SessionDep,
@@ -479,11 +480,11 @@ async def revoke_staff_calendar(
 async def my_shifts(
     staff: Counsellor,
     session: SessionDep,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Moment | None = None,
+    end: Moment | None = None,
 ) -> list[MyShiftOut]:
     """Own shifts and ad hoc duty between ?start= and ?end= (default: the next four weeks)."""
-    first, last = _span(_aware(start), _aware(end), timedelta(days=29))
+    first, last = _span(start, end, timedelta(days=29))
     return await views.my_shifts(session, staff, first, last)
 
 
@@ -491,11 +492,11 @@ async def my_shifts(
 async def open_shifts(
     staff: Counsellor,
     session: SessionDep,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Moment | None = None,
+    end: Moment | None = None,
 ) -> list[OpenShiftOut]:
     """Shifts with open places on lines that take sign-ups, that this counsellor could take."""
-    first, last = _span(_aware(start), _aware(end), timedelta(days=29))
+    first, last = _span(start, end, timedelta(days=29))
     now = utcnow()
     return await views.open_shifts(session, staff, first, last, now)
 
@@ -584,9 +585,3 @@ async def calendar_feed(name: str, session: SessionDep) -> Response:
             "x-robots-tag": "noindex",
         },
     )
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        raise RosterError("invalid_range", "give times with their UTC offset")
-    return moment

@@ -8,20 +8,22 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     model_validator,
 )
 
+from app.kit.fields import CleanText, Day, Moment
 from app.lines.schemas import TimeZoneName
 from app.roster.occurrences import WEEKDAYS, parse_minute
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Name = Annotated[str, StringConstraints(max_length=100)]
-Note = Annotated[str, StringConstraints(max_length=500)]
+Name = Annotated[str, StringConstraints(max_length=100), CleanText()]
+Note = Annotated[str, StringConstraints(max_length=500), CleanText()]
 
 
 def _start(text: str) -> str:
@@ -34,10 +36,10 @@ def _end(text: str) -> str:
     return text
 
 
-StartTime = Annotated[str, StringConstraints(max_length=5), AfterValidator(_start)]
+StartTime = Annotated[str, StringConstraints(max_length=5), CleanText(), AfterValidator(_start)]
 # "24:00" is allowed as an end: midnight at the end of the day.
-EndTime = Annotated[str, StringConstraints(max_length=5), AfterValidator(_end)]
-Needed = Annotated[int, Field(ge=1, le=50)]
+EndTime = Annotated[str, StringConstraints(max_length=5), CleanText(), AfterValidator(_end)]
+Needed = Annotated[StrictInt, Field(ge=1, le=50)]
 
 
 class Strict(BaseModel):
@@ -48,7 +50,7 @@ class ShiftTimesIn(Strict):
     start: StartTime
     end: EndTime
     # For a shift across midnight, e.g. 22:00 until 06:00 the next morning.
-    ends_next_day: bool = False
+    ends_next_day: StrictBool = False
 
     @property
     def start_minute(self) -> int:
@@ -63,8 +65,8 @@ class PatternIn(ShiftTimesIn):
     name: Name = ""
     weekdays: Annotated[list[Weekday], Field(min_length=1, max_length=7)]
     needed: Needed = 1
-    valid_from: dt.date | None = None
-    valid_until: dt.date | None = None
+    valid_from: Day | None = None
+    valid_until: Day | None = None
 
     @model_validator(mode="after")
     def _distinct_days(self) -> PatternIn:
@@ -81,7 +83,7 @@ class PatternUpdate(Strict):
 
     name: Name | None = None
     needed: Needed | None = None
-    valid_until: dt.date | None = None
+    valid_until: Day | None = None
 
 
 class PatternOut(BaseModel):
@@ -99,7 +101,7 @@ class PatternOut(BaseModel):
 
 class ExtraShiftIn(ShiftTimesIn):
     name: Name = ""
-    date: dt.date
+    date: Day
     needed: Needed = 1
 
 
@@ -108,10 +110,10 @@ class ExtraShiftUpdate(Strict):
 
     name: Name | None = None
     needed: Needed | None = None
-    date: dt.date | None = None
+    date: Day | None = None
     start: StartTime | None = None
     end: EndTime | None = None
-    ends_next_day: bool | None = None
+    ends_next_day: StrictBool | None = None
 
     @model_validator(mode="after")
     def _whole_times(self) -> ExtraShiftUpdate:
@@ -144,9 +146,9 @@ class ExtraShiftOut(BaseModel):
 
 
 class ClosureIn(Strict):
-    first_day: dt.date
-    last_day: dt.date
-    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    first_day: Day
+    last_day: Day
+    reason: Annotated[str, StringConstraints(max_length=200), CleanText()] = ""
 
 
 class ClosureOut(BaseModel):
@@ -162,15 +164,15 @@ class AssignmentIn(Strict):
     pattern_id: uuid.UUID | None = None
     extra_shift_id: uuid.UUID | None = None
     # With a pattern: only the occurrence on this date; without: every occurrence.
-    date: dt.date | None = None
-    starts_on: dt.date | None = None
-    ends_on: dt.date | None = None
+    date: Day | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
 
 
 class SignupIn(Strict):
     pattern_id: uuid.UUID | None = None
     extra_shift_id: uuid.UUID | None = None
-    date: dt.date | None = None
+    date: Day | None = None
 
 
 class AssignmentOut(BaseModel):
@@ -188,7 +190,7 @@ class AssignmentOut(BaseModel):
 class DropIn(Strict):
     assignment_id: uuid.UUID
     # Which occurrence, for an assignment to every occurrence of a pattern.
-    date: dt.date | None = None
+    date: Day | None = None
     note: Note = ""
 
 
@@ -206,7 +208,7 @@ class DropOut(BaseModel):
 
 class DutyIn(Strict):
     staff_id: uuid.UUID
-    until: AwareDatetime
+    until: Moment
 
 
 class DutyOut(BaseModel):
@@ -219,7 +221,7 @@ class DutyOut(BaseModel):
 
 class RosterLineUpdate(Strict):
     time_zone: TimeZoneName | None = None
-    signup: bool | None = None
+    signup: StrictBool | None = None
 
 
 class RosterLineOut(BaseModel):

@@ -4,8 +4,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
+from app.kit.fields import CleanText
 from app.lines.schemas import Language, LineKeyStr
 from app.models.enums import Qualification, StaffRole
 
@@ -18,6 +27,7 @@ Username = Annotated[
         max_length=64,
         pattern=r"^[a-z0-9][a-z0-9._-]*$",
     ),
+    CleanText(),
 ]
 # The first name or alias a visitor sees: printable, no control characters.
 Alias = Annotated[
@@ -25,13 +35,16 @@ Alias = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
+    CleanText(),
 ]
-Capacity = Annotated[int, Field(ge=1, le=5)]
+Capacity = Annotated[StrictInt, Field(ge=1, le=5)]
 Languages = Annotated[list[Language], Field(max_length=30)]
 # A TOTP code (6 digits) or a recovery code (16 letters and digits, dashes allowed).
-SecondFactor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-EnrolmentTokenStr = Annotated[str, StringConstraints(min_length=16, max_length=128)]
+SecondFactor = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), CleanText()
+]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024), CleanText()]
+EnrolmentTokenStr = Annotated[str, StringConstraints(min_length=16, max_length=128), CleanText()]
 
 
 class _In(BaseModel):
@@ -39,7 +52,7 @@ class _In(BaseModel):
 
 
 class SignIn(_In):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
     password: Password
     code: SecondFactor | None = None
 
@@ -101,8 +114,8 @@ class StaffInvite(_Profile):
     alias: Alias
     role: StaffRole
     qualification: Qualification | None = None
-    is_peer: bool = False
-    is_supervisor: bool = False
+    is_peer: StrictBool = False
+    is_supervisor: StrictBool = False
     languages: Languages = Field(default_factory=list)
     capacity: Capacity = 2
     lines: Annotated[list[LineAssignment], Field(max_length=50)] = Field(default_factory=list)
@@ -114,8 +127,8 @@ class StaffUpdate(_Profile):
     alias: Alias | None = None
     role: StaffRole | None = None
     qualification: Qualification | None = None
-    is_peer: bool | None = None
-    is_supervisor: bool | None = None
+    is_peer: StrictBool | None = None
+    is_supervisor: StrictBool | None = None
     languages: Languages | None = None
     capacity: Capacity | None = None
     lines: Annotated[list[LineAssignment], Field(max_length=50)] | None = None
@@ -151,8 +164,8 @@ class StaffWithLink(BaseModel):
 
 
 class ResetRequest(_In):
-    password: bool = False
-    totp: bool = False
+    password: StrictBool = False
+    totp: StrictBool = False
 
 
 class EnrolmentToken(_In):
@@ -179,7 +192,10 @@ class EnrolmentComplete(_In):
     token: EnrolmentTokenStr
     password: Password | None = None
     code: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)] | None
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16), CleanText()
+        ]
+        | None
     ) = None
 
 

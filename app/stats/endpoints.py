@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 
 from app.deps import RuntimeDep, SessionDep
 from app.kit.clock import utcnow
-from app.kit.errors import ApiError
+from app.kit.errors import REFUSALS_IN_JSON, ApiError
+from app.kit.fields import CleanText, Day, Text
+from app.kit.responses import CsvResponse
 from app.roster.access import StatisticsReader
 from app.roster.occurrences import WEEKDAYS, zone
 from app.roster.repository import RosterLookups
@@ -37,8 +39,8 @@ MAX_PERIOD_DAYS = 400
 # Without ?from=, a period covers this many weeks up to today.
 DEFAULT_WEEKS = 8
 
-FromDay = Annotated[date | None, Query(alias="from")]
-ToDay = Annotated[date | None, Query(alias="to")]
+FromDay = Annotated[Day | None, Query(alias="from")]
+ToDay = Annotated[Day | None, Query(alias="to")]
 
 
 def _period(first: date | None, last: date | None, today: date) -> tuple[date, date]:
@@ -53,7 +55,7 @@ def _period(first: date | None, last: date | None, today: date) -> tuple[date, d
 
 @router.get("/lines/{key}/demand", response_model=DemandOut)
 async def demand(
-    key: str,
+    key: Text,
     _: StatisticsReader,
     session: SessionDep,
     first: FromDay = None,
@@ -123,14 +125,14 @@ CSV_COLUMNS = (
 )
 
 
-@router.get("/export.csv")
+@router.get("/export.csv", response_class=CsvResponse, responses=REFUSALS_IN_JSON)
 async def export_csv(
     _: StatisticsReader,
     session: SessionDep,
     first: FromDay = None,
     last: ToDay = None,
-    line: Annotated[str | None, Query(max_length=32)] = None,
-) -> Response:
+    line: Annotated[str | None, Query(max_length=32), CleanText()] = None,
+) -> CsvResponse:
     """Hourly aggregates per line (never one row per chat), for spreadsheets."""
     lookups = RosterLookups(session)
     if line is not None and await lookups.line(line) is None:
@@ -165,9 +167,8 @@ async def export_csv(
             ]
         )
     name = f"lykta-statistics-{first.isoformat()}-{last.isoformat()}.csv"
-    return Response(
+    return CsvResponse(
         out.getvalue(),
-        media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
 

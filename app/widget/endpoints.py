@@ -16,7 +16,8 @@ from app.lines.public import public_line
 from app.staff.permissions import public
 from app.widget import compressed, pages
 
-router = APIRouter(tags=["widget"])
+# Pages and files for browsers, not API: outside the OpenAPI document, like the console's.
+router = APIRouter(tags=["widget"], include_in_schema=False)
 
 # `?exit=`: where quick exit goes from the full page (checked by pages.clean_exit_url).
 ExitParam = Annotated[str | None, Query(alias="exit")]
