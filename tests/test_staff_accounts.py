@@ -123,7 +123,7 @@ async def test_invitation_enrolment_and_first_sign_in(server: RunningServer) -> 
     done = await post(
         server,
         "/api/enrolment/complete",
-        {"token": token, "password": NEW_PASSWORD, "code": totp.now()},
+        {"token": token, "password": NEW_PASSWORD, "code": (enrolled_with := totp.now())},
     )
     assert done.status_code == 200, done.text
     codes = done.json()["recovery_codes"]
@@ -142,7 +142,7 @@ async def test_invitation_enrolment_and_first_sign_in(server: RunningServer) -> 
 
     # The code used for enrolment is spent; the next one signs in.
     spent = await sign_in_raw(
-        server, {"username": "sara", "password": NEW_PASSWORD, "code": totp.now()}
+        server, {"username": "sara", "password": NEW_PASSWORD, "code": enrolled_with}
     )
     assert spent.status_code == 401
     ok = await sign_in_raw(
