@@ -9,6 +9,7 @@ names the chat. It is held in the broker and written with its hour's batch (app/
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from app.broker.base import Refusal, Transition
@@ -20,6 +21,8 @@ from app.kit.clock import hour_bucket
 from app.lines.directory import LineDirectory
 from app.models import Wrapup
 from app.staff.service import StaffContext
+
+logger = logging.getLogger(__name__)
 
 _ENDED = frozenset({ChatState.ended})
 
@@ -81,7 +84,11 @@ class Wrapups(ChatPart):
                     chat_id, Transition(expect=_ENDED, changes={"wrapup_by": staff.id})
                 )
             raise
-        await self._saved(staff.id, result)
+        try:
+            await self._saved(staff.id, result)
+        except Exception:
+            # Saved all the same (held): only letting the chat go or telling the console failed.
+            logger.exception("follow-up of a saved wrap-up failed")
         return None
 
     async def _saved(self, staff_id: str, record: ChatRecord) -> None:
