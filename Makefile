@@ -68,11 +68,13 @@ types: $(STAMP)
 
 check: lint types test
 
-bench: $(STAMP)  ## the three benchmarks (a few minutes; real processes on 127.0.0.1), then the chart
+# The visitor's page drives Debian's Chromium on an emulated slow network (browser-deps).
+bench: $(STAMP) browser-deps  ## the benchmarks (a few minutes; real processes on 127.0.0.1), then the chart
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/bench.txt
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.connections
+	$(BIN)/python -m bench.visitor_page
 	$(BIN)/python -m bench.chart
 
 format: $(STAMP)

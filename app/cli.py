@@ -176,7 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if overrides:
         settings = settings.model_copy(update=overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_repeat_seconds)
     sock = _listen_or_explain(settings.host, settings.port)
     if sock is None:
         return 1
@@ -310,7 +310,7 @@ def _demo(args: argparse.Namespace) -> int:
     sock = _listen_or_explain(settings.host, settings.port)
     if sock is None:
         return 1
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_repeat_seconds)
     accounts = asyncio.run(_prepare_demo(settings))
     base = f"http://{settings.host}:{settings.port}"
     print(

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from app.abuse.middleware import RequestLimits
 from app.admin import endpoints as admin_endpoints
 from app.audit import endpoints as audit_endpoints
-from app.broker.base import Broker
+from app.broker.base import Broker, BrokerUnavailableError
 from app.broker.memory import MemoryBroker
 from app.chats import endpoints as visitor_endpoints
 from app.chats import staff_ws, visitor_ws
@@ -22,16 +22,17 @@ from app.console import endpoints as console_endpoints
 from app.continuity import endpoints as continuity_endpoints
 from app.directory import endpoints as directory_endpoints
 from app.kit.errors import ApiError, api_error_response
+from app.kit.logging import flush_repeats
 from app.lines import endpoints as line_endpoints
 from app.roster import endpoints as roster_endpoints
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from app.staff import endpoints as staff_endpoints
-from app.staff.permissions import public
 from app.stats import endpoints as stats_endpoints
-from app.web import home
+from app.web import health, home
 from app.web.headers import SecurityHeaders
 from app.widget import endpoints as widget_endpoints
+from app.widget import pages as widget_pages
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The widget's files are read and compressed now, not by the first visitor's request.
+        widget_pages.assets()
         runtime = Runtime.build(settings, broker)
         app.state.runtime = runtime
         await runtime.start()
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
             yield
         finally:
             await runtime.stop()
+            flush_repeats()
 
     app = FastAPI(
         title="Lykta",
@@ -94,10 +98,7 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(widget_endpoints.router)
     app.include_router(console_endpoints.router)
     app.include_router(home.router)
+    app.include_router(health.router)
     app.add_exception_handler(ApiError, api_error_response)
-
-    @app.get("/healthz", include_in_schema=False, dependencies=[public()])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.add_exception_handler(BrokerUnavailableError, health.broker_unavailable_response)
     return app

@@ -23,6 +23,7 @@ from app.chats.background import (
 )
 from app.chats.connection import UNAVAILABLE_CLOSE, ClientSocket
 from app.chats.crypto import EncryptedCodec, KeyRing, parse_keks
+from app.chats.lost import Held, announce, write_back
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
 from app.continuity.chats import ContinuityChats
@@ -34,6 +35,7 @@ from app.routing.positions import QueueWatch
 from app.routing.service import Router
 from app.settings import Settings
 from app.stats.counters import ChatCounters
+from app.web.health import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +64,20 @@ class Runtime:
     transcript: Transcript
     router: Router
     queue_watch: QueueWatch
-    held: HeldRows
+    held_rows: HeldRows
     chats: ChatService
     rate_limiter: RateLimiter
     openings: Openings
     counters: ChatCounters
     continuity: ContinuityChats
+    readiness: Readiness
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # What this process's clients had when the broker went away (app/chats/lost.py), until it
+    # is back; and, once written back after a loss, what to announce when clients come back.
+    held: Held | None = None
+    announcing: Held | None = None
+    announcement: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, broker: Broker | None = None) -> Runtime:
@@ -83,13 +91,13 @@ class Runtime:
         transcript = Transcript(broker, EncryptedCodec(broker, keyring))
         counters = ChatCounters()
         router = Router(broker, lines, settings, counters)
-        held = HeldRows(broker, sessionmaker, interval=settings.sweep_seconds)
+        held_rows = HeldRows(broker, sessionmaker, interval=settings.sweep_seconds)
         chats = ChatService(
             broker=broker,
             lines=lines,
             transcript=transcript,
             router=router,
-            held=held,
+            held_rows=held_rows,
             settings=settings,
             counters=counters,
             blocks=Blocks(broker),
@@ -103,23 +111,25 @@ class Runtime:
             transcript=transcript,
             router=router,
             queue_watch=QueueWatch(broker, lines, router, settings),
-            held=held,
+            held_rows=held_rows,
             chats=chats,
             rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
             openings=Openings(sessionmaker),
             counters=counters,
             continuity=ContinuityChats(chats, sessionmaker, settings),
+            readiness=Readiness(engine, broker),
         )
 
     async def start(self) -> None:
         self.broker.on_availability(self._broker_availability)
+        self.broker.on_lost(self._broker_lost)
         await self.broker.start()
         await self.lines.reload()
         await self.lines.follow(self.broker)
         for job in (
             self.router.run(),
             self.queue_watch.run(),
-            self.held.run(),
+            self.held_rows.run(),
             run_deadlines(self),
             run_sweeps(self),
             run_heartbeats(self),
@@ -131,16 +141,33 @@ class Runtime:
     def _broker_availability(self, available: bool) -> None:
         """The broker was lost: every client is told to reconnect, and resumes once it is back.
 
-        Events published while Redis was away are lost; resuming replays the transcript.
+        Events published while Redis was away are lost; resuming replays the transcript. If
+        Redis lost its data meanwhile, `_broker_lost` writes back what the clients had.
         """
         if available:
+            self.held = None
+            if self.announcing is not None:
+                self.announcement = asyncio.get_running_loop().create_task(
+                    announce(self.broker, self.announcing)
+                )
+                self.announcing = None
             return
+        self.held = Held.of(self.connections)
         sockets: list[ClientSocket] = [
             *self.connections.visitors.values(),
             *self.connections.staff.values(),
         ]
         for socket in sockets:
             socket.out.close(UNAVAILABLE_CLOSE)
+
+    async def _broker_lost(self) -> None:
+        held = self.held or Held()
+        logger.warning(
+            "chats of this process's clients were lost with Redis's data",
+            extra={"chats": len(held.chats), "counsellors": len(held.staff)},
+        )
+        await write_back(self.broker, self.transcript, held)
+        self.announcing = held
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -153,7 +180,7 @@ class Runtime:
             # The in-process broker dies with the process: what it holds is written now,
             # before its hour ends (on Redis it waits for the hour, for whichever process).
             try:
-                await self.held.flush_all()
+                await self.held_rows.flush_all()
             except Exception:
                 logger.exception("could not write the held rows")
         await self.broker.close()

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Lines of one kind that keep coming (a flood, an outage) are written once per this many
+    # seconds, with how many there were (app/kit/logging.py, `Repeats`).
+    log_repeat_seconds: float = Field(default=60.0, gt=0)
 
     # Staff sessions.
     session_idle_minutes: int = Field(default=60, ge=1)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import MetaData, select
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from app.abuse.blocks import block_name
@@ -18,9 +19,9 @@ from app.kit.db import unit_of_work
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import ServerFactory
-from tests.support.clients import open_staff, open_visitor
+from tests.support.clients import StaffClient, open_staff, open_visitor, sign_in
 from tests.support.seed import PASSWORD, add_counsellor, add_line
-from tests.support.server import run_server
+from tests.support.server import RunningServer, run_server
 from tests.support.waiting import eventually
 
 # Counters, keys and blocks live in the broker: on both brokers.
@@ -62,6 +63,46 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(
         with pytest.raises(InvalidStatus) as refused:
             await open_visitor(server, via("203.0.113.9"))
         assert refused.value.response.status_code == 429
+
+
+async def staff_from(server: RunningServer, cookie: str, headers: dict[str, str]) -> StaffClient:
+    """A counsellor's console connecting through the proxy from the given address."""
+    ws = await connect(
+        f"{server.ws_url}/ws/staff",
+        additional_headers={"Cookie": f"lykta_session={cookie}", **headers},
+        compression=None,
+    )
+    client = StaffClient(ws)
+    client.hello = await client.expect("hello")
+    return client
+
+
+async def test_counsellors_and_visitors_at_one_address_have_their_own_connection_budgets(
+    lykta: ServerFactory,
+) -> None:
+    async with lykta(connection_rate_per_minute=3, **PROXY) as server:
+        await add_line(server.runtime)
+        await add_counsellor(server.runtime, "anna")
+        cookie = await sign_in(server, "anna", PASSWORD)
+        office = via("203.0.113.40")  # a shelter's Wi-Fi: visitors and a counsellor share it
+        for _ in range(3):
+            await (await open_visitor(server, office)).close()
+        with pytest.raises(InvalidStatus) as refused:
+            await open_visitor(server, office)
+        assert refused.value.response.status_code == 429
+        # The counsellor there is not locked out by the visitors' flood.
+        consoles = [await staff_from(server, cookie, office) for _ in range(3)]
+        assert len({c.hello["staff"]["id"] for c in consoles}) == 1
+        # A flood of staff connections is limited all the same.
+        with pytest.raises(InvalidStatus) as refused:
+            await staff_from(server, cookie, office)
+        assert refused.value.response.status_code == 429
+        # And it does not count against visitors either way: still refused, not more so.
+        with pytest.raises(InvalidStatus):
+            await open_visitor(server, office)
+        await (await open_visitor(server, via("203.0.113.41"))).close()
+        for console in consoles:
+            await console.close()
 
 
 async def test_message_rate_is_per_client_across_connections(lykta: ServerFactory) -> None:

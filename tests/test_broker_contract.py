@@ -65,39 +65,53 @@ async def one(
     return answers[0]
 
 
-async def test_queue_orders_by_priority_then_wait_and_respects_its_limit(broker: Broker) -> None:
-    assert (
-        await broker.create_chat(
-            record("a", at=100), queue_limit=3, score=queue_score(PRIORITY_NORMAL, 100)
-        )
-        == 1
-    )
-    assert (
-        await broker.create_chat(
-            record("b", at=90), queue_limit=3, score=queue_score(PRIORITY_NORMAL, 90)
-        )
-        == 1
-    )
-    assert (
-        await broker.create_chat(
-            record("c", at=200), queue_limit=3, score=queue_score(PRIORITY_RETURNED, 200)
-        )
-        == 1
-    )
-    assert (
-        await broker.create_chat(record("d"), queue_limit=3, score=queue_score(PRIORITY_NORMAL, 50))
-        is None
-    )
+async def test_queue_orders_by_priority_then_arrival_and_respects_its_limit(
+    broker: Broker,
+) -> None:
+    before = broker.now()
+    a = await broker.create_chat(record("a", at=100), queue_limit=3)
+    # The time a record was made with does not count: the broker's clock as it stores it does.
+    b = await broker.create_chat(record("b", at=90), queue_limit=3)
+    c = await broker.create_chat(record("c", priority=PRIORITY_RETURNED), queue_limit=3)
+    after = broker.now()
+    assert a is not None and b is not None and c is not None
+    assert (a.position, b.position, c.position) == (1, 2, 1)
+    assert await broker.create_chat(record("d"), queue_limit=3) is None
     queued = await broker.queue("support")
-    assert [chat_id for chat_id, _ in queued] == ["c", "b", "a"]
-    assert queued_at_of(queued[0][1]) == pytest.approx(200)
+    assert [chat_id for chat_id, _ in queued] == ["c", "a", "b"]
+    # The clock of Redis and the estimate of it here agree to well within a second.
+    assert before - 1 <= a.queued_at < b.queued_at < c.queued_at <= after + 1
+    assert queued_at_of(queued[0][1]) == pytest.approx(c.queued_at, abs=1e-3)
+    stored = await broker.get_chat("b")
+    assert stored is not None and stored.queued_at == b.queued_at
     assert await broker.queue_length("support") == 3
     assert await broker.get_chat("d") is None
     assert sorted(await broker.line_chat_ids("support")) == ["a", "b", "c"]
 
 
+async def test_chats_queued_together_keep_their_order(broker: Broker) -> None:
+    """However close together (closer than a queue score can tell apart), each chat goes
+    behind those queued before it at its priority: a position shown is never taken."""
+    ids = [f"c{n:03d}" for n in range(60)]
+    # Descending ids: equal scores would order them the other way round.
+    ids.reverse()
+    queued = await asyncio.gather(*(broker.create_chat(record(c), queue_limit=100) for c in ids))
+    assert [q.position if q else None for q in queued] == list(range(1, 61))
+    assert [chat_id for chat_id, _ in await broker.queue("support")] == ids
+    # A chat put back with its own (earlier) time still goes ahead of them.
+    first = queued[0]
+    assert first is not None
+    await broker.create_chat(record("late", priority=PRIORITY_NORMAL), queue_limit=100)
+    back = Transition(
+        expect=WAITING_STATES, changes={}, dequeue=True, enqueue=queue_score(0, first.queued_at - 1)
+    )
+    assert isinstance(await broker.transition(ids[-1], back), ChatRecord)
+    order = [chat_id for chat_id, _ in await broker.queue("support")]
+    assert order[0] == ids[-1] and order[-1] == "late"
+
+
 async def test_transition_is_compare_and_set(broker: Broker) -> None:
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
     offer = Transition(
         expect=WAITING_STATES,
         changes={"state": ChatState.offered, "offered_to": "s1"},
@@ -121,8 +135,8 @@ async def test_transition_is_compare_and_set(broker: Broker) -> None:
 
 async def test_transition_can_require_the_continuity_state(broker: Broker) -> None:
     """Of two takes of one offered continuity code, exactly one goes through."""
-    await broker.create_chat(record("a", continuity="offered"), queue_limit=10, score=1.0)
-    await broker.create_chat(record("b"), queue_limit=10, score=2.0)
+    await broker.create_chat(record("a", continuity="offered"), queue_limit=10)
+    await broker.create_chat(record("b"), queue_limit=10)
     take = Transition(expect=WAITING_STATES, changes={"continuity": "issued"}, continuity="offered")
     results = await asyncio.gather(*(broker.transition("a", take) for _ in range(5)))
     assert sum(isinstance(r, ChatRecord) for r in results) == 1
@@ -135,7 +149,7 @@ async def test_transition_can_require_the_continuity_state(broker: Broker) -> No
 
 async def test_capacity_is_checked_inside_the_claim(broker: Broker) -> None:
     for name in ("a", "b"):
-        await broker.create_chat(record(name), queue_limit=10, score=1.0)
+        await broker.create_chat(record(name), queue_limit=10)
     claim = Transition(
         expect=WAITING_STATES, changes={"state": ChatState.offered}, dequeue=True, assign=("s1", 1)
     )
@@ -152,7 +166,7 @@ async def test_capacity_is_checked_inside_the_claim(broker: Broker) -> None:
 
 
 async def test_concurrent_claims_never_give_one_chat_twice(broker: Broker) -> None:
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
 
     async def claim(staff: str) -> ChatRecord | Refusal:
         return await broker.transition(
@@ -173,7 +187,7 @@ async def test_concurrent_claims_never_give_one_chat_twice(broker: Broker) -> No
 
 
 async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) -> None:
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
     assert await one(broker, "a", 1, b"one", dedupe="c1") == (1, "ok")
     assert await one(broker, "a", 1, b"again", dedupe="c2") == (1, "conflict")
     assert await one(broker, "a", 5, b"gap") == (1, "conflict")
@@ -205,8 +219,8 @@ async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) 
 async def test_append_checks_and_counts_a_quota_shared_with_incr(broker: Broker) -> None:
     """A visitor's message limit is checked and counted with the append (one trip to Redis);
     the counter is the one `incr` keeps, shared by every chat of the client."""
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
-    await broker.create_chat(record("b"), queue_limit=10, score=2.0)
+    await broker.create_chat(record("a"), queue_limit=10)
+    await broker.create_chat(record("b"), queue_limit=10)
     quota = Quota("rl:msg:client", limit=3, window=0.3)
     assert await broker.incr(quota.key, ttl=0.3) == 1  # a start counts too
     assert await one(broker, "a", 1, b"one", dedupe="c1", quota=quota) == (1, "ok")
@@ -229,7 +243,7 @@ async def test_a_burst_is_stored_in_order_and_answered_entry_by_entry(broker: Br
     """A visitor's messages read together go in one step: each answered as `append` answers
     it (a resend as a duplicate), announced once stored, and nothing looked at after a
     number someone else took first."""
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
     heard: list[Event] = []
     broker.hub.add("chat:a", heard.append)
 
@@ -262,7 +276,7 @@ async def test_a_burst_is_stored_in_order_and_answered_entry_by_entry(broker: Br
 async def test_a_long_burst_is_stored_whole_and_a_resend_of_it_is_known(broker: Broker) -> None:
     """More entries than Redis reads or writes dedupe keys at once (slices of 200 values):
     each is stored, and each resend is answered with its number, whatever slice it was in."""
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
     count = 450
     first: list[Appending] = [(i + 1, f"m{i}".encode(), f"v:{i}", None) for i in range(count)]
     assert await broker.append("a", first) == [(i + 1, "ok") for i in range(count)]
@@ -279,7 +293,7 @@ async def test_a_long_burst_is_stored_whole_and_a_resend_of_it_is_known(broker: 
 async def test_a_burst_counts_each_entry_against_the_quota_and_refuses_all_once_ended(
     broker: Broker,
 ) -> None:
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
     quota = Quota("rl:msg:burst", limit=2, window=60)
     entries: list[Appending] = [(i + 1, f"m{i}".encode(), f"v:{i}", None) for i in range(3)]
     # The third is over the limit; a resend of the first is still a duplicate after it.
@@ -370,7 +384,7 @@ async def test_unleased_chats_are_the_live_ones_a_dead_process_left_connected(
         ("elsewhere", {"line": "youth"}),
     ]
     for chat_id, extra in chats:
-        await broker.create_chat(record(chat_id, **extra), queue_limit=10, score=1.0)
+        await broker.create_chat(record(chat_id, **extra), queue_limit=10)
     await broker.transition(
         "ended", Transition(expect=WAITING_STATES, changes={"state": ChatState.ended})
     )
@@ -388,9 +402,7 @@ async def test_unleased_chats_of_a_busy_line_are_all_found_a_page_at_a_time(
 ) -> None:
     # More chats than fit Redis's compact set encoding, so its scan goes page by page.
     chat_ids = [f"c{i:03}" for i in range(300)]
-    await asyncio.gather(
-        *(broker.create_chat(record(c), queue_limit=1000, score=1.0) for c in chat_ids)
-    )
+    await asyncio.gather(*(broker.create_chat(record(c), queue_limit=1000) for c in chat_ids))
     held = [c for i, c in enumerate(chat_ids) if i % 7]
     await asyncio.gather(*(broker.connect("v:" + c, "x", ttl=60) for c in held))
     found = await broker.unleased_chats("support", "v:", page=20)
@@ -431,7 +443,7 @@ async def test_events_reach_every_listener_of_a_channel(broker: Broker) -> None:
 
 
 async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) -> None:
-    await broker.create_chat(record("a"), queue_limit=10, score=1.0)
+    await broker.create_chat(record("a"), queue_limit=10)
     got: list[Event] = []
     await broker.subscribe("chat:a", got.append)
     assert await one(
@@ -449,7 +461,7 @@ async def test_append_announces_what_it_stored_and_nothing_else(broker: Broker) 
 async def owe(broker: Broker, staff_id: str, chat_id: str, ttl: float) -> None:
     """End a chat owing its wrap-up to `staff_id`, as ChatService._end does."""
     if await broker.get_chat(chat_id) is None:
-        await broker.create_chat(record(chat_id), queue_limit=100, score=1.0)
+        await broker.create_chat(record(chat_id), queue_limit=100)
     ended = await broker.transition(
         chat_id,
         Transition(
@@ -480,7 +492,7 @@ async def test_owed_wrapups_are_listed_per_counsellor_until_settled_or_lapsed(
     await broker.settle_wrapup("nobody", "zzz")
     assert await broker.owed_wrapups("s1") == ["b"]
     # A refused transition owes nothing.
-    await broker.create_chat(record("f"), queue_limit=100, score=1.0)
+    await broker.create_chat(record("f"), queue_limit=100)
     refused = Transition(
         expect=frozenset({ChatState.active}),
         changes={"state": ChatState.ended},

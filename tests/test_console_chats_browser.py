@@ -9,7 +9,9 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -17,6 +19,8 @@ from playwright.async_api import Browser, Locator, Page, ViewportSize, WebSocket
 from sqlalchemy import select
 
 from app.broker.records import StaffStatus
+from app.chats.connection import UNAVAILABLE_CLOSE
+from app.chats.lost import Held, write_back
 from app.chats.protocol import CLOSE_SERVICE_RESTART, Close
 from app.kit.db import unit_of_work
 from app.models import Wrapup
@@ -269,6 +273,10 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     await expect(row).to_contain_text("asks for help")
     team = page.locator("tr[data-staff]", has_text="Dora")
     await expect(team).to_contain_text("1 of 3")
+    # Her duty ends at a time on the line's clock (Stockholm), not the browser's (UTC here).
+    (line,) = dora.hello["lines"]
+    ends = datetime.fromtimestamp(line["on_duty_until"], ZoneInfo("Europe/Stockholm"))
+    await expect(team.locator("td").last).to_have_text(re.compile(rf"^{ends:%H:%M}( CES?T)?$"))
     await assert_accessible(page, "supervise")
 
     await request.locator("button", has_text="Observe").click()
@@ -415,6 +423,37 @@ async def test_a_status_chosen_while_the_console_reconnects_is_kept(
     await eventually(on_break, what="Gun on a break")
     await page.locator(".status-choice label", has_text="Away").click()
     await expect(page.locator(".status-choice input[value=away]")).to_be_checked()
+
+
+async def test_chats_the_server_lost_with_its_data_close_with_a_notice(
+    server: RunningServer, page: Page
+) -> None:
+    rt = server.runtime
+    hans_id = await add_counsellor(rt, "hans", capacity=3)
+    await sign_in_console(page, server, "hans", PASSWORD)
+    await go_available(page)
+    visitor = await visitor_on(server)
+    await accept_offer(page, visitor)
+    await visitor.expect("counsellor.joined")
+    await expect(chat_tab(page, visitor)).to_be_visible()
+
+    # As when Redis comes back empty: the chat and her presence are gone, the process writes
+    # back what its clients had (app/chats/lost.py), and her console reconnects.
+    sockets = [c for c in rt.connections.staff.values() if c.staff.id == hans_id]
+    held = Held.of(rt.connections)
+    held = Held({visitor.chat_id: "support"}, {hans_id: held.staff[hans_id]})
+    await rt.broker.delete_chat(visitor.chat_id)
+    await rt.broker.remove_presence(hans_id)
+    await write_back(rt.broker, rt.transcript, held)
+    for connection in sockets:
+        connection.out.close(UNAVAILABLE_CLOSE)
+    await expect(page.locator(".chats-notice")).to_contain_text(
+        "The server lost 1 of your chats in a restart", timeout=15_000
+    )
+    await expect(chat_tab(page, visitor)).to_have_count(0)
+    # Still available, as she was.
+    await expect(page.locator(".status-choice input[value=available]")).to_be_checked()
+    await assert_accessible(page, "chats-lost")
 
 
 async def test_a_reconnect_restores_chats_and_a_new_sign_in_keeps_them(

@@ -30,8 +30,17 @@ from cryptography.x509.oid import NameOID
 
 from app.settings import Settings
 from tests.support.clients import open_chat, open_staff, open_visitor
-from tests.support.processes import ROOT, LyktaProcess, free_port, processes, seeding
+from tests.support.processes import (
+    ROOT,
+    LyktaProcess,
+    RedisServer,
+    free_port,
+    process_env,
+    processes,
+    seeding,
+)
 from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -151,17 +160,23 @@ async def behind_proxy(
     settings: Settings, directory: Path
 ) -> AsyncIterator[tuple[Proxy, list[LyktaProcess]]]:
     """Two app processes and nginx in front of them, stopped afterwards."""
+    async with processes(settings, directory) as apps, proxy_for(apps, directory) as proxy:
+        yield proxy, apps
+
+
+@contextlib.asynccontextmanager
+async def proxy_for(apps: list[LyktaProcess], directory: Path) -> AsyncIterator[Proxy]:
+    """nginx in front of two running app processes, stopped afterwards."""
     proxy = Proxy(free_port(), free_port(), directory / "nginx.out", directory)
-    async with processes(settings, directory) as apps:
-        cert, key = self_signed(directory)
-        conf = directory / "nginx.conf"
-        conf.write_text(configuration(proxy, apps, cert, key))
-        proxy.spawn(conf)
-        try:
-            await answering(proxy, cert)
-            yield proxy, apps
-        finally:
-            await proxy.stop()
+    cert, key = self_signed(directory)
+    conf = directory / "nginx.conf"
+    conf.write_text(configuration(proxy, apps, cert, key))
+    proxy.spawn(conf)
+    try:
+        await answering(proxy, cert)
+        yield proxy
+    finally:
+        await proxy.stop()
 
 
 async def answering(proxy: Proxy, cert: Path) -> None:
@@ -207,6 +222,14 @@ async def test_chats_work_through_the_proxy_which_keeps_no_client_address(
             response = await http.get(f"http://127.0.0.1:{proxy.http_port}/chat/support")
         assert response.status_code == 301
         assert response.headers["location"].startswith("https://")
+        # The visitor's files pass through compressed as Lykta sent them; API answers never
+        # are compressed, by Lykta or by the proxy.
+        async with httpx.AsyncClient(base_url=proxy.url) as http:
+            script = await http.get("/widget/chat.js", headers={"Accept-Encoding": "br, gzip"})
+            line = await http.get("/api/lines/support", headers={"Accept-Encoding": "br, gzip"})
+        assert script.headers["content-encoding"] == "br"
+        assert script.content == (ROOT / "widget" / "chat.js").read_bytes()
+        assert line.status_code == 200 and "content-encoding" not in line.headers
 
         anna = await open_staff(proxy, "anna", PASSWORD)
         visitor = await open_chat(proxy, anna)
@@ -251,3 +274,34 @@ async def test_chats_work_through_the_proxy_which_keeps_no_client_address(
         own = f"127.0.0.1:{app_process.port}"
         lines = app_process.log.read_text().splitlines()
         assert [line for line in lines if "127.0.0.1" in line.replace(own, "")] == []
+
+
+async def test_the_proxy_passes_over_a_process_that_is_not_ready(
+    tmp_path: Path, scale_settings: Callable[..., Settings]
+) -> None:
+    # One process on a Redis of its own, which goes away: that process is live but not ready.
+    redis = RedisServer(tmp_path, appendonly=False)
+    await redis.start()
+    lonely = LyktaProcess(
+        "lykta-0", process_env(scale_settings(redis_url=redis.url)), tmp_path / "lykta-0.log"
+    )
+    fine = LyktaProcess("lykta-1", process_env(scale_settings()), tmp_path / "lykta-1.log")
+    try:
+        await asyncio.gather(lonely.start(), fine.start())
+        async with proxy_for([lonely, fine], tmp_path) as proxy:
+            await redis.stop()
+            async with httpx.AsyncClient(base_url=lonely.url) as direct:
+
+                async def not_ready() -> bool:
+                    return (await direct.get("/readyz")).status_code == 503
+
+                await eventually(not_ready, what="the process without Redis not ready")
+            # Through the proxy every answer comes from the process that is ready.
+            trusting = ssl.create_default_context(cafile=tmp_path / "fullchain.pem")
+            async with httpx.AsyncClient(base_url=proxy.url, verify=trusting) as http:
+                answers = [await http.get("/readyz") for _ in range(6)]
+            assert [r.status_code for r in answers] == [200] * 6
+            assert all(r.json()["status"] == "ready" for r in answers)
+    finally:
+        await asyncio.gather(lonely.stop(), fine.stop())
+        await redis.stop()

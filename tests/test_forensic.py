@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.broker.records import ChatState
 from app.continuity.codes import normalise
-from app.kit.logging import configure_logging
+from app.kit.logging import configure_logging, stop_repeats
 from app.models.enums import Qualification
 from app.settings import Settings
 from tests.support.brokers import MemoryVariant, RedisVariant, transcript_gone
@@ -105,6 +105,7 @@ def production_logging(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
     try:
         yield
     finally:
+        stop_repeats()
         root.handlers[:], level, sys.excepthook, threading.excepthook = saved
         root.setLevel(level)
         access.disabled = False

@@ -88,7 +88,7 @@ async def test_a_batch_is_written_after_its_hour_in_one_transaction_not_in_chat_
         order = [await wrapped_up_chat(server, anna) for _ in range(CHATS)]
 
         # Until the hour is over, nothing about the chats is in the database or shown.
-        assert await rt.held.flush_due(rt.broker.now()) == 0
+        assert await rt.held_rows.flush_due(rt.broker.now()) == 0
         assert await chat_rows(database_url_pg) == (0, 0, 0)
         log = (await api(server, cora, "GET", "/api/audit")).json()["entries"]
         assert {e["action"] for e in log} == {"sign_in"}

@@ -51,6 +51,7 @@ COUNSELLORS = frozenset({COUNSELLOR, SUPERVISOR})
 # (method, path) → who may call it.
 HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/healthz"): EVERYONE,
+    ("GET", "/readyz"): EVERYONE,
     ("GET", "/"): EVERYONE,
     ("GET", "/api/lines"): EVERYONE,
     ("GET", "/api/lines/{key}"): EVERYONE,

@@ -58,7 +58,7 @@ async def test_events_reach_other_processes_once_and_plain_text_stays_home(
         assert there == [{"type": "x", "sealed": b"\x00\xff"}]
         # A stored entry's event is published by the same script that stores it.
         await one.create_chat(
-            ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5, score=1.0
+            ChatRecord("a", "l", "sv", ChatState.queued, "d", 1.0, 1.0), queue_limit=5
         )
         await one.append("a", [(1, b"e", None, ("chat:a", {"type": "entry", "seq": 1}))])
         for _ in range(200):
@@ -122,6 +122,13 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, RedisBro
 
 async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> None:
     async with own_redis(tmp_path) as (server, broker, changes):
+        # Whether the broker was available when it said Redis came back without its data.
+        lost: list[bool] = []
+
+        async def on_lost() -> None:
+            lost.append(broker.available)
+
+        broker.on_lost(on_lost)
         await broker.set_value("k", "v", 60)
         await server.stop()
         for _ in range(500):
@@ -142,6 +149,8 @@ async def test_losing_redis_is_reported_and_recovered_from(tmp_path: Path) -> No
             await asyncio.sleep(0.01)
         assert changes == [False, True] and broker.available
         assert await broker.get_value("k") is None  # that Redis kept nothing
+        # ... and the broker said so once, before it counted as available again.
+        assert lost == [False]
         await broker.set_value("k", "w", 60)
         assert await broker.get_value("k") == "w"
 
@@ -154,6 +163,12 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
     # production's.
     monkeypatch.setattr(redis_connection, "COMMAND_TIMEOUT", 0.5)
     async with own_redis(tmp_path) as (server, broker, changes):
+        lost: list[str] = []
+
+        async def on_lost() -> None:
+            lost.append("lost")
+
+        broker.on_lost(on_lost)
         assert server.proc is not None
         await broker.set_value("k", "v", 60)
         server.proc.send_signal(signal.SIGSTOP)
@@ -163,6 +178,36 @@ async def test_a_redis_that_stops_answering_is_reported_and_recovered_from(
         server.proc.send_signal(signal.SIGCONT)
         await eventually(lambda: _is(changes, [False, True]), what="Redis back")
         assert await broker.get_value("k") == "v"  # the same Redis, its data kept
+        assert lost == []  # nothing to tell anyone
+
+
+async def test_a_redis_emptied_under_running_brokers_is_noticed_by_each(
+    redis_prefix: str,
+) -> None:
+    """Keys gone while connections held (a flush; a restart between two health checks): every
+    process finds out, whichever of them left the new marker, and says so once."""
+    brokers = [RedisBroker(REDIS_URL, redis_prefix), RedisBroker(REDIS_URL, redis_prefix)]
+    seen: list[list[bool | str]] = [[], []]
+    for broker, changes in zip(brokers, seen, strict=True):
+        broker.on_availability(changes.append)
+
+        async def on_lost(changes: list[bool | str] = changes) -> None:
+            changes.append("lost")
+
+        broker.on_lost(on_lost)
+        await broker.start()
+    try:
+        await brokers[0].set_value("k", "v", 60)
+        assert await brokers[0].purge() > 0
+
+        async def told() -> bool:
+            return seen == [[False, "lost", True]] * 2
+
+        await eventually(told, timeout=30, what="both brokers told of the loss")
+        assert await brokers[1].get_value("k") is None
+    finally:
+        for broker in brokers:
+            await broker.close()
 
 
 async def test_a_closed_broker_answers_commands_with_an_error(redis_prefix: str) -> None:

@@ -413,6 +413,67 @@ async def test_redis_restarting_mid_run(
         await redis.stop()
 
 
+async def test_redis_restarting_empty(
+    tmp_path: Path, scale_settings: Callable[..., Settings]
+) -> None:
+    """A Redis without persistence restarts in the middle of a chat: the chat is gone, and
+    the visitor and the counsellor are told so; the counsellor stays available."""
+    redis = RedisServer(tmp_path, appendonly=False)
+    await redis.start()
+    settings = scale_settings(redis_url=redis.url)
+    async with seeding(settings) as rt:
+        await add_line(rt)
+        await add_counsellor(rt, "anna", alias="Anna", capacity=2)
+    try:
+        async with processes(settings, tmp_path) as (a, b):
+            anna = await open_staff(b, "anna", PASSWORD)
+            visitor = await open_chat(a, anna)
+            chat_id = visitor.chat_id
+            await visitor.say("before", client_id="before")
+            await anna.expect("message", text="before")
+
+            await redis.stop()
+            assert await closed_with(visitor) == 1013
+            assert await closed_with(anna) == 1013
+            await redis.start()  # empty
+
+            # Each comes back through the process that held them, as clients usually do.
+            async def resume() -> tuple[VisitorClient, Frame]:
+                back = await open_visitor(a)
+                last = last_seen(visitor.received, chat_id)
+                await back.send(
+                    {"type": "resume", "chat_id": chat_id, "token": visitor.token, "last_seq": last}
+                )
+                return back, await back.expect(frozenset({"chat.resumed", "chat.ended", "error"}))
+
+            back, answer = await _retry(resume)
+            told = (answer["type"], answer.get("by"), answer.get("reason"))
+            assert told == ("chat.ended", "system", "lost"), answer
+            assert answer["chat_id"] == chat_id and "seq" not in answer
+            anna_back = await _retry(
+                lambda: open_staff(b, "anna", PASSWORD, cookie=anna.cookie, available=False)
+            )
+            hello = anna_back.hello
+            assert hello["lost"] == [{"chat_id": chat_id, "line": "support"}]
+            assert hello["chats"] == [] and hello["wrapups"] == []
+            # She was available, and still is: a new chat is offered to her at once.
+            assert hello["status"] == "available"
+            await back.start()
+            offer = await anna_back.expect("offer", chat_id=back.chat_id)
+            await anna_back.accept(offer["chat_id"])
+            await back.expect("counsellor.joined", name="Anna")
+            await back.say("after", client_id="after")
+            await anna_back.expect("message", text="after")
+            # Through the other process too, while the notice lasts.
+            other = await open_visitor(b)
+            await other.send(
+                {"type": "resume", "chat_id": chat_id, "token": visitor.token, "last_seq": 0}
+            )
+            assert (await other.expect("chat.ended"))["reason"] == "lost"
+    finally:
+        await redis.stop()
+
+
 async def _retry(attempt: Callable[[], Any], timeout: float = SETTLE) -> Any:
     """What a client does while the service recovers: try again after a short pause."""
     loop = asyncio.get_running_loop()

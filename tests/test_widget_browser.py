@@ -15,14 +15,22 @@ from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import BrowserContext, Frame, Page, ViewportSize, WebSocketRoute
+from playwright.async_api import (
+    BrowserContext,
+    Frame,
+    Page,
+    ViewportSize,
+    WebSocketRoute,
+)
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Route as BrowserRoute
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from app.broker.base import Broker
+from app.chats.lost import Held, write_back
 from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
@@ -272,9 +280,14 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
     frame = await open_launcher(page)
     assert await frame.evaluate("document.title") == "Chatt"
     await frame.get_by_text("Vi sparar inget om dig.").wait_for()
+    # The page brought its catalogue and the line's state: Start is enabled with no request
+    # for either, and no other language's catalogue is fetched before the visitor picks it.
+    await frame.wait_for_selector("#start:enabled")
+    assert [u for u in w.requests if "/widget/i18n/" in u or "/api/lines" in u] == []
     # Another language, in place: no navigation, no history entry.
     await frame.select_option("#language", "en")
     await frame.get_by_role("button", name="Start chat").wait_for()
+    assert [u for u in w.requests if "/widget/i18n/" in u] == [f"{w.lykta.url}/widget/i18n/en.json"]
     await frame.get_by_text("We keep nothing about you.").wait_for()
     assert await frame.evaluate("document.documentElement.lang") == "en"
     await frame.select_option("#language", "sv")
@@ -362,6 +375,32 @@ async def test_a_visitor_chats_from_an_ngo_page_loses_the_network_and_leaves_by_
     await storage_is_empty(frame)
     await frame.wait_for_selector("#view-intro:not([hidden])")
     only_two_origins(w)
+
+
+async def test_a_chat_the_server_lost_with_its_data_says_so_in_words(world: World) -> None:
+    w, page = world, world.page
+    rt = w.lykta.runtime
+    await add_counsellor(rt, "anna", alias="Anna")
+    anna = await open_staff(w.lykta, "anna", PASSWORD)
+    await page.goto(f"{w.host}/about")
+    frame = await open_launcher(page)
+    await frame.get_by_role("button", name="Starta chatten").click()
+    chat_id = await offered(anna)
+    await anna.accept(chat_id)
+    await frame.get_by_role("heading", name="Du chattar med Anna").wait_for()
+    await w.drop_network()
+    # The chat goes as with a Redis restarted empty, and the server writes back what its
+    # clients had then (app/chats/lost.py; on Redis, tests/test_scale_out.py restarts one).
+    await rt.broker.delete_chat(chat_id)
+    await write_back(rt.broker, rt.transcript, Held(chats={chat_id: "support"}))
+    await w.restore_network()
+    ended = frame.locator("#ended-by")
+    await ended.filter(has_text="chatten gick förlorad").wait_for(timeout=30_000)
+    await axe_clean(frame, "lost")
+    await shots(page, "lost")
+    await frame.get_by_role("button", name="Starta en ny chatt").click()
+    await frame.get_by_role("button", name="Starta chatten").click()
+    assert await offered(anna) != chat_id
 
 
 async def test_the_queue_position_moves_and_a_closed_line_says_when_it_opens(world: World) -> None:
@@ -500,9 +539,16 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     await axe_clean(page, "safety")
     await shots(page, "safety")
 
-    # Lykta unreachable: a clear state with other help, and a way to try again.
-    await page.route(f"{w.lykta.url}/api/**", lambda route: route.abort())
+    # Lykta unreachable once the page is there (it brings the line's state with it): Start
+    # leads to a clear state with other help, and a way to try again.
     await page.goto(f"{w.lykta.url}/chat/youth?lang=en")
+    await page.route(f"{w.lykta.url}/api/**", lambda route: route.abort())
+
+    async def unreachable(socket: WebSocketRoute) -> None:
+        await socket.close()
+
+    await page.route_web_socket(re.compile(r".*/ws/visitor"), unreachable)
+    await page.get_by_role("button", name="Start chat").click()
     await page.get_by_role("heading", name="We cannot reach the chat right now").wait_for()
     assert "112" in (await page.locator("#alternatives").text_content() or "")
     await axe_clean(page, "down")
@@ -510,6 +556,27 @@ async def test_fallbacks_right_to_left_and_a_server_that_is_down(world: World) -
     await page.unroute(f"{w.lykta.url}/api/**")
     await page.get_by_role("button", name="Try again").click()
     await page.get_by_role("button", name="Start chat").wait_for()
+
+    # A page made while the broker was away carries no line state: its script asks for it,
+    # and says it cannot reach the chat while that fails.
+    await page.route(f"{w.lykta.url}/api/**", lambda route: route.abort())
+
+    async def made_without_broker(route: BrowserRoute) -> None:
+        answer = await route.fetch()
+        body = re.sub(
+            r',"line":\{.*\}\}</script>', ',"line":null}</script>', await answer.text(), flags=re.S
+        )
+        skip = ("content-encoding", "content-length")
+        headers = {k: v for k, v in answer.headers.items() if k.lower() not in skip}
+        await route.fulfill(status=answer.status, headers=headers, body=body)
+
+    await page.route(f"{w.lykta.url}/chat/**", made_without_broker)
+    await page.goto(f"{w.lykta.url}/chat/youth?lang=en")
+    await page.get_by_role("heading", name="We cannot reach the chat right now").wait_for()
+    await page.unroute(f"{w.lykta.url}/api/**")
+    await page.unroute(f"{w.lykta.url}/chat/**")
+    await page.get_by_role("button", name="Try again").click()
+    await page.wait_for_selector("#start:enabled")
     only_two_origins(w)
 
 

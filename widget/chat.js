@@ -148,29 +148,18 @@ async function refreshLine() {
     return;
   }
   lineTries = 0;
+  showLine();
+}
+
+function showLine() {
   renderHelp();
   renderPeer();
   updateCount();
-  if (line.open) showView('intro');
-  else showClosed('closed', null);
-}
-
-function fillLanguages() {
-  const select = $('language');
-  select.replaceChildren();
-  for (const code of cfg.languages) {
-    const option = document.createElement('option');
-    option.value = code;
-    option.lang = code;
-    option.textContent = code === cfg.lang ? t('language_name') : code;
-    option.selected = code === cfg.lang;
-    select.append(option);
-  }
-  $('language-field').hidden = cfg.languages.length < 2;
-  // Each language's own name for itself, from its catalogue.
-  for (const option of select.options) {
-    if (option.value === cfg.lang) continue;
-    loadTexts(option.value).then((other) => { option.textContent = other.language_name; }, () => {});
+  if (line.open) {
+    $('start').disabled = false;
+    showView('intro');
+  } else {
+    showClosed('closed', null);
   }
 }
 
@@ -504,7 +493,8 @@ function ended(f) {
   counsellor = null;
   $('typing').textContent = '';
   $('queue').textContent = '';
-  const by = { visitor: 'ended_by_you', counsellor: 'ended_by_counsellor' }[f.by] || 'ended_system';
+  // `lost`: the chat went with the service's data (a restart); it cannot be resumed.
+  const by = f.reason === 'lost' ? 'ended_lost' : { visitor: 'ended_by_you', counsellor: 'ended_by_counsellor' }[f.by] || 'ended_system';
   $('ended-by').textContent = t(by);
   $('composer').hidden = true;
   $('end-row').hidden = true;
@@ -792,13 +782,10 @@ async function init() {
     $('end').focus();
   });
   $('end-yes').addEventListener('click', () => send({ type: 'end' }));
-  try {
-    texts = await loadTexts(cfg.lang);
-  } catch {
-    showView('down');
-    return;
-  }
-  fillLanguages();
+  // The page brings the visitor's catalogue and the line's state: no request before Start.
+  // The other languages' catalogues are fetched only if the visitor picks one.
+  const boot = JSON.parse($('boot').textContent);
+  texts = boot.texts;
   if (!cfg.line) {
     show();
     return;
@@ -808,12 +795,14 @@ async function init() {
   } catch {
     chat = null;
   }
+  line = boot.line; // null when the server could not tell: asked again below
   if (chat) {
     // Back after a reload: the whole transcript comes again from the server.
-    fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials: 'omit', cache: 'no-store' })
-      .then((a) => (a.ok ? a.json() : null))
-      .then((l) => { if (l) { line = l; renderHelp(); updateCount(); } }, () => {});
+    renderHelp();
+    updateCount();
     connect();
+  } else if (line) {
+    showLine();
   } else {
     await refreshLine();
   }

@@ -6,6 +6,7 @@ removed from the request before anything else runs (see ratelimit.take_client).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,10 @@ from app.kit import jsonutil
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+STAFF_SOCKET = "/ws/staff"
 
 
 class RequestLimits:
@@ -31,7 +36,6 @@ class RequestLimits:
         runtime: Runtime = scope["app"].state.runtime
         settings = runtime.settings
         limiter = runtime.rate_limiter
-        key = await limiter.take_client(scope)
         bucket, limit = _bucket(
             scope,
             settings.http_rate_per_minute,
@@ -39,12 +43,15 @@ class RequestLimits:
             settings.connection_rate_per_minute,
         )
         try:
+            key = await limiter.take_client(scope)
             allowed = await limiter.allow(bucket, key, limit)
         except BrokerUnavailableError:
-            # The counters live in the broker; for the seconds it is away, limits are off
-            # (WebSocket endpoints turn clients away meanwhile anyway).
+            # The hashing key and the counters live in the broker; for the seconds it is away
+            # (or loading), limits are off (WebSocket endpoints turn clients away meanwhile).
             allowed = True
         if not allowed:
+            # Counted per interval, not a line each (app/kit/logging.py): a flood sets the pace.
+            logger.warning("client over its limit; refused", extra={"code": f"{bucket}_limited"})
             if scope["type"] == "websocket":
                 await _refuse_websocket(receive, send)
             else:
@@ -78,7 +85,11 @@ def _bucket(
     scope: Scope, http_rate: int, sign_in_rate: int, connection_rate: int
 ) -> tuple[str, Limit]:
     if scope["type"] == "websocket":
-        return "ws", Limit(connection_rate, 60)
+        # Counsellors and visitors are counted apart: a flood of visitor connections from one
+        # address (a shelter's Wi-Fi, a carrier's NAT, an attacker) must not lock out the
+        # counsellors who share it.
+        bucket = "staff_ws" if scope["path"] == STAFF_SOCKET else "ws"
+        return bucket, Limit(connection_rate, 60)
     if scope["path"] == "/api/staff/session" and scope["method"] == "POST":
         return "signin", Limit(sign_in_rate, 60)
     return "http", Limit(http_rate, 60)

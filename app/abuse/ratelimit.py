@@ -144,14 +144,16 @@ def client_address(scope: Scope, trusted_proxies: frozenset[str]) -> str:
 
 
 async def take_client(scope: Scope, keys: ClientKeys, trusted_proxies: frozenset[str]) -> ClientTag:
-    """Hash the client's address, then remove it and the identifying headers from `scope`.
+    """Remove the client's address and the identifying headers from `scope`, then hash the
+    address (BrokerUnavailableError when the hashing key cannot be read: the request goes on
+    without a tag, and without the address).
 
     uvicorn shares this scope dict, so its own log lines lose the address too.
     """
     address = client_address(scope, trusted_proxies)
-    tag = await keys.tag(address, earlier=scope["type"] == "websocket")
     scope["client"] = None
     scope["headers"] = [(n, v) for n, v in scope.get("headers", []) if n not in SCRUBBED_HEADERS]
+    tag = await keys.tag(address, earlier=scope["type"] == "websocket")
     state: dict[str, Any] = scope.setdefault("state", {})
     state["client_tag"] = tag
     return tag

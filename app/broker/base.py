@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -45,6 +45,15 @@ class Lease:
     ttl: float
     deadline: str
     deadline_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A new chat in its queue: its 1-based position and when it was queued (epoch seconds,
+    the broker's clock)."""
+
+    position: int
+    queued_at: float
 
 
 class BrokerUnavailableError(Exception):
@@ -97,10 +106,18 @@ class Broker(ABC):
         self.hub = Hub()
         self.available = True
         self._availability: list[Callable[[bool], None]] = []
+        self._losses: list[Callable[[], Awaitable[None]]] = []
 
     def on_availability(self, callback: Callable[[bool], None]) -> None:
         """Call `callback(False)` when the backing service is lost and `(True)` once it is back."""
         self._availability.append(callback)
+
+    def on_lost(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await `callback()` when the backing service comes back without what it held (a Redis
+        restarted without persistence): between `(False)` and `(True)` above, so a process
+        writes back what its clients had before it takes them again. The in-process broker
+        never loses anything its process outlives."""
+        self._losses.append(callback)
 
     def _set_available(self, available: bool) -> None:
         self.available = available
@@ -113,6 +130,9 @@ class Broker(ABC):
     async def close(self) -> None:
         """Release connections."""
 
+    async def ping(self) -> None:
+        """One round trip to the backing service (BrokerUnavailableError if it cannot serve)."""
+
     @abstractmethod
     def now(self) -> float:
         """The broker's clock (epoch seconds): one clock for every process's deadlines. Never
@@ -120,10 +140,13 @@ class Broker(ABC):
 
     # Chats --------------------------------------------------------------------------------
     @abstractmethod
-    async def create_chat(
-        self, record: ChatRecord, *, queue_limit: int, score: float
-    ) -> int | None:
-        """Store a new chat and queue it; its 1-based position, or None if the queue is full."""
+    async def create_chat(self, record: ChatRecord, *, queue_limit: int) -> Queued | None:
+        """Store a new chat and queue it at its priority, or None if the queue is full.
+
+        Its `queued_at` is the broker's clock at that moment, in the same atomic step, so
+        queue order is arrival order whichever process a visitor came through; one queued
+        within the clock's resolution of another at its priority goes just after it. Nobody
+        shown a place is overtaken by a later arrival."""
 
     @abstractmethod
     async def get_chat(self, chat_id: str) -> ChatRecord | None: ...

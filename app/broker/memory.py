@@ -22,12 +22,22 @@ from app.broker.base import (
     Appending,
     AppendStatus,
     Broker,
+    Queued,
     Quota,
     Refusal,
     Transition,
 )
 from app.broker.hub import Event
-from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
+from app.broker.records import (
+    LIVE_STATES,
+    QUEUE_TIE_STEP,
+    ChatRecord,
+    ChatState,
+    Presence,
+    queue_band,
+    queue_score,
+    queued_at_of,
+)
 
 
 @dataclass(slots=True)
@@ -58,6 +68,11 @@ class _Queue:
         index = bisect.bisect_left(self.items, (score, chat_id))
         if index < len(self.items) and self.items[index] == (score, chat_id):
             del self.items[index]
+
+    def last_below(self, score: float) -> float | None:
+        """The highest score under `score`, if any."""
+        index = bisect.bisect_left(self.items, (score, ""))
+        return self.items[index - 1][0] if index else None
 
     def rank(self, chat_id: str) -> int | None:
         score = self.scores.get(chat_id)
@@ -96,19 +111,25 @@ class MemoryBroker(Broker):
         return self._clock()
 
     # Chats --------------------------------------------------------------------------------
-    async def create_chat(
-        self, record: ChatRecord, *, queue_limit: int, score: float
-    ) -> int | None:
+    async def create_chat(self, record: ChatRecord, *, queue_limit: int) -> Queued | None:
         queue = self._queues.setdefault(record.line, _Queue())
         if len(queue.items) >= queue_limit:
             return None
+        # Stamped now, with no await since the queue was looked at (see Broker.create_chat).
+        base, end = queue_band(record.priority)
+        score = queue_score(record.priority, self._clock())
+        last = queue.last_below(end)
+        if last is not None and last >= base and last >= score:
+            score = last + QUEUE_TIE_STEP
+        record = record.copy(queued_at=queued_at_of(score))
         self._chats[record.id] = _Chat(
             record=record, expires_at=time.monotonic() + CHAT_MAX_LIFETIME
         )
         self._line_chats.setdefault(record.line, set()).add(record.id)
         queue.add(record.id, score)
         rank = queue.rank(record.id)
-        return None if rank is None else rank + 1
+        assert rank is not None
+        return Queued(rank + 1, record.queued_at)
 
     def _live(self, chat_id: str, now: float | None = None) -> _Chat | None:
         chat = self._chats.get(chat_id)

@@ -50,6 +50,17 @@ def queued_at_of(score: float) -> float:
     return score % _PRIORITY_STEP
 
 
+def queue_band(priority: int) -> tuple[float, float]:
+    """The scores of a priority's chats: from the first (inclusive) to the second (exclusive)."""
+    base = queue_score(priority, 0.0)
+    return base, base + _PRIORITY_STEP
+
+
+# At the scores of a queue (about 1e11), a double tells apart only some 15 microseconds: a chat
+# queued that close behind another at its priority is put this much after it instead (seconds).
+QUEUE_TIE_STEP = 0.0001
+
+
 @dataclass(slots=True)
 class ChatRecord:
     """One chat, as long as it lives. No network identity, no content."""

@@ -1,6 +1,7 @@
 """The Redis broker: the same interface as the in-process one, shared by many processes.
 
-Layout (every key under one hash tag `{prefix}:`, every key with a TTL):
+Layout (every key under one hash tag `{prefix}:`, every key with a TTL; `epoch` is a random
+marker that says Redis still holds what it held, see `_sync_clock`):
 `chat:<id>` hash (the record), `tx:<id>` stream (sealed entries, id `<seq>-0`), `dd:<id>` hash
 (dedupe), `q:<line>` sorted set (the queue), `lc:<line>` set (live chats), `load:<staff>` set
 (chats counted against capacity), `pres:<staff>` hash (presence, JSON per field), `lp:<line>`
@@ -39,14 +40,24 @@ from app.broker.base import (
     Broker,
     BrokerUnavailableError,
     Lease,
+    Queued,
     Quota,
     Refusal,
     Transition,
 )
 from app.broker.hub import LOCAL_ENTRY, Event
-from app.broker.records import LIVE_STATES, ChatRecord, Presence, StaffStatus, encode_change
+from app.broker.records import (
+    LIVE_STATES,
+    QUEUE_TIE_STEP,
+    ChatRecord,
+    Presence,
+    StaffStatus,
+    encode_change,
+    queue_band,
+)
 from app.broker.redis_connection import DOWN, Events, Lane, create_client, reason, redacted
 from app.kit import jsonutil
+from app.kit.logging import STATE_CHANGE
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +65,10 @@ logger = logging.getLogger(__name__)
 PRESENCE_TTL = 24 * 3600
 # How often the connection is checked and the clock offset to Redis measured (seconds).
 HEALTH_SECONDS = 1.0
+# After Redis lost its data, how long a process waits, once it has written back what its
+# clients had, before it takes clients again: every process that held some does the same
+# within a health check or two, so a client coming back through any of them is told.
+LOSS_SETTLE_SECONDS = 3 * HEALTH_SECONDS
 
 _REFUSALS = {r.value: r for r in Refusal}
 _LIVE = "," + ",".join(sorted(s.value for s in LIVE_STATES)) + ","
@@ -109,6 +124,10 @@ class RedisBroker(Broker):
             for name, body in redis_scripts.ALL.items()
         }
         self._offset = 0.0
+        # The marker this process found in Redis (`_sync_clock`), and whether Redis has since
+        # been found without it: it lost its data, and our clients must be told.
+        self._epoch: bytes | None = None
+        self._lost = False
         self._health: asyncio.Task[None] | None = None
         self._recovering = False
         self._recovery: asyncio.Task[None] | None = None
@@ -161,6 +180,11 @@ class RedisBroker(Broker):
             with contextlib.suppress(*DOWN, RedisError):
                 await client.aclose()
 
+    async def ping(self) -> None:
+        # A command on the data (not PING): a Redis still loading its data refuses it, and a
+        # refusal counts as the connection lost until Redis serves again.
+        await self._call("EXISTS", self._k("ready"))
+
     async def _prepare(self) -> None:
         """Load the scripts and measure the clock offset to Redis."""
         for name, body in redis_scripts.ALL.items():
@@ -169,10 +193,18 @@ class RedisBroker(Broker):
         await self._sync_clock()
 
     async def _sync_clock(self) -> None:
+        """Measure the clock offset to Redis, and check that Redis still holds the marker
+        this process found (or left) there: a Redis that lost its data (restarted without
+        persistence, flushed) has none, or one another process has set since."""
         before = time.time()
-        seconds, micros = await self._call("TIME")
+        seconds, micros, epoch = await self._script(
+            "epoch", [self._k("epoch")], [secrets.token_hex(8), CHAT_MAX_LIFETIME]
+        )
         after = time.time()
         self._offset = int(seconds) + int(micros) / 1e6 - (before + after) / 2
+        if self._epoch is not None and epoch != self._epoch:
+            self._lost = True
+        self._epoch = epoch
 
     async def _watch(self) -> None:
         while True:
@@ -183,12 +215,16 @@ class RedisBroker(Broker):
                 await self._sync_clock()
             except BrokerUnavailableError:
                 self._connection_lost()
+            if self._lost:
+                # Emptied under a connection that held: as after an outage, clients come
+                # back, and are told what was lost.
+                self._connection_lost()
 
     def _connection_lost(self) -> None:
         if self._recovering or not self._started:
             return
         self._recovering = True
-        logger.warning("Redis connection lost; clients are told to reconnect")
+        logger.warning("Redis connection lost; clients are told to reconnect", extra=STATE_CHANGE)
         self._set_available(False)
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
@@ -201,12 +237,28 @@ class RedisBroker(Broker):
                 await self._prepare()
                 channels = [self._events + c.encode() for c in self.hub.channels()]
                 await self._subscriber.connect(channels)
+                if self._lost:
+                    await self._write_back()
             except (BrokerUnavailableError, *DOWN, RedisError):
                 continue
             break
         self._recovering = False
-        logger.warning("Redis connection restored")
+        logger.warning("Redis connection restored", extra=STATE_CHANGE)
         self._set_available(True)
+
+    async def _write_back(self) -> None:
+        """Redis came back without its data: `on_lost` callbacks write back what this
+        process's clients had, then the other processes get time to do the same."""
+        logger.warning("Redis lost its data (no persistence?): clients are told what was lost")
+        for callback in list(self._losses):
+            try:
+                await callback()
+            except (BrokerUnavailableError, *DOWN, RedisError):
+                raise  # Redis is gone again: all of it once more when it is back
+            except Exception:
+                logger.exception("writing back after Redis lost its data failed")
+        self._lost = False
+        await asyncio.sleep(LOSS_SETTLE_SECONDS)
 
     # Commands -----------------------------------------------------------------------------
     async def _call(self, *args: Any) -> Any:
@@ -229,22 +281,24 @@ class RedisBroker(Broker):
         return time.time() + self._offset
 
     # Chats --------------------------------------------------------------------------------
-    async def create_chat(
-        self, record: ChatRecord, *, queue_limit: int, score: float
-    ) -> int | None:
+    async def create_chat(self, record: ChatRecord, *, queue_limit: int) -> Queued | None:
         flat: list[str] = []
         for name, value in record.to_fields().items():
             flat += (name, value)
-        position = await self._script(
+        base, end = queue_band(record.priority)
+        band = [repr(base), repr(end)]
+        reply = await self._script(
             "create_chat",
             [
                 self._k(f"chat:{record.id}"),
                 self._k(f"q:{record.line}"),
                 self._k(f"lc:{record.line}"),
             ],
-            [queue_limit, repr(score), record.id, CHAT_MAX_LIFETIME, *flat],
+            [queue_limit, *band, record.id, CHAT_MAX_LIFETIME, repr(QUEUE_TIE_STEP), *flat],
         )
-        return None if int(position) < 0 else int(position)
+        if int(reply[0]) < 0:
+            return None
+        return Queued(int(reply[0]), float(reply[1]))
 
     async def get_chat(self, chat_id: str) -> ChatRecord | None:
         raw = await self._call("HGETALL", self._k(f"chat:{chat_id}"))

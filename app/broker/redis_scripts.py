@@ -8,16 +8,28 @@ Times come from Redis (`TIME`) where a script needs one, so processes with skewe
 
 from __future__ import annotations
 
-# KEYS: chat, queue, line set. ARGV: limit, score, id, ttl, field, value, ...
+# KEYS: chat, queue, line set. ARGV: limit, the priority's first score and the next
+# priority's, id, ttl, tie step, field, value, ... The chat is queued at its priority's first
+# score plus Redis's clock now (its `queued_at`), never level with or ahead of one queued
+# before it at that priority: queue order is arrival order, whichever process took the visitor.
+# Returns {position, queued_at} (as text: a Lua number would lose its fraction), or {-1}.
 CREATE_CHAT = """
-if redis.call('zcard', KEYS[2]) >= tonumber(ARGV[1]) then return -1 end
-redis.call('hset', KEYS[1], unpack(ARGV, 5))
-redis.call('expire', KEYS[1], ARGV[4])
-redis.call('zadd', KEYS[2], ARGV[2], ARGV[3])
-redis.call('expire', KEYS[2], ARGV[4])
-redis.call('sadd', KEYS[3], ARGV[3])
-redis.call('expire', KEYS[3], ARGV[4])
-return redis.call('zrank', KEYS[2], ARGV[3]) + 1
+if redis.call('zcard', KEYS[2]) >= tonumber(ARGV[1]) then return {-1} end
+local t = redis.call('time')
+local base = tonumber(ARGV[2])
+local score = base + tonumber(t[1]) + tonumber(t[2]) / 1000000
+local last = redis.call('zrevrangebyscore', KEYS[2], '(' .. ARGV[3], ARGV[2], 'WITHSCORES',
+  'LIMIT', 0, 1)
+if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + tonumber(ARGV[6]) end
+local at = string.format('%.17g', score - base)
+redis.call('hset', KEYS[1], unpack(ARGV, 7))
+redis.call('hset', KEYS[1], 'queued_at', at)
+redis.call('expire', KEYS[1], ARGV[5])
+redis.call('zadd', KEYS[2], string.format('%.17g', score), ARGV[4])
+redis.call('expire', KEYS[2], ARGV[5])
+redis.call('sadd', KEYS[3], ARGV[4])
+redis.call('expire', KEYS[3], ARGV[5])
+return {redis.call('zrank', KEYS[2], ARGV[4]) + 1, at}
 """
 
 # KEYS: chat. ARGV: base, id, ttl, ",expected,states,", offered_to, counsellor, dequeue,
@@ -412,6 +424,20 @@ return redis.call('zrange', KEYS[1], 0, -1)
 """
 )
 
+# KEYS: the marker. ARGV: a new random value, ttl s. Redis's clock, and the marker's value:
+# set by the first process that finds none, kept by every process's health check (a Redis that
+# lost its data has none, or one set since by another process). TIME first: it is what the
+# caller measures the clock offset by. Its expiry is pushed on only now and then: a health
+# check that writes nothing costs no append-only file or replica anything.
+EPOCH = """
+local t = redis.call('time')
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+    and redis.call('ttl', KEYS[1]) < tonumber(ARGV[2]) / 2 then
+  redis.call('expire', KEYS[1], ARGV[2])
+end
+return {t[1], t[2], redis.call('get', KEYS[1])}
+"""
+
 # KEYS: held rows of the hour (hash: row id -> row), held hours (sorted set). ARGV: hour,
 # ttl, row id, row, ...
 HOLD_ROWS = """
@@ -459,6 +485,7 @@ ALL = {
     "incr": INCR,
     "push_recent": PUSH_RECENT,
     "owed_wrapups": OWED_WRAPUPS,
+    "epoch": EPOCH,
     "hold_rows": HOLD_ROWS,
     "claim_held": CLAIM_HELD,
     "release_held": RELEASE_HELD,

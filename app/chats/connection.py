@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.broker.base import BrokerUnavailableError
 from app.broker.hub import LOCAL_ENTRY, Event
@@ -108,7 +108,7 @@ class Outbound:
             self._direct is not None and not self._items and not self._busy and not self.overflowed
         )
 
-    def _write_now(self, frames: list[Frame]) -> None:
+    def _write_direct(self, frames: list[Frame]) -> None:
         """Write now what can be; queue the rest, in order, once the client is not keeping up."""
         direct = self._direct
         assert direct is not None
@@ -120,7 +120,7 @@ class Outbound:
 
     def frame(self, frame: Frame) -> None:
         if self._idle():
-            self._write_now([frame])
+            self._write_direct([frame])
             return
         self._put((_FRAME, frame))
 
@@ -132,7 +132,7 @@ class Outbound:
             frames = self._at_hand(event)
             if frames is not None:
                 if frames:
-                    self._write_now(frames)
+                    self._write_direct(frames)
                 return
         self._put((_EVENT, event))
 
@@ -198,6 +198,10 @@ class Outbound:
             await self._run()
         except BrokerUnavailableError:
             await self._close(UNAVAILABLE_CLOSE)
+        except WebSocketDisconnect:
+            # The client went while its frames were on their way: not an error (the reader
+            # sees it go and the connection ends as any other).
+            pass
 
     async def _run(self) -> None:
         ws = self._ws

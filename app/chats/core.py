@@ -46,7 +46,7 @@ class ChatCore:
     lines: LineDirectory
     transcript: Transcript
     router: Router
-    held: HeldRows
+    held_rows: HeldRows
     settings: Settings
     counters: ChatCounters
     blocks: Blocks
@@ -147,6 +147,6 @@ class ChatPart:
         self.lines = core.lines
         self.transcript = core.transcript
         self.router = core.router
-        self.held = core.held
+        self.held_rows = core.held_rows
         self.settings = core.settings
         self.counters = core.counters

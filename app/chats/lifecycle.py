@@ -26,6 +26,7 @@ from app.broker.records import (
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel, visitor_lease
 from app.chats.core import STATE_RETRIES, ChatCore, ChatPart, err, withdrawn_offer
 from app.chats.entries import Entry, EntryKind
+from app.chats.lost import LostChat, lost_chat
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.wrapups import wrapup_required
 from app.kit.ids import new_chat_id, new_token, token_digest, tokens_match
@@ -121,7 +122,9 @@ class Lifecycle(ChatPart):
         now = self.broker.now()
         staffing = await self.router.staffing(line)
         if not staffing.open:
-            await self.held.hold(ChatFacts(line.key, now, None, None, ChatOutcome.closed).row())
+            await self.held_rows.hold(
+                ChatFacts(line.key, now, None, None, ChatOutcome.closed).row()
+            )
             self.counters.chat_turned_away(line.key, "closed")
             return LineUnavailable(line, language, "closed")
         token = new_token()
@@ -149,14 +152,14 @@ class Lifecycle(ChatPart):
             await self.broker.connect(
                 visitor_lease(record.id), connection, self.core.visitor_lease_seconds
             )
-        position = await self.broker.create_chat(
-            record, queue_limit=line.max_queue_length, score=queue_score(priority, now)
-        )
-        if position is None:
+        # Queued at the broker's clock as it stores the chat, not at `now`: another process
+        # may queue a later arrival meanwhile (see Broker.create_chat).
+        queued = await self.broker.create_chat(record, queue_limit=line.max_queue_length)
+        if queued is None:
             await self.transcript.forget(record.id)
             if connection is not None:
                 await self.broker.disconnect(visitor_lease(record.id), connection)
-            await self.held.hold(ChatFacts(line.key, now, None, None, ChatOutcome.full).row())
+            await self.held_rows.hold(ChatFacts(line.key, now, None, None, ChatOutcome.full).row())
             self.counters.chat_turned_away(line.key, "full")
             return LineUnavailable(line, language, "full")
         if returning is not None and returning.note:
@@ -169,13 +172,19 @@ class Lifecycle(ChatPart):
                 staff_id=returning.staff_id,
             )
             await self.transcript.add_one(record.id, handover, last_seq=0)
+        record.queued_at = queued.queued_at
         await self.core.queue_changed(line.key)
-        return Started(record, token, position, fallback, staffing)
+        return Started(record, token, queued.position, fallback, staffing)
 
     async def resume(
         self, chat_id: str, token: str, *, connection: str | None = None
-    ) -> ChatRecord | ProtocolError:
+    ) -> ChatRecord | LostChat | ProtocolError:
+        """Back in the chat; or it was lost with the broker's data (app/chats/lost.py)."""
         record = await self.broker.get_chat(chat_id)
+        if record is None:
+            lost = await lost_chat(self.broker, chat_id)
+            if lost is not None:
+                return lost
         if record is None or not tokens_match(token, record.resume_digest):
             return err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
         if record.state is ChatState.ended:
@@ -440,6 +449,6 @@ class Lifecycle(ChatPart):
             facts = ChatFacts(
                 record.line, record.created_at, round(ended_at - record.created_at), None, outcome
             )
-        await self.held.hold(facts.row())
+        await self.held_rows.hold(facts.row())
         if facts.outcome is ChatOutcome.abandoned:
             self.counters.chat_abandoned(record.line)

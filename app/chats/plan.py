@@ -42,6 +42,15 @@ class Planned:
 Added = tuple[int, AppendStatus]
 
 
+def typing_frames(event: Event, seen: bool, sender: str) -> list[Frame]:
+    """A typing event for a connection that follows its chat (`seen`) and sees `sender`'s
+    typing (the other side's): never its own side's."""
+    if not seen or event.get("sender") != sender:
+        return []
+    chat_id, typing = event.get("chat_id"), bool(event["typing"])
+    return [{"type": "typing", "chat_id": chat_id, "sender": sender, "typing": typing}]
+
+
 def visitor_message(
     limit: int, text: str, client_id: str | None, now: float, origin: str
 ) -> Planned | ProtocolError:

@@ -10,13 +10,14 @@ from fastapi import APIRouter, WebSocket
 
 from app.audit.service import AuditAction, audit_service
 from app.broker.hub import Event
-from app.broker.records import ChatState, Presence, StaffStatus
+from app.broker.records import ChatState, StaffStatus
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel
 from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
 from app.chats.entries import Audience, Entry, EntryKind
 from app.chats.frames import PROTOCOL_VERSION
-from app.chats.plan import Delivery, Frame
+from app.chats.lost import lost_chats
+from app.chats.plan import Delivery, Frame, typing_frames
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHORISED,
@@ -26,6 +27,7 @@ from app.chats.protocol import (
     StaffConnection,
 )
 from app.chats.staff_frames import HANDLERS, SUPERVISING, Refusals
+from app.chats.staffing import presence_of
 from app.chats.summaries import chat_summary, line_info, profile
 from app.chats.supervision import Supervision
 from app.kit.db import unit_of_work
@@ -100,7 +102,7 @@ async def _audit(
     )
     if chat_id is not None:
         # About a chat: held until its hour is over, then written with the hour's batch.
-        await runtime.held.hold(entry)
+        await runtime.held_rows.hold(entry)
         return
     async with unit_of_work(runtime.sessionmaker) as session:
         await audit_service.add(session, entry)
@@ -129,12 +131,12 @@ class StaffSocket(ClientSocket):
         )
         self.out.render.update(
             {
-                "typing": self._typing,
+                "typing": lambda e: typing_frames(e, self._sees(e.get("chat_id")), "visitor"),
                 "visitor.away": self._about_a_chat,
                 "visitor.back": self._about_a_chat,
                 "offer": _as_it_is,
                 "offer.withdrawn": _as_it_is,
-                "status": _as_it_is,
+                "status": self._status,
                 "wrapup.required": _as_it_is,
                 "wrapup.saved": _as_it_is,
             }
@@ -180,6 +182,8 @@ class StaffSocket(ClientSocket):
         self.refusals = Refusals()
         # Per chat: the highest number of this counsellor's own messages acknowledged.
         self.acked: dict[str, int] = {}
+        # The counsellor's status as this connection was last told (app/chats/lost.py).
+        self.status = StaffStatus.away
 
     async def leave(self) -> None:
         broker = self.rt.broker
@@ -200,23 +204,10 @@ class StaffSocket(ClientSocket):
         broker = self.rt.broker
         existing = await broker.get_presence(self.staff.id)
         staff = self.staff
-        await broker.put_presence(
-            Presence(
-                staff_id=staff.id,
-                alias=staff.alias,
-                # A counsellor opening the console is away until they say otherwise; a second
-                # tab or a reconnect keeps what they chose.
-                status=existing.status if existing else StaffStatus.away,
-                capacity=staff.capacity,
-                qualification=staff.qualification.value if staff.qualification else None,
-                languages=list(staff.languages),
-                peer=staff.peer,
-                supervisor=staff.supervisor,
-                duty=self.duty,
-                last_offer_at=existing.last_offer_at if existing else 0.0,
-                missed_offers=existing.missed_offers if existing else 0,
-            )
-        )
+        # A counsellor opening the console is away until they say otherwise; a second tab or
+        # a reconnect keeps what they chose.
+        status = existing.status if existing else StaffStatus.away
+        await broker.put_presence(presence_of(staff, self.duty, status, existing))
         lease = lease_seconds(self.rt.settings)
         await broker.connect(staff.id, self.id, lease)
         await broker.schedule(
@@ -243,6 +234,7 @@ class StaffSocket(ClientSocket):
             ):
                 offers.append(offer_event(record, line, now))
         presence = await broker.get_presence(staff.id)
+        self.status = presence.status if presence else StaffStatus.away
         # Wrap-ups still owed (also for chats that ended while no console was connected).
         wrapups = [
             {k: v for k, v in frame.items() if k != "type"}
@@ -255,11 +247,12 @@ class StaffSocket(ClientSocket):
                 "role": "counsellor",
                 "staff": profile(self.staff),
                 "permissions": sorted(p.value for p in self.grants),
-                "status": presence.status.value if presence else "away",
+                "status": self.status.value,
                 "lines": self._lines_info(now),
                 "chats": [chat_summary(r, now) for r in open_chats],
                 "offers": offers,
                 "wrapups": wrapups,
+                "lost": await lost_chats(broker, staff.id),
             }
         )
         for key in self.duty:
@@ -446,18 +439,9 @@ class StaffSocket(ClientSocket):
 
     # Events to frames ---------------------------------------------------------------------
 
-    def _typing(self, event: Event) -> list[Frame]:
-        chat_id = event.get("chat_id")
-        if not self._sees(chat_id) or event.get("sender") != "visitor":
-            return []
-        return [
-            {
-                "type": "typing",
-                "chat_id": chat_id,
-                "sender": "visitor",
-                "typing": bool(event["typing"]),
-            }
-        ]
+    def _status(self, event: Event) -> list[Frame]:
+        self.status = StaffStatus(str(event["status"]))
+        return [dict(event)]
 
     def _about_a_chat(self, event: Event) -> list[Frame]:
         return [dict(event)] if self._sees(event.get("chat_id")) else []

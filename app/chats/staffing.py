@@ -9,13 +9,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.broker.base import Transition
-from app.broker.records import ChatRecord, ChatState, StaffStatus
+from app.broker.records import ChatRecord, ChatState, Presence, StaffStatus
 from app.chats.channels import Deadline, deadline_key, staff_channel
 from app.chats.core import ChatCore, ChatPart
 from app.staff.service import StaffContext
 
 if TYPE_CHECKING:
     from app.chats.offers import Offers
+
+
+def presence_of(
+    staff: StaffContext,
+    duty: dict[str, float],
+    status: StaffStatus,
+    existing: Presence | None = None,
+) -> Presence:
+    """A signed-in counsellor as routing sees them: their profile, duty (line -> until) and
+    status; `existing` (their presence so far) keeps when they were last offered a chat."""
+    return Presence(
+        staff_id=staff.id,
+        alias=staff.alias,
+        status=status,
+        capacity=staff.capacity,
+        qualification=staff.qualification.value if staff.qualification else None,
+        languages=list(staff.languages),
+        peer=staff.peer,
+        supervisor=staff.supervisor,
+        duty=duty,
+        last_offer_at=existing.last_offer_at if existing else 0.0,
+        missed_offers=existing.missed_offers if existing else 0,
+    )
 
 
 class Staffing(ChatPart):

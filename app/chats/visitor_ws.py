@@ -15,7 +15,6 @@ from fastapi import APIRouter, WebSocket
 
 from app.abuse.ratelimit import Limit, tag_of
 from app.broker.base import BrokerUnavailableError
-from app.broker.hub import Event
 from app.broker.records import ChatState
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, visitor_lease
@@ -41,7 +40,8 @@ from app.chats.frames import (
 )
 from app.chats.gathering import Gathering
 from app.chats.lifecycle import LineUnavailable, Started
-from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame
+from app.chats.lost import LostChat
+from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame, typing_frames
 from app.chats.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
@@ -88,7 +88,9 @@ class VisitorSocket(ClientSocket):
                 sees=self._sees,
             ),
         )
-        self.out.render["typing"] = self._typing
+        self.out.render["typing"] = lambda e: typing_frames(
+            e, self._sees(e.get("chat_id")), _SEES_TYPING
+        )
         self.out.watch = _CHANGES_STATE
         self.out.on_entry = self._after_entry
         self.rt = runtime
@@ -351,7 +353,11 @@ class VisitorSocket(ClientSocket):
         result = await self.rt.chats.lifecycle.resume(
             frame.chat_id, frame.token, connection=self.id
         )
-        if isinstance(result, ProtocolError):
+        if isinstance(result, ProtocolError | LostChat):
+            if isinstance(result, LostChat):
+                # As after any end: the same connection may start again, or give feedback.
+                self.line, self.last_chat_id = result.line, result.chat_id
+                self.protocol.ended()
             self.out.frame(result.frame())
             return True
         # Framed before subscribing, as "started" is (see _start).
@@ -411,19 +417,6 @@ class VisitorSocket(ClientSocket):
 
     # Rendering events ---------------------------------------------------------------------
 
-    def _typing(self, event: Event) -> list[Frame]:
-        chat_id = event.get("chat_id")
-        if not self._sees(chat_id) or event.get("sender") != "counsellor":
-            return []
-        return [
-            {
-                "type": "typing",
-                "chat_id": chat_id,
-                "sender": "counsellor",
-                "typing": bool(event["typing"]),
-            }
-        ]
-
     async def _after_entry(self, chat_id: str, entry: Entry) -> list[Frame]:
         """What follows from an entry that changes the chat's state, live or caught up with;
         returns frames to go before the entry's own."""
@@ -477,6 +470,8 @@ _HANDLERS: dict[type[Any], Callable[[VisitorSocket, Any], Awaitable[bool]]] = {
     VisitorFeedback: VisitorSocket._feedback,
 }
 
+# Whose typing a visitor sees.
+_SEES_TYPING = "counsellor"
 # Entries after which this connection changes what it follows (`_after_entry`).
 _CHANGES_STATE = frozenset({EntryKind.joined, EntryKind.left, EntryKind.ended})
 

@@ -76,7 +76,7 @@ class Wrapups(ChatPart):
             outcome=outcome,
         )
         try:
-            await self.held.hold(row)
+            await self.held_rows.hold(row)
         except Exception:
             # Due again, unless the chat is gone meanwhile.
             with contextlib.suppress(Exception):

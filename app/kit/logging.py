@@ -11,15 +11,23 @@ path with its query. `event` is:
   the known-harmless texts below, else "withheld" (their messages may embed a client address,
   a request path or an exception's text).
 
+Lines of one kind that come again and again (a flood of refused handshakes, every background
+loop failing while Redis is away) are counted rather than written each time (`Repeats`): the
+first goes out at once, the rest of its interval become one line with `repeats`, the count.
+
 docs/privacy.md lists the same; tests/test_no_network_identity.py keeps both in step.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -27,7 +35,21 @@ from typing import Any
 from app.kit import jsonutil
 
 # The only extra fields a log line may carry; none says anything about a visitor.
-ALLOWED_FIELDS = ("line", "channel_kind", "deadline", "staff_id", "component", "count", "code")
+ALLOWED_FIELDS = (
+    "line",
+    "channel_kind",
+    "deadline",
+    "staff_id",
+    "component",
+    "count",
+    "code",
+    "repeats",
+)
+# A line that marks a change of state (Redis lost, Redis back) is written every time: the last
+# one written must say how things are now. `logger.warning(..., extra=STATE_CHANGE)`.
+STATE_CHANGE = {"state_change": True}
+# How long the lines of one kind are counted before the count is written (seconds).
+REPEAT_SECONDS = 60.0
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
@@ -106,6 +128,9 @@ class JsonFormatter(logging.Formatter):
                 f"{frame.filename}:{frame.lineno}:{frame.name}"
                 for frame in traceback.extract_tb(tb)
             ]
+        elif isinstance(record.__dict__.get("exception_name"), str):
+            # A count of repeated lines keeps their exception's type, not a stack.
+            out["exception"] = record.__dict__["exception_name"]
         return jsonutil.dumps(out)
 
 
@@ -115,6 +140,9 @@ def _ours(name: str) -> bool:
 
 def event_of(record: logging.LogRecord) -> str:
     """What a log line says (see the module docstring)."""
+    counted = record.__dict__.get("counted_event")
+    if isinstance(counted, str):
+        return counted
     message = record.msg
     if isinstance(message, BaseException):
         # e.g. uvicorn's logger.error(exc) when it cannot bind: the type, never the text.
@@ -142,6 +170,155 @@ class DropClientLines(logging.Filter):
         return not str(record.msg).startswith('%s - "WebSocket')
 
 
+# What makes two lines the same kind: logger, level, event, exception type, extra fields.
+Kind = tuple[str, int, str, str | None, tuple[tuple[str, str], ...]]
+
+
+@dataclass(slots=True)
+class _Counting:
+    """A kind whose first line went out: until `until`, its lines are only counted."""
+
+    until: float
+    counted: int
+    logger: str
+    level: int
+    event: str
+    exception: str | None
+    fields: tuple[tuple[str, str], ...]
+
+
+class Repeats(logging.Filter):
+    """One line per kind and interval: the first line of a kind goes out at once; the others
+    within `interval` seconds are counted, and when the interval ends one line of that kind
+    with `repeats` (how many were not written) goes out, and counting goes on for another
+    interval. A kind that stays quiet for a whole interval is forgotten.
+
+    Not counted: Lykta's own lines below WARNING (start-up, migrations, sweeps, each with a
+    meaning of its own) and lines marked `STATE_CHANGE`. Library lines are counted at every
+    level: what an outsider can make uvicorn or websockets say, they can make them say often.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[logging.LogRecord], object],
+        interval: float = REPEAT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._emit = emit
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kinds: dict[Kind, _Counting] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "repeats" in record.__dict__ or record.__dict__.get("state_change"):
+            return True
+        if _ours(record.name) and record.levelno < logging.WARNING:
+            return True
+        kind = _kind(record)
+        now = self._clock()
+        due: _Counting | None = None
+        with self._lock:
+            counting = self._kinds.get(kind)
+            if counting is None or (now >= counting.until and not counting.counted):
+                self._kinds[kind] = _Counting(now + self.interval, 0, *kind)
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="lykta-log-repeats", daemon=True
+                    )
+                    self._thread.start()
+                return True
+            if now >= counting.until:
+                # Its interval ended before the count was written: the count is this
+                # interval's line, and this one is counted in it.
+                due = _Counting(counting.until, counting.counted, *kind)
+                counting.counted = 0
+                counting.until = now + self.interval
+            counting.counted += 1
+        if due is not None:
+            self._emit(_count_record(due))
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval / 4)):
+            self.flush(ended_only=True)
+
+    def flush(self, *, ended_only: bool = False) -> None:
+        """Write the counts of the intervals that ended (all of them: at exit)."""
+        now = self._clock()
+        due: list[_Counting] = []
+        with self._lock:
+            for kind, counting in list(self._kinds.items()):
+                if ended_only and now < counting.until:
+                    continue
+                if counting.counted:
+                    due.append(_Counting(counting.until, counting.counted, *kind))
+                    counting.counted = 0
+                    counting.until = now + self.interval
+                else:
+                    del self._kinds[kind]
+        for counting in due:
+            self._emit(_count_record(counting))
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+
+def _kind(record: logging.LogRecord) -> Kind:
+    exc = record.exc_info[0] if record.exc_info else None
+    fields = tuple(
+        (name, str(record.__dict__[name]))
+        for name in ALLOWED_FIELDS
+        if name != "count" and record.__dict__.get(name) is not None and name not in _STANDARD
+    )
+    return (
+        record.name,
+        record.levelno,
+        event_of(record),
+        exc.__name__ if exc is not None else None,
+        fields,
+    )
+
+
+def _count_record(counting: _Counting) -> logging.LogRecord:
+    record = logging.LogRecord(
+        counting.logger, counting.level, __file__, 0, counting.event, None, None
+    )
+    # Already what event_of would make of the original: shown as it is.
+    record.__dict__.update(dict(counting.fields))
+    record.__dict__["repeats"] = counting.counted
+    record.__dict__["counted_event"] = counting.event
+    if counting.exception is not None:
+        record.__dict__["exception_name"] = counting.exception
+    return record
+
+
+_repeats: Repeats | None = None
+
+
+def flush_repeats() -> None:
+    """Write every count not yet written (at shutdown: uvicorn ends a SIGTERM by dying of it,
+    which skips atexit)."""
+    if _repeats is not None:
+        _repeats.flush()
+
+
+atexit.register(flush_repeats)
+
+
+def stop_repeats() -> None:
+    """Write the counts not yet written and stop counting (when logging is set up again, or
+    by a test that set it up)."""
+    global _repeats
+    if _repeats is not None:
+        _repeats.close()
+        _repeats = None
+
+
 def _log_uncaught(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
@@ -163,10 +340,14 @@ class _Stderr:
         sys.stderr.flush()
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", repeat_seconds: float = REPEAT_SECONDS) -> None:
+    global _repeats
     handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(JsonFormatter())
     handler.addFilter(DropClientLines())
+    stop_repeats()
+    _repeats = Repeats(handler.handle, repeat_seconds)
+    handler.addFilter(_repeats)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

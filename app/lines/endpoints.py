@@ -1,18 +1,14 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter, HTTPException, status
 
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.db import after_commit
+from app.lines.public import public_line
 from app.lines.schemas import LineKeyStr, LineSettings, PublicLine
-from app.lines.service import LineConfig, line_service
+from app.lines.service import line_service
 from app.staff.permissions import ManageLines, public
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
 
 router = APIRouter(prefix="/api/lines", tags=["lines"])
 
@@ -20,7 +16,7 @@ router = APIRouter(prefix="/api/lines", tags=["lines"])
 @router.get("", response_model=list[PublicLine], dependencies=[public()])
 async def list_lines(runtime: RuntimeDep) -> list[PublicLine]:
     """Every line with whether it is open now: what the widget needs before a chat."""
-    return [await _public(runtime, line) for line in runtime.lines.all()]
+    return [await public_line(runtime, line) for line in runtime.lines.all()]
 
 
 @router.get("/{key}", response_model=PublicLine, dependencies=[public()])
@@ -29,29 +25,7 @@ async def get_line(key: str, runtime: RuntimeDep) -> PublicLine:
     line = runtime.lines.get(key)
     if line is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such line")
-    return await _public(runtime, line)
-
-
-async def _public(runtime: Runtime, line: LineConfig) -> PublicLine:
-    staffed = await runtime.router.staffing(line)
-    is_open = staffed.open
-    return PublicLine(
-        key=line.key,
-        name=line.name,
-        languages=list(line.languages),
-        open=is_open,
-        opening_hours=line.opening_hours,
-        closed_message=line.closed_message,
-        alternatives=line.alternatives,
-        privacy_note=line.privacy_note,
-        max_message_length=line.max_message_length,
-        # While someone on duty is on a break, the next shift is not when it opens again.
-        next_open_at=None
-        if is_open or await runtime.router.staffed(line.key)
-        else await runtime.openings.next_open_at(line.key),
-        time_zone=line.time_zone,
-        peer_available=staffed.peer_available,
-    )
+    return await public_line(runtime, line)
 
 
 # Line settings (coordinators) -------------------------------------------------------------

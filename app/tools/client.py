@@ -71,6 +71,7 @@ VISITOR_ENDINGS = {
     "visitor_exit": "You left the chat (quick exit); it is erased.",
     "visitor_left": "The chat ended because you were away too long.",
     "line_closed": "The chat ended: the line has closed.",
+    "lost": "The chat was lost in a fault on the service's side; you can start a new one.",
 }
 STAFF_ENDINGS = {
     "visitor_ended": "the visitor ended the chat",
@@ -804,6 +805,8 @@ class Counsellor(Client):
                 desk.current = next(iter(desk.chats), None)
             for owed in desk.owed:
                 self.say(f"(wrap-up owed for {desk.label(owed)}; /wrapup)")
+            for lost in frame.get("lost", ()):
+                self.say(f"({desk.label(lost['chat_id'])} was lost with the server's data)")
         elif kind in ("duty", "profile"):
             self.say(f"(lines: {duty_lines(frame['lines'])})")
         elif kind == "status":

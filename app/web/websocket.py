@@ -146,6 +146,13 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][DIRECT_SEND] = self.send_text_now
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A handshake answered with an HTTP response (a refusal) is complete: uvicorn
+            # would log an error for each one, as if the app had not answered.
+            self.handshake_complete = True
+
     def send_text_now(self, text: bytes) -> bool:
         """Write a text frame (`text`: UTF-8) now, if the connection is open and writable;
         False otherwise (nothing was written: send it the ASGI way, which waits)."""

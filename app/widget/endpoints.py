@@ -1,32 +1,52 @@
 """Serving the widget: the loader and assets under /widget/, the chat page at /chat/<line>,
 and the safety page. Visitor pages: no cookies and `Cache-Control: no-store` (app/web/headers.py
-adds both to every /widget/ and /chat/ answer), nothing from another origin."""
+adds both to every /widget/ and /chat/ answer), nothing from another origin, and everything
+compressed once (app/widget/compressed.py) in the encoding the client accepts."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import HTMLResponse
 
+from app.broker.base import BrokerUnavailableError
 from app.deps import RuntimeDep
+from app.lines.public import public_line
 from app.staff.permissions import public
-from app.widget import pages
+from app.widget import compressed, pages
 
 router = APIRouter(tags=["widget"])
 
 # `?exit=`: where quick exit goes from the full page (checked by pages.clean_exit_url).
 ExitParam = Annotated[str | None, Query(alias="exit")]
+AcceptEncoding = Annotated[str, Header(include_in_schema=False)]
+
+# A browser cache is a trace on a shared or watched phone: nothing a visitor loads is kept
+# (docs/widget.md says what that costs).
+NO_STORE = "no-store"
+_pages = compressed.PageCache()
 
 
-def _page(body: str) -> HTMLResponse:
-    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+def _send(encoded: compressed.Encoded, media_type: str, accept_encoding: str) -> Response:
+    body, coding = compressed.pick(encoded, accept_encoding)
+    headers = {"Cache-Control": NO_STORE, "Vary": "Accept-Encoding"}
+    if coding is not None:
+        headers["Content-Encoding"] = coding
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def _page(body: str, accept_encoding: str) -> Response:
+    return _send(_pages.get(body.encode()), "text/html; charset=utf-8", accept_encoding)
 
 
 @router.get("/widget/safety", response_class=HTMLResponse, dependencies=[public()])
 async def safety_page(
-    runtime: RuntimeDep, lang: str | None = None, exit_url: ExitParam = None
-) -> HTMLResponse:
+    runtime: RuntimeDep,
+    lang: str | None = None,
+    exit_url: ExitParam = None,
+    accept_encoding: AcceptEncoding = "",
+) -> Response:
     """What quick exit can and cannot erase, and how to browse privately."""
     languages = list(pages.catalogues())
     choice = pages.choose_language(lang, sorted(languages, key=lambda c: c != "sv"))
@@ -40,18 +60,19 @@ async def safety_page(
                 "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
                 "language_links": pages.language_links(languages, choice.language),
             },
-        )
+        ),
+        accept_encoding,
     )
 
 
 @router.get("/widget/{asset:path}", dependencies=[public()])
-async def widget_asset(asset: str) -> Response:
+async def widget_asset(asset: str, accept_encoding: AcceptEncoding = "") -> Response:
     """The loader (embed.js), the chat page's script and style, the catalogues, the icon."""
     found = pages.assets().get(asset)
     if found is None:
         return Response(b"not found", status_code=404, media_type="text/plain")
-    body, kind = found
-    return Response(body, media_type=kind, headers={"Cache-Control": "no-store"})
+    encoded, kind = found
+    return _send(encoded, kind, accept_encoding)
 
 
 @router.get("/chat/{key}", response_class=HTMLResponse, dependencies=[public()])
@@ -62,11 +83,14 @@ async def chat_page(
     embed: str | None = None,
     colour: str | None = None,
     exit_url: ExitParam = None,
-) -> HTMLResponse:
+    accept_encoding: AcceptEncoding = "",
+) -> Response:
     """The chat, as a full page or inside the loader's iframe (`embed=1`).
 
     Unknown lines and languages fall back (to the first line, to the line's first language)
-    with a notice the visitor sees; bad colours and exit addresses are ignored.
+    with a notice the visitor sees; bad colours and exit addresses are ignored. The page
+    carries the visitor's catalogue and the line's state, so the script needs no further
+    request before the visitor can start.
     """
     line = runtime.lines.get(key)
     fallback_line = line is None
@@ -83,6 +107,13 @@ async def chat_page(
         notices.append(texts["unknown_line"].replace("{name}", line.name))
     if choice.fell_back:
         notices.append(texts["unknown_language"])
+    try:
+        state = await public_line(runtime, line) if line is not None else None
+    except BrokerUnavailableError:
+        # Whether the line is open lives in the broker: the page comes all the same, and its
+        # script asks again, saying meanwhile that the chat cannot be reached.
+        state = None
+    boot = {"texts": texts, "line": state.model_dump(mode="json") if state else None}
     return _page(
         pages.render(
             "chat.html",
@@ -91,10 +122,14 @@ async def chat_page(
                 "line": line.key if line is not None else "",
                 "line_name": line.name if line is not None else "",
                 "languages": " ".join(offered),
+                "language_options": pages.language_options(offered, choice.language),
+                "language_field": "" if len(offered) > 1 else " hidden",
+                "boot": pages.script_json(boot),
                 "embed": "1" if embed == "1" else "0",
                 "colour": pages.clean_colour(colour),
                 "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
                 "notice": " ".join(notices),
             },
-        )
+        ),
+        accept_encoding,
     )

@@ -1,8 +1,9 @@
 """The widget's files and pages as pure code: catalogues, language choice, page rendering.
 
-The files live in the top-level `widget/` folder and are served as they are (no build step);
-the two HTML pages are templates whose `{{name}}` and `{{t:key}}` holes are filled here, always
-HTML-escaped.
+The files live in the top-level `widget/` folder and are served as they are (no build step,
+compressed once when first read); the two HTML pages are templates whose `{{name}}` and
+`{{t:key}}` holes are filled here, always HTML-escaped but for the few filled with markup or
+JSON built here (`RAW_HOLES`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from app.kit.migrate import project_root
+from app.widget.compressed import Encoded, encode
 
 # The checkout's widget/ (development), or the image's working directory (the Dockerfile
 # copies widget/ next to migrations/).
@@ -30,18 +32,22 @@ CONTENT_TYPES = {
 # The language the widget falls back to when a line offers none with a catalogue.
 FALLBACK_LANGUAGE = "en"
 
+# Holes filled with markup built in this module, never with text from a request.
+RAW_HOLES = frozenset({"language_links", "language_options", "language_field", "boot"})
+
 _HOLE = re.compile(r"\{\{(t:)?([a-z_]+)\}\}")
 _COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
 @lru_cache(maxsize=1)
-def assets() -> dict[str, tuple[bytes, str]]:
-    """Every servable file by its path under /widget/, read once (templates are not served)."""
-    found: dict[str, tuple[bytes, str]] = {}
+def assets() -> dict[str, tuple[Encoded, str]]:
+    """Every servable file by its path under /widget/, read and compressed once (templates
+    are not served)."""
+    found: dict[str, tuple[Encoded, str]] = {}
     for path in sorted(WIDGET_DIR.rglob("*")):
         kind = CONTENT_TYPES.get(path.suffix)
         if kind is not None and path.is_file():
-            found[path.relative_to(WIDGET_DIR).as_posix()] = (path.read_bytes(), kind)
+            found[path.relative_to(WIDGET_DIR).as_posix()] = (encode(path.read_bytes()), kind)
     return found
 
 
@@ -99,7 +105,7 @@ def clean_exit_url(value: str | None, default: str) -> str:
 def render(name: str, language: str, values: Mapping[str, str]) -> str:
     """Fill a page template: `{{t:key}}` from the language's catalogue, `{{name}}` from values.
 
-    Values are escaped here; `language_links` alone is markup built by `language_links()`.
+    Values are escaped here, except those of `RAW_HOLES`: markup and JSON built below.
     """
     texts = catalogues()[language]
 
@@ -107,7 +113,7 @@ def render(name: str, language: str, values: Mapping[str, str]) -> str:
         key = match.group(2)
         if match.group(1):
             return html.escape(texts[key])
-        if key == "language_links":
+        if key in RAW_HOLES:
             return values.get(key, "")
         if key == "lang":
             return html.escape(language)
@@ -129,3 +135,19 @@ def language_links(languages: Sequence[str], current: str) -> str:
         else:
             items.append(f'<li><a href="/widget/safety?lang={code}" lang="{code}">{name}</a></li>')
     return "".join(items)
+
+
+def language_options(languages: Sequence[str], current: str) -> str:
+    """The chat page's language choice, each language under its own name."""
+    known = catalogues()
+    return "".join(
+        f'<option value="{code}" lang="{code}"{" selected" if code == current else ""}>'
+        f"{html.escape(known[code]['language_name'])}</option>"
+        for code in languages
+    )
+
+
+def script_json(value: object) -> str:
+    """JSON for a `<script type="application/json">` block: nothing in it can end the block."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -20,10 +20,10 @@ async def written(runtime: Runtime, at_least: int = 0) -> int:
     """Write what the broker holds as the process does once the hour is over; how many rows.
     `at_least`: keep writing until that many (a frame's reply may come before its audit
     entry is held)."""
-    total = await runtime.held.flush_due(after_the_hour(runtime.held))
+    total = await runtime.held_rows.flush_due(after_the_hour(runtime.held_rows))
     for _ in range(_TRIES):
         if total >= at_least:
             break
         await asyncio.sleep(0.05)
-        total += await runtime.held.flush_due(after_the_hour(runtime.held))
+        total += await runtime.held_rows.flush_due(after_the_hour(runtime.held_rows))
     return total

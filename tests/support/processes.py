@@ -30,13 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
 # The app reads the wall clock only through time.time(); shifting it here is how a test gives
-# one process a clock that is off by some seconds, as a badly synchronised machine would.
+# one process a clock that is off by some seconds, or runs at another rate (a clock that
+# drifts between two measurements of Redis's), as a badly synchronised machine's would.
 _BOOT = """
 import sys, time
-skew = float(sys.argv[1])
-if skew:
+skew, rate = float(sys.argv[1]), float(sys.argv[2])
+if skew or rate != 1.0:
     _real = time.time
-    time.time = lambda: _real() + skew
+    _start = _real()
+    time.time = lambda: _start + (_real() - _start) * rate + skew
 from app.cli import main
 sys.exit(main(["serve"]))
 """
@@ -57,6 +59,7 @@ class LyktaProcess:
     env: dict[str, str]
     log: Path
     skew: float = 0.0
+    rate: float = 1.0
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -76,7 +79,7 @@ class LyktaProcess:
         env = {**os.environ, **self.env, "LYKTA_PORT": str(self.port)}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(self.skew)],
+                [sys.executable, "-c", _BOOT, str(self.skew), str(self.rate)],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -145,6 +148,8 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.appendonly = appendonly
+        # More `--name value` arguments for the next start (e.g. to make loading slow).
+        self.options: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -183,6 +188,7 @@ class RedisServer:
                 "yes" if self.appendonly else "no",
                 "--appendfsync",
                 "always",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -212,9 +218,14 @@ async def seeding(settings: Settings) -> AsyncIterator[Runtime]:
 
 @contextlib.asynccontextmanager
 async def processes(
-    settings: Settings, directory: Path, count: int = 2, skews: tuple[float, ...] = ()
+    settings: Settings,
+    directory: Path,
+    count: int = 2,
+    skews: tuple[float, ...] = (),
+    rates: tuple[float, ...] = (),
 ) -> AsyncIterator[list[LyktaProcess]]:
-    """`count` Lykta processes on the settings' database and Redis, stopped afterwards."""
+    """`count` Lykta processes on the settings' database and Redis, stopped afterwards; each
+    one's clock off by its `skews` and running at its `rates` (1.0 by default)."""
     env = process_env(settings)
     started = [
         LyktaProcess(
@@ -222,6 +233,7 @@ async def processes(
             env=env,
             log=directory / f"lykta-{index}.log",
             skew=skews[index] if index < len(skews) else 0.0,
+            rate=rates[index] if index < len(rates) else 1.0,
         )
         for index in range(count)
     ]

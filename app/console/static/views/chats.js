@@ -50,6 +50,8 @@ function build(root, ctx) {
     counter: 0,
     lastAction: {},
     fullSync: new Set(),
+    // What the last hello said was lost with the server's data (shown instead of "restored").
+    lostNotice: null,
   };
   const off = [];
 
@@ -151,17 +153,23 @@ function build(root, ctx) {
     // A chat whose wrap-up we owe ended while we were away (or before a reload): it stays,
     // with the form. Any other chat that is not open is no longer ours (back to the queue).
     const owed = new Map((hello.wrapups ?? []).map((w) => [w.chat_id, { ...w, type: "wrapup.required" }]));
+    // Chats the server lost with its data (a restart): gone, and said so once, in words.
+    const lost = new Set((hello.lost ?? []).map((c) => c.chat_id));
     for (const chat of [...state.chats.values()]) {
       if (open.has(chat.id)) continue;
       if (owed.has(chat.id)) showOwedWrapup(owed.get(chat.id));
+      else if (lost.has(chat.id)) removeChat(chat.id);
       else if (!chat.ended) closeChat(chat.id, t("chats.lost_while_away"));
     }
+    state.lostNotice = lost.size ? t("chats.lost_with_data", { count: lost.size }) : null;
+    if (state.lostNotice) flash(state.lostNotice, "warn");
     for (const frame of owed.values()) if (!state.chats.has(frame.chat_id)) showOwedWrapup(frame);
     state.offers.clear();
     for (const offer of hello.offers ?? []) addOffer(offer, false);
     renderOffers();
   });
   listen("restored", () => {
+    if (state.lostNotice) return; // what was lost says more than "restored"
     // After signing in again, both: the chats are back, and the status is away.
     if (state.awayAfterSignIn) flash(`${t("chats.restored")} ${t("chats.set_away_signed_in")}`, "warn");
     else flash(t("chats.restored"));

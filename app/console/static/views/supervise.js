@@ -2,7 +2,7 @@
 // duration, observing one silently, whispering to its counsellor, taking it over, and who is
 // on duty with their load. Text from chats is put in as text (textContent), never HTML.
 
-import { h, nextId } from "../core.js";
+import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
 import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
 
@@ -156,6 +156,16 @@ export function mount(root, ctx) {
     return `${lineName(chat.line)} · ${languageName(chat.language)} · #${chat.chat_id.slice(0, 6)}`;
   }
 
+  // When their duty ends on their line's clock, with the zone where it is not the browser's
+  // (as in the counsellor's own duty line).
+  function dutyEnd(person) {
+    if (!person.on_duty_until) return "";
+    const at = person.on_duty_until * 1000;
+    const zone = person.lines.map((key) => socket.snapshot.lines.find((line) => line.key === key)?.time_zone).find(Boolean);
+    const label = zoneLabel(zone, at);
+    return label ? `${clockIn(at, zone)} ${label}` : clockIn(at, zone);
+  }
+
   function lineName(key) {
     return socket.snapshot.lines.find((line) => line.key === key)?.name ?? key;
   }
@@ -229,7 +239,7 @@ export function mount(root, ctx) {
           h("td", {}, h("span", { class: `status-dot ${person.connected ? person.status : "offline"}`, "aria-hidden": "true" }), h("span", { text: person.connected ? t(`chats.status.${person.status}`) : t("sup.offline") })),
           h("td", { text: t("sup.load", { load: person.load, capacity: person.capacity }) }),
           h("td", { text: person.lines.map(lineName).join(", ") }),
-          h("td", { text: clock(person.on_duty_until) }),
+          h("td", { text: dutyEnd(person) }),
         ),
       ),
     );
