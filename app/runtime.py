@@ -27,6 +27,7 @@ from app.chats.lost import Held, announce, write_back
 from app.chats.service import ChatService
 from app.chats.transcript import Transcript
 from app.continuity.chats import ContinuityChats
+from app.held.service import HeldRows
 from app.kit.db import create_engine, create_sessionmaker
 from app.lines.directory import LineDirectory
 from app.roster.live import Openings
@@ -34,7 +35,6 @@ from app.routing.positions import QueueWatch
 from app.routing.service import Router
 from app.settings import Settings
 from app.stats.counters import ChatCounters
-from app.stats.recorder import StatsRecorder
 from app.web.health import Readiness
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Runtime:
     transcript: Transcript
     router: Router
     queue_watch: QueueWatch
-    recorder: StatsRecorder
+    held_rows: HeldRows
     chats: ChatService
     rate_limiter: RateLimiter
     openings: Openings
@@ -91,13 +91,13 @@ class Runtime:
         transcript = Transcript(broker, EncryptedCodec(broker, keyring))
         counters = ChatCounters()
         router = Router(broker, lines, settings, counters)
-        recorder = StatsRecorder(sessionmaker)
+        held_rows = HeldRows(broker, sessionmaker, interval=settings.sweep_seconds)
         chats = ChatService(
             broker=broker,
             lines=lines,
             transcript=transcript,
             router=router,
-            recorder=recorder,
+            held_rows=held_rows,
             settings=settings,
             counters=counters,
             blocks=Blocks(broker),
@@ -111,7 +111,7 @@ class Runtime:
             transcript=transcript,
             router=router,
             queue_watch=QueueWatch(broker, lines, router, settings),
-            recorder=recorder,
+            held_rows=held_rows,
             chats=chats,
             rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
             openings=Openings(sessionmaker),
@@ -129,7 +129,7 @@ class Runtime:
         for job in (
             self.router.run(),
             self.queue_watch.run(),
-            self.recorder.run(),
+            self.held_rows.run(),
             run_deadlines(self),
             run_sweeps(self),
             run_heartbeats(self),
@@ -176,9 +176,12 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
-        try:
-            await self.recorder.flush()
-        except Exception:
-            logger.exception("could not write the last chat statistics")
+        if not self.broker.outlives_process:
+            # The in-process broker dies with the process: what it holds is written now,
+            # before its hour ends (on Redis it waits for the hour, for whichever process).
+            try:
+                await self.held_rows.flush_all()
+            except Exception:
+                logger.exception("could not write the held rows")
         await self.broker.close()
         await self.engine.dispose()

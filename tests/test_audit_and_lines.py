@@ -21,6 +21,7 @@ from tests.support.clients import (
     open_visitor,
     sign_in_session,
 )
+from tests.support.held import written
 from tests.support.postgres import fresh_database
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff, line_settings
 from tests.support.server import RunningServer
@@ -41,6 +42,10 @@ async def test_coordinators_read_and_filter_the_audit_log(server: RunningServer)
     await visitor.say("a message whose text never reaches the audit log")
     await api(server, cora, "PATCH", f"/api/staff/{anna_id}", json={"capacity": 3})
 
+    # An entry about a chat is shown once its hour is over; the others at once.
+    before = (await api(server, cora, "GET", "/api/audit")).json()["entries"]
+    assert {e["action"] for e in before} == {"sign_in", "staff.updated"}
+    assert await written(rt, at_least=1) == 1
     everything = await api(server, cora, "GET", "/api/audit")
     assert everything.status_code == 200
     entries = everything.json()["entries"]
@@ -245,6 +250,7 @@ async def test_a_transfer_is_audited_without_its_note(server: RunningServer) -> 
         }
     )
     await anna.expect("chat.released", chat_id=visitor.chat_id)
+    await written(rt, at_least=2)  # accepted, transferred
     response = await api(server, cora, "GET", "/api/audit", params={"action": "chat.transferred"})
     assert "handover note" not in response.text
     [entry] = response.json()["entries"]

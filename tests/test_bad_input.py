@@ -24,6 +24,7 @@ from tests.support.clients import (
     open_visitor,
     sign_in_session,
 )
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -353,6 +354,7 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
     await visitor.expect_none("typing", within=0.3)
     assert bo.seen("message") == [] and bo.seen("note") == []
     # Audited, a few times a minute per connection (a probe flood must not flood the log).
+    await written(server.runtime)
     async with unit_of_work(server.runtime.sessionmaker) as session:
         denied = await audit_service.search(
             session, AuditFilter(action="access.denied"), limit=50, offset=0

@@ -507,3 +507,42 @@ async def test_owed_wrapups_are_listed_per_counsellor_until_settled_or_lapsed(
     await owe(broker, "s3", "e", ttl=0.05)
     await asyncio.sleep(0.15)
     assert await broker.owed_wrapups("s3") == []
+
+
+async def test_held_rows_are_kept_per_hour_and_claimed_by_one_writer_at_a_time(
+    broker: Broker,
+) -> None:
+    assert await broker.held_hours() == []
+    await broker.hold_rows(7200, [("a", '{"n":1}'), ("b", '{"n":2}')])
+    await broker.hold_rows(3600, [("c", '{"n":3}')])
+    await broker.hold_rows(7200, [("d", '{"n":4}')])
+    await broker.hold_rows(7200, [])
+    assert await broker.held_hours() == [3600, 7200]
+
+    # One claim at a time: a second writer gets nothing while the first is writing.
+    rows = await broker.claim_held(7200, "first", 60)
+    assert rows == {"a": '{"n":1}', "b": '{"n":2}', "d": '{"n":4}'}
+    assert await broker.claim_held(7200, "second", 60) is None
+    # A row held meanwhile is not among those written: it stays for the next writer.
+    await broker.hold_rows(7200, [("e", '{"n":5}')])
+    await broker.release_held(7200, "first", list(rows))
+    assert await broker.held_hours() == [3600, 7200]
+    assert await broker.claim_held(7200, "second", 60) == {"e": '{"n":5}'}
+    # Releasing with nothing written ends the claim and keeps the rows.
+    await broker.release_held(7200, "second", [])
+    assert await broker.claim_held(7200, "third", 60) == {"e": '{"n":5}'}
+    await broker.release_held(7200, "third", ["e"])
+    assert await broker.held_hours() == [3600]
+
+    # A claim whose writer died lapses; releasing a lapsed claim ends no one else's.
+    assert await broker.claim_held(3600, "dies", 0.05) == {"c": '{"n":3}'}
+    await asyncio.sleep(0.15)
+    assert await broker.claim_held(3600, "next", 60) == {"c": '{"n":3}'}
+    await broker.release_held(3600, "dies", [])
+    assert await broker.claim_held(3600, "other", 60) is None
+    await broker.release_held(3600, "next", ["c"])
+    assert await broker.held_hours() == []
+    # An hour with no rows left is claimed as empty, and releasing it is harmless.
+    assert await broker.claim_held(3600, "late", 60) == {}
+    await broker.release_held(3600, "late", [])
+    assert await broker.held_hours() == []

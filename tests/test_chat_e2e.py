@@ -21,6 +21,7 @@ from tests.support.clients import (
     open_staff,
     open_visitor,
 )
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -75,14 +76,12 @@ async def test_a_whole_chat_from_start_to_wrapup(server: RunningServer) -> None:
     )
     await anna.expect("wrapup.saved", chat_id=visitor.chat_id)
 
-    # What remains: one statistics row and one wrap-up, with no content and no chat id.
-    for _ in range(100):
-        async with unit_of_work(rt.sessionmaker) as session:
-            stats = (await session.execute(select(ChatStatistic))).scalars().all()
-            wrapups = (await session.execute(select(Wrapup))).scalars().all()
-        if stats:
-            break
-        await asyncio.sleep(0.05)
+    # What remains, once the hour is over: one statistics row and one wrap-up, with no
+    # content and no chat id.
+    await written(rt)
+    async with unit_of_work(rt.sessionmaker) as session:
+        stats = (await session.execute(select(ChatStatistic))).scalars().all()
+        wrapups = (await session.execute(select(Wrapup))).scalars().all()
     assert len(stats) == 1 and stats[0].answered and stats[0].outcome == "answered"
     assert stats[0].hour.minute == 0 and stats[0].hour.second == 0
     assert [(w.topics, w.outcome) for w in wrapups] == [(["violence"], "support given")]
@@ -641,13 +640,15 @@ async def test_a_counsellor_handles_several_chats_and_each_visitor_sees_only_the
 
 
 async def _wait_for_stats(rt: Runtime, count: int) -> None:
+    """The statistics rows, written as once their hour is over."""
     for _ in range(100):
+        await written(rt)
         async with unit_of_work(rt.sessionmaker) as session:
             rows = (await session.execute(select(ChatStatistic))).scalars().all()
         if len(rows) >= count:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("statistics rows were not written")
+    raise AssertionError("statistics rows were not held")
 
 
 async def test_an_old_connection_closing_late_does_not_end_a_resumed_chat(

@@ -24,6 +24,7 @@ from tests.support.clients import (
     open_visitor,
     sign_in,
 )
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -56,6 +57,8 @@ async def chatting(
 
 
 async def audit_of(server: RunningServer, **filters: Any) -> list[Any]:
+    """Audit entries, those about a chat written as once their hour is over."""
+    await written(server.runtime)
     async with unit_of_work(server.runtime.sessionmaker) as session:
         return list(await audit_service.search(session, AuditFilter(**filters), limit=50, offset=0))
 

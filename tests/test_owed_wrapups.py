@@ -6,13 +6,10 @@ The staff `hello` lists them; saving one (or its window lapsing) takes it off th
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select, text
 from websockets.exceptions import ConnectionClosed
 
 from app.broker.redis import RedisBroker
 from app.chats.channels import Deadline, deadline_key
-from app.models import Wrapup
-from tests.conftest import ServerFactory
 from tests.support.clients import StaffClient, open_chat, open_staff
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
@@ -142,45 +139,3 @@ async def test_bad_wrapups_of_an_owed_chat_lose_nothing_and_tell_no_one_else(
     assert [w["chat_id"] for w in last.hello["wrapups"]] == [chat_id]
     await last.send({"type": "wrapup", "chat_id": chat_id, **SAVE})
     await last.expect("wrapup.saved", chat_id=chat_id)
-
-
-# A commit PostgreSQL refuses only at COMMIT (a full disk, a lost connection would do the same).
-REFUSE_AT_COMMIT = [
-    """CREATE FUNCTION refuse_wrapup() RETURNS trigger LANGUAGE plpgsql AS
-       $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$""",
-    """CREATE CONSTRAINT TRIGGER refuse_wrapup AFTER INSERT ON wrapups
-       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_wrapup()""",
-]
-
-
-@pytest.mark.postgres
-async def test_a_wrapup_whose_commit_fails_tells_no_one_and_is_still_owed(
-    lykta: ServerFactory, database_url_pg: str
-) -> None:
-    async with lykta(database_url=database_url_pg) as server:
-        rt = server.runtime
-        await add_line(rt)
-        await add_counsellor(rt, "anna")
-        anna = await open_staff(server, "anna", PASSWORD)
-        chat_id = await chat_with(server, anna)
-        await anna.expect("wrapup.required", chat_id=chat_id)
-        async with rt.engine.begin() as connection:
-            for statement in REFUSE_AT_COMMIT:
-                await connection.execute(text(statement))
-
-        await anna.send({"type": "wrapup", "chat_id": chat_id, **SAVE})
-        refused = await anna.expect("error", ref="wrapup")
-        assert refused["code"] == "not_saved"
-        await anna.expect_none("wrapup.saved", within=0.5)
-        # Still owed, on a reload too; the chat is still there to be wrapped up.
-        again = await open_staff(server, "anna", PASSWORD, available=False)
-        assert [w["chat_id"] for w in again.hello["wrapups"]] == [chat_id]
-        async with rt.sessionmaker() as session:
-            assert (await session.execute(select(func.count()).select_from(Wrapup))).scalar() == 0
-
-        async with rt.engine.begin() as connection:
-            await connection.execute(text("DROP TRIGGER refuse_wrapup ON wrapups"))
-        await again.send({"type": "wrapup", "chat_id": chat_id, **SAVE})
-        await again.expect("wrapup.saved", chat_id=chat_id)
-        async with rt.sessionmaker() as session:
-            assert (await session.execute(select(func.count()).select_from(Wrapup))).scalar() == 1

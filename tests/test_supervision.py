@@ -11,6 +11,7 @@ from app.chats.entries import EntryKind
 from app.kit.db import unit_of_work
 from app.models.enums import Qualification
 from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 
@@ -104,6 +105,7 @@ async def test_a_supervisor_observes_silently_and_whispers_only_to_the_counsello
     await third.say("ok")
     assert WHISPER not in texts(third.received)
 
+    await written(server.runtime, at_least=4)
     async with unit_of_work(server.runtime.sessionmaker) as session:
         entries_log = await audit_service.search(
             session, AuditFilter(chat_id=chat), limit=50, offset=0
@@ -146,6 +148,7 @@ async def test_a_supervisor_takes_over_a_chat(server: RunningServer) -> None:
     # Bo owes the wrap-up now.
     await bo.send({"type": "end", "chat_id": chat})
     await bo.expect("wrapup.required", chat_id=chat)
+    await written(server.runtime, at_least=4)  # accepted, observed, taken over, statistics
     async with unit_of_work(server.runtime.sessionmaker) as session:
         taken = await audit_service.search(
             session, AuditFilter(action="chat.taken_over"), limit=5, offset=0

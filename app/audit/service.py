@@ -55,19 +55,45 @@ class AuditService:
         actor_id: uuid.UUID | str | None,
         target_staff_id: uuid.UUID | str | None = None,
         line_key: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """An entry that names no chat, written with the caller's unit of work."""
+        return await self.add(
+            session,
+            self.entry(
+                action,
+                actor_id=actor_id,
+                target_staff_id=target_staff_id,
+                line_key=line_key,
+                detail=detail,
+            ),
+        )
+
+    async def add(self, session: AsyncSession, entry: AuditEntry) -> AuditEntry:
+        if entry.chat_id is not None:
+            raise ValueError("an entry about a chat is held until its hour is over")
+        return await AuditRepository(session).add(entry)
+
+    def entry(
+        self,
+        action: AuditAction,
+        *,
+        actor_id: uuid.UUID | str | None,
+        target_staff_id: uuid.UUID | str | None = None,
+        line_key: str | None = None,
         chat_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        return await AuditRepository(session).add(
-            AuditEntry(
-                at=entry_time(utcnow(), chat_id),
-                actor_id=_uuid(actor_id),
-                action=action.value,
-                target_staff_id=_uuid(target_staff_id),
-                line_key=line_key,
-                chat_id=chat_id,
-                detail=dict(detail or {}),
-            )
+        """An entry, not yet stored. One that names a chat is held with the chat's other rows
+        until its hour is over (`HeldRows.hold`), never written at once."""
+        return AuditEntry(
+            at=entry_time(utcnow(), chat_id),
+            actor_id=_uuid(actor_id),
+            action=action.value,
+            target_staff_id=_uuid(target_staff_id),
+            line_key=line_key,
+            chat_id=chat_id,
+            detail=dict(detail or {}),
         )
 
     async def search(

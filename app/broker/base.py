@@ -99,6 +99,9 @@ class Transition:
 class Broker(ABC):
     """Ephemeral state. Every method is safe to call from several processes at once."""
 
+    # Whether what the broker holds outlives this process (Redis) or dies with it (memory).
+    outlives_process = False
+
     def __init__(self) -> None:
         self.hub = Hub()
         self.available = True
@@ -216,6 +219,31 @@ class Broker(ABC):
     @abstractmethod
     async def settle_wrapup(self, staff_id: str, chat_id: str) -> None:
         """The wrap-up was saved (or is no longer due): forget the entry."""
+
+    # Held rows ----------------------------------------------------------------------------
+    # Durable rows about a chat (its audit entries, statistics row, wrap-up), serialised
+    # without content, kept here until their hour's batch is written to SQL (app/held/):
+    # `hour` is the start of the hour they were made in (epoch seconds). They outlive a
+    # process that dies wherever the broker does (Redis), and lapse after CHAT_MAX_LIFETIME
+    # if no process is alive to write them.
+    @abstractmethod
+    async def hold_rows(self, hour: int, rows: Sequence[tuple[str, str]]) -> None:
+        """Keep (row id, serialised row) pairs under `hour`, all in one atomic step."""
+
+    @abstractmethod
+    async def held_hours(self) -> list[int]:
+        """Hours that hold rows, oldest first."""
+
+    @abstractmethod
+    async def claim_held(self, hour: int, claim: str, ttl: float) -> dict[str, str] | None:
+        """The hour's rows (row id -> serialised row) for this `claim` alone to write, or
+        None while another claim on the hour is alive. A claim lapses after `ttl` seconds
+        (its process may have died), so writing a batch must be idempotent."""
+
+    @abstractmethod
+    async def release_held(self, hour: int, claim: str, row_ids: Sequence[str]) -> None:
+        """These rows are written: forget them, and the hour once it is empty; end the claim
+        if it is still this one."""
 
     # Transcript ---------------------------------------------------------------------------
     @abstractmethod

@@ -82,7 +82,8 @@ class _Queue:
 
 
 class MemoryBroker(Broker):
-    """Ephemeral state in this process's memory."""
+    """Ephemeral state in this process's memory: held rows are written out when the process
+    stops (Runtime.stop)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -101,6 +102,9 @@ class MemoryBroker(Broker):
         self._recent: dict[str, tuple[deque[float], float]] = {}
         # staff id -> {chat id: monotonic expiry}
         self._wrapups: dict[str, dict[str, float]] = {}
+        # hour -> ({row id: serialised row}, monotonic expiry); hour -> (claim, expiry)
+        self._held: dict[int, tuple[dict[str, str], float]] = {}
+        self._held_claims: dict[int, tuple[str, float]] = {}
         self._next_purge = 0.0
 
     def now(self) -> float:
@@ -444,6 +448,41 @@ class MemoryBroker(Broker):
             if not owed:
                 del self._wrapups[staff_id]
 
+    async def hold_rows(self, hour: int, rows: Sequence[tuple[str, str]]) -> None:
+        if not rows:
+            return
+        held = self._held_rows(hour)
+        held.update(rows)
+        self._held[hour] = (held, time.monotonic() + CHAT_MAX_LIFETIME)
+
+    def _held_rows(self, hour: int) -> dict[str, str]:
+        item = self._held.get(hour)
+        if item is None or item[1] <= time.monotonic():
+            self._held.pop(hour, None)
+            return {}
+        return item[0]
+
+    async def held_hours(self) -> list[int]:
+        return sorted(hour for hour in list(self._held) if self._held_rows(hour))
+
+    async def claim_held(self, hour: int, claim: str, ttl: float) -> dict[str, str] | None:
+        now = time.monotonic()
+        current = self._held_claims.get(hour)
+        if current is not None and current[1] > now:
+            return None
+        self._held_claims[hour] = (claim, now + ttl)
+        return dict(self._held_rows(hour))
+
+    async def release_held(self, hour: int, claim: str, row_ids: Sequence[str]) -> None:
+        held = self._held_rows(hour)
+        for row_id in row_ids:
+            held.pop(row_id, None)
+        if not held:
+            self._held.pop(hour, None)
+        current = self._held_claims.get(hour)
+        if current is not None and current[0] == claim:
+            del self._held_claims[hour]
+
     def _purge(self) -> None:
         """Forget expired things now and then, as Redis would by TTL."""
         now = time.monotonic()
@@ -486,4 +525,6 @@ class MemoryBroker(Broker):
         parts.extend(f"counter {k} {v!r}".encode() for k, v in self._counters.items())
         parts.extend(f"recent {k} {list(v)!r}".encode() for k, (v, _) in self._recent.items())
         parts.extend(f"wrapups {k} {list(v)!r}".encode() for k, v in self._wrapups.items())
+        for hour, (rows, _) in self._held.items():
+            parts.extend(f"held {hour} {k} {v}".encode() for k, v in rows.items())
         return b"\n".join(parts)

@@ -6,8 +6,9 @@ marker that says Redis still holds what it held, see `_sync_clock`):
 (dedupe), `q:<line>` sorted set (the queue), `lc:<line>` set (live chats), `load:<staff>` set
 (chats counted against capacity), `pres:<staff>` hash (presence, JSON per field), `lp:<line>`
 set (presences per line), `conn:<staff>` sorted set (connection leases), `dl` sorted set
-(deadlines), `v:`/`n:`/`r:` (values, counters, recent lists). Events go over pub/sub on
-`{prefix}:ev:<channel>`.
+(deadlines), `v:`/`n:`/`r:` (values, counters, recent lists), `wu:<staff>` sorted set (owed
+wrap-ups), `held:<hour>` hash (held rows), `held` sorted set (their hours), `held-claim:<hour>`
+(who writes the hour's batch). Events go over pub/sub on `{prefix}:ev:<channel>`.
 
 Commands from every coroutine of the process go through one connection (a `Lane`): whatever
 was asked while the previous batch was on the wire goes out as the next batch, so a busy
@@ -74,6 +75,7 @@ _LIVE = "," + ",".join(sorted(s.value for s in LIVE_STATES)) + ","
 _ORIGIN_BYTES = 16
 _LIFETIME_MS = CHAT_MAX_LIFETIME * 1000
 _KEY_NAMES_KEPT = 10_000
+_RELEASE_SLICE = 1000
 
 __all__ = ["RedisBroker", "redacted"]
 
@@ -85,6 +87,8 @@ class RedisBroker(Broker):
     `service` (the URL then gives only credentials and database). `wait_replicas`: writes
     count as done once that many replicas hold them (`WAIT`), so a failover loses nothing
     a client was told had happened."""
+
+    outlives_process = True
 
     def __init__(
         self,
@@ -421,6 +425,41 @@ class RedisBroker(Broker):
 
     async def settle_wrapup(self, staff_id: str, chat_id: str) -> None:
         await self._call("ZREM", self._k(f"wu:{staff_id}"), chat_id)
+
+    # Held rows ----------------------------------------------------------------------------
+    async def hold_rows(self, hour: int, rows: Sequence[tuple[str, str]]) -> None:
+        if not rows:
+            return
+        flat: list[str] = []
+        for row_id, row in rows:
+            flat += (row_id, row)
+        await self._script(
+            "hold_rows",
+            [self._k(f"held:{hour}"), self._k("held")],
+            [hour, CHAT_MAX_LIFETIME, *flat],
+        )
+
+    async def held_hours(self) -> list[int]:
+        return [int(hour) for hour in await self._call("ZRANGE", self._k("held"), 0, -1)]
+
+    async def claim_held(self, hour: int, claim: str, ttl: float) -> dict[str, str] | None:
+        reply = await self._script(
+            "claim_held",
+            [self._k(f"held-claim:{hour}"), self._k(f"held:{hour}")],
+            [claim, _ms(ttl)],
+            bulk=True,
+        )
+        if int(reply[0]) == 0:
+            return None
+        return {reply[i].decode(): reply[i + 1].decode() for i in range(1, len(reply), 2)}
+
+    async def release_held(self, hour: int, claim: str, row_ids: Sequence[str]) -> None:
+        keys = [self._k(f"held:{hour}"), self._k("held"), self._k(f"held-claim:{hour}")]
+        # In slices (Lua's unpack has a limit); the claim ends with the last one.
+        for start in range(0, max(len(row_ids), 1), _RELEASE_SLICE):
+            last = start + _RELEASE_SLICE >= len(row_ids)
+            ids = row_ids[start : start + _RELEASE_SLICE]
+            await self._script("release_held", keys, [hour, claim if last else "", *ids])
 
     # Transcript ---------------------------------------------------------------------------
     async def append(

@@ -438,6 +438,33 @@ end
 return {t[1], t[2], redis.call('get', KEYS[1])}
 """
 
+# KEYS: held rows of the hour (hash: row id -> row), held hours (sorted set). ARGV: hour,
+# ttl, row id, row, ...
+HOLD_ROWS = """
+redis.call('hset', KEYS[1], unpack(ARGV, 3))
+redis.call('expire', KEYS[1], ARGV[2])
+redis.call('zadd', KEYS[2], ARGV[1], ARGV[1])
+redis.call('expire', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: claim of the hour, held rows of the hour. ARGV: claim, ttl ms. {0} while another
+# claim is alive, else {1, row id, row, ...}.
+CLAIM_HELD = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local out = redis.call('hgetall', KEYS[2])
+table.insert(out, 1, 1)
+return out
+"""
+
+# KEYS: held rows of the hour, held hours, claim of the hour. ARGV: hour, claim, row id, ...
+RELEASE_HELD = """
+if #ARGV > 2 then redis.call('hdel', KEYS[1], unpack(ARGV, 3)) end
+if redis.call('hlen', KEYS[1]) == 0 then redis.call('zrem', KEYS[2], ARGV[1]) end
+if redis.call('get', KEYS[3]) == ARGV[2] then redis.call('del', KEYS[3]) end
+return 1
+"""
+
 ALL = {
     "create_chat": CREATE_CHAT,
     "transition": TRANSITION,
@@ -459,4 +486,7 @@ ALL = {
     "push_recent": PUSH_RECENT,
     "owed_wrapups": OWED_WRAPUPS,
     "epoch": EPOCH,
+    "hold_rows": HOLD_ROWS,
+    "claim_held": CLAIM_HELD,
+    "release_held": RELEASE_HELD,
 }

@@ -20,11 +20,11 @@ from app.chats.entries import Entry
 from app.chats.plan import entry_event
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.transcript import Transcript
+from app.held.service import HeldRows
 from app.lines.directory import LineDirectory
 from app.routing.service import Router, settled_event
 from app.settings import Settings
 from app.stats.counters import ChatCounters
-from app.stats.recorder import StatsRecorder
 
 # How often a step that depends on a chat's state is tried again when another process changed
 # the state in between (each retry needs yet another change at that very moment).
@@ -46,7 +46,7 @@ class ChatCore:
     lines: LineDirectory
     transcript: Transcript
     router: Router
-    recorder: StatsRecorder
+    held_rows: HeldRows
     settings: Settings
     counters: ChatCounters
     blocks: Blocks
@@ -147,6 +147,6 @@ class ChatPart:
         self.lines = core.lines
         self.transcript = core.transcript
         self.router = core.router
-        self.recorder = core.recorder
+        self.held_rows = core.held_rows
         self.settings = core.settings
         self.counters = core.counters

@@ -122,7 +122,9 @@ class Lifecycle(ChatPart):
         now = self.broker.now()
         staffing = await self.router.staffing(line)
         if not staffing.open:
-            self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.closed))
+            await self.held_rows.hold(
+                ChatFacts(line.key, now, None, None, ChatOutcome.closed).row()
+            )
             self.counters.chat_turned_away(line.key, "closed")
             return LineUnavailable(line, language, "closed")
         token = new_token()
@@ -157,7 +159,7 @@ class Lifecycle(ChatPart):
             await self.transcript.forget(record.id)
             if connection is not None:
                 await self.broker.disconnect(visitor_lease(record.id), connection)
-            self.recorder.record(ChatFacts(line.key, now, None, None, ChatOutcome.full))
+            await self.held_rows.hold(ChatFacts(line.key, now, None, None, ChatOutcome.full).row())
             self.counters.chat_turned_away(line.key, "full")
             return LineUnavailable(line, language, "full")
         if returning is not None and returning.note:
@@ -394,7 +396,7 @@ class Lifecycle(ChatPart):
             await self.broker.cancel(
                 deadline_key(Deadline.counsellor_grace, chat_id, record.counsellor_id)
             )
-        self._record_facts(result, reason)
+        await self._record_facts(result, reason)
         if result.answered_at is not None:
             await self.broker.push_recent(
                 duration_key(result.line),
@@ -432,7 +434,7 @@ class Lifecycle(ChatPart):
             self.router.kick(result.line)
         return True
 
-    def _record_facts(self, record: ChatRecord, reason: str) -> None:
+    async def _record_facts(self, record: ChatRecord, reason: str) -> None:
         ended_at = record.ended_at or record.created_at
         if record.answered_at is not None:
             facts = ChatFacts(
@@ -444,9 +446,9 @@ class Lifecycle(ChatPart):
             )
         else:
             outcome = ChatOutcome.closed if reason == "line_closed" else ChatOutcome.abandoned
-            if outcome is ChatOutcome.abandoned:
-                self.counters.chat_abandoned(record.line)
             facts = ChatFacts(
                 record.line, record.created_at, round(ended_at - record.created_at), None, outcome
             )
-        self.recorder.record(facts)
+        await self.held_rows.hold(facts.row())
+        if facts.outcome is ChatOutcome.abandoned:
+            self.counters.chat_abandoned(record.line)

@@ -22,11 +22,11 @@ from app.chats.offers import Offers
 from app.chats.staffing import Staffing
 from app.chats.transcript import Transcript
 from app.chats.wrapups import Wrapups
+from app.held.service import HeldRows
 from app.lines.directory import LineDirectory
 from app.routing.service import Router
 from app.settings import Settings
 from app.stats.counters import ChatCounters
-from app.stats.recorder import StatsRecorder
 
 
 class ChatService:
@@ -37,7 +37,7 @@ class ChatService:
         lines: LineDirectory,
         transcript: Transcript,
         router: Router,
-        recorder: StatsRecorder,
+        held_rows: HeldRows,
         settings: Settings,
         counters: ChatCounters | None = None,
         blocks: Blocks,
@@ -47,7 +47,7 @@ class ChatService:
             lines=lines,
             transcript=transcript,
             router=router,
-            recorder=recorder,
+            held_rows=held_rows,
             settings=settings,
             counters=counters or ChatCounters(),
             blocks=blocks,

@@ -12,9 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from app.audit.service import AuditAction
+from app.broker.base import BrokerUnavailableError
 from app.broker.records import StaffStatus
 from app.chats.channels import chat_channel
 from app.chats.frames import (
@@ -45,7 +44,6 @@ from app.chats.plan import Frame
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.summaries import live_summary
 from app.directory.chats import send_referral
-from app.kit.db import unit_of_work
 from app.staff.permissions import FRAME_RULES
 
 if TYPE_CHECKING:
@@ -194,13 +192,12 @@ async def transfer_options(sock: StaffSocket, frame: TransferOptions) -> Problem
 
 async def wrapup(sock: StaffSocket, frame: Wrapup) -> Problem:
     try:
-        async with unit_of_work(sock.rt.sessionmaker) as session:
-            return await sock.rt.chats.wrapups.wrapup(
-                session, sock.staff, frame.chat_id, list(frame.topics), frame.outcome
-            )
-    except SQLAlchemyError:
-        # The database refused it (at the latest, its commit): nothing is stored or told,
-        # the wrap-up is still owed, and the console may send it again.
+        return await sock.rt.chats.wrapups.wrapup(
+            sock.staff, frame.chat_id, list(frame.topics), frame.outcome
+        )
+    except BrokerUnavailableError:
+        # The broker could not hold it: nothing is stored or told, the wrap-up is still
+        # owed, and the console may send it again.
         logger.warning("wrap-up not saved", extra={"code": "not_saved"})
         return ProtocolError(
             ErrorCode.not_saved, "the wrap-up could not be saved; send it again", "wrapup"

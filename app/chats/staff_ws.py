@@ -97,10 +97,15 @@ async def _audit(
     line: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
+    entry = audit_service.entry(
+        action, actor_id=actor_id, chat_id=chat_id, line_key=line, detail=detail
+    )
+    if chat_id is not None:
+        # About a chat: held until its hour is over, then written with the hour's batch.
+        await runtime.held_rows.hold(entry)
+        return
     async with unit_of_work(runtime.sessionmaker) as session:
-        await audit_service.record(
-            session, action, actor_id=actor_id, chat_id=chat_id, line_key=line, detail=detail
-        )
+        await audit_service.add(session, entry)
 
 
 class StaffSocket(ClientSocket):

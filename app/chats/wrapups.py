@@ -3,14 +3,14 @@
 A chat's counsellor owes its wrap-up from the moment it ends (listed by the broker in the same
 step, so the form comes back after a reload) until they save it or the wrap-up window lapses.
 The row in SQL holds the line, the hour the chat started, topics and an outcome: nothing that
-names the chat.
+names the chat. It is held in the broker and written with its hour's batch (app/held/).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.broker.base import Refusal, Transition
 from app.broker.records import ChatRecord, ChatState
@@ -18,10 +18,11 @@ from app.chats.channels import Deadline, deadline_key, staff_channel
 from app.chats.core import ChatPart, err
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.kit.clock import hour_bucket
-from app.kit.db import after_commit, after_rollback
 from app.lines.directory import LineDirectory
 from app.models import Wrapup
 from app.staff.service import StaffContext
+
+logger = logging.getLogger(__name__)
 
 _ENDED = frozenset({ChatState.ended})
 
@@ -41,18 +42,14 @@ def wrapup_required(record: ChatRecord, lines: LineDirectory) -> dict[str, Any]:
 
 class Wrapups(ChatPart):
     async def wrapup(
-        self,
-        session: AsyncSession,
-        staff: StaffContext,
-        chat_id: str,
-        topics: list[str],
-        outcome: str,
+        self, staff: StaffContext, chat_id: str, topics: list[str], outcome: str
     ) -> ProtocolError | None:
-        """Record the counsellor's anonymous categorisation; the caller commits the session.
+        """Record the counsellor's anonymous categorisation.
 
         The wrap-up is claimed in the broker first (it is saved once, however often it is
-        sent); the chat is let go and the console told only once the row is committed, and a
-        rollback gives the claim back, so the form can be sent again."""
+        sent), then its row is held with the hour's other rows (app/held/): from then on it
+        counts as saved. If holding it fails the claim is given back, so the form can be
+        sent again."""
         record = await self.broker.get_chat(chat_id)
         if record is None or record.wrapup_by != staff.id:
             return err(ErrorCode.not_in_chat, "no wrap-up is due from you for this chat", "wrapup")
@@ -72,27 +69,26 @@ class Wrapups(ChatPart):
         )
         if isinstance(result, Refusal) or record.wrapup_by is None:
             return err(ErrorCode.not_in_chat, "no wrap-up is due from you for this chat", "wrapup")
-        session.add(
-            Wrapup(
-                line_key=record.line,
-                hour=hour_bucket(record.created_at),
-                topics=sorted(set(topics)),
-                outcome=outcome,
-            )
+        row = Wrapup(
+            line_key=record.line,
+            hour=hour_bucket(record.created_at),
+            topics=sorted(set(topics)),
+            outcome=outcome,
         )
-        await session.flush()
-
-        async def saved() -> None:
-            await self._saved(staff.id, result)
-
-        async def not_saved() -> None:
+        try:
+            await self.held_rows.hold(row)
+        except Exception:
             # Due again, unless the chat is gone meanwhile.
-            await self.broker.transition(
-                chat_id, Transition(expect=_ENDED, changes={"wrapup_by": staff.id})
-            )
-
-        after_commit(session, saved)
-        after_rollback(session, not_saved)
+            with contextlib.suppress(Exception):
+                await self.broker.transition(
+                    chat_id, Transition(expect=_ENDED, changes={"wrapup_by": staff.id})
+                )
+            raise
+        try:
+            await self._saved(staff.id, result)
+        except Exception:
+            # Saved all the same (held): only letting the chat go or telling the console failed.
+            logger.exception("follow-up of a saved wrap-up failed")
         return None
 
     async def _saved(self, staff_id: str, record: ChatRecord) -> None:
