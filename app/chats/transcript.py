@@ -22,7 +22,7 @@ from app.chats.crypto import (
     TamperedError,
     UnknownKekError,
 )
-from app.chats.entries import Entry, EntryKind
+from app.chats.entries import Audience, Entry, EntryKind, visible_to
 from app.chats.plan import Added, Planned, entry_event
 from app.kit import jsonutil
 
@@ -158,6 +158,13 @@ class Transcript:
             )
             entries.append((record.last_seq + 1, end))
         return entries
+
+    async def seen_by_visitor(self, chat_id: str) -> int:
+        """How many of the stored entries the visitor sees: the last of its own numbers (a
+        visitor counts only what it is shown, see plan.Delivery)."""
+        return sum(
+            1 for _, entry in await self.read(chat_id, 0) if visible_to(entry, Audience.visitor)
+        )
 
     async def retain(self, chat_id: str, seconds: float) -> None:
         """Keep the transcript at most `seconds` more: the broker drops the entries and the key
