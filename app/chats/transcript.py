@@ -81,6 +81,9 @@ class Transcript:
             # Shredded (or never begun): nothing may be written for this chat any more.
             return [(0, "ended")] * len(planned)
         plains = [jsonutil.dumpb(plan.entry.to_dict()) for plan in planned]
+        # The broker keeps a keyed hash of what makes a resend a duplicate, never the
+        # client's own id.
+        dedupes = [None if p.dedupe is None else key.digest(p.dedupe) for p in planned]
         channel = chat_channel(chat_id)
         added: list[Added] = []
         expected = last_seq
@@ -92,7 +95,7 @@ class Transcript:
                 plan = planned[index]
                 sealed = key.seal(seq, plains[index])
                 event = entry_event(chat_id, seq, plan.entry, plan.origin, sealed)
-                appending.append((seq, sealed, plan.dedupe, (channel, event)))
+                appending.append((seq, sealed, dedupes[index], (channel, event)))
             answers = await self._broker.append(
                 chat_id, appending, counsellor=counsellor, quota=quota
             )
