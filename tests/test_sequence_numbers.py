@@ -3,10 +3,12 @@ nothing in them tells that a note or a whisper was written; staff see every entr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from app.chats.channels import chat_channel
 from tests.support.clients import (
     StaffClient,
     VisitorClient,
@@ -127,3 +129,77 @@ async def test_a_visitor_numbers_only_what_it_sees_live_and_on_resume(
     staff_seen = [f["seq"] for f in anna.received if f.get("chat_id") == chat and "seq" in f]
     assert sorted(staff_seen) == list(range(1, len(stored) + 2))
 
+
+async def test_an_entry_before_a_reconnected_consoles_sync_is_not_sent_twice(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await add_line(rt, counsellor_grace_seconds=30)
+    await add_counsellor(rt, "anna", alias="Anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await open_chat(server, anna)
+    chat = visitor.chat_id
+    await visitor.expect("counsellor.joined")
+    await visitor.say("one")
+    await anna.expect("message", text="one")
+    await anna.say(chat, "two")
+    had = max(f["seq"] for f in anna.received if f.get("chat_id") == chat and "seq" in f)
+    await anna.close()
+    await visitor.say("while the console is away")
+
+    # The console reconnects with its session; before its `sync` is handled, a live entry
+    # reaches the new connection (a listener of the chat in the same process, added after
+    # it, hears the entry once the connection has).
+    again = await open_staff(server, "anna", PASSWORD, available=False, cookie=anna.cookie)
+    assert [c["chat_id"] for c in again.hello["chats"]] == [chat]
+    heard = asyncio.Event()
+
+    def listener(event: dict[str, Any]) -> None:
+        if event.get("type") == "entry":
+            heard.set()
+
+    await rt.broker.subscribe(chat_channel(chat), listener)
+    try:
+        await visitor.say("live before the sync")
+        await asyncio.wait_for(heard.wait(), 10)
+    finally:
+        await rt.broker.unsubscribe(chat_channel(chat), listener)
+    await again.send({"type": "sync", "chat_id": chat, "last_seq": had})
+    await again.expect("synced", chat_id=chat)
+    await visitor.say("after the sync")
+    await again.expect("message", text="after the sync")
+    # Everything after what the console had, once; nothing it had.
+    got = sorted((f["seq"], f["text"]) for f in again.received if f.get("type") == "message")
+    assert got == [
+        (had + 1, "while the console is away"),
+        (had + 2, "live before the sync"),
+        (had + 3, "after the sync"),
+    ]
+    seqs = [f["seq"] for f in again.received if "seq" in f and f.get("chat_id") == chat]
+    assert sorted(seqs) == [had + 1, had + 2, had + 3]
+
+
+async def test_a_console_that_does_not_sync_gets_entries_live_from_its_hello(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await add_line(rt, counsellor_grace_seconds=30)
+    await add_counsellor(rt, "anna", alias="Anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await open_chat(server, anna)
+    chat = visitor.chat_id
+    await visitor.expect("counsellor.joined")
+    await anna.close()
+    await visitor.say("while the console is away")
+    again = await open_staff(server, "anna", PASSWORD, available=False, cookie=anna.cookie)
+    (shown,) = again.hello["chats"]
+    await visitor.say("live")
+    live = await again.expect("message", text="live")
+    assert live["seq"] == shown["last_seq"] + 1
+    # Asked for later, the older part comes once, and nothing live is sent again.
+    await again.send({"type": "sync", "chat_id": chat, "last_seq": 0})
+    await again.expect("synced", chat_id=chat)
+    await visitor.say("after")
+    await again.expect("message", text="after")
+    seqs = [f["seq"] for f in again.received if "seq" in f and f.get("chat_id") == chat]
+    assert sorted(seqs) == list(range(1, shown["last_seq"] + 3)) and len(seqs) == len(set(seqs))

@@ -232,9 +232,11 @@ class Outbound:
                 frames = await self._handled(payload)
             elif kind == _SYNC:
                 chat_id, after = payload
-                if after is not None:
-                    self.delivery.start(chat_id, after)
-                frames = await self.fill(chat_id, None)
+                upto = None if after is None else self.delivery.sync(chat_id, after)
+                if upto is None:
+                    frames = await self.fill(chat_id, None)
+                else:
+                    frames = await self._again(chat_id, after, upto)
             elif kind == _NUMBERED:
                 frames = await self._numbered(*payload)
             else:
@@ -248,6 +250,18 @@ class Outbound:
         if ws_open(self._ws):
             with contextlib.suppress(Exception):
                 await self._ws.close(close.code, close.reason)
+
+    async def _again(self, chat_id: str, after: int, upto: int) -> list[Frame]:
+        """Frames for the entries after `after` up to `upto` that the client asked for again,
+        wherever delivery is (staff: see Delivery.sync)."""
+        frames: list[Frame] = []
+        for seq, entry in await self._transcript.read(chat_id, after):
+            if seq > upto:
+                break
+            if self.on_entry is not None and entry.kind in self.watch:
+                frames += await self.on_entry(chat_id, entry)
+            frames += self.delivery.again(chat_id, seq, entry)
+        return frames
 
     async def _numbered(self, chat_id: str, seq: int, frame: Frame) -> list[Frame]:
         frames = await self.fill(chat_id, seq)

@@ -223,7 +223,7 @@ class Delivery:
     through the chat from its first entry and sends what comes after the visitor's number.
     """
 
-    __slots__ = ("audience", "delivered", "shown", "viewer")
+    __slots__ = ("audience", "delivered", "hello", "shown", "viewer")
 
     def __init__(self, audience: Audience, viewer: str | None = None) -> None:
         self.audience = audience
@@ -233,6 +233,9 @@ class Delivery:
         self.delivered: dict[str, int] = {}
         # Visitors: per chat, the visitor's numbering.
         self.shown: dict[str, _Shown] = {}
+        # Staff: chats listed in the connection's `hello` whose client has not yet said what
+        # it has (`sync`) -> the last sequence number the `hello` showed.
+        self.hello: dict[str, int] = {}
 
     def take(
         self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
@@ -302,9 +305,33 @@ class Delivery:
     def last(self, chat_id: str) -> int:
         return self.delivered.get(chat_id, 0)
 
+    def from_hello(self, chat_id: str, last_seq: int) -> None:
+        """A chat listed in `hello` with `last_seq`: entries after it go out live, and the
+        client's `sync` brings what it lacks before them (see `sync`)."""
+        self.delivered[chat_id] = last_seq
+        self.hello[chat_id] = last_seq
+
+    def sync(self, chat_id: str, after: int) -> int | None:
+        """The client has everything up to `after`. None: deliver from there. Otherwise the
+        chat was listed in `hello` and entries after it went out live since: the entries
+        after `after` up to the returned number are to be sent once more, out of sequence,
+        and delivery goes on from where it is, so that none is sent twice."""
+        shown = self.hello.pop(chat_id, None)
+        delivered = self.delivered.get(chat_id, 0)
+        if shown is None or after >= delivered or delivered == shown:
+            self.start(chat_id, after)
+            return None
+        return shown
+
+    def again(self, chat_id: str, seq: int, entry: Entry) -> list[Frame]:
+        """An entry's frames for a staff client, wherever delivery is (`sync`)."""
+        frame = entry_frame(chat_id, seq, entry, self.audience, self.viewer)
+        return [] if frame is None else [frame]
+
     def start(self, chat_id: str, after: int) -> None:
         """The client has everything up to `after` (staff), or nothing yet (a visitor's new
         chat): deliver from there."""
+        self.hello.pop(chat_id, None)
         self.delivered[chat_id] = after
         self.shown.pop(chat_id, None)
 
@@ -321,3 +348,4 @@ class Delivery:
     def forget(self, chat_id: str) -> None:
         self.delivered.pop(chat_id, None)
         self.shown.pop(chat_id, None)
+        self.hello.pop(chat_id, None)
