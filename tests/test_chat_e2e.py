@@ -669,10 +669,12 @@ async def test_an_old_connection_closing_late_does_not_end_a_resumed_chat(
             {"type": "resume", "chat_id": visitor.chat_id, "token": visitor.token, "last_seq": 0}
         )
         await again.expect("chat.resumed")
+        # The counsellor hears the visitor went and came back (never "back" alone) ...
+        await anna.expect("visitor.away", chat_id=visitor.chat_id)
         await anna.expect("visitor.back", chat_id=visitor.chat_id)
         await visitor.close()
-        # The new connection holds the chat's lease: the old one closing is no departure, so
-        # the counsellor is not even told the visitor went away.
+        # ... and the new connection holds the chat's lease: the old one closing is no
+        # departure, so the counsellor is not told the visitor went away again.
         await anna.expect_none("visitor.away", within=2, chat_id=visitor.chat_id)
         await anna.expect_none("chat.ended", within=3)
         await again.say("still here")
