@@ -285,6 +285,63 @@ async def test_text_with_a_nul_or_a_lone_surrogate_is_refused_in_every_frame(
     assert (await anna.expect("message", sender="visitor"))["text"] == "still here"
 
 
+async def refusals(client: VisitorClient | StaffClient, frames: list[Any]) -> list[Any]:
+    """Send frames past the flood limit: (code, ref) of each `rate_limited` answer."""
+    for frame in frames:
+        await client.send(frame)
+    answers = []
+    for _ in frames:
+        error = await client.expect("error", code="rate_limited")
+        answers.append(error.get("ref"))
+    return answers
+
+
+async def test_a_frame_refused_for_flooding_is_named_on_both_sockets(lykta: ServerFactory) -> None:
+    # Two frames at once, then (almost) nothing: every frame after the first two is refused.
+    async with lykta(
+        visitor_frame_rate=0.001,
+        visitor_frame_burst=2,
+        staff_frame_rate=0.001,
+        staff_frame_burst=2,
+        flood_tolerance=20,
+    ) as server:
+        await add_line(server.runtime)
+        await add_counsellor(server.runtime, "anna")
+        visitor = await open_visitor(server)
+        await visitor.send({"type": "ping"})
+        await visitor.send({"type": "ping"})
+        await visitor.expect("pong")
+        await visitor.expect("pong")
+        refused: list[Any] = [
+            {"type": "start", "line": "support", "language": "sv"},
+            {"type": "message", "text": "hello"},
+            "not json",
+            {"type": "no-such-type"},
+            {"type": "ping"},
+        ]
+        assert await refusals(visitor, refused) == [
+            "start",
+            "message",
+            None,
+            "no-such-type",
+            "ping",
+        ]
+        assert visitor.seen("chat.started") == [] and len(visitor.seen("pong")) == 2
+
+        anna = await open_staff(server, "anna", PASSWORD, available=False)
+        await anna.send({"type": "ping"})
+        await anna.send({"type": "ping"})
+        await anna.expect("pong")
+        await anna.expect("pong")
+        staff_refused: list[Any] = [
+            {"type": "status", "status": "available"},
+            {"type": "sync", "chat_id": "abcdefgh12", "last_seq": 0},
+            b"binary",
+        ]
+        assert await refusals(anna, staff_refused) == ["status", "sync", None]
+        assert anna.seen("status") == []
+
+
 async def test_malformed_staff_frames(server: RunningServer) -> None:
     anna, visitor = await setup_chat(server)
     before = await snapshot(server, visitor.chat_id)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import select
 
+from app.broker.memory import MemoryBroker
 from app.chats.entries import Entry, EntryKind
 from app.kit import jsonutil
 from app.kit.db import unit_of_work
 from app.models import ChatStatistic, Wrapup
 from app.models.enums import Qualification
 from app.runtime import Runtime
-from tests.conftest import ServerFactory
+from tests.conftest import REDIS_URL, ServerFactory
+from tests.support.brokers import redis_dump
 from tests.support.clients import (
     FrameTimeoutError,
     StaffClient,
@@ -667,11 +670,50 @@ async def test_an_old_connection_closing_late_does_not_end_a_resumed_chat(
             {"type": "resume", "chat_id": visitor.chat_id, "token": visitor.token, "last_seq": 0}
         )
         await again.expect("chat.resumed")
+        # The counsellor hears the visitor went and came back (never "back" alone) ...
+        await anna.expect("visitor.away", chat_id=visitor.chat_id)
         await anna.expect("visitor.back", chat_id=visitor.chat_id)
         await visitor.close()
-        # The new connection holds the chat's lease: the old one closing is no departure, so
-        # the counsellor is not even told the visitor went away.
+        # ... and the new connection holds the chat's lease: the old one closing is no
+        # departure, so the counsellor is not told the visitor went away again.
         await anna.expect_none("visitor.away", within=2, chat_id=visitor.chat_id)
         await anna.expect_none("chat.ended", within=3)
         await again.say("still here")
         await anna.expect("message", text="still here")
+
+
+async def test_client_ids_are_kept_only_as_keyed_hashes(
+    server: RunningServer, broker_kind: str, redis_prefix: str
+) -> None:
+    """What a client chose as a message's id is not in the broker in plain text, and a resend
+    of the message is still stored once (the keyed hash finds it)."""
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await open_chat(server, anna)
+    chat_id = visitor.chat_id
+    await visitor.expect("counsellor.joined")
+    mine, theirs = f"visitor-id-{uuid.uuid4().hex}", f"staff-id-{uuid.uuid4().hex}"
+    first = await visitor.say("hello", client_id=mine)
+    said = await anna.say(chat_id, "hello to you", client_id=theirs)
+
+    if broker_kind == "redis":
+        held = await redis_dump(REDIS_URL, redis_prefix)
+    else:
+        assert isinstance(rt.broker, MemoryBroker)
+        held = rt.broker.dump()
+    assert f"{chat_id}".encode() in held  # the dump is of this chat's broker
+    for client_id in (mine, theirs):
+        assert client_id.encode() not in held
+        assert client_id[-16:].encode() not in held
+
+    again = await visitor.say("hello", client_id=mine)
+    assert again["duplicate"] and again["seq"] == first["seq"]
+    repeated = await anna.say(chat_id, "hello to you", client_id=theirs)
+    assert repeated["duplicate"] and repeated["seq"] == said["seq"]
+    entries = await rt.transcript.read(chat_id, 0)
+    assert [e.text for _, e in entries if e.kind is EntryKind.message] == [
+        "hello",
+        "hello to you",
+    ]

@@ -317,6 +317,36 @@ async def test_sigkill_of_one_process_loses_and_doubles_nothing(
         assert sorted(covered) == list(range(1, max(covered) + 1))
 
 
+async def test_a_visitor_whose_process_is_killed_is_away_before_back(
+    tmp_path: Path, scale_settings: Callable[..., Settings]
+) -> None:
+    settings = scale_settings()
+    async with seeding(settings) as rt:
+        await add_line(rt)
+        await add_counsellor(rt, "anna", alias="Anna")
+    async with processes(settings, tmp_path) as (a, b):
+        anna = await open_staff(b, "anna", PASSWORD)
+        visitor = await open_chat(a, anna)
+        chat_id = visitor.chat_id
+        await visitor.expect("counsellor.joined")
+        await visitor.say("before")
+        await anna.expect("message", text="before")
+        a.signal(signal.SIGKILL)
+        assert await a.wait_exit() == -signal.SIGKILL
+
+        # The visitor comes back on B at once, before anything noticed A is gone.
+        back = await resume_visitor(b, visitor, last_seen(visitor.received, chat_id))
+        await anna.expect("visitor.back", chat_id=chat_id)
+        told = [
+            f["type"]
+            for f in anna.received
+            if f.get("type") in ("visitor.away", "visitor.back") and f.get("chat_id") == chat_id
+        ]
+        assert told == ["visitor.away", "visitor.back"]
+        await back.say("after")
+        await anna.expect("message", text="after")
+
+
 async def test_sigterm_drains_clients_to_the_other_process(
     tmp_path: Path, scale_settings: Callable[..., Settings]
 ) -> None:

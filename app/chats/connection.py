@@ -42,6 +42,7 @@ _FRAME = 0
 _EVENT = 1
 _SYNC = 2
 _CLOSE = 3
+_NUMBERED = 4
 
 
 class Outbound:
@@ -180,6 +181,17 @@ class Outbound:
         skip = self.origin is not None and event.get("origin") == self.origin
         return await self.deliver(chat_id, seq, entry, skip=skip)
 
+    def numbered(self, chat_id: str, seq: int, frame: Frame) -> None:
+        """A frame that names the client's own entry `seq` (an acknowledgement), in the
+        client's numbering: at once when it is known, else once the entries before it are
+        delivered (a visitor counts only what it sees)."""
+        number = self.delivery.number(chat_id, seq)
+        if number is None:
+            self._put((_NUMBERED, (chat_id, seq, frame)))
+            return
+        frame["seq"] = number
+        self.frame(frame)
+
     def sync(self, chat_id: str, after: int) -> None:
         """Deliver every entry of the chat after `after` (again, if asked for), then continue
         live."""
@@ -224,9 +236,13 @@ class Outbound:
                 frames = await self._handled(payload)
             elif kind == _SYNC:
                 chat_id, after = payload
-                if after is not None:
-                    self.delivery.start(chat_id, after)
-                frames = await self.fill(chat_id, None)
+                upto = None if after is None else self.delivery.sync(chat_id, after)
+                if upto is None:
+                    frames = await self.fill(chat_id, None)
+                else:
+                    frames = await self._again(chat_id, after, upto)
+            elif kind == _NUMBERED:
+                frames = await self._numbered(*payload)
             else:
                 await self._close(payload)
                 return
@@ -238,6 +254,28 @@ class Outbound:
         if ws_open(self._ws):
             with contextlib.suppress(Exception):
                 await self._ws.close(close.code, close.reason)
+
+    async def _again(self, chat_id: str, after: int, upto: int) -> list[Frame]:
+        """Frames for the entries after `after` up to `upto` that the client asked for again,
+        wherever delivery is (staff: see Delivery.sync)."""
+        frames: list[Frame] = []
+        for seq, entry in await self._transcript.read(chat_id, after):
+            if seq > upto:
+                break
+            if self.on_entry is not None and entry.kind in self.watch:
+                frames += await self.on_entry(chat_id, entry)
+            frames += self.delivery.again(chat_id, seq, entry)
+        return frames
+
+    async def _numbered(self, chat_id: str, seq: int, frame: Frame) -> list[Frame]:
+        frames = await self.fill(chat_id, seq)
+        delivery = self.delivery
+        number = delivery.number(chat_id, seq)
+        if number is None and seq > delivery.last(chat_id):
+            # What came before it could not be read (shredded meanwhile): go on past it.
+            delivery.skip_to(chat_id, seq - 1)
+            number = delivery.number(chat_id, seq)
+        return [*frames, {**frame, "seq": number if number is not None else seq}]
 
     async def fill(self, chat_id: str, upto: int | None) -> list[Frame]:
         """Frames for the entries after the last delivered one, up to `upto` (exclusive; None:
@@ -254,7 +292,7 @@ class Outbound:
             if seq <= delivery.last(chat_id):
                 continue  # passed over meanwhile: this connection's own message (see _own)
             # An entry refused as tampered leaves a gap in what is read: go on past it.
-            delivery.start(chat_id, seq - 1)
+            delivery.skip_to(chat_id, seq - 1)
             frames += await self._one(chat_id, seq, entry, skip=False)
         return frames
 
@@ -267,12 +305,14 @@ class Outbound:
             return []
         frames = await self.fill(chat_id, seq) if seq > delivery.last(chat_id) + 1 else []
         # Whatever could not be read before it (shredded, refused) is passed over.
-        delivery.start(chat_id, seq - 1)
+        delivery.skip_to(chat_id, seq - 1)
         return frames + await self._one(chat_id, seq, entry, skip=skip)
 
     async def _one(self, chat_id: str, seq: int, entry: Entry, *, skip: bool) -> list[Frame]:
+        # An entry a resuming visitor had already was acted on then (see Delivery.resume).
+        replayed = self.delivery.replaying(chat_id)
         frames = self.delivery.take(chat_id, seq, entry, skip=skip) or []
-        if self.on_entry is not None and entry.kind in self.watch:
+        if self.on_entry is not None and entry.kind in self.watch and not replayed:
             return await self.on_entry(chat_id, entry) + frames
         return frames
 

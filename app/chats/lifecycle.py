@@ -197,9 +197,17 @@ class Lifecycle(ChatPart):
         if result is None:
             return err(ErrorCode.chat_ended, "the chat has ended", "resume")
         await self.broker.cancel(deadline_key(Deadline.visitor_grace, chat_id))
-        await self.broker.publish(
-            chat_channel(chat_id), {"type": "visitor.back", "chat_id": chat_id}
-        )
+        channel = chat_channel(chat_id)
+        if record.visitor_connected:
+            # Back on a new connection while still counted as here: the old one was lost
+            # unnoticed (its process was killed, or the network dropped it without a close).
+            # Counsellors hear that the visitor went before they hear that they are back.
+            line = self.lines.get(record.line)
+            until = self.broker.now() + (line.visitor_grace_seconds if line else 60)
+            await self.broker.publish(
+                channel, {"type": "visitor.away", "chat_id": chat_id, "grace_until": until}
+            )
+        await self.broker.publish(channel, {"type": "visitor.back", "chat_id": chat_id})
         if result.waiting:
             await self.core.queue_changed(result.line)
         return result

@@ -208,11 +208,31 @@ def entry_frame(
     return base
 
 
+class _Shown:
+    """A visitor's numbering of one chat: only what the visitor sees counts, so a staff-only
+    entry (a note, a whisper) leaves no gap that tells it was written."""
+
+    __slots__ = ("count", "hidden", "mine")
+
+    def __init__(self, hidden: int = 0) -> None:
+        # How many entries the visitor has been numbered so far.
+        self.count = 0
+        # The client has these already (its `last_seq` on resume): counted, not sent again.
+        self.hidden = hidden
+        # The visitor's own messages: sequence number -> the visitor's number (for its acks).
+        self.mine: dict[int, int] = {}
+
+
 class Delivery:
     """What one connection has delivered of each chat's transcript: entries go out strictly in
-    sequence per chat, none twice (which is what makes a resume lose and double nothing)."""
+    sequence per chat, none twice (which is what makes a resume lose and double nothing).
 
-    __slots__ = ("audience", "delivered", "viewer")
+    Staff see each entry under its sequence number. A visitor sees its own numbering (1, 2,
+    3, ... over what it is shown), counted as the entries go by in sequence: a resume goes
+    through the chat from its first entry and sends what comes after the visitor's number.
+    """
+
+    __slots__ = ("audience", "delivered", "hello", "shown", "viewer")
 
     def __init__(self, audience: Audience, viewer: str | None = None) -> None:
         self.audience = audience
@@ -220,6 +240,11 @@ class Delivery:
         self.viewer = viewer
         # Per chat: the highest sequence number delivered (or deliberately passed over).
         self.delivered: dict[str, int] = {}
+        # Visitors: per chat, the visitor's numbering.
+        self.shown: dict[str, _Shown] = {}
+        # Staff: chats listed in the connection's `hello` whose client has not yet said what
+        # it has (`sync`) -> the last sequence number the `hello` showed.
+        self.hello: dict[str, int] = {}
 
     def take(
         self, chat_id: str, seq: int, entry: Entry, *, skip: bool = False
@@ -232,9 +257,23 @@ class Delivery:
         if seq > delivered + 1:
             return None
         self.delivered[chat_id] = seq
-        if skip:
+        if self.audience is Audience.staff:
+            if skip:
+                return []
+            frame = entry_frame(chat_id, seq, entry, Audience.staff, self.viewer)
+            return [] if frame is None else [frame]
+        # Messages, the common case, are for everyone.
+        message = entry.kind is EntryKind.message
+        if not message and not visible_to(entry, Audience.visitor):
             return []
-        frame = entry_frame(chat_id, seq, entry, self.audience, self.viewer)
+        shown = self.shown.get(chat_id) or self._shown(chat_id)
+        shown.count += 1
+        number = shown.count
+        if message and entry.sender == "visitor":
+            shown.mine[seq] = number
+        if skip or number <= shown.hidden:
+            return []
+        frame = entry_frame(chat_id, number, entry, Audience.visitor)
         return [] if frame is None else [frame]
 
     def pass_over(self, chat_id: str, seq: int) -> bool:
@@ -243,14 +282,79 @@ class Delivery:
         if self.delivered.get(chat_id, 0) != seq - 1:
             return False
         self.delivered[chat_id] = seq
+        if self.audience is Audience.visitor:
+            shown = self._shown(chat_id)
+            shown.count += 1
+            shown.mine[seq] = shown.count
         return True
+
+    def number(self, chat_id: str, seq: int) -> int | None:
+        """How this client numbers its own message stored as `seq` (for its acknowledgement);
+        None until the entries before it have been delivered."""
+        if self.audience is Audience.staff:
+            return seq
+        shown = self.shown.get(chat_id)
+        if shown is not None and seq in shown.mine:
+            return shown.mine[seq]
+        if self.pass_over(chat_id, seq):
+            return self._shown(chat_id).count
+        return None
+
+    def replaying(self, chat_id: str) -> bool:
+        """Whether the next entries the visitor sees are ones it has already (on resume)."""
+        shown = self.shown.get(chat_id)
+        return shown is not None and shown.count < shown.hidden
+
+    def _shown(self, chat_id: str) -> _Shown:
+        shown = self.shown.get(chat_id)
+        if shown is None:
+            shown = self.shown[chat_id] = _Shown()
+        return shown
 
     def last(self, chat_id: str) -> int:
         return self.delivered.get(chat_id, 0)
 
+    def from_hello(self, chat_id: str, last_seq: int) -> None:
+        """A chat listed in `hello` with `last_seq`: entries after it go out live, and the
+        client's `sync` brings what it lacks before them (see `sync`)."""
+        self.delivered[chat_id] = last_seq
+        self.hello[chat_id] = last_seq
+
+    def sync(self, chat_id: str, after: int) -> int | None:
+        """The client has everything up to `after`. None: deliver from there. Otherwise the
+        chat was listed in `hello` and entries after it went out live since: the entries
+        after `after` up to the returned number are to be sent once more, out of sequence,
+        and delivery goes on from where it is, so that none is sent twice."""
+        shown = self.hello.pop(chat_id, None)
+        delivered = self.delivered.get(chat_id, 0)
+        if shown is None or after >= delivered or delivered == shown:
+            self.start(chat_id, after)
+            return None
+        return shown
+
+    def again(self, chat_id: str, seq: int, entry: Entry) -> list[Frame]:
+        """An entry's frames for a staff client, wherever delivery is (`sync`)."""
+        frame = entry_frame(chat_id, seq, entry, self.audience, self.viewer)
+        return [] if frame is None else [frame]
+
     def start(self, chat_id: str, after: int) -> None:
-        """The client has everything up to `after`: deliver from there."""
+        """The client has everything up to `after` (staff), or nothing yet (a visitor's new
+        chat): deliver from there."""
+        self.hello.pop(chat_id, None)
         self.delivered[chat_id] = after
+        self.shown.pop(chat_id, None)
+
+    def resume(self, chat_id: str, seen: int) -> None:
+        """A visitor has its first `seen` entries: go through the chat from its start, counting
+        them again, and deliver what follows."""
+        self.delivered[chat_id] = 0
+        self.shown[chat_id] = _Shown(seen)
+
+    def skip_to(self, chat_id: str, seq: int) -> None:
+        """Entries up to `seq` could not be read (shredded, refused): go on past them."""
+        self.delivered[chat_id] = seq
 
     def forget(self, chat_id: str) -> None:
         self.delivered.pop(chat_id, None)
+        self.shown.pop(chat_id, None)
+        self.hello.pop(chat_id, None)

@@ -226,7 +226,8 @@ class _Connection:
         self._window_start = self._clock()
         self.phase = Phase.waiting_start
 
-    def _admit(self) -> ProtocolError | Close | None:
+    def _admit(self, text: str | None = None) -> ProtocolError | Close | None:
+        """None when the frame may be handled; `text` names it in a refusal's `ref`."""
         now = self._clock()
         if self._bucket.take(now):
             return None
@@ -239,7 +240,11 @@ class _Connection:
         if self._violations > self._tolerance:
             self.phase = Phase.closed
             return Close(CLOSE_POLICY_VIOLATION, "too many frames")
-        return ProtocolError(ErrorCode.rate_limited, "too many frames; slow down")
+        return ProtocolError(
+            ErrorCode.rate_limited,
+            "too many frames; slow down",
+            ref=None if text is None else _peek_type(text),
+        )
 
     def receive_bytes(self, data: bytes) -> ProtocolError | Close:
         refused = self._admit()
@@ -250,7 +255,7 @@ class _Connection:
         )
 
     def receive_text(self, text: str) -> ClientFrame | ProtocolError | Close:
-        refused = self._admit()
+        refused = self._admit(text)
         if refused is not None:
             return refused
         frame = parse_frame(text, self.table)
@@ -343,6 +348,16 @@ class StaffConnection(_Connection):
 
 def _type_of(frame: ClientFrame) -> str:
     return str(getattr(frame, "type", ""))
+
+
+def _peek_type(text: str) -> str | None:
+    """The type a refused frame says it has (for the error's `ref`), nothing validated."""
+    try:
+        data = jsonutil.loads(text)
+    except jsonutil.JSONDecodeError:
+        return None
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind[:40] if isinstance(kind, str) else None
 
 
 # Checks shared by both sides ----------------------------------------------------------------

@@ -222,6 +222,9 @@ class StaffSocket(ClientSocket):
             r for r in records if r.state is ChatState.active and r.counsellor_id == staff.id
         ]
         for record in open_chats:
+            # Live from what `hello` shows; the client's `sync` brings what it lacks before
+            # that, and nothing twice however late it comes.
+            self.out.delivery.from_hello(record.id, record.last_seq)
             await self._follow(record.id, record.line)
         now = broker.now()
         offers = []

@@ -22,7 +22,7 @@ from app.chats.crypto import (
     TamperedError,
     UnknownKekError,
 )
-from app.chats.entries import Entry, EntryKind
+from app.chats.entries import Audience, Entry, EntryKind, visible_to
 from app.chats.plan import Added, Planned, entry_event
 from app.kit import jsonutil
 
@@ -81,6 +81,9 @@ class Transcript:
             # Shredded (or never begun): nothing may be written for this chat any more.
             return [(0, "ended")] * len(planned)
         plains = [jsonutil.dumpb(plan.entry.to_dict()) for plan in planned]
+        # The broker keeps a keyed hash of what makes a resend a duplicate, never the
+        # client's own id.
+        dedupes = [None if p.dedupe is None else key.digest(p.dedupe) for p in planned]
         channel = chat_channel(chat_id)
         added: list[Added] = []
         expected = last_seq
@@ -92,7 +95,7 @@ class Transcript:
                 plan = planned[index]
                 sealed = key.seal(seq, plains[index])
                 event = entry_event(chat_id, seq, plan.entry, plan.origin, sealed)
-                appending.append((seq, sealed, plan.dedupe, (channel, event)))
+                appending.append((seq, sealed, dedupes[index], (channel, event)))
             answers = await self._broker.append(
                 chat_id, appending, counsellor=counsellor, quota=quota
             )
@@ -158,6 +161,13 @@ class Transcript:
             )
             entries.append((record.last_seq + 1, end))
         return entries
+
+    async def seen_by_visitor(self, chat_id: str) -> int:
+        """How many of the stored entries the visitor sees: the last of its own numbers (a
+        visitor counts only what it is shown, see plan.Delivery)."""
+        return sum(
+            1 for _, entry in await self.read(chat_id, 0) if visible_to(entry, Audience.visitor)
+        )
 
     async def retain(self, chat_id: str, seconds: float) -> None:
         """Keep the transcript at most `seconds` more: the broker drops the entries and the key

@@ -189,15 +189,11 @@ class VisitorSocket(ClientSocket):
                 continue
             seq, duplicate = result
             self.acked = max(self.acked, seq)
-            ack: Frame = {
-                "type": "message.ack",
-                "chat_id": chat_id,
-                "seq": seq,
-                "duplicate": duplicate,
-            }
+            ack: Frame = {"type": "message.ack", "chat_id": chat_id, "duplicate": duplicate}
             if frame.client_id is not None:
                 ack["client_id"] = frame.client_id
-            self.out.frame(ack)
+            # Numbered as the visitor numbers what it sees (app/chats/plan.py, Delivery).
+            self.out.numbered(chat_id, seq, ack)
 
     async def _typing_frame(self, frame: VisitorTyping) -> bool:
         assert self.chat_id is not None
@@ -360,6 +356,8 @@ class VisitorSocket(ClientSocket):
                 self.protocol.ended()
             self.out.frame(result.frame())
             return True
+        # What the visitor has seen of the chat so far, in its own numbering.
+        seen = await self.rt.transcript.seen_by_visitor(result.id)
         # Framed before subscribing, as "started" is (see _start).
         self.out.frame(
             {
@@ -371,21 +369,25 @@ class VisitorSocket(ClientSocket):
                 "counsellor": {"name": result.counsellor_alias}
                 if result.counsellor_alias
                 else None,
-                "last_seq": result.last_seq,
+                "last_seq": seen,
             }
         )
         await self._enter(result.id, result.line, result.language, frame.last_seq)
+        # A guess for appending: the chat's own numbering, not the visitor's.
+        self.acked = result.last_seq
         self.out.catch_up(result.id)
         if result.waiting or result.state is ChatState.offered:
             await self._wait_in_queue(None)
         return True
 
-    async def _enter(self, chat_id: str, line: str, language: str, last_seq: int) -> None:
+    async def _enter(self, chat_id: str, line: str, language: str, seen: int) -> None:
+        """Follow the chat; the visitor has its first `seen` entries (its `last_seq`)."""
         self.chat_id, self.line, self.language = chat_id, line, language
-        self.acked = last_seq
+        self.acked = 0
         self.protocol.entered(chat_id)
-        # What the client has: an entry that arrives live before the catch-up starts after it.
-        self.out.delivery.start(chat_id, last_seq)
+        # What the client has: the catch-up goes through the chat from its start, counting
+        # what the visitor sees, and sends what comes after `seen`.
+        self.out.delivery.resume(chat_id, seen)
         await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
         # A lease from the start: if this process dies, another starts the grace period.
         until = self.rt.broker.now() + lease_seconds(self.rt.settings)
