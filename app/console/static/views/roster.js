@@ -488,9 +488,12 @@ export function mount(root, ctx) {
   function renderExtraForm() {
     const shift = shiftFields("extra");
     const date = dateInput({ name: "date", required: true, value: state.day, id: "extra-date" });
-    date.addEventListener("input", () => {
-      date.dataset.touched = "true";
-    });
+    // Once the person is in the field it is theirs: a week loading meanwhile does not overwrite it.
+    for (const kind of ["focus", "input"]) {
+      date.addEventListener(kind, () => {
+        date.dataset.touched = "true";
+      });
+    }
     const form = extraForm({ id: "extra-form" }, date, shift, h("button", { type: "submit", class: "primary", text: t("roster.add_extra") }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
