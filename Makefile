@@ -48,15 +48,16 @@ proxy-deps:
 	  echo "installing Debian's nginx for the reverse proxy test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
-# Two workers, each taking whole test files (module fixtures such as a browser start once).
+# Three workers on two cores (many tests wait on grace periods, restarts and clocks rather
+# than compute), each taking whole test files (module fixtures such as a browser start once).
 test: $(STAMP) browser-deps proxy-deps  ## the whole test suite (needs PostgreSQL and Redis at 127.0.0.1)
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # The embedded default's part of the suite (SQLite, the in-process broker): needs neither
 # PostgreSQL nor Redis. Redis is pointed at a port where nothing listens, so a test that
 # needed it after all would fail here.
 test-embedded: $(STAMP) browser-deps
-	LYKTA_TEST_REDIS_URL=redis://127.0.0.1:9/0 $(BIN)/pytest -n 2 --dist loadfile \
+	LYKTA_TEST_REDIS_URL=redis://127.0.0.1:9/0 $(BIN)/pytest -n 3 --dist loadfile \
 	  -m "not redis and not postgres"
 
 lint: $(STAMP)
