@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,16 @@ class Queued:
 
 class BrokerUnavailableError(Exception):
     """The backing service cannot be reached; the operation may or may not have happened."""
+
+
+def log_failure(logger: logging.Logger, message: str, **extra: Any) -> None:
+    """Log the exception being handled by a background pass. While the broker is away, which
+    is logged once as such ("Redis connection lost"), a pass failing for it is a warning
+    without a stack; anything else is an error with its stack."""
+    if isinstance(sys.exc_info()[1], BrokerUnavailableError):
+        logger.warning(message, extra={**extra, "code": "broker_unavailable"})
+    else:
+        logger.exception(message, extra=extra or None)
 
 
 class Refusal(StrEnum):

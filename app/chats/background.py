@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from app.broker.base import Lease
+from app.broker.base import Lease, log_failure
 from app.broker.hub import Event
 from app.chats.channels import Deadline, deadline_key, visitor_lease
 from app.chats.protocol import CLOSE_UNAUTHORISED, Close, Phase
@@ -59,10 +59,10 @@ async def run_deadlines(runtime: Runtime) -> None:
                 try:
                     await runtime.chats.deadlines.handle(key)
                 except Exception:
-                    logger.exception("deadline failed", extra={"deadline": key.split("|", 1)[0]})
+                    log_failure(logger, "deadline failed", deadline=key.split("|", 1)[0])
             await runtime.chats.deadlines.shred_overdue()
         except Exception:
-            logger.exception("deadline pass failed")
+            log_failure(logger, "deadline pass failed")
         await asyncio.sleep(runtime.settings.tick_seconds)
 
 
@@ -77,7 +77,7 @@ async def run_sweeps(runtime: Runtime) -> None:
                 # Expired continuity codes go (each is also refused when presented).
                 await continuity_service.purge_expired(session, utcnow())
         except Exception:
-            logger.exception("sweep failed")
+            log_failure(logger, "sweep failed")
         await asyncio.sleep(runtime.settings.sweep_seconds)
 
 
@@ -93,7 +93,7 @@ async def run_heartbeats(runtime: Runtime) -> None:
         try:
             await renew_leases(runtime)
         except Exception:
-            logger.exception("heartbeat failed")
+            log_failure(logger, "heartbeat failed")
 
 
 async def renew_leases(runtime: Runtime) -> None:
@@ -163,7 +163,7 @@ async def run_duty(runtime: Runtime) -> None:
             try:
                 await refresh_duty(runtime, due)
             except Exception:
-                logger.exception("duty refresh failed")
+                log_failure(logger, "duty refresh failed")
                 await asyncio.sleep(1.0)
     finally:
         await runtime.broker.unsubscribe(ROSTER_CHANNEL, on_roster_change)
@@ -215,4 +215,4 @@ async def run_closed_lines(runtime: Runtime) -> None:
                     await runtime.chats.lifecycle.end_waiting_on_closed_line(line.key)
                     unstaffed_since.pop(line.key, None)
         except Exception:
-            logger.exception("closed-line sweep failed")
+            log_failure(logger, "closed-line sweep failed")

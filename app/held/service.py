@@ -23,7 +23,7 @@ import secrets
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.broker.base import Broker
+from app.broker.base import Broker, log_failure
 from app.held.repository import HeldRowRepository
 from app.held.rows import HeldRow, deserialise, serialise
 from app.kit.db import unit_of_work
@@ -101,5 +101,5 @@ class HeldRows:
             try:
                 await self.flush_due(self.broker.now())
             except Exception:
-                logger.exception("could not write held rows; will retry")
+                log_failure(logger, "could not write held rows; will retry")
             await asyncio.sleep(self.interval)

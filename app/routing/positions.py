@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from app.broker.base import Broker
+from app.broker.base import Broker, log_failure
 from app.broker.hub import Event
 from app.broker.records import ChatRecord, ChatState, queued_at_of
 from app.chats.channels import line_channel
@@ -170,7 +170,7 @@ class QueueWatch:
                 try:
                     await self.flush(line)
                 except Exception:
-                    logger.exception("queue position update failed", extra={"line": line})
+                    log_failure(logger, "queue position update failed", line=line)
             # Coalesce: whatever changes during the pause goes out in the next round.
             await asyncio.sleep(self._interval)
 

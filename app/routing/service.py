@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from app.broker.base import Broker, Refusal, Transition
+from app.broker.base import Broker, Refusal, Transition, log_failure
 from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatus
 from app.chats.channels import Deadline, deadline_key, line_channel, staff_channel
 from app.lines.directory import LineDirectory
@@ -258,7 +258,7 @@ class Router:
                 try:
                     await self.dispatch(line)
                 except Exception:
-                    logger.exception("routing pass failed", extra={"line": line})
+                    log_failure(logger, "routing pass failed", line=line)
 
 
 def offered_event(chat: ChatRecord, expires_at: float) -> dict[str, object]:
