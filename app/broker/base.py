@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, LiteralString
 
 from app.broker.hub import Event, Hub, Listener
 from app.broker.records import LIVE_STATES, ChatRecord, ChatState, Presence
@@ -62,14 +62,15 @@ class BrokerUnavailableError(Exception):
     """The backing service cannot be reached; the operation may or may not have happened."""
 
 
-def log_failure(logger: logging.Logger, message: str, **extra: Any) -> None:
+def log_failure(to: logging.Logger, message: LiteralString, **extra: Any) -> None:
     """Log the exception being handled by a background pass. While the broker is away, which
     is logged once as such ("Redis connection lost"), a pass failing for it is a warning
-    without a stack; anything else is an error with its stack."""
+    without a stack; anything else is an error with its stack. `message` is a literal, as
+    every log message is (tests/test_no_network_identity.py checks the callers)."""
     if isinstance(sys.exc_info()[1], BrokerUnavailableError):
-        logger.warning(message, extra={**extra, "code": "broker_unavailable"})
+        to.warning(message, extra={**extra, "code": "broker_unavailable"})
     else:
-        logger.exception(message, extra=extra or None)
+        to.exception(message, extra=extra or None)
 
 
 class Refusal(StrEnum):
