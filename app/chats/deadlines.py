@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 # Chats read at a time when sweeping a line for abandoned ones.
 SWEEP_PAGE = 100
+# A lease's deadline came due while its connection still counts: look again this much later.
+# The deadline is set from this process's reading of the broker's clock before a round trip,
+# the connection's expiry by the broker's own clock after it, so the deadline can come first.
+LEASE_RECHECK_SECONDS = 1.0
 
 
 class Deadlines(ChatPart):
@@ -60,17 +64,24 @@ class Deadlines(ChatPart):
             # visitor holds a connection elsewhere already).
             record = await self.broker.get_chat(parts[0])
             lease = visitor_lease(parts[0])
-            if (
-                record is not None
-                and record.visitor_connected
-                and (await self.broker.connection_counts([lease])).get(lease, 0) == 0
-            ):
+            if record is None or not record.visitor_connected:
+                return
+            if (await self.broker.connection_counts([lease])).get(lease, 0) == 0:
                 await self.lifecycle.visitor_disconnected(parts[0])
+            else:
+                await self._recheck(key)
         elif kind is Deadline.counsellor_lease and len(parts) == 1:
             # The process holding the counsellor died: their chats wait out the grace.
             connections = await self.broker.connection_counts([parts[0]])
             if connections.get(parts[0], 0) == 0:
                 await self.staffing.counsellor_disconnected(parts[0])
+            else:
+                await self._recheck(key)
+
+    async def _recheck(self, key: str) -> None:
+        """A lease still counts: if its process lives, its next renewal moves this deadline
+        on; if not, the lease lapses and the next look starts the grace period."""
+        await self.broker.schedule(key, self.broker.now() + LEASE_RECHECK_SECONDS)
 
     async def _visitor_grace_over(self, chat_id: str) -> None:
         record = await self.broker.get_chat(chat_id)
