@@ -12,16 +12,8 @@ from app.lines.directory import LINES_CHANNEL
 from app.models import StaffRole
 from tests.conftest import ServerFactory
 from tests.support.clients import api, open_staff, sign_in_session
+from tests.support.postgres import accepted_again, refused_at_commit
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
-
-# A commit PostgreSQL refuses only at COMMIT, after the endpoint has done all its work (a full
-# disk or a lost connection would do the same).
-REFUSE_AT_COMMIT = [
-    """CREATE FUNCTION refuse_line() RETURNS trigger LANGUAGE plpgsql AS
-       $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$""",
-    """CREATE CONSTRAINT TRIGGER refuse_line AFTER UPDATE ON lines
-       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_line()""",
-]
 
 
 @pytest.mark.postgres
@@ -37,7 +29,7 @@ async def test_a_line_change_whose_commit_fails_is_announced_to_no_one(
         anna = await open_staff(server, "anna", PASSWORD)
         settings = (await api(server, cora, "GET", "/api/lines/support/settings")).json()
         async with rt.engine.begin() as connection:
-            for statement in REFUSE_AT_COMMIT:
+            for statement in refused_at_commit("lines", "UPDATE"):
                 await connection.execute(text(statement))
 
         heard: list[dict[str, Any]] = []
@@ -52,7 +44,7 @@ async def test_a_line_change_whose_commit_fails_is_announced_to_no_one(
         assert public["name"] == settings["name"]
 
         async with rt.engine.begin() as connection:
-            await connection.execute(text("DROP TRIGGER refuse_line ON lines"))
+            await connection.execute(text(accepted_again("lines")))
         stored = {**settings, "name": "Stödchatten"}
         saved = await api(server, cora, "PUT", "/api/lines/support/settings", json=stored)
         assert saved.status_code == 200, saved.text

@@ -23,6 +23,7 @@ from app.settings import Settings
 from tests.conftest import FAST, BrokerFactory, ServerFactory
 from tests.support.clients import Endpoint, StaffClient, api, open_chat, open_staff, sign_in_session
 from tests.support.held import after_the_hour, written
+from tests.support.postgres import accepted_again, refused_at_commit
 from tests.support.processes import processes, seeding
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 
@@ -196,15 +197,6 @@ async def test_two_processes_write_each_batch_once(
     await engine.dispose()
 
 
-# A commit PostgreSQL refuses only at COMMIT (a full disk, a lost connection would do the same).
-REFUSE_AT_COMMIT = [
-    """CREATE FUNCTION refuse_wrapup() RETURNS trigger LANGUAGE plpgsql AS
-       $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$""",
-    """CREATE CONSTRAINT TRIGGER refuse_wrapup AFTER INSERT ON wrapups
-       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_wrapup()""",
-]
-
-
 @pytest.mark.postgres
 async def test_a_batch_the_database_refuses_stays_held_and_is_written_later(
     lykta: ServerFactory, database_url_pg: str
@@ -219,7 +211,7 @@ async def test_a_batch_the_database_refuses_stays_held_and_is_written_later(
         again = await open_staff(server, "anna", PASSWORD, available=False)
         assert again.hello["wrapups"] == []
         async with rt.engine.begin() as connection:
-            for statement in REFUSE_AT_COMMIT:
+            for statement in refused_at_commit("wrapups", "INSERT"):
                 await connection.execute(text(statement))
 
         with pytest.raises(Exception, match="refused at commit"):
@@ -227,7 +219,7 @@ async def test_a_batch_the_database_refuses_stays_held_and_is_written_later(
         assert await chat_rows(database_url_pg) == (0, 0, 0)
 
         async with rt.engine.begin() as connection:
-            await connection.execute(text("DROP TRIGGER refuse_wrapup ON wrapups"))
+            await connection.execute(text(accepted_again("wrapups")))
         assert await written(rt) == 3
         assert await chat_rows(database_url_pg) == (1, 1, 1)
         async with rt.sessionmaker() as session:

@@ -28,3 +28,19 @@ async def fresh_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def refused_at_commit(table: str, event: str) -> list[str]:
+    """SQL that makes PostgreSQL refuse, only at COMMIT, a transaction that does `event`
+    ("INSERT", "UPDATE") on `table` (as a full disk or a lost connection would); undone by
+    `accepted_again`."""
+    return [
+        f"""CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$""",
+        f"""CREATE CONSTRAINT TRIGGER refuse_{table} AFTER {event} ON {table}
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_{table}()""",
+    ]
+
+
+def accepted_again(table: str) -> str:
+    return f"DROP TRIGGER refuse_{table} ON {table}"
