@@ -5,7 +5,7 @@
 
 import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
-import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
+import { addStylesheet, clock, duration, languageName, termText } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
 
 // Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
@@ -393,6 +393,7 @@ function build(root, ctx) {
     chat.counsellorName = summary.counsellor;
     chat.ui.panel.classList.add("interpreting");
     chat.ui.heading.textContent = t("chats.interpreting_title", { chat: chat.label, name: summary.counsellor ?? "" });
+    chat.ui.composer.querySelector(`label[for="${chat.ui.input.id}"]`).textContent = t("chats.interpreter_message");
     renderComposerState(chat);
     return chat;
   }
@@ -476,6 +477,7 @@ function build(root, ctx) {
     if (entry.type === "interpreter.joined") {
       chat.interpreter = entry.name;
       chat.interpreterAsked = false;
+      chat.ui.notices.replaceChildren();
       renderInterpreter(chat);
     }
     if (entry.type === "interpreter.left") {
@@ -933,12 +935,12 @@ function build(root, ctx) {
     const topics = h("fieldset", { class: "field", dataset: { field: "topics" } }, h("legend", { text: t("chats.wrapup_topics") }));
     for (const topic of frame.topics) {
       const id = nextId("topic");
-      topics.append(h("div", { class: "check" }, h("input", { type: "checkbox", id, name: "topics", value: topic }), h("label", { for: id, text: topic })));
+      topics.append(h("div", { class: "check" }, h("input", { type: "checkbox", id, name: "topics", value: topic }), h("label", { for: id, text: termText(t, "topic", topic) })));
     }
     const outcomes = h("fieldset", { class: "field", dataset: { field: "outcome" } }, h("legend", { text: t("chats.wrapup_outcome") }));
     for (const outcome of frame.outcomes) {
       const id = nextId("outcome");
-      outcomes.append(h("div", { class: "check" }, h("input", { type: "radio", id, name: "outcome", value: outcome }), h("label", { for: id, text: outcome })));
+      outcomes.append(h("div", { class: "check" }, h("input", { type: "radio", id, name: "outcome", value: outcome }), h("label", { for: id, text: termText(t, "outcome", outcome) })));
     }
     const error = h("p", { class: "field-error", role: "alert", hidden: true });
     const form = h("form", { class: "wrapup-form", novalidate: true }, h("h3", { text: t("chats.wrapup_title") }), h("p", { class: "hint", text: t("chats.wrapup_hint") }), topics, outcomes, error, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("chats.wrapup_save") })));
