@@ -295,6 +295,16 @@ function handle(f) {
     case 'referral':
       addReferral(f);
       break;
+    case 'interpreter.joined':
+      // A third person in the chat: said plainly, with their messages marked, and a way out.
+      addSystem(t('interpreter_joined', { language: languageLabel(f.language) }));
+      $('interpreter-text').textContent = t('interpreter_present', { name: f.name || '' });
+      $('interpreter-row').hidden = false;
+      break;
+    case 'interpreter.left':
+      addSystem(t('interpreter_left'));
+      $('interpreter-row').hidden = true;
+      break;
     case 'counsellor.left':
       counsellor = null;
       addSystem(t(f.reason === 'transferred' ? 'left_transferred' : 'left_disconnected'));
@@ -386,6 +396,15 @@ function place(li, pending) {
   li.scrollIntoView({ block: 'nearest' });
 }
 
+// A language's name in the visitor's own language (the catalogue's), or its tag.
+function languageLabel(tag) {
+  try {
+    return new Intl.DisplayNames([cfg.lang], { type: 'language' }).of(tag) || tag;
+  } catch {
+    return tag || '';
+  }
+}
+
 function addSystem(text) {
   const li = document.createElement('li');
   li.className = 'msg system';
@@ -399,7 +418,9 @@ function addMessage(f) {
   if (existing) {
     settle(existing, f.at);
   } else {
-    const li = item(mine ? 'visitor' : 'counsellor', mine ? t('you') : f.name || '', formatTime(f.at), f.text);
+    const kind = mine ? 'visitor' : f.sender === 'interpreter' ? 'interpreter' : 'counsellor';
+    const who = mine ? t('you') : kind === 'interpreter' ? t('interpreter_label', { name: f.name || '' }) : f.name || '';
+    const li = item(kind, who, formatTime(f.at), f.text);
     shown.set('s' + f.seq, li);
     if (f.client_id) shown.set('c' + f.client_id, li);
   }
@@ -490,6 +511,7 @@ function ended(f) {
   chat = null;
   remember();
   outbox.clear();
+  $('interpreter-row').hidden = true;
   counsellor = null;
   $('typing').textContent = '';
   $('queue').textContent = '';
@@ -708,6 +730,10 @@ function quickExit() {
 async function init() {
   watchShift(quickExit);
   $('exit').addEventListener('click', quickExit);
+  $('interpreter-decline').addEventListener('click', () => {
+    $('interpreter-row').hidden = true;
+    send({ type: 'interpreter.decline' });
+  });
   $('skip').addEventListener('click', (e) => {
     e.preventDefault();
     $('exit').focus();

@@ -37,6 +37,10 @@ class AuditAction(StrEnum):
     chat_blocked = "chat.blocked"
     help_requested = "chat.help_requested"
     roster_changed = "roster.changed"
+    # Interpreters: who asked, joined and left which chat (never what was said).
+    interpreter_requested = "interpreter.requested"
+    interpreter_joined = "interpreter.joined"
+    interpreter_left = "interpreter.left"
 
 
 def entry_time(now: datetime, chat_id: str | None) -> datetime:
