@@ -15,7 +15,16 @@
   var T = {
     sv: ['Chatta', 'Lämna snabbt', 'eller tryck Skift 3 gånger', 'Hoppa till snabb utgång'],
     en: ['Chat', 'Quick exit', 'or press Shift 3 times', 'Skip to quick exit'],
-    ar: ['دردشة', 'خروج سريع', 'أو اضغط Shift ثلاث مرات', 'انتقل إلى الخروج السريع']
+    ar: ['دردشة', 'خروج سريع', 'أو اضغط Shift ثلاث مرات', 'انتقل إلى الخروج السريع'],
+    ro: ['Chat', 'Ieșire rapidă', 'sau apasă Shift de 3 ori', 'Sari la ieșirea rapidă'],
+    bg: ['Чат', 'Бърз изход', 'или натисни Shift 3 пъти', 'Към бързия изход'],
+    hu: ['Csevegés', 'Gyors kilépés', 'vagy nyomd meg 3-szor a Shiftet', 'Ugrás a gyors kilépéshez'],
+    es: ['Chat', 'Salida rápida', 'o pulsa Mayús 3 veces', 'Ir a la salida rápida'],
+    th: ['แชท', 'ออกทันที', 'หรือกด Shift 3 ครั้ง', 'ข้ามไปที่ปุ่มออกทันที'],
+    ru: ['Чат', 'Быстрый выход', 'или нажми Shift 3 раза', 'Перейти к быстрому выходу'],
+    uk: ['Чат', 'Швидкий вихід', 'або натисни Shift 3 рази', 'Перейти до швидкого виходу'],
+    pl: ['Czat', 'Szybkie wyjście', 'albo naciśnij Shift 3 razy', 'Przejdź do szybkiego wyjścia'],
+    fr: ['Chat', 'Sortie rapide', 'ou appuie 3 fois sur Maj', 'Aller à la sortie rapide']
   };
   var wants = [asked].concat(navigator.languages || [], document.documentElement.lang, 'en');
   var L;
