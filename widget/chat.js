@@ -85,8 +85,14 @@ function languageName(code) {
 function showLineText(el, found) {
   el.textContent = found.text;
   const other = Boolean(found.text) && found.lang !== cfg.lang;
-  if (other) el.lang = found.lang;
-  else el.removeAttribute('lang');
+  // In its own language and direction (a Swedish text on an Arabic page reads left to right).
+  if (other) {
+    el.lang = found.lang;
+    el.dir = 'auto';
+  } else {
+    el.removeAttribute('lang');
+    el.removeAttribute('dir');
+  }
   let note = el.previousElementSibling;
   if (!note || !note.classList.contains('fallback-note')) {
     if (!other) return;
