@@ -46,7 +46,7 @@ def host_app(lykta: str) -> Starlette:
         attribute = f' data-language="{language}"' if language.isalpha() else ""
         return HTMLResponse(
             '<!doctype html><html lang="sv"><head><meta charset="utf-8"><title>NGO</title>'
-            '</head><body><main><h1>NGO</h1></main>'
+            "</head><body><main><h1>NGO</h1></main>"
             f'<script src="{lykta}/widget/embed.js" data-line="support"{attribute}></script>'
             "</body></html>"
         )
@@ -116,7 +116,7 @@ async def axe_clean(page: Page, what: str) -> None:
 
 
 async def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Playwright makes the folder.
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -218,9 +218,7 @@ async def test_a_closed_line_in_romanian_shows_its_english_texts_saying_so(
 async def test_the_host_pages_data_language_wins_over_the_browser(
     browser: Browser, database_url: str
 ) -> None:
-    async with (
-        contextlib.AsyncExitStack() as stack
-    ):
+    async with contextlib.AsyncExitStack() as stack:
         # Lykta must know the host's origin before it starts: the host's port first.
         sock = bound_socket()
         lykta_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -269,7 +267,9 @@ async def test_the_visitor_can_always_switch_language(browser: Browser, database
         await ctx.close()
 
 
-async def test_plural_forms_are_exactly_those_intl_knows(browser: Browser, database_url: str) -> None:
+async def test_plural_forms_are_exactly_those_intl_knows(
+    browser: Browser, database_url: str
+) -> None:
     async with lykta(database_url) as server:
         ctx = await context(browser, "en-GB")
         page = await ctx.new_page()
