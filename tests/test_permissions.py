@@ -80,6 +80,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     # The visitor widget (issue 5): pages and files anyone may load.
     ("GET", "/chat/{key}"): EVERYONE,
     ("GET", "/widget/safety"): EVERYONE,
+    ("GET", "/widget/i18n/{name}"): EVERYONE,
     ("GET", "/widget/{asset:path}"): EVERYONE,
     ("GET", "/api/admin/deployment"): frozenset({ADMIN}),
     # Rosters and statistics (docs/roster.md).
