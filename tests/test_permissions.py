@@ -168,11 +168,24 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "referral",
             "help",
             "transfer.options",
+            "risk",
+            "ready",
+            "debrief",
+            "shift",
         )
     },
     **{
         kind: frozenset({SUPERVISOR})
-        for kind in ("live", "observe", "unobserve", "whisper", "takeover", "team")
+        for kind in (
+            "live",
+            "observe",
+            "unobserve",
+            "whisper",
+            "takeover",
+            "team",
+            "debriefs",
+            "debrief.open",
+        )
     },
 }
 
@@ -204,6 +217,12 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "help": {"type": "help", "chat_id": CHAT},
     "transfer.options": {"type": "transfer.options", "chat_id": CHAT},
     "team": {"type": "team"},
+    "risk": {"type": "risk", "chat_id": CHAT, "level": "acute"},
+    "ready": {"type": "ready"},
+    "debrief": {"type": "debrief", "chat_id": CHAT},
+    "shift": {"type": "shift"},
+    "debriefs": {"type": "debriefs"},
+    "debrief.open": {"type": "debrief.open", "debrief_id": "00000000-0000-4000-8000-000000000000"},
 }
 
 

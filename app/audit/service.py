@@ -37,6 +37,9 @@ class AuditAction(StrEnum):
     chat_blocked = "chat.blocked"
     help_requested = "chat.help_requested"
     roster_changed = "roster.changed"
+    risk_set = "chat.risk_set"
+    debrief_asked = "chat.debrief_asked"
+    debrief_opened = "chat.debrief_opened"
 
 
 def entry_time(now: datetime, chat_id: str | None) -> datetime:

@@ -34,6 +34,8 @@ PRIORITY_NORMAL = 0
 PRIORITY_CONTINUITY = 1
 PRIORITY_TRANSFER = 2
 PRIORITY_RETURNED = 3
+# The visitor pressed "I am in danger right now": ahead of every other waiting chat.
+PRIORITY_IN_DANGER = 4
 _MAX_PRIORITY = 9
 
 
@@ -107,6 +109,10 @@ class ChatRecord:
     continuity: str | None = None
     # When its counsellor last asked a supervisor for help (shown in supervisors' live list).
     help_requested_at: float | None = None
+    # The counsellor's risk level (`none`, `concern`, `acute`; None: not set, as none).
+    risk: str | None = None
+    # The visitor pressed "I am in danger right now" (once per chat).
+    in_danger: bool = False
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -157,7 +163,7 @@ _FLOATS = {
     "help_requested_at",
 }
 _INTS = {"priority", "last_seq"}
-_BOOLS = {"peer_requested", "visitor_connected", "transferred"}
+_BOOLS = {"peer_requested", "visitor_connected", "transferred", "in_danger"}
 
 
 def _decode(name: str, value: str) -> Any:
@@ -201,6 +207,8 @@ class Presence:
     duty: dict[str, float]
     last_offer_at: float = 0.0
     missed_offers: int = 0
+    # After an acute chat: no offers until then (epoch seconds), unless they press "Ready".
+    paused_until: float = 0.0
 
     def to_json(self) -> bytes:
         return jsonutil.dumpb(
@@ -216,6 +224,7 @@ class Presence:
                 "duty": self.duty,
                 "last_offer_at": self.last_offer_at,
                 "missed_offers": self.missed_offers,
+                "paused_until": self.paused_until,
             }
         )
 
@@ -234,4 +243,5 @@ class Presence:
             duty={k: float(v) for k, v in raw["duty"].items()},
             last_offer_at=float(raw["last_offer_at"]),
             missed_offers=int(raw["missed_offers"]),
+            paused_until=float(raw.get("paused_until", 0.0)),
         )

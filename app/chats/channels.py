@@ -27,6 +27,8 @@ class Deadline(StrEnum):
     # They fall due only when that process died without running its disconnect handlers.
     visitor_lease = "vlease"  # vlease|chat
     counsellor_lease = "clease"  # clease|staff
+    # A counsellor's pause after an acute chat is over (docs/risk.md): pause|staff
+    care_pause = "pause"
 
 
 VISITOR_LEASE_PREFIX = "visitor:"

@@ -22,6 +22,7 @@ from app.chats.channels import (
 from app.chats.core import ChatCore, ChatPart
 
 if TYPE_CHECKING:
+    from app.chats.care import Care
     from app.chats.lifecycle import Lifecycle
     from app.chats.offers import Offers
     from app.chats.staffing import Staffing
@@ -36,12 +37,18 @@ LEASE_RECHECK_SECONDS = 1.0
 
 class Deadlines(ChatPart):
     def __init__(
-        self, core: ChatCore, lifecycle: Lifecycle, offers: Offers, staffing: Staffing
+        self,
+        core: ChatCore,
+        lifecycle: Lifecycle,
+        offers: Offers,
+        staffing: Staffing,
+        care: Care,
     ) -> None:
         super().__init__(core)
         self.lifecycle = lifecycle
         self.offers = offers
         self.staffing = staffing
+        self.care = care
 
     async def handle(self, key: str) -> None:
         parsed = parse_deadline(key)
@@ -55,6 +62,8 @@ class Deadlines(ChatPart):
             await self._visitor_grace_over(parts[0])
         elif kind is Deadline.counsellor_grace and len(parts) == 2:
             await self.offers.return_to_queue(parts[0], parts[1])
+        elif kind is Deadline.care_pause and len(parts) == 1:
+            await self.care.pause_over(parts[0])
         elif kind is Deadline.forget and len(parts) == 1:
             await self.forget(parts[0])
         elif kind is Deadline.shred and len(parts) == 1:
