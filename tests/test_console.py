@@ -103,7 +103,7 @@ async def test_other_methods_are_refused(server: RunningServer) -> None:
                 assert response.status_code == 405, (method, path)
 
 
-@pytest.mark.parametrize("area", ["core", "coord", "care"])
+@pytest.mark.parametrize("area", ["core", "coord", "care", "risk"])
 def test_swedish_and_english_catalogues_have_the_same_texts(area: str) -> None:
     catalogues = {
         lang: json.loads((STATIC / "i18n" / f"{lang}.{area}.json").read_text("utf-8"))
@@ -123,7 +123,7 @@ def test_swedish_and_english_catalogues_have_the_same_texts(area: str) -> None:
 
 def test_every_text_the_coordinator_screens_ask_for_exists() -> None:
     english: dict[str, str] = {}
-    for area in ("core", "coord"):
+    for area in ("core", "coord", "risk"):
         english.update(json.loads((STATIC / "i18n" / f"en.{area}.json").read_text("utf-8")))
     sources: list[Path] = [STATIC / "core.js", STATIC / "enrol.js"] + [
         STATIC / "views" / f"{name}.js"
@@ -134,4 +134,28 @@ def test_every_text_the_coordinator_screens_ask_for_exists() -> None:
         asked |= set(re.findall(r"\bt\(\"([a-z_]+(?:\.[a-z_0-9]+)+)\"", source.read_text("utf-8")))
     # A counted text has its CLDR plural forms instead ("roster.gap_shifts.one", ".other").
     missing = {key for key in asked if key not in english and f"{key}.other" not in english}
+    assert sorted(missing) == []
+
+
+def test_every_risk_and_care_text_the_console_asks_for_exists() -> None:
+    english = json.loads((STATIC / "i18n" / "en.risk.json").read_text("utf-8"))
+    sources = [
+        STATIC / "risk.js",
+        STATIC / "views" / "chats.js",
+        STATIC / "views" / "supervise.js",
+        STATIC / "views" / "lines.js",
+    ]
+    asked = set()
+    for source in sources:
+        text = source.read_text("utf-8")
+        asked |= set(re.findall(r"\bt\(\"((?:risk|lines)\.[a-z_0-9.]+)\"", text))
+        asked |= {f"risk.level.{level}" for level in ("none", "concern", "acute")}
+    others: dict[str, str] = {}
+    for area in ("core", "coord", "chats", "care"):
+        others.update(json.loads((STATIC / "i18n" / f"en.{area}.json").read_text("utf-8")))
+    missing = {
+        key
+        for key in asked
+        if key not in english and f"{key}.other" not in english and key not in others
+    }
     assert sorted(missing) == []
