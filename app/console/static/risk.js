@@ -179,6 +179,11 @@ export function riskTools(ctx, socket, state, hooks) {
     const info = marks.get(frame.chat_id) ?? {};
     marks.set(frame.chat_id, { ...info, inDanger: true });
     paint(frame.chat_id);
+    const offer = state.offers.get(frame.chat_id);
+    if (offer) {
+      offer.in_danger = true;
+      hooks.renderOffers();
+    }
     const chat = state.chats.get(frame.chat_id);
     alarm();
     if (chat) hooks.chatNotice(chat, t("risk.in_danger_pressed"), "warn");
@@ -259,8 +264,10 @@ export function riskTools(ctx, socket, state, hooks) {
     debrief.textContent = info.debrief ? t("risk.debrief_done") : t("risk.debrief");
     for (const mark of [tabMark, headMark]) {
       mark.replaceChildren(
-        info.inDanger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null,
-        risk !== "none" ? h("span", { class: `tag risk-${risk}`, text: t(`risk.level.${risk}`) }) : null,
+        ...[
+          info.inDanger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null,
+          risk !== "none" ? h("span", { class: `tag risk-${risk}`, text: t(`risk.level.${risk}`) }) : null,
+        ].filter(Boolean),
       );
     }
   }

@@ -125,7 +125,7 @@ function build(root, ctx) {
   root.append(confirmDialog, transferDialog, helpDialog, codeDialog, referralDialog);
   const care = careTools(ctx, socket, state, { codeDialog, referralDialog });
   // Risk levels, "in danger", acute alerts, the pause after an acute chat (risk.js).
-  const risk = riskTools(ctx, socket, state, { flash: (...a) => flash(...a), chatNotice: (...a) => chatNotice(...a) });
+  const risk = riskTools(ctx, socket, state, { flash, chatNotice, renderOffers });
   head.querySelector(".chats-head-main").append(risk.head);
   head.querySelector(".chats-head-tools").append(notificationToggle(ctx));
 
