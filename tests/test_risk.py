@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +27,7 @@ CONTACT = "Duty manager: 070-000 00 00"
 pytestmark = pytest.mark.both_brokers
 
 
-async def _line(server: RunningServer, **overrides: object) -> None:
+async def _line(server: RunningServer, **overrides: Any) -> None:
     await add_line(
         server.runtime,
         emergency_text=EMERGENCY,
@@ -135,7 +136,7 @@ async def test_in_danger_is_rate_limited_per_client_and_raises_priority_once(
 
 
 async def _with_supervisor(
-    server: RunningServer, **line: object
+    server: RunningServer, **line: Any
 ) -> tuple[StaffClient, StaffClient, VisitorClient]:
     await _line(server, **line)
     await add_counsellor(server.runtime, "anna", alias="Anna")
@@ -236,7 +237,7 @@ async def test_risk_on_a_chat_that_is_not_ones_own_is_refused_and_changes_nothin
 
 
 async def test_after_an_acute_chat_no_offers_until_ready(server: RunningServer) -> None:
-    anna, bo, visitor = await _with_supervisor(server)
+    anna, _, visitor = await _with_supervisor(server)
     await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
     await anna.expect("risk.set", risk="acute")
     await anna.send({"type": "end", "chat_id": visitor.chat_id})
@@ -267,7 +268,7 @@ async def test_after_an_acute_chat_no_offers_until_ready(server: RunningServer) 
 
 
 async def test_the_pause_ends_by_itself(server: RunningServer) -> None:
-    anna, bo, visitor = await _with_supervisor(server, care_pause_seconds=1)
+    anna, _, visitor = await _with_supervisor(server, care_pause_seconds=1)
     await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
     await anna.expect("risk.set")
     await anna.send({"type": "end", "chat_id": visitor.chat_id})

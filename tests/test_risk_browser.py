@@ -80,7 +80,7 @@ async def new_page(browser: Browser, viewport: ViewportSize) -> tuple[BrowserCon
 
 
 async def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Playwright makes the folder.
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -246,7 +246,10 @@ async def test_acute_alerts_the_supervisor_then_on_call_then_shows_the_procedure
           window.shownNotifications = [];
           const Real = window.Notification;
           window.Notification = class extends Real {
-            constructor(title, options) { super(title, options); window.shownNotifications.push(options.body); }
+            constructor(title, options) {
+              super(title, options);
+              window.shownNotifications.push(options.body);
+            }
           };
           Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
         }"""
