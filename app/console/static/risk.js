@@ -148,7 +148,14 @@ export function riskTools(ctx, socket, state, hooks) {
     for (const summary of hello.chats ?? []) remember(summary);
     socket.send({ type: "shift" });
   });
-  listen("shift", (frame) => renderTally(frame));
+  listen("shift", (frame) => {
+    renderTally(frame);
+    // The server's word on the pause (also after this screen is drawn again).
+    if ((frame.paused_until ?? null) !== pausedUntil) {
+      pausedUntil = frame.paused_until ?? null;
+      renderPause();
+    }
+  });
   listen("care.paused", (frame) => {
     pausedUntil = frame.until;
     renderPause();
@@ -212,6 +219,11 @@ export function riskTools(ctx, socket, state, hooks) {
 
   // chat id -> {risk, inDanger, debrief}
   const marks = new Map();
+  // Drawn again (a language change) after hello: ask for what hello told.
+  if (socket.hello) {
+    for (const summary of socket.snapshot.chats.values()) remember(summary);
+    socket.send({ type: "shift" });
+  }
 
   function remember(summary) {
     const info = marks.get(summary.chat_id) ?? {};
