@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     interpreter_requested = "interpreter.requested"
     interpreter_joined = "interpreter.joined"
     interpreter_left = "interpreter.left"
+    risk_set = "chat.risk_set"
+    debrief_asked = "chat.debrief_asked"
+    debrief_opened = "chat.debrief_opened"
 
 
 def entry_time(now: datetime, chat_id: str | None) -> datetime:

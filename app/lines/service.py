@@ -43,6 +43,11 @@ class LineConfig:
     # ({"language", "title", "text"}, ...)
     canned_responses: tuple[dict[str, str], ...] = ()
     peer_relax_seconds: int = 120
+    emergency_text: dict[str, str] = field(default_factory=dict)
+    emergency_procedure: str = ""
+    emergency_contact: str = ""
+    on_call: tuple[str, ...] = ()
+    care_pause_seconds: int = 600
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -69,6 +74,11 @@ class LineConfig:
             privacy_note=dict(line.privacy_note or {}),
             canned_responses=tuple(dict(c) for c in line.canned_responses or ()),
             peer_relax_seconds=line.peer_relax_seconds,
+            emergency_text=dict(line.emergency_text or {}),
+            emergency_procedure=line.emergency_procedure or "",
+            emergency_contact=line.emergency_contact or "",
+            on_call=tuple(line.on_call or ()),
+            care_pause_seconds=line.care_pause_seconds,
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:
