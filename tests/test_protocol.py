@@ -234,6 +234,12 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "interpreter.accept", "chat_id": "abcdefgh12"},
         {"type": "interpreter.decline", "chat_id": "abcdefgh12"},
         {"type": "interpreter.leave", "chat_id": "abcdefgh12"},
+        {"type": "risk", "chat_id": "abcdefgh12", "level": "concern"},
+        {"type": "ready"},
+        {"type": "debrief", "chat_id": "abcdefgh12"},
+        {"type": "shift"},
+        {"type": "debriefs"},
+        {"type": "debrief.open", "debrief_id": str(uuid.uuid4())},
     ]
     assert {f["type"] for f in frames} == set(STAFF_FRAMES)
     for frame in frames:

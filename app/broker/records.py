@@ -131,6 +131,7 @@ class ChatRecord:
         if self.interpreter is not None and self.interpreter.startswith("asked:"):
             return self.interpreter[6:]
         return None
+
     # The counsellor's risk level (`none`, `concern`, `acute`; None: not set, as none).
     risk: str | None = None
     # The visitor pressed "I am in danger right now" (once per chat).

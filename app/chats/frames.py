@@ -287,6 +287,8 @@ class DeclineInterpreting(ClientFrame):
 class LeaveInterpreting(ClientFrame):
     type: Literal["interpreter.leave"]
     chat_id: ChatId
+
+
 class SetRisk(ClientFrame):
     """The counsellor's risk level on their own active chat (docs/risk.md)."""
 
