@@ -240,6 +240,13 @@ class TransferOptions(ClientFrame):
     chat_id: ChatId
 
 
+class TakeNext(ClientFrame):
+    """A counsellor with a free place takes the line's next chat they may answer."""
+
+    type: Literal["take"]
+    line: LineKey
+
+
 class ListTeam(ClientFrame):
     """Supervisors: who is on duty on their lines, with their status and load."""
 
@@ -281,6 +288,7 @@ StaffFrame = (
     | AskSupervisor
     | TransferOptions
     | ListTeam
+    | TakeNext
 )
 
 VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
@@ -311,6 +319,7 @@ STAFF_FRAMES: dict[str, type[ClientFrame]] = {
     "wrapup": Wrapup,
     "help": AskSupervisor,
     "transfer.options": TransferOptions,
+    "take": TakeNext,
     # Supervisors only (app/staff/permissions.py).
     "live": ListLive,
     "observe": Observe,

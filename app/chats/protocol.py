@@ -80,6 +80,9 @@ class ErrorCode(StrEnum):
     # The same answer for a wrong, expired or deleted continuity code: it tells nothing.
     unknown_code = "unknown_code"
     unknown_service = "unknown_service"
+    # Taking the next chat: the line only offers its chats; no waiting chat one may answer.
+    not_taken_here = "not_taken_here"
+    nothing_to_take = "nothing_to_take"
 
 
 @dataclass(frozen=True, slots=True)

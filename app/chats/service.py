@@ -8,6 +8,7 @@
 | `staffing` | staffing.py | a counsellor's status, sign-in, connections, removal |
 | `deadlines` | deadlines.py | grace periods, leases, shredding and forgetting, sweeps |
 | `wrapups` | wrapups.py | the wrap-up owed at a chat's end |
+| `taking` | taking.py | a counsellor taking the next chat from the queue |
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.chats.lifecycle import Lifecycle
 from app.chats.messages import Messages
 from app.chats.offers import Offers
 from app.chats.staffing import Staffing
+from app.chats.taking import Taking
 from app.chats.transcript import Transcript
 from app.chats.wrapups import Wrapups
 from app.held.service import HeldRows
@@ -62,6 +64,7 @@ class ChatService:
         self.messages = Messages(self.core)
         self.staffing = Staffing(self.core, self.offers)
         self.wrapups = Wrapups(self.core)
+        self.taking = Taking(self.core, self.offers)
         self.deadlines = Deadlines(self.core, self.lifecycle, self.offers, self.staffing)
         router.auto_accept = self.offers.auto_accept
         router.visitor_gone = self.offers.visitor_gone

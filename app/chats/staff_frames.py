@@ -33,6 +33,7 @@ from app.chats.frames import (
     StaffNote,
     StaffTyping,
     SyncChat,
+    TakeNext,
     TakeOver,
     TransferChat,
     TransferOptions,
@@ -99,6 +100,15 @@ async def accept(sock: StaffSocket, frame: AcceptOffer) -> Problem:
     if isinstance(accepted, ProtocolError):
         return accepted
     await sock.audit(AuditAction.offer_accepted, chat_id=frame.chat_id, line=accepted.line)
+    return None
+
+
+async def take(sock: StaffSocket, frame: TakeNext) -> Problem:
+    taken = await sock.rt.chats.taking.take_next(sock.staff, frame.line)
+    if isinstance(taken, ProtocolError):
+        return taken
+    sock.out.frame({"type": "taken", "chat_id": taken.id, "line": taken.line})
+    await sock.audit(AuditAction.chat_taken, chat_id=taken.id, line=taken.line)
     return None
 
 
@@ -310,6 +320,7 @@ HANDLERS: dict[type[Any], Handler] = {
     Ping: ping,
     SetStatus: status,
     AcceptOffer: accept,
+    TakeNext: take,
     DeclineOffer: decline,
     StaffNote: note,
     SyncChat: sync,

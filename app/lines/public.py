@@ -31,4 +31,5 @@ async def public_line(runtime: Runtime, line: LineConfig) -> PublicLine:
         else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,
         peer_available=staffed.peer_available,
+        practice=line.practice,
     )

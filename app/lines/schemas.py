@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +47,14 @@ Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000), CleanT
 ShortTexts = dict[Language, Annotated[str, StringConstraints(max_length=300), CleanText()]]
 # A wrap-up topic or outcome a line offers.
 WrapupTerm = Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
+
+
+# A scripted opening a played visitor sends on a practice line.
+PracticeOpening = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), CleanText()
+]
+# How chats reach counsellors: offered by routing, taken from the queue card, or both.
+Assignment = Literal["offered", "taken", "both"]
 
 
 class CannedResponse(BaseModel):
@@ -102,11 +110,27 @@ class LineSettings(BaseModel):
     time_zone: TimeZoneName = DEFAULT_TIME_ZONE
     # Counsellors who work on the line may sign up for open places on its shifts.
     roster_signup: StrictBool = False
+    # "offered": routing offers each chat; "taken": counsellors take the next chat from their
+    # queue card (nothing is offered); "both".
+    assignment: Assignment = "offered"
+    # A line for training: its chats are kept out of statistics, demand and /metrics, and
+    # shown as practice wherever a chat shows.
+    practice: StrictBool = False
+    # Per language, openings a played visitor on a practice line sends with a click.
+    practice_openings: dict[Language, Annotated[list[PracticeOpening], Field(max_length=50)]] = (
+        Field(default_factory=dict)
+    )
 
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:
-        for name in ("closed_message", "alternatives", "opening_hours", "privacy_note"):
-            texts: dict[str, str] = getattr(self, name)
+        for name in (
+            "closed_message",
+            "alternatives",
+            "opening_hours",
+            "privacy_note",
+            "practice_openings",
+        ):
+            texts: dict[str, object] = getattr(self, name)
             unknown = sorted(set(texts) - set(self.languages))
             if unknown:
                 raise ValueError(
@@ -139,3 +163,5 @@ class PublicLine(BaseModel):
     # A peer supporter answers on the line now (busy or not): the widget offers the choice.
     # Nothing more about who is on duty is told.
     peer_available: bool = False
+    # A line for training: the widget marks the chat as practice.
+    practice: bool = False

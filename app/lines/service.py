@@ -43,6 +43,20 @@ class LineConfig:
     # ({"language", "title", "text"}, ...)
     canned_responses: tuple[dict[str, str], ...] = ()
     peer_relax_seconds: int = 120
+    # "offered", "taken" or "both" (app/lines/schemas.py).
+    assignment: str = "offered"
+    practice: bool = False
+    practice_openings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def offers_chats(self) -> bool:
+        """Routing offers the line's chats to counsellors."""
+        return self.assignment != "taken"
+
+    @property
+    def chats_taken(self) -> bool:
+        """Counsellors may take the line's next chat from their queue card."""
+        return self.assignment != "offered"
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -69,6 +83,11 @@ class LineConfig:
             privacy_note=dict(line.privacy_note or {}),
             canned_responses=tuple(dict(c) for c in line.canned_responses or ()),
             peer_relax_seconds=line.peer_relax_seconds,
+            assignment=line.assignment or "offered",
+            practice=bool(line.practice),
+            practice_openings={
+                language: tuple(texts) for language, texts in (line.practice_openings or {}).items()
+            },
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:

@@ -27,3 +27,7 @@ class ChatStatistic(Base):
         Enum(ChatOutcome, native_enum=False, create_constraint=True, name="outcome", length=16)
     )
     answered: Mapped[bool] = mapped_column(Boolean)
+    # The chat's final risk level (none, concern, acute) and whether the visitor pressed
+    # "in danger"; null when not known (rows from before either existed).
+    risk: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    in_danger: Mapped[bool | None] = mapped_column(Boolean, nullable=True)

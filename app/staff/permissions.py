@@ -127,6 +127,7 @@ FRAME_RULES: dict[str, Permission] = {
     "continuity.offer": Permission.take_chats,
     "referral": Permission.take_chats,
     "team": Permission.supervise,
+    "take": Permission.take_chats,
 }
 
 # WebSocket path → the permission needed to connect (None: anyone, no account).
