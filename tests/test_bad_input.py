@@ -62,6 +62,7 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "referral": {"type": "referral", "chat_id": CHAT, "service_id": "not-an-id"},
     "help": {"type": "help", "chat_id": CHAT, "text": ["x"]},
     "transfer.options": {"type": "transfer.options"},
+    "take": {"type": "take", "line": ["support"]},
 }
 
 
@@ -401,6 +402,8 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
             },
             "not_in_chat",
         ),
+        # Taking from a line that offers its chats (past the audit's cap).
+        ({"type": "take", "line": "support"}, "not_taken_here"),
     ]
     assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
     for frame, code in attempts:

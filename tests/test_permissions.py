@@ -108,6 +108,8 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("DELETE", "/api/roster/staff/{staff_id}/calendar"),
             ("GET", "/api/stats/lines/{key}/demand"),
             ("GET", "/api/stats/export.csv"),
+            ("GET", "/api/stats/lines/{key}/wrapups"),
+            ("GET", "/api/stats/wrapups.csv"),
         ),
         MANAGERS,
     ),
@@ -168,6 +170,7 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "referral",
             "help",
             "transfer.options",
+            "take",
         )
     },
     **{
@@ -204,6 +207,7 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "help": {"type": "help", "chat_id": CHAT},
     "transfer.options": {"type": "transfer.options", "chat_id": CHAT},
     "team": {"type": "team"},
+    "take": {"type": "take", "line": "support"},
 }
 
 
