@@ -55,6 +55,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): EVERYONE,
     ("GET", "/api/lines"): EVERYONE,
     ("GET", "/api/lines/{key}"): EVERYONE,
+    ("GET", "/api/lines/practice"): frozenset({SUPERVISOR, COORDINATOR}),
     ("POST", "/api/lines"): MANAGERS,
     ("GET", "/api/lines/{key}/settings"): MANAGERS,
     ("PUT", "/api/lines/{key}/settings"): MANAGERS,

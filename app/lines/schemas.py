@@ -165,3 +165,12 @@ class PublicLine(BaseModel):
     peer_available: bool = False
     # A line for training: the widget marks the chat as practice.
     practice: bool = False
+
+
+class PracticeLine(BaseModel):
+    """A practice line as the console's "Play a visitor" page needs it."""
+
+    key: str
+    name: str
+    languages: list[str]
+    openings: dict[str, list[str]]

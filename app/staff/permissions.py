@@ -44,6 +44,7 @@ class Permission(StrEnum):
     deployment = "deployment"  # the deployment's (non-secret) settings
     read_directory = "read_directory"  # search the referral directory (and send its cards)
     manage_directory = "manage_directory"  # keep the referral directory, CSV import and export
+    play_visitor = "play_visitor"  # play the visitor on a practice line (training)
 
 
 ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
@@ -66,6 +67,7 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
             Permission.read_audit,
             Permission.read_directory,
             Permission.manage_directory,
+            Permission.play_visitor,
         }
     ),
     StaffRole.admin: frozenset(
@@ -84,7 +86,7 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
     ),
 }
 # Only counsellors can be supervisors: the flag means nothing on other roles.
-SUPERVISOR_GRANTS = frozenset({Permission.supervise})
+SUPERVISOR_GRANTS = frozenset({Permission.supervise, Permission.play_visitor})
 
 
 def grants(role: StaffRole, supervisor: bool) -> frozenset[Permission]:
@@ -250,3 +252,4 @@ OwnShifts = Annotated[Staff, require(Permission.own_shifts)]
 Deployment = Annotated[Staff, require(Permission.deployment)]
 ReadDirectory = Annotated[Staff, require(Permission.read_directory)]
 ManageDirectory = Annotated[Staff, require(Permission.manage_directory)]
+PlayVisitor = Annotated[Staff, require(Permission.play_visitor)]
