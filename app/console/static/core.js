@@ -13,6 +13,7 @@ export const LANGUAGES = ["sv", "en"];
 export const ROUTES = [
   { name: "chats", permission: "take_chats" },
   { name: "supervise", permission: "supervise" },
+  { name: "practice", permission: "play_visitor" },
   { name: "me", permission: "own_account" },
   { name: "roster", permission: "manage_roster" },
   { name: "staff", permission: "manage_staff" },
