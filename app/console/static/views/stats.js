@@ -105,9 +105,10 @@ export function mount(root, ctx) {
     return data.period === "month" ? period.start.slice(0, 7) : t("stats.week_of", { date: period.start });
   }
 
-  // Stacked bars, one per week or month; a count too small to show is left out of the bar
-  // (the table says "fewer than N").
-  function periodChart(id, title, description, data, series) {
+  // Bars per week or month, stacked (parts of one whole: outcomes) or side by side (counts
+  // that overlap: topics, risk and "in danger"); a count too small to show is left out of
+  // the chart (the table says "fewer than N").
+  function periodChart(id, title, description, data, series, grouped = false) {
     const width = 760;
     const height = 260;
     const left = 40;
@@ -115,7 +116,7 @@ export function mount(root, ctx) {
     const plot = height - bottom - 10;
     const periods = data.periods;
     const band = (width - left) / Math.max(1, periods.length);
-    const totals = periods.map((p) => series.reduce((sum, item) => sum + (item.value(p) ?? 0), 0));
+    const totals = periods.map((p) => (grouped ? Math.max(0, ...series.map((item) => item.value(p) ?? 0)) : series.reduce((sum, item) => sum + (item.value(p) ?? 0), 0)));
     const max = Math.max(1, ...totals);
     const svg = svgRoot(id, width, height, title);
     for (const fraction of [0, 0.5, 1]) {
@@ -127,12 +128,14 @@ export function mount(root, ctx) {
     periods.forEach((period, index) => {
       let y = 10 + plot;
       const x = left + index * band + band * 0.15;
+      const slot = (band * 0.7) / series.length;
       series.forEach((item, position) => {
         const value = item.value(period) ?? 0;
         const heightPx = (value / max) * plot;
         if (heightPx > 0) {
-          y -= heightPx;
-          svg.append(s("rect", { x, y, width: band * 0.7, height: heightPx, class: `bar series-${position % 8}` },
+          y = grouped ? 10 + plot - heightPx : y - heightPx;
+          const barX = grouped ? x + position * slot : x;
+          svg.append(s("rect", { x: barX, y, width: grouped ? slot : band * 0.7, height: heightPx, class: `bar series-${position % 8}` },
             s("title", {}, `${periodLabel(data, period)}: ${item.label} ${value}`)));
         }
       });
@@ -158,9 +161,9 @@ export function mount(root, ctx) {
     return [
       h("h2", { id: "stats-wrapups-title", class: "section-title", text: t("stats.wrapups_title") }),
       h("p", { class: "muted", id: "stats-wrapups-intro", text: t("stats.wrapups_intro", { n: data.small_count }) }),
-      periodChart("chart-topics", t("stats.topics_title"), t("stats.topics_desc"), data, topics),
+      periodChart("chart-topics", t("stats.topics_title"), t("stats.topics_desc"), data, topics, true),
       periodChart("chart-wrapup-outcomes", t("stats.wrapup_outcomes_title"), t("stats.wrapup_outcomes_desc"), data, outcomes),
-      periodChart("chart-risk", t("stats.risk_title"), t("stats.risk_desc"), data, risk),
+      periodChart("chart-risk", t("stats.risk_title"), t("stats.risk_desc"), data, risk, true),
     ];
   }
 
