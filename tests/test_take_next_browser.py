@@ -110,8 +110,8 @@ async def test_the_statistics_view_shows_wrapups_risk_and_in_danger(
 ) -> None:
     rt = server.runtime
     anna = await open_staff(server, "anna", PASSWORD)
-    for topics in (["violence", "health"], ["violence"], ["violence", "housing"], ["health"]):
-        await wrapped_up_chat(server, anna, topics)
+    for chosen in (["violence", "health"], ["violence"], ["violence", "housing"], ["health"]):
+        await wrapped_up_chat(server, anna, chosen)
     await anna.send({"type": "status", "status": "away"})
     await anna.close()
     now = rt.broker.now()
