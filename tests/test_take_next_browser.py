@@ -201,6 +201,7 @@ async def test_a_supervisor_plays_the_visitor_on_a_practice_line(
     await sign_in_console(page, server, "bo", PASSWORD)
     await page.goto(f"{server.url}/console#/practice")
     await expect(page.locator("#view-practice-title")).to_have_text("Play a visitor")
+    await expect(page.locator("#practice-openings li")).to_have_count(2)
     await page.locator("#practice-open").click()
     frame = page.frame_locator("#practice-frame")
     # The visitor's language is Swedish here: the tag says so in Swedish.

@@ -13,12 +13,12 @@ export const LANGUAGES = ["sv", "en"];
 export const ROUTES = [
   { name: "chats", permission: "take_chats" },
   { name: "supervise", permission: "supervise" },
-  { name: "practice", permission: "play_visitor" },
   { name: "me", permission: "own_account" },
   { name: "roster", permission: "manage_roster" },
   { name: "staff", permission: "manage_staff" },
   { name: "lines", permission: "manage_lines" },
   { name: "stats", permission: "read_statistics" },
+  { name: "practice", permission: "play_visitor" },
   { name: "audit", permission: "read_audit" },
   { name: "directory", permission: "manage_directory" },
   { name: "deployment", permission: "deployment" },

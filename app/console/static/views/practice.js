@@ -9,7 +9,8 @@ export function mount(root, ctx) {
   let lines = [];
   const lineSelect = h("select", { id: "practice-line", name: "line" });
   const languageSelect = h("select", { id: "practice-language", name: "language" });
-  const open = h("button", { type: "submit", class: "primary", id: "practice-open", text: t("practice.open") });
+  // Enabled once the practice lines are known.
+  const open = h("button", { type: "submit", class: "primary", id: "practice-open", disabled: true, text: t("practice.open") });
   const form = h("form", { class: "toolbar", novalidate: true },
     field(t("common.line"), lineSelect),
     field(t("practice.language"), languageSelect),
@@ -94,6 +95,7 @@ export function mount(root, ctx) {
     }
     lineSelect.replaceChildren(...lines.map((line) => h("option", { value: line.key, text: line.name })));
     fillLanguages();
+    open.disabled = false;
   });
 
   return () => {
