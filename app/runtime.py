@@ -35,6 +35,7 @@ from app.routing.positions import QueueWatch
 from app.routing.service import Router
 from app.settings import Settings
 from app.stats.counters import ChatCounters
+from app.stats.recorder import statistics_kept
 from app.web.health import Readiness
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Runtime:
         counters = ChatCounters()
         router = Router(broker, lines, settings, counters)
         held_rows = HeldRows(broker, sessionmaker, interval=settings.sweep_seconds)
+        held_rows.keeps = statistics_kept(lines)
         chats = ChatService(
             broker=broker,
             lines=lines,

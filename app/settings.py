@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     continuity_kdf_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
     metrics_token: SecretStr | None = None
+    # Statistics of wrap-ups, risk and "in danger" show a count from 1 to this minus one as
+    # "fewer than" it (view, CSV and /metrics): too few to show without pointing at someone.
+    # 1 shows every count.
+    stats_small_count: int = Field(default=3, ge=1, le=100)
 
     @field_validator("embed_origins", mode="before")
     @classmethod

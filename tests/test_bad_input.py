@@ -70,6 +70,7 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "risk": {"type": "risk", "chat_id": CHAT, "level": "<b>extreme</b>"},
     "debrief": {"type": "debrief", "chat_id": ["x"]},
     "debrief.open": {"type": "debrief.open", "debrief_id": "../../etc/passwd"},
+    "take": {"type": "take", "line": ["support"]},
 }
 
 
@@ -426,6 +427,8 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "interpreter.accept", "chat_id": chat}, "forbidden"),
         ({"type": "interpreter.decline", "chat_id": chat}, "forbidden"),
         ({"type": "interpreter.leave", "chat_id": chat}, "forbidden"),
+        # Taking from a line that offers its chats (past the audit's cap).
+        ({"type": "take", "line": "support"}, "not_taken_here"),
     ]
     attempts += [
         ({"type": "risk", "chat_id": chat, "level": "acute"}, "not_in_chat"),

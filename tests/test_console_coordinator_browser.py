@@ -152,7 +152,16 @@ async def test_sign_in_with_totp_and_a_wrong_code_is_told_plainly(
 
     await sign_in_console(page, server, "cora", PASSWORD)
     await expect(page.locator("#nav a")).to_have_text(
-        ["Roster", "Staff", "Lines", "Statistics", "Audit log", "Referral directory", "My account"]
+        [
+            "Roster",
+            "Staff",
+            "Lines",
+            "Statistics",
+            "Play a visitor",
+            "Audit log",
+            "Referral directory",
+            "My account",
+        ]
     )
     await expect(page.locator("#nav a[aria-current=page]")).to_have_text("Roster")
     # Alt+digit goes to the nth screen of the navigation.

@@ -57,6 +57,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): EVERYONE,
     ("GET", "/api/lines"): EVERYONE,
     ("GET", "/api/lines/{key}"): EVERYONE,
+    ("GET", "/api/lines/practice"): frozenset({SUPERVISOR, COORDINATOR}),
     ("POST", "/api/lines"): MANAGERS,
     ("GET", "/api/lines/{key}/settings"): MANAGERS,
     ("PUT", "/api/lines/{key}/settings"): MANAGERS,
@@ -111,6 +112,8 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("DELETE", "/api/roster/staff/{staff_id}/calendar"),
             ("GET", "/api/stats/lines/{key}/demand"),
             ("GET", "/api/stats/export.csv"),
+            ("GET", "/api/stats/lines/{key}/wrapups"),
+            ("GET", "/api/stats/wrapups.csv"),
         ),
         MANAGERS,
     ),
@@ -177,6 +180,7 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "ready",
             "debrief",
             "shift",
+            "take",
         )
     },
     **{
@@ -237,6 +241,7 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "shift": {"type": "shift"},
     "debriefs": {"type": "debriefs"},
     "debrief.open": {"type": "debrief.open", "debrief_id": "00000000-0000-4000-8000-000000000000"},
+    "take": {"type": "take", "line": "support"},
 }
 
 

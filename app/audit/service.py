@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     line_created = "line.created"
     line_updated = "line.updated"
     offer_accepted = "chat.accepted"
+    chat_taken = "chat.taken"
     chat_observed = "chat.observed"
     chat_whispered = "chat.whispered"
     chat_taken_over = "chat.taken_over"

@@ -246,6 +246,13 @@ class TransferOptions(ClientFrame):
     chat_id: ChatId
 
 
+class TakeNext(ClientFrame):
+    """A counsellor with a free place takes the line's next chat they may answer."""
+
+    type: Literal["take"]
+    line: LineKey
+
+
 class ListTeam(ClientFrame):
     """Supervisors: who is on duty on their lines, with their status and load."""
 
@@ -377,6 +384,7 @@ StaffFrame = (
     | ShiftSoFar
     | ListDebriefs
     | OpenDebrief
+    | TakeNext
 )
 
 VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
@@ -409,6 +417,7 @@ STAFF_FRAMES: dict[str, type[ClientFrame]] = {
     "wrapup": Wrapup,
     "help": AskSupervisor,
     "transfer.options": TransferOptions,
+    "take": TakeNext,
     # Supervisors only (app/staff/permissions.py).
     "live": ListLive,
     "observe": Observe,

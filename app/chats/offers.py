@@ -60,23 +60,30 @@ class Offers(ChatPart):
                 return err(ErrorCode.offer_not_found, "there is no such offer for you", "accept")
             return err(ErrorCode.offer_expired, "the offer has expired", "accept")
         await self.broker.cancel(deadline_key(Deadline.offer, chat_id, staff_id))
-        if "answered_at" in changes:
-            self.counters.chat_answered(result.line)
         await self.broker.update_presence(staff_id, {"missed_offers": 0})
+        await self.joined(result, staff_id, alias, now, answered="answered_at" in changes)
+        await self.broker.publish(line_channel(result.line), settled_event(chat_id))
+        return result
+
+    async def joined(
+        self, record: ChatRecord, staff_id: str, alias: str, now: float, *, answered: bool
+    ) -> None:
+        """A counsellor has the chat now (accepted, or taken from the queue): the visitor is
+        told who joined, the counsellor's consoles follow the chat."""
+        if answered:
+            self.counters.chat_answered(record.line)
         peer: bool | None = None
-        if result.peer_requested:
+        if record.peer_requested:
             # The visitor asked for a peer: they are told whether this counsellor is one.
             presence = await self.broker.get_presence(staff_id)
             peer = bool(presence and presence.peer)
         await self.core.append(
-            result, Entry(EntryKind.joined, now, name=alias, staff_id=staff_id, peer=peer)
+            record, Entry(EntryKind.joined, now, name=alias, staff_id=staff_id, peer=peer)
         )
         await self.broker.publish(
             staff_channel(staff_id),
-            {"type": "chat.assigned", "chat_id": chat_id, "line": result.line},
+            {"type": "chat.assigned", "chat_id": record.id, "line": record.line},
         )
-        await self.broker.publish(line_channel(result.line), settled_event(chat_id))
-        return result
 
     async def auto_accept(self, record: ChatRecord, line: LineConfig) -> None:
         presence = await self.broker.get_presence(record.offered_to or "")

@@ -82,6 +82,9 @@ class ErrorCode(StrEnum):
     unknown_service = "unknown_service"
     # Nobody on duty interprets the language asked for (the answer names it).
     no_interpreter = "no_interpreter"
+    # Taking the next chat: the line only offers its chats; no waiting chat one may answer.
+    not_taken_here = "not_taken_here"
+    nothing_to_take = "nothing_to_take"
 
 
 @dataclass(frozen=True, slots=True)

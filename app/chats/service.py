@@ -9,6 +9,7 @@
 | `deadlines` | deadlines.py | grace periods, leases, shredding and forgetting, sweeps |
 | `wrapups` | wrapups.py | the wrap-up owed at a chat's end |
 | `care` | care.py | "in danger", risk levels and their alerts, the pause after an acute chat |
+| `taking` | taking.py | a counsellor taking the next chat from the queue |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.chats.lifecycle import Lifecycle
 from app.chats.messages import Messages
 from app.chats.offers import Offers
 from app.chats.staffing import Staffing
+from app.chats.taking import Taking
 from app.chats.transcript import Transcript
 from app.chats.wrapups import Wrapups
 from app.held.service import HeldRows
@@ -67,6 +69,7 @@ class ChatService:
         self.staffing = Staffing(self.core, self.offers)
         self.wrapups = Wrapups(self.core)
         self.interpreters = Interpreters(self.core)
+        self.taking = Taking(self.core, self.offers)
         self.deadlines = Deadlines(
             self.core, self.lifecycle, self.offers, self.staffing, self.interpreters, self.care
         )

@@ -48,6 +48,7 @@ from app.chats.frames import (
     StaffNote,
     StaffTyping,
     SyncChat,
+    TakeNext,
     TakeOver,
     TransferChat,
     TransferOptions,
@@ -122,6 +123,15 @@ async def accept(sock: StaffSocket, frame: AcceptOffer) -> Problem:
     if isinstance(accepted, ProtocolError):
         return accepted
     await sock.audit(AuditAction.offer_accepted, chat_id=frame.chat_id, line=accepted.line)
+    return None
+
+
+async def take(sock: StaffSocket, frame: TakeNext) -> Problem:
+    taken = await sock.rt.chats.taking.take_next(sock.staff, frame.line)
+    if isinstance(taken, ProtocolError):
+        return taken
+    sock.out.frame({"type": "taken", "chat_id": taken.id, "line": taken.line})
+    await sock.audit(AuditAction.chat_taken, chat_id=taken.id, line=taken.line)
     return None
 
 
@@ -518,6 +528,7 @@ HANDLERS: dict[type[Any], Handler] = {
     Ping: ping,
     SetStatus: status,
     AcceptOffer: accept,
+    TakeNext: take,
     DeclineOffer: decline,
     StaffNote: note,
     SyncChat: sync,

@@ -78,4 +78,8 @@ def line_info(
         "canned_responses": [dict(c) for c in line.canned_responses] if line else [],
         "wrapup_topics": list(line.wrapup_topics) if line else [],
         "wrapup_outcomes": list(line.wrapup_outcomes) if line else [],
+        # A training line: its chats are marked as practice in the console.
+        "practice": line.practice if line else False,
+        # "offered", "taken" or "both": whether the queue card offers "Take the next chat".
+        "assignment": line.assignment if line else "offered",
     }

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -54,10 +55,15 @@ class HeldRows:
         self.sessionmaker = sessionmaker
         self.interval = interval
         self._random = secrets.SystemRandom()
+        # Which rows are kept at all (set by the runtime: a practice line's chats leave no
+        # statistics row and no wrap-up, app/stats/recorder.py).
+        self.keeps: Callable[[HeldRow], bool] = lambda row: True
 
     async def hold(self, *rows: HeldRow) -> None:
         """Keep the rows in the broker until their hour's batch is written."""
-        await self.broker.hold_rows(hour_of(self.broker.now()), [serialise(r) for r in rows])
+        kept = [serialise(r) for r in rows if self.keeps(r)]
+        if kept:
+            await self.broker.hold_rows(hour_of(self.broker.now()), kept)
 
     async def flush_due(self, now: float) -> int:
         """Write the batch of every hour that ended (with SETTLE_SECONDS) by `now` and that

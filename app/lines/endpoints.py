@@ -7,17 +7,33 @@ from app.deps import RuntimeDep, SessionDep
 from app.kit.db import after_commit
 from app.kit.fields import Text
 from app.lines.public import public_line
-from app.lines.schemas import LineKeyStr, LineSettings, PublicLine
+from app.lines.schemas import LineKeyStr, LineSettings, PracticeLine, PublicLine
 from app.lines.service import line_service
-from app.staff.permissions import ManageLines, public
+from app.staff.permissions import ManageLines, PlayVisitor, public
 
 router = APIRouter(prefix="/api/lines", tags=["lines"])
 
 
 @router.get("", response_model=list[PublicLine], dependencies=[public()])
 async def list_lines(runtime: RuntimeDep) -> list[PublicLine]:
-    """Every line with whether it is open now: what the widget needs before a chat."""
-    return [await public_line(runtime, line) for line in runtime.lines.all()]
+    """Every line with whether it is open now: what the widget needs before a chat (practice
+    lines are for training: not listed)."""
+    return [await public_line(runtime, line) for line in runtime.lines.all() if not line.practice]
+
+
+@router.get("/practice", response_model=list[PracticeLine])
+async def practice_lines(runtime: RuntimeDep, _: PlayVisitor) -> list[PracticeLine]:
+    """Practice lines with their scripted openings, for playing the visitor."""
+    return [
+        PracticeLine(
+            key=line.key,
+            name=line.name,
+            languages=list(line.languages),
+            openings={language: list(texts) for language, texts in line.practice_openings.items()},
+        )
+        for line in sorted(runtime.lines.all(), key=lambda c: c.key)
+        if line.practice
+    ]
 
 
 @router.get("/{key}", response_model=PublicLine, dependencies=[public()])

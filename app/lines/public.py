@@ -32,4 +32,5 @@ async def public_line(runtime: Runtime, line: LineConfig) -> PublicLine:
         time_zone=line.time_zone,
         peer_available=staffed.peer_available,
         emergency_text=line.emergency_text,
+        practice=line.practice,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -57,6 +57,12 @@ StaffIdStr = Annotated[
 ]
 # The longest pause after an acute chat a line may set (seconds).
 MAX_CARE_PAUSE_SECONDS = 2 * 3600
+# A scripted opening a played visitor sends on a practice line.
+PracticeOpening = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), CleanText()
+]
+# How chats reach counsellors: offered by routing, taken from the queue card, or both.
+Assignment = Literal["offered", "taken", "both"]
 
 
 class CannedResponse(BaseModel):
@@ -124,6 +130,17 @@ class LineSettings(BaseModel):
     # No new offers for this long after an acute chat ends, unless the counsellor is ready.
     care_pause_seconds: StrictInt = Field(default=600, ge=0, le=MAX_CARE_PAUSE_SECONDS)
 
+    # "offered": routing offers each chat; "taken": counsellors take the next chat from their
+    # queue card (nothing is offered); "both".
+    assignment: Assignment = "offered"
+    # A line for training: its chats are kept out of statistics, demand and /metrics, and
+    # shown as practice wherever a chat shows.
+    practice: StrictBool = False
+    # Per language, openings a played visitor on a practice line sends with a click.
+    practice_openings: dict[Language, Annotated[list[PracticeOpening], Field(max_length=50)]] = (
+        Field(default_factory=dict)
+    )
+
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:
         if self.required_qualification not in LINE_QUALIFICATIONS:
@@ -134,8 +151,9 @@ class LineSettings(BaseModel):
             "opening_hours",
             "privacy_note",
             "emergency_text",
+            "practice_openings",
         ):
-            texts: dict[str, str] = getattr(self, name)
+            texts: dict[str, object] = getattr(self, name)
             unknown = sorted(set(texts) - set(self.languages))
             if unknown:
                 raise ValueError(
@@ -172,3 +190,14 @@ class PublicLine(BaseModel):
     peer_available: bool = False
     # Shown at once when the visitor presses "I am in danger right now" (docs/risk.md).
     emergency_text: dict[str, str] = Field(default_factory=dict)
+    # A line for training: the widget marks the chat as practice.
+    practice: bool = False
+
+
+class PracticeLine(BaseModel):
+    """A practice line as the console's "Play a visitor" page needs it."""
+
+    key: str
+    name: str
+    languages: list[str]
+    openings: dict[str, list[str]]

@@ -48,6 +48,20 @@ class LineConfig:
     emergency_contact: str = ""
     on_call: tuple[str, ...] = ()
     care_pause_seconds: int = 600
+    # "offered", "taken" or "both" (app/lines/schemas.py).
+    assignment: str = "offered"
+    practice: bool = False
+    practice_openings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def offers_chats(self) -> bool:
+        """Routing offers the line's chats to counsellors."""
+        return self.assignment != "taken"
+
+    @property
+    def chats_taken(self) -> bool:
+        """Counsellors may take the line's next chat from their queue card."""
+        return self.assignment != "offered"
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -79,6 +93,11 @@ class LineConfig:
             emergency_contact=line.emergency_contact or "",
             on_call=tuple(line.on_call or ()),
             care_pause_seconds=line.care_pause_seconds,
+            assignment=line.assignment or "offered",
+            practice=bool(line.practice),
+            practice_openings={
+                language: tuple(texts) for language, texts in (line.practice_openings or {}).items()
+            },
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:

@@ -74,5 +74,14 @@ class Line(Base):
     emergency_contact: Mapped[str] = mapped_column(String(300), default="", server_default="")
     on_call: Mapped[list[str]] = mapped_column(JSON, default=list)
     care_pause_seconds: Mapped[int] = mapped_column(Integer, default=600, server_default="600")
+    # How chats reach counsellors: "offered" (routing offers them), "taken" (counsellors take
+    # the next one from the queue card) or "both".
+    assignment: Mapped[str] = mapped_column(String(8), default="offered", server_default="offered")
+    # A line for training: its chats are kept out of every statistic and marked as practice.
+    practice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Scripted openings a played visitor sends with a click: {"sv": ["...", ...], ...}.
+    practice_openings: Mapped[dict[str, list[str]]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

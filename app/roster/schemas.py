@@ -231,6 +231,8 @@ class RosterLineOut(BaseModel):
     signup: bool
     required_qualification: str
     active: bool
+    # A training line: its chats count in no statistic.
+    practice: bool = False
 
 
 class AssignedStaff(BaseModel):

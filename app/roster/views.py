@@ -67,6 +67,7 @@ def line_out(line: Line) -> RosterLineOut:
         signup=line.roster_signup,
         required_qualification=line.required_qualification.value,
         active=line.is_active,
+        practice=line.practice,
     )
 
 

@@ -212,6 +212,19 @@ def choose(
     return min(fresh, key=rank)
 
 
+def takes(
+    me: Candidate, chat: ChatRecord, line: LineConfig, candidates: list[Candidate], now: float
+) -> bool:
+    """Whether counsellor `me` may take `chat` from the queue now: the chat's wishes (a named
+    colleague, the visitor's language, a peer) hold for taking as they do for offers."""
+    wish = wishes(chat, line, candidates, now)
+    if wish.counsellor is not None:
+        return wish.counsellor == me.staff_id
+    if wish.language and chat.language not in me.presence.languages:
+        return False
+    return not (wish.peer and not me.presence.peer)
+
+
 def hold(
     chat: ChatRecord, line: LineConfig, candidates: list[Candidate], now: float
 ) -> Hold | None:

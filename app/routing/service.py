@@ -170,6 +170,9 @@ class Router:
 
     async def _route(self, line: LineConfig, holds: dict[str, Hold]) -> int:
         """The pass itself; the chats kept from someone free go into `holds`."""
+        if not line.offers_chats:
+            # Counsellors take this line's chats from the queue (app/chats/taking.py).
+            return 0
         queued = await self._broker.queue(line.key, ROUTE_WINDOW)
         if not queued:
             return 0

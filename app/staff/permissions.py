@@ -45,6 +45,7 @@ class Permission(StrEnum):
     read_directory = "read_directory"  # search the referral directory (and send its cards)
     manage_directory = "manage_directory"  # keep the referral directory, CSV import and export
     interpret = "interpret"  # interpreter offers: accept, decline, leave a chat interpreted
+    play_visitor = "play_visitor"  # play the visitor on a practice line (training)
 
 
 ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
@@ -67,6 +68,7 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
             Permission.read_audit,
             Permission.read_directory,
             Permission.manage_directory,
+            Permission.play_visitor,
         }
     ),
     StaffRole.admin: frozenset(
@@ -85,7 +87,7 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
     ),
 }
 # Only counsellors can be supervisors: the flag means nothing on other roles.
-SUPERVISOR_GRANTS = frozenset({Permission.supervise})
+SUPERVISOR_GRANTS = frozenset({Permission.supervise, Permission.play_visitor})
 # A counsellor with the interpreter qualification: the staff socket, own shifts, interpreting;
 # no referral directory (they answer no chat of their own).
 INTERPRETER_GRANTS = frozenset(
@@ -150,6 +152,7 @@ FRAME_RULES: dict[str, Permission] = {
     "interpreter.accept": Permission.interpret,
     "interpreter.decline": Permission.interpret,
     "interpreter.leave": Permission.interpret,
+    "take": Permission.take_chats,
 }
 
 # WebSocket path → the permission needed to connect (None: anyone, no account).
@@ -272,3 +275,4 @@ OwnShifts = Annotated[Staff, require(Permission.own_shifts)]
 Deployment = Annotated[Staff, require(Permission.deployment)]
 ReadDirectory = Annotated[Staff, require(Permission.read_directory)]
 ManageDirectory = Annotated[Staff, require(Permission.manage_directory)]
+PlayVisitor = Annotated[Staff, require(Permission.play_visitor)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+from collections import Counter
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Annotated
 
@@ -28,8 +30,18 @@ from app.stats.demand import (
     period_bounds,
 )
 from app.stats.metrics import exposition
-from app.stats.repository import statistic_rows
-from app.stats.schemas import DemandOut, DemandTotals, HourDemand
+from app.stats.repository import risk_rows, statistic_rows, wrapup_rows
+from app.stats.schemas import DemandOut, DemandTotals, HourDemand, WrapupPeriod, WrapupStatsOut
+from app.stats.wrapups import (
+    RISK_LEVELS,
+    Period,
+    Tally,
+    next_start,
+    period_starts,
+    shown,
+    tally,
+    utc_bounds,
+)
 
 router = APIRouter(prefix="/api/stats", tags=["statistics"])
 metrics_router = APIRouter()
@@ -40,6 +52,7 @@ MAX_PERIOD_DAYS = 400
 DEFAULT_WEEKS = 8
 
 FromDay = Annotated[Day | None, Query(alias="from")]
+By = Annotated[Period, Query(alias="by")]
 ToDay = Annotated[Day | None, Query(alias="to")]
 
 
@@ -105,6 +118,144 @@ async def demand(
             median_wait_seconds=total.median_wait,
             p90_wait_seconds=total.p90_wait,
         ),
+    )
+
+
+def _period_out(
+    found: Tally, period: Period, topics: list[str], outcomes: list[str], small: int
+) -> WrapupPeriod:
+    return WrapupPeriod(
+        start=found.start,
+        end=next_start(found.start, period),
+        wrapups=shown(found.wrapups, small),
+        topics={name: shown(found.topics[name], small) for name in topics},
+        outcomes={name: shown(found.outcomes[name], small) for name in outcomes},
+        chats=shown(found.chats, small),
+        risk={name: shown(found.risk[name], small) for name in RISK_LEVELS},
+        in_danger=shown(found.in_danger, small),
+    )
+
+
+def _terms(configured: Iterable[str], counted: Iterable[Counter[str]]) -> list[str]:
+    """The line's terms in its order, then any no longer offered that rows still hold."""
+    names = list(dict.fromkeys(configured))
+    seen = sorted({name for counter in counted for name in counter} - set(names))
+    return names + seen
+
+
+@router.get("/lines/{key}/wrapups", response_model=WrapupStatsOut)
+async def wrapup_statistics(
+    key: Text,
+    _: StatisticsReader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    by: By = Period.week,
+) -> WrapupStatsOut:
+    """Wrap-up topics and outcomes, risk levels and "in danger" by week or month (whole
+    weeks or months covering the period); counts too small to show are null."""
+    line = await RosterLookups(session).line(key)
+    if line is None:
+        raise ApiError("unknown_line", "there is no such line", 404)
+    tz = zone(line.time_zone)
+    first, last = _period(first, last, utcnow().astimezone(tz).date())
+    starts = period_starts(first, last, by)
+    start, end = utc_bounds(starts, by, tz)
+    tallies = tally(
+        await wrapup_rows(session, [key], start, end),
+        await risk_rows(session, [key], start, end),
+        tz,
+        by,
+        first,
+        last,
+    )
+    topics = _terms(line.wrapup_topics, (t.topics for t in tallies))
+    outcomes = _terms(line.wrapup_outcomes, (t.outcomes for t in tallies))
+    small = runtime.settings.stats_small_count
+    return WrapupStatsOut(
+        line=key,
+        time_zone=line.time_zone,
+        period=by.value,
+        first_day=starts[0],
+        last_day=next_start(starts[-1], by) - timedelta(days=1),
+        small_count=small,
+        topics=topics,
+        outcomes=outcomes,
+        risk_levels=list(RISK_LEVELS),
+        periods=[_period_out(t, by, topics, outcomes, small) for t in tallies],
+    )
+
+
+WRAPUP_CSV_COLUMNS = ("line", "period", "start", "end", "measure", "name", "count")
+
+
+@router.get("/wrapups.csv", response_class=CsvResponse, responses=REFUSALS_IN_JSON)
+async def export_wrapups_csv(
+    _: StatisticsReader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    first: FromDay = None,
+    last: ToDay = None,
+    by: By = Period.week,
+    line: Annotated[str | None, Query(max_length=32), CleanText()] = None,
+) -> CsvResponse:
+    """Wrap-ups, risk and "in danger" per line and week or month, one count per row; a count
+    too small to show reads "<N"."""
+    lookups = RosterLookups(session)
+    if line is not None and await lookups.line(line) is None:
+        raise ApiError("unknown_line", "there is no such line", 404)
+    first, last = _period(first, last, utcnow().date())
+    small = runtime.settings.stats_small_count
+    keys = [line] if line is not None else sorted(runtime.lines.keys())
+    known = await lookups.lines(keys)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(WRAPUP_CSV_COLUMNS)
+    for key in keys:
+        config = known.get(key)
+        # A practice line's chats leave no rows; it has no place among the real lines.
+        if config is None or (config.practice and line is None):
+            continue
+        tz = zone(config.time_zone)
+        starts = period_starts(first, last, by)
+        start, end = utc_bounds(starts, by, tz)
+        tallies = tally(
+            await wrapup_rows(session, [key], start, end),
+            await risk_rows(session, [key], start, end),
+            tz,
+            by,
+            first,
+            last,
+        )
+        topics = _terms(config.wrapup_topics, (t.topics for t in tallies))
+        outcomes = _terms(config.wrapup_outcomes, (t.outcomes for t in tallies))
+        for found in tallies:
+            cells = [
+                ("wrapups", "", found.wrapups),
+                *(("topic", name, found.topics[name]) for name in topics),
+                *(("outcome", name, found.outcomes[name]) for name in outcomes),
+                ("chats", "", found.chats),
+                *(("risk", name, found.risk[name]) for name in RISK_LEVELS),
+                ("in_danger", "", found.in_danger),
+            ]
+            for measure, name, count in cells:
+                value = shown(count, small)
+                writer.writerow(
+                    [
+                        key,
+                        by.value,
+                        found.start.isoformat(),
+                        next_start(found.start, by).isoformat(),
+                        measure,
+                        name,
+                        f"<{small}" if value is None else value,
+                    ]
+                )
+    name = f"lykta-wrapups-{by.value}-{first.isoformat()}-{last.isoformat()}.csv"
+    return CsvResponse(
+        out.getvalue(),
+        headers={"content-disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -199,5 +350,6 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
         router=runtime.router,
         sessionmaker=runtime.sessionmaker,
         counters=runtime.counters,
+        small_count=runtime.settings.stats_small_count,
     )
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -25,6 +26,8 @@ from app.roster.service import roster_service
 from app.routing.policy import on_duty
 from app.routing.service import Router
 from app.stats.counters import ChatCounters
+from app.stats.repository import risk_rows, wrapup_rows
+from app.stats.wrapups import RiskRow, WrapupRow, shown
 
 
 class _Snapshot(Collector):
@@ -37,9 +40,64 @@ class _Snapshot(Collector):
 
 def _counter(name: str, doc: str, values: Counter[str], lines: Iterable[str]) -> Metric:
     family = CounterMetricFamily(name, doc, labels=["line"])
-    for line in sorted(set(lines) | set(values)):
+    for line in sorted(lines):
         family.add_metric([line], values.get(line, 0))
     return family
+
+
+# Wrap-ups, risk and "in danger" are read from SQL over these windows (hour buckets).
+WINDOWS = (("7d", 7), ("30d", 30))
+
+
+def _wrapup_families(
+    wrapups: list[WrapupRow], risks: list[RiskRow], now: datetime, small: int
+) -> list[Metric]:
+    """Gauges of the anonymous rows of the last 7 and 30 days, per line; a count too small to
+    show (1 to small - 1) leaves its sample out."""
+    topics = GaugeMetricFamily(
+        "lykta_wrapup_topics",
+        "Wrap-ups naming a topic, over the window (samples under the small count are left out).",
+        labels=["line", "topic", "window"],
+    )
+    outcomes = GaugeMetricFamily(
+        "lykta_wrapup_outcomes",
+        "Wrap-ups with an outcome, over the window (samples under the small count are left out).",
+        labels=["line", "outcome", "window"],
+    )
+    risk = GaugeMetricFamily(
+        "lykta_chats_risk",
+        "Answered chats by final risk level, over the window (small counts left out).",
+        labels=["line", "risk", "window"],
+    )
+    danger = GaugeMetricFamily(
+        "lykta_chats_in_danger",
+        "Answered chats whose visitor pressed 'in danger', over the window (small counts out).",
+        labels=["line", "window"],
+    )
+    for window, days in WINDOWS:
+        since = now - timedelta(days=days)
+        by_topic: Counter[tuple[str, str]] = Counter()
+        by_outcome: Counter[tuple[str, str]] = Counter()
+        for row in wrapups:
+            if row.hour >= since:
+                by_topic.update((row.line, topic) for topic in set(row.topics))
+                by_outcome[(row.line, row.outcome)] += 1
+        by_risk: Counter[tuple[str, str]] = Counter()
+        in_danger: Counter[str] = Counter()
+        for chat in risks:
+            if chat.hour >= since:
+                if chat.risk is not None:
+                    by_risk[(chat.line, chat.risk)] += 1
+                if chat.in_danger:
+                    in_danger[chat.line] += 1
+        for family, counts in ((topics, by_topic), (outcomes, by_outcome), (risk, by_risk)):
+            for (line, name), count in sorted(counts.items()):
+                if shown(count, small) is not None:
+                    family.add_metric([line, name, window], count)
+        for line, count in sorted(in_danger.items()):
+            if shown(count, small) is not None:
+                danger.add_metric([line, window], count)
+    return [topics, outcomes, risk, danger]
 
 
 async def exposition(
@@ -49,9 +107,10 @@ async def exposition(
     router: Router,
     sessionmaker: async_sessionmaker[AsyncSession],
     counters: ChatCounters,
+    small_count: int = 3,
 ) -> bytes:
-    """The metrics in the Prometheus text format."""
-    keys = sorted(lines.keys())
+    """The metrics in the Prometheus text format. A practice line is left out altogether."""
+    keys = sorted(line.key for line in lines.all() if not line.practice)
     now = broker.now()
     gauges = {
         "queue": GaugeMetricFamily(
@@ -92,6 +151,9 @@ async def exposition(
         moment = utcnow()
         for key, line in rows.items():
             staffing[key] = await roster_service.staffed_now(session, line, moment)
+        since = moment - timedelta(days=max(days for _, days in WINDOWS))
+        wrapups = await wrapup_rows(session, keys, since, moment)
+        risks = await risk_rows(session, keys, since, moment)
     for key in keys:
         queued = await broker.queue(key)
         candidates = await router.candidates(key)
@@ -142,6 +204,7 @@ async def exposition(
         ),
         turned_away,
         feedback,
+        *_wrapup_families(wrapups, risks, moment, small_count),
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))

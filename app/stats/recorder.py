@@ -3,11 +3,26 @@ its hour's batch is written (app/held/)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.kit.clock import hour_bucket
-from app.models import ChatStatistic
+from app.lines.directory import LineDirectory
+from app.models import AuditEntry, ChatStatistic, Wrapup
 from app.models.enums import ChatOutcome
+
+
+def statistics_kept(lines: LineDirectory) -> Callable[[AuditEntry | ChatStatistic | Wrapup], bool]:
+    """Which held rows are kept: a practice line's chats leave no statistics row and no
+    wrap-up (their audit entries are kept like any other)."""
+
+    def keeps(row: AuditEntry | ChatStatistic | Wrapup) -> bool:
+        if isinstance(row, ChatStatistic | Wrapup):
+            line = lines.get(row.line_key)
+            return line is None or not line.practice
+        return True
+
+    return keeps
 
 
 @dataclass(frozen=True, slots=True)

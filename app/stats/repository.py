@@ -10,6 +10,7 @@ from app.kit.repository import RepositoryBase
 from app.models import ChatStatistic, Wrapup
 from app.models.enums import ChatOutcome
 from app.stats.demand import StatRow
+from app.stats.wrapups import RiskRow, WrapupRow
 
 
 class ChatStatisticRepository(RepositoryBase[ChatStatistic]):
@@ -45,3 +46,36 @@ async def statistic_rows(
         StatRow(line, hour, ChatOutcome(outcome), waited, duration)
         for line, hour, outcome, waited, duration in result.all()
     ]
+
+
+async def wrapup_rows(
+    session: AsyncSession, line_keys: Sequence[str] | None, start: datetime, end: datetime
+) -> list[WrapupRow]:
+    """Wrap-ups of chats that started in [start, end), for some lines or all."""
+    statement = select(Wrapup.line_key, Wrapup.hour, Wrapup.topics, Wrapup.outcome).where(
+        Wrapup.hour >= start, Wrapup.hour < end
+    )
+    if line_keys is not None:
+        statement = statement.where(Wrapup.line_key.in_(line_keys))
+    result = await session.execute(statement)
+    return [
+        WrapupRow(line, hour, tuple(topics or ()), outcome)
+        for line, hour, topics, outcome in result.all()
+    ]
+
+
+async def risk_rows(
+    session: AsyncSession, line_keys: Sequence[str] | None, start: datetime, end: datetime
+) -> list[RiskRow]:
+    """Risk and "in danger" of answered chats that started in [start, end)."""
+    statement = select(
+        ChatStatistic.line_key, ChatStatistic.hour, ChatStatistic.risk, ChatStatistic.in_danger
+    ).where(
+        ChatStatistic.hour >= start,
+        ChatStatistic.hour < end,
+        ChatStatistic.outcome == ChatOutcome.answered,
+    )
+    if line_keys is not None:
+        statement = statement.where(ChatStatistic.line_key.in_(line_keys))
+    result = await session.execute(statement)
+    return [RiskRow(line, hour, risk, in_danger) for line, hour, risk, in_danger in result.all()]

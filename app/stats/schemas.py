@@ -40,3 +40,33 @@ class DemandOut(BaseModel):
     last_day: dt.date
     hours: list[HourDemand]
     totals: DemandTotals
+
+
+class WrapupPeriod(BaseModel):
+    """One week (from Monday) or month of a line: counts, null where fewer than
+    `WrapupStatsOut.small_count` (too few to show)."""
+
+    start: dt.date
+    # The first day after the period.
+    end: dt.date
+    wrapups: int | None
+    topics: dict[str, int | None]
+    outcomes: dict[str, int | None]
+    # Answered chats, and of them by final risk level and those whose visitor pressed
+    # "in danger".
+    chats: int | None
+    risk: dict[str, int | None]
+    in_danger: int | None
+
+
+class WrapupStatsOut(BaseModel):
+    line: str
+    time_zone: str
+    period: str
+    first_day: dt.date
+    last_day: dt.date
+    small_count: int
+    topics: list[str]
+    outcomes: list[str]
+    risk_levels: list[str]
+    periods: list[WrapupPeriod]

@@ -34,13 +34,19 @@ DEV_DOCS_POLICY = (
 )
 
 
-def page_policy(settings: Settings, frame_ancestors: str) -> str:
+# The console frames Lykta's own chat page to play a visitor on a practice line; nothing else
+# frames anything.
+CONSOLE_PREFIX = "/console"
+
+
+def page_policy(settings: Settings, frame_ancestors: str, *, frames: bool = False) -> str:
     origin = own_origin(settings.public_url)
     socket_origin = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"font-src 'self'; connect-src 'self' {socket_origin}; manifest-src 'self'; "
-        f"base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}"
+        + ("frame-src 'self'; " if frames else "")
+        + f"base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}"
     )
 
 
@@ -58,7 +64,9 @@ def security_headers(settings: Settings, path: str, content_type: str) -> dict[s
         headers["Content-Security-Policy"] = DEV_DOCS_POLICY
     elif content_type.startswith("text/html"):
         ancestors = " ".join(sorted(settings.visitor_origins)) if embeddable else "'none'"
-        headers["Content-Security-Policy"] = page_policy(settings, ancestors)
+        headers["Content-Security-Policy"] = page_policy(
+            settings, ancestors, frames=path.startswith(CONSOLE_PREFIX)
+        )
     else:
         headers["Content-Security-Policy"] = API_POLICY
     if not embeddable:

@@ -160,6 +160,8 @@ async def chat_page(
                 "colour": pages.clean_colour(colour),
                 "exit_url": pages.clean_exit_url(exit_url, runtime.settings.widget_exit_url),
                 "notice": " ".join(notices),
+                # A practice line's chat says so in its header (a raw hole: fixed text).
+                "practice_hidden": "" if line is not None and line.practice else " hidden",
             },
         ),
         accept_encoding,

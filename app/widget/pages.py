@@ -44,7 +44,9 @@ REVIEW_KEY = "_review"
 REVIEW_STATES = ("drafted", "reviewed")
 
 # Holes filled with markup built in this module, never with text from a request.
-RAW_HOLES = frozenset({"language_links", "language_options", "language_field", "boot"})
+RAW_HOLES = frozenset(
+    {"language_links", "language_options", "language_field", "boot", "practice_hidden"}
+)
 
 _HOLE = re.compile(r"\{\{(t:)?([a-z_]+)\}\}")
 _COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")

@@ -18,6 +18,7 @@ export const ROUTES = [
   { name: "staff", permission: "manage_staff" },
   { name: "lines", permission: "manage_lines" },
   { name: "stats", permission: "read_statistics" },
+  { name: "practice", permission: "play_visitor" },
   { name: "audit", permission: "read_audit" },
   { name: "directory", permission: "manage_directory" },
   { name: "deployment", permission: "deployment" },

@@ -560,9 +560,23 @@ function build(root, ctx) {
           // Why a waiting chat is not offered to whoever is free: the wish it waits for.
           ...(q.held ?? []).map((held) => h("span", { class: "queue-wait queue-held", dataset: { held: held.reason }, text: heldText(held) })),
           line.on_duty ? null : h("span", { class: "tag off", text: t("chats.not_on_duty") }),
+          line.practice ? h("span", { class: "tag practice", text: t("chats.practice") }) : null,
+          takeButton(line, q),
         );
       }),
     );
+  }
+
+  // "Take the next chat" on a line whose chats are taken (setting `assignment`): the first
+  // waiting chat this counsellor may answer; the server says why when there is none.
+  function takeButton(line, q) {
+    if (!line.on_duty || (line.assignment ?? "offered") === "offered") return null;
+    const button = h("button", { type: "button", class: `take-next${q.waiting ? " primary" : ""}`, dataset: { key: `take:${line.key}` }, text: t("chats.take_next") });
+    button.addEventListener("click", () => {
+      state.lastAction.take = line.key;
+      socket.send({ type: "take", line: line.key });
+    });
+    return button;
   }
 
   function heldText(held) {
@@ -594,7 +608,7 @@ function build(root, ctx) {
           { class: `offer-card${offer.fresh ? " fresh" : ""}`, dataset: { chat: offer.chat_id } },
           offer.interpreting
             ? h("p", { class: "offer-title" }, h("strong", { text: t("chats.interpreter_offer", { language: languageName(offer.language) }) }), " · ", h("span", { text: offer.line_name || offer.line }))
-            : h("p", { class: "offer-title" }, h("strong", { text: offer.line_name || offer.line }), " · ", h("span", { text: languageName(offer.language) })),
+            : h("p", { class: "offer-title" }, h("strong", { text: offer.line_name || offer.line }), " · ", h("span", { text: languageName(offer.language) }), lineOf(offer.line)?.practice ? h("span", { class: "tag practice", text: t("chats.practice") }) : null),
           offer.interpreting
             ? h("p", { class: "offer-meta", text: t("chats.interpreter_offer_from", { name: offer.counsellor ?? "" }) })
             : h("p", { class: "offer-meta", text: t("chats.offer_waited", { time: duration(offer.waited_seconds) }) }),
@@ -665,7 +679,7 @@ function build(root, ctx) {
     // A chat that opened while another was on screen, not looked at yet.
     const tabNew = h("span", { class: "badge new", hidden: true, text: t("chats.tab_new") });
     const tabState = h("span", { class: "tab-state" });
-    const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", class: "chat-tab", dataset: { chat: chat.id } }, h("span", { class: "tab-label", text: chat.label }), tabState, tabNew, tabUnread);
+    const tab = h("button", { type: "button", role: "tab", id: tabId, "aria-controls": panelId, "aria-selected": "false", class: "chat-tab", dataset: { chat: chat.id } }, h("span", { class: "tab-label", text: chat.label }), lineOf(chat.line)?.practice ? h("span", { class: "tag practice", text: t("chats.practice") }) : null, tabState, tabNew, tabUnread);
     tab.addEventListener("click", () => select(chat.id));
     tab.addEventListener("keydown", (event) => {
       if (event.key === "ArrowDown" || event.key === "ArrowUp") {

@@ -85,6 +85,11 @@ export function mount(root, ctx) {
     const timeZone = input("time_zone", { value: settings.time_zone, list: "time-zones", "data-error-words": "time_zone,time zone,zone" });
     const autoAccept = h("input", { type: "checkbox", name: "auto_accept", id: "line-auto-accept", checked: settings.auto_accept });
     const signup = h("input", { type: "checkbox", name: "roster_signup", id: "line-signup", checked: settings.roster_signup });
+    // How chats reach counsellors, and the practice line's flag and scripted openings.
+    const assignment = h("select", { name: "assignment", id: "line-assignment" },
+      ["offered", "taken", "both"].map((a) => h("option", { value: a, text: t(`lines.assignment.${a}`), selected: (settings.assignment ?? "offered") === a })));
+    const practice = h("input", { type: "checkbox", name: "practice", id: "line-practice", checked: Boolean(settings.practice) });
+    const openings = Object.fromEntries(settings.languages.map((lang) => [lang, h("textarea", { name: `practice_openings.${lang}`, rows: 3 }, (settings.practice_openings?.[lang] ?? []).join("\n"))]));
     const numbers = NUMBERS.map(([key, min, max]) => field(t(`lines.${key}`), input(key, { type: "number", min, max, value: settings[key] }), t(`lines.${key}_hint`)));
     const topics = h("textarea", { name: "wrapup_topics", rows: 5 }, settings.wrapup_topics.join("\n"));
     const outcomes = h("textarea", { name: "wrapup_outcomes", rows: 4 }, settings.wrapup_outcomes.join("\n"));
@@ -203,6 +208,12 @@ export function mount(root, ctx) {
         field(t("lines.emergency_procedure"), procedure, t("lines.emergency_procedure_hint")),
         field(t("lines.emergency_contact"), contact, t("lines.emergency_contact_hint")),
         onCallBox),
+      h("section", { class: "card", dataset: { field: "practice_openings" } },
+        h("h3", { text: t("lines.assignment_practice") }),
+        field(t("lines.assignment"), assignment, t("lines.assignment_hint")),
+        h("label", { class: "check", for: practice.id }, practice, t("lines.practice")),
+        h("p", { class: "hint", text: t("lines.practice_hint") }),
+        h("div", { class: "field-row" }, Object.entries(openings).map(([lang, box]) => field(t("lines.practice_openings", { lang }), box, t("lines.one_per_line"))))),
       h("section", { class: "card", dataset: { field: "canned_responses" } },
         h("h3", { text: t("lines.canned") }),
         h("p", { class: "hint", text: t("lines.canned_hint") }),
@@ -227,6 +238,12 @@ export function mount(root, ctx) {
         emergency_procedure: procedure.value.trim(),
         emergency_contact: contact.value.trim(),
         on_call: [...onCall],
+        assignment: assignment.value,
+        practice: practice.checked,
+        practice_openings: Object.fromEntries(Object.entries(openings)
+          .filter(([lang]) => langs.includes(lang))
+          .map(([lang, box]) => [lang, box.value.split("\n").map((s) => s.trim()).filter(Boolean)])
+          .filter(([, list]) => list.length)),
       };
       for (const [key] of NUMBERS) {
         const raw = controls[key].value.trim();

@@ -25,12 +25,17 @@ export function mount(root, ctx) {
   const from = dateInput({ name: "from", id: "stats-from" });
   const to = dateInput({ name: "to", id: "stats-to" });
   const exportLink = h("a", { class: "button", id: "stats-export", href: "/api/stats/export.csv", download: "lykta-statistics.csv", text: t("stats.export") });
+  const bySelect = h("select", { id: "stats-by", name: "by" },
+    h("option", { value: "week", text: t("stats.by_week") }),
+    h("option", { value: "month", text: t("stats.by_month") }));
+  const wrapupExport = h("a", { class: "button", id: "stats-wrapups-export", href: "/api/stats/wrapups.csv", download: "lykta-wrapups.csv", text: t("stats.export_wrapups") });
   const form = h("form", { class: "toolbar", novalidate: true },
     h("div", { class: "form-error" }),
     field(t("common.line"), lineSelect),
     field(t("stats.from"), from),
     field(t("stats.to"), to),
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("stats.show") }), exportLink));
+    field(t("stats.by"), bySelect),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("stats.show") }), exportLink, wrapupExport));
   const output = h("div", { id: "stats-output", "aria-live": "polite" });
   root.append(
     h("h1", { id: "view-stats-title", text: t("nav.stats") }),
@@ -43,6 +48,7 @@ export function mount(root, ctx) {
     load();
   });
   lineSelect.addEventListener("change", load);
+  bySelect.addEventListener("change", load);
 
   function query(withLine) {
     const params = new URLSearchParams();
@@ -60,7 +66,8 @@ export function mount(root, ctx) {
       output.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(result) }));
       return;
     }
-    lineSelect.replaceChildren(...result.data.map((l) => h("option", { value: l.key, text: l.name })));
+    // A practice line's chats count nowhere: it is not offered here.
+    lineSelect.replaceChildren(...result.data.filter((l) => !l.practice).map((l) => h("option", { value: l.key, text: l.name })));
     await load();
   }
 
@@ -71,13 +78,93 @@ export function mount(root, ctx) {
     const mine = latest;
     clearErrors(form);
     exportLink.href = `/api/stats/export.csv${query(true)}`;
-    const result = await ctx.api("GET", `/api/stats/lines/${encodeURIComponent(lineSelect.value)}/demand${query(false)}`);
+    const by = `${query(false) ? "&" : "?"}by=${bySelect.value}`;
+    wrapupExport.href = `/api/stats/wrapups.csv${query(true)}&by=${bySelect.value}`;
+    const key = encodeURIComponent(lineSelect.value);
+    const [result, wrapups] = await Promise.all([
+      ctx.api("GET", `/api/stats/lines/${key}/demand${query(false)}`),
+      ctx.api("GET", `/api/stats/lines/${key}/wrapups${query(false)}${by}`),
+    ]);
     if (!alive || mine !== latest) return;
-    if (!result.ok) {
-      showErrors(form, result);
+    if (!result.ok || !wrapups.ok) {
+      showErrors(form, result.ok ? wrapups : result);
       return;
     }
     render(result.data);
+    output.append(...wrapupSections(wrapups.data));
+  }
+
+  // --- Wrap-ups read: topics, outcomes, risk and "in danger" per week or month ---------------
+
+  // A count as shown: null is "fewer than N" (too few to show without pointing at someone).
+  function count(value, small) {
+    return value === null || value === undefined ? t("stats.too_few", { n: small }) : String(value);
+  }
+
+  function periodLabel(data, period) {
+    return data.period === "month" ? period.start.slice(0, 7) : t("stats.week_of", { date: period.start });
+  }
+
+  // Bars per week or month, stacked (parts of one whole: outcomes) or side by side (counts
+  // that overlap: topics, risk and "in danger"); a count too small to show is left out of
+  // the chart (the table says "fewer than N").
+  function periodChart(id, title, description, data, series, grouped = false) {
+    const width = 760;
+    const height = 260;
+    const left = 40;
+    const bottom = 30;
+    const plot = height - bottom - 10;
+    const periods = data.periods;
+    const band = (width - left) / Math.max(1, periods.length);
+    const totals = periods.map((p) => (grouped ? Math.max(0, ...series.map((item) => item.value(p) ?? 0)) : series.reduce((sum, item) => sum + (item.value(p) ?? 0), 0)));
+    const max = Math.max(1, ...totals);
+    const svg = svgRoot(id, width, height, title);
+    for (const fraction of [0, 0.5, 1]) {
+      const y = 10 + plot - fraction * plot;
+      const value = max * fraction;
+      svg.append(s("line", { x1: left, x2: width, y1: y, y2: y, class: "grid" }), s("text", { x: 0, y: y + 4, class: "axis" }, Number.isInteger(value) ? String(value) : value.toFixed(1)));
+    }
+    const every = Math.max(1, Math.ceil(periods.length / 10));
+    periods.forEach((period, index) => {
+      let y = 10 + plot;
+      const x = left + index * band + band * 0.15;
+      const slot = (band * 0.7) / series.length;
+      series.forEach((item, position) => {
+        const value = item.value(period) ?? 0;
+        const heightPx = (value / max) * plot;
+        if (heightPx > 0) {
+          y = grouped ? 10 + plot - heightPx : y - heightPx;
+          const barX = grouped ? x + position * slot : x;
+          svg.append(s("rect", { x: barX, y, width: grouped ? slot : band * 0.7, height: heightPx, class: `bar series-${position % 8}` },
+            s("title", {}, `${periodLabel(data, period)}: ${item.label} ${value}`)));
+        }
+      });
+      if (index % every === 0) svg.append(s("text", { x: x + band * 0.35, y: height - 8, class: "axis", "text-anchor": "middle" }, data.period === "month" ? period.start.slice(0, 7) : period.start.slice(5)));
+    });
+    const table = h("table", {},
+      h("caption", { text: title }),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col", text: data.period === "month" ? t("stats.month") : t("stats.week") }), ...series.map((item) => h("th", { scope: "col", text: item.label })))),
+      h("tbody", {}, periods.map((period) => h("tr", {}, h("th", { scope: "row", text: periodLabel(data, period) }), ...series.map((item) => h("td", { text: count(item.value(period), data.small_count) }))))));
+    const legend = h("p", { class: "legend" }, series.map((item, position) => [h("span", { class: `swatch series-${position % 8}` }), item.label, " "]));
+    const section = chartSection(id, title, description, svg, table);
+    section.insertBefore(legend, section.querySelector("details"));
+    return section;
+  }
+
+  function wrapupSections(data) {
+    const topics = data.topics.map((name) => ({ label: name, value: (p) => p.topics[name] }));
+    const outcomes = data.outcomes.map((name) => ({ label: name, value: (p) => p.outcomes[name] }));
+    const risk = [
+      ...["concern", "acute"].map((level) => ({ label: t(`stats.risk.${level}`), value: (p) => p.risk[level] })),
+      { label: t("stats.in_danger"), value: (p) => p.in_danger },
+    ];
+    return [
+      h("h2", { id: "stats-wrapups-title", class: "section-title", text: t("stats.wrapups_title") }),
+      h("p", { class: "muted", id: "stats-wrapups-intro", text: t("stats.wrapups_intro", { n: data.small_count }) }),
+      periodChart("chart-topics", t("stats.topics_title"), t("stats.topics_desc"), data, topics, true),
+      periodChart("chart-wrapup-outcomes", t("stats.wrapup_outcomes_title"), t("stats.wrapup_outcomes_desc"), data, outcomes),
+      periodChart("chart-risk", t("stats.risk_title"), t("stats.risk_desc"), data, risk, true),
+    ];
   }
 
   function seconds(value) {

@@ -172,6 +172,10 @@ export function mount(root, ctx) {
     return label ? `${clockIn(at, zone)} ${label}` : clockIn(at, zone);
   }
 
+  function isPractice(key) {
+    return Boolean(socket.snapshot.lines.find((line) => line.key === key)?.practice);
+  }
+
   function lineName(key) {
     return socket.snapshot.lines.find((line) => line.key === key)?.name ?? key;
   }
@@ -215,7 +219,7 @@ export function mount(root, ctx) {
         return h(
           "tr",
           { class: chat.help_requested_at ? "asks-help" : null, dataset: { chat: chat.chat_id } },
-          h("td", {}, h("span", { text: chatLabel(chat) }), chat.in_danger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null, chat.risk && chat.risk !== "none" ? h("span", { class: `tag risk-${chat.risk}`, text: t(`risk.level.${chat.risk}`) }) : null, chat.help_requested_at ? h("span", { class: "tag gap", text: t("sup.help_tag") }) : null, chat.visitor_connected ? null : h("span", { class: "tag off", text: t("chats.tab_away") })),
+          h("td", {}, h("span", { text: chatLabel(chat) }), isPractice(chat.line) ? h("span", { class: "tag practice", text: t("chats.practice") }) : null, chat.in_danger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null, chat.risk && chat.risk !== "none" ? h("span", { class: `tag risk-${chat.risk}`, text: t(`risk.level.${chat.risk}`) }) : null, chat.help_requested_at ? h("span", { class: "tag gap", text: t("sup.help_tag") }) : null, chat.visitor_connected ? null : h("span", { class: "tag off", text: t("chats.tab_away") })),
           h("td", { text: t(`sup.state.${chat.state}`) }),
           h("td", { text: chat.counsellor?.alias ?? "—" }),
           h("td", { text: duration(waited), dataset: waiting ? { since: String(waited) } : {} }),
@@ -277,7 +281,7 @@ export function mount(root, ctx) {
     const stop = h("button", { type: "button", text: t("sup.stop") });
     stop.addEventListener("click", () => socket.unobserve(chat.chat_id));
     observedBox.replaceChildren(
-      h("h2", { id: "sup-observed-title", text: t("sup.observing", { chat: chatLabel(chat) }) }),
+      h("h2", { id: "sup-observed-title" }, t("sup.observing", { chat: chatLabel(chat) }), isPractice(chat.line) ? h("span", { class: "tag practice", text: t("chats.practice") }) : null),
       h("p", { class: "muted", text: t("sup.observing_hint", { name: chat.counsellor?.alias ?? "" }) }),
       h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
       form,
