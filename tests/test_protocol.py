@@ -240,6 +240,7 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "shift"},
         {"type": "debriefs"},
         {"type": "debrief.open", "debrief_id": str(uuid.uuid4())},
+        {"type": "take", "line": "support"},
     ]
     assert {f["type"] for f in frames} == set(STAFF_FRAMES)
     for frame in frames:

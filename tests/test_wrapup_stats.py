@@ -100,9 +100,10 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
             "other": 0,
         }
         assert this_week["outcomes"] == {"support given": None, "referred": 2}
-        # Six answered chats' rows: three real chats (no risk set) and three held ones.
+        # Six answered chats' rows: three real chats (their counsellor set no risk: none) and
+        # three held ones.
         assert this_week["chats"] == 6
-        assert this_week["risk"] == {"none": 0, "concern": None, "acute": 2}
+        assert this_week["risk"] == {"none": 3, "concern": None, "acute": 2}
         assert this_week["in_danger"] == 2
         assert all(p["wrapups"] == 0 for p in week["periods"][:-1])
         this_month = month.json()["periods"][-1]
