@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from app.continuity import codes
-from app.kit.db import unit_of_work
-from app.kit.migrate import upgrade
 from app.directory.schemas import ServiceInput
 from app.directory.service import directory_service
+from app.kit.db import unit_of_work
+from app.kit.migrate import upgrade
 from app.models import AuditEntry, MailboxMessage, MailboxStatistic, MailboxThread, Wrapup
 from app.models.enums import Qualification, StaffRole
 from app.staff.repository import StaffRepository
