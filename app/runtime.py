@@ -146,6 +146,7 @@ class Runtime:
             run_heartbeats(self),
             run_duty(self),
             run_closed_lines(self),
+            self.mailbox.run_vacuums(),
         ):
             self.tasks.append(asyncio.create_task(job))
 

@@ -36,6 +36,7 @@ from tests.support.clients import api, sign_in_session
 from tests.support.postgres import fresh_database
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.both_brokers
 
@@ -97,6 +98,10 @@ async def broker_blob(rt: Runtime) -> bytes:
     if isinstance(rt.broker, MemoryBroker):
         return rt.broker.dump()
     return await redis_dump(REDIS_URL, rt.settings.redis_prefix)
+
+
+async def idle(rt: Runtime) -> bool:
+    return not rt.mailbox.vacuum_pending
 
 
 async def traces(rt: Runtime, thread_id: str, code: str, words: list[str]) -> list[bytes]:
@@ -181,6 +186,8 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
             await http.post("/api/visitor/mailbox/read", json={"code": old_code})
         ).status_code == 404
 
+    # The visitor's answer does not wait for the vacuum; the search does.
+    await eventually(lambda: idle(rt), what="the vacuum after the shreds")
     logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records).encode()
     places = {
         "tables": await sql_blob(rt),

@@ -3,6 +3,7 @@ VACUUM after a shred) and the retention sweep. One per process, in the Runtime."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -52,6 +53,9 @@ class Mailbox:
         self.lines = lines
         self.held_rows = held_rows
         self.keyring = keyring
+        # Set after a shred: the background task vacuums once for however many came.
+        self._vacuum_due = asyncio.Event()
+        self._vacuuming = False
 
     # After a commit ------------------------------------------------------------------------
 
@@ -75,20 +79,45 @@ class Mailbox:
         after_commit(session, hold)
 
     def shredded(self, session: AsyncSession) -> None:
-        """Once committed: the deleted rows leave the database's files too."""
-        after_commit(session, self.vacuum)
+        """Once committed: the deleted rows leave the database's files too (soon, in the
+        background: the visitor's answer does not wait for it)."""
 
-    async def vacuum(self) -> None:
+        async def due() -> None:
+            self._vacuum_due.set()
+
+        after_commit(session, due)
+
+    async def vacuum(self) -> bool:
         started = time.monotonic()
         try:
             await vacuum(self.engine)
         except Exception:
-            # Best effort: the rows are deleted all the same, and the next shred tries again.
+            # Best effort: the rows are deleted all the same; tried again a sweep later.
             log_failure(logger, "could not vacuum the mailbox tables")
-            return
+            return False
         logger.info(
             "mailbox tables vacuumed", extra={"seconds": round(time.monotonic() - started, 3)}
         )
+        return True
+
+    async def run_vacuums(self) -> None:
+        """Vacuum after shreds, one at a time, coalescing those that come meanwhile."""
+        while True:
+            await self._vacuum_due.wait()
+            self._vacuuming = True
+            self._vacuum_due.clear()
+            try:
+                done = await self.vacuum()
+            finally:
+                self._vacuuming = False
+            if not done:
+                await asyncio.sleep(self.settings.sweep_seconds)
+                self._vacuum_due.set()
+
+    @property
+    def vacuum_pending(self) -> bool:
+        """A shred's vacuum is due or running (what tests wait for)."""
+        return self._vacuum_due.is_set() or self._vacuuming
 
     async def publish_counts(self, line_keys: Sequence[str] | None = None) -> None:
         async with unit_of_work(self.sessionmaker) as session:

@@ -14,6 +14,7 @@ from app.models import ContinuityCode, LineMembership, MailboxMessage, MailboxTh
 
 # The tables a shred leaves dead rows in.
 TABLES = ("mailbox_messages", "mailbox_threads")
+VACUUM_LOCK_TIMEOUT = "2s"
 
 
 class MailboxRepository(RepositoryBase[MailboxThread]):
@@ -167,7 +168,13 @@ async def vacuum(engine: AsyncEngine) -> None:
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f"VACUUM FULL {', '.join(TABLES)}"))
+            # Queued behind a long transaction, its lock would hold up every later query on
+            # the tables: give up instead, and let the next try do it.
+            await autocommit.execute(text(f"SET lock_timeout = '{VACUUM_LOCK_TIMEOUT}'"))
+            try:
+                await autocommit.execute(text(f"VACUUM FULL {', '.join(TABLES)}"))
+            finally:
+                await autocommit.execute(text("RESET lock_timeout"))
     elif engine.dialect.name == "sqlite":
         async with engine.connect() as connection:
             await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
