@@ -453,3 +453,55 @@ async def test_coordinators_set_the_mailbox_within_its_bounds(server: RunningSer
     async with await visitor(server) as http:
         line = (await http.get("/api/lines/support")).json()
     assert line["mailbox"]["retention_days"] == 60 and line["mailbox"]["writable"] is True
+
+
+async def test_staff_bad_input_is_refused_and_changes_nothing(server: RunningServer) -> None:
+    rt = server.runtime
+    who = await staff_world(server)
+    anna = who["anna"]
+    async with await visitor(server) as http:
+        code = (await write_new(http, "hej")).json()["code"]
+    thread_id = (await api(server, anna, "GET", "/api/mailbox")).json()["waiting"][0]["id"]
+    await api(server, anna, "POST", f"/api/mailbox/{thread_id}/claim")
+    base = f"/api/mailbox/{thread_id}"
+    cases: list[tuple[str, Any, int]] = [
+        ("/answer", {}, 422),
+        ("/answer", {"text": "hej", "card": str(uuid.uuid4())}, 422),
+        ("/answer", {"text": "   "}, 422),
+        ("/answer", {"text": "x" * 4001}, 422),
+        ("/answer", {"text": "x" * 10_001}, 422),
+        ("/answer", {"text": ["not", "text"]}, 422),
+        ("/answer", {"card": "not-a-uuid"}, 422),
+        ("/answer", {"card": str(uuid.uuid4())}, 404),
+        ("/answer", {"text": "hej", "extra": 1}, 422),
+        ("/notes", {"text": ""}, 422),
+        ("/close", {"topics": ["x"] * 101, "outcome": "referred"}, 422),
+        ("/close", {"topics": [], "outcome": "made up"}, 422),
+    ]
+    for path, body, status in cases:
+        response = await api(server, anna, "POST", base + path, json=body)
+        assert response.status_code == status, (path, body, response.text)
+        assert "xxxxxxxxxx" not in response.text
+    malformed = await api(server, anna, "POST", "/api/mailbox/not-a-uuid/claim")
+    assert malformed.status_code == 422
+    unknown = await api(server, anna, "POST", f"/api/mailbox/{uuid.uuid4()}/claim")
+    assert unknown.status_code == 404
+    too_long_line = await api(server, anna, "GET", "/api/mailbox", params={"line": "x" * 40})
+    assert too_long_line.status_code == 422
+    async with await visitor(server) as http:
+        thread = (await read(http, code)).json()
+    assert thread["status"] == "waiting" and len(thread["messages"]) == 1
+    async with unit_of_work(rt.sessionmaker) as session:
+        assert len((await session.execute(select(MailboxMessage))).all()) == 1
+
+
+async def test_a_flood_of_new_threads_is_refused(lykta: ServerFactory) -> None:
+    async with lykta(mailbox_new_threads=3) as server:
+        await add_line(server.runtime)
+        async with await visitor(server) as http:
+            statuses = [(await write_new(http, f"nummer {n}")).status_code for n in range(4)]
+            refused = await write_new(http, "en till")
+        assert statuses == [201, 201, 201, 429]
+        assert refused.json()["code"] == "too_many_threads"
+        async with unit_of_work(server.runtime.sessionmaker) as session:
+            assert len((await session.execute(select(MailboxThread))).all()) == 3
