@@ -169,12 +169,12 @@ async def test_the_mailbox_refuses_bad_input_and_changes_nothing(server: Running
                 response = await http.post("/api/visitor/mailbox/threads", json=body)
             assert (response.status_code, response.json()["code"]) == (status, code), body
             assert "x" * 20 not in response.text
-        for path, body in [
+        for path, payload in [
             ("/api/visitor/mailbox/read", {"code": 5}),
             ("/api/visitor/mailbox/write", {"code": "a b c d e"}),
             ("/api/visitor/mailbox/delete", {}),
         ]:
-            response = await http.post(path, json=body)
+            response = await http.post(path, json=payload)
             assert response.status_code == 422, (path, response.text)
         # Another site may not use the visitor's browser to write or read.
         foreign = await http.post(
