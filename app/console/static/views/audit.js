@@ -3,7 +3,7 @@
 import { h, field, showErrors, clearErrors, formatDateTime, parseDate, parseTime } from "../core.js";
 
 const ACTIONS = [
-  "sign_in", "sign_out", "access.denied", "enrolment.completed", "staff", "line", "chat", "roster.changed",
+  "sign_in", "sign_out", "access.denied", "enrolment.completed", "staff", "line", "chat", "roster.changed", "mailbox",
 ];
 const PAGE = 50;
 
