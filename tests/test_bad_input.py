@@ -62,6 +62,11 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "referral": {"type": "referral", "chat_id": CHAT, "service_id": "not-an-id"},
     "help": {"type": "help", "chat_id": CHAT, "text": ["x"]},
     "transfer.options": {"type": "transfer.options"},
+    "interpreter.request": {"type": "interpreter.request", "chat_id": CHAT, "language": 7},
+    "interpreter.remove": {"type": "interpreter.remove"},
+    "interpreter.accept": {"type": "interpreter.accept", "chat_id": ["x"]},
+    "interpreter.decline": {"type": "interpreter.decline", "chat_id": "no"},
+    "interpreter.leave": {"type": "interpreter.leave", "chat_id": None},
 }
 
 
@@ -73,6 +78,7 @@ def test_every_frame_type_has_a_malformed_case() -> None:
         "end",
         "exit",
         "continuity.accept",
+        "interpreter.decline",
     }
     assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live", "team"}
 
@@ -401,6 +407,12 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
             },
             "not_in_chat",
         ),
+        ({"type": "interpreter.request", "chat_id": chat}, "not_in_chat"),
+        ({"type": "interpreter.remove", "chat_id": chat}, "not_in_chat"),
+        # Bo is no interpreter.
+        ({"type": "interpreter.accept", "chat_id": chat}, "forbidden"),
+        ({"type": "interpreter.decline", "chat_id": chat}, "forbidden"),
+        ({"type": "interpreter.leave", "chat_id": chat}, "forbidden"),
     ]
     assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
     for frame, code in attempts:

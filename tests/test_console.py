@@ -103,7 +103,18 @@ async def test_other_methods_are_refused(server: RunningServer) -> None:
                 assert response.status_code == 405, (method, path)
 
 
-@pytest.mark.parametrize("area", ["core", "coord", "care"])
+# Every console catalogue pair: each area's file in English and in Swedish.
+AREAS = sorted({path.name.split(".")[1] for path in (STATIC / "i18n").glob("*.json")})
+
+
+def test_every_console_area_has_a_catalogue_in_each_language() -> None:
+    assert "chats" in AREAS
+    for area in AREAS:
+        for lang in ("en", "sv"):
+            assert (STATIC / "i18n" / f"{lang}.{area}.json").is_file(), (lang, area)
+
+
+@pytest.mark.parametrize("area", AREAS)
 def test_swedish_and_english_catalogues_have_the_same_texts(area: str) -> None:
     catalogues = {
         lang: json.loads((STATIC / "i18n" / f"{lang}.{area}.json").read_text("utf-8"))
@@ -135,3 +146,19 @@ def test_every_text_the_coordinator_screens_ask_for_exists() -> None:
     # A counted text has its CLDR plural forms instead ("roster.gap_shifts.one", ".other").
     missing = {key for key in asked if key not in english and f"{key}.other" not in english}
     assert sorted(missing) == []
+
+
+def test_every_text_the_chat_screens_ask_for_exists_in_both_languages() -> None:
+    for lang in ("en", "sv"):
+        known: dict[str, str] = {}
+        for area in AREAS:
+            known.update(json.loads((STATIC / "i18n" / f"{lang}.{area}.json").read_text("utf-8")))
+        sources = [STATIC / "care.js", STATIC / "chat-helpers.js"] + [
+            STATIC / "views" / f"{name}.js" for name in ("chats", "supervise", "directory")
+        ]
+        asked = set()
+        for source in sources:
+            text = source.read_text("utf-8")
+            asked |= set(re.findall(r"\bt\(\"([a-z_]+(?:\.[a-z_0-9]+)+)\"", text))
+        missing = {key for key in asked if key not in known and f"{key}.other" not in known}
+        assert sorted(missing) == [], lang

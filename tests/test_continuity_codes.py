@@ -14,7 +14,7 @@ from app.continuity.codes import KdfParams, SealedNote
 FAST = KdfParams(iterations=1, memory_kib=8 * 1024)
 
 
-@pytest.mark.parametrize("language", ["sv", "en", "sv-FI", "ar"])
+@pytest.mark.parametrize("language", ["sv", "en", "sv-FI", "es", "fr"])
 def test_codes_have_at_least_50_bits_from_the_visitors_language(language: str) -> None:
     words = codes.word_list(language)
     assert len(words) >= 1024 and len(words) == len(set(words))
@@ -23,7 +23,7 @@ def test_codes_have_at_least_50_bits_from_the_visitors_language(language: str) -
     assert all(w.isalpha() and w == w.lower() for w in words)
     code = codes.new_code(language)
     assert len(code.split()) == 5 and all(w in words for w in code.split())
-    assert codes.code_bits(language) > 54.5
+    assert codes.code_bits(language) > 54
     assert codes.code_bits(language) >= codes.MIN_BITS
     assert codes.words_needed(1024) == 5 and codes.words_needed(256) == 7
     assert math.log2(256) * 7 >= codes.MIN_BITS
@@ -41,8 +41,8 @@ def test_no_word_in_a_code_looks_alarming_on_a_phone() -> None:
 def test_swedish_codes_use_the_swedish_list() -> None:
     assert codes.word_list("sv") != codes.word_list("en")
     assert "inte" in codes.word_list("sv") and "abandon" in codes.word_list("en")
-    # Unknown languages fall back to English.
-    assert codes.word_list("ar") == codes.word_list("en")
+    # A language without a list has digit codes (tests/test_visitor_languages.py).
+    assert codes.word_list("ar") == ()
 
 
 def test_a_code_is_matched_whatever_the_case_spacing_and_diacritics() -> None:

@@ -22,7 +22,7 @@ from app.audit.service import audit_service
 from app.chats.frames import STAFF_FRAMES
 from app.kit.db import unit_of_work
 from app.main import create_app
-from app.models.enums import StaffRole
+from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from app.staff.permissions import FRAME_RULES, PUBLIC, WEBSOCKET_RULES, Permission
 from tests.conftest import ServerFactory
@@ -42,6 +42,8 @@ COUNSELLOR = "counsellor"
 SUPERVISOR = "supervisor"
 COORDINATOR = "coordinator"
 ADMIN = "admin"
+# A counsellor account with the interpreter qualification (staff frames only here).
+INTERPRETER = "interpreter"
 ROLES = (ANON, COUNSELLOR, SUPERVISOR, COORDINATOR, ADMIN)
 SIGNED_IN = frozenset(ROLES) - {ANON}
 EVERYONE = frozenset(ROLES)
@@ -78,6 +80,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
     # The visitor widget (issue 5): pages and files anyone may load.
     ("GET", "/chat/{key}"): EVERYONE,
     ("GET", "/widget/safety"): EVERYONE,
+    ("GET", "/widget/i18n/{name}"): EVERYONE,
     ("GET", "/widget/{asset:path}"): EVERYONE,
     ("GET", "/api/admin/deployment"): frozenset({ADMIN}),
     # Rosters and statistics (docs/roster.md).
@@ -176,7 +179,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
 # Staff frame type → who may send it (coordinators and admins cannot even connect).
 FRAME_ROLES: dict[str, frozenset[str]] = {
     **{
-        kind: frozenset({COUNSELLOR, SUPERVISOR})
+        kind: frozenset({COUNSELLOR, SUPERVISOR, INTERPRETER})
         for kind in (
             "ping",
             "status",
@@ -194,7 +197,13 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "referral",
             "help",
             "transfer.options",
+            "interpreter.request",
+            "interpreter.remove",
         )
+    },
+    **{
+        kind: frozenset({INTERPRETER})
+        for kind in ("interpreter.accept", "interpreter.decline", "interpreter.leave")
     },
     **{
         kind: frozenset({SUPERVISOR})
@@ -230,6 +239,11 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "help": {"type": "help", "chat_id": CHAT},
     "transfer.options": {"type": "transfer.options", "chat_id": CHAT},
     "team": {"type": "team"},
+    "interpreter.request": {"type": "interpreter.request", "chat_id": CHAT},
+    "interpreter.remove": {"type": "interpreter.remove", "chat_id": CHAT},
+    "interpreter.accept": {"type": "interpreter.accept", "chat_id": CHAT},
+    "interpreter.decline": {"type": "interpreter.decline", "chat_id": CHAT},
+    "interpreter.leave": {"type": "interpreter.leave", "chat_id": CHAT},
 }
 
 
@@ -293,7 +307,10 @@ def test_every_websocket_path_and_staff_frame_type_has_a_rule() -> None:
     assert websocket_paths(_app()) == set(WEBSOCKET_RULES)
     assert set(FRAME_RULES) == set(STAFF_FRAMES) == set(FRAME_ROLES) == set(SAMPLE_FRAMES)
     for kind, permission in FRAME_RULES.items():
-        expected = {SUPERVISOR} if permission is Permission.supervise else {COUNSELLOR, SUPERVISOR}
+        expected = {
+            Permission.supervise: {SUPERVISOR},
+            Permission.interpret: {INTERPRETER},
+        }.get(permission, {COUNSELLOR, SUPERVISOR, INTERPRETER})
         assert FRAME_ROLES[kind] == expected, kind
 
 
@@ -317,6 +334,9 @@ async def world(lykta: ServerFactory) -> AsyncIterator[World]:
         w.ids[COORDINATOR] = await add_staff(rt, "cora", StaffRole.coordinator)
         w.ids[ADMIN] = await add_staff(rt, "ada", StaffRole.admin)
         w.target = await add_counsellor(rt, "tess")
+        w.ids[INTERPRETER] = await add_counsellor(
+            rt, "ion", qualification=Qualification.interpreter, languages=("ro",)
+        )
         for role, name in (
             (COUNSELLOR, "anna"),
             (SUPERVISOR, "bo"),
@@ -484,9 +504,8 @@ async def test_each_role_against_every_staff_frame(world: World) -> None:
             with pytest.raises(ConnectionClosed) as closed:
                 await ws.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
-    for role, name in ((COUNSELLOR, "anna"), (SUPERVISOR, "bo")):
-        who = world.who[role]
-        assert who is not None
+    for role, name in ((COUNSELLOR, "anna"), (SUPERVISOR, "bo"), (INTERPRETER, "ion")):
+        who = world.who.get(role) or await sign_in_session(server, name, PASSWORD)
         client = await open_staff(server, name, PASSWORD, available=False, cookie=who.cookie)
         assert ("supervise" in client.hello["permissions"]) == (role == SUPERVISOR)
         for kind, frame in SAMPLE_FRAMES.items():

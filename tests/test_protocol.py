@@ -229,6 +229,11 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "help", "chat_id": "abcdefgh12", "text": "suicide risk"},
         {"type": "transfer.options", "chat_id": "abcdefgh12"},
         {"type": "team"},
+        {"type": "interpreter.request", "chat_id": "abcdefgh12", "language": "ro"},
+        {"type": "interpreter.remove", "chat_id": "abcdefgh12"},
+        {"type": "interpreter.accept", "chat_id": "abcdefgh12"},
+        {"type": "interpreter.decline", "chat_id": "abcdefgh12"},
+        {"type": "interpreter.leave", "chat_id": "abcdefgh12"},
     ]
     assert {f["type"] for f in frames} == set(STAFF_FRAMES)
     for frame in frames:

@@ -9,6 +9,7 @@ const cfg = {
   line: data.line,
   lang: data.lang,
   languages: (data.languages || '').split(' ').filter(Boolean),
+  chosenBy: data.chosenBy,
   exitUrl: data.exitUrl,
 };
 const STORE = 'lykta.chat.' + cfg.line;
@@ -36,8 +37,13 @@ let pendingCode = null;
 let wantPeer = false;
 const shown = new Map(); // seq or client_id -> list item
 
+// A counted text is one string per CLDR plural category, {"plural": "<placeholder>", ...}.
 function t(key, values) {
   let text = texts[key] || '';
+  if (typeof text === 'object') {
+    const category = new Intl.PluralRules(cfg.lang).select(Number((values || {})[text.plural]));
+    text = text[category] || text.other || '';
+  }
   for (const [name, value] of Object.entries(values || {})) text = text.replace('{' + name + '}', value);
   return text;
 }
@@ -56,9 +62,46 @@ async function loadTexts(lang) {
   return answer.json();
 }
 
+// A line's text in the visitor's language, else in the line's first language that has it
+// (as the server picks), with the language it is in.
 function lineText(field) {
   const all = (line && line[field]) || {};
-  return all[cfg.lang] || '';
+  for (const code of [cfg.lang, ...((line && line.languages) || []), ...Object.keys(all)]) {
+    if (all[code]) return { text: all[code], lang: code };
+  }
+  return { text: '', lang: cfg.lang };
+}
+
+function languageName(code) {
+  try {
+    return new Intl.DisplayNames([cfg.lang], { type: 'language' }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
+// Show a line's text; one in another language gets its own `lang` and a visible note
+// ("This text is in English") before it, so it is never blank and never a surprise.
+function showLineText(el, found) {
+  el.textContent = found.text;
+  const other = Boolean(found.text) && found.lang !== cfg.lang;
+  // In its own language and direction (a Swedish text on an Arabic page reads left to right).
+  if (other) {
+    el.lang = found.lang;
+    el.dir = 'auto';
+  } else {
+    el.removeAttribute('lang');
+    el.removeAttribute('dir');
+  }
+  let note = el.previousElementSibling;
+  if (!note || !note.classList.contains('fallback-note')) {
+    if (!other) return;
+    note = document.createElement('p');
+    note.className = 'fallback-note';
+    el.before(note);
+  }
+  note.textContent = other ? t('text_in_language', { language: languageName(found.lang) }) : '';
+  note.hidden = !other || el.hidden;
 }
 
 // Views and focus ------------------------------------------------------------------------
@@ -86,10 +129,12 @@ function showView(name) {
 }
 
 function renderHelp() {
-  $('alternatives').textContent = lineText('alternatives') || t('default_alternatives');
+  const alternatives = lineText('alternatives');
+  showLineText($('alternatives'), alternatives.text ? alternatives : { text: t('default_alternatives'), lang: cfg.lang });
   // The line's one-line privacy note, read before starting (never a form or a wall).
-  $('privacy-note').textContent = lineText('privacy_note');
-  $('privacy-note').hidden = !lineText('privacy_note');
+  const note = lineText('privacy_note');
+  $('privacy-note').hidden = !note.text;
+  showLineText($('privacy-note'), note);
 }
 
 // The peer supporter choice, only while one answers on the line (busy or not): nobody ticks a
@@ -103,16 +148,20 @@ function renderPeer() {
   }
 }
 
+let closedWith = ['closed', null]; // redrawn in another language when the visitor switches
+
 function showClosed(reason, frame) {
+  closedWith = [reason, frame];
   const heading = { full: 'full_heading', unavailable: 'unavailable_heading' }[reason] || 'closed_heading';
   $('closed-heading').textContent = t(heading);
-  $('closed-message').textContent = (frame && frame.message) || lineText('closed_message');
+  const message = lineText('closed_message');
+  showLineText($('closed-message'), message.text ? message : { text: (frame && frame.message) || '', lang: cfg.lang });
   const next = frame ? frame.next_open_at : line && line.next_open_at;
   $('next-open').textContent = next ? t('next_open', { when: formatWhen(next) }) : '';
-  const hours = (frame && frame.opening_hours) || lineText('opening_hours');
-  $('opening-hours').textContent = hours;
-  $('hours-heading').hidden = !hours;
-  if (frame && frame.alternatives) $('alternatives').textContent = frame.alternatives;
+  const hours = lineText('opening_hours');
+  showLineText($('opening-hours'), hours.text ? hours : { text: (frame && frame.opening_hours) || '', lang: cfg.lang });
+  $('hours-heading').hidden = !$('opening-hours').textContent;
+  if (frame && frame.alternatives && !lineText('alternatives').text) $('alternatives').textContent = frame.alternatives;
   showView('closed');
 }
 
@@ -171,10 +220,23 @@ async function changeLanguage() {
     return;
   }
   cfg.lang = wanted;
+  $('language').value = wanted;
   $('notice').textContent = '';
   applyTexts();
   renderHelp();
+  if (state === 'closed') showClosed(...closedWith);
   updateCount();
+}
+
+// The server chose by the browser's Accept-Language when it could; if it fell to the
+// line's first language, navigator.languages may still name one the line offers.
+function browserLanguage() {
+  if (cfg.chosenBy !== 'line') return null;
+  for (const tag of navigator.languages || []) {
+    const base = String(tag).split('-')[0].toLowerCase();
+    if (cfg.languages.includes(base)) return base === cfg.lang ? null : base;
+  }
+  return null;
 }
 
 // The socket -------------------------------------------------------------------------------
@@ -295,6 +357,16 @@ function handle(f) {
     case 'referral':
       addReferral(f);
       break;
+    case 'interpreter.joined':
+      // A third person in the chat: said plainly, with their messages marked, and a way out.
+      addSystem(t('interpreter_joined', { language: languageLabel(f.language) }));
+      $('interpreter-text').textContent = t('interpreter_present', { name: f.name || '' });
+      $('interpreter-row').hidden = false;
+      break;
+    case 'interpreter.left':
+      addSystem(t('interpreter_left'));
+      $('interpreter-row').hidden = true;
+      break;
     case 'counsellor.left':
       counsellor = null;
       addSystem(t(f.reason === 'transferred' ? 'left_transferred' : 'left_disconnected'));
@@ -386,6 +458,15 @@ function place(li, pending) {
   li.scrollIntoView({ block: 'nearest' });
 }
 
+// A language's name in the visitor's own language (the catalogue's), or its tag.
+function languageLabel(tag) {
+  try {
+    return new Intl.DisplayNames([cfg.lang], { type: 'language' }).of(tag) || tag;
+  } catch {
+    return tag || '';
+  }
+}
+
 function addSystem(text) {
   const li = document.createElement('li');
   li.className = 'msg system';
@@ -399,7 +480,9 @@ function addMessage(f) {
   if (existing) {
     settle(existing, f.at);
   } else {
-    const li = item(mine ? 'visitor' : 'counsellor', mine ? t('you') : f.name || '', formatTime(f.at), f.text);
+    const kind = mine ? 'visitor' : f.sender === 'interpreter' ? 'interpreter' : 'counsellor';
+    const who = mine ? t('you') : kind === 'interpreter' ? t('interpreter_label', { name: f.name || '' }) : f.name || '';
+    const li = item(kind, who, formatTime(f.at), f.text);
     shown.set('s' + f.seq, li);
     if (f.client_id) shown.set('c' + f.client_id, li);
   }
@@ -490,6 +573,7 @@ function ended(f) {
   chat = null;
   remember();
   outbox.clear();
+  $('interpreter-row').hidden = true;
   counsellor = null;
   $('typing').textContent = '';
   $('queue').textContent = '';
@@ -708,6 +792,10 @@ function quickExit() {
 async function init() {
   watchShift(quickExit);
   $('exit').addEventListener('click', quickExit);
+  $('interpreter-decline').addEventListener('click', () => {
+    $('interpreter-row').hidden = true;
+    send({ type: 'interpreter.decline' });
+  });
   $('skip').addEventListener('click', (e) => {
     e.preventDefault();
     $('exit').focus();
@@ -796,6 +884,11 @@ async function init() {
     chat = null;
   }
   line = boot.line; // null when the server could not tell: asked again below
+  const wanted = browserLanguage();
+  if (wanted) {
+    $('language').value = wanted;
+    await changeLanguage();
+  }
   if (chat) {
     // Back after a reload: the whole transcript comes again from the server.
     renderHelp();

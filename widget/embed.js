@@ -7,15 +7,28 @@
   if (!script || !script.dataset.line) return;
   var d = script.dataset;
   var origin = new URL(script.src).origin;
-  var asked = d.language || document.documentElement.lang.slice(0, 2) || 'sv';
-  var lang = asked;
+  // The chat's language: the page's data-language, else the browser's languages (the chat
+  // page chooses from them itself), else the line's first. Only the labels here fall back
+  // to the host page's own language.
+  var asked = d.language || '';
   // Must match widget/i18n/*.json (a test checks it).
-  var L = {
+  var T = {
     sv: ['Chatta', 'Lämna snabbt', 'eller tryck Skift 3 gånger', 'Hoppa till snabb utgång'],
     en: ['Chat', 'Quick exit', 'or press Shift 3 times', 'Skip to quick exit'],
-    ar: ['دردشة', 'خروج سريع', 'أو اضغط Shift ثلاث مرات', 'انتقل إلى الخروج السريع']
-  }[lang];
-  if (!L) { lang = 'en'; L = ['Chat', 'Quick exit', 'or press Shift 3 times', 'Skip to quick exit']; }
+    ar: ['دردشة', 'خروج سريع', 'أو اضغط Shift ثلاث مرات', 'انتقل إلى الخروج السريع'],
+    ro: ['Chat', 'Ieșire rapidă', 'sau apasă Shift de 3 ori', 'Sari la ieșirea rapidă'],
+    bg: ['Чат', 'Бърз изход', 'или натисни Shift 3 пъти', 'Към бързия изход'],
+    hu: ['Csevegés', 'Gyors kilépés', 'vagy nyomd meg 3-szor a Shiftet', 'Ugrás a gyors kilépéshez'],
+    es: ['Chat', 'Salida rápida', 'o pulsa Mayús 3 veces', 'Ir a la salida rápida'],
+    th: ['แชท', 'ออกทันที', 'หรือกด Shift 3 ครั้ง', 'ข้ามไปที่ปุ่มออกทันที'],
+    ru: ['Чат', 'Быстрый выход', 'или нажми Shift 3 раза', 'Перейти к быстрому выходу'],
+    uk: ['Чат', 'Швидкий вихід', 'або натисни Shift 3 рази', 'Перейти до швидкого виходу'],
+    pl: ['Czat', 'Szybkie wyjście', 'albo naciśnij Shift 3 razy', 'Przejdź do szybkiego wyjścia'],
+    fr: ['Chat', 'Sortie rapide', 'ou appuie 3 fois sur Maj', 'Aller à la sortie rapide']
+  };
+  var wants = [asked].concat(navigator.languages || [], document.documentElement.lang, 'en');
+  var L;
+  for (var i = 0; !L; i++) L = T[String(wants[i] || '').split('-')[0].toLowerCase()];
   var exitUrl = /^https?:\/\//.test(d.exitUrl || '') ? d.exitUrl : 'https://www.google.com/';
   var colour = /^#[0-9a-fA-F]{6}$/.test(d.colour || '') ? d.colour : '#2f5d62';
   var textColour = /^#[0-9a-fA-F]{6}$/.test(d.textColour || '') ? d.textColour : '#ffffff';
@@ -75,7 +88,8 @@
       frame.addEventListener('load', function () {
         frame.contentWindow.postMessage({ lykta: 'loader' }, origin);
       });
-      var q = new URLSearchParams({ lang: asked, embed: '1', colour: colour, exit: exitUrl });
+      var q = new URLSearchParams({ embed: '1', colour: colour, exit: exitUrl });
+      if (asked) q.set('lang', asked);
       // The address is set before the frame is in the page: its first load adds no history.
       frame.src = origin + '/chat/' + encodeURIComponent(d.line) + '?' + q;
       panel.appendChild(frame);

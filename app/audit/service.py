@@ -37,6 +37,10 @@ class AuditAction(StrEnum):
     chat_blocked = "chat.blocked"
     help_requested = "chat.help_requested"
     roster_changed = "roster.changed"
+    # Interpreters: who asked, joined and left which chat (never what was said).
+    interpreter_requested = "interpreter.requested"
+    interpreter_joined = "interpreter.joined"
+    interpreter_left = "interpreter.left"
     # The mailbox: which counsellor did what on which line, never which thread or what.
     mailbox_claimed = "mailbox.claimed"
     mailbox_answered = "mailbox.answered"

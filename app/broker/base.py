@@ -107,6 +107,8 @@ class Transition:
     release: str | None = None
     continuity: str | None = None
     owe_wrapup: tuple[str, float] | None = None
+    # The record's `interpreter` field must be this ("" : no interpreter asked for or in it).
+    interpreter: str | None = None
 
 
 class Broker(ABC):
@@ -267,6 +269,7 @@ class Broker(ABC):
         *,
         counsellor: str | None = None,
         quota: Quota | None = None,
+        interpreter: str | None = None,
     ) -> list[tuple[int, AppendStatus]]:
         """Store each (seq, sealed entry, dedupe key, announce) in order if its number is the
         next one (compare-and-set), all in one atomic step: one round trip, however many.
@@ -276,7 +279,8 @@ class Broker(ABC):
         seq, "duplicate") when its dedupe key was seen before; (the current last seq,
         "conflict") when someone appended first; (0, "ended") when the chat has ended or is
         gone; (0, "forbidden") when `counsellor` is given and the chat is not active with
-        that counsellor; (0, "limited") when `quota` is used up (each entry stored counts
+        that counsellor (or `interpreter` is given and the chat is not active with that
+        interpreter in it); (0, "limited") when `quota` is used up (each entry stored counts
         against it; the counter is the one `incr` keeps). Sealing an entry needs its number
         first, hence the compare-and-set. Each stored entry's announce (channel, event) is
         published as by `publish`, in the same atomic step: no process can die between the

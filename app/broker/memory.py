@@ -170,6 +170,8 @@ class MemoryBroker(Broker):
             return Refusal.mismatch
         if change.continuity is not None and record.continuity != change.continuity:
             return Refusal.mismatch
+        if change.interpreter is not None and (record.interpreter or "") != change.interpreter:
+            return Refusal.mismatch
         if change.assign is not None:
             staff_id, capacity = change.assign
             load = self._loads.get(staff_id, set())
@@ -254,9 +256,22 @@ class MemoryBroker(Broker):
         *,
         counsellor: str | None = None,
         quota: Quota | None = None,
+        interpreter: str | None = None,
     ) -> list[tuple[int, AppendStatus]]:
         answers: list[tuple[int, AppendStatus]] = []
         for seq, entry, dedupe, announce in entries:
+            if interpreter is not None:
+                record = self._live(chat_id)
+                if (
+                    record is not None
+                    and record.record.state is not ChatState.ended
+                    and (
+                        record.record.state is not ChatState.active
+                        or record.record.interpreter != f"in:{interpreter}"
+                    )
+                ):
+                    answers.append((0, "forbidden"))
+                    continue
             answer = self._append(chat_id, seq, entry, dedupe, counsellor, announce, quota)
             answers.append(answer)
             if answer[1] == "conflict":

@@ -107,6 +107,28 @@ class ChatRecord:
     continuity: str | None = None
     # When its counsellor last asked a supervisor for help (shown in supervisors' live list).
     help_requested_at: float | None = None
+    # An interpreter (docs/staff.md, "Interpreters"): "asked:<staff id>" while one is offered
+    # the chat, "in:<staff id>" while one is in it, absent otherwise; the language asked for,
+    # and the interpreter's alias once they joined.
+    interpreter: str | None = None
+    interpreter_language: str | None = None
+    interpreter_alias: str | None = None
+    # Interpreters who declined or let this chat's request lapse (tried once per request).
+    interpreter_passed: list[str] = field(default_factory=list)
+
+    @property
+    def interpreter_id(self) -> str | None:
+        """The staff id of the interpreter in the chat, if one is."""
+        if self.interpreter is not None and self.interpreter.startswith("in:"):
+            return self.interpreter[3:]
+        return None
+
+    @property
+    def interpreter_asked(self) -> str | None:
+        """The staff id of the interpreter the chat is offered to, if one is."""
+        if self.interpreter is not None and self.interpreter.startswith("asked:"):
+            return self.interpreter[6:]
+        return None
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -167,7 +189,7 @@ def _decode(name: str, value: str) -> Any:
         return int(value)
     if name in _BOOLS:
         return value == "1"
-    if name == "passed":
+    if name == "passed" or name == "interpreter_passed":
         return list(jsonutil.loads(value))
     if name == "state":
         return ChatState(value)

@@ -345,6 +345,7 @@ class RedisBroker(Broker):
                 *sets,
                 len(deletes),
                 *deletes,
+                "" if change.interpreter is None else (change.interpreter or "-"),
             ],
         )
         status = reply[0].decode()
@@ -469,9 +470,11 @@ class RedisBroker(Broker):
         *,
         counsellor: str | None = None,
         quota: Quota | None = None,
+        interpreter: str | None = None,
     ) -> list[tuple[int, AppendStatus]]:
         keys = self._transcript_keys(chat_id)
-        args: list[Any] = [counsellor or "", _LIFETIME_MS, b"", "", ""]
+        holder = f"i:{interpreter}" if interpreter is not None else counsellor or ""
+        args: list[Any] = [holder, _LIFETIME_MS, b"", "", ""]
         if quota is not None:
             keys = [*keys, self._k(f"n:{quota.key}")]  # the counter `incr` keeps
             args[3:5] = [quota.limit, _ms(quota.window)]

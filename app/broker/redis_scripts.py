@@ -34,7 +34,8 @@ return {redis.call('zrank', KEYS[2], ARGV[4]) + 1, at}
 
 # KEYS: chat. ARGV: base, id, ttl, ",expected,states,", offered_to, counsellor, dequeue,
 # enqueue score, assign staff, capacity, release staff, live states, expected continuity,
-# staff owed the wrap-up, wrap-up window ms, n, field, value, ..., m, deleted field, ...
+# staff owed the wrap-up, wrap-up window ms, n, field, value, ..., m, deleted field, ...,
+# expected interpreter field ('' : any, '-': none)
 TRANSITION = """
 local chat, base, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('hmget', chat, 'state', 'offered_to', 'counsellor_id', 'line')
@@ -44,6 +45,14 @@ if ARGV[5] ~= '' and cur[2] ~= ARGV[5] then return {'mismatch'} end
 if ARGV[6] ~= '' and cur[3] ~= ARGV[6] then return {'mismatch'} end
 if ARGV[13] ~= '' and redis.call('hget', chat, 'continuity') ~= ARGV[13] then
   return {'mismatch'}
+end
+do
+  -- The expected interpreter field comes last, after the changes ('-': must be absent).
+  local n0 = tonumber(ARGV[16])
+  local want = ARGV[18 + 2 * n0 + tonumber(ARGV[17 + 2 * n0])]
+  if want and want ~= '' and (redis.call('hget', chat, 'interpreter') or '-') ~= want then
+    return {'mismatch'}
+  end
 end
 local assign = ARGV[9]
 if assign ~= '' then
@@ -123,14 +132,19 @@ return {'ok', redis.call('hgetall', chat)}
 # time for every process, and this one runs for every message.
 APPEND = """
 local out = {}
-local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq')
+local cur = redis.call('hmget', KEYS[1], 'state', 'counsellor_id', 'last_seq', 'interpreter')
 if not cur[1] or cur[1] == 'ended' then
   for i = 6, #ARGV, 5 do out[#out + 1] = 0; out[#out + 1] = 'ended' end
   return out
 end
-if ARGV[1] ~= '' and (cur[1] ~= 'active' or cur[2] ~= ARGV[1]) then
-  for i = 6, #ARGV, 5 do out[#out + 1] = 0; out[#out + 1] = 'forbidden' end
-  return out
+if ARGV[1] ~= '' then
+  -- 'i:<staff>' is an interpreter, who must be in the chat; anything else its counsellor.
+  local holder, who = cur[2], ARGV[1]
+  if string.sub(who, 1, 2) == 'i:' then holder, who = cur[4], 'in:' .. string.sub(who, 3) end
+  if cur[1] ~= 'active' or holder ~= who then
+    for i = 6, #ARGV, 5 do out[#out + 1] = 0; out[#out + 1] = 'forbidden' end
+    return out
+  end
 end
 local last = tonumber(cur[3] or '0')
 local stored = 0

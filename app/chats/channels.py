@@ -27,6 +27,7 @@ class Deadline(StrEnum):
     # They fall due only when that process died without running its disconnect handlers.
     visitor_lease = "vlease"  # vlease|chat
     counsellor_lease = "clease"  # clease|staff
+    interpreter_offer = "ioffer"  # a request to an interpreter lapses: ioffer|chat|staff
 
 
 VISITOR_LEASE_PREFIX = "visitor:"

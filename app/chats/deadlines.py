@@ -20,6 +20,7 @@ from app.chats.channels import (
     visitor_lease,
 )
 from app.chats.core import ChatCore, ChatPart
+from app.chats.interpreters import Interpreters
 
 if TYPE_CHECKING:
     from app.chats.lifecycle import Lifecycle
@@ -36,9 +37,15 @@ LEASE_RECHECK_SECONDS = 1.0
 
 class Deadlines(ChatPart):
     def __init__(
-        self, core: ChatCore, lifecycle: Lifecycle, offers: Offers, staffing: Staffing
+        self,
+        core: ChatCore,
+        lifecycle: Lifecycle,
+        offers: Offers,
+        staffing: Staffing,
+        interpreters: Interpreters,
     ) -> None:
         super().__init__(core)
+        self.interpreters = interpreters
         self.lifecycle = lifecycle
         self.offers = offers
         self.staffing = staffing
@@ -51,6 +58,8 @@ class Deadlines(ChatPart):
         if kind is Deadline.offer and len(parts) == 2:
             if await self.offers.release_offer(parts[0], parts[1], missed=True) is not None:
                 self.router.kick((await self.core.line_of(parts[0])) or "")
+        elif kind is Deadline.interpreter_offer and len(parts) == 2:
+            await self.interpreters.decline(parts[1], parts[0], missed=True)
         elif kind is Deadline.visitor_grace and len(parts) == 1:
             await self._visitor_grace_over(parts[0])
         elif kind is Deadline.counsellor_grace and len(parts) == 2:

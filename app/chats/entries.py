@@ -24,6 +24,10 @@ class EntryKind(StrEnum):
     continuity_issued = "continuity_issued"
     handover = "handover"
     referral = "referral"  # a card from the referral directory, in the visitor's language
+    # An interpreter joined or left (reason: left, removed, declined); `text` unused, the
+    # language asked for in `reason` of a join. Visitor and staff see both.
+    interpreter_joined = "interpreter_joined"
+    interpreter_left = "interpreter_left"
 
 
 _KIND_OF: dict[str, EntryKind] = {kind.value: kind for kind in EntryKind}
@@ -34,6 +38,9 @@ _VALUE_OF: dict[EntryKind, str] = {kind: kind.value for kind in EntryKind}
 class Audience(StrEnum):
     visitor = "visitor"
     staff = "staff"
+    # An interpreter in a chat: what the visitor sees (never notes, whispers, handovers or a
+    # continuity offer's note), with staff numbering.
+    interpreter = "interpreter"
 
 
 # Entries the visitor never sees, in any code path (live, resume, replay).

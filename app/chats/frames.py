@@ -246,6 +246,43 @@ class ListTeam(ClientFrame):
     type: Literal["team"]
 
 
+class DeclineInterpreter(ClientFrame):
+    """The visitor does not want the interpreter in the chat: they leave at once."""
+
+    type: Literal["interpreter.decline"]
+
+
+class RequestInterpreter(ClientFrame):
+    """A counsellor asks for an interpreter in their chat (the visitor's language if none)."""
+
+    type: Literal["interpreter.request"]
+    chat_id: ChatId
+    # Checked by the service, so a malformed tag gets its own clear answer.
+    language: Annotated[str, StringConstraints(max_length=35), CleanText()] | None = None
+
+
+class RemoveInterpreter(ClientFrame):
+    type: Literal["interpreter.remove"]
+    chat_id: ChatId
+
+
+class AcceptInterpreting(ClientFrame):
+    """An interpreter accepts a request: they join the chat."""
+
+    type: Literal["interpreter.accept"]
+    chat_id: ChatId
+
+
+class DeclineInterpreting(ClientFrame):
+    type: Literal["interpreter.decline"]
+    chat_id: ChatId
+
+
+class LeaveInterpreting(ClientFrame):
+    type: Literal["interpreter.leave"]
+    chat_id: ChatId
+
+
 VisitorFrame = (
     Ping
     | StartChat
@@ -257,6 +294,7 @@ VisitorFrame = (
     | AcceptContinuity
     | DeleteContinuity
     | VisitorFeedback
+    | DeclineInterpreter
 )
 StaffFrame = (
     Ping
@@ -281,6 +319,11 @@ StaffFrame = (
     | AskSupervisor
     | TransferOptions
     | ListTeam
+    | RequestInterpreter
+    | RemoveInterpreter
+    | AcceptInterpreting
+    | DeclineInterpreting
+    | LeaveInterpreting
 )
 
 VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
@@ -294,6 +337,7 @@ VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
     "continuity.accept": AcceptContinuity,
     "continuity.delete": DeleteContinuity,
     "feedback": VisitorFeedback,
+    "interpreter.decline": DeclineInterpreter,
 }
 
 STAFF_FRAMES: dict[str, type[ClientFrame]] = {
@@ -320,4 +364,9 @@ STAFF_FRAMES: dict[str, type[ClientFrame]] = {
     "continuity.offer": OfferContinuity,
     "referral": SendReferral,
     "team": ListTeam,
+    "interpreter.request": RequestInterpreter,
+    "interpreter.remove": RemoveInterpreter,
+    "interpreter.accept": AcceptInterpreting,
+    "interpreter.decline": DeclineInterpreting,
+    "interpreter.leave": LeaveInterpreting,
 }

@@ -87,6 +87,31 @@ def staff_message(
     return Planned(entry, f"s:{staff_id}:{client_id}" if client_id else None, origin)
 
 
+def interpreter_message(
+    limit: int,
+    staff_id: str,
+    alias: str,
+    text: str,
+    client_id: str | None,
+    now: float,
+    origin: str,
+) -> Planned | ProtocolError:
+    """An interpreter's message (labelled as theirs for everyone), or why it is refused."""
+    problem = check_text(text, limit)
+    if problem is not None:
+        return problem
+    entry = Entry(
+        EntryKind.message,
+        now,
+        sender="interpreter",
+        name=alias,
+        text=text,
+        client_id=client_id,
+        staff_id=staff_id,
+    )
+    return Planned(entry, f"s:{staff_id}:{client_id}" if client_id else None, origin)
+
+
 def message_added(added: Added) -> tuple[int, bool] | ProtocolError:
     """What a message came to: (its number, whether it was a resend), or why not."""
     seq, status = added
@@ -203,6 +228,10 @@ def entry_frame(
         base.update(type="handover", name=entry.name, text=entry.text)
     elif entry.kind is EntryKind.referral:
         base.update(type="referral", name=entry.name, card=entry.card)
+    elif entry.kind is EntryKind.interpreter_joined:
+        base.update(type="interpreter.joined", name=entry.name, language=entry.reason)
+    elif entry.kind is EntryKind.interpreter_left:
+        base.update(type="interpreter.left", name=entry.name, reason=entry.reason)
     if audience is Audience.staff and entry.staff_id is not None:
         base["staff_id"] = entry.staff_id
     return base
@@ -232,10 +261,12 @@ class Delivery:
     through the chat from its first entry and sends what comes after the visitor's number.
     """
 
-    __slots__ = ("audience", "delivered", "hello", "shown", "viewer")
+    __slots__ = ("audience", "delivered", "hello", "interpreting", "shown", "viewer")
 
     def __init__(self, audience: Audience, viewer: str | None = None) -> None:
         self.audience = audience
+        # Staff: chats the viewer is in as an interpreter, who sees what the visitor sees.
+        self.interpreting: set[str] = set()
         # The staff member the connection belongs to (some entries are for their author only).
         self.viewer = viewer
         # Per chat: the highest sequence number delivered (or deliberately passed over).
@@ -260,7 +291,7 @@ class Delivery:
         if self.audience is Audience.staff:
             if skip:
                 return []
-            frame = entry_frame(chat_id, seq, entry, Audience.staff, self.viewer)
+            frame = entry_frame(chat_id, seq, entry, self._staff_audience(chat_id), self.viewer)
             return [] if frame is None else [frame]
         # Messages, the common case, are for everyone.
         message = entry.kind is EntryKind.message
@@ -334,8 +365,14 @@ class Delivery:
 
     def again(self, chat_id: str, seq: int, entry: Entry) -> list[Frame]:
         """An entry's frames for a staff client, wherever delivery is (`sync`)."""
-        frame = entry_frame(chat_id, seq, entry, self.audience, self.viewer)
+        audience = self.audience
+        if audience is Audience.staff:
+            audience = self._staff_audience(chat_id)
+        frame = entry_frame(chat_id, seq, entry, audience, self.viewer)
         return [] if frame is None else [frame]
+
+    def _staff_audience(self, chat_id: str) -> Audience:
+        return Audience.interpreter if chat_id in self.interpreting else Audience.staff
 
     def start(self, chat_id: str, after: int) -> None:
         """The client has everything up to `after` (staff), or nothing yet (a visitor's new
@@ -355,6 +392,7 @@ class Delivery:
         self.delivered[chat_id] = seq
 
     def forget(self, chat_id: str) -> None:
+        self.interpreting.discard(chat_id)
         self.delivered.pop(chat_id, None)
         self.shown.pop(chat_id, None)
         self.hello.pop(chat_id, None)

@@ -80,6 +80,8 @@ class ErrorCode(StrEnum):
     # The same answer for a wrong, expired or deleted continuity code: it tells nothing.
     unknown_code = "unknown_code"
     unknown_service = "unknown_service"
+    # Nobody on duty interprets the language asked for (the answer names it).
+    no_interpreter = "no_interpreter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from app.abuse.blocks import Blocks
 from app.broker.base import Broker
 from app.chats.core import ChatCore
 from app.chats.deadlines import Deadlines
+from app.chats.interpreters import Interpreters
 from app.chats.lifecycle import Lifecycle
 from app.chats.messages import Messages
 from app.chats.offers import Offers
@@ -62,6 +63,9 @@ class ChatService:
         self.messages = Messages(self.core)
         self.staffing = Staffing(self.core, self.offers)
         self.wrapups = Wrapups(self.core)
-        self.deadlines = Deadlines(self.core, self.lifecycle, self.offers, self.staffing)
+        self.interpreters = Interpreters(self.core)
+        self.deadlines = Deadlines(
+            self.core, self.lifecycle, self.offers, self.staffing, self.interpreters
+        )
         router.auto_accept = self.offers.auto_accept
         router.visitor_gone = self.offers.visitor_gone

@@ -17,15 +17,20 @@ from app.broker.base import BrokerUnavailableError
 from app.broker.records import StaffStatus
 from app.chats.channels import chat_channel
 from app.chats.frames import (
+    AcceptInterpreting,
     AcceptOffer,
     AskSupervisor,
     BlockVisitor,
+    DeclineInterpreting,
     DeclineOffer,
+    LeaveInterpreting,
     ListLive,
     ListTeam,
     Observe,
     OfferContinuity,
     Ping,
+    RemoveInterpreter,
+    RequestInterpreter,
     SendReferral,
     SetStatus,
     StaffEnd,
@@ -44,7 +49,7 @@ from app.chats.plan import Frame
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.summaries import live_summary
 from app.directory.chats import send_referral
-from app.staff.permissions import FRAME_RULES
+from app.staff.permissions import FRAME_RULES, Permission
 
 if TYPE_CHECKING:
     from app.chats.staff_ws import StaffSocket
@@ -56,7 +61,12 @@ logger = logging.getLogger(__name__)
 
 async def message(sock: StaffSocket, frame: StaffMessage) -> Problem:
     chat_id = frame.chat_id
-    result = await sock.rt.chats.messages.staff_message(
+    write = sock.rt.chats.messages.staff_message
+    if chat_id in sock.interpreting or (
+        chat_id not in sock.chats and Permission.interpret in sock.grants
+    ):
+        write = sock.rt.chats.interpreters.message
+    result = await write(
         sock.staff,
         chat_id,
         frame.text,
@@ -64,7 +74,7 @@ async def message(sock: StaffSocket, frame: StaffMessage) -> Problem:
         last_seq=sock.last_seq(chat_id),
         origin=sock.id,
         # Known for a chat it follows: no round trip to read the chat's record.
-        line_key=sock.chats.get(chat_id),
+        line_key=sock.chats.get(chat_id) or sock.interpreting.get(chat_id),
     )
     if isinstance(result, ProtocolError):
         return result
@@ -78,6 +88,8 @@ async def message(sock: StaffSocket, frame: StaffMessage) -> Problem:
 
 
 async def typing(sock: StaffSocket, frame: StaffTyping) -> Problem:
+    if frame.chat_id in sock.interpreting:
+        return None  # the visitor is shown the counsellor's typing only
     if not sock.not_in_chat(frame.chat_id, "typing"):
         await sock.rt.chats.messages.typing(frame.chat_id, "counsellor", frame.typing, sock.id)
     return None
@@ -113,7 +125,12 @@ async def note(sock: StaffSocket, frame: StaffNote) -> Problem:
 
 async def sync(sock: StaffSocket, frame: SyncChat) -> Problem:
     # An ended chat of theirs can be read again while its line keeps transcripts.
-    if (
+    joined = sock.interpreting_since.get(frame.chat_id)
+    if joined is not None:
+        # An interpreter reads from their join on, however far back they ask.
+        sock.out.sync(frame.chat_id, max(frame.last_seq, joined - 1))
+        sock.out.frame({"type": "synced", "chat_id": frame.chat_id})
+    elif (
         frame.chat_id in sock.chats
         or frame.chat_id in sock.observing
         or await sock.rt.chats.messages.can_review(sock.staff, frame.chat_id)
@@ -274,6 +291,72 @@ async def take_over(sock: StaffSocket, frame: TakeOver) -> Problem:
     return None
 
 
+# Interpreters ---------------------------------------------------------------------------------
+
+
+async def request_interpreter(sock: StaffSocket, frame: RequestInterpreter) -> Problem:
+    asked = await sock.rt.chats.interpreters.request(sock.staff, frame.chat_id, frame.language)
+    if isinstance(asked, ProtocolError):
+        return asked
+    language = asked.interpreter_language
+    sock.out.frame({"type": "interpreter.asked", "chat_id": frame.chat_id, "language": language})
+    await sock.audit(
+        AuditAction.interpreter_requested,
+        chat_id=frame.chat_id,
+        line=asked.line,
+        detail={"language": language},
+    )
+    return None
+
+
+async def remove_interpreter(sock: StaffSocket, frame: RemoveInterpreter) -> Problem:
+    removed = await sock.rt.chats.interpreters.remove(sock.staff, frame.chat_id)
+    if isinstance(removed, ProtocolError):
+        return removed
+    record, interpreter_id = removed
+    await sock.audit(
+        AuditAction.interpreter_left,
+        chat_id=frame.chat_id,
+        line=record.line,
+        detail={"reason": "removed", "interpreter": interpreter_id},
+    )
+    return None
+
+
+async def accept_interpreting(sock: StaffSocket, frame: AcceptInterpreting) -> Problem:
+    joined = await sock.rt.chats.interpreters.accept(sock.staff, frame.chat_id)
+    if isinstance(joined, ProtocolError):
+        return joined
+    record, seq = joined
+    await sock.interpret(record, seq)
+    await sock.audit(
+        AuditAction.interpreter_joined,
+        chat_id=frame.chat_id,
+        line=record.line,
+        detail={"language": record.interpreter_language},
+    )
+    return None
+
+
+async def decline_interpreting(sock: StaffSocket, frame: DeclineInterpreting) -> Problem:
+    return await sock.rt.chats.interpreters.decline(sock.staff, frame.chat_id)
+
+
+async def leave_interpreting(sock: StaffSocket, frame: LeaveInterpreting) -> Problem:
+    left = await sock.rt.chats.interpreters.leave(
+        sock.staff.id, frame.chat_id, "left", "interpreter.leave"
+    )
+    if isinstance(left, ProtocolError):
+        return ProtocolError(ErrorCode.not_in_chat, "you are not in this chat", left.ref)
+    await sock.audit(
+        AuditAction.interpreter_left,
+        chat_id=frame.chat_id,
+        line=left.line,
+        detail={"reason": "left"},
+    )
+    return None
+
+
 class Refusals:
     """Naming a chat that is not yours, or doing what your role does not allow, is audited a
     few times a minute per connection (a flood of probes must not flood the log)."""
@@ -327,6 +410,11 @@ HANDLERS: dict[type[Any], Handler] = {
     Observe: observe,
     Whisper: whisper,
     TakeOver: take_over,
+    RequestInterpreter: request_interpreter,
+    RemoveInterpreter: remove_interpreter,
+    AcceptInterpreting: accept_interpreting,
+    DeclineInterpreting: decline_interpreting,
+    LeaveInterpreting: leave_interpreting,
 }
 
 # Supervisors' frames: a refusal is audited when it is about a line that is not theirs; for

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, WebSocket
 
 from app.audit.service import AuditAction, audit_service
+from app.broker.base import CHAT_MAX_LIFETIME
 from app.broker.hub import Event
-from app.broker.records import ChatState, StaffStatus
+from app.broker.records import ChatRecord, ChatState, StaffStatus
 from app.chats.background import lease_seconds
 from app.chats.channels import Deadline, chat_channel, deadline_key, staff_channel
 from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
@@ -30,6 +31,7 @@ from app.chats.staff_frames import HANDLERS, SUPERVISING, Refusals
 from app.chats.staffing import presence_of
 from app.chats.summaries import chat_summary, line_info, profile
 from app.chats.supervision import Supervision
+from app.kit import jsonutil
 from app.kit.db import unit_of_work
 from app.kit.ids import new_token, token_digest
 from app.roster.live import current_duty
@@ -136,6 +138,9 @@ class StaffSocket(ClientSocket):
                 "visitor.back": self._about_a_chat,
                 "offer": _as_it_is,
                 "offer.withdrawn": _as_it_is,
+                "interpreter.offer": _as_it_is,
+                "interpreter.offer.withdrawn": _as_it_is,
+                "error": _as_it_is,
                 "status": self._status,
                 "wrapup.required": _as_it_is,
                 "wrapup.saved": _as_it_is,
@@ -178,6 +183,10 @@ class StaffSocket(ClientSocket):
         self.chats: dict[str, str] = {}
         # Chats a supervisor observes (silently: nobody in the chat is told).
         self.observing: dict[str, str] = {}
+        # Chats this interpreter is in (chat -> line), and the number of their joined entry:
+        # they read from there on, as the visitor sees it.
+        self.interpreting: dict[str, str] = {}
+        self.interpreting_since: dict[str, int] = {}
         # Refusals to audit after the frame is handled.
         self.refusals = Refusals()
         # Per chat: the highest number of this counsellor's own messages acknowledged.
@@ -190,7 +199,7 @@ class StaffSocket(ClientSocket):
         self.rt.connections.staff.pop(self.id, None)
         self.rt.lines.off_reload(self._lines_reloaded)
         await broker.unsubscribe(staff_channel(self.staff.id), self.out.event)
-        for chat_id in {*self.chats, *self.observing}:
+        for chat_id in {*self.chats, *self.observing, *self.interpreting}:
             await broker.unsubscribe(chat_channel(chat_id), self.out.event)
         for line in self.duty:
             await self.rt.queue_watch.remove_watcher(line, self.out.frame)
@@ -236,6 +245,11 @@ class StaffSocket(ClientSocket):
                 and line is not None
             ):
                 offers.append(offer_event(record, line, now))
+        interpreting = []
+        for record, since in await self._interpreting_now():
+            self.out.delivery.from_hello(record.id, record.last_seq)
+            await self.interpret(record, since, tell=False)
+            interpreting.append(interpreting_summary(record, since))
         presence = await broker.get_presence(staff.id)
         self.status = presence.status if presence else StaffStatus.away
         # Wrap-ups still owed (also for chats that ended while no console was connected).
@@ -253,6 +267,7 @@ class StaffSocket(ClientSocket):
                 "status": self.status.value,
                 "lines": self._lines_info(now),
                 "chats": [chat_summary(r, now) for r in open_chats],
+                "interpreting": interpreting,
                 "offers": offers,
                 "wrapups": wrapups,
                 "lost": await lost_chats(broker, staff.id),
@@ -279,6 +294,50 @@ class StaffSocket(ClientSocket):
         if self.observing.pop(chat_id, None) is None:
             await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
 
+    async def interpret(self, record: ChatRecord, since: int, *, tell: bool = True) -> None:
+        """Follow a chat this interpreter joined (their joined entry is number `since`)."""
+        chat_id = record.id
+        self.interpreting[chat_id] = record.line
+        self.interpreting_since[chat_id] = since
+        self.out.delivery.interpreting.add(chat_id)
+        await self._remember_interpreting()
+        if tell:
+            self.out.frame({"type": "interpreting", **interpreting_summary(record, since)})
+            self.out.delivery.start(chat_id, since - 1)
+        await self.rt.broker.subscribe(chat_channel(chat_id), self.out.event)
+        if tell:
+            self.out.catch_up(chat_id)
+
+    async def _stop_interpreting(self, chat_id: str) -> None:
+        if self.interpreting.pop(chat_id, None) is None:
+            return
+        self.interpreting_since.pop(chat_id, None)
+        await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
+        self.out.delivery.forget(chat_id)
+        await self._remember_interpreting()
+
+    async def _remember_interpreting(self) -> None:
+        """Which chats this interpreter is in, for the `hello` after a reload (ids and
+        numbers only; the chat's record says whether they are still in it)."""
+        key = f"interpreting:{self.staff.id}"
+        if self.interpreting_since:
+            value = jsonutil.dumps(self.interpreting_since)
+            await self.rt.broker.set_value(key, value, CHAT_MAX_LIFETIME)
+        else:
+            await self.rt.broker.delete_value(key)
+
+    async def _interpreting_now(self) -> list[tuple[ChatRecord, int]]:
+        raw = await self.rt.broker.get_value(f"interpreting:{self.staff.id}")
+        if not raw:
+            return []
+        since: dict[str, int] = {str(k): int(v) for k, v in jsonutil.loads(raw).items()}
+        records = await self.rt.broker.get_chats(sorted(since))
+        return [
+            (r, since[r.id])
+            for r in records
+            if r.state is ChatState.active and r.interpreter_id == self.staff.id
+        ]
+
     async def _unfollow(self, chat_id: str) -> None:
         if self.chats.pop(chat_id, None) is not None:
             await self.rt.broker.unsubscribe(chat_channel(chat_id), self.out.event)
@@ -300,6 +359,10 @@ class StaffSocket(ClientSocket):
         if entry.kind is EntryKind.ended:
             await self._unfollow(chat_id)
             await self.unobserve(chat_id)
+            await self._stop_interpreting(chat_id)
+        elif entry.kind is EntryKind.interpreter_left:
+            if entry.staff_id == self.staff.id:
+                await self._stop_interpreting(chat_id)
         elif entry.staff_id == self.staff.id:
             await self._unfollow(chat_id)
         return []
@@ -309,7 +372,7 @@ class StaffSocket(ClientSocket):
         return max(self.acked.get(chat_id, 0), self.out.delivery.last(chat_id))
 
     def _sees(self, chat_id: object) -> bool:
-        return chat_id in self.chats or chat_id in self.observing
+        return chat_id in self.chats or chat_id in self.observing or chat_id in self.interpreting
 
     def _lines_reloaded(self) -> None:
         """A coordinator changed line settings: send the lines again if what we show changed
@@ -485,5 +548,16 @@ def _as_it_is(event: Event) -> list[Frame]:
     return [dict(event)]
 
 
+def interpreting_summary(record: ChatRecord, since: int) -> dict[str, Any]:
+    """A chat as its interpreter is shown it: no visitor, no notes, nothing from before."""
+    return {
+        "chat_id": record.id,
+        "line": record.line,
+        "language": record.interpreter_language,
+        "counsellor": record.counsellor_alias,
+        "since": since,
+    }
+
+
 # Entries after which this connection follows a chat no more (`_after_entry`).
-_CHANGES_FOLLOWING = frozenset({EntryKind.ended, EntryKind.left})
+_CHANGES_FOLLOWING = frozenset({EntryKind.ended, EntryKind.left, EntryKind.interpreter_left})

@@ -68,6 +68,7 @@ class Transcript:
         last_seq: int,
         counsellor: str | None = None,
         quota: Quota | None = None,
+        interpreter: str | None = None,
     ) -> list[Added]:
         """Store the entries after `last_seq`, in this order, in one step of the broker; one
         answer each (see Broker.append).
@@ -97,7 +98,7 @@ class Transcript:
                 event = entry_event(chat_id, seq, plan.entry, plan.origin, sealed)
                 appending.append((seq, sealed, dedupes[index], (channel, event)))
             answers = await self._broker.append(
-                chat_id, appending, counsellor=counsellor, quota=quota
+                chat_id, appending, counsellor=counsellor, quota=quota, interpreter=interpreter
             )
             for answer in answers:
                 if answer[1] == "conflict":

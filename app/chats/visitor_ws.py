@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, WebSocket
 
 from app.abuse.ratelimit import Limit, tag_of
+from app.audit.service import AuditAction, audit_service
 from app.broker.base import BrokerUnavailableError
 from app.broker.records import ChatState
 from app.chats.background import lease_seconds
@@ -28,6 +29,7 @@ from app.chats.entries import Audience, Entry, EntryKind
 from app.chats.frames import (
     PROTOCOL_VERSION,
     AcceptContinuity,
+    DeclineInterpreter,
     DeleteContinuity,
     Ping,
     ResumeChat,
@@ -224,6 +226,25 @@ class VisitorSocket(ClientSocket):
             await self.rt.chats.lifecycle.visitor_exit(chat_id)
         self.out.frame({"type": "exited"})
         return self.answer(Close(CLOSE_NORMAL, "exit"))
+
+    async def _decline_interpreter(self, frame: DeclineInterpreter) -> bool:
+        assert self.chat_id is not None
+        declined = await self.rt.chats.interpreters.visitor_decline(self.chat_id)
+        if isinstance(declined, ProtocolError):
+            self.out.frame(declined.frame())
+            return True
+        record, interpreter_id = declined
+        # Which interpreter left which chat, and why; no one is named for the visitor.
+        entry = audit_service.entry(
+            AuditAction.interpreter_left,
+            actor_id=None,
+            target_staff_id=interpreter_id,
+            chat_id=record.id,
+            line_key=record.line,
+            detail={"reason": "declined"},
+        )
+        await self.rt.held_rows.hold(entry)
+        return True
 
     async def _feedback(self, frame: VisitorFeedback) -> bool:
         # A count per line and answer in this process; no chat id, no time, no visitor.
@@ -470,6 +491,7 @@ _HANDLERS: dict[type[Any], Callable[[VisitorSocket, Any], Awaitable[bool]]] = {
     DeleteContinuity: VisitorSocket._delete_continuity,
     VisitorExit: VisitorSocket._exit,
     VisitorFeedback: VisitorSocket._feedback,
+    DeclineInterpreter: VisitorSocket._decline_interpreter,
 }
 
 # Whose typing a visitor sees.

@@ -21,9 +21,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 WORDS_DIR = Path(__file__).parent / "words"
-DEFAULT_LANGUAGE = "en"
 # A code has at least this much entropy (bits), whatever the size of its word list.
 MIN_BITS = 50
+# A language without a good word list gets digits instead (language-neutral, typed on any
+# keyboard): four groups of four, 16 digits, 53.2 bits.
+DIGIT_GROUPS = 4
+GROUP_DIGITS = 4
+CODE_DIGITS = DIGIT_GROUPS * GROUP_DIGITS
 # What a visitor may type: generous for spacing and punctuation, bounded for the hash.
 MAX_CODE_CHARS = 200
 MAX_CODE_WORDS = 12
@@ -39,12 +43,18 @@ _HEADER = struct.Struct(">BBIB")
 
 @functools.cache
 def word_list(language: str) -> tuple[str, ...]:
-    """The words for a language (its base, e.g. "sv" for "sv-FI"), English if there is none."""
+    """The words for a language (its base, e.g. "sv" for "sv-FI"); empty when the language
+    has no list, and its codes are digits."""
     base = language.split("-")[0].lower()
     path = WORDS_DIR / f"{base}.txt"
-    if not path.is_file():
-        path = WORDS_DIR / f"{DEFAULT_LANGUAGE}.txt"
+    if not base.isalpha() or not path.is_file():
+        return ()
     return tuple(w for w in path.read_text("utf-8").split() if w)
+
+
+def word_languages() -> list[str]:
+    """The languages whose codes are words (the rest get digit groups)."""
+    return sorted(p.stem for p in WORDS_DIR.glob("*.txt") if "-" not in p.stem)
 
 
 def words_needed(list_size: int) -> int:
@@ -53,12 +63,18 @@ def words_needed(list_size: int) -> int:
 
 def code_bits(language: str) -> float:
     words = word_list(language)
+    if not words:
+        return CODE_DIGITS * math.log2(10)
     return words_needed(len(words)) * math.log2(len(words))
 
 
 def new_code(language: str) -> str:
-    """Random words from the language's list, enough for MIN_BITS."""
+    """Random words from the language's list, enough for MIN_BITS; or digit groups."""
     words = word_list(language)
+    if not words:
+        return " ".join(
+            f"{secrets.randbelow(10**GROUP_DIGITS):0{GROUP_DIGITS}d}" for _ in range(DIGIT_GROUPS)
+        )
     return " ".join(secrets.choice(words) for _ in range(words_needed(len(words))))
 
 
@@ -67,14 +83,31 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+def _digits(folded: str) -> str | None:
+    """A digit code's digits (any script's: Arabic-Indic, Thai...), as ASCII; None if letters
+    are mixed in or the count is not a code's."""
+    out: list[str] = []
+    for ch in folded:
+        if ch.isalpha():
+            return None
+        value = unicodedata.decimal(ch, None)
+        if value is not None:
+            out.append(str(value))
+    return "".join(out) if len(out) == CODE_DIGITS else None
+
+
 def normalise(code: str) -> str | None:
-    """The form a code is hashed in: case, diacritics, spacing and punctuation do not count
-    (å, ä and ö match a, a and o). None when it cannot be a code."""
+    """The form a code is hashed in, whatever the page's language: case, diacritics, spacing
+    and punctuation do not count (å, ä and ö match a, a and o); a digit code is its 16 digits
+    however grouped. None when it cannot be a code."""
     if len(code) > MAX_CODE_CHARS:
         return None
+    folded = _fold(code)
+    if any(unicodedata.decimal(ch, None) is not None for ch in folded):
+        return _digits(folded)
     words: list[str] = []
     current: list[str] = []
-    for ch in _fold(code):
+    for ch in folded:
         if ch.isalpha():
             current.append(ch)
         elif current:

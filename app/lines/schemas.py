@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from app.kit.fields import CleanText
-from app.models.enums import Qualification
+from app.models.enums import LINE_QUALIFICATIONS, Qualification
 from app.roster.occurrences import zone
 
 
@@ -114,6 +114,8 @@ class LineSettings(BaseModel):
 
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:
+        if self.required_qualification not in LINE_QUALIFICATIONS:
+            raise ValueError("a line needs psychologists or volunteers to answer it")
         for name in (
             "closed_message",
             "alternatives",

@@ -14,13 +14,24 @@ class StaffRole(StrEnum):
 class Qualification(StrEnum):
     psychologist = "psychologist"
     volunteer = "volunteer"
+    # Interprets in other counsellors' chats and answers none: never a line's requirement.
+    interpreter = "interpreter"
 
     def satisfies(self, required: Qualification) -> bool:
-        """A psychologist may answer a line that asks for volunteers, not the other way round."""
+        """A psychologist may answer a line that asks for volunteers, not the other way round;
+        an interpreter answers no line."""
+        if self is Qualification.interpreter:
+            return False
         return QUALIFICATION_RANK[self] >= QUALIFICATION_RANK[required]
+
+    def may_work_on(self, required: Qualification) -> bool:
+        """Whether a shift of a line needing `required` may have this staff member on it."""
+        return self is Qualification.interpreter or self.satisfies(required)
 
 
 QUALIFICATION_RANK = {Qualification.volunteer: 0, Qualification.psychologist: 1}
+# What a line may require of those who answer it.
+LINE_QUALIFICATIONS = frozenset({Qualification.psychologist, Qualification.volunteer})
 
 
 class ChatOutcome(StrEnum):

@@ -570,7 +570,7 @@ class RosterService:
             raise _conflict("staff_inactive", f"{staff_name(staff)} is deactivated")
         if staff.role is not StaffRole.counsellor:
             raise _conflict("not_a_counsellor", f"{staff_name(staff)} is not a counsellor")
-        if staff.qualification is None or not staff.qualification.satisfies(
+        if staff.qualification is None or not staff.qualification.may_work_on(
             line.required_qualification
         ):
             what = staff.qualification.value if staff.qualification else "unqualified"
@@ -1128,7 +1128,7 @@ class RosterService:
         for line in lines.values():
             if not line.is_active or not line.roster_signup:
                 continue
-            if staff.qualification is None or not staff.qualification.satisfies(
+            if staff.qualification is None or not staff.qualification.may_work_on(
                 line.required_qualification
             ):
                 continue

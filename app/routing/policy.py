@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,6 +32,38 @@ def qualified(presence: Presence, line: LineConfig) -> bool:
     if presence.qualification is None:
         return False
     return Qualification(presence.qualification).satisfies(line.required_qualification)
+
+
+def interprets(presence: Presence) -> bool:
+    """An interpreter: joins others' chats when asked, answers none (never opens a line)."""
+    return presence.qualification == Qualification.interpreter.value
+
+
+def interpreters(
+    candidates: list[Candidate], line: str, language: str, now: float, passed: Collection[str] = ()
+) -> list[Candidate]:
+    """Interpreters for `language` who could be asked now (on duty on the line, connected,
+    available), those asked least recently first."""
+    found = [
+        c
+        for c in candidates
+        if interprets(c.presence)
+        and c.connected
+        and c.presence.status is StaffStatus.available
+        and on_duty(c.presence, line, now)
+        and language in c.presence.languages
+        and c.presence.staff_id not in passed
+    ]
+    return sorted(found, key=lambda c: (c.presence.last_offer_at, c.presence.staff_id))
+
+
+def interpreter_hint(
+    candidates: list[Candidate], line: LineConfig, language: str, now: float
+) -> bool:
+    """Nobody answering the line speaks `language`, but an interpreter for it is on duty."""
+    if any(language in c.presence.languages for c in candidates if works(c, line, now)):
+        return False
+    return bool(interpreters(candidates, line.key, language, now))
 
 
 def works(candidate: Candidate, line: LineConfig, now: float) -> bool:
@@ -72,6 +105,7 @@ def staffing(candidates: list[Candidate], line: LineConfig, now: float) -> Staff
             if c.connected
             and c.presence.status is StaffStatus.available
             and on_duty(c.presence, line.key, now)
+            and not interprets(c.presence)
         )
         > 0
     )

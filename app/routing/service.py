@@ -18,7 +18,17 @@ from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatu
 from app.chats.channels import Deadline, deadline_key, line_channel, staff_channel
 from app.lines.directory import LineDirectory
 from app.lines.service import LineConfig
-from app.routing.policy import Candidate, Hold, Staffing, can_take, choose, hold, on_duty, staffing
+from app.routing.policy import (
+    Candidate,
+    Hold,
+    Staffing,
+    can_take,
+    choose,
+    hold,
+    interpreter_hint,
+    on_duty,
+    staffing,
+)
 from app.settings import Settings
 from app.stats.counters import ChatCounters
 
@@ -216,7 +226,10 @@ class Router:
             # The queue cards count the offer (QueueWatch) before anyone can answer it: the
             # answer's event then comes after this one, whichever process sends it.
             await self._broker.publish(line_channel(line.key), offered_event(result, expires_at))
-            await self._broker.publish(staff_channel(pick.staff_id), offer_event(result, line, now))
+            interpreter = interpreter_hint(candidates, line, result.language, now)
+            await self._broker.publish(
+                staff_channel(pick.staff_id), offer_event(result, line, now, interpreter)
+            )
             if line.auto_accept and self.auto_accept is not None:
                 await self.auto_accept(result, line)
             if not any(can_take(c, line, now) for c in candidates):
@@ -277,8 +290,12 @@ def settled_event(chat_id: str) -> dict[str, object]:
     return {"type": "queue.changed", "settled": chat_id}
 
 
-def offer_event(chat: ChatRecord, line: LineConfig, now: float) -> dict[str, object]:
+def offer_event(
+    chat: ChatRecord, line: LineConfig, now: float, interpreter: bool = False
+) -> dict[str, object]:
     return {
+        # Nobody on duty speaks the visitor's language, but an interpreter for it is on duty.
+        "interpreter_available": interpreter,
         "type": "offer",
         "chat_id": chat.id,
         "line": line.key,

@@ -23,7 +23,7 @@ from app.deps import SessionDep
 from app.kit.db import unit_of_work
 from app.kit.ids import token_digest
 from app.models import Staff
-from app.models.enums import StaffRole
+from app.models.enums import Qualification, StaffRole
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -44,6 +44,7 @@ class Permission(StrEnum):
     deployment = "deployment"  # the deployment's (non-secret) settings
     read_directory = "read_directory"  # search the referral directory (and send its cards)
     manage_directory = "manage_directory"  # keep the referral directory, CSV import and export
+    interpret = "interpret"  # interpreter offers: accept, decline, leave a chat interpreted
 
 
 ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
@@ -85,15 +86,24 @@ ROLE_GRANTS: dict[StaffRole, frozenset[Permission]] = {
 }
 # Only counsellors can be supervisors: the flag means nothing on other roles.
 SUPERVISOR_GRANTS = frozenset({Permission.supervise})
+# A counsellor with the interpreter qualification: the staff socket, own shifts, interpreting;
+# no referral directory (they answer no chat of their own).
+INTERPRETER_GRANTS = frozenset(
+    {Permission.own_account, Permission.take_chats, Permission.own_shifts, Permission.interpret}
+)
 
 
-def grants(role: StaffRole, supervisor: bool) -> frozenset[Permission]:
+def grants(
+    role: StaffRole, supervisor: bool, qualification: Qualification | None = None
+) -> frozenset[Permission]:
+    if role is StaffRole.counsellor and qualification is Qualification.interpreter:
+        return INTERPRETER_GRANTS
     extra = SUPERVISOR_GRANTS if supervisor and role is StaffRole.counsellor else frozenset()
     return ROLE_GRANTS[role] | extra
 
 
 def staff_grants(staff: Staff) -> frozenset[Permission]:
-    return grants(staff.role, staff.is_supervisor)
+    return grants(staff.role, staff.is_supervisor, staff.qualification)
 
 
 def may_manage(actor: frozenset[Permission], role: StaffRole) -> bool:
@@ -127,6 +137,13 @@ FRAME_RULES: dict[str, Permission] = {
     "continuity.offer": Permission.take_chats,
     "referral": Permission.take_chats,
     "team": Permission.supervise,
+    # Interpreters (docs/staff.md, "Interpreters"): a counsellor asks and removes, the
+    # interpreter accepts, declines and leaves.
+    "interpreter.request": Permission.take_chats,
+    "interpreter.remove": Permission.take_chats,
+    "interpreter.accept": Permission.interpret,
+    "interpreter.decline": Permission.interpret,
+    "interpreter.leave": Permission.interpret,
 }
 
 # WebSocket path → the permission needed to connect (None: anyone, no account).

@@ -118,10 +118,19 @@ def _check_profile(
     peer: bool,
     supervisor: bool,
     lines: Sequence[LineAssignment],
+    languages: Sequence[str] = ("-",),
 ) -> None:
     if role is StaffRole.counsellor:
         if qualification is None:
-            raise StaffError("a counsellor needs a qualification (psychologist or volunteer)")
+            raise StaffError(
+                "a counsellor needs a qualification (psychologist, volunteer or interpreter)"
+            )
+        if qualification is Qualification.interpreter:
+            # An interpreter is asked for by language, and answers no chat of their own.
+            if not languages:
+                raise StaffError("an interpreter needs the languages they interpret")
+            if peer or supervisor:
+                raise StaffError("an interpreter has no peer or supervisor flag")
         return
     if qualification is not None or peer or supervisor:
         raise StaffError("only counsellors have a qualification, peer or supervisor flag")
@@ -150,7 +159,7 @@ class StaffService:
         repository = StaffRepository(session)
         if await repository.by_username(username) is not None:
             raise StaffConflictError(f"a staff member named {username!r} already exists")
-        _check_profile(role, qualification, peer, supervisor, ())
+        _check_profile(role, qualification, peer, supervisor, (), languages or [])
         if not 1 <= capacity <= 5:
             raise StaffError("capacity must be between 1 and 5")
         return await repository.add(
@@ -197,7 +206,14 @@ class StaffService:
         """A new account without password or TOTP, and its one-time enrolment link."""
         if not may_manage(staff_grants(actor), data.role):
             raise StaffForbiddenError(f"your role may not create {data.role.value} accounts")
-        _check_profile(data.role, data.qualification, data.is_peer, data.is_supervisor, data.lines)
+        _check_profile(
+            data.role,
+            data.qualification,
+            data.is_peer,
+            data.is_supervisor,
+            data.lines,
+            data.languages,
+        )
         await self._check_lines(session, data.lines)
         staff = await self.create(
             session,
@@ -258,6 +274,7 @@ class StaffService:
             changes.get("is_peer", staff.is_peer),
             changes.get("is_supervisor", staff.is_supervisor),
             lines or (),
+            changes.get("languages", staff.languages),
         )
         if staff.id == actor.id and "role" in changes and changes["role"] is not staff.role:
             raise StaffConflictError("you cannot change your own role")

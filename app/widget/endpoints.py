@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from app.broker.base import BrokerUnavailableError
 from app.deps import RuntimeDep
+from app.kit.errors import ApiError
 from app.lines.public import public_line
 from app.staff.permissions import public
 from app.widget import compressed, pages
@@ -22,6 +23,8 @@ router = APIRouter(tags=["widget"], include_in_schema=False)
 # `?exit=`: where quick exit goes from the full page (checked by pages.clean_exit_url).
 ExitParam = Annotated[str | None, Query(alias="exit")]
 AcceptEncoding = Annotated[str, Header(include_in_schema=False)]
+# The browser's languages, only to choose the page's language; never stored or logged.
+AcceptLanguage = Annotated[str, Header(include_in_schema=False)]
 
 # A browser cache is a trace on a shared or watched phone: nothing a visitor loads is kept
 # (docs/widget.md says what that costs).
@@ -29,16 +32,21 @@ NO_STORE = "no-store"
 _pages = compressed.PageCache()
 
 
-def _send(encoded: compressed.Encoded, media_type: str, accept_encoding: str) -> Response:
+def _send(
+    encoded: compressed.Encoded, media_type: str, accept_encoding: str, vary: str = ""
+) -> Response:
     body, coding = compressed.pick(encoded, accept_encoding)
-    headers = {"Cache-Control": NO_STORE, "Vary": "Accept-Encoding"}
+    headers = {"Cache-Control": NO_STORE, "Vary": "Accept-Encoding" + vary}
     if coding is not None:
         headers["Content-Encoding"] = coding
     return Response(body, media_type=media_type, headers=headers)
 
 
 def _page(body: str, accept_encoding: str) -> Response:
-    return _send(_pages.get(body.encode()), "text/html; charset=utf-8", accept_encoding)
+    # The language may come from Accept-Language.
+    return _send(
+        _pages.get(body.encode()), "text/html; charset=utf-8", accept_encoding, ", Accept-Language"
+    )
 
 
 @router.get("/widget/safety", response_class=HTMLResponse, dependencies=[public()])
@@ -47,11 +55,16 @@ async def safety_page(
     lang: str | None = None,
     exit_url: ExitParam = None,
     accept_encoding: AcceptEncoding = "",
+    accept_language: AcceptLanguage = "",
 ) -> Response:
     """What quick exit can and cannot erase, and how to browse privately."""
     languages = list(pages.catalogues())
-    choice = pages.choose_language(lang, sorted(languages, key=lambda c: c != "sv"))
-    notice = pages.catalogues()[choice.language]["unknown_language"] if choice.fell_back else ""
+    choice = pages.choose_language(
+        lang,
+        sorted(languages, key=lambda c: c != "sv"),
+        pages.browser_languages(accept_language),
+    )
+    notice = pages.text(choice.language, "unknown_language") if choice.fell_back else ""
     return _page(
         pages.render(
             "safety.html",
@@ -64,6 +77,19 @@ async def safety_page(
         ),
         accept_encoding,
     )
+
+
+@router.get("/widget/i18n/{name}", dependencies=[public()])
+async def catalogue(name: str, accept_encoding: AcceptEncoding = "") -> Response:
+    """One language's catalogue, fetched when the visitor picks another language."""
+    tag, dot, suffix = name.rpartition(".")
+    if not dot or suffix != "json" or pages.base_tag(tag) is None:
+        raise ApiError("bad_language", "Not a language tag.", status=400)
+    found = pages.assets().get(f"i18n/{tag}.json")
+    if found is None:
+        raise ApiError("unknown_language", "The widget does not speak that language.", 404)
+    encoded, kind = found
+    return _send(encoded, kind, accept_encoding)
 
 
 @router.get("/widget/{asset:path}", dependencies=[public()])
@@ -85,6 +111,7 @@ async def chat_page(
     colour: str | None = None,
     exit_url: ExitParam = None,
     accept_encoding: AcceptEncoding = "",
+    accept_language: AcceptLanguage = "",
 ) -> Response:
     """The chat, as a full page or inside the loader's iframe (`embed=1`).
 
@@ -99,15 +126,17 @@ async def chat_page(
         lines = runtime.lines.all()
         line = lines[0] if lines else None
     offered = pages.widget_languages(line.languages if line is not None else [])
-    choice = pages.choose_language(lang, offered)
+    # The host page's data-language (or ?lang=), else the browser's languages, else the
+    # line's first (docs/widget.md).
+    choice = pages.choose_language(lang, offered, pages.browser_languages(accept_language))
     texts = pages.catalogues()[choice.language]
     notices = []
     if line is None:
-        notices.append(texts["no_lines"])
+        notices.append(pages.text(choice.language, "no_lines"))
     elif fallback_line:
-        notices.append(texts["unknown_line"].replace("{name}", line.name))
+        notices.append(pages.text(choice.language, "unknown_line").replace("{name}", line.name))
     if choice.fell_back:
-        notices.append(texts["unknown_language"])
+        notices.append(pages.text(choice.language, "unknown_language"))
     try:
         state = await public_line(runtime, line) if line is not None else None
     except BrokerUnavailableError:
@@ -123,6 +152,7 @@ async def chat_page(
                 "line": line.key if line is not None else "",
                 "line_name": line.name if line is not None else "",
                 "languages": " ".join(offered),
+                "chosen_by": choice.source,
                 "language_options": pages.language_options(offered, choice.language),
                 "language_field": "" if len(offered) > 1 else " hidden",
                 "boot": pages.script_json(boot),

@@ -32,6 +32,17 @@ CONTENT_TYPES = {
 # The language the widget falls back to when a line offers none with a catalogue.
 FALLBACK_LANGUAGE = "en"
 
+# A language tag as BCP 47 writes it, loosely: a 2-3 letter language, then subtags
+# ("ro", "pt-BR", "sr-Latn-RS"). Only the base decides which catalogue a visitor gets.
+_TAG = re.compile(r"^([A-Za-z]{2,3})(-[A-Za-z0-9]{1,8})*$")
+MAX_TAG_CHARS = 35
+# At most this many entries of an Accept-Language header are looked at.
+MAX_BROWSER_LANGUAGES = 20
+# Each catalogue says how far it has been checked: "drafted", or "reviewed" by a native
+# speaker (with the date); kept out of the texts the page carries.
+REVIEW_KEY = "_review"
+REVIEW_STATES = ("drafted", "reviewed")
+
 # Holes filled with markup built in this module, never with text from a request.
 RAW_HOLES = frozenset({"language_links", "language_options", "language_field", "boot"})
 
@@ -51,12 +62,69 @@ def assets() -> dict[str, tuple[Encoded, str]]:
     return found
 
 
+# A text is a string, or for a count a string per CLDR plural category ({"plural": the
+# placeholder that counts, "one": ..., "other": ...}; the widget picks with Intl.PluralRules).
+Text = str | dict[str, str]
+
+
 @lru_cache(maxsize=1)
-def catalogues() -> dict[str, dict[str, str]]:
-    """The texts of each language the widget speaks, by language code (one file each)."""
-    out: dict[str, dict[str, str]] = {}
+def _files() -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
     for path in sorted((WIDGET_DIR / "i18n").glob("*.json")):
         out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+@lru_cache(maxsize=1)
+def catalogues() -> dict[str, dict[str, Text]]:
+    """The texts of each language the widget speaks, by language code (one file each)."""
+    return {
+        code: {k: v for k, v in texts.items() if k != REVIEW_KEY}  # type: ignore[misc]
+        for code, texts in _files().items()
+    }
+
+
+def review(language: str) -> dict[str, str]:
+    """A catalogue's review state: {"state": "drafted" | "reviewed", "date": ..., ...}."""
+    found = _files()[language].get(REVIEW_KEY)
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def text(language: str, key: str) -> str:
+    """One plain text of a catalogue (a page hole or a notice, never a counted one)."""
+    value = catalogues()[language][key]
+    return value if isinstance(value, str) else value["other"]
+
+
+def base_tag(tag: str | None) -> str | None:
+    """The lowercase base language of a well-formed tag ("pt" for "pt-BR"), else None: a
+    malformed or oversized tag is ignored, never echoed."""
+    if not tag or len(tag) > MAX_TAG_CHARS:
+        return None
+    match = _TAG.match(tag)
+    return match.group(1).lower() if match else None
+
+
+def browser_languages(header: str | None) -> list[str]:
+    """The base languages of an Accept-Language header, most wanted first (q=0 left out);
+    malformed entries are skipped."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate((header or "")[:1000].split(",")[:MAX_BROWSER_LANGUAGES]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                continue
+        base = base_tag(tag.strip())
+        if base is not None and 0 < quality <= 1:
+            ranked.append((-quality, index, base))
+    out: list[str] = []
+    for _, _, base in sorted(ranked):
+        if base not in out:
+            out.append(base)
     return out
 
 
@@ -70,6 +138,9 @@ class LanguageChoice:
     language: str
     # The visitor asked for a language that is not offered: say so on the page.
     fell_back: bool
+    # What decided: "asked" (data-language or ?lang=), "browser" (its languages) or "line"
+    # (the line's first): the page's script may still match navigator.languages for "line".
+    source: str = "asked"
 
 
 def widget_languages(line_languages: Sequence[str]) -> list[str]:
@@ -79,11 +150,18 @@ def widget_languages(line_languages: Sequence[str]) -> list[str]:
     return offered or [FALLBACK_LANGUAGE]
 
 
-def choose_language(asked: str | None, offered: Sequence[str]) -> LanguageChoice:
-    """The asked language if offered, else the first offered (a notice if one was asked)."""
-    if asked and asked in offered:
-        return LanguageChoice(asked, fell_back=False)
-    return LanguageChoice(offered[0], fell_back=bool(asked))
+def choose_language(
+    asked: str | None, offered: Sequence[str], browser: Sequence[str] = ()
+) -> LanguageChoice:
+    """The asked language if offered, else the browser's first offered one, else the first
+    offered; a notice only when a well-formed language was asked for and is not offered."""
+    base = base_tag(asked)
+    if base is not None and base in offered:
+        return LanguageChoice(base, fell_back=False, source="asked")
+    for wanted in browser:
+        if wanted in offered:
+            return LanguageChoice(wanted, fell_back=base is not None, source="browser")
+    return LanguageChoice(offered[0], fell_back=base is not None, source="line")
 
 
 def clean_colour(value: str | None) -> str:
@@ -112,13 +190,14 @@ def render(name: str, language: str, values: Mapping[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         key = match.group(2)
         if match.group(1):
-            return html.escape(texts[key])
+            value = texts[key]
+            return html.escape(value if isinstance(value, str) else value["other"])
         if key in RAW_HOLES:
             return values.get(key, "")
         if key == "lang":
             return html.escape(language)
         if key == "dir":
-            return html.escape(texts.get("dir", "ltr"))
+            return html.escape(text(language, "dir"))
         return html.escape(values.get(key, ""))
 
     return _HOLE.sub(fill, template(name))
@@ -126,23 +205,24 @@ def render(name: str, language: str, values: Mapping[str, str]) -> str:
 
 def language_links(languages: Sequence[str], current: str) -> str:
     """The safety page in each language the widget speaks, as list items."""
-    known = catalogues()
     items = []
     for code in languages:
-        name = html.escape(known[code]["language_name"])
+        name = html.escape(text(code, "language_name"))
         if code == current:
             items.append(f'<li><span lang="{code}" aria-current="page">{name}</span></li>')
         else:
-            items.append(f'<li><a href="/widget/safety?lang={code}" lang="{code}">{name}</a></li>')
+            items.append(
+                f'<li><a href="/widget/safety?lang={code}" lang="{code}" hreflang="{code}">'
+                f"{name}</a></li>"
+            )
     return "".join(items)
 
 
 def language_options(languages: Sequence[str], current: str) -> str:
     """The chat page's language choice, each language under its own name."""
-    known = catalogues()
     return "".join(
         f'<option value="{code}" lang="{code}"{" selected" if code == current else ""}>'
-        f"{html.escape(known[code]['language_name'])}</option>"
+        f"{html.escape(text(code, 'language_name'))}</option>"
         for code in languages
     )
 

@@ -21,6 +21,14 @@ export function duration(seconds) {
   return `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 
+// A line's wrap-up topic or outcome in the console's language when the catalogue knows the
+// term (the usual ones), else as the line has it: the value sent stays the line's own.
+export function termText(t, kind, term) {
+  const key = `wrapup.${kind}.${String(term).replace(/\s+/g, "_")}`;
+  const text = t(key);
+  return text === key ? term : text;
+}
+
 export function languageName(code) {
   try {
     const names = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" });

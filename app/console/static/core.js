@@ -722,7 +722,9 @@ function renderNav() {
     ),
   );
   for (const route of unread.keys()) paintBadge(route);
-  document.getElementById("who-name").textContent = ctx.me ? `${ctx.me.alias} (${ctx.t(`role.${ctx.me.role}`)})` : "";
+  // An interpreter's account is a counsellor's with the interpreter qualification.
+  const role = ctx.me?.qualification === "interpreter" ? "interpreter" : ctx.me?.role;
+  document.getElementById("who-name").textContent = ctx.me ? `${ctx.me.alias} (${ctx.t(`role.${role}`)})` : "";
   const picker = document.getElementById("lang-slot");
   picker.replaceChildren(languagePicker("lang"));
   translateStatic();

@@ -3,16 +3,22 @@
 import { h, field, showErrors, clearErrors, formatDateTime, parseDate, parseTime } from "../core.js";
 
 const ACTIONS = [
-  "sign_in", "sign_out", "access.denied", "enrolment.completed", "staff", "line", "chat", "roster.changed", "mailbox",
+  "sign_in", "sign_out", "access.denied", "enrolment.completed", "staff", "line", "chat", "roster.changed", "interpreter",
+  "mailbox",
 ];
 const PAGE = 50;
 
 export function mount(root, ctx) {
   const t = ctx.t;
+  // An action in words (the raw name stays in the cell's title for searching and support).
+  const actionText = (action) => {
+    const key = `audit.action.${action}`;
+    return t(key) === key ? action : t(key);
+  };
   let alive = true;
   let offset = 0;
   let staff = [];
-  const action = h("select", { name: "action" }, h("option", { value: "", text: t("audit.any") }), ACTIONS.map((a) => h("option", { value: a, text: a })));
+  const action = h("select", { name: "action" }, h("option", { value: "", text: t("audit.any") }), ACTIONS.map((a) => h("option", { value: a, text: actionText(a) })));
   const who = h("select", { name: "staff_id" }, h("option", { value: "", text: t("audit.anyone") }));
   const line = h("select", { name: "line" }, h("option", { value: "", text: t("audit.any_line") }));
   const chat = h("input", { name: "chat_id", autocomplete: "off", spellcheck: "false", "data-error-words": "chat" });
@@ -96,7 +102,7 @@ export function mount(root, ctx) {
         h("tbody", {}, entries.length
           ? entries.map((e) => h("tr", { dataset: { action: e.action } },
               h("td", { text: formatDateTime(e.at, { dateStyle: "short", timeStyle: "medium" }) }),
-              h("td", {}, h("code", { text: e.action })),
+              h("td", { title: e.action, text: actionText(e.action) }),
               h("td", { text: e.actor ?? "—" }),
               h("td", { text: e.target ?? "—" }),
               h("td", { text: e.line_key ?? "—" }),

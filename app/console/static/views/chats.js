@@ -5,7 +5,7 @@
 
 import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
-import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
+import { addStylesheet, clock, duration, languageName, termText } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
 
 // Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
@@ -144,8 +144,14 @@ function build(root, ctx) {
     state.awayAfterSignIn = Boolean(state.signedInAgain) && before !== "away" && state.status === "away";
     state.signedInAgain = false;
     if (state.awayAfterSignIn) flash(t("chats.set_away_signed_in"), "warn");
-    const open = new Set((hello.chats ?? []).map((c) => c.chat_id));
+    const open = new Set([...(hello.chats ?? []), ...(hello.interpreting ?? [])].map((c) => c.chat_id));
     for (const chat of hello.chats ?? []) openChat(chat, false);
+    // Chats this interpreter is in: what they lack since their join comes with a sync (the
+    // server never sends them anything from before it).
+    for (const chat of hello.interpreting ?? []) {
+      openInterpreting(chat, false);
+      socket.send({ type: "sync", chat_id: chat.chat_id, last_seq: 0 });
+    }
     for (const chatId of state.fullSync) {
       if (open.has(chatId)) socket.send({ type: "sync", chat_id: chatId, last_seq: 0 });
     }
@@ -193,6 +199,29 @@ function build(root, ctx) {
     addOffer(frame, true);
     renderOffers();
   });
+  // Interpreters: a counsellor's request, the chat they joined, and a request that lapsed.
+  listen("interpreter.offer", (frame) => {
+    addOffer({ ...frame, interpreting: true }, true);
+    renderOffers();
+  });
+  listen("interpreter.offer.withdrawn", (frame) => {
+    if (!state.offers.delete(frame.chat_id)) return;
+    renderOffers();
+    flash(t("chats.offer_expired"), "warn");
+  });
+  listen("interpreting", (frame) => {
+    state.offers.delete(frame.chat_id);
+    renderOffers();
+    const chat = openInterpreting(frame, true);
+    select(chat.id, !root.hidden);
+  });
+  listen("interpreter.asked", (frame) => {
+    const chat = state.chats.get(frame.chat_id);
+    if (!chat) return;
+    chat.interpreterAsked = true;
+    renderInterpreter(chat);
+    chatNotice(chat, t("chats.interpreter_asked", { language: languageName(frame.language) }), "ok");
+  });
   listen("offer.withdrawn", (frame) => {
     if (!state.offers.delete(frame.chat_id)) return;
     renderOffers();
@@ -217,7 +246,7 @@ function build(root, ctx) {
     const key = `chats.released.${frame.reason}`;
     closeChat(frame.chat_id, t(key) === key ? t("chats.released.other") : t(key));
   });
-  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended", ...CARE_ENTRIES]) {
+  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended", "interpreter.joined", "interpreter.left", ...CARE_ENTRIES]) {
     listen(kind, (frame) => {
       const chat = state.chats.get(frame.chat_id);
       if (chat) addEntry(chat, frame);
@@ -230,7 +259,7 @@ function build(root, ctx) {
     if (!sent) return;
     chat.outgoing.delete(frame.client_id);
     sent.element.remove();
-    addEntry(chat, { type: "message", chat_id: chat.id, seq: frame.seq, sender: "counsellor", name: state.staff?.alias, text: sent.text, at: sent.at, client_id: frame.client_id, staff_id: state.staff?.id });
+    addEntry(chat, { type: "message", chat_id: chat.id, seq: frame.seq, sender: chat.interpreting ? "interpreter" : "counsellor", name: state.staff?.alias, text: sent.text, at: sent.at, client_id: frame.client_id, staff_id: state.staff?.id });
   });
   listen("typing", (frame) => {
     const chat = state.chats.get(frame.chat_id);
@@ -356,6 +385,19 @@ function build(root, ctx) {
     return chat;
   }
 
+  // A chat this interpreter joined: the conversation from their join on, labelled, with
+  // only the composer and Leave (no notes, codes, cards, transfer or end).
+  function openInterpreting(summary, fresh) {
+    const chat = openChat({ chat_id: summary.chat_id, line: summary.line, language: summary.language }, fresh);
+    chat.interpreting = true;
+    chat.counsellorName = summary.counsellor;
+    chat.ui.panel.classList.add("interpreting");
+    chat.ui.heading.textContent = t("chats.interpreting_title", { chat: chat.label, name: summary.counsellor ?? "" });
+    chat.ui.composer.querySelector(`label[for="${chat.ui.input.id}"]`).textContent = t("chats.interpreter_message");
+    renderComposerState(chat);
+    return chat;
+  }
+
   // A wrap-up still owed for a chat that ended while the console was away or reloading:
   // the chat (a tab of its own, if this page never saw it) says it ended, with the form.
   function showOwedWrapup(frame) {
@@ -430,6 +472,21 @@ function build(root, ctx) {
       if (!seen) {
         chat.unread += 1;
         renderTabs();
+      }
+    }
+    if (entry.type === "interpreter.joined") {
+      chat.interpreter = entry.name;
+      chat.interpreterAsked = false;
+      chat.ui.notices.replaceChildren();
+      renderInterpreter(chat);
+    }
+    if (entry.type === "interpreter.left") {
+      chat.interpreter = null;
+      renderInterpreter(chat);
+      // The interpreter's own view of a chat they are out of closes, saying why.
+      if (chat.interpreting) {
+        const key = `chats.interpreter_out.${entry.reason}`;
+        setTimeout(() => closeChat(chat.id, t(key) === key ? t("chats.interpreter_out.left") : t(key)), 0);
       }
     }
     if (entry.type === "whisper") chatNotice(chat, t("chats.whisper_arrived", { name: entry.name }), "warn");
@@ -519,15 +576,24 @@ function build(root, ctx) {
         accept.addEventListener("click", () => acceptOffer(offer.chat_id));
         const decline = h("button", { type: "button", text: t("chats.decline"), dataset: { key: `decline:${offer.chat_id}` } });
         decline.addEventListener("click", () => {
-          state.lastAction.decline = offer.chat_id;
-          socket.send({ type: "decline", chat_id: offer.chat_id });
+          const kind = offer.interpreting ? "interpreter.decline" : "decline";
+          state.lastAction[kind] = offer.chat_id;
+          if (offer.interpreting && socket.send({ type: kind, chat_id: offer.chat_id })) {
+            state.offers.delete(offer.chat_id);
+            renderOffers();
+          } else if (!offer.interpreting) socket.send({ type: kind, chat_id: offer.chat_id });
         });
         const progress = h("progress", { max: String(offer.timeout_seconds), value: String(left), "aria-label": t("chats.time_left") });
         const card = h(
           "li",
           { class: `offer-card${offer.fresh ? " fresh" : ""}`, dataset: { chat: offer.chat_id } },
-          h("p", { class: "offer-title" }, h("strong", { text: offer.line_name || offer.line }), " · ", h("span", { text: languageName(offer.language) })),
-          h("p", { class: "offer-meta", text: t("chats.offer_waited", { time: duration(offer.waited_seconds) }) }),
+          offer.interpreting
+            ? h("p", { class: "offer-title" }, h("strong", { text: t("chats.interpreter_offer", { language: languageName(offer.language) }) }), " · ", h("span", { text: offer.line_name || offer.line }))
+            : h("p", { class: "offer-title" }, h("strong", { text: offer.line_name || offer.line }), " · ", h("span", { text: languageName(offer.language) })),
+          offer.interpreting
+            ? h("p", { class: "offer-meta", text: t("chats.interpreter_offer_from", { name: offer.counsellor ?? "" }) })
+            : h("p", { class: "offer-meta", text: t("chats.offer_waited", { time: duration(offer.waited_seconds) }) }),
+          offer.interpreter_available ? h("span", { class: "tag interpreter", text: t("chats.interpreter_available", { language: languageName(offer.language) }) }) : null,
           offer.transfer ? h("span", { class: "tag", text: t("chats.transfer_tag") }) : null,
           offer.peer_requested ? h("span", { class: "tag", text: t("chats.peer_tag") }) : null,
           offer.continuity ? h("span", { class: "tag returning", text: t("care.returning_tag") }) : null,
@@ -546,6 +612,11 @@ function build(root, ctx) {
   }
 
   function acceptOffer(chatId) {
+    if (state.offers.get(chatId)?.interpreting) {
+      state.lastAction["interpreter.accept"] = chatId;
+      socket.send({ type: "interpreter.accept", chat_id: chatId });
+      return;
+    }
     state.lastAction.accept = chatId;
     socket.send({ type: "accept", chat_id: chatId });
   }
@@ -681,7 +752,25 @@ function build(root, ctx) {
     offerCode.addEventListener("click", () => care.offerCode(chat));
     const refer = h("button", { type: "button", text: t("care.refer") });
     refer.addEventListener("click", () => care.refer(chat));
-    const actions = h("div", { class: "chat-actions" }, refer, offerCode, transfer, help, block, end);
+    // Interpreters: the counsellor asks for one in the visitor's language, or removes them;
+    // the interpreter leaves.
+    const askInterpreter = h("button", { type: "button", text: t("chats.interpreter_ask") });
+    askInterpreter.addEventListener("click", () => {
+      state.lastAction["interpreter.request"] = chat.id;
+      socket.send({ type: "interpreter.request", chat_id: chat.id });
+    });
+    const removeInterpreter = h("button", { type: "button", hidden: true, text: t("chats.interpreter_remove") });
+    removeInterpreter.addEventListener("click", () => {
+      state.lastAction["interpreter.remove"] = chat.id;
+      socket.send({ type: "interpreter.remove", chat_id: chat.id });
+    });
+    const leaveInterpreting = h("button", { type: "button", class: "danger", hidden: true, text: t("chats.interpreter_leave") });
+    leaveInterpreting.addEventListener("click", () => {
+      state.lastAction["interpreter.leave"] = chat.id;
+      socket.send({ type: "interpreter.leave", chat_id: chat.id });
+    });
+    const interpreterLine = h("p", { class: "interpreter-line", hidden: true });
+    const actions = h("div", { class: "chat-actions" }, refer, offerCode, askInterpreter, removeInterpreter, transfer, help, block, end, leaveInterpreting);
     const noteBox = h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm);
     const wrapup = h("div", { class: "wrapup", hidden: true });
 
@@ -691,6 +780,7 @@ function build(root, ctx) {
       "section",
       { class: "chat-panel", role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: true, dataset: { chat: chat.id } },
       h("div", { class: "chat-head" }, heading, meta),
+      interpreterLine,
       presence,
       chatNotices,
       h("div", { class: "chat-body", role: "log", tabindex: "0", "aria-live": "polite", "aria-label": t("chats.conversation") }, log),
@@ -701,7 +791,7 @@ function build(root, ctx) {
       noteBox,
     );
     panels.append(panel);
-    chat.ui = { tab, tabUnread, tabNew, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, gapNote, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send };
+    chat.ui = { tab, tabUnread, tabNew, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, gapNote, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send, heading, block, askInterpreter, removeInterpreter, leaveInterpreting, interpreterLine };
     const draft = kept.drafts.get(chat.id);
     if (draft) {
       input.value = draft.text;
@@ -767,8 +857,9 @@ function build(root, ctx) {
     const at = entry.at ? h("time", { class: "at", text: clock(entry.at) }) : null;
     if (entry.type === "message") {
       const mine = entry.sender === "counsellor";
-      const who = mine ? entry.name || t("chats.counsellor") : t("chats.visitor");
-      return h("li", { class: `entry message ${mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: who }), at), h("p", { class: "text", text: entry.text }));
+      const interpreter = entry.sender === "interpreter";
+      const who = interpreter ? t("chats.interpreter_label", { name: entry.name ?? "" }) : mine ? entry.name || t("chats.counsellor") : t("chats.visitor");
+      return h("li", { class: `entry message ${interpreter ? "from-interpreter" : mine ? "from-staff" : "from-visitor"}` }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: who }), at), h("p", { class: "text", text: entry.text }));
     }
     if (entry.type === "note") {
       return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
@@ -780,6 +871,8 @@ function build(root, ctx) {
     let text;
     if (entry.type === "counsellor.joined") text = t("chats.joined", { name: entry.name });
     else if (entry.type === "counsellor.left") text = t("chats.left", { reason: reasonText(entry.reason) });
+    else if (entry.type === "interpreter.joined") text = t("chats.interpreter_joined", { name: entry.name ?? "", language: languageName(entry.language) });
+    else if (entry.type === "interpreter.left") text = t(`chats.interpreter_left.${entry.reason}`) === `chats.interpreter_left.${entry.reason}` ? t("chats.interpreter_left.left", { name: entry.name ?? "" }) : t(`chats.interpreter_left.${entry.reason}`, { name: entry.name ?? "" });
     else text = t("chats.ended_entry", { reason: reasonText(entry.reason) });
     return h("li", { class: "entry system" }, h("p", {}, h("span", { text }), " ", at));
   }
@@ -812,6 +905,27 @@ function build(root, ctx) {
     chat.ui.refer.hidden = ended;
     chat.ui.offerCode.hidden = ended;
     chat.ui.noteBox.hidden = ended;
+    if (chat.interpreting) {
+      // An interpreter writes and leaves; everything else is the counsellor's.
+      for (const part of ["transfer", "help", "end", "refer", "offerCode", "noteBox", "block", "canned"]) chat.ui[part].hidden = true;
+    }
+    renderInterpreter(chat);
+  }
+
+  function renderInterpreter(chat) {
+    const ui = chat.ui;
+    if (!ui) return;
+    const live = !chat.ended;
+    ui.askInterpreter.hidden = chat.interpreting || !live || Boolean(chat.interpreter) || Boolean(chat.interpreterAsked);
+    ui.removeInterpreter.hidden = chat.interpreting || !live || !chat.interpreter;
+    ui.leaveInterpreting.hidden = !chat.interpreting || !live;
+    const line = chat.interpreting
+      ? t("chats.interpreting_line", { language: languageName(chat.language) })
+      : chat.interpreter
+        ? t("chats.interpreter_in", { name: chat.interpreter })
+        : "";
+    ui.interpreterLine.textContent = line;
+    ui.interpreterLine.hidden = !line;
   }
 
   function renderWrapup(chat) {
@@ -821,12 +935,12 @@ function build(root, ctx) {
     const topics = h("fieldset", { class: "field", dataset: { field: "topics" } }, h("legend", { text: t("chats.wrapup_topics") }));
     for (const topic of frame.topics) {
       const id = nextId("topic");
-      topics.append(h("div", { class: "check" }, h("input", { type: "checkbox", id, name: "topics", value: topic }), h("label", { for: id, text: topic })));
+      topics.append(h("div", { class: "check" }, h("input", { type: "checkbox", id, name: "topics", value: topic }), h("label", { for: id, text: termText(t, "topic", topic) })));
     }
     const outcomes = h("fieldset", { class: "field", dataset: { field: "outcome" } }, h("legend", { text: t("chats.wrapup_outcome") }));
     for (const outcome of frame.outcomes) {
       const id = nextId("outcome");
-      outcomes.append(h("div", { class: "check" }, h("input", { type: "radio", id, name: "outcome", value: outcome }), h("label", { for: id, text: outcome })));
+      outcomes.append(h("div", { class: "check" }, h("input", { type: "radio", id, name: "outcome", value: outcome }), h("label", { for: id, text: termText(t, "outcome", outcome) })));
     }
     const error = h("p", { class: "field-error", role: "alert", hidden: true });
     const form = h("form", { class: "wrapup-form", novalidate: true }, h("h3", { text: t("chats.wrapup_title") }), h("p", { class: "hint", text: t("chats.wrapup_hint") }), topics, outcomes, error, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("chats.wrapup_save") })));
@@ -1013,8 +1127,12 @@ function build(root, ctx) {
     // Supervisor frames are the supervisor screen's business; a sync of a chat that ended
     // meanwhile has nothing to restore.
     if (["sync", "live", "observe", "unobserve", "whisper", "takeover", "team"].includes(ref)) return;
-    const message = errorText(frame);
-    const chat = state.chats.get(state.lastAction[ref]);
+    const chat = state.chats.get(frame.chat_id ?? state.lastAction[ref]);
+    if (frame.code === "no_interpreter" && chat) {
+      chat.interpreterAsked = false;
+      renderInterpreter(chat);
+    }
+    const message = frame.code === "no_interpreter" ? t("chats.error.no_interpreter", { language: languageName(frame.language ?? chat?.language ?? "") }) : errorText(frame);
     if (ref === "accept") {
       const chatId = state.lastAction.accept;
       // Another tab of ours may have won the race: the chat then opens here as well (its

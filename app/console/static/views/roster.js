@@ -66,7 +66,8 @@ export function mount(root, ctx) {
 
   function lineStaff() {
     // Who can be put on this line's shifts: active counsellors with its qualification.
-    return state.staff.filter((s) => s.role === "counsellor" && s.is_active && s.qualification === state.line?.required_qualification);
+    // Interpreters go on any line's shifts (they interpret there, answering nothing).
+    return state.staff.filter((s) => s.role === "counsellor" && s.is_active && (s.qualification === state.line?.required_qualification || s.qualification === "interpreter"));
   }
 
   function staffName(id) {

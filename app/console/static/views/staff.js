@@ -3,7 +3,8 @@
 import { h, field, showErrors, clearErrors, confirmAction, formatDateTime, problemText } from "../core.js";
 
 const ROLES = ["counsellor", "coordinator", "admin"];
-const QUALIFICATIONS = ["psychologist", "volunteer"];
+// An interpreter answers no chat: they join others' chats in the languages they interpret.
+const QUALIFICATIONS = ["psychologist", "volunteer", "interpreter"];
 
 export function mount(root, ctx) {
   const t = ctx.t;

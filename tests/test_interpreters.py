@@ -1,0 +1,239 @@
+"""Interpreters: a counsellor asks for one, an on-duty interpreter joins as a third participant
+the visitor sees, their messages are labelled both ways, the visitor may decline them, the
+counsellor may remove them; notes, whispers and what came before never reach them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app.audit.repository import AuditFilter
+from app.audit.service import audit_service
+from app.kit.db import unit_of_work
+from app.models.enums import Qualification
+from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.held import written
+from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.server import RunningServer
+
+pytestmark = [pytest.mark.both_brokers]
+
+NOTE = "She mentioned a man called Viktor"
+WHISPER = "Ask about her passport"
+BEFORE = "Nu stiu cum sa incep"
+
+
+def texts(frames: list[dict[str, Any]]) -> str:
+    return json.dumps(frames, ensure_ascii=False)
+
+
+async def romanian_chat(
+    server: RunningServer, *, interpreter_on_duty: bool = True
+) -> tuple[StaffClient, StaffClient | None, StaffClient, VisitorClient]:
+    """Anna (sv, en) answers a visitor writing in Romanian; Bo supervises; Ion interprets
+    Romanian (on duty, signed in, available) unless told otherwise."""
+    rt = server.runtime
+    await add_line(rt, languages=["sv", "en", "ro"])
+    await add_counsellor(rt, "anna", alias="Anna", languages=("sv", "en"))
+    await add_counsellor(rt, "bo", alias="Bo", supervisor=True, languages=("sv",))
+    await add_counsellor(
+        rt,
+        "ion",
+        alias="Ion",
+        qualification=Qualification.interpreter,
+        languages=("ro",),
+        on_duty=interpreter_on_duty,
+    )
+    anna = await open_staff(server, "anna", PASSWORD)
+    bo = await open_staff(server, "bo", PASSWORD, available=False)
+    ion = await open_staff(server, "ion", PASSWORD) if interpreter_on_duty else None
+    visitor = await open_visitor(server)
+    await visitor.start(language="ro")
+    offer = await anna.expect("offer")
+    # Nobody answering speaks Romanian, but an interpreter for it is on duty.
+    assert offer["interpreter_available"] is interpreter_on_duty
+    await anna.accept(offer["chat_id"])
+    await visitor.expect("counsellor.joined")
+    await visitor.say(BEFORE)
+    await anna.expect("message", sender="visitor", text=BEFORE)
+    return anna, ion, bo, visitor
+
+
+async def join(anna: StaffClient, ion: StaffClient, chat: str) -> dict[str, Any]:
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    assert (await anna.expect("interpreter.asked", chat_id=chat))["language"] == "ro"
+    offer = await ion.expect("interpreter.offer", chat_id=chat)
+    assert offer["language"] == "ro" and offer["counsellor"] == "Anna"
+    await ion.send({"type": "interpreter.accept", "chat_id": chat})
+    return await ion.expect("interpreting", chat_id=chat)
+
+
+async def test_an_interpreter_joins_is_labelled_both_ways_and_never_sees_notes_or_whispers(
+    server: RunningServer,
+) -> None:
+    anna, ion, bo, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    await bo.send({"type": "observe", "chat_id": chat})
+    await bo.expect("chat.observing")
+    # A note before the interpreter joins, and one after.
+    await anna.send({"type": "note", "chat_id": chat, "text": "first " + NOTE})
+
+    await join(anna, ion, chat)
+    joined = await visitor.expect("interpreter.joined")
+    assert joined["name"] == "Ion" and joined["language"] == "ro"
+    await anna.expect("interpreter.joined", name="Ion")
+
+    await anna.send({"type": "note", "chat_id": chat, "text": NOTE})
+    await bo.send({"type": "whisper", "chat_id": chat, "text": WHISPER})
+    await bo.expect("whisper.ack")
+    await anna.expect("whisper", text=WHISPER)
+
+    # Counsellor -> interpreter -> visitor, and back, each labelled as whose it is.
+    await anna.say(chat, "How can I help you?")
+    assert (await ion.expect("message", sender="counsellor"))["name"] == "Anna"
+    await ion.say(chat, "Cum te pot ajuta?")
+    got = await visitor.expect("message", sender="interpreter")
+    assert got["text"] == "Cum te pot ajuta?" and got["name"] == "Ion"
+    assert (await anna.expect("message", sender="interpreter"))["name"] == "Ion"
+    await visitor.say("Am nevoie de ajutor")
+    await ion.expect("message", sender="visitor", text="Am nevoie de ajutor")
+    await ion.say(chat, "I need help")
+    await anna.expect("message", sender="interpreter", text="I need help")
+    assert (await visitor.expect("message", sender="interpreter"))["text"] == "I need help"
+
+    # Asking the server for the whole transcript gives the interpreter nothing from before.
+    await ion.send({"type": "sync", "chat_id": chat, "last_seq": 0})
+    await ion.expect("synced", chat_id=chat)
+    seen = texts(ion.received)
+    for secret in (NOTE, WHISPER, BEFORE):
+        assert secret not in seen
+    assert ion.seen("note") == [] and ion.seen("whisper") == []
+
+    # The visitor declines: the interpreter leaves at once, everyone is told.
+    await visitor.send({"type": "interpreter.decline"})
+    assert (await visitor.expect("interpreter.left"))["reason"] == "declined"
+    await anna.expect("interpreter.left", reason="declined")
+    await ion.expect("interpreter.left", reason="declined")
+    # Declining again: a clear error, nothing changes.
+    await visitor.send({"type": "interpreter.decline"})
+    error = await visitor.expect("error", ref="interpreter.decline")
+    assert error["code"] == "invalid_state"
+    # What the interpreter sends now is refused and stored nowhere.
+    await ion.send({"type": "message", "chat_id": chat, "text": "still here", "client_id": "x1"})
+    assert (await ion.expect("error", ref="message"))["code"] == "not_in_chat"
+    await anna.say(chat, "Are you safe?")
+    await ion.expect_none("message", within=0.3, text="Are you safe?")
+
+    # Asked again, they join again; then the counsellor removes them.
+    await join(anna, ion, chat)
+    await visitor.expect("interpreter.joined")
+    await anna.send({"type": "interpreter.remove", "chat_id": chat})
+    await visitor.expect("interpreter.left", reason="removed")
+    await ion.expect("interpreter.left", reason="removed")
+    await anna.send({"type": "interpreter.remove", "chat_id": chat})
+    assert (await anna.expect("error", ref="interpreter.remove"))["code"] == "invalid_state"
+    entries = await server.runtime.transcript.read(chat, 0)
+    assert "still here" not in [e.text for _, e in entries]
+
+    await written(server.runtime, at_least=8)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        logged = await audit_service.search(session, AuditFilter(chat_id=chat), limit=50, offset=0)
+    actions = sorted(e.action for e in logged if e.action.startswith("interpreter."))
+    assert actions == [
+        "interpreter.joined",
+        "interpreter.joined",
+        "interpreter.left",
+        "interpreter.left",
+        "interpreter.requested",
+        "interpreter.requested",
+    ]
+    dumped = json.dumps([[e.action, e.detail] for e in logged], ensure_ascii=False)
+    for said in ("Cum te pot ajuta", "I need help", NOTE, BEFORE):
+        assert said not in dumped
+    reasons = sorted(e.detail.get("reason", "") for e in logged if e.action == "interpreter.left")
+    assert reasons == ["declined", "removed"]
+
+
+async def test_the_interpreter_leaves_and_the_chat_goes_on(server: RunningServer) -> None:
+    anna, ion, _, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    await join(anna, ion, chat)
+    await ion.send({"type": "interpreter.leave", "chat_id": chat})
+    await visitor.expect("interpreter.left", reason="left", name="Ion")
+    await anna.expect("interpreter.left", reason="left")
+    await ion.send({"type": "interpreter.leave", "chat_id": chat})
+    assert (await ion.expect("error", ref="interpreter.leave"))["code"] == "not_in_chat"
+    await anna.say(chat, "Still here with you")
+    await visitor.expect("message", text="Still here with you")
+
+
+async def test_no_interpreter_on_duty_is_a_clear_answer_and_changes_nothing(
+    server: RunningServer,
+) -> None:
+    anna, _, _, visitor = await romanian_chat(server, interpreter_on_duty=False)
+    chat = visitor.chat_id
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    error = await anna.expect("error", ref="interpreter.request")
+    assert error["code"] == "no_interpreter"
+    assert error["message"] == "no interpreter for Romanian is on duty"
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
+    await visitor.expect_none("interpreter.joined", within=0.2)
+
+
+async def test_bad_interpreter_requests_are_refused_and_change_nothing(
+    server: RunningServer,
+) -> None:
+    anna, ion, bo, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    cases = [
+        ({"language": "Romanian!"}, "invalid_field"),
+        ({"language": "xx"}, "unknown_language"),
+        ({"language": "r" * 40}, "invalid_field"),
+    ]
+    for extra, code in cases:
+        await anna.send({"type": "interpreter.request", "chat_id": chat, **extra})
+        assert (await anna.expect("error", ref="interpreter.request"))["code"] == code
+    # Someone else's chat, and a counsellor who is no interpreter accepting.
+    await bo.send({"type": "interpreter.request", "chat_id": chat})
+    assert (await bo.expect("error", ref="interpreter.request"))["code"] == "not_in_chat"
+    await anna.send({"type": "interpreter.accept", "chat_id": chat})
+    assert (await anna.expect("error", ref="interpreter.accept"))["code"] == "forbidden"
+    # An interpreter not asked cannot join.
+    await ion.send({"type": "interpreter.accept", "chat_id": chat})
+    assert (await ion.expect("error", ref="interpreter.accept"))["code"] == "offer_not_found"
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
+
+    # Flooding the request: one offer goes out, every other request is refused.
+    for _ in range(10):
+        await anna.send({"type": "interpreter.request", "chat_id": chat})
+    await anna.expect("interpreter.asked")
+    refused = 0
+    for _ in range(9):
+        error = await anna.expect("error")
+        assert error["code"] in ("invalid_state", "rate_limited")
+        refused += 1
+    assert refused == 9
+    await ion.expect("interpreter.offer", chat_id=chat)
+    await ion.expect_none("interpreter.offer", within=0.3)
+
+
+async def test_a_declined_request_tells_the_counsellor_nobody_is_left(
+    server: RunningServer,
+) -> None:
+    anna, ion, _, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    await ion.expect("interpreter.offer", chat_id=chat)
+    await ion.send({"type": "interpreter.decline", "chat_id": chat})
+    error = await anna.expect("error", code="no_interpreter", chat_id=chat)
+    assert error["language"] == "ro"
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
