@@ -67,6 +67,9 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "interpreter.accept": {"type": "interpreter.accept", "chat_id": ["x"]},
     "interpreter.decline": {"type": "interpreter.decline", "chat_id": "no"},
     "interpreter.leave": {"type": "interpreter.leave", "chat_id": None},
+    "risk": {"type": "risk", "chat_id": CHAT, "level": "<b>extreme</b>"},
+    "debrief": {"type": "debrief", "chat_id": ["x"]},
+    "debrief.open": {"type": "debrief.open", "debrief_id": "../../etc/passwd"},
 }
 
 
@@ -79,8 +82,16 @@ def test_every_frame_type_has_a_malformed_case() -> None:
         "exit",
         "continuity.accept",
         "interpreter.decline",
+        "danger",
     }
-    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {"ping", "live", "team"}
+    assert set(MALFORMED_STAFF) == set(STAFF_FRAMES) - {
+        "ping",
+        "live",
+        "team",
+        "ready",
+        "shift",
+        "debriefs",
+    }
 
 
 async def setup_chat(server: RunningServer) -> tuple[StaffClient, VisitorClient]:
@@ -226,6 +237,8 @@ VALID_FIELDS: dict[str, Any] = {
     "last_seq": 0,
     "answer": "helped",
     "status": "away",
+    "level": "concern",
+    "debrief_id": "00000000-0000-4000-8000-000000000000",
 }
 
 
@@ -414,7 +427,22 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "interpreter.decline", "chat_id": chat}, "forbidden"),
         ({"type": "interpreter.leave", "chat_id": chat}, "forbidden"),
     ]
-    assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {"ping", "status"}
+    attempts += [
+        ({"type": "risk", "chat_id": chat, "level": "acute"}, "not_in_chat"),
+        ({"type": "debrief", "chat_id": chat}, "not_in_chat"),
+        ({"type": "debriefs"}, "forbidden"),
+        (
+            {"type": "debrief.open", "debrief_id": "00000000-0000-4000-8000-000000000000"},
+            "forbidden",
+        ),
+    ]
+    # Not about a chat: refused only when there is nothing to do (test_risk.py).
+    assert {a[0]["type"] for a in attempts} == set(STAFF_FRAMES) - {
+        "ping",
+        "status",
+        "ready",
+        "shift",
+    }
     for frame, code in attempts:
         await bo.send(frame)
         error = await bo.expect("error")

@@ -134,7 +134,7 @@ def test_swedish_and_english_catalogues_have_the_same_texts(area: str) -> None:
 
 def test_every_text_the_coordinator_screens_ask_for_exists() -> None:
     english: dict[str, str] = {}
-    for area in ("core", "coord"):
+    for area in ("core", "coord", "risk"):
         english.update(json.loads((STATIC / "i18n" / f"en.{area}.json").read_text("utf-8")))
     sources: list[Path] = [STATIC / "core.js", STATIC / "enrol.js"] + [
         STATIC / "views" / f"{name}.js"
@@ -162,3 +162,27 @@ def test_every_text_the_chat_screens_ask_for_exists_in_both_languages() -> None:
             asked |= set(re.findall(r"\bt\(\"([a-z_]+(?:\.[a-z_0-9]+)+)\"", text))
         missing = {key for key in asked if key not in known and f"{key}.other" not in known}
         assert sorted(missing) == [], lang
+
+
+def test_every_risk_and_care_text_the_console_asks_for_exists() -> None:
+    english = json.loads((STATIC / "i18n" / "en.risk.json").read_text("utf-8"))
+    sources = [
+        STATIC / "risk.js",
+        STATIC / "views" / "chats.js",
+        STATIC / "views" / "supervise.js",
+        STATIC / "views" / "lines.js",
+    ]
+    asked = set()
+    for source in sources:
+        text = source.read_text("utf-8")
+        asked |= set(re.findall(r"\bt\(\"((?:risk|lines)\.[a-z_0-9.]+)\"", text))
+        asked |= {f"risk.level.{level}" for level in ("none", "concern", "acute")}
+    others: dict[str, str] = {}
+    for area in ("core", "coord", "chats", "care"):
+        others.update(json.loads((STATIC / "i18n" / f"en.{area}.json").read_text("utf-8")))
+    missing = {
+        key
+        for key in asked
+        if key not in english and f"{key}.other" not in english and key not in others
+    }
+    assert sorted(missing) == []

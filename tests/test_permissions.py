@@ -199,6 +199,10 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "transfer.options",
             "interpreter.request",
             "interpreter.remove",
+            "risk",
+            "ready",
+            "debrief",
+            "shift",
         )
     },
     **{
@@ -207,7 +211,16 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
     },
     **{
         kind: frozenset({SUPERVISOR})
-        for kind in ("live", "observe", "unobserve", "whisper", "takeover", "team")
+        for kind in (
+            "live",
+            "observe",
+            "unobserve",
+            "whisper",
+            "takeover",
+            "team",
+            "debriefs",
+            "debrief.open",
+        )
     },
 }
 
@@ -244,6 +257,12 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "interpreter.accept": {"type": "interpreter.accept", "chat_id": CHAT},
     "interpreter.decline": {"type": "interpreter.decline", "chat_id": CHAT},
     "interpreter.leave": {"type": "interpreter.leave", "chat_id": CHAT},
+    "risk": {"type": "risk", "chat_id": CHAT, "level": "acute"},
+    "ready": {"type": "ready"},
+    "debrief": {"type": "debrief", "chat_id": CHAT},
+    "shift": {"type": "shift"},
+    "debriefs": {"type": "debriefs"},
+    "debrief.open": {"type": "debrief.open", "debrief_id": "00000000-0000-4000-8000-000000000000"},
 }
 
 

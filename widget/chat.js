@@ -36,6 +36,7 @@ const outbox = new Map(); // client_id -> text, until acknowledged
 let pendingCode = null;
 let wantPeer = false;
 const shown = new Map(); // seq or client_id -> list item
+let inDanger = false; // pressed "I am in danger right now" in this chat
 
 // A counted text is one string per CLDR plural category, {"plural": "<placeholder>", ...}.
 function t(key, values) {
@@ -339,6 +340,7 @@ function handle(f) {
       if (f.peer === true) addSystem(t('peer_joined', { name: f.name }));
       else if (f.peer === false) addSystem(t('peer_none', { name: f.name }));
       renderHeading();
+      renderDanger();
       break;
     case 'continuity.found':
       $('queue').textContent = t('code_found', { name: f.name });
@@ -384,12 +386,32 @@ function handle(f) {
     case 'chat.ended':
       ended(f);
       break;
+    case 'danger.noted':
+      if (f.text) $('danger-text').textContent = f.text;
+      break;
     case 'error':
       failed(f);
       break;
     default:
       break;
   }
+}
+
+// "I am in danger right now": one optional tap. The line's emergency text shows at once,
+// before any answer; the server moves the chat ahead and tells the counsellor (docs/risk.md).
+function pressDanger() {
+  inDanger = true;
+  renderDanger();
+  $('danger-box').focus();
+  send({ type: 'danger' });
+}
+
+function renderDanger() {
+  $('danger').hidden = inDanger;
+  $('danger-box').hidden = !inDanger;
+  if (!inDanger) return;
+  $('danger-text').textContent = lineText('emergency_text') || t('danger_fallback');
+  $('danger-sent').textContent = counsellor ? t('danger_told') : t('danger_first');
 }
 
 function enterChat(name) {
@@ -399,6 +421,8 @@ function enterChat(name) {
   $('end-row').hidden = false;
   $('typing').hidden = false;
   $('chat-heading').hidden = false;
+  $('danger-row').hidden = false;
+  renderDanger();
   if (state !== 'chat') {
     state = 'chat';
     show('chat');
@@ -587,6 +611,8 @@ function ended(f) {
   $('end-confirm').hidden = true;
   $('continuity-offer').hidden = true; // a code can be taken only during the chat
   state = 'ended';
+  // The emergency text stays in view; the button goes with the chat.
+  $('danger').hidden = true;
   $('feedback').hidden = false;
   $('feedback-thanks').textContent = '';
   show('chat', 'ended');
@@ -613,6 +639,8 @@ function failed(f) {
     shown.clear();
     disconnect();
     refreshLine();
+  } else if (f.ref === 'danger') {
+    // The emergency text is on screen already; nothing more to say.
   } else if (f.code === 'rate_limited' && f.ref === 'message') {
     setConnection(t('rate_limited'));
     setTimeout(() => { for (const [client_id, text] of outbox) send({ type: 'message', text, client_id }); }, 3000);
@@ -767,6 +795,7 @@ function addReferral(f) {
 }
 
 function start() {
+  inDanger = false;
   forgetCode();
   disconnect();
   $('log').replaceChildren();
@@ -825,6 +854,7 @@ async function init() {
   $('code-form').addEventListener('submit', startWithCode);
   $('code-delete').addEventListener('click', deleteCode);
   $('continuity-accept').addEventListener('click', () => send({ type: 'continuity.accept' }));
+  $('danger').addEventListener('click', pressDanger);
   $('wait-anyone').addEventListener('click', () => {
     $('wait-anyone').hidden = true;
     codeStatus('');

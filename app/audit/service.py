@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     interpreter_requested = "interpreter.requested"
     interpreter_joined = "interpreter.joined"
     interpreter_left = "interpreter.left"
+    risk_set = "chat.risk_set"
+    debrief_asked = "chat.debrief_asked"
+    debrief_opened = "chat.debrief_opened"
     # The mailbox: which counsellor did what on which line, never which thread or what.
     mailbox_claimed = "mailbox.claimed"
     mailbox_answered = "mailbox.answered"

@@ -34,6 +34,8 @@ PRIORITY_NORMAL = 0
 PRIORITY_CONTINUITY = 1
 PRIORITY_TRANSFER = 2
 PRIORITY_RETURNED = 3
+# The visitor pressed "I am in danger right now": ahead of every other waiting chat.
+PRIORITY_IN_DANGER = 4
 _MAX_PRIORITY = 9
 
 
@@ -129,6 +131,10 @@ class ChatRecord:
         if self.interpreter is not None and self.interpreter.startswith("asked:"):
             return self.interpreter[6:]
         return None
+    # The counsellor's risk level (`none`, `concern`, `acute`; None: not set, as none).
+    risk: str | None = None
+    # The visitor pressed "I am in danger right now" (once per chat).
+    in_danger: bool = False
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -179,7 +185,7 @@ _FLOATS = {
     "help_requested_at",
 }
 _INTS = {"priority", "last_seq"}
-_BOOLS = {"peer_requested", "visitor_connected", "transferred"}
+_BOOLS = {"peer_requested", "visitor_connected", "transferred", "in_danger"}
 
 
 def _decode(name: str, value: str) -> Any:
@@ -223,6 +229,8 @@ class Presence:
     duty: dict[str, float]
     last_offer_at: float = 0.0
     missed_offers: int = 0
+    # After an acute chat: no offers until then (epoch seconds), unless they press "Ready".
+    paused_until: float = 0.0
 
     def to_json(self) -> bytes:
         return jsonutil.dumpb(
@@ -238,6 +246,7 @@ class Presence:
                 "duty": self.duty,
                 "last_offer_at": self.last_offer_at,
                 "missed_offers": self.missed_offers,
+                "paused_until": self.paused_until,
             }
         )
 
@@ -256,4 +265,5 @@ class Presence:
             duty={k: float(v) for k, v in raw["duty"].items()},
             last_offer_at=float(raw["last_offer_at"]),
             missed_offers=int(raw["missed_offers"]),
+            paused_until=float(raw.get("paused_until", 0.0)),
         )

@@ -755,4 +755,5 @@ def _presence(raw: list[bytes]) -> Presence:
         duty={k: float(v) for k, v in f[b"duty"].items()},
         last_offer_at=float(f[b"last_offer_at"]),
         missed_offers=int(f[b"missed_offers"]),
+        paused_until=float(f.get(b"paused_until", 0.0)),
     )

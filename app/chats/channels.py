@@ -28,6 +28,8 @@ class Deadline(StrEnum):
     visitor_lease = "vlease"  # vlease|chat
     counsellor_lease = "clease"  # clease|staff
     interpreter_offer = "ioffer"  # a request to an interpreter lapses: ioffer|chat|staff
+    # A counsellor's pause after an acute chat is over (docs/risk.md): pause|staff
+    care_pause = "pause"
 
 
 VISITOR_LEASE_PREFIX = "visitor:"

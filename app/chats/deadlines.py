@@ -23,6 +23,7 @@ from app.chats.core import ChatCore, ChatPart
 from app.chats.interpreters import Interpreters
 
 if TYPE_CHECKING:
+    from app.chats.care import Care
     from app.chats.lifecycle import Lifecycle
     from app.chats.offers import Offers
     from app.chats.staffing import Staffing
@@ -43,12 +44,14 @@ class Deadlines(ChatPart):
         offers: Offers,
         staffing: Staffing,
         interpreters: Interpreters,
+        care: Care,
     ) -> None:
         super().__init__(core)
         self.interpreters = interpreters
         self.lifecycle = lifecycle
         self.offers = offers
         self.staffing = staffing
+        self.care = care
 
     async def handle(self, key: str) -> None:
         parsed = parse_deadline(key)
@@ -64,6 +67,8 @@ class Deadlines(ChatPart):
             await self._visitor_grace_over(parts[0])
         elif kind is Deadline.counsellor_grace and len(parts) == 2:
             await self.offers.return_to_queue(parts[0], parts[1])
+        elif kind is Deadline.care_pause and len(parts) == 1:
+            await self.care.pause_over(parts[0])
         elif kind is Deadline.forget and len(parts) == 1:
             await self.forget(parts[0])
         elif kind is Deadline.shred and len(parts) == 1:

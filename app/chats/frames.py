@@ -115,6 +115,12 @@ class VisitorFeedback(ClientFrame):
     answer: Literal["helped", "partly", "not_helped"]
 
 
+class VisitorDanger(ClientFrame):
+    """ "I am in danger right now": one optional tap while waiting or in the chat."""
+
+    type: Literal["danger"]
+
+
 class SetStatus(ClientFrame):
     type: Literal["status"]
     status: Literal["available", "away", "break"]
@@ -281,6 +287,44 @@ class DeclineInterpreting(ClientFrame):
 class LeaveInterpreting(ClientFrame):
     type: Literal["interpreter.leave"]
     chat_id: ChatId
+class SetRisk(ClientFrame):
+    """The counsellor's risk level on their own active chat (docs/risk.md)."""
+
+    type: Literal["risk"]
+    chat_id: ChatId
+    level: Literal["none", "concern", "acute"]
+
+
+class CareReady(ClientFrame):
+    """The counsellor ends their pause after an acute chat: offers reach them again."""
+
+    type: Literal["ready"]
+
+
+class AskDebrief(ClientFrame):
+    """The counsellor asks a supervisor for a debrief about one of their own chats."""
+
+    type: Literal["debrief"]
+    chat_id: ChatId
+
+
+class ShiftSoFar(ClientFrame):
+    """The counsellor's shift so far: chats, acute ones, debriefs asked."""
+
+    type: Literal["shift"]
+
+
+class ListDebriefs(ClientFrame):
+    """Supervisors: the debriefs asked on their lines."""
+
+    type: Literal["debriefs"]
+
+
+class OpenDebrief(ClientFrame):
+    """Supervisors: a debrief's transcript, while its line's retention still keeps it."""
+
+    type: Literal["debrief.open"]
+    debrief_id: ServiceId  # a UUID, as a service id is
 
 
 VisitorFrame = (
@@ -295,6 +339,7 @@ VisitorFrame = (
     | DeleteContinuity
     | VisitorFeedback
     | DeclineInterpreter
+    | VisitorDanger
 )
 StaffFrame = (
     Ping
@@ -324,6 +369,12 @@ StaffFrame = (
     | AcceptInterpreting
     | DeclineInterpreting
     | LeaveInterpreting
+    | SetRisk
+    | CareReady
+    | AskDebrief
+    | ShiftSoFar
+    | ListDebriefs
+    | OpenDebrief
 )
 
 VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
@@ -338,6 +389,7 @@ VISITOR_FRAMES: dict[str, type[ClientFrame]] = {
     "continuity.delete": DeleteContinuity,
     "feedback": VisitorFeedback,
     "interpreter.decline": DeclineInterpreter,
+    "danger": VisitorDanger,
 }
 
 STAFF_FRAMES: dict[str, type[ClientFrame]] = {
@@ -369,4 +421,10 @@ STAFF_FRAMES: dict[str, type[ClientFrame]] = {
     "interpreter.accept": AcceptInterpreting,
     "interpreter.decline": DeclineInterpreting,
     "interpreter.leave": LeaveInterpreting,
+    "risk": SetRisk,
+    "ready": CareReady,
+    "debrief": AskDebrief,
+    "shift": ShiftSoFar,
+    "debriefs": ListDebriefs,
+    "debrief.open": OpenDebrief,
 }

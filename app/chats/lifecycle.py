@@ -38,6 +38,7 @@ from app.staff.service import StaffContext
 from app.stats.recorder import ChatFacts
 
 if TYPE_CHECKING:
+    from app.chats.care import Care
     from app.chats.offers import Offers
 
 # How long an ended chat's record (no content) stays so a returning visitor hears "ended".
@@ -92,9 +93,10 @@ class LineUnavailable:
 
 
 class Lifecycle(ChatPart):
-    def __init__(self, core: ChatCore, offers: Offers) -> None:
+    def __init__(self, core: ChatCore, offers: Offers, care: Care) -> None:
         super().__init__(core)
         self.offers = offers
+        self.care = care
 
     async def start(
         self,
@@ -405,6 +407,7 @@ class Lifecycle(ChatPart):
                 deadline_key(Deadline.counsellor_grace, chat_id, record.counsellor_id)
             )
         await self._record_facts(result, reason)
+        await self.care.chat_ended(record, result)
         if result.answered_at is not None:
             await self.broker.push_recent(
                 duration_key(result.line),
@@ -451,11 +454,19 @@ class Lifecycle(ChatPart):
                 round(record.answered_at - record.created_at),
                 round(ended_at - record.answered_at),
                 ChatOutcome.answered,
+                risk=record.risk or "none",
+                in_danger=record.in_danger,
             )
         else:
             outcome = ChatOutcome.closed if reason == "line_closed" else ChatOutcome.abandoned
             facts = ChatFacts(
-                record.line, record.created_at, round(ended_at - record.created_at), None, outcome
+                record.line,
+                record.created_at,
+                round(ended_at - record.created_at),
+                None,
+                outcome,
+                risk=record.risk or "none",
+                in_danger=record.in_danger,
             )
         await self.held_rows.hold(facts.row())
         if facts.outcome is ChatOutcome.abandoned:

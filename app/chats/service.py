@@ -8,12 +8,14 @@
 | `staffing` | staffing.py | a counsellor's status, sign-in, connections, removal |
 | `deadlines` | deadlines.py | grace periods, leases, shredding and forgetting, sweeps |
 | `wrapups` | wrapups.py | the wrap-up owed at a chat's end |
+| `care` | care.py | "in danger", risk levels and their alerts, the pause after an acute chat |
 """
 
 from __future__ import annotations
 
 from app.abuse.blocks import Blocks
 from app.broker.base import Broker
+from app.chats.care import Care
 from app.chats.core import ChatCore
 from app.chats.deadlines import Deadlines
 from app.chats.interpreters import Interpreters
@@ -59,13 +61,14 @@ class ChatService:
         self.router = router
         self.counters = self.core.counters
         self.offers = Offers(self.core)
-        self.lifecycle = Lifecycle(self.core, self.offers)
+        self.care = Care(self.core)
+        self.lifecycle = Lifecycle(self.core, self.offers, self.care)
         self.messages = Messages(self.core)
         self.staffing = Staffing(self.core, self.offers)
         self.wrapups = Wrapups(self.core)
         self.interpreters = Interpreters(self.core)
         self.deadlines = Deadlines(
-            self.core, self.lifecycle, self.offers, self.staffing, self.interpreters
+            self.core, self.lifecycle, self.offers, self.staffing, self.interpreters, self.care
         )
         router.auto_accept = self.offers.auto_accept
         router.visitor_gone = self.offers.visitor_gone

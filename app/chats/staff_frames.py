@@ -12,27 +12,37 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.audit.service import AuditAction
-from app.broker.base import BrokerUnavailableError
-from app.broker.records import StaffStatus
+from app.broker.base import CHAT_MAX_LIFETIME, BrokerUnavailableError
+from app.broker.records import ChatState, StaffStatus
+from app.care.service import asked_key, debrief_service, transcript_key
+from app.chats.care import RiskLevel, Tally
 from app.chats.channels import chat_channel
 from app.chats.frames import (
     AcceptInterpreting,
     AcceptOffer,
+    AskDebrief,
     AskSupervisor,
     BlockVisitor,
     DeclineInterpreting,
     DeclineOffer,
     LeaveInterpreting,
+    CareReady,
+    ListDebriefs,
     ListLive,
     ListTeam,
     Observe,
     OfferContinuity,
+    OpenDebrief,
     Ping,
     RemoveInterpreter,
     RequestInterpreter,
     SendReferral,
+    SetRisk,
     SetStatus,
+    ShiftSoFar,
     StaffEnd,
     StaffMessage,
     StaffNote,
@@ -49,6 +59,7 @@ from app.chats.plan import Frame
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.chats.summaries import live_summary
 from app.directory.chats import send_referral
+from app.kit.db import unit_of_work
 from app.staff.permissions import FRAME_RULES, Permission
 
 if TYPE_CHECKING:
@@ -219,6 +230,120 @@ async def wrapup(sock: StaffSocket, frame: Wrapup) -> Problem:
         return ProtocolError(
             ErrorCode.not_saved, "the wrap-up could not be saved; send it again", "wrapup"
         )
+
+
+# Risk and care (docs/risk.md) ------------------------------------------------------------------
+
+
+async def risk(sock: StaffSocket, frame: SetRisk) -> Problem:
+    done = await sock.rt.chats.care.set_risk(sock.staff, frame.chat_id, RiskLevel(frame.level))
+    if isinstance(done, ProtocolError):
+        return done
+    sock.out.frame(done.frame())
+    # The level and whom it reached; never a word of the chat.
+    detail: dict[str, Any] = {"risk": frame.level, "previous": done.previous}
+    if frame.level == RiskLevel.acute.value and done.previous != RiskLevel.acute.value:
+        detail.update(supervisors=done.supervisors, on_call=done.on_call)
+        detail["procedure_shown"] = done.procedure is not None
+    await sock.audit(
+        AuditAction.risk_set, chat_id=frame.chat_id, line=done.record.line, detail=detail
+    )
+    return None
+
+
+async def ready(sock: StaffSocket, frame: CareReady) -> Problem:
+    if not await sock.rt.chats.care.ready(sock.staff):
+        return ProtocolError(ErrorCode.invalid_state, "you are not pausing", "ready")
+    return None
+
+
+async def shift(sock: StaffSocket, frame: ShiftSoFar) -> Problem:
+    care = sock.rt.chats.care
+    sock.out.frame(
+        {
+            "type": "shift",
+            **await care.shift(sock.staff.id),
+            "paused_until": await care.paused_until(sock.staff.id),
+        }
+    )
+    return None
+
+
+async def debrief(sock: StaffSocket, frame: AskDebrief) -> Problem:
+    rt = sock.rt
+    record = await rt.broker.get_chat(frame.chat_id)
+    # Only one's own chat, ended or not (an ended one is kept a while for its wrap-up).
+    if record is None or sock.staff.id not in (record.counsellor_id, record.wrapup_by):
+        return ProtocolError(ErrorCode.not_in_chat, "this is not one of your chats", "debrief")
+    now = rt.broker.now()
+    if not await rt.broker.set_value_if_absent(asked_key(record.id), "1", CHAT_MAX_LIFETIME):
+        sock.out.frame({"type": "debrief.asked", "chat_id": record.id, "again": True})
+        return None
+    try:
+        async with unit_of_work(rt.sessionmaker) as session:
+            row = await debrief_service.ask(
+                session,
+                line=record.line,
+                ended_at=record.ended_at or now,
+                risk=record.risk or RiskLevel.none.value,
+                staff_id=sock.staff.id,
+            )
+    except SQLAlchemyError:
+        await rt.broker.delete_value(asked_key(record.id))
+        logger.warning("debrief not saved", extra={"code": "not_saved"})
+        return ProtocolError(ErrorCode.not_saved, "the request could not be saved", "debrief")
+    # The way to the transcript lives only as long as the line keeps it.
+    kept = (record.shred_at or 0.0) - now if record.state is ChatState.ended else None
+    if kept is None or kept > 0:
+        ttl = kept if kept is not None else CHAT_MAX_LIFETIME
+        await rt.broker.set_value(transcript_key(row.id), record.id, ttl)
+    await rt.chats.care.count(Tally.debriefs, sock.staff.id)
+    sock.out.frame({"type": "debrief.asked", "chat_id": record.id, "again": False})
+    await sock.audit(AuditAction.debrief_asked, chat_id=record.id, line=record.line)
+    return None
+
+
+async def debriefs(sock: StaffSocket, frame: ListDebriefs) -> Problem:
+    rt = sock.rt
+    async with unit_of_work(rt.sessionmaker) as session:
+        listing = await debrief_service.listing(session, set(sock.duty))
+    for item in listing:
+        item["transcript"] = await _debrief_transcript(sock, item["id"]) is not None
+    sock.out.frame({"type": "debriefs", "debriefs": listing})
+    return None
+
+
+async def _debrief_transcript(sock: StaffSocket, debrief_id: str) -> str | None:
+    """The chat whose transcript a debrief may still open, while its line keeps it."""
+    chat_id = await sock.rt.broker.get_value(transcript_key(debrief_id))
+    if chat_id is None:
+        return None
+    record = await sock.rt.broker.get_chat(chat_id)
+    if record is None or (
+        record.state is ChatState.ended
+        and (record.shred_at is None or record.shred_at <= sock.rt.broker.now())
+    ):
+        return None
+    return chat_id
+
+
+async def open_debrief(sock: StaffSocket, frame: OpenDebrief) -> Problem:
+    async with unit_of_work(sock.rt.sessionmaker) as session:
+        found = await debrief_service.find(session, frame.debrief_id)
+    if found is None or found.line_key not in sock.duty:
+        return ProtocolError(
+            ErrorCode.not_in_chat, "there is no such debrief on your lines", "debrief.open"
+        )
+    chat_id = await _debrief_transcript(sock, frame.debrief_id)
+    if chat_id is None:
+        return ProtocolError(
+            ErrorCode.chat_ended, "the line no longer keeps this transcript", "debrief.open"
+        )
+    sock.out.frame({"type": "debrief.opened", "id": frame.debrief_id, "chat_id": chat_id})
+    sock.out.sync(chat_id, 0)
+    sock.out.frame({"type": "synced", "chat_id": chat_id})
+    await sock.audit(AuditAction.debrief_opened, chat_id=chat_id, line=found.line_key)
+    return None
 
 
 # Supervisors: the chat must be live and on one of the supervisor's lines ----------------------
@@ -415,8 +540,16 @@ HANDLERS: dict[type[Any], Handler] = {
     AcceptInterpreting: accept_interpreting,
     DeclineInterpreting: decline_interpreting,
     LeaveInterpreting: leave_interpreting,
+    SetRisk: risk,
+    CareReady: ready,
+    ShiftSoFar: shift,
+    AskDebrief: debrief,
+    ListDebriefs: debriefs,
+    OpenDebrief: open_debrief,
 }
 
 # Supervisors' frames: a refusal is audited when it is about a line that is not theirs; for
 # the others, when it names a chat that is not the counsellor's.
-SUPERVISING = frozenset({ListTeam, ListLive, Unobserve, Observe, Whisper, TakeOver})
+SUPERVISING = frozenset(
+    {ListTeam, ListLive, Unobserve, Observe, Whisper, TakeOver, ListDebriefs, OpenDebrief}
+)

@@ -144,6 +144,12 @@ class StaffSocket(ClientSocket):
                 "status": self._status,
                 "wrapup.required": _as_it_is,
                 "wrapup.saved": _as_it_is,
+                # Risk and care (docs/risk.md).
+                "chat.risk": _as_it_is,
+                "chat.in_danger": _as_it_is,
+                "risk.alert": _as_it_is,
+                "care.paused": _as_it_is,
+                "care.ready": _as_it_is,
             }
         )
         self.out.handle.update(
@@ -271,6 +277,8 @@ class StaffSocket(ClientSocket):
                 "offers": offers,
                 "wrapups": wrapups,
                 "lost": await lost_chats(broker, staff.id),
+                # Pausing after an acute chat until then (docs/risk.md), or null.
+                "paused_until": await self.rt.chats.care.paused_until(staff.id),
             }
         )
         for key in self.duty:

@@ -38,6 +38,7 @@ def presence_of(
         duty=duty,
         last_offer_at=existing.last_offer_at if existing else 0.0,
         missed_offers=existing.missed_offers if existing else 0,
+        paused_until=existing.paused_until if existing else 0.0,
     )
 
 

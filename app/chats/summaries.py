@@ -25,6 +25,8 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         # How long it has been answered (null while waiting).
         "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
         "peer_requested": record.peer_requested,
+        "risk": record.risk or "none",
+        "in_danger": record.in_danger,
     }
 
 

@@ -34,6 +34,7 @@ from app.chats.frames import (
     Ping,
     ResumeChat,
     StartChat,
+    VisitorDanger,
     VisitorEnd,
     VisitorExit,
     VisitorFeedback,
@@ -251,6 +252,35 @@ class VisitorSocket(ClientSocket):
         if self.line is not None:
             self.rt.chats.counters.feedback_given(self.line, frame.answer)
         self.out.frame({"type": "feedback.thanks"})
+        return True
+
+    async def _danger(self, frame: VisitorDanger) -> bool:
+        """ "I am in danger right now": the line's emergency text at once, the chat ahead in
+        its queue and its counsellor told, once per chat (docs/risk.md)."""
+        assert self.chat_id is not None
+        if self.tag is not None and not await self.rt.rate_limiter.allow(
+            "danger", self.tag, DANGER_LIMIT
+        ):
+            self.out.frame(
+                ProtocolError(
+                    ErrorCode.rate_limited,
+                    "pressed too often; try again in a few minutes",
+                    "danger",
+                ).frame()
+            )
+            return True
+        pressed = await self.rt.chats.care.in_danger(self.chat_id)
+        if isinstance(pressed, ProtocolError):
+            self.out.frame(pressed.frame())
+            return True
+        record, _ = pressed
+        self.out.frame(
+            {
+                "type": "danger.noted",
+                "chat_id": record.id,
+                "text": self.rt.chats.care.emergency_text(record.line, record.language),
+            }
+        )
         return True
 
     async def _within_rate(self, ref: str) -> bool:
@@ -492,7 +522,12 @@ _HANDLERS: dict[type[Any], Callable[[VisitorSocket, Any], Awaitable[bool]]] = {
     VisitorExit: VisitorSocket._exit,
     VisitorFeedback: VisitorSocket._feedback,
     DeclineInterpreter: VisitorSocket._decline_interpreter,
+    VisitorDanger: VisitorSocket._danger,
 }
+
+# "In danger" presses per client (keyed hash) across connections: a chat counts only its
+# first, and a flood of connections is refused after these.
+DANGER_LIMIT = Limit(10, 600)
 
 # Whose typing a visitor sees.
 _SEES_TYPING = "counsellor"

@@ -34,6 +34,7 @@ async def public_line(runtime: Runtime, line: LineConfig) -> PublicLine:
         else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,
         peer_available=staffed.peer_available,
+        emergency_text=line.emergency_text,
         mailbox=await public_mailbox(runtime, line, is_open),
     )
 

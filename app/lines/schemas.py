@@ -53,6 +53,16 @@ ShortTexts = dict[Language, Annotated[str, StringConstraints(max_length=300), Cl
 WrapupTerm = Annotated[str, StringConstraints(min_length=1, max_length=64), CleanText()]
 
 
+# A staff account's id (on call for a line).
+StaffIdStr = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+    CleanText(),
+]
+# The longest pause after an acute chat a line may set (seconds).
+MAX_CARE_PAUSE_SECONDS = 2 * 3600
+
+
 class CannedResponse(BaseModel):
     """A prepared answer a counsellor inserts into the message box and edits before sending.
 
@@ -106,6 +116,17 @@ class LineSettings(BaseModel):
     time_zone: TimeZoneName = DEFAULT_TIME_ZONE
     # Counsellors who work on the line may sign up for open places on its shifts.
     roster_signup: StrictBool = False
+    # Risk and care (docs/risk.md). Shown at once to a visitor who presses "I am in danger
+    # right now", per language (e.g. "If you are in danger now, call 112").
+    emergency_text: ShortTexts = Field(default_factory=dict)
+    # What a counsellor with an acute chat reads when no supervisor can be reached, and whom
+    # to call then.
+    emergency_procedure: Annotated[str, StringConstraints(max_length=4000), CleanText()] = ""
+    emergency_contact: Annotated[str, StringConstraints(max_length=300), CleanText()] = ""
+    # Staff alerted of an acute chat when no supervisor is on duty on the line.
+    on_call: Annotated[list[StaffIdStr], Field(max_length=50)] = Field(default_factory=list)
+    # No new offers for this long after an acute chat ends, unless the counsellor is ready.
+    care_pause_seconds: StrictInt = Field(default=600, ge=0, le=MAX_CARE_PAUSE_SECONDS)
     # The anonymous mailbox (docs/mailbox.md): when visitors may write, when they are told to
     # expect an answer, and how many days a thread is kept after its last message.
     mailbox: MailboxMode = "closed"
@@ -121,6 +142,7 @@ class LineSettings(BaseModel):
             "alternatives",
             "opening_hours",
             "privacy_note",
+            "emergency_text",
             "mailbox_answer_time",
         ):
             texts: dict[str, str] = getattr(self, name)
@@ -129,6 +151,8 @@ class LineSettings(BaseModel):
                 raise ValueError(
                     f"{name} has texts for languages the line does not offer: {unknown}"
                 )
+        if len(set(self.on_call)) != len(self.on_call):
+            raise ValueError("on_call must not repeat")
         if len(set(self.languages)) != len(self.languages):
             raise ValueError("languages must not repeat")
         strays = sorted({c.language for c in self.canned_responses} - set(self.languages))
@@ -167,4 +191,6 @@ class PublicLine(BaseModel):
     # A peer supporter answers on the line now (busy or not): the widget offers the choice.
     # Nothing more about who is on duty is told.
     peer_available: bool = False
+    # Shown at once when the visitor presses "I am in danger right now" (docs/risk.md).
+    emergency_text: dict[str, str] = Field(default_factory=dict)
     mailbox: PublicMailbox | None = None

@@ -43,6 +43,11 @@ class LineConfig:
     # ({"language", "title", "text"}, ...)
     canned_responses: tuple[dict[str, str], ...] = ()
     peer_relax_seconds: int = 120
+    emergency_text: dict[str, str] = field(default_factory=dict)
+    emergency_procedure: str = ""
+    emergency_contact: str = ""
+    on_call: tuple[str, ...] = ()
+    care_pause_seconds: int = 600
     mailbox: str = "closed"
     mailbox_answer_time: dict[str, str] = field(default_factory=dict)
     mailbox_retention_days: int = 14
@@ -72,6 +77,11 @@ class LineConfig:
             privacy_note=dict(line.privacy_note or {}),
             canned_responses=tuple(dict(c) for c in line.canned_responses or ()),
             peer_relax_seconds=line.peer_relax_seconds,
+            emergency_text=dict(line.emergency_text or {}),
+            emergency_procedure=line.emergency_procedure or "",
+            emergency_contact=line.emergency_contact or "",
+            on_call=tuple(line.on_call or ()),
+            care_pause_seconds=line.care_pause_seconds,
             mailbox=line.mailbox,
             mailbox_answer_time=dict(line.mailbox_answer_time or {}),
             mailbox_retention_days=line.mailbox_retention_days,

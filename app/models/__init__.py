@@ -4,6 +4,7 @@ from app.models.audit_entry import AuditEntry
 from app.models.calendar_feed import CalendarFeed
 from app.models.chat_statistic import ChatStatistic
 from app.models.continuity_code import ContinuityCode
+from app.models.debrief import Debrief
 from app.models.drop_request import DropRequest
 from app.models.duty_addition import DutyAddition
 from app.models.enrolment import Enrolment
@@ -36,6 +37,7 @@ __all__ = [
     "ChatOutcome",
     "ChatStatistic",
     "ContinuityCode",
+    "Debrief",
     "DropRequest",
     "DropState",
     "DutyAddition",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Integer, String, Uuid
+from sqlalchemy import Boolean, Enum, Integer, String, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.db import Base, UTCDateTime
@@ -27,3 +27,7 @@ class ChatStatistic(Base):
         Enum(ChatOutcome, native_enum=False, create_constraint=True, name="outcome", length=16)
     )
     answered: Mapped[bool] = mapped_column(Boolean)
+    # The counsellor's last risk level on the chat (`none`, `concern`, `acute`), and whether
+    # the visitor pressed "I am in danger right now" (docs/risk.md).
+    risk: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
+    in_danger: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -69,6 +69,15 @@ class Line(Base):
     )
     # Counsellors may sign themselves up for open places on this line's shifts.
     roster_signup: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Risk and care (docs/risk.md): the text a visitor who presses "I am in danger right now"
+    # sees at once, per language; what a counsellor with an acute chat and no supervisor to
+    # reach reads; the staff on call when no supervisor is on duty; the pause after an acute
+    # chat (seconds).
+    emergency_text: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    emergency_procedure: Mapped[str] = mapped_column(String(4000), default="", server_default="")
+    emergency_contact: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    on_call: Mapped[list[str]] = mapped_column(JSON, default=list)
+    care_pause_seconds: Mapped[int] = mapped_column(Integer, default=600, server_default="600")
     # The anonymous mailbox: "off", "closed" (visitors may write while the line is closed)
     # or "always"; when visitors are told to expect an answer; days a thread is kept after
     # its last message (docs/mailbox.md).

@@ -56,6 +56,9 @@ RULES: dict[str, TableRule] = {
     "shift_assignments": TableRule(Kind.staff),
     "drop_requests": TableRule(Kind.staff, time_column="created_at"),
     "duty_additions": TableRule(Kind.staff, span=("starts_at", "ends_at")),
+    # Which counsellor asked for a debrief after a chat of which line, hour and risk level:
+    # about the counsellor (no chat id, no content).
+    "debriefs": TableRule(Kind.staff, time_column="hour"),
     "audit_log": TableRule(Kind.audit, time_column="at"),
     "chat_statistics": TableRule(Kind.hourly, time_column="hour"),
     "wrapups": TableRule(Kind.hourly, time_column="hour"),

@@ -79,7 +79,12 @@ def works(candidate: Candidate, line: LineConfig, now: float) -> bool:
 
 def can_take(candidate: Candidate, line: LineConfig, now: float) -> bool:
     """Rule 2 without preferences: on duty, connected, available, qualified, below capacity."""
-    return works(candidate, line, now) and candidate.load < candidate.presence.capacity
+    return (
+        works(candidate, line, now)
+        and candidate.load < candidate.presence.capacity
+        # Pausing after an acute chat (docs/risk.md).
+        and candidate.presence.paused_until <= now
+    )
 
 
 @dataclass(frozen=True, slots=True)

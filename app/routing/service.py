@@ -306,6 +306,8 @@ def offer_event(
         "timeout_seconds": line.offer_timeout_seconds,
         "transfer": chat.transferred,
         "peer_requested": chat.peer_requested,
+        # The visitor pressed "I am in danger right now" (docs/risk.md).
+        "in_danger": chat.in_danger,
         # A returning visitor whose continuity code names this counsellor.
         "continuity": chat.continuity_for is not None and chat.continuity_for == chat.offered_to,
     }

@@ -19,6 +19,8 @@ class ChatFacts:
     waited_seconds: int | None
     duration_seconds: int | None
     outcome: ChatOutcome
+    risk: str = "none"
+    in_danger: bool = False
 
     def row(self) -> ChatStatistic:
         return ChatStatistic(
@@ -28,4 +30,6 @@ class ChatFacts:
             duration_seconds=self.duration_seconds,
             outcome=self.outcome,
             answered=self.outcome is ChatOutcome.answered,
+            risk=self.risk,
+            in_danger=self.in_danger,
         )

@@ -6,7 +6,7 @@
 // e.g. the chats view, whose drafts must survive a look at the roster.
 
 const STATIC = "/console/static";
-const AREAS = ["core", "coord", "chats", "care"];
+const AREAS = ["core", "coord", "chats", "care", "risk"];
 export const LANGUAGES = ["sv", "en"];
 
 // Which permission (from GET /api/staff/me) shows which route; order = navigation order.

@@ -7,6 +7,7 @@ import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
 import { addStylesheet, clock, duration, languageName, termText } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
+import { notificationToggle, riskTools } from "../risk.js";
 
 // Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
 export const persistent = true;
@@ -123,6 +124,10 @@ function build(root, ctx) {
   const referralDialog = h("dialog", { class: "chats-dialog wide", "aria-labelledby": "referral-title" });
   root.append(confirmDialog, transferDialog, helpDialog, codeDialog, referralDialog);
   const care = careTools(ctx, socket, state, { codeDialog, referralDialog });
+  // Risk levels, "in danger", acute alerts, the pause after an acute chat (risk.js).
+  const risk = riskTools(ctx, socket, state, { flash, chatNotice, renderOffers });
+  head.querySelector(".chats-head-main").append(risk.head);
+  head.querySelector(".chats-head-tools").append(notificationToggle(ctx));
 
   // --- Socket frames ------------------------------------------------------------------------
 
@@ -597,6 +602,7 @@ function build(root, ctx) {
           offer.transfer ? h("span", { class: "tag", text: t("chats.transfer_tag") }) : null,
           offer.peer_requested ? h("span", { class: "tag", text: t("chats.peer_tag") }) : null,
           offer.continuity ? h("span", { class: "tag returning", text: t("care.returning_tag") }) : null,
+          risk.offerTags(offer),
           h("p", { class: "countdown", dataset: { countdown: offer.chat_id }, text: t("chats.expires_in", { seconds: left }) }),
           progress,
           h("div", { class: "actions" }, accept, decline),
@@ -798,6 +804,7 @@ function build(root, ctx) {
       noteInput.value = draft.note;
     }
     renderCanned(chat);
+    risk.attach(chat);
   }
 
   function renderCanned(chat) {
@@ -1299,6 +1306,7 @@ function build(root, ctx) {
       kept.drafts.set(chat.id, { text: chat.ui.input.value, note: chat.ui.noteInput.value });
     }
     for (const stop of off) stop();
+    risk.stop();
     clearInterval(ticker);
     observer.disconnect();
     document.removeEventListener("keydown", onKey);

@@ -11,12 +11,14 @@ const NUMBERS = [
   ["peer_relax_seconds", 0, 86400],
   ["max_message_length", 1, 10000],
   ["transcript_retention_seconds", 0, 86400],
+  ["care_pause_seconds", 0, 7200],
 ];
 const TEXTS = [
   ["closed_message", 4000],
   ["alternatives", 4000],
   ["opening_hours", 4000],
   ["privacy_note", 300],
+  ["emergency_text", 300],
 ];
 
 export function mount(root, ctx) {
@@ -93,6 +95,26 @@ export function mount(root, ctx) {
     const textsBox = h("div", { class: "texts" });
     const canned = settings.canned_responses.map((c) => ({ ...c }));
     const cannedBox = h("div", { class: "canned" });
+    // Risk and care (docs/risk.md): the procedure and contact for an acute chat with nobody to
+    // reach, and the staff on call (supervisors of the line, from the staff list if allowed).
+    const procedure = h("textarea", { name: "emergency_procedure", rows: 4, maxlength: 4000 }, settings.emergency_procedure ?? "");
+    const contact = h("input", { name: "emergency_contact", maxlength: 300, value: settings.emergency_contact ?? "" });
+    const onCall = new Set(settings.on_call ?? []);
+    const onCallBox = h("fieldset", { class: "on-call", dataset: { field: "on_call" } }, h("legend", { text: t("lines.on_call") }), h("p", { class: "hint", text: t("lines.on_call_hint") }));
+    (async () => {
+      const result = ctx.can("manage_staff") ? await ctx.api("GET", "/api/staff") : { ok: false };
+      const people = result.ok ? result.data.filter((s) => s.is_active && (s.is_supervisor || onCall.has(s.id))) : [];
+      const known = new Set(people.map((s) => s.id));
+      onCallBox.append(
+        ...people.map((person) => {
+          const box = h("input", { type: "checkbox", name: `on_call.${person.id}`, id: `on-call-${person.id}`, checked: onCall.has(person.id) });
+          box.addEventListener("change", () => (box.checked ? onCall.add(person.id) : onCall.delete(person.id)));
+          return h("label", { class: "check", for: box.id }, box, person.alias);
+        }),
+        ...[...onCall].filter((id) => !known.has(id)).map((id) => h("p", { class: "muted", text: id })),
+        people.length ? null : h("p", { class: "muted", text: t("lines.on_call_none") }),
+      );
+    })();
 
     const currentLanguages = () => languages.value.split(/[\s,]+/).filter(Boolean);
 
@@ -104,7 +126,7 @@ export function mount(root, ctx) {
             h("legend", { text: t(`lines.${key}`) }),
             h("p", { class: "hint", text: t(`lines.${key}_hint`) }),
             langs.map((lang) => {
-              const control = key === "privacy_note"
+              const control = key === "privacy_note" || key === "emergency_text"
                 ? h("input", { name: `${key}.${lang}`, maxlength: max, value: typed[key][lang] ?? "", lang })
                 : h("textarea", { name: `${key}.${lang}`, rows: 2, maxlength: max, lang }, typed[key][lang] ?? "");
               control.addEventListener("input", () => {
@@ -176,6 +198,11 @@ export function mount(root, ctx) {
         h("div", { class: "field-row" },
           field(t("lines.wrapup_topics"), topics, t("lines.one_per_line")),
           field(t("lines.wrapup_outcomes"), outcomes, t("lines.one_per_line")))),
+      h("section", { class: "card", id: "line-risk" },
+        h("h3", { text: t("lines.risk") }),
+        field(t("lines.emergency_procedure"), procedure, t("lines.emergency_procedure_hint")),
+        field(t("lines.emergency_contact"), contact, t("lines.emergency_contact_hint")),
+        onCallBox),
       h("section", { class: "card", dataset: { field: "canned_responses" } },
         h("h3", { text: t("lines.canned") }),
         h("p", { class: "hint", text: t("lines.canned_hint") }),
@@ -197,6 +224,9 @@ export function mount(root, ctx) {
         wrapup_topics: topics.value.split("\n").map((s) => s.trim()).filter(Boolean),
         wrapup_outcomes: outcomes.value.split("\n").map((s) => s.trim()).filter(Boolean),
         canned_responses: canned,
+        emergency_procedure: procedure.value.trim(),
+        emergency_contact: contact.value.trim(),
+        on_call: [...onCall],
       };
       for (const [key] of NUMBERS) {
         const raw = controls[key].value.trim();

@@ -5,6 +5,7 @@
 import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
 import { addStylesheet, clock, duration, languageName } from "../chat-helpers.js";
+import { debriefList, watchAlerts } from "../risk.js";
 
 const LIVE_REFRESH_MS = 5000;
 const TEAM_REFRESH_MS = 5000;
@@ -61,6 +62,10 @@ export function mount(root, ctx) {
       h("section", { "aria-labelledby": "sup-team-title" }, h("h2", { id: "sup-team-title", text: t("sup.team") }), noTeam, h("div", { class: "table-wrap" }, teamTable)),
     ),
   );
+  // Acute alerts over every screen; the debriefs counsellors asked for (risk.js).
+  watchAlerts(ctx, socket);
+  const debriefs = debriefList(ctx, socket, { render: (entry) => renderEntry(entry) });
+  root.querySelector(".supervise-grid > section:last-child").append(debriefs.section);
   const takeoverDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "takeover-title" });
   root.append(takeoverDialog);
 
@@ -85,6 +90,7 @@ export function mount(root, ctx) {
     state.team = frame.staff;
     renderTeam();
   });
+  listen("risk.alert", () => refresh());
   listen("help.requested", (frame) => {
     state.requests.set(frame.chat_id, frame);
     renderRequests();
@@ -209,7 +215,7 @@ export function mount(root, ctx) {
         return h(
           "tr",
           { class: chat.help_requested_at ? "asks-help" : null, dataset: { chat: chat.chat_id } },
-          h("td", {}, h("span", { text: chatLabel(chat) }), chat.help_requested_at ? h("span", { class: "tag gap", text: t("sup.help_tag") }) : null, chat.visitor_connected ? null : h("span", { class: "tag off", text: t("chats.tab_away") })),
+          h("td", {}, h("span", { text: chatLabel(chat) }), chat.in_danger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null, chat.risk && chat.risk !== "none" ? h("span", { class: `tag risk-${chat.risk}`, text: t(`risk.level.${chat.risk}`) }) : null, chat.help_requested_at ? h("span", { class: "tag gap", text: t("sup.help_tag") }) : null, chat.visitor_connected ? null : h("span", { class: "tag off", text: t("chats.tab_away") })),
           h("td", { text: t(`sup.state.${chat.state}`) }),
           h("td", { text: chat.counsellor?.alias ?? "—" }),
           h("td", { text: duration(waited), dataset: waiting ? { since: String(waited) } : {} }),
@@ -333,6 +339,7 @@ export function mount(root, ctx) {
   function refresh() {
     socket.send({ type: "live" });
     socket.send({ type: "team" });
+    debriefs.refresh();
   }
 
   const liveTimer = setInterval(() => {
@@ -355,6 +362,7 @@ export function mount(root, ctx) {
     clearInterval(liveTimer);
     clearInterval(teamTimer);
     clearInterval(tick);
+    debriefs.stop();
     if (state.observed) socket.unobserve(state.observed.chat_id);
   };
 }

@@ -1,7 +1,7 @@
 """mailbox
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 04:47:20.138047
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import app.kit.db
 
-revision: str = '0007'
-down_revision: str | None = '0006'
+revision: str = '0009'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

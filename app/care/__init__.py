@@ -1,0 +1,1 @@
+"""Care for the carers: debriefs after a hard chat (docs/risk.md)."""

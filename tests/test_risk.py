@@ -1,0 +1,329 @@
+"""Risk and care (docs/risk.md): "I am in danger right now", risk levels and their alerts,
+the pause after an acute chat, debriefs and the shift so far. Both brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.audit.repository import AuditFilter
+from app.audit.service import audit_service
+from app.broker.records import PRIORITY_IN_DANGER
+from app.kit.db import unit_of_work
+from app.models import ChatStatistic, Debrief
+from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
+from tests.support.held import written
+from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.server import RunningServer
+
+EMERGENCY = {"sv": "Är du i fara nu, ring 112.", "en": "If you are in danger now, call 112."}
+PROCEDURE = "Call the police on 112, then the duty manager."
+CONTACT = "Duty manager: 070-000 00 00"
+
+pytestmark = pytest.mark.both_brokers
+
+
+async def _line(server: RunningServer, **overrides: Any) -> None:
+    await add_line(
+        server.runtime,
+        emergency_text=EMERGENCY,
+        emergency_procedure=PROCEDURE,
+        emergency_contact=CONTACT,
+        **overrides,
+    )
+
+
+async def _chat(server: RunningServer, counsellor: StaffClient) -> VisitorClient:
+    visitor = await open_chat(server, counsellor)
+    await visitor.expect("counsellor.joined")
+    return visitor
+
+
+async def test_ten_waiting_and_one_in_danger_the_next_free_counsellor_gets_that_one(
+    server: RunningServer,
+) -> None:
+    await _line(server)
+    await add_counsellor(server.runtime, "anna", capacity=1)
+    anna = await open_staff(server, "anna", PASSWORD)
+    first = await _chat(server, anna)
+    waiting: list[VisitorClient] = []
+    for _ in range(10):
+        visitor = await open_visitor(server)
+        await visitor.start(language="en")
+        waiting.append(visitor)
+    in_danger = waiting[6]
+    await in_danger.send({"type": "danger"})
+    noted = await in_danger.expect("danger.noted")
+    # The line's emergency text, in the chat's language, at once.
+    assert noted["text"] == EMERGENCY["en"]
+    # A second press changes nothing more (and still shows the text).
+    await in_danger.send({"type": "danger"})
+    assert (await in_danger.expect("danger.noted"))["text"] == EMERGENCY["en"]
+    queue = [chat_id for chat_id, _ in await server.runtime.broker.queue("support")]
+    assert queue[0] == in_danger.chat_id
+    # The others keep their order behind it.
+    assert queue[1:] == [v.chat_id for v in waiting if v is not in_danger]
+    record = await server.runtime.broker.get_chat(in_danger.chat_id)
+    assert record is not None and record.in_danger and record.priority == PRIORITY_IN_DANGER
+
+    # Anna ends her chat: her next offer is the one in danger, marked so.
+    await anna.send({"type": "end", "chat_id": first.chat_id})
+    offer = await anna.expect("offer")
+    assert offer["chat_id"] == in_danger.chat_id and offer["in_danger"] is True
+    opened = await anna.accept(in_danger.chat_id)
+    assert opened["in_danger"] is True
+    # Pressed again in the chat: the counsellor is told; the queue is not touched.
+    await in_danger.expect("counsellor.joined")
+    await in_danger.send({"type": "danger"})
+    await in_danger.expect("danger.noted")
+
+    # Counted anonymously: the statistics row says so, and nothing else about the chat.
+    await anna.send({"type": "end", "chat_id": in_danger.chat_id})
+    await in_danger.expect("chat.ended")
+    await written(server.runtime, at_least=2)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        rows = (await session.execute(select(ChatStatistic))).scalars().all()
+    assert sorted((r.in_danger, r.risk) for r in rows) == [(False, "none"), (True, "none")]
+
+
+async def test_in_danger_while_active_tells_the_counsellor(server: RunningServer) -> None:
+    await _line(server)
+    await add_counsellor(server.runtime, "anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    visitor = await _chat(server, anna)
+    await visitor.send({"type": "danger"})
+    await visitor.expect("danger.noted")
+    told = await anna.expect("chat.in_danger")
+    assert told["chat_id"] == visitor.chat_id
+
+
+async def test_in_danger_is_rate_limited_per_client_and_raises_priority_once(
+    server: RunningServer,
+) -> None:
+    await _line(server)
+    await add_counsellor(server.runtime, "anna", capacity=1)
+    anna = await open_staff(server, "anna", PASSWORD)
+    await _chat(server, anna)
+    visitor = await open_visitor(server)
+    await visitor.start()
+    for _ in range(12):
+        await visitor.send({"type": "danger"})
+    answers = [
+        (await visitor.expect(frozenset({"danger.noted", "error"})))["type"] for _ in range(12)
+    ]
+    assert answers == ["danger.noted"] * 10 + ["error"] * 2
+    assert visitor.seen("error")[-1]["code"] == "rate_limited"
+    # A flood of connections from the same client: refused, and their chats stay ordinary.
+    others = []
+    for _ in range(3):
+        other = await open_visitor(server)
+        await other.start()
+        await other.send({"type": "danger"})
+        error = await other.expect("error")
+        assert error["code"] == "rate_limited" and error["ref"] == "danger"
+        others.append(other)
+    records = await server.runtime.broker.get_chats([o.chat_id for o in others])
+    assert [r.in_danger for r in records] == [False] * 3
+    assert [r.priority for r in records] == [0] * 3
+    # Not in a chat: the frame is refused, nothing else happens.
+    idle = await open_visitor(server)
+    await idle.send({"type": "danger"})
+    assert (await idle.expect("error"))["code"] == "not_allowed_now"
+
+
+async def _with_supervisor(
+    server: RunningServer, **line: Any
+) -> tuple[StaffClient, StaffClient, VisitorClient]:
+    await _line(server, **line)
+    await add_counsellor(server.runtime, "anna", alias="Anna")
+    await add_counsellor(server.runtime, "bo", alias="Bo", supervisor=True)
+    anna = await open_staff(server, "anna", PASSWORD)
+    bo = await open_staff(server, "bo", PASSWORD, available=False)
+    visitor = await _chat(server, anna)
+    return anna, bo, visitor
+
+
+async def test_acute_risk_alerts_the_supervisor_on_duty_and_shows_in_the_live_list(
+    server: RunningServer,
+) -> None:
+    anna, bo, visitor = await _with_supervisor(server)
+    chat = visitor.chat_id
+    await visitor.say("he is outside the door")
+    await anna.send({"type": "risk", "chat_id": chat, "level": "concern"})
+    assert (await anna.expect("risk.set"))["risk"] == "concern"
+    # Every tab of hers shows it.
+    assert (await anna.expect("chat.risk"))["risk"] == "concern"
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    done = await anna.expect("risk.set", risk="acute")
+    assert done["supervisors"] == 1 and "procedure" not in done
+    alert = await bo.expect("risk.alert")
+    assert alert["chat_id"] == chat and alert["counsellor"]["alias"] == "Anna"
+    assert alert["on_call"] is False
+    await bo.send({"type": "live"})
+    live = (await bo.expect("live.chats"))["chats"]
+    assert [(c["chat_id"], c["risk"]) for c in live] == [(chat, "acute")]
+    # Acute again alerts nobody twice.
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    assert (await anna.expect("risk.set", risk="acute"))["supervisors"] == 0
+    await bo.expect_none("risk.alert", within=0.5)
+
+    # Audited, without a word of the chat.
+    await written(server.runtime, at_least=4)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        entries = await audit_service.search(session, AuditFilter(chat_id=chat), limit=50, offset=0)
+    risk_entries = [e for e in entries if e.action == "chat.risk_set"]
+    assert sorted(e.detail["risk"] for e in risk_entries) == ["acute", "acute", "concern"]
+    assert "outside" not in json.dumps([e.detail for e in entries])
+
+
+async def test_with_no_supervisor_on_duty_the_on_call_is_alerted_else_the_procedure(
+    server: RunningServer,
+) -> None:
+    await add_line(server.runtime, emergency_text=EMERGENCY)
+    carl_id = await add_counsellor(
+        server.runtime, "carl", alias="Carl", supervisor=True, on_duty=False
+    )
+    await _line(server, on_call=[carl_id])
+    await add_counsellor(server.runtime, "anna", alias="Anna")
+    anna = await open_staff(server, "anna", PASSWORD)
+    carl = await open_staff(server, "carl", PASSWORD, available=False)
+    visitor = await _chat(server, anna)
+    await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
+    done = await anna.expect("risk.set", risk="acute")
+    assert (done["supervisors"], done["on_call"]) == (0, 1)
+    alert = await carl.expect("risk.alert")
+    assert alert["on_call"] is True and alert["chat_id"] == visitor.chat_id
+
+    # Carl signs out: nobody to reach, so Anna reads the line's procedure and contact.
+    await carl.close()
+    await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "concern"})
+    await anna.expect("risk.set", risk="concern")
+    for _ in range(50):
+        counts = await server.runtime.broker.connection_counts([carl_id])
+        if not counts.get(carl_id):
+            break
+        await asyncio.sleep(0.05)
+    await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
+    done = await anna.expect("risk.set", risk="acute")
+    assert (done["supervisors"], done["on_call"]) == (0, 0)
+    assert done["procedure"] == {"text": PROCEDURE, "contact": CONTACT}
+
+
+async def test_risk_on_a_chat_that_is_not_ones_own_is_refused_and_changes_nothing(
+    server: RunningServer,
+) -> None:
+    anna, bo, visitor = await _with_supervisor(server)
+    chat = visitor.chat_id
+    # Bo supervises the line but does not answer this chat.
+    await bo.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    error = await bo.expect("error", ref="risk")
+    assert error["code"] == "not_in_chat"
+    await bo.send({"type": "risk", "chat_id": "nosuchchat00", "level": "acute"})
+    assert (await bo.expect("error", ref="risk"))["code"] == "not_in_chat"
+    # Malformed: an unknown level, a missing chat id.
+    await anna.send({"type": "risk", "chat_id": chat, "level": "extreme"})
+    assert (await anna.expect("error"))["code"] == "invalid_field"
+    await anna.send({"type": "risk", "level": "acute"})
+    assert (await anna.expect("error"))["code"] == "invalid_field"
+    await anna.send('{"type": "risk", "chat_id": ')
+    assert (await anna.expect("error"))["code"] == "malformed_json"
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.risk is None
+    await bo.expect_none("risk.alert", within=0.3)
+
+
+async def test_after_an_acute_chat_no_offers_until_ready(server: RunningServer) -> None:
+    anna, _, visitor = await _with_supervisor(server)
+    await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
+    await anna.expect("risk.set", risk="acute")
+    await anna.send({"type": "end", "chat_id": visitor.chat_id})
+    paused = await anna.expect("care.paused")
+    assert paused["seconds"] == 600
+    # A new visitor waits: Anna is free, on duty and available, yet nothing is offered.
+    waiting = await open_visitor(server)
+    await waiting.start()
+    assert await server.runtime.router.dispatch("support") == 0
+    record = await server.runtime.broker.get_chat(waiting.chat_id)
+    assert record is not None and record.state.value == "queued"
+    # A reloaded console still knows.
+    again = await open_staff(server, "anna", PASSWORD, cookie=anna.cookie)
+    assert again.hello["paused_until"] == paused["until"]
+    await again.close()
+    await anna.send({"type": "shift"})
+    shift = await anna.expect("shift")
+    assert (shift["chats"], shift["acute"], shift["debriefs"]) == (1, 1, 0)
+    assert shift["paused_until"] == paused["until"]
+
+    await anna.send({"type": "ready"})
+    assert (await anna.expect("care.ready"))["reason"] == "ready"
+    offer = await anna.expect("offer")
+    assert offer["chat_id"] == waiting.chat_id
+    # Not pausing any more: "ready" is refused.
+    await anna.send({"type": "ready"})
+    assert (await anna.expect("error", ref="ready"))["code"] == "invalid_state"
+
+
+async def test_the_pause_ends_by_itself(server: RunningServer) -> None:
+    anna, _, visitor = await _with_supervisor(server, care_pause_seconds=1)
+    await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
+    await anna.expect("risk.set")
+    await anna.send({"type": "end", "chat_id": visitor.chat_id})
+    await anna.expect("care.paused")
+    assert (await anna.expect("care.ready"))["reason"] == "over"
+    waiting = await open_visitor(server)
+    await waiting.start()
+    assert (await anna.expect("offer"))["chat_id"] == waiting.chat_id
+
+
+async def test_debriefs_own_chats_only_and_the_supervisors_list(server: RunningServer) -> None:
+    anna, bo, visitor = await _with_supervisor(server, transcript_retention_seconds=600)
+    await add_counsellor(server.runtime, "dana", alias="Dana")
+    dana = await open_staff(server, "dana", PASSWORD, available=False)
+    chat = visitor.chat_id
+    await visitor.say("I am scared")
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    await anna.expect("risk.set")
+    await anna.send({"type": "end", "chat_id": chat})
+    await anna.expect("care.paused")
+
+    # Another counsellor's ended chat: refused, nothing stored.
+    await dana.send({"type": "debrief", "chat_id": chat})
+    assert (await dana.expect("error", ref="debrief"))["code"] == "not_in_chat"
+    await dana.send({"type": "debrief", "chat_id": "x"})
+    assert (await dana.expect("error"))["code"] == "invalid_field"
+
+    await anna.send({"type": "debrief", "chat_id": chat})
+    assert (await anna.expect("debrief.asked"))["again"] is False
+    await anna.send({"type": "debrief", "chat_id": chat})
+    assert (await anna.expect("debrief.asked"))["again"] is True
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        rows = (await session.execute(select(Debrief))).scalars().all()
+    assert [(r.line_key, r.risk, r.hour.minute) for r in rows] == [("support", "acute", 0)]
+
+    await bo.send({"type": "debriefs"})
+    listed = (await bo.expect("debriefs"))["debriefs"]
+    assert [(d["line"], d["risk"], d["counsellor"]["alias"], d["transcript"]) for d in listed] == [
+        ("support", "acute", "Anna", True)
+    ]
+    await bo.send({"type": "debrief.open", "debrief_id": listed[0]["id"]})
+    opened = await bo.expect("debrief.opened")
+    assert opened["chat_id"] == chat
+    assert (await bo.expect("message", sender="visitor"))["text"] == "I am scared"
+    # A counsellor cannot list them.
+    await dana.send({"type": "debriefs"})
+    assert (await dana.expect("error", ref="debriefs"))["code"] == "forbidden"
+
+    await anna.send({"type": "shift"})
+    shift = await anna.expect("shift")
+    assert (shift["chats"], shift["acute"], shift["debriefs"]) == (1, 1, 1)
+
+    # The transcript shredded: the debrief stays, without it.
+    await server.runtime.chats.core.shred(chat)
+    await bo.send({"type": "debriefs"})
+    assert (await bo.expect("debriefs"))["debriefs"][0]["transcript"] is False
+    await bo.send({"type": "debrief.open", "debrief_id": listed[0]["id"]})
+    assert (await bo.expect("error", ref="debrief.open"))["code"] == "chat_ended"
