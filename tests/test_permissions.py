@@ -156,6 +156,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         COUNSELLORS,
     ),
     ("GET", "/api/mailbox/lines/{key}/threads"): MANAGERS,
+    ("GET", "/api/stats/lines/{key}/mailbox"): MANAGERS,
     ("POST", "/api/mailbox/{thread_id}/hand"): MANAGERS,
     # The mailbox's visitor side: the code in the body is the only key (docs/mailbox.md).
     **dict.fromkeys(
