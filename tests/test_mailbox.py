@@ -505,3 +505,13 @@ async def test_a_flood_of_new_threads_is_refused(lykta: ServerFactory) -> None:
         assert refused.json()["code"] == "too_many_threads"
         async with unit_of_work(server.runtime.sessionmaker) as session:
             assert len((await session.execute(select(MailboxThread))).all()) == 3
+
+
+async def test_a_language_without_a_word_list_gets_a_digit_code(server: RunningServer) -> None:
+    await add_line(server.runtime, languages=["sv", "en", "ar"])
+    async with await visitor(server) as http:
+        made = (await write_new(http, "مرحبا", language="ar")).json()
+        groups = made["code"].split()
+        assert len(groups) == 4 and all(len(g) == 4 and g.isdigit() for g in groups)
+        thread = (await read(http, "".join(groups))).json()
+        assert thread["messages"][0]["text"] == "مرحبا"
