@@ -45,6 +45,13 @@ class AuditAction(StrEnum):
     risk_set = "chat.risk_set"
     debrief_asked = "chat.debrief_asked"
     debrief_opened = "chat.debrief_opened"
+    # The mailbox: which counsellor did what on which line, never which thread or what.
+    mailbox_claimed = "mailbox.claimed"
+    mailbox_answered = "mailbox.answered"
+    mailbox_noted = "mailbox.noted"
+    mailbox_closed = "mailbox.closed"
+    mailbox_handed_over = "mailbox.handed_over"
+    mailbox_deleted = "mailbox.deleted"
 
 
 def entry_time(now: datetime, chat_id: str | None) -> datetime:

@@ -41,6 +41,10 @@ Language = Annotated[
 ]
 # A transcript is never kept longer than this after its chat ended.
 MAX_RETENTION_SECONDS = 24 * 3600
+# A mailbox thread is never kept longer than this after its last message.
+MAX_MAILBOX_RETENTION_DAYS = 60
+# "off"; "closed": visitors may write while the line is closed; "always".
+MailboxMode = Literal["off", "closed", "always"]
 
 Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000), CleanText()]]
 # One line of text per language (the privacy note a visitor reads before starting).
@@ -129,6 +133,11 @@ class LineSettings(BaseModel):
     on_call: Annotated[list[StaffIdStr], Field(max_length=50)] = Field(default_factory=list)
     # No new offers for this long after an acute chat ends, unless the counsellor is ready.
     care_pause_seconds: StrictInt = Field(default=600, ge=0, le=MAX_CARE_PAUSE_SECONDS)
+    # The anonymous mailbox (docs/mailbox.md): when visitors may write, when they are told to
+    # expect an answer, and how many days a thread is kept after its last message.
+    mailbox: MailboxMode = "closed"
+    mailbox_answer_time: ShortTexts = Field(default_factory=dict)
+    mailbox_retention_days: StrictInt = Field(default=14, ge=1, le=MAX_MAILBOX_RETENTION_DAYS)
 
     # "offered": routing offers each chat; "taken": counsellors take the next chat from their
     # queue card (nothing is offered); "both".
@@ -152,6 +161,7 @@ class LineSettings(BaseModel):
             "privacy_note",
             "emergency_text",
             "practice_openings",
+            "mailbox_answer_time",
         ):
             texts: dict[str, object] = getattr(self, name)
             unknown = sorted(set(texts) - set(self.languages))
@@ -167,6 +177,17 @@ class LineSettings(BaseModel):
         if strays:
             raise ValueError(f"canned responses in languages the line does not offer: {strays}")
         return self
+
+
+class PublicMailbox(BaseModel):
+    """What a visitor may know of a line's mailbox."""
+
+    # Visitors may write a new thread now ("always", or "closed" while the line is closed).
+    writable: bool
+    # Visitors may read threads ("off" lines that still hold threads stay readable).
+    readable: bool
+    answer_time: dict[str, str]
+    retention_days: int
 
 
 class PublicLine(BaseModel):
@@ -201,3 +222,4 @@ class PracticeLine(BaseModel):
     name: str
     languages: list[str]
     openings: dict[str, list[str]]
+    mailbox: PublicMailbox | None = None

@@ -63,6 +63,10 @@ class LineConfig:
         """Counsellors may take the line's next chat from their queue card."""
         return self.assignment != "offered"
 
+    mailbox: str = "closed"
+    mailbox_answer_time: dict[str, str] = field(default_factory=dict)
+    mailbox_retention_days: int = 14
+
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
         return cls(
@@ -98,6 +102,9 @@ class LineConfig:
             practice_openings={
                 language: tuple(texts) for language, texts in (line.practice_openings or {}).items()
             },
+            mailbox=line.mailbox,
+            mailbox_answer_time=dict(line.mailbox_answer_time or {}),
+            mailbox_retention_days=line.mailbox_retention_days,
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:

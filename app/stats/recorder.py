@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.held.rows import HeldRow
 from app.kit.clock import hour_bucket
 from app.lines.directory import LineDirectory
-from app.models import AuditEntry, ChatStatistic, Wrapup
+from app.models import ChatStatistic, MailboxStatistic, Wrapup
 from app.models.enums import ChatOutcome
 
 
-def statistics_kept(lines: LineDirectory) -> Callable[[AuditEntry | ChatStatistic | Wrapup], bool]:
-    """Which held rows are kept: a practice line's chats leave no statistics row and no
-    wrap-up (their audit entries are kept like any other)."""
+def statistics_kept(lines: LineDirectory) -> Callable[[HeldRow], bool]:
+    """Which held rows are kept: a practice line's chats and mailbox threads leave no
+    statistics row and no wrap-up (their audit entries are kept like any other)."""
 
-    def keeps(row: AuditEntry | ChatStatistic | Wrapup) -> bool:
-        if isinstance(row, ChatStatistic | Wrapup):
+    def keeps(row: HeldRow) -> bool:
+        if isinstance(row, ChatStatistic | MailboxStatistic | Wrapup):
             line = lines.get(row.line_key)
             return line is None or not line.practice
         return True

@@ -4,6 +4,7 @@ import { h, field, showErrors, clearErrors, formatDateTime, parseDate, parseTime
 
 const ACTIONS = [
   "sign_in", "sign_out", "access.denied", "enrolment.completed", "staff", "line", "chat", "roster.changed", "interpreter",
+  "mailbox",
 ];
 const PAGE = 50;
 
