@@ -24,6 +24,7 @@ from tests.support.browser import axe_violations, chromium, describe
 from tests.support.roster import http_as
 from tests.support.seed import add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
+from tests.test_widget_browser import open_launcher, serve_host
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +35,11 @@ ANSWER_TIME = {
     "en": "We usually answer within two days.",
     "ar": "نرد عادةً خلال يومين.",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shots_folder() -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture
@@ -81,7 +87,6 @@ async def look(page: Page, name: str) -> None:
     """axe-core finds nothing; a screenshot from the top, for people to look at."""
     violations = await axe_violations(page)
     assert violations == [], f"{name}: {describe(violations)}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
     await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -131,7 +136,9 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         said = f"Jag vet inte var jag ska börja <b>{secrets.token_hex(4)}</b>"
 
         # Three in the morning, the line closed: "Write to us" is the way in.
-        page = await visitor(browser, server, "sv", permissions=["clipboard-write", "clipboard-read"])
+        page = await visitor(
+            browser, server, "sv", permissions=["clipboard-write", "clipboard-read"]
+        )
         await page.get_by_role("heading", name="Chatten är stängd just nu").wait_for()
         await look(page, "sv-1-closed")
         await page.get_by_role("button", name="Skriv till oss").click()
@@ -183,7 +190,8 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
             claimed = await anna.post(f"/api/mailbox/{thread}/claim")
             assert claimed.status_code == 200, claimed.text
             answered = await anna.post(
-                f"/api/mailbox/{thread}/answer", json={"text": "Tack för att du skrev. Berätta mer."}
+                f"/api/mailbox/{thread}/answer",
+                json={"text": "Tack för att du skrev. Berätta mer."},
             )
             assert answered.status_code == 200, answered.text
 
@@ -289,8 +297,9 @@ async def test_the_mailbox_helpers(browser: Browser, settings_for: Callable[...,
             """async () => {
                 const m = await import('/widget/mailbox.js');
                 const box = {answer_time: {sv: 'Inom två dagar', en: ''}};
+                const both = {answer_time: {en: 'Two days', sv: 'Två dagar'}};
                 return {
-                    own: m.answerTime({answer_time: {en: 'Two days', sv: 'Två dagar'}}, 'en', ['sv', 'en']),
+                    own: m.answerTime(both, 'en', ['sv', 'en']),
                     first: m.answerTime(box, 'ar', ['en', 'sv']),
                     none: m.answerTime(null, 'en', ['en']),
                     dayEn: m.formatDay('2026-03-01', 'en'),
@@ -333,3 +342,39 @@ async def test_the_mailbox_helpers(browser: Browser, settings_for: Callable[...,
         ]
         assert got["held"] is None
         await context.close()
+
+
+async def test_in_the_embedded_frame_the_code_is_selected_for_copying_and_quick_exit_leaves(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    lykta_sock = bound_socket()
+    lykta = f"http://127.0.0.1:{lykta_sock.getsockname()[1]}"
+    async with serve_host(lykta) as host:
+        settings = settings_for(public_url=lykta, embed_origins=host)
+        async with run_server(settings, sock=lykta_sock) as server:
+            await closed_line(server)
+            context = await browser.new_context(viewport=PHONE)
+            page = await context.new_page()
+            await page.goto(f"{host}/")
+            await page.goto(f"{host}/about")
+            frame = await open_launcher(page)
+            await frame.get_by_role("button", name="Skriv till oss").click()
+            await frame.get_by_label("Ditt meddelande").fill("Jag skriver härifrån.")
+            await frame.get_by_role("button", name="Skicka").click()
+            code = (await frame.locator("#mb-code").text_content()) or ""
+            assert len(code.split()) == 5, code
+            # The NGO's page gives the frame no clipboard: the words are selected instead.
+            await frame.get_by_role("button", name="Kopiera koden").click()
+            await frame.get_by_text("Orden är markerade").wait_for()
+            assert (await frame.evaluate("getSelection().toString()")).strip() == code
+            violations = await axe_violations(frame)
+            assert violations == [], describe(violations)
+            await page.screenshot(path=str(SHOTS / "sv-embedded-code.png"))
+            await frame.get_by_label("Jag har sparat min kod").check()
+            await frame.get_by_role("button", name="Fortsätt").click()
+            await frame.get_by_role("heading", name="Ditt samtal").wait_for()
+            await frame.get_by_role("button", name="Lämna snabbt").click()
+            await page.wait_for_url(f"{host}/neutral")
+            await page.go_back()
+            assert page.url == f"{host}/", "Back must not return to the page with the mailbox"
+            await context.close()
