@@ -146,7 +146,7 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         assert await page.evaluate("document.activeElement.id") == "mb-heading"
         await page.get_by_text(ANSWER_TIME["sv"]).wait_for()
         await page.get_by_text("raderas 14 dagar efter").wait_for()
-        box = page.get_by_label("Ditt meddelande")
+        box = page.locator("#view-mailbox").get_by_label("Ditt meddelande")
         await box.fill("x" * 301)
         await page.get_by_text("1 tecken för långt").wait_for()
         await page.get_by_role("button", name="Skicka").click()
@@ -260,7 +260,7 @@ async def test_quick_exit_from_the_thread_in_arabic(
         assert await page.evaluate("document.documentElement.dir") == "rtl"
         await look(page, "ar-1-closed")
         await page.get_by_role("button", name="اكتب لنا").click()
-        await page.get_by_label("رسالتك").fill("لا أعرف من أين أبدأ")
+        await page.locator("#view-mailbox").get_by_label("رسالتك").fill("لا أعرف من أين أبدأ")
         await look(page, "ar-2-write")
         await page.get_by_role("button", name="أرسل").click()
         await page.get_by_role("heading", name="رمز صندوق الرسائل الخاص بك").wait_for()
@@ -359,7 +359,11 @@ async def test_in_the_embedded_frame_the_code_is_selected_for_copying_and_quick_
             await page.goto(f"{host}/about")
             frame = await open_launcher(page)
             await frame.get_by_role("button", name="Skriv till oss").click()
-            await frame.get_by_label("Ditt meddelande").fill("Jag skriver härifrån.")
+            await (
+                frame.locator("#view-mailbox")
+                .get_by_label("Ditt meddelande")
+                .fill("Jag skriver härifrån.")
+            )
             await frame.get_by_role("button", name="Skicka").click()
             code = (await frame.locator("#mb-code").text_content()) or ""
             assert len(code.split()) == 5, code
