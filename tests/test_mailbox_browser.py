@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page
-from sqlalchemy import update
+from sqlalchemy import select
 
 from app.kit.db import unit_of_work
+from app.models import MailboxMessage, MailboxThread
 from app.settings import Settings
 from tests.support.browser import axe_violations, chromium, describe
 from tests.support.roster import http_as
@@ -114,18 +115,16 @@ async def thread_id(server: RunningServer) -> str:
 
 
 async def a_day_passes(server: RunningServer) -> None:
-    """The thread's times move back a day, as if the visitor wrote yesterday."""
-    from app.models import MailboxMessage, MailboxThread
-
+    """Every thread's times move back a day, as if the visitor wrote yesterday."""
     day = timedelta(days=1)
     async with unit_of_work(server.runtime.sessionmaker) as session:
-        for model in (MailboxThread, MailboxMessage):
-            columns = [
-                c
-                for c in model.__table__.columns
-                if c.name.endswith("_at") and c.name not in ("deletes_at",)
-            ]
-            await session.execute(update(model).values({c.name: c - day for c in columns}))
+        for thread in (await session.scalars(select(MailboxThread))).all():
+            thread.created_at -= day
+            thread.last_at -= day
+            if thread.waiting_since is not None:
+                thread.waiting_since -= day
+        for message in (await session.scalars(select(MailboxMessage))).all():
+            message.at -= day
 
 
 async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
