@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, ViewportSize
 from sqlalchemy import select
 
 from app.kit.db import unit_of_work
@@ -30,7 +30,7 @@ from tests.test_widget_browser import open_launcher, serve_host
 pytestmark = pytest.mark.browser
 
 SHOTS = Path("/tmp/shots/mailbox-widget")
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ANSWER_TIME = {
     "sv": "Vi svarar oftast inom två dagar.",
     "en": "We usually answer within two days.",
