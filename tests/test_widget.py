@@ -513,7 +513,15 @@ async def test_the_size_budget_on_the_wire(widget_server: RunningServer) -> None
 
 
 def test_the_chat_page_loads_nothing_from_another_origin() -> None:
-    for name in ("chat.html", "safety.html", "chat.js", "exit.js", "safety.js", "chat.css"):
+    for name in (
+        "chat.html",
+        "safety.html",
+        "chat.js",
+        "exit.js",
+        "safety.js",
+        "mailbox.js",
+        "chat.css",
+    ):
         source = (pages.WIDGET_DIR / name).read_text(encoding="utf-8")
         assert not re.search(r"https?://|url\(|@import|//[a-z0-9.-]+\.[a-z]{2,}/", source), name
     # The loader names no origin but its own (and the default exit destination).
@@ -522,7 +530,7 @@ def test_the_chat_page_loads_nothing_from_another_origin() -> None:
     )
     assert set(re.findall(r"https?://[^'\"/\\]+", loader)) == {"https://www.google.com"}
     assert "localStorage" not in loader and "cookie" not in loader
-    for name in ("chat.js", "exit.js", "safety.js"):
+    for name in ("chat.js", "exit.js", "safety.js", "mailbox.js"):
         source = (pages.WIDGET_DIR / name).read_text(encoding="utf-8")
         for forbidden in (
             "localStorage",

@@ -13,7 +13,7 @@ const cfg = {
   exitUrl: data.exitUrl,
 };
 const STORE = 'lykta.chat.' + cfg.line;
-const VIEWS = ['intro', 'closed', 'down', 'chat', 'ended'];
+const VIEWS = ['intro', 'closed', 'down', 'chat', 'ended', 'mailbox'];
 
 let texts = {};
 let line = null;
@@ -35,6 +35,8 @@ const outbox = new Map(); // client_id -> text, until acknowledged
 // stored), and whether they asked for a peer supporter.
 let pendingCode = null;
 let wantPeer = false;
+// The mailbox views (widget/mailbox.js), loaded only when the visitor first asks for them.
+let mailbox = null;
 const shown = new Map(); // seq or client_id -> list item
 let inDanger = false; // pressed "I am in danger right now" in this chat
 
@@ -110,7 +112,46 @@ function showLineText(el, found) {
 function show(...names) {
   for (const name of VIEWS) $('view-' + name).hidden = !names.includes(name);
   // A continuity code can be entered or deleted before a chat, even while the line is closed.
-  $('code-box').hidden = !(names.includes('intro') || names.includes('closed'));
+  const before = names.includes('intro') || names.includes('closed');
+  $('code-box').hidden = !before;
+  renderMailboxBox(before && names.includes('closed'), before);
+}
+
+// "Write to us" (prominent while the line is closed) and "Read the answer", as the line's
+// mailbox allows (docs/widget.md, "Writing when the line is closed").
+function renderMailboxBox(closed, before) {
+  const box = (line && line.mailbox) || {};
+  const writable = Boolean(box.writable);
+  $('mailbox-box').hidden = !before || !(writable || box.readable);
+  $('mailbox-write').hidden = !writable;
+  $('mailbox-write').className = closed ? 'primary' : 'secondary';
+  $('mailbox-read').hidden = !box.readable;
+  $('mailbox-box-heading').dataset.t = writable ? 'mailbox_box_heading' : 'mailbox_read_heading';
+  $('mailbox-offer').dataset.t = writable ? 'mailbox_offer' : 'mailbox_read_only';
+  for (const id of ['mailbox-box-heading', 'mailbox-offer']) $(id).textContent = t($(id).dataset.t);
+}
+
+async function openMailbox(what) {
+  try {
+    mailbox = mailbox || await import('./mailbox.js');
+  } catch {
+    setConnection(t('error'));
+    return;
+  }
+  setConnection('');
+  state = 'mailbox';
+  show('mailbox');
+  mailbox.open({
+    t,
+    lang: cfg.lang,
+    line,
+    root: $('view-mailbox'),
+    limit,
+    length,
+    referralItem,
+    // Back to the line as it is now (it may have opened, and has a thread more).
+    back: () => refreshLine(),
+  }, what);
 }
 
 function focusOn(el) {
@@ -746,13 +787,18 @@ function forgetCode() {
 const NEEDS = ['housing', 'health', 'legal_migration', 'addiction', 'shelter', 'violence', 'work_education', 'exit_programmes'];
 
 function addReferral(f) {
-  const card = f.card || {};
+  place(referralItem(f.card, f.name, formatTime(f.at)), false);
+}
+
+// A referral card as a transcript item, in the chat and in a mailbox thread.
+function referralItem(given, name, when) {
+  const card = given || {};
   const li = document.createElement('li');
   li.className = 'msg referral';
   li.lang = card.language || cfg.lang;
   const meta = document.createElement('p');
   meta.className = 'meta';
-  meta.textContent = t('referral_from', { name: f.name || '' }) + ' ' + formatTime(f.at);
+  meta.textContent = t('referral_from', { name: name || '' }) + ' ' + when;
   const title = document.createElement('h3');
   title.textContent = card.name || '';
   li.append(meta, title);
@@ -791,7 +837,7 @@ function addReferral(f) {
     details.append(term, text);
   }
   li.append(details);
-  place(li, false);
+  return li;
 }
 
 function start() {
@@ -812,6 +858,7 @@ function quickExit() {
   if (leaving) return;
   leaving = true;
   forgetCode();
+  if (mailbox) mailbox.forget();
   clearTimeout(retryTimer);
   leave({ url: cfg.exitUrl, embedded, socket: ws, chat, loader });
 }
@@ -853,6 +900,8 @@ async function init() {
   $('peer').addEventListener('change', () => { wantPeer = $('peer').checked; });
   $('code-form').addEventListener('submit', startWithCode);
   $('code-delete').addEventListener('click', deleteCode);
+  $('mailbox-write').addEventListener('click', () => openMailbox('write'));
+  $('mailbox-read').addEventListener('click', () => openMailbox('read'));
   $('continuity-accept').addEventListener('click', () => send({ type: 'continuity.accept' }));
   $('danger').addEventListener('click', pressDanger);
   $('wait-anyone').addEventListener('click', () => {
