@@ -138,6 +138,16 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         MANAGERS,
     ),
     ("POST", "/api/visitor/continuity/delete"): EVERYONE,
+    # The mailbox's visitor side: the code in the body is the only key (docs/mailbox.md).
+    **dict.fromkeys(
+        (
+            ("POST", "/api/visitor/mailbox/threads"),
+            ("POST", "/api/visitor/mailbox/read"),
+            ("POST", "/api/visitor/mailbox/write"),
+            ("POST", "/api/visitor/mailbox/delete"),
+        ),
+        EVERYONE,
+    ),
     # A feed's secret token and the metrics bearer token are the authentication here.
     ("GET", "/calendar/{name}"): EVERYONE,
     ("GET", "/metrics"): EVERYONE,

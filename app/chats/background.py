@@ -76,6 +76,8 @@ async def run_sweeps(runtime: Runtime) -> None:
             async with unit_of_work(runtime.sessionmaker) as session:
                 # Expired continuity codes go (each is also refused when presented).
                 await continuity_service.purge_expired(session, utcnow())
+            # Mailbox threads past their line's retention are shredded.
+            await runtime.mailbox.sweep()
         except Exception:
             log_failure(logger, "sweep failed")
         await asyncio.sleep(runtime.settings.sweep_seconds)
