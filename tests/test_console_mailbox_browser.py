@@ -336,7 +336,7 @@ async def test_the_line_form_saves_the_mailbox_settings(server: RunningServer, p
     await look(page, "line-form-refused-en")
     await days.fill("30")
     await form.get_by_role("button", name="Save").click()
-    await expect(page.locator("#lines-notice")).to_contain_text("saved")
+    await expect(page.locator("#lines-notice")).to_have_text("Saved the settings of Support.")
     cora = await sign_in_session(server, "cora", PASSWORD)
     saved = (await api(server, cora, "GET", "/api/lines/support/settings")).json()
     assert saved["mailbox"] == "closed"

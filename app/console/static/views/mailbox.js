@@ -400,7 +400,11 @@ export function mount(root, ctx) {
             wrapupError.textContent = message;
             wrapupError.hidden = false;
           });
-          if (done === true) flash(t("mailbox.closed"), "ok");
+          if (done === true) {
+            flash(t("mailbox.closed"), "ok");
+            // The form is gone: the focus goes to the thread, not to the page's start.
+            state.thread?.ui?.heading.focus();
+          }
         },
       });
       const cancel = h("button", { type: "button", text: t("common.cancel") });
