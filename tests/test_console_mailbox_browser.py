@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Locator, Page, ViewportSize, expect
-from sqlalchemy import update
+from sqlalchemy import select
 
 from app.kit.db import unit_of_work
 from app.models.enums import StaffRole
@@ -162,13 +162,11 @@ async def test_a_letter_waits_with_its_age_and_its_counsellor_answers_and_closes
     # database, as the clock would have moved on.
     async with unit_of_work(server.runtime.sessionmaker) as session:
         back = timedelta(days=2, hours=3, minutes=5)
-        await session.execute(
-            update(MailboxThread).values(
-                created_at=MailboxThread.created_at - back,
-                last_at=MailboxThread.last_at - back,
-                waiting_since=MailboxThread.waiting_since - back,
-            )
-        )
+        (thread,) = (await session.execute(select(MailboxThread))).scalars().all()
+        assert thread.waiting_since is not None
+        thread.created_at -= back
+        thread.last_at -= back
+        thread.waiting_since -= back
 
     await sign_in_console(page, server, "anna", PASSWORD)
     await expect(page.locator("#nav a > span:first-child")).to_have_text(
@@ -257,7 +255,7 @@ async def test_a_letter_waits_with_its_age_and_its_counsellor_answers_and_closes
     await thread.get_by_label("referred").check()
     await look(page, "wrapup-en")
     await thread.get_by_role("button", name="Save wrap-up").click()
-    await expect(page.locator(".chats-notice")).to_contain_text(
+    await expect(page.locator("#mailbox-notice")).to_contain_text(
         "Thread closed and its wrap-up saved."
     )
     await expect(mine).to_contain_text("Closed")
@@ -292,6 +290,7 @@ async def test_a_colleague_cannot_open_it_until_a_coordinator_hands_it_over(
     await expect(row).to_contain_text("Anna")
     assert LETTER not in await threads.inner_text()
     await row.get_by_role("combobox").select_option(label="Bo")
+    await threads.scroll_into_view_if_needed()
     await look(page, "handover-en")
     await row.get_by_role("button", name="Hand over").click()
     await expect(threads.locator(".handover-status")).to_have_text("Handed to Bo.")

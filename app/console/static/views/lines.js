@@ -67,7 +67,8 @@ export function mount(root, ctx) {
     }
     current = result.data;
     body.replaceChildren(settingsForm(current));
-    if (ctx.can("manage_roster")) body.append(handoverPanel(current));
+    // First, where a coordinator handing a thread over finds it without scrolling the form.
+    if (ctx.can("manage_roster")) body.prepend(handoverPanel(current));
   }
 
   function settingsForm(settings) {

@@ -32,7 +32,7 @@ export function mount(root, ctx) {
 
   // --- Layout -------------------------------------------------------------------------------
 
-  const notice = h("div", { class: "chats-notice", role: "status" });
+  const notice = h("div", { class: "chats-notice", id: "mailbox-notice", role: "status" });
   const side = h("aside", { class: "chats-side mailbox-side", "aria-label": t("mailbox.lists") });
   const emptyPanel = h("div", { class: "chat-empty" }, h("p", { text: t("mailbox.empty") }));
   const panels = h("div", { class: "chats-main" }, emptyPanel);
@@ -220,11 +220,12 @@ export function mount(root, ctx) {
     const picked = ui.cannedSelect.value;
     ui.cannedSelect.replaceChildren(...cannedOptions(t, responses, language(thread)).filter(Boolean));
     ui.cannedSelect.value = picked;
-    ui.composer.hidden = closed;
     ui.actions.hidden = closed;
     ui.closedNote.hidden = !closed;
     if (closed) ui.wrapup.replaceChildren();
     ui.wrapup.hidden = closed || !ui.wrapup.childElementCount;
+    // Closing is a step of its own: its form takes the answer box's place until cancelled.
+    ui.composer.hidden = closed || !ui.wrapup.hidden;
     const body = ui.log.parentElement;
     body.scrollTop = body.scrollHeight;
     if (focus) (closed ? ui.heading : ui.input).focus();
@@ -363,6 +364,8 @@ export function mount(root, ctx) {
       if (saved === true) {
         noteInput.value = "";
         kept.notes.delete(thread.id);
+        // Folded again, so the letters keep the room; the note is in the thread now.
+        noteBox.open = false;
         ctx.announce(t("mailbox.note_saved"));
       }
     });
@@ -411,11 +414,13 @@ export function mount(root, ctx) {
       cancel.addEventListener("click", () => {
         wrapup.replaceChildren();
         wrapup.hidden = true;
+        composer.hidden = false;
         closeButton.focus();
       });
       form.querySelector(".actions").append(cancel);
       wrapup.replaceChildren(form);
       wrapup.hidden = false;
+      composer.hidden = true;
       form.querySelector("input")?.focus();
     }
 

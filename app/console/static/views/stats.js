@@ -45,10 +45,11 @@ export function mount(root, ctx) {
   });
   lineSelect.addEventListener("change", load);
 
-  function query(withLine) {
+  // The period as `from`/`to` (demand, CSV) or `first`/`last` (the mailbox's weeks).
+  function query(withLine, [start, end] = ["from", "to"]) {
     const params = new URLSearchParams();
-    if (dateValue(from)) params.set("from", dateValue(from));
-    if (dateValue(to)) params.set("to", dateValue(to));
+    if (dateValue(from)) params.set(start, dateValue(from));
+    if (dateValue(to)) params.set(end, dateValue(to));
     if (withLine) params.set("line", lineSelect.value);
     const text = params.toString();
     return text ? `?${text}` : "";
@@ -75,7 +76,7 @@ export function mount(root, ctx) {
     const line = encodeURIComponent(lineSelect.value);
     const [result, mailbox] = await Promise.all([
       ctx.api("GET", `/api/stats/lines/${line}/demand${query(false)}`),
-      ctx.api("GET", `/api/stats/lines/${line}/mailbox${query(false)}`),
+      ctx.api("GET", `/api/stats/lines/${line}/mailbox${query(false, ["first", "last"])}`),
     ]);
     if (!alive || mine !== latest) return;
     if (!result.ok) {
