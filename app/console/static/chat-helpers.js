@@ -109,6 +109,10 @@ export function wrapupForm(ctx, { topics, outcomes, onSubmit, hint }) {
   }
   const error = h("p", { class: "field-error", role: "alert", hidden: true });
   const form = h("form", { class: "wrapup-form", novalidate: true }, h("h3", { text: t("chats.wrapup_title") }), h("p", { class: "hint", text: hint ?? t("chats.wrapup_hint") }), topicBox, outcomeBox, error, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("chats.wrapup_save") })));
+  // A refusal shown is about what was ticked before: a new choice clears it.
+  form.addEventListener("change", () => {
+    error.hidden = true;
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const chosen = [...form.querySelectorAll("input[name=topics]:checked")].map((el) => el.value);
