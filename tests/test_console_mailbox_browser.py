@@ -10,6 +10,7 @@ One server and one browser for the module; the tests run in order and share the 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -29,6 +30,7 @@ from tests.conftest import FAST
 from tests.support.browser import axe_violations, chromium, describe, screenshot
 from tests.support.clients import api, sign_in_session
 from tests.support.console import sign_in_console
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer, bound_socket, run_server
 
@@ -351,6 +353,8 @@ async def test_the_line_form_saves_the_mailbox_settings(server: RunningServer, p
 
 
 async def test_the_statistics_show_the_mailbox_by_week(server: RunningServer, page: Page) -> None:
+    # The answered thread's anonymous row is written once its hour is over.
+    await written(server.runtime, at_least=1)
     await sign_in_console(page, server, "cora", PASSWORD)
     await page.locator("#nav a", has_text="Statistics").click()
     chart = page.locator("#chart-mailbox")
@@ -360,7 +364,12 @@ async def test_the_statistics_show_the_mailbox_by_week(server: RunningServer, pa
     await expect(table.locator("thead th")).to_have_text(
         ["Week", "Threads", "Median time to first answer"]
     )
-    await expect(table.locator("tbody tr").first).to_be_visible()
+    # The week of the letter written two days before: one thread, first answered about two
+    # days and three hours later.
+    week = table.locator("tbody tr").filter(has=page.locator("td", has_text=re.compile(r"^1$")))
+    await expect(week).to_have_count(1)
+    await expect(week.locator("td").last).to_have_text(re.compile(r"^5[01] h$"))
+    await expect(chart.locator("#chart-mailbox-desc")).to_contain_text("1 thread in the period.")
     await chart.scroll_into_view_if_needed()
     await look(page, "statistics-en")
     await page.select_option("#lang", "sv")
