@@ -164,11 +164,11 @@ async def test_a_letter_waits_with_its_age_and_its_counsellor_answers_and_closes
     # database, as the clock would have moved on.
     async with unit_of_work(server.runtime.sessionmaker) as session:
         back = timedelta(days=2, hours=3, minutes=5)
-        (thread,) = (await session.execute(select(MailboxThread))).scalars().all()
-        assert thread.waiting_since is not None
-        thread.created_at -= back
-        thread.last_at -= back
-        thread.waiting_since -= back
+        (row,) = (await session.execute(select(MailboxThread))).scalars().all()
+        assert row.waiting_since is not None
+        row.created_at -= back
+        row.last_at -= back
+        row.waiting_since -= back
 
     await sign_in_console(page, server, "anna", PASSWORD)
     await expect(page.locator("#nav a > span:first-child")).to_have_text(
