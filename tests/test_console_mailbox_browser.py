@@ -177,6 +177,7 @@ async def test_a_letter_waits_with_its_age_and_its_counsellor_answers_and_closes
     # The queue card says how many letters wait, and leads to the mailbox.
     card = page.locator('.queue-card[data-line="support"]')
     await expect(card.locator(".queue-mailbox")).to_have_text("1 letter waiting")
+    await look(page, "queue-card-en")
     await card.locator(".queue-mailbox").focus()
     await page.keyboard.press("Enter")
     await expect(page.locator("#view-mailbox-title")).to_be_visible()
@@ -194,6 +195,19 @@ async def test_a_letter_waits_with_its_age_and_its_counsellor_answers_and_closes
     await expect(waiting).to_have_count(0)
     mine = page.locator('.mailbox-line[data-line="support"] .mailbox-item.mine')
     await expect(mine).to_contain_text("Waiting for an answer")
+
+    # Another visitor writes meanwhile: the queue frame's count brings the letter in at once
+    # (long before the screen's own 30-second look).
+    second = await api(
+        server,
+        None,
+        "POST",
+        "/api/visitor/mailbox/threads",
+        json={"line": "support", "language": "sv", "text": "Hej. Jag vet inte var jag ska börja."},
+    )
+    assert second.status_code == 201, second.text
+    await expect(waiting).to_have_count(1)
+    await expect(waiting.locator(".mailbox-age")).to_contain_text("waiting 0 min")
 
     # A canned response, with the counsellor's name filled in, then a few words more.
     await thread.get_by_label("Canned response").select_option(label="Hello")
@@ -269,17 +283,20 @@ async def test_a_colleague_cannot_open_it_until_a_coordinator_hands_it_over(
 ) -> None:
     await sign_in_console(other, server, "bo", PASSWORD)
     await other.locator("#nav a", has_text="Mailbox").click()
-    line = other.locator('.mailbox-line[data-line="support"]')
-    await expect(line).to_contain_text("No letter is waiting.")
-    await expect(line).to_contain_text("You have no thread here.")
-    bo = await sign_in_session(server, "bo", PASSWORD)
-    listed = await api(server, bo, "GET", "/api/mailbox", params={"line": "support"})
-    assert listed.status_code == 200, listed.text
-    assert listed.json() == {"waiting": [], "mine": []}
     anna = await sign_in_session(server, "anna", PASSWORD)
     (summary,) = (
         await api(server, anna, "GET", "/api/mailbox", params={"line": "support"})
     ).json()["mine"]
+    # Bo sees the second letter, still waiting, and nothing of Anna's thread.
+    line = other.locator('.mailbox-line[data-line="support"]')
+    await expect(line.locator(".mailbox-item.waiting")).to_have_count(1)
+    await expect(line.locator(f'[data-thread="{summary["id"]}"]')).to_have_count(0)
+    await expect(line).to_contain_text("You have no thread here.")
+    bo = await sign_in_session(server, "bo", PASSWORD)
+    listed = await api(server, bo, "GET", "/api/mailbox", params={"line": "support"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["mine"] == []
+    assert summary["id"] not in [t["id"] for t in listed.json()["waiting"]]
     refused = await api(server, bo, "GET", f"/api/mailbox/{summary['id']}")
     assert refused.status_code == 403, refused.text
 
