@@ -50,17 +50,12 @@ class MailboxRepository(RepositoryBase[MailboxThread]):
         )
         return result.scalars().all()
 
-    async def secure_delete(self) -> None:
-        """On SQLite, deleted rows are overwritten with zeros (this connection, from now)."""
-        bind = self.session.bind
-        if bind is not None and bind.dialect.name == "sqlite":
-            await self.session.execute(text("PRAGMA secure_delete = ON"))
-
     async def shred(self, thread_ids: Collection[uuid.UUID]) -> None:
         """Delete threads and their messages (and, with them, their wrapped keys)."""
         if not thread_ids:
             return
-        await self.secure_delete()
+        # On SQLite every connection has secure_delete on (app/kit/db.py): the rows' space
+        # is zeroed; on PostgreSQL they stay as dead tuples until `vacuum` below.
         ids = list(thread_ids)
         await self.session.execute(delete(MailboxMessage).where(MailboxMessage.thread_id.in_(ids)))
         await self.session.execute(delete(MailboxThread).where(MailboxThread.id.in_(ids)))
@@ -143,14 +138,17 @@ class MailboxRepository(RepositoryBase[MailboxThread]):
 
 
 async def vacuum(engine: AsyncEngine) -> None:
-    """Make shredded rows unreadable in the files too: PostgreSQL keeps deleted rows as dead
-    tuples until VACUUM (which cannot run inside a transaction); SQLite's WAL keeps earlier
-    page images until a checkpoint (secure_delete zeroes them in the pages themselves)."""
+    """Make shredded rows unreadable in the files too.
+
+    PostgreSQL keeps deleted rows as dead tuples until VACUUM, and a plain VACUUM leaves the
+    index entries' bytes (the digest) in freed index space: VACUUM FULL writes both tables
+    and their indexes anew and drops the old files. It locks the two small tables (bounded
+    by retention) for milliseconds, and cannot run inside a transaction. SQLite zeroes freed
+    space itself (secure_delete); its WAL keeps earlier page images until a checkpoint."""
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            for table in TABLES:
-                await autocommit.execute(text(f"VACUUM {table}"))
+            await autocommit.execute(text(f"VACUUM FULL {', '.join(TABLES)}"))
     elif engine.dialect.name == "sqlite":
         async with engine.connect() as connection:
             await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
