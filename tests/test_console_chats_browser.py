@@ -245,7 +245,7 @@ async def test_a_supervisor_is_asked_whispers_and_takes_over(
     dora = await open_staff(server, "dora", PASSWORD)
     await sign_in_console(page, server, "bo", PASSWORD)
     await expect(page.locator("#nav a > span:first-child")).to_have_text(
-        ["Chats", "Supervise", "My shifts", "Play a visitor"]
+        ["Chats", "Supervise", "Mailbox", "My shifts", "Play a visitor"]
     )
     await expect(page.locator(".connection")).to_have_text("Connected")
     visitor = await visitor_on(server)

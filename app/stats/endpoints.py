@@ -267,8 +267,8 @@ async def mailbox_statistics(
     key: Text,
     _: StatisticsReader,
     session: SessionDep,
-    first: Annotated[Day | None, Query()] = None,
-    last: Annotated[Day | None, Query()] = None,
+    first: FromDay = None,
+    last: ToDay = None,
 ) -> dict[str, Any]:
     """Mailbox threads per week (by their first message, in the line's time zone) and the
     median hours to a first answer. A thread counts once answered, or once deleted unanswered."""

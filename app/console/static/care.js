@@ -113,77 +113,14 @@ export function careTools(ctx, socket, state, { codeDialog, referralDialog }) {
   }
 
   function refer(chat) {
-    const need = h("select", { id: nextId("need"), name: "need" }, h("option", { value: "", text: t("care.any_need") }), ...NEEDS.map((n) => h("option", { value: n, text: t(`care.need.${n}`) })));
-    const city = h("input", { id: nextId("city"), name: "city", type: "text", maxlength: "100", autocomplete: "off" });
-    const text = h("input", { id: nextId("q"), name: "q", type: "search", maxlength: "200", autocomplete: "off" });
-    const speaks = h("input", { id: nextId("speaks"), name: "language", type: "checkbox" });
-    const error = h("p", { class: "field-error", hidden: true, role: "alert" });
-    const status = h("p", { class: "muted", role: "status" });
-    const results = h("ul", { class: "referral-results" });
-    const search = h("button", { type: "submit", class: "primary", text: t("care.search") });
-    const close = h("button", { type: "button", text: t("care.close") });
-    close.addEventListener("click", () => referralDialog.close());
-    const form = h(
-      "form",
-      { class: "referral-search", novalidate: true, role: "search" },
-      h("div", { class: "field" }, h("label", { for: need.id, text: t("care.need_label") }), need),
-      h("div", { class: "field" }, h("label", { for: city.id, text: t("care.city_label") }), city),
-      h("div", { class: "field" }, h("label", { for: text.id, text: t("care.text_label") }), text),
-      h("div", { class: "field check" }, speaks, h("label", { for: speaks.id, text: t("care.speaks_label") })),
-      h("div", { class: "actions" }, search),
-    );
-    async function run(event) {
-      event?.preventDefault();
-      const params = new URLSearchParams();
-      if (need.value) params.set("need", need.value);
-      if (city.value.trim()) params.set("city", city.value.trim());
-      if (text.value.trim()) params.set("q", text.value.trim());
-      if (speaks.checked) params.set("language", chat.language);
-      const answer = await ctx.api("GET", `/api/directory?${params}`);
-      if (!answer.ok) {
-        error.textContent = answer.data?.detail ?? t("care.search_failed");
-        error.hidden = false;
-        return;
-      }
-      error.hidden = true;
-      const services = answer.data.services ?? [];
-      status.textContent = t("care.found", { count: services.length });
-      results.replaceChildren(
-        ...services.map((service) => {
-          const send = h("button", { type: "button", class: "primary small", text: t("care.send") });
-          send.addEventListener("click", () => {
-            state.lastAction.referral = chat.id;
-            if (socket.send({ type: "referral", chat_id: chat.id, service_id: service.id })) {
-              send.disabled = true;
-              send.textContent = t("care.sent");
-              ctx.announce(t("care.sent_announce", { name: service.name }));
-            }
-          });
-          const preview = {
-            ...service,
-            description: pick(service.description, chat.language),
-            opening_hours: pick(service.opening_hours, chat.language),
-            notes: pick(service.notes, chat.language),
-          };
-          return h("li", { class: "referral-result" }, cardView(ctx, preview), h("div", { class: "actions" }, send));
-        }),
-      );
-    }
-    form.addEventListener("submit", run);
-    referralDialog.replaceChildren(
-      h("h2", { id: "referral-title", text: t("care.refer_title") }),
-      h("p", { class: "hint", text: t("care.refer_text") }),
-      form,
-      error,
-      status,
-      results,
-      h("div", { class: "actions" }, close),
-    );
     referralDialog.dataset.chat = chat.id;
-    referralDialog.errorBox = error;
-    referralDialog.showModal();
-    need.focus();
-    run();
+    referralSearch(ctx, referralDialog, {
+      language: chat.language,
+      send(service) {
+        state.lastAction.referral = chat.id;
+        return socket.send({ type: "referral", chat_id: chat.id, service_id: service.id });
+      },
+    });
   }
 
   function showError(ref, message) {
@@ -195,6 +132,90 @@ export function careTools(ctx, socket, state, { codeDialog, referralDialog }) {
   }
 
   return { offerCode, offered, refer, showError, codeTaken() {} };
+}
+
+// The referral directory's search in a dialog, for a chat or a mailbox thread: need, city,
+// words, "speaks the visitor's language"; each service found as the card the visitor will
+// see, with "Send to the visitor". `send(service)` answers true when it went, or a refusal
+// to show in the dialog.
+export function referralSearch(ctx, dialog, { language, send }) {
+  const t = (key, vars) => ctx.t(key, vars);
+  const need = h("select", { id: nextId("need"), name: "need" }, h("option", { value: "", text: t("care.any_need") }), ...NEEDS.map((n) => h("option", { value: n, text: t(`care.need.${n}`) })));
+  const city = h("input", { id: nextId("city"), name: "city", type: "text", maxlength: "100", autocomplete: "off" });
+  const text = h("input", { id: nextId("q"), name: "q", type: "search", maxlength: "200", autocomplete: "off" });
+  const speaks = h("input", { id: nextId("speaks"), name: "language", type: "checkbox" });
+  const error = h("p", { class: "field-error", hidden: true, role: "alert" });
+  const status = h("p", { class: "muted", role: "status" });
+  const results = h("ul", { class: "referral-results" });
+  const search = h("button", { type: "submit", class: "primary", text: t("care.search") });
+  const close = h("button", { type: "button", text: t("care.close") });
+  close.addEventListener("click", () => dialog.close());
+  const form = h(
+    "form",
+    { class: "referral-search", novalidate: true, role: "search" },
+    h("div", { class: "field" }, h("label", { for: need.id, text: t("care.need_label") }), need),
+    h("div", { class: "field" }, h("label", { for: city.id, text: t("care.city_label") }), city),
+    h("div", { class: "field" }, h("label", { for: text.id, text: t("care.text_label") }), text),
+    h("div", { class: "field check" }, speaks, h("label", { for: speaks.id, text: t("care.speaks_label") })),
+    h("div", { class: "actions" }, search),
+  );
+  const refused = (message) => {
+    error.textContent = message;
+    error.hidden = false;
+  };
+  async function run(event) {
+    event?.preventDefault();
+    const params = new URLSearchParams();
+    if (need.value) params.set("need", need.value);
+    if (city.value.trim()) params.set("city", city.value.trim());
+    if (text.value.trim()) params.set("q", text.value.trim());
+    if (speaks.checked) params.set("language", language);
+    const answer = await ctx.api("GET", `/api/directory?${params}`);
+    if (!answer.ok) {
+      refused(answer.data?.detail ?? t("care.search_failed"));
+      return;
+    }
+    error.hidden = true;
+    const services = answer.data.services ?? [];
+    status.textContent = t("care.found", { count: services.length });
+    results.replaceChildren(
+      ...services.map((service) => {
+        const button = h("button", { type: "button", class: "primary small", text: t("care.send") });
+        button.addEventListener("click", async () => {
+          button.disabled = true;
+          const sent = await send(service);
+          if (sent === true) {
+            button.textContent = t("care.sent");
+            ctx.announce(t("care.sent_announce", { name: service.name }));
+            return;
+          }
+          button.disabled = false;
+          if (typeof sent === "string") refused(sent);
+        });
+        const preview = {
+          ...service,
+          description: pick(service.description, language),
+          opening_hours: pick(service.opening_hours, language),
+          notes: pick(service.notes, language),
+        };
+        return h("li", { class: "referral-result" }, cardView(ctx, preview), h("div", { class: "actions" }, button));
+      }),
+    );
+  }
+  form.addEventListener("submit", run);
+  dialog.replaceChildren(
+    h("h2", { id: "referral-title", text: t("care.refer_title") }),
+    h("p", { class: "hint", text: t("care.refer_text") }),
+    form,
+    error,
+    status,
+    results,
+    h("div", { class: "actions" }, close),
+  );
+  dialog.errorBox = error;
+  dialog.showModal();
+  need.focus();
+  run();
 }
 
 // The text in the chat's language, else any (what the visitor's card will show).

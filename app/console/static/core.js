@@ -6,13 +6,14 @@
 // e.g. the chats view, whose drafts must survive a look at the roster.
 
 const STATIC = "/console/static";
-const AREAS = ["core", "coord", "chats", "care", "risk"];
+const AREAS = ["core", "coord", "chats", "care", "risk", "mailbox"];
 export const LANGUAGES = ["sv", "en"];
 
 // Which permission (from GET /api/staff/me) shows which route; order = navigation order.
 export const ROUTES = [
   { name: "chats", permission: "take_chats" },
   { name: "supervise", permission: "supervise" },
+  { name: "mailbox", permission: "take_chats" },
   { name: "me", permission: "own_account" },
   { name: "roster", permission: "manage_roster" },
   { name: "staff", permission: "manage_staff" },

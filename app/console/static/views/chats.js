@@ -5,7 +5,7 @@
 
 import { clockIn, h, nextId, zoneLabel } from "../core.js";
 import { staffSocket } from "../socket.js";
-import { addStylesheet, clock, duration, languageName, termText } from "../chat-helpers.js";
+import { addStylesheet, cannedComposer, cannedOptions, clock, duration, languageName, wrapupForm } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
 import { notificationToggle, riskTools } from "../risk.js";
 
@@ -545,6 +545,8 @@ function build(root, ctx) {
   }
 
   function renderQueues() {
+    // Drawn again every second while someone waits: the link in focus keeps the focus.
+    const focused = queueList.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     queueList.replaceChildren(
       ...state.lines.map((line) => {
         const q = state.queues.get(line.key) ?? { waiting: 0, longest_wait_seconds: 0, received: Date.now() };
@@ -559,12 +561,15 @@ function build(root, ctx) {
           q.offered ? h("span", { class: "queue-wait", text: t("chats.offered_now", { count: q.offered }) }) : null,
           // Why a waiting chat is not offered to whoever is free: the wish it waits for.
           ...(q.held ?? []).map((held) => h("span", { class: "queue-wait queue-held", dataset: { held: held.reason }, text: heldText(held) })),
+          // Letters in the line's mailbox waiting for an answer (unclaimed, or the visitor wrote last).
+          q.mailbox_waiting ? h("a", { class: "queue-mailbox", href: "#/mailbox", dataset: { key: `mailbox:${line.key}` }, text: t("mailbox.letters_waiting", { count: q.mailbox_waiting }) }) : null,
           line.on_duty ? null : h("span", { class: "tag off", text: t("chats.not_on_duty") }),
           line.practice ? h("span", { class: "tag practice", text: t("chats.practice") }) : null,
           takeButton(line, q),
         );
       }),
     );
+    if (focused) queueList.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   }
 
   // "Take the next chat" on a line whose chats are taken (setting `assignment`): the first
@@ -729,7 +734,7 @@ function build(root, ctx) {
     });
     input.addEventListener("input", () => {
       typingChanged(chat);
-      if (chat.gaps && !pendingGap(chat)) forgetGaps(chat);
+      chat.gapper.typed();
     });
 
     const noteInput = h("textarea", { id: nextId("note"), name: "note", rows: "2" });
@@ -811,6 +816,7 @@ function build(root, ctx) {
       noteBox,
     );
     panels.append(panel);
+    chat.gapper = cannedComposer(ctx, input, gapNote);
     chat.ui = { tab, tabUnread, tabNew, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, gapNote, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send, heading, block, askInterpreter, removeInterpreter, leaveInterpreting, interpreterLine };
     const draft = kept.drafts.get(chat.id);
     if (draft) {
@@ -825,53 +831,16 @@ function build(root, ctx) {
     if (!chat.ui) return;
     const responses = lineOf(chat.line)?.canned_responses ?? [];
     chat.ui.canned.hidden = responses.length === 0;
-    const mine = responses.filter((r) => r.language === chat.language);
-    const others = responses.filter((r) => r.language !== chat.language);
-    const option = (r) => h("option", { value: String(responses.indexOf(r)), text: r.title, lang: r.language });
-    chat.ui.cannedSelect.replaceChildren(
-      h("option", { value: "", text: t("chats.canned_pick") }),
-      mine.length ? h("optgroup", { label: languageName(chat.language) }, ...mine.map(option)) : null,
-      others.length ? h("optgroup", { label: t("chats.canned_other") }, ...others.map(option)) : null,
-    );
+    chat.ui.cannedSelect.replaceChildren(...cannedOptions(t, responses, chat.language).filter(Boolean));
   }
 
-  // A canned response goes into the box for editing; it is never sent unseen. Its {name}
-  // becomes the counsellor's display name; a gap left in it (any other {placeholder}, or
-  // "..." standing alone, as in "Hej, jag heter ... och") is selected, and Enter does not
-  // send the message until it is filled in.
+  // A canned response goes into the box for editing (chat-helpers.js: {name} and gaps).
   function insertCanned(chat) {
     const responses = lineOf(chat.line)?.canned_responses ?? [];
     const picked = responses[Number(chat.ui.cannedSelect.value)];
     if (chat.ui.cannedSelect.value === "" || !picked) return;
-    const input = chat.ui.input;
-    const text = state.staff?.alias ? picked.text.replaceAll("{name}", state.staff.alias) : picked.text;
-    const start = input.selectionStart ?? input.value.length;
-    const end = input.selectionEnd ?? input.value.length;
-    input.value = input.value.slice(0, start) + text + input.value.slice(end);
-    input.focus();
-    const gaps = gapsIn(text).map((gap) => gap.text);
-    if (gaps.length) chat.gaps = new Set([...(chat.gaps ?? []), ...gaps]);
-    const gap = gaps.length ? pendingGap(chat) : null;
-    if (gap) {
-      input.setSelectionRange(gap.start, gap.end);
-      chat.ui.gapNote.textContent = t("chats.gap_marked", { gap: gap.text });
-      chat.ui.gapNote.hidden = false;
-      ctx.announce(chat.ui.gapNote.textContent);
-    } else {
-      input.setSelectionRange(start + text.length, start + text.length);
-    }
+    chat.gapper.insert(picked.text, state.staff?.alias);
     chat.ui.cannedSelect.value = "";
-  }
-
-  // The first gap of a canned response still in the message box, with where it is.
-  function pendingGap(chat) {
-    if (!chat.gaps) return null;
-    return gapsIn(chat.ui.input.value).find((gap) => chat.gaps.has(gap.text)) ?? null;
-  }
-
-  function forgetGaps(chat) {
-    chat.gaps = null;
-    chat.ui.gapNote.hidden = true;
   }
 
   function renderEntry(chat, entry) {
@@ -953,24 +922,13 @@ function build(root, ctx) {
     const frame = chat.wrapup;
     const box = chat.ui.wrapup;
     box.hidden = false;
-    const topics = h("fieldset", { class: "field", dataset: { field: "topics" } }, h("legend", { text: t("chats.wrapup_topics") }));
-    for (const topic of frame.topics) {
-      const id = nextId("topic");
-      topics.append(h("div", { class: "check" }, h("input", { type: "checkbox", id, name: "topics", value: topic }), h("label", { for: id, text: termText(t, "topic", topic) })));
-    }
-    const outcomes = h("fieldset", { class: "field", dataset: { field: "outcome" } }, h("legend", { text: t("chats.wrapup_outcome") }));
-    for (const outcome of frame.outcomes) {
-      const id = nextId("outcome");
-      outcomes.append(h("div", { class: "check" }, h("input", { type: "radio", id, name: "outcome", value: outcome }), h("label", { for: id, text: termText(t, "outcome", outcome) })));
-    }
-    const error = h("p", { class: "field-error", role: "alert", hidden: true });
-    const form = h("form", { class: "wrapup-form", novalidate: true }, h("h3", { text: t("chats.wrapup_title") }), h("p", { class: "hint", text: t("chats.wrapup_hint") }), topics, outcomes, error, h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("chats.wrapup_save") })));
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const chosen = [...form.querySelectorAll("input[name=topics]:checked")].map((el) => el.value);
-      const outcome = form.querySelector("input[name=outcome]:checked")?.value ?? "";
-      state.lastAction.wrapup = chat.id;
-      socket.send({ type: "wrapup", chat_id: chat.id, topics: chosen, outcome });
+    const { form, error } = wrapupForm(ctx, {
+      topics: frame.topics,
+      outcomes: frame.outcomes,
+      onSubmit: (topics, outcome) => {
+        state.lastAction.wrapup = chat.id;
+        socket.send({ type: "wrapup", chat_id: chat.id, topics, outcome });
+      },
     });
     box.replaceChildren(form);
     chat.ui.wrapupError = error;
@@ -1002,7 +960,7 @@ function build(root, ctx) {
     chat.ui.composerError.hidden = true;
     input.removeAttribute("aria-invalid");
     if (!text.trim() || chat.ended) return;
-    const gap = pendingGap(chat);
+    const gap = chat.gapper.pending();
     if (gap) {
       input.focus();
       input.setSelectionRange(gap.start, gap.end);
@@ -1020,7 +978,7 @@ function build(root, ctx) {
     chat.ui.log.append(element);
     chat.outgoing.set(clientId, { text, at: Date.now() / 1000, element });
     input.value = "";
-    forgetGaps(chat);
+    chat.gapper.forget();
     stopTyping(chat);
     scrollDown(chat);
   }
@@ -1329,14 +1287,6 @@ function build(root, ctx) {
 }
 
 // --- Helpers ----------------------------------------------------------------------------------
-
-// A gap in a canned response: a {placeholder} ({name} is filled in before), or "..." / "…"
-// standing alone between words.
-const GAP = /\{[^{}\s]{1,40}\}|(?<=^|\s)(?:\.{3}|…)(?=$|[\s,.!?;:])/gu;
-
-function gapsIn(text) {
-  return [...text.matchAll(GAP)].map((match) => ({ start: match.index, end: match.index + match[0].length, text: match[0] }));
-}
 
 let audio = null;
 

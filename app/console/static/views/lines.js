@@ -1,6 +1,6 @@
 // Lines: every setting of a line (LineSettings in app/lines/schemas.py), texts per language,
 // wrap-up topics and outcomes, retention, privacy note and canned responses; and new lines.
-import { h, field, showErrors, clearErrors, problemText, languageName } from "../core.js";
+import { h, field, showErrors, clearErrors, problemText, languageName, formatDateTime } from "../core.js";
 
 const NUMBERS = [
   ["max_queue_length", 1, 10000],
@@ -69,6 +69,8 @@ export function mount(root, ctx) {
     }
     current = result.data;
     body.replaceChildren(settingsForm(current));
+    // First, where a coordinator handing a thread over finds it without scrolling the form.
+    if (ctx.can("manage_roster")) body.prepend(handoverPanel(current));
   }
 
   function settingsForm(settings) {
@@ -99,6 +101,13 @@ export function mount(root, ctx) {
     for (const [key] of TEXTS) typed[key] = { ...settings[key] };
     const textsBox = h("div", { class: "texts" });
     const canned = settings.canned_responses.map((c) => ({ ...c }));
+    // The mailbox (docs/mailbox.md): when visitors may write, the answer time they are told
+    // per language, and how many days a thread is kept after its last message.
+    const mailboxMode = h("select", { name: "mailbox" },
+      ["off", "closed", "always"].map((mode) => h("option", { value: mode, text: t(`lines.mailbox.${mode}`), selected: (settings.mailbox ?? "closed") === mode })));
+    const mailboxRetention = input("mailbox_retention_days", { type: "number", min: 1, max: 60, value: settings.mailbox_retention_days ?? 14 });
+    const answerTimes = { ...(settings.mailbox_answer_time ?? {}) };
+    const answerBox = h("div", { class: "texts" });
     const cannedBox = h("div", { class: "canned" });
     // Risk and care (docs/risk.md): the procedure and contact for an acute chat with nobody to
     // reach, and the staff on call (supervisors of the line, from the staff list if allowed).
@@ -142,6 +151,21 @@ export function mount(root, ctx) {
       );
     }
 
+    function renderAnswerTimes() {
+      answerBox.replaceChildren(
+        h("fieldset", { dataset: { field: "mailbox_answer_time" } },
+          h("legend", { text: t("lines.mailbox_answer_time") }),
+          h("p", { class: "hint", text: t("lines.mailbox_answer_time_hint") }),
+          currentLanguages().map((lang) => {
+            const control = h("input", { name: `mailbox_answer_time.${lang}`, maxlength: 300, value: answerTimes[lang] ?? "", lang });
+            control.addEventListener("input", () => {
+              answerTimes[lang] = control.value;
+            });
+            return field(languageName(lang), control);
+          })),
+      );
+    }
+
     function renderCanned() {
       const langs = currentLanguages();
       cannedBox.replaceChildren(
@@ -171,6 +195,7 @@ export function mount(root, ctx) {
     const relayout = () => {
       window.clearTimeout(redraw);
       renderTexts();
+      renderAnswerTimes();
       renderCanned();
     };
     languages.addEventListener("input", () => {
@@ -179,6 +204,7 @@ export function mount(root, ctx) {
     });
     languages.addEventListener("change", relayout);
     renderTexts();
+    renderAnswerTimes();
     renderCanned();
 
     const save = h("button", { type: "submit", class: "primary", text: t("common.save") });
@@ -214,6 +240,13 @@ export function mount(root, ctx) {
         h("label", { class: "check", for: practice.id }, practice, t("lines.practice")),
         h("p", { class: "hint", text: t("lines.practice_hint") }),
         h("div", { class: "field-row" }, Object.entries(openings).map(([lang, box]) => field(t("lines.practice_openings", { lang }), box, t("lines.one_per_line"))))),
+      h("section", { class: "card", id: "line-mailbox" },
+        h("h3", { text: t("lines.mailbox") }),
+        h("p", { class: "hint", text: t("lines.mailbox_hint") }),
+        h("div", { class: "field-row" },
+          field(t("lines.mailbox_mode"), mailboxMode),
+          field(t("lines.mailbox_retention_days"), mailboxRetention, t("lines.mailbox_retention_days_hint"))),
+        answerBox),
       h("section", { class: "card", dataset: { field: "canned_responses" } },
         h("h3", { text: t("lines.canned") }),
         h("p", { class: "hint", text: t("lines.canned_hint") }),
@@ -244,7 +277,11 @@ export function mount(root, ctx) {
           .filter(([lang]) => langs.includes(lang))
           .map(([lang, box]) => [lang, box.value.split("\n").map((s) => s.trim()).filter(Boolean)])
           .filter(([, list]) => list.length)),
+        mailbox: mailboxMode.value,
+        mailbox_answer_time: Object.fromEntries(langs.map((lang) => [lang, (answerTimes[lang] ?? "").trim()]).filter(([, text]) => text)),
       };
+      const days = mailboxRetention.value.trim();
+      payload.mailbox_retention_days = days === "" ? null : Number(days);
       for (const [key] of NUMBERS) {
         const raw = controls[key].value.trim();
         payload[key] = raw === "" ? null : Number(raw);
@@ -265,6 +302,74 @@ export function mount(root, ctx) {
       ctx.announce(t("lines.saved", { name: result.data.name }));
     });
     return form;
+  }
+
+  // The line's mailbox threads for a coordinator: no content, only where each stands, and
+  // "Hand to…" a colleague when its counsellor is away for days.
+  function handoverPanel(settings) {
+    const status = h("div", { class: "handover-status", role: "status" });
+    const box = h("div", { class: "table-wrap" });
+    const section = h("section", { class: "card mailbox-handover", id: "line-mailbox-threads", "aria-labelledby": "handover-title" },
+      h("h2", { id: "handover-title", text: t("lines.handover_title") }),
+      h("p", { class: "hint", text: t("lines.handover_hint") }),
+      status,
+      box);
+
+    async function load() {
+      const [threads, staff] = await Promise.all([
+        ctx.api("GET", `/api/mailbox/lines/${encodeURIComponent(settings.key)}/threads`),
+        ctx.can("manage_staff") ? ctx.api("GET", "/api/staff") : Promise.resolve({ ok: true, data: [] }),
+      ]);
+      if (!alive) return;
+      if (!threads.ok) {
+        box.replaceChildren(h("p", { class: "notice warn", role: "alert", text: problemText(threads) }));
+        return;
+      }
+      // Who may take a thread over: active counsellors of the line with its qualification.
+      const members = (staff.ok ? staff.data : []).filter((s) => s.role === "counsellor" && s.is_active && s.qualification === settings.required_qualification && (s.lines ?? []).some((l) => l.key === settings.key));
+      if (!threads.data.length) {
+        box.replaceChildren(h("p", { class: "muted", text: t("lines.handover_none") }));
+        return;
+      }
+      box.replaceChildren(h("table", {},
+        h("caption", { text: t("lines.handover_caption", { name: settings.name }) }),
+        h("thead", {}, h("tr", {}, ["lines.handover_status", "lines.handover_counsellor", "lines.handover_last", "lines.handover_to"].map((key) => h("th", { scope: "col", text: t(key) })))),
+        h("tbody", {}, threads.data.map((thread) => row(thread, members)))));
+    }
+
+    function row(thread, members) {
+      const others = members.filter((m) => m.id !== thread.counsellor_id);
+      const last = formatDateTime(thread.last_at);
+      const who = h("select", { name: "staff_id", "aria-label": t("lines.handover_who", { last }) },
+        others.map((m) => h("option", { value: m.id, text: m.alias })));
+      const error = h("p", { class: "field-error", role: "alert", hidden: true });
+      const hand = h("button", { type: "submit", class: "small", text: t("lines.handover_hand"), disabled: !others.length });
+      const form = h("form", { class: "hand-form", novalidate: true }, who, hand, error);
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        if (!who.value) return;
+        const name = who.selectedOptions[0]?.textContent ?? "";
+        hand.disabled = true;
+        const result = await ctx.api("POST", `/api/mailbox/${encodeURIComponent(thread.id)}/hand`, { staff_id: who.value });
+        hand.disabled = false;
+        if (!result.ok) {
+          error.textContent = problemText(result);
+          error.hidden = false;
+          return;
+        }
+        status.replaceChildren(h("p", { class: "notice ok", text: t("lines.handover_done", { name }) }));
+        ctx.announce(t("lines.handover_done", { name }));
+        await load();
+      });
+      return h("tr", { dataset: { thread: thread.id } },
+        h("td", { text: t(`mailbox.status.${thread.status}`) }),
+        h("td", { text: thread.counsellor ?? t("lines.handover_nobody") }),
+        h("td", {}, h("time", { datetime: thread.last_at, text: last })),
+        h("td", {}, others.length ? form : h("span", { class: "muted", text: t("lines.handover_no_colleague") })));
+    }
+
+    load();
+    return section;
   }
 
   function newLineForm() {

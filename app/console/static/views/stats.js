@@ -1,6 +1,7 @@
 // Statistics: demand by hour of the week, waits (median and 90th percentile), answered and
 // abandoned, drawn as inline SVG from GET /api/stats/lines/{key}/demand, each chart with a
-// table alternative; and the CSV export. All of it anonymous hourly aggregates.
+// table alternative; the mailbox's threads per week and median time to a first answer
+// (GET /api/stats/lines/{key}/mailbox); and the CSV export. All of it anonymous aggregates.
 import { h, field, showErrors, clearErrors, problemText, dateInput, dateValue } from "../core.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -50,6 +51,7 @@ export function mount(root, ctx) {
   lineSelect.addEventListener("change", load);
   bySelect.addEventListener("change", load);
 
+  // The period as `from`/`to` (demand, CSV) or `first`/`last` (the mailbox's weeks).
   function query(withLine) {
     const params = new URLSearchParams();
     if (dateValue(from)) params.set("from", dateValue(from));
@@ -81,9 +83,10 @@ export function mount(root, ctx) {
     const by = `${query(false) ? "&" : "?"}by=${bySelect.value}`;
     wrapupExport.href = `/api/stats/wrapups.csv${query(true)}&by=${bySelect.value}`;
     const key = encodeURIComponent(lineSelect.value);
-    const [result, wrapups] = await Promise.all([
+    const [result, wrapups, mailbox] = await Promise.all([
       ctx.api("GET", `/api/stats/lines/${key}/demand${query(false)}`),
       ctx.api("GET", `/api/stats/lines/${key}/wrapups${query(false)}${by}`),
+      ctx.api("GET", `/api/stats/lines/${key}/mailbox${query(false)}`),
     ]);
     if (!alive || mine !== latest) return;
     if (!result.ok || !wrapups.ok) {
@@ -92,6 +95,7 @@ export function mount(root, ctx) {
     }
     render(result.data);
     output.append(...wrapupSections(wrapups.data));
+    output.append(mailbox.ok ? mailboxChart(mailbox.data) : h("p", { class: "notice warn", role: "alert", text: problemText(mailbox) }));
   }
 
   // --- Wrap-ups read: topics, outcomes, risk and "in danger" per week or month ---------------
@@ -326,6 +330,65 @@ export function mount(root, ctx) {
         : h("tr", {}, h("td", { colspan: 4, text: t("stats.no_chats") }))));
     const legend = h("p", { class: "legend" }, h("span", { class: "swatch median" }), t("stats.median_wait"), " ", h("span", { class: "swatch p90" }), t("stats.p90_wait"));
     const section = chartSection(id, t("stats.waits_title"), t("stats.waits_desc"), svg, table);
+    section.insertBefore(legend, section.querySelector("details"));
+    return section;
+  }
+
+  function hours(value) {
+    if (value === null || value === undefined) return "—";
+    return t("stats.hours", { n: Number.isInteger(value) ? value : value.toFixed(1) });
+  }
+
+  // Per week: threads begun (bars) and the median time to a first answer (dots on a line,
+  // on their own scale at the right).
+  function mailboxChart(data) {
+    const id = "chart-mailbox";
+    const weeks = data.weeks ?? [];
+    const maxThreads = Math.max(1, ...weeks.map((w) => w.threads));
+    const maxHours = Math.max(1, ...weeks.map((w) => w.median_first_answer_hours ?? 0));
+    const width = 760;
+    const height = 240;
+    const left = 40;
+    const right = 60;
+    const plot = height - 40;
+    const band = (width - left - right) / Math.max(1, weeks.length);
+    const svg = svgRoot(id, width, height, t("stats.mailbox_title"));
+    svg.classList.add("mailbox-chart");
+    for (const fraction of [0, 0.5, 1]) {
+      const y = 10 + plot - fraction * plot;
+      const count = maxThreads * fraction;
+      svg.append(
+        s("line", { x1: left, x2: width - right, y1: y, y2: y, class: "grid" }),
+        s("text", { x: 0, y: y + 4, class: "axis" }, Number.isInteger(count) ? String(count) : count.toFixed(1)),
+        s("text", { x: width - right + 6, y: y + 4, class: "axis" }, hours(Math.round(maxHours * fraction * 10) / 10)),
+      );
+    }
+    const points = [];
+    weeks.forEach((w, index) => {
+      const x = left + index * band;
+      const barHeight = (w.threads / maxThreads) * plot;
+      if (barHeight > 0) {
+        svg.append(s("rect", { x: x + band * 0.2, y: 10 + plot - barHeight, width: band * 0.6, height: barHeight, class: "bar threads" },
+          s("title", {}, `${w.week}: ${t("stats.mailbox_threads")} ${w.threads}`)));
+      }
+      if (w.median_first_answer_hours !== null && w.median_first_answer_hours !== undefined) {
+        const cx = x + band / 2;
+        const cy = 10 + plot - (w.median_first_answer_hours / maxHours) * plot;
+        points.push(`${cx},${cy}`);
+        svg.append(s("circle", { cx, cy, r: 4, class: "median-answer" }, s("title", {}, `${w.week}: ${t("stats.mailbox_median")} ${hours(w.median_first_answer_hours)}`)));
+      }
+      svg.append(s("text", { x: x + band / 2, y: height - 10, class: "axis", "text-anchor": "middle" }, w.week.replace(/^\d{4}-/, "")));
+    });
+    if (points.length > 1) svg.insertBefore(s("polyline", { points: points.join(" "), class: "answer-line" }), svg.querySelector("circle"));
+    const table = h("table", { id: "stats-mailbox-table" },
+      h("caption", { text: t("stats.mailbox_title") }),
+      h("thead", {}, h("tr", {}, ["stats.week", "stats.mailbox_threads", "stats.mailbox_median"].map((key) => h("th", { scope: "col", text: t(key) })))),
+      h("tbody", {}, weeks.length
+        ? weeks.map((w) => h("tr", {}, h("th", { scope: "row", text: w.week }), h("td", { text: String(w.threads) }), h("td", { text: hours(w.median_first_answer_hours) })))
+        : h("tr", {}, h("td", { colspan: 3, text: t("stats.mailbox_none") }))));
+    const legend = h("p", { class: "legend" }, h("span", { class: "swatch threads" }), t("stats.mailbox_threads"), " ", h("span", { class: "swatch median-answer" }), t("stats.mailbox_median"));
+    const total = weeks.reduce((sum, w) => sum + w.threads, 0);
+    const section = chartSection(id, t("stats.mailbox_title"), t("stats.mailbox_desc", { count: total }), svg, table);
     section.insertBefore(legend, section.querySelector("details"));
     return section;
   }
