@@ -107,6 +107,12 @@ class ChatRecord:
     continuity: str | None = None
     # When its counsellor last asked a supervisor for help (shown in supervisors' live list).
     help_requested_at: float | None = None
+    # The keyed digest of the chat's continuity code (started with it, or taken in the chat),
+    # so the counsellor can offer times to book; the code itself is never here.
+    code_digest: str | None = None
+    # A booked chat: it waits for `target_counsellor` until `target_until` even while they
+    # are not there yet (app/bookings).
+    booked: bool = False
 
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -157,7 +163,7 @@ _FLOATS = {
     "help_requested_at",
 }
 _INTS = {"priority", "last_seq"}
-_BOOLS = {"peer_requested", "visitor_connected", "transferred"}
+_BOOLS = {"peer_requested", "visitor_connected", "transferred", "booked"}
 
 
 def _decode(name: str, value: str) -> Any:

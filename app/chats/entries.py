@@ -24,6 +24,10 @@ class EntryKind(StrEnum):
     continuity_issued = "continuity_issued"
     handover = "handover"
     referral = "referral"  # a card from the referral directory, in the visitor's language
+    # Booked chats (app/bookings): times the counsellor offers (in `card`: {"times": [...]}),
+    # and a booked chat's counsellor who did not come in time (anyone may answer now).
+    booking_offer = "booking_offer"
+    booking_missed = "booking_missed"
 
 
 _KIND_OF: dict[str, EntryKind] = {kind.value: kind for kind in EntryKind}

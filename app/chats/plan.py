@@ -203,6 +203,10 @@ def entry_frame(
         base.update(type="handover", name=entry.name, text=entry.text)
     elif entry.kind is EntryKind.referral:
         base.update(type="referral", name=entry.name, card=entry.card)
+    elif entry.kind is EntryKind.booking_offer:
+        base.update(type="booking.offered", name=entry.name, times=(entry.card or {}).get("times"))
+    elif entry.kind is EntryKind.booking_missed:
+        base.update(type="booking.missed")
     if audience is Audience.staff and entry.staff_id is not None:
         base["staff_id"] = entry.staff_id
     return base

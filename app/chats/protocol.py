@@ -80,6 +80,15 @@ class ErrorCode(StrEnum):
     # The same answer for a wrong, expired or deleted continuity code: it tells nothing.
     unknown_code = "unknown_code"
     unknown_service = "unknown_service"
+    # Booked chats (app/bookings), the same codes as their HTTP refusals.
+    no_code = "no_code"
+    no_times = "no_times"
+    too_many_times = "too_many_times"
+    time_past = "time_past"
+    time_too_far = "time_too_far"
+    outside_shift = "outside_shift"
+    time_taken = "time_taken"
+    time_not_offered = "time_not_offered"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bookings.repository import BookingOfferRepository, BookingRepository
 from app.continuity import codes
 from app.continuity.codes import KdfParams, SealedNote
 from app.continuity.repository import ContinuityCodeRepository
@@ -28,6 +29,7 @@ from app.settings import Settings
 class Issued:
     code: str  # shown to the visitor once, then gone
     expires_at: datetime
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class ContinuityService:
                 note_sealed=sealed.sealed,
             )
         )
-        return Issued(code, expires_at)
+        return Issued(code, expires_at, digest)
 
     async def find(
         self,
@@ -146,11 +148,20 @@ class ContinuityService:
             digest=digest,
         )
 
-    async def delete(self, session: AsyncSession, settings: Settings, code: str) -> bool:
+    async def digest_of(self, settings: Settings, code: str) -> str | None:
+        """The code's keyed digest; None when it cannot be a code (after the same work)."""
         normalised = codes.normalise(code)
-        if normalised is None:
+        # The same Argon2id work either way, so a malformed code takes as long as a wrong one.
+        digest = await self._digest(settings, normalised or code[: codes.MAX_CODE_CHARS])
+        return digest if normalised is not None else None
+
+    async def delete(self, session: AsyncSession, settings: Settings, code: str) -> bool:
+        digest = await self.digest_of(settings, code)
+        if digest is None:
             return False
-        digest = await self._digest(settings, normalised)
+        # Its booked chats and offered times go with it (app/bookings).
+        await BookingRepository(session).delete_for_digest(digest)
+        await BookingOfferRepository(session).delete_for_digest(digest)
         return await ContinuityCodeRepository(session).delete_by_digest(digest)
 
     async def purge_expired(self, session: AsyncSession, now: datetime) -> int:

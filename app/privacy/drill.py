@@ -70,6 +70,10 @@ RULES: dict[str, TableRule] = {
     "continuity_codes": TableRule(
         Kind.continuity, withheld=("digest", "kdf_salt", "note_nonce", "note_sealed")
     ),
+    # Booked chats: which counsellor, line and time; the code's keyed hash is withheld, as
+    # above. Deleted once the time has passed, and with the code.
+    "bookings": TableRule(Kind.continuity, time_column="starts_at", withheld=("code_digest",)),
+    "booking_offers": TableRule(Kind.continuity, withheld=("code_digest",)),
 }
 # Bookkeeping of the schema itself, about nothing and no one.
 IGNORED = frozenset({"alembic_version"})

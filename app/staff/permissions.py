@@ -125,6 +125,7 @@ FRAME_RULES: dict[str, Permission] = {
     "whisper": Permission.supervise,
     "takeover": Permission.supervise,
     "continuity.offer": Permission.take_chats,
+    "booking.offer": Permission.take_chats,
     "referral": Permission.take_chats,
     "team": Permission.supervise,
 }
@@ -246,6 +247,7 @@ ReadAudit = Annotated[Staff, require(Permission.read_audit)]
 ManageRoster = Annotated[Staff, require(Permission.manage_roster)]
 ReadStatistics = Annotated[Staff, require(Permission.read_statistics)]
 OwnShifts = Annotated[Staff, require(Permission.own_shifts)]
+TakeChats = Annotated[Staff, require(Permission.take_chats)]
 Deployment = Annotated[Staff, require(Permission.deployment)]
 ReadDirectory = Annotated[Staff, require(Permission.read_directory)]
 ManageDirectory = Annotated[Staff, require(Permission.manage_directory)]
