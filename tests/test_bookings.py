@@ -285,7 +285,7 @@ async def test_when_the_booked_counsellor_does_not_come_the_visitor_is_told_and_
         missed = await back.expect("booking.missed", timeout=150)
         assert utcnow() >= booked_at + timedelta(seconds=WAIT) - timedelta(seconds=1)
         await sara.expect("offer", chat_id=back_id)
-        assert [f for f in sara.received if f.get("type") == "offer"][0]["chat_id"] == back_id
+        assert next(f for f in sara.received if f.get("type") == "offer")["chat_id"] == back_id
         assert missed["chat_id"] == back_id
         await back.close()
         await sara.close()

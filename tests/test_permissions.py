@@ -123,6 +123,8 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         ),
         COUNSELLORS,
     ),
+    # Booked chats (docs/continuity.md): a counsellor's own list of today's.
+    ("GET", "/api/bookings/today"): COUNSELLORS,
     # The referral directory (docs/continuity.md): everyone signed in searches it,
     # coordinators and admins keep it.
     ("GET", "/api/directory"): SIGNED_IN,
@@ -138,6 +140,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         MANAGERS,
     ),
     ("POST", "/api/visitor/continuity/delete"): EVERYONE,
+    ("POST", "/api/visitor/bookings/pick"): EVERYONE,
     # A feed's secret token and the metrics bearer token are the authentication here.
     ("GET", "/calendar/{name}"): EVERYONE,
     ("GET", "/metrics"): EVERYONE,
@@ -165,6 +168,7 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "wrapup",
             "block",
             "continuity.offer",
+            "booking.offer",
             "referral",
             "help",
             "transfer.options",
@@ -186,6 +190,7 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "typing": {"type": "typing", "chat_id": CHAT, "typing": True},
     "note": {"type": "note", "chat_id": CHAT, "text": "handover"},
     "continuity.offer": {"type": "continuity.offer", "chat_id": CHAT, "note": "see you"},
+    "booking.offer": {"type": "booking.offer", "chat_id": CHAT, "times": []},
     "referral": {
         "type": "referral",
         "chat_id": CHAT,
