@@ -72,9 +72,11 @@ async def today(staff: TakeChats, session: SessionDep) -> dict[str, object]:
                 "id": str(booking.id),
                 "line": booking.line_key,
                 "line_name": name,
+                # The console shows the time on the line's clock, as the roster does.
+                "time_zone": zone,
                 "starts_at": iso(booking.starts_at),
                 "arrived": booking.arrived,
             }
-            for booking, name in rows
+            for booking, name, zone in rows
         ]
     }

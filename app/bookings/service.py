@@ -203,21 +203,21 @@ class BookingService:
 
     async def today(
         self, session: AsyncSession, staff_id: uuid.UUID, now: datetime
-    ) -> list[tuple[Booking, str]]:
+    ) -> list[tuple[Booking, str, str]]:
         """The counsellor's bookings on today's date (in each line's time zone), with the
-        line's name."""
+        line's name and time zone."""
         rows = await BookingRepository(session).between(
             now - timedelta(days=1), now + timedelta(days=1), staff_id
         )
         lines = await RosterLookups(session).lines({b.line_key for b in rows})
-        out: list[tuple[Booking, str]] = []
+        out: list[tuple[Booking, str, str]] = []
         for booking in rows:
             line = lines.get(booking.line_key)
             if line is None:
                 continue
             tz = line_zone(line)
             if booking.starts_at.astimezone(tz).date() == now.astimezone(tz).date():
-                out.append((booking, line.name))
+                out.append((booking, line.name, line.time_zone))
         return out
 
     async def upcoming(

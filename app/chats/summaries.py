@@ -25,6 +25,9 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         # How long it has been answered (null while waiting).
         "active_seconds": max(0, round(now - record.answered_at)) if record.answered_at else None,
         "peer_requested": record.peer_requested,
+        # The visitor holds a continuity code of this chat (taken in it, or brought back), so
+        # the counsellor may offer times for a booked chat (the code itself is never here).
+        "has_code": record.code_digest is not None,
     }
 
 
