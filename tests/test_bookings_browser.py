@@ -42,7 +42,6 @@ async def serving(settings_for: Callable[..., Settings]) -> AsyncIterator[Runnin
 async def shot(page: Page, name: str) -> None:
     """The usual artefact, and a copy where the people looking at this change find it."""
     await screenshot(page, name)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 
