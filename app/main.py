@@ -26,6 +26,8 @@ from app.directory import endpoints as directory_endpoints
 from app.kit.errors import REFUSALS, ApiError, api_error_response, invalid_request_response
 from app.kit.logging import flush_repeats
 from app.lines import endpoints as line_endpoints
+from app.mailbox import endpoints as mailbox_endpoints
+from app.mailbox import staff_endpoints as mailbox_staff_endpoints
 from app.roster import endpoints as roster_endpoints
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(continuity_endpoints.router)
     app.include_router(booking_endpoints.visitor_router)
     app.include_router(booking_endpoints.router)
+    app.include_router(mailbox_endpoints.router)
+    app.include_router(mailbox_staff_endpoints.router)
     app.include_router(widget_endpoints.router)
     app.include_router(console_endpoints.router)
     app.include_router(home.router)

@@ -31,6 +31,7 @@ from app.continuity.chats import ContinuityChats
 from app.held.service import HeldRows
 from app.kit.db import create_engine, create_sessionmaker
 from app.lines.directory import LineDirectory
+from app.mailbox.live import Mailbox
 from app.roster.live import Openings
 from app.routing.positions import QueueWatch
 from app.routing.service import Router
@@ -72,6 +73,7 @@ class Runtime:
     counters: ChatCounters
     continuity: ContinuityChats
     readiness: Readiness
+    mailbox: Mailbox
     connections: Connections = field(default_factory=Connections)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # What this process's clients had when the broker went away (app/chats/lost.py), until it
@@ -122,6 +124,15 @@ class Runtime:
             counters=counters,
             continuity=ContinuityChats(chats, sessionmaker, settings, holds),
             readiness=Readiness(engine, broker),
+            mailbox=Mailbox(
+                settings=settings,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                broker=broker,
+                lines=lines,
+                held_rows=held_rows,
+                keyring=keyring,
+            ),
         )
 
     async def start(self) -> None:

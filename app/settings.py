@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     continuity_code_days: int = Field(default=60, ge=1, le=365)
     continuity_attempts: int = Field(default=10, ge=1)
     continuity_attempt_window_seconds: int = Field(default=600, ge=10)
+    # New mailbox threads one client may write per window (docs/mailbox.md); presenting a
+    # mailbox code counts as a code attempt (continuity_attempts).
+    mailbox_new_threads: int = Field(default=5, ge=1)
+    mailbox_new_thread_window_seconds: int = Field(default=3600, ge=10)
     continuity_wait_seconds: int = Field(default=120, ge=5, le=3600)
     continuity_kdf_iterations: int = Field(default=3, ge=1, le=20)
     continuity_kdf_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)

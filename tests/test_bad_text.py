@@ -256,14 +256,22 @@ async def test_every_route_refuses_nul_and_lone_surrogates_naming_the_field(
 
 
 async def test_the_visitors_own_http_steps_refuse_bad_text(server: RunningServer) -> None:
-    """Quick exit and deleting a continuity code read their JSON bodies themselves (any content
-    type, for sendBeacon): refused all the same, in their own one-sentence form."""
+    """Quick exit, deleting a continuity code and the mailbox read their JSON bodies themselves
+    (any content type, for sendBeacon): refused all the same, in their own one-sentence form."""
     await add_line(server.runtime)
     async with httpx.AsyncClient(base_url=server.url) as http:
         for bad in (NUL, SURROGATE):
             for path, body, field in (
                 ("/api/visitor/exit", {"chat_id": "abcdefghijkl", "token": bad * 3}, "token"),
                 ("/api/visitor/continuity/delete", {"code": f"apple {bad} pear"}, "code"),
+                (
+                    "/api/visitor/mailbox/threads",
+                    {"line": "support", "language": "sv", "text": f"hej {bad}"},
+                    "text",
+                ),
+                ("/api/visitor/mailbox/read", {"code": f"apple {bad} pear"}, "code"),
+                ("/api/visitor/mailbox/write", {"code": "apple pear", "text": bad}, "text"),
+                ("/api/visitor/mailbox/delete", {"code": f"apple {bad} pear"}, "code"),
             ):
                 response = await http.post(path, content=json.dumps(body).encode())
                 assert response.status_code == 422, (path, response.text)

@@ -66,6 +66,7 @@ async def test_the_drill_prints_the_window_and_withholds_secrets(
         "hourly aggregates",
         "configuration",
         "continuity codes",
+        "mailbox threads",
     }
     staff = report["staff records"]["staff"]
     assert [s["username"] for s in staff] == ["anna"]

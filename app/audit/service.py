@@ -37,6 +37,13 @@ class AuditAction(StrEnum):
     chat_blocked = "chat.blocked"
     help_requested = "chat.help_requested"
     roster_changed = "roster.changed"
+    # The mailbox: which counsellor did what on which line, never which thread or what.
+    mailbox_claimed = "mailbox.claimed"
+    mailbox_answered = "mailbox.answered"
+    mailbox_noted = "mailbox.noted"
+    mailbox_closed = "mailbox.closed"
+    mailbox_handed_over = "mailbox.handed_over"
+    mailbox_deleted = "mailbox.deleted"
 
 
 def entry_time(now: datetime, chat_id: str | None) -> datetime:

@@ -81,6 +81,8 @@ async def run_sweeps(runtime: Runtime) -> None:
                 await booking_service.purge(
                     session, utcnow(), timedelta(seconds=runtime.settings.continuity_wait_seconds)
                 )
+            # Mailbox threads past their line's retention are shredded.
+            await runtime.mailbox.sweep()
         except Exception:
             log_failure(logger, "sweep failed")
         await asyncio.sleep(runtime.settings.sweep_seconds)

@@ -20,7 +20,9 @@ from app.bookings.repository import BookingOfferRepository, BookingRepository
 from app.continuity import codes
 from app.continuity.codes import KdfParams, SealedNote
 from app.continuity.repository import ContinuityCodeRepository
-from app.models import ContinuityCode
+from app.mailbox.protocol import expired as mailbox_expired
+from app.mailbox.repository import MailboxRepository
+from app.models import ContinuityCode, Line
 from app.roster.repository import RosterLookups
 from app.settings import Settings
 
@@ -40,12 +42,15 @@ class Match:
     alias: str
     line_key: str
     expires_at: datetime
-    sealed: SealedNote
+    # None for a mailbox code: a thread has no handover note (its counsellor has the thread).
+    sealed: SealedNote | None
     normalised: str
     digest: str
 
     async def open_note(self) -> str:
         """The handover note (Argon2id then AES-GCM, off the event loop); "" if unreadable."""
+        if self.sealed is None:
+            return ""
         note = await asyncio.to_thread(codes.open_note, self.sealed, self.normalised, self.digest)
         return note or ""
 
@@ -125,7 +130,8 @@ class ContinuityService:
         digest = await self._digest(settings, normalised)
         row = await repo.by_digest(digest)
         if row is None:
-            return None
+            # The same digest finds a mailbox thread: its counsellor, as a code's would be.
+            return await self._thread_match(session, digest, normalised, line_key, now)
         if row.expires_at <= now:
             await repo.delete(row)
             return None
@@ -144,6 +150,26 @@ class ContinuityService:
             line_key=row.line_key,
             expires_at=row.expires_at,
             sealed=SealedNote(row.kdf_salt, row.note_nonce, row.note_sealed),
+            normalised=normalised,
+            digest=digest,
+        )
+
+    async def _thread_match(
+        self, session: AsyncSession, digest: str, normalised: str, line_key: str, now: datetime
+    ) -> Match | None:
+        thread = await MailboxRepository(session).by_digest(digest)
+        if thread is None or thread.staff_id is None or thread.line_key != line_key:
+            return None
+        line = await session.get(Line, line_key)
+        if line is None or mailbox_expired(thread.last_at, line.mailbox_retention_days, now):
+            return None
+        staff = await RosterLookups(session).staff(thread.staff_id)
+        return Match(
+            staff_id=thread.staff_id,
+            alias=staff.alias if staff is not None else "",
+            line_key=line_key,
+            expires_at=thread.last_at + timedelta(days=line.mailbox_retention_days),
+            sealed=None,
             normalised=normalised,
             digest=digest,
         )

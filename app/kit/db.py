@@ -58,6 +58,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # Freed space is overwritten with zeros: a deleted (or updated) row leaves nothing
+        # readable in the file, such as a shredded mailbox thread's wrapped key.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
 

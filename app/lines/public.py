@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.lines.schemas import PublicLine
+from app.kit.db import unit_of_work
+from app.lines.schemas import PublicLine, PublicMailbox
 from app.lines.service import LineConfig
+from app.mailbox import protocol
+from app.mailbox.service import mailbox_service
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -31,4 +34,19 @@ async def public_line(runtime: Runtime, line: LineConfig) -> PublicLine:
         else await runtime.openings.next_open_at(line.key),
         time_zone=line.time_zone,
         peer_available=staffed.peer_available,
+        mailbox=await public_mailbox(runtime, line, is_open),
+    )
+
+
+async def public_mailbox(runtime: Runtime, line: LineConfig, is_open: bool) -> PublicMailbox:
+    readable = line.mailbox != protocol.MailboxMode.off
+    if not readable:
+        # A line whose mailbox was turned off still lets its visitors read what is there.
+        async with unit_of_work(runtime.sessionmaker) as session:
+            readable = await mailbox_service.has_threads(session, line.key)
+    return PublicMailbox(
+        writable=protocol.writable(line.mailbox, is_open),
+        readable=readable,
+        answer_time=dict(line.mailbox_answer_time),
+        retention_days=line.mailbox_retention_days,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -41,6 +41,10 @@ Language = Annotated[
 ]
 # A transcript is never kept longer than this after its chat ended.
 MAX_RETENTION_SECONDS = 24 * 3600
+# A mailbox thread is never kept longer than this after its last message.
+MAX_MAILBOX_RETENTION_DAYS = 60
+# "off"; "closed": visitors may write while the line is closed; "always".
+MailboxMode = Literal["off", "closed", "always"]
 
 Texts = dict[Language, Annotated[str, StringConstraints(max_length=4000), CleanText()]]
 # One line of text per language (the privacy note a visitor reads before starting).
@@ -102,10 +106,21 @@ class LineSettings(BaseModel):
     time_zone: TimeZoneName = DEFAULT_TIME_ZONE
     # Counsellors who work on the line may sign up for open places on its shifts.
     roster_signup: StrictBool = False
+    # The anonymous mailbox (docs/mailbox.md): when visitors may write, when they are told to
+    # expect an answer, and how many days a thread is kept after its last message.
+    mailbox: MailboxMode = "closed"
+    mailbox_answer_time: ShortTexts = Field(default_factory=dict)
+    mailbox_retention_days: StrictInt = Field(default=14, ge=1, le=MAX_MAILBOX_RETENTION_DAYS)
 
     @model_validator(mode="after")
     def _texts_in_line_languages(self) -> LineSettings:
-        for name in ("closed_message", "alternatives", "opening_hours", "privacy_note"):
+        for name in (
+            "closed_message",
+            "alternatives",
+            "opening_hours",
+            "privacy_note",
+            "mailbox_answer_time",
+        ):
             texts: dict[str, str] = getattr(self, name)
             unknown = sorted(set(texts) - set(self.languages))
             if unknown:
@@ -118,6 +133,17 @@ class LineSettings(BaseModel):
         if strays:
             raise ValueError(f"canned responses in languages the line does not offer: {strays}")
         return self
+
+
+class PublicMailbox(BaseModel):
+    """What a visitor may know of a line's mailbox."""
+
+    # Visitors may write a new thread now ("always", or "closed" while the line is closed).
+    writable: bool
+    # Visitors may read threads ("off" lines that still hold threads stay readable).
+    readable: bool
+    answer_time: dict[str, str]
+    retention_days: int
 
 
 class PublicLine(BaseModel):
@@ -139,3 +165,4 @@ class PublicLine(BaseModel):
     # A peer supporter answers on the line now (busy or not): the widget offers the choice.
     # Nothing more about who is on duty is told.
     peer_available: bool = False
+    mailbox: PublicMailbox | None = None

@@ -43,6 +43,9 @@ class LineConfig:
     # ({"language", "title", "text"}, ...)
     canned_responses: tuple[dict[str, str], ...] = ()
     peer_relax_seconds: int = 120
+    mailbox: str = "closed"
+    mailbox_answer_time: dict[str, str] = field(default_factory=dict)
+    mailbox_retention_days: int = 14
 
     @classmethod
     def from_model(cls, line: Line) -> LineConfig:
@@ -69,6 +72,9 @@ class LineConfig:
             privacy_note=dict(line.privacy_note or {}),
             canned_responses=tuple(dict(c) for c in line.canned_responses or ()),
             peer_relax_seconds=line.peer_relax_seconds,
+            mailbox=line.mailbox,
+            mailbox_answer_time=dict(line.mailbox_answer_time or {}),
+            mailbox_retention_days=line.mailbox_retention_days,
         )
 
     def text(self, texts: dict[str, str], language: str) -> str:

@@ -18,6 +18,9 @@ from app.models.enums import (
 from app.models.extra_shift import ExtraShift
 from app.models.line import Line
 from app.models.line_membership import LineMembership
+from app.models.mailbox_message import MailboxMessage
+from app.models.mailbox_statistic import MailboxStatistic
+from app.models.mailbox_thread import MailboxThread
 from app.models.recovery_code import RecoveryCode
 from app.models.referral_service import ReferralService
 from app.models.roster_closure import RosterClosure
@@ -43,6 +46,9 @@ __all__ = [
     "ExtraShift",
     "Line",
     "LineMembership",
+    "MailboxMessage",
+    "MailboxStatistic",
+    "MailboxThread",
     "Qualification",
     "RecoveryCode",
     "ReferralService",

@@ -22,6 +22,10 @@ class Line(Base):
             "transcript_retention_seconds >= 0 AND transcript_retention_seconds <= 86400",
             name="transcript_retention_range",
         ),
+        CheckConstraint(
+            "mailbox_retention_days >= 1 AND mailbox_retention_days <= 60",
+            name="mailbox_retention_range",
+        ),
     )
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -65,5 +69,13 @@ class Line(Base):
     )
     # Counsellors may sign themselves up for open places on this line's shifts.
     roster_signup: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The anonymous mailbox: "off", "closed" (visitors may write while the line is closed)
+    # or "always"; when visitors are told to expect an answer; days a thread is kept after
+    # its last message (docs/mailbox.md).
+    mailbox: Mapped[str] = mapped_column(String(8), default="closed", server_default="closed")
+    mailbox_answer_time: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
+    mailbox_retention_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -26,6 +26,7 @@ class Kind(StrEnum):
     hourly = "hourly aggregates"
     configuration = "configuration"
     continuity = "continuity codes"
+    mailbox = "mailbox threads"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,14 @@ RULES: dict[str, TableRule] = {
     # above. Deleted once the time has passed, and with the code.
     "bookings": TableRule(Kind.continuity, time_column="starts_at", withheld=("code_digest",)),
     "booking_offers": TableRule(Kind.continuity, withheld=("code_digest",)),
+    # Mailbox threads: which line, which counsellor, their status and times (to the minute).
+    # The keyed hash of the code and the wrapped key are withheld, and so is every message's
+    # sealed content: only who wrote (visitor, counsellor, note) and when is handed over.
+    "mailbox_threads": TableRule(
+        Kind.mailbox, span=("created_at", "last_at"), withheld=("digest", "wrapped_key")
+    ),
+    "mailbox_messages": TableRule(Kind.mailbox, time_column="at", withheld=("nonce", "sealed")),
+    "mailbox_statistics": TableRule(Kind.hourly, time_column="hour"),
 }
 # Bookkeeping of the schema itself, about nothing and no one.
 IGNORED = frozenset({"alembic_version"})

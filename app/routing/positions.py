@@ -19,6 +19,8 @@ from app.broker.hub import Event
 from app.broker.records import ChatRecord, ChatState, queued_at_of
 from app.chats.channels import line_channel
 from app.lines.directory import LineDirectory
+from app.mailbox.live import MAILBOX_EVENT
+from app.mailbox.live import count_key as mailbox_count_key
 from app.routing.policy import (
     NO_ESTIMATE,
     Hold,
@@ -65,6 +67,8 @@ class QueueWatch:
         # Offered chats are out of the queue's sorted set; the line's events say which they
         # are (Router.offered_event, settled_event), so counting them costs no read.
         self._offers: dict[str, dict[str, tuple[float, float]]] = {}
+        # Per watched line, mailbox threads waiting for an answer (app/mailbox/live.py).
+        self._mailbox: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         router.holds_changed = self.changed
@@ -126,6 +130,10 @@ class QueueWatch:
         offers = self._offers.setdefault(line, {})
 
         def listener(event: Event) -> None:
+            if event.get("type") == MAILBOX_EVENT:
+                self._mailbox[line] = int(event.get("mailbox_waiting") or 0)
+                self.changed(line)
+                return
             offered = event.get("offered")
             if isinstance(offered, str):
                 offers[offered] = (float(event["expires_at"]), float(event["queued_at"]))
@@ -136,6 +144,9 @@ class QueueWatch:
 
         self._listeners[line] = listener
         await self._broker.subscribe(line_channel(line), listener)
+        # The count as last published, for a process that starts watching the line now.
+        stored = await self._broker.get_value(mailbox_count_key(line))
+        self._mailbox.setdefault(line, int(stored) if stored and stored.isdigit() else 0)
         # Offers made before this process listened, read once: from the load of each
         # counsellor of the line (a few chats each), never from every chat of the line.
         presences = await self._broker.line_presences(line)
@@ -152,6 +163,7 @@ class QueueWatch:
             await self._broker.unsubscribe(line_channel(line), listener)
         self._summaries.pop(line, None)
         self._offers.pop(line, None)
+        self._mailbox.pop(line, None)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -255,7 +267,12 @@ class QueueWatch:
             ids = {chat_id for chat_id, _ in queued}
             holds = {chat_id: held for chat_id, held in holds.items() if chat_id in ids}
         return summary_frame(
-            line, len(queued) + len(offers), len(offers), max(0, round(now - oldest)), holds
+            line,
+            len(queued) + len(offers),
+            len(offers),
+            max(0, round(now - oldest)),
+            holds,
+            mailbox_waiting=self._mailbox.get(line, 0),
         )
 
     async def _send_summary(self, line: str, sink: Sink, *, force: bool) -> None:
@@ -278,7 +295,13 @@ def position_frame(chat_id: str, position: int, wait: Wait, held: Hold | None) -
 
 
 def summary_frame(
-    line: str, waiting: int, offered: int, longest_wait: int, holds: dict[str, Hold]
+    line: str,
+    waiting: int,
+    offered: int,
+    longest_wait: int,
+    holds: dict[str, Hold],
+    *,
+    mailbox_waiting: int = 0,
 ) -> dict[str, Any]:
     # Held chats by what they wait for: how many, and the earliest that relaxes.
     groups: dict[tuple[str, str | None], tuple[int, float]] = {}
@@ -296,6 +319,8 @@ def summary_frame(
             {"reason": reason, "language": language, "count": count, "until": round(until)}
             for (reason, language), (count, until) in sorted(groups.items(), key=_by_reason)
         ],
+        # Mailbox threads waiting for an answer (unclaimed, or the visitor wrote last).
+        "mailbox_waiting": mailbox_waiting,
     }
 
 

@@ -241,6 +241,7 @@ async def _audit_denial(
 
 
 OwnAccount = Annotated[Staff, require(Permission.own_account)]
+TakeChats = Annotated[Staff, require(Permission.take_chats)]
 ManageStaff = Annotated[Staff, require(Permission.manage_staff)]
 ManageLines = Annotated[Staff, require(Permission.manage_lines)]
 ReadAudit = Annotated[Staff, require(Permission.read_audit)]

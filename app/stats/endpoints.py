@@ -6,7 +6,7 @@ import csv
 import hmac
 import io
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -27,8 +27,11 @@ from app.stats.demand import (
     hours_in_period,
     period_bounds,
 )
+from app.stats.mailbox import by_line_and_hour as mailbox_by_line_and_hour
+from app.stats.mailbox import by_week as mailbox_by_week
+from app.stats.mailbox import median
 from app.stats.metrics import exposition
-from app.stats.repository import statistic_rows
+from app.stats.repository import mailbox_rows, statistic_rows
 from app.stats.schemas import DemandOut, DemandTotals, HourDemand
 
 router = APIRouter(prefix="/api/stats", tags=["statistics"])
@@ -108,6 +111,31 @@ async def demand(
     )
 
 
+@router.get("/lines/{key}/mailbox")
+async def mailbox_statistics(
+    key: Text,
+    _: StatisticsReader,
+    session: SessionDep,
+    first: Annotated[Day | None, Query()] = None,
+    last: Annotated[Day | None, Query()] = None,
+) -> dict[str, Any]:
+    """Mailbox threads per week (by their first message, in the line's time zone) and the
+    median hours to a first answer. A thread counts once answered, or once deleted unanswered."""
+    line = await RosterLookups(session).line(key)
+    if line is None:
+        raise ApiError("unknown_line", "there is no such line", 404)
+    tz = zone(line.time_zone)
+    first, last = _period(first, last, utcnow().astimezone(tz).date())
+    start, end = period_bounds(first, last, tz)
+    rows = await mailbox_rows(session, [key], start, end)
+    return {
+        "line": key,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "weeks": mailbox_by_week(rows, first, last, tz),
+    }
+
+
 CSV_COLUMNS = (
     "line",
     "hour_utc",
@@ -122,6 +150,8 @@ CSV_COLUMNS = (
     "median_wait_seconds",
     "p90_wait_seconds",
     "mean_duration_seconds",
+    "mailbox_threads",
+    "mailbox_median_first_answer_hours",
 )
 
 
@@ -142,11 +172,17 @@ async def export_csv(
     # Dates are taken in UTC here: an export may hold lines of several time zones.
     start, end = period_bounds(first, last, zone("UTC"))
     rows = await statistic_rows(session, [line] if line else None, start, end)
-    lines = await lookups.lines({row.line for row in rows})
+    threads = mailbox_by_line_and_hour(
+        await mailbox_rows(session, [line] if line else None, start, end)
+    )
+    lines = await lookups.lines({row.line for row in rows} | {key for key, _ in threads})
+    chats = by_line_and_hour(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for (key, hour), bucket in by_line_and_hour(rows).items():
+    for key, hour in sorted(set(chats) | set(threads)):
+        bucket = chats.get((key, hour), Bucket())
+        mail = threads.get((key, hour), [])
         known = lines.get(key)
         local = hour.astimezone(zone(known.time_zone) if known else zone("UTC"))
         writer.writerow(
@@ -164,6 +200,10 @@ async def export_csv(
                 _number(bucket.median_wait),
                 _number(bucket.p90_wait),
                 _number(bucket.mean_duration),
+                len(mail),
+                _number(
+                    median([m.first_answer_hours for m in mail if m.first_answer_hours is not None])
+                ),
             ]
         )
     name = f"lykta-statistics-{first.isoformat()}-{last.isoformat()}.csv"

@@ -20,6 +20,7 @@ from app.broker.records import StaffStatus, queued_at_of
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.lines.directory import LineDirectory
+from app.mailbox.service import mailbox_service
 from app.roster.repository import RosterLookups
 from app.roster.service import roster_service
 from app.routing.policy import on_duty
@@ -80,6 +81,11 @@ async def exposition(
             "Counsellors the roster needs on the line's shifts right now.",
             labels=["line"],
         ),
+        "mailbox": GaugeMetricFamily(
+            "lykta_mailbox_threads_waiting",
+            "Mailbox threads waiting for an answer (unclaimed, or the visitor wrote last).",
+            labels=["line"],
+        ),
         "assigned": GaugeMetricFamily(
             "lykta_roster_assigned",
             "Counsellors the roster has on the line's shifts right now.",
@@ -92,6 +98,7 @@ async def exposition(
         moment = utcnow()
         for key, line in rows.items():
             staffing[key] = await roster_service.staffed_now(session, line, moment)
+        mailbox_waiting = await mailbox_service.waiting_counts(session)
     for key in keys:
         queued = await broker.queue(key)
         candidates = await router.candidates(key)
@@ -106,6 +113,7 @@ async def exposition(
         gauges["open"].add_metric([key], 1 if available else 0)
         gauges["needed"].add_metric([key], needed)
         gauges["assigned"].add_metric([key], assigned)
+        gauges["mailbox"].add_metric([key], mailbox_waiting.get(key, 0))
     turned_away = CounterMetricFamily(
         "lykta_chats_turned_away",
         "Visitors told at once that nobody can answer (closed: nobody on duty; full: queue full).",

@@ -7,9 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.repository import RepositoryBase
-from app.models import ChatStatistic, Wrapup
+from app.models import ChatStatistic, MailboxStatistic, Wrapup
 from app.models.enums import ChatOutcome
 from app.stats.demand import StatRow
+from app.stats.mailbox import MailboxRow
 
 
 class ChatStatisticRepository(RepositoryBase[ChatStatistic]):
@@ -45,3 +46,16 @@ async def statistic_rows(
         StatRow(line, hour, ChatOutcome(outcome), waited, duration)
         for line, hour, outcome, waited, duration in result.all()
     ]
+
+
+async def mailbox_rows(
+    session: AsyncSession, line_keys: Sequence[str] | None, start: datetime, end: datetime
+) -> list[MailboxRow]:
+    """Rows of mailbox threads whose first message came in [start, end)."""
+    statement = select(
+        MailboxStatistic.line_key, MailboxStatistic.hour, MailboxStatistic.first_answer_hours
+    ).where(MailboxStatistic.hour >= start, MailboxStatistic.hour < end)
+    if line_keys is not None:
+        statement = statement.where(MailboxStatistic.line_key.in_(line_keys))
+    result = await session.execute(statement)
+    return [MailboxRow(line, hour, hours) for line, hour, hours in result.all()]

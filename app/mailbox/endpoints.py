@@ -1,0 +1,223 @@
+"""The visitor's HTTP side of the mailbox: write a new thread, read it with its code, write
+again, delete it. The code is only ever in a request body.
+
+Every miss (a wrong, unknown, deleted or expired code) gets one answer after the same digest
+work; presenting a code counts against the client's code attempts (bucket "code", shared with
+continuity codes).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from app.abuse.ratelimit import Limit, tag_of
+from app.deps import RuntimeDep
+from app.kit import jsonutil
+from app.kit.clock import utcnow
+from app.kit.db import unit_of_work
+from app.kit.errors import REFUSALS
+from app.lines.service import LineConfig
+from app.mailbox import protocol
+from app.mailbox.protocol import Author, Opened
+from app.mailbox.schemas import CodeOnly, NewThread, VisitorWrite
+from app.mailbox.service import mailbox_service
+from app.models import MailboxThread
+from app.runtime import Runtime
+from app.staff.permissions import public
+from app.web.origins import origin_allowed
+
+router = APIRouter(prefix="/api/visitor/mailbox", tags=["visitor"], responses=REFUSALS)
+
+NO_THREAD = {"detail": "no thread was found for this code", "code": "no_thread"}
+B = TypeVar("B", bound=BaseModel)
+
+
+def _answer(status: int, body: dict[str, Any]) -> Response:
+    return Response(jsonutil.dumpb(body), status_code=status, media_type="application/json")
+
+
+async def _parse(request: Request, runtime: Runtime, model: type[B]) -> B | Response:
+    if not origin_allowed(request.headers.get("origin"), runtime.settings.visitor_origins):
+        return _answer(403, {"detail": "origin not allowed", "code": "origin"})
+    raw = await request.body()
+    try:
+        return model.model_validate(jsonutil.loads(raw) if raw.strip() else {})
+    except jsonutil.JSONDecodeError:
+        return _answer(422, {"detail": "the body is not valid JSON", "code": "invalid_json"})
+    except ValidationError as exc:
+        # Where and why, never the value (it may be a code or the visitor's words).
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return _answer(
+            422, {"detail": f"invalid field '{where}': {first['msg']}", "code": "invalid"}
+        )
+
+
+async def _allowed(request: Request, runtime: Runtime, bucket: str, limit: Limit) -> bool:
+    tag = tag_of(request.scope)
+    return tag is None or await runtime.rate_limiter.allow(bucket, tag, limit)
+
+
+def _code_limit(runtime: Runtime) -> Limit:
+    settings = runtime.settings
+    return Limit(settings.continuity_attempts, settings.continuity_attempt_window_seconds)
+
+
+TOO_MANY_CODES = {
+    "detail": "too many code attempts; try again in a few minutes",
+    "code": "too_many_attempts",
+}
+
+
+def thread_view(
+    thread: MailboxThread, line: LineConfig | None, messages: list[Opened]
+) -> dict[str, Any]:
+    """A thread as its visitor reads it (never a note)."""
+    days = line.mailbox_retention_days if line is not None else 0
+    return {
+        "line": thread.line_key,
+        "line_name": line.name if line is not None else thread.line_key,
+        "status": thread.status,
+        "deletes_on": protocol.deletes_on(thread.last_at, days).isoformat(),
+        "messages": [protocol.visitor_message(m) for m in messages if m.author is not Author.note],
+        "booking": None,
+        "times_offered": [],
+    }
+
+
+def _too_long(line: LineConfig, text: str) -> Response | None:
+    if not text.strip():
+        return _answer(422, {"detail": "the message is empty", "code": "empty"})
+    if len(text) > line.max_message_length:
+        return _answer(
+            422,
+            {
+                "detail": f"the message has {len(text)} characters; "
+                f"the limit is {line.max_message_length}",
+                "code": "message_too_long",
+            },
+        )
+    return None
+
+
+@router.post("/threads", status_code=201, dependencies=[public(embedding_sites=True)])
+async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
+    """Write to a line's mailbox: a new thread, and its code, shown this once."""
+    body = await _parse(request, runtime, NewThread)
+    if isinstance(body, Response):
+        return body
+    line = runtime.lines.get(body.line)
+    if line is None:
+        return _answer(404, {"detail": "no such line", "code": "no_line"})
+    refused = _too_long(line, body.text)
+    if refused is not None:
+        return refused
+    staffed = await runtime.router.staffing(line)
+    if not protocol.writable(line.mailbox, staffed.open):
+        return _answer(
+            409,
+            {"detail": "the line's mailbox does not take messages now", "code": "mailbox_closed"},
+        )
+    settings = runtime.settings
+    limit = Limit(settings.mailbox_new_threads, settings.mailbox_new_thread_window_seconds)
+    if not await _allowed(request, runtime, "mailbox", limit):
+        return _answer(
+            429,
+            {"detail": "too many new threads; try again later", "code": "too_many_threads"},
+        )
+    language = body.language if body.language in line.languages else line.languages[0]
+    async with unit_of_work(runtime.sessionmaker) as session:
+        created = await mailbox_service.create(
+            session,
+            settings,
+            runtime.mailbox.keyring,
+            line=line,
+            language=language,
+            text=body.text,
+            now=utcnow(),
+        )
+        runtime.mailbox.changed(session, line.key)
+    return _answer(
+        201,
+        {
+            "code": created.code,
+            "line": line.key,
+            "retention_days": line.mailbox_retention_days,
+            "answer_time": line.text(line.mailbox_answer_time, body.language),
+        },
+    )
+
+
+@router.post("/read", dependencies=[public(embedding_sites=True)])
+async def read_thread(request: Request, runtime: RuntimeDep) -> Response:
+    """The thread of a code: its messages, the counsellor's answers, when it is deleted."""
+    body = await _parse(request, runtime, CodeOnly)
+    if isinstance(body, Response):
+        return body
+    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
+        return _answer(429, TOO_MANY_CODES)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        thread = await mailbox_service.find(
+            session, runtime.settings, body.code, runtime.lines.get, utcnow()
+        )
+        if thread is None:
+            return _answer(404, NO_THREAD)
+        messages = await mailbox_service.opened(session, runtime.mailbox.keyring, thread)
+        return _answer(200, thread_view(thread, runtime.lines.get(thread.line_key), messages))
+
+
+@router.post("/write", dependencies=[public(embedding_sites=True)])
+async def write_again(request: Request, runtime: RuntimeDep) -> Response:
+    """The visitor writes again in their thread (a closed one reopens, to the same counsellor)."""
+    body = await _parse(request, runtime, VisitorWrite)
+    if isinstance(body, Response):
+        return body
+    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
+        return _answer(429, TOO_MANY_CODES)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        thread = await mailbox_service.find(
+            session, runtime.settings, body.code, runtime.lines.get, utcnow()
+        )
+        if thread is None:
+            return _answer(404, NO_THREAD)
+        thread = await mailbox_service.locked(session, thread.id)
+        line = runtime.lines.get(thread.line_key)
+        if line is None or line.mailbox == protocol.MailboxMode.off:
+            return _answer(
+                409,
+                {
+                    "detail": "the line's mailbox does not take messages now",
+                    "code": "mailbox_closed",
+                },
+            )
+        refused = _too_long(line, body.text)
+        if refused is not None:
+            return refused
+        await mailbox_service.write(session, runtime.mailbox.keyring, thread, body.text, utcnow())
+        messages = await mailbox_service.opened(session, runtime.mailbox.keyring, thread)
+        runtime.mailbox.changed(session, thread.line_key)
+        view = thread_view(thread, line, messages)
+    return _answer(200, view)
+
+
+@router.post("/delete", dependencies=[public(embedding_sites=True)])
+async def delete_thread(request: Request, runtime: RuntimeDep) -> Response:
+    """Shred the thread now. The answer is the same whether it existed or not."""
+    body = await _parse(request, runtime, CodeOnly)
+    if isinstance(body, Response):
+        return body
+    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
+        return _answer(429, TOO_MANY_CODES)
+    async with unit_of_work(runtime.sessionmaker) as session:
+        thread = await mailbox_service.find(
+            session, runtime.settings, body.code, runtime.lines.get, utcnow()
+        )
+        if thread is not None:
+            rows = await mailbox_service.shred(session, [thread])
+            runtime.mailbox.hold(session, rows)
+            runtime.mailbox.changed(session, thread.line_key)
+            runtime.mailbox.shredded(session)
+    return _answer(200, {"status": "deleted"})

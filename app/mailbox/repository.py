@@ -1,0 +1,154 @@
+"""All SQL of the mailbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.kit.repository import RepositoryBase
+from app.models import ContinuityCode, LineMembership, MailboxMessage, MailboxThread, Staff
+
+# The tables a shred leaves dead rows in.
+TABLES = ("mailbox_messages", "mailbox_threads")
+
+
+class MailboxRepository(RepositoryBase[MailboxThread]):
+    model = MailboxThread
+
+    async def by_digest(self, digest: str) -> MailboxThread | None:
+        return await self.get_one_or_none(self.select().where(MailboxThread.digest == digest))
+
+    async def by_id_for_update(self, thread_id: uuid.UUID) -> MailboxThread | None:
+        """The thread, locked until the unit of work ends (two claims at once: one wins)."""
+        return await self.get_one_or_none(
+            self.select().where(MailboxThread.id == thread_id).with_for_update()
+        )
+
+    async def digest_taken(self, digest: str) -> bool:
+        """Whether a thread or a continuity code already has this digest."""
+        for statement in (
+            select(MailboxThread.id).where(MailboxThread.digest == digest),
+            select(ContinuityCode.id).where(ContinuityCode.digest == digest),
+        ):
+            if (await self.session.execute(statement)).first() is not None:
+                return True
+        return False
+
+    async def add_message(self, message: MailboxMessage) -> None:
+        self.session.add(message)
+        await self.session.flush()
+
+    async def messages(self, thread_id: uuid.UUID) -> Sequence[MailboxMessage]:
+        result = await self.session.execute(
+            select(MailboxMessage)
+            .where(MailboxMessage.thread_id == thread_id)
+            .order_by(MailboxMessage.seq)
+        )
+        return result.scalars().all()
+
+    async def shred(self, thread_ids: Collection[uuid.UUID]) -> None:
+        """Delete threads and their messages (and, with them, their wrapped keys)."""
+        if not thread_ids:
+            return
+        # On SQLite every connection has secure_delete on (app/kit/db.py): the rows' space
+        # is zeroed; on PostgreSQL they stay as dead tuples until `vacuum` below.
+        ids = list(thread_ids)
+        await self.session.execute(delete(MailboxMessage).where(MailboxMessage.thread_id.in_(ids)))
+        await self.session.execute(delete(MailboxThread).where(MailboxThread.id.in_(ids)))
+
+    async def waiting(self, line_keys: Collection[str]) -> Sequence[MailboxThread]:
+        """Unclaimed threads, oldest waiting first."""
+        return await self.get_all(
+            self.select()
+            .where(MailboxThread.line_key.in_(list(line_keys)), MailboxThread.staff_id.is_(None))
+            .order_by(MailboxThread.waiting_since, MailboxThread.created_at)
+        )
+
+    async def claimed_by(
+        self, staff_id: uuid.UUID, line_keys: Collection[str]
+    ) -> Sequence[MailboxThread]:
+        return await self.get_all(
+            self.select()
+            .where(
+                MailboxThread.staff_id == staff_id,
+                MailboxThread.line_key.in_(list(line_keys)),
+            )
+            .order_by(
+                MailboxThread.waiting_since.is_(None),
+                MailboxThread.waiting_since,
+                MailboxThread.last_at.desc(),
+            )
+        )
+
+    async def of_line(self, line_key: str) -> Sequence[MailboxThread]:
+        return await self.get_all(
+            self.select().where(MailboxThread.line_key == line_key).order_by(MailboxThread.last_at)
+        )
+
+    async def has_threads(self, line_key: str) -> bool:
+        found = await self.session.execute(
+            select(MailboxThread.id).where(MailboxThread.line_key == line_key).limit(1)
+        )
+        return found.first() is not None
+
+    async def waiting_counts(self) -> dict[str, int]:
+        """Threads waiting for an answer (unclaimed, or the visitor wrote last), per line."""
+        result = await self.session.execute(
+            select(MailboxThread.line_key, func.count())
+            .where(MailboxThread.status == "waiting")
+            .group_by(MailboxThread.line_key)
+        )
+        return {str(key): int(count) for key, count in result.all()}
+
+    async def last_before(self, line_key: str, cutoff: datetime) -> Sequence[MailboxThread]:
+        """The line's threads whose last message is at or before `cutoff`."""
+        return await self.get_all(
+            self.select().where(MailboxThread.line_key == line_key, MailboxThread.last_at <= cutoff)
+        )
+
+    async def mark_counted(self, thread_id: uuid.UUID) -> bool:
+        """Compare-and-set: true for the one caller that marks the thread counted."""
+        result = await self.session.execute(
+            update(MailboxThread)
+            .where(MailboxThread.id == thread_id, MailboxThread.counted.is_(False))
+            .values(counted=True)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def member_lines(self, staff_id: uuid.UUID) -> list[str]:
+        result = await self.session.execute(
+            select(LineMembership.line_key).where(LineMembership.staff_id == staff_id)
+        )
+        return [str(key) for key in result.scalars()]
+
+    async def staff(self, staff_id: uuid.UUID) -> Staff | None:
+        return await self.session.get(Staff, staff_id)
+
+    async def aliases(self, staff_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not staff_ids:
+            return {}
+        result = await self.session.execute(
+            select(Staff.id, Staff.alias).where(Staff.id.in_(list(staff_ids)))
+        )
+        return {row[0]: str(row[1]) for row in result.all()}
+
+
+async def vacuum(engine: AsyncEngine) -> None:
+    """Make shredded rows unreadable in the files too.
+
+    PostgreSQL keeps deleted rows as dead tuples until VACUUM, and a plain VACUUM leaves the
+    index entries' bytes (the digest) in freed index space: VACUUM FULL writes both tables
+    and their indexes anew and drops the old files. It locks the two small tables (bounded
+    by retention) for milliseconds, and cannot run inside a transaction. SQLite zeroes freed
+    space itself (secure_delete); its WAL keeps earlier page images until a checkpoint."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(f"VACUUM FULL {', '.join(TABLES)}"))
+    elif engine.dialect.name == "sqlite":
+        async with engine.connect() as connection:
+            await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

@@ -1,0 +1,199 @@
+"""The mailbox's forensic test: after a visitor deletes a thread, and after another one's
+retention ran out, nothing of them is readable anywhere Lykta leaves traces: not in any
+table, not in the database's files (SQLite's file and WAL; PostgreSQL's relation files, where
+deleted rows would stay as dead tuples without VACUUM), not in the broker, not in the logs.
+
+Searched for: the message texts, the code in every form it could be stored in, the thread's
+digest, its wrapped key, its raw key (bytes, hex, base64) and its ciphertexts.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app.broker.memory import MemoryBroker
+from app.continuity import codes
+from app.kit.db import Base, unit_of_work
+from app.kit.migrate import upgrade
+from app.mailbox import protocol
+from app.models import MailboxMessage, MailboxThread
+from app.runtime import Runtime
+from tests.conftest import REDIS_URL
+from tests.support.brokers import redis_dump
+from tests.support.clients import api, sign_in_session
+from tests.support.postgres import fresh_database
+from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.server import RunningServer
+
+pytestmark = pytest.mark.both_brokers
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "lykta.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    async with fresh_database() as url:
+        await upgrade(url)
+        yield url
+
+
+async def sql_blob(rt: Runtime) -> bytes:
+    """Every row of every table, as a dump would hold them."""
+    parts: list[bytes] = []
+    async with unit_of_work(rt.sessionmaker) as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).all():
+                for value in row:
+                    parts.append(value if isinstance(value, bytes) else str(value).encode())
+    return b"\n".join(parts)
+
+
+async def file_blob(rt: Runtime) -> bytes:
+    """The database's files as they are on disk."""
+    url = rt.settings.database_url
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        wal = path.with_name(path.name + "-wal")
+        return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")  # noqa: ASYNC240
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        # Written out to the files first, so that the files are what is searched.
+        await connection.execute("CHECKPOINT")
+        paths = await connection.fetch(
+            """SELECT pg_relation_filepath(c.oid) AS path FROM pg_class c
+               WHERE c.relname LIKE '%mailbox%' AND pg_relation_filepath(c.oid) IS NOT NULL
+               UNION
+               SELECT pg_relation_filepath(c.reltoastrelid) FROM pg_class c
+               WHERE c.relname LIKE '%mailbox%' AND c.reltoastrelid <> 0"""
+        )
+        parts = [
+            await connection.fetchval("SELECT pg_read_binary_file($1)", r["path"]) for r in paths
+        ]
+    finally:
+        await connection.close()
+    assert parts
+    return b"\n".join(parts)
+
+
+async def broker_blob(rt: Runtime) -> bytes:
+    if isinstance(rt.broker, MemoryBroker):
+        return rt.broker.dump()
+    return await redis_dump(REDIS_URL, rt.settings.redis_prefix)
+
+
+async def traces(rt: Runtime, thread_id: str, code: str, words: list[str]) -> list[bytes]:
+    """Everything that would betray the thread, read while it still exists."""
+    async with unit_of_work(rt.sessionmaker) as session:
+        thread = await session.get(MailboxThread, uuid.UUID(thread_id))
+        assert thread is not None
+        messages = (
+            (
+                await session.execute(
+                    select(MailboxMessage).where(MailboxMessage.thread_id == thread.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    key = rt.mailbox.keyring.unwrap(thread.wrapped_key, protocol.KEY_PURPOSE)
+    normal = codes.normalise(code)
+    assert normal is not None and messages
+    return [
+        *(w.encode() for w in words),
+        code.encode(),
+        normal.encode(),
+        normal.replace(" ", "").encode(),
+        thread.digest.encode(),
+        thread.wrapped_key.encode(),
+        thread.wrapped_key.split(":", 1)[1].encode(),
+        key,
+        key.hex().encode(),
+        base64.b64encode(key),
+        base64.urlsafe_b64encode(key),
+        *(m.sealed[:24] for m in messages),
+    ]
+
+
+async def test_deleted_and_expired_threads_leave_nothing_readable(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="app")
+    rt = server.runtime
+    await add_line(rt, mailbox_retention_days=2)
+    await add_counsellor(rt, "anna", alias="Anna")
+    run = uuid.uuid4().hex[:8]
+    said = {name: f"canary{name}{run}" for name in ("visitor", "again", "answer", "note", "old")}
+    anna = await sign_in_session(server, "anna", PASSWORD)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        made = await http.post(
+            "/api/visitor/mailbox/threads",
+            json={"line": "support", "language": "sv", "text": f"hjälp {said['visitor']}"},
+        )
+        code = made.json()["code"]
+        thread_id = (await api(server, anna, "GET", "/api/mailbox")).json()["waiting"][0]["id"]
+        await api(server, anna, "POST", f"/api/mailbox/{thread_id}/claim")
+        await api(
+            server, anna, "POST", f"/api/mailbox/{thread_id}/answer", json={"text": said["answer"]}
+        )
+        await api(
+            server, anna, "POST", f"/api/mailbox/{thread_id}/notes", json={"text": said["note"]}
+        )
+        await http.post("/api/visitor/mailbox/write", json={"code": code, "text": said["again"]})
+        deleted = await traces(
+            rt, thread_id, code, [said[n] for n in ("visitor", "again", "answer", "note")]
+        )
+        assert said["visitor"].encode() not in await sql_blob(rt)  # sealed while it lives
+        gone = await http.post("/api/visitor/mailbox/delete", json={"code": code})
+        assert gone.json() == {"status": "deleted"}
+
+        old = await http.post(
+            "/api/visitor/mailbox/threads",
+            json={"line": "support", "language": "sv", "text": said["old"]},
+        )
+        old_code = old.json()["code"]
+        old_id = (await api(server, anna, "GET", "/api/mailbox")).json()["waiting"][0]["id"]
+        expired = await traces(rt, old_id, old_code, [said["old"]])
+        async with unit_of_work(rt.sessionmaker) as session:
+            thread = await session.get(MailboxThread, uuid.UUID(old_id))
+            assert thread is not None
+            thread.last_at -= timedelta(days=2)
+        assert await rt.mailbox.sweep() == 1
+        assert (
+            await http.post("/api/visitor/mailbox/read", json={"code": old_code})
+        ).status_code == 404
+
+    logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records).encode()
+    places = {
+        "tables": await sql_blob(rt),
+        "files": await file_blob(rt),
+        "broker": await broker_blob(rt),
+        "logs": logs,
+    }
+    found = [
+        (where, needle[:40])
+        for where, blob in places.items()
+        for needle in [*deleted, *expired]
+        if needle in blob or needle.lower() in blob.lower()
+    ]
+    assert found == []
+    # The VACUUM (or checkpoint) after each shred was logged, without content.
+    assert any(r.getMessage() == "mailbox tables vacuumed" for r in caplog.records)
