@@ -21,6 +21,12 @@ class BookingRepository(RepositoryBase[Booking]):
     async def for_digest(self, digest: str) -> Sequence[Booking]:
         return await self.get_all(self.select().where(Booking.code_digest == digest))
 
+    async def booked_digests(self, digests: Collection[str]) -> set[str]:
+        if not digests:
+            return set()
+        rows = await self.get_all(self.select().where(Booking.code_digest.in_(digests)))
+        return {b.code_digest for b in rows}
+
     async def between(
         self, start: datetime, end: datetime, staff_id: uuid.UUID | None = None
     ) -> Sequence[Booking]:

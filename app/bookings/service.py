@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.repository import BookingOfferRepository, BookingRepository
-from app.continuity.repository import ContinuityCodeRepository
 from app.kit.errors import ApiError
 from app.models import Booking, BookingOffer
 from app.roster.repository import AssignmentRepository, RosterLookups
@@ -131,11 +130,10 @@ class BookingService:
     async def pick(
         self, session: AsyncSession, *, digest: str, time: datetime, now: datetime
     ) -> Booking | None:
-        """Book an offered time for the code with `digest`; None when the code has no offer
-        (unknown, wrong, deleted: all alike)."""
+        """Book an offered time for the code with `digest` (the caller has found the code's
+        continuity code or mailbox thread alive); None when nothing was offered to it."""
         offer = await BookingOfferRepository(session).get(digest)
-        code = await ContinuityCodeRepository(session).by_digest(digest)
-        if offer is None or code is None or code.expires_at <= now:
+        if offer is None:
             return None
         picked = minute(time)
         if iso(picked) not in offer.times:
@@ -219,6 +217,16 @@ class BookingService:
             if booking.starts_at.astimezone(tz).date() == now.astimezone(tz).date():
                 out.append((booking, line.name, line.time_zone))
         return out
+
+    async def of_digest(
+        self, session: AsyncSession, digest: str
+    ) -> tuple[Booking | None, list[str]]:
+        """The code's booking (the next, if several) and the times offered and not picked."""
+        booked = sorted(
+            await BookingRepository(session).for_digest(digest), key=lambda b: b.starts_at
+        )
+        offer = await BookingOfferRepository(session).get(digest)
+        return (booked[0] if booked else None), (list(offer.times) if offer is not None else [])
 
     async def upcoming(
         self, session: AsyncSession, staff_id: uuid.UUID, start: datetime, end: datetime

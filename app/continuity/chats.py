@@ -344,10 +344,12 @@ class ContinuityChats:
         """The visitor books an offered time with their code; False for every kind of
         unknown code alike. Raises BookingError for a time that cannot be booked."""
         digest = await continuity_service.digest_of(self.settings, code)
+        now = utcnow()
         async with unit_of_work(self.sessionmaker) as session:
+            alive = digest is not None and await continuity_service.alive(session, digest, now)
             booking = (
-                await booking_service.pick(session, digest=digest, time=time, now=utcnow())
-                if digest is not None
+                await booking_service.pick(session, digest=digest, time=time, now=now)
+                if alive and digest is not None
                 else None
             )
         if booking is not None:

@@ -174,6 +174,20 @@ class ContinuityService:
             digest=digest,
         )
 
+    async def alive(self, session: AsyncSession, digest: str, now: datetime) -> bool:
+        """Whether a continuity code, or a claimed mailbox thread, has this digest (a chat
+        started with either goes to its counsellor, so times may be booked with either)."""
+        row = await ContinuityCodeRepository(session).by_digest(digest)
+        if row is not None:
+            return row.expires_at > now
+        thread = await MailboxRepository(session).by_digest(digest)
+        if thread is None or thread.staff_id is None:
+            return False
+        line = await session.get(Line, thread.line_key)
+        return line is not None and not mailbox_expired(
+            thread.last_at, line.mailbox_retention_days, now
+        )
+
     async def digest_of(self, settings: Settings, code: str) -> str | None:
         """The code's keyed digest; None when it cannot be a code (after the same work)."""
         normalised = codes.normalise(code)
