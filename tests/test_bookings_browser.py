@@ -89,9 +89,11 @@ async def test_times_offered_in_the_console_are_booked_in_the_widget(
         offer_times = panel.get_by_role("button", name="Offer times")
         assert await offer_times.is_hidden()
         await panel.get_by_role("button", name="Offer a code").click()
-        await console.get_by_role("dialog", name="Offer a continuity code").get_by_role(
-            "button", name="Offer the code"
-        ).click()
+        await (
+            console.get_by_role("dialog", name="Offer a continuity code")
+            .get_by_role("button", name="Offer the code")
+            .click()
+        )
         await widget.get_by_role("button", name="Get my code").click()
         await widget.locator("#continuity-words").wait_for()
         await panel.get_by_text("The visitor took the code.").first.wait_for()
@@ -139,9 +141,11 @@ async def test_times_offered_in_the_console_are_booked_in_the_widget(
         await boxes.first.wait_for()
         await dialog.locator(f'input[value="{first_time}"]').check()
         await dialog.get_by_role("button", name="Offer these times").click()
-        await dialog.get_by_role("alert").get_by_text(
-            "A time you chose is booked already. Choose another."
-        ).wait_for()
+        await (
+            dialog.get_by_role("alert")
+            .get_by_text("A time you chose is booked already. Choose another.")
+            .wait_for()
+        )
         await axe_clean(console, "offer refused")
         await dialog.get_by_role("button", name="Cancel").click()
 

@@ -70,7 +70,14 @@ async def test_times_offered_in_a_thread_are_booked_with_the_mailbox_code(
         ):
             refused = await api(server, anna, "POST", times_path, json={"times": times})
             assert (refused.status_code, refused.json()["code"]) == (status, error), refused.text
-        for body in ({"times": ["tomorrow"]}, {"times": [1700000000]}, {"time": []}, [], None):
+        malformed_bodies: list[Any] = [
+            {"times": ["tomorrow"]},
+            {"times": [1700000000]},
+            {"time": []},
+            [],
+            None,
+        ]
+        for body in malformed_bodies:
             malformed = await api(server, anna, "POST", times_path, json=body)
             assert malformed.status_code == 422, body
         oversized = await api(
@@ -120,15 +127,16 @@ async def test_times_offered_in_a_thread_are_booked_with_the_mailbox_code(
         )
         assert not_offered.status_code == 409
         assert not_offered.json()["code"] == "time_not_offered"
-        for body in (
+        bad_bodies: list[Any] = [
             b"{not json",
             {"code": code},
             {"code": code, "time": "soon"},
             {"code": code, "time": iso(booked_at), "extra": 1},
             {"code": "x" * 5000, "time": iso(booked_at)},
-        ):
-            bad = await visitor_post(server, book, body)
-            assert bad.status_code == 422, body
+        ]
+        for bad_body in bad_bodies:
+            bad = await visitor_post(server, book, bad_body)
+            assert bad.status_code == 422, bad_body
             assert code not in bad.text
         foreign = await visitor_post(
             server,
