@@ -5,6 +5,7 @@ get one answer; counsellors claim, answer, note, close; coordinators hand over.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import uuid
@@ -403,3 +404,52 @@ async def staff_id(rt: Any, username: str) -> str:
         found = await StaffRepository(session).by_username(username)
     assert found is not None
     return str(found.id)
+
+
+async def test_of_two_claims_at_once_one_wins(server: RunningServer) -> None:
+    who = await staff_world(server)
+    async with await visitor(server) as http:
+        await write_new(http, "hej")
+    thread_id = (await api(server, who["anna"], "GET", "/api/mailbox")).json()["waiting"][0]["id"]
+    answers = await asyncio.gather(
+        *(
+            api(server, who[name], "POST", f"/api/mailbox/{thread_id}/claim")
+            for name in ("anna", "bert")
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    [winner] = [a.json()["counsellor"] for a in answers if a.status_code == 200]
+    # Claiming one's own thread again changes nothing.
+    name = "anna" if winner == "Anna" else "bert"
+    again = await api(server, who[name], "POST", f"/api/mailbox/{thread_id}/claim")
+    assert again.status_code == 200 and again.json()["counsellor"] == winner
+
+
+async def test_coordinators_set_the_mailbox_within_its_bounds(server: RunningServer) -> None:
+    rt = server.runtime
+    await add_line(rt)
+    await add_staff(rt, "cora", StaffRole.coordinator)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+    settings = (await api(server, cora, "GET", "/api/lines/support/settings")).json()
+    assert (settings["mailbox"], settings["mailbox_retention_days"]) == ("closed", 14)
+    for change in (
+        {"mailbox_retention_days": 0},
+        {"mailbox_retention_days": 61},
+        {"mailbox": "sometimes"},
+        {"mailbox_answer_time": {"de": "bald"}},
+    ):
+        refused = await api(
+            server, cora, "PUT", "/api/lines/support/settings", json={**settings, **change}
+        )
+        assert refused.status_code == 422, change
+    changed = await api(
+        server,
+        cora,
+        "PUT",
+        "/api/lines/support/settings",
+        json={**settings, "mailbox": "always", "mailbox_retention_days": 60},
+    )
+    assert changed.status_code == 200
+    async with await visitor(server) as http:
+        line = (await http.get("/api/lines/support")).json()
+    assert line["mailbox"]["retention_days"] == 60 and line["mailbox"]["writable"] is True

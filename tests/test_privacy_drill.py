@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.kit.db import Base, create_engine, create_sessionmaker, unit_of_work
+from app.lines.service import line_service
+from app.models import MailboxMessage, MailboxThread
 from app.models.enums import ChatOutcome, Qualification, StaffRole
 from app.privacy.drill import IGNORED, RULES
 from app.staff.service import staff_service
 from app.stats.recorder import ChatFacts
 from app.stats.repository import ChatStatisticRepository
+from tests.support.seed import line_settings
 from tests.test_cli import run_cli
 
 
@@ -47,6 +50,33 @@ async def test_the_drill_prints_the_window_and_withholds_secrets(
                 ChatFacts("support", outside.timestamp(), 5, None, ChatOutcome.abandoned).row(),
             ]
         )
+        await line_service.upsert(session, line_settings())
+        thread = MailboxThread(
+            line_key="support",
+            digest="d" * 64,
+            staff_id=anna.id,
+            wrapped_key="dev:wrappedkeycanary",
+            status="answered",
+            language="sv",
+            next_seq=2,
+            created_at=inside.replace(second=0),
+            last_at=inside.replace(second=0),
+            waiting_since=None,
+            counted=True,
+        )
+        session.add(thread)
+        await session.flush()
+        session.add(
+            MailboxMessage(
+                thread_id=thread.id,
+                seq=1,
+                author="visitor",
+                staff_id=None,
+                at=inside.replace(second=0),
+                nonce=b"n" * 12,
+                sealed=b"sealedcanary",
+            )
+        )
     await engine.dispose()
 
     result = run_cli(
@@ -74,6 +104,13 @@ async def test_the_drill_prints_the_window_and_withholds_secrets(
     assert "argon2" not in result.stdout
     # The session was opened now, not in March: it is not in the window.
     assert report["staff records"]["staff_sessions"] == []
+    # The mailbox: who holds a thread and when it was written to, never what or its keys.
+    [thread_row] = report["mailbox threads"]["mailbox_threads"]
+    assert thread_row["status"] == "answered" and thread_row["staff_id"] == anna.id.hex
+    assert thread_row["digest"] == thread_row["wrapped_key"] == "(withheld: a secret)"
+    [message] = report["mailbox threads"]["mailbox_messages"]
+    assert message["author"] == "visitor" and message["sealed"] == "(withheld: a secret)"
+    assert "canary" not in result.stdout
     stats = report["hourly aggregates"]["chat_statistics"]
     assert [(s["hour"], s["outcome"]) for s in stats] == [("2026-03-10T14:00:00+00:00", "answered")]
 

@@ -77,7 +77,7 @@ def thread_view(
     thread: MailboxThread, line: LineConfig | None, messages: list[Opened]
 ) -> dict[str, Any]:
     """A thread as its visitor reads it (never a note)."""
-    days = line.mailbox_retention_days if line is not None else 0
+    days = protocol.retention_days(line.mailbox_retention_days if line else None)
     return {
         "line": thread.line_key,
         "line_name": line.name if line is not None else thread.line_key,

@@ -76,6 +76,15 @@ def open_sealed(
     return content
 
 
+# Threads of a line that is no longer active are kept as long as any line may keep them.
+MAX_RETENTION_DAYS = 60
+
+
+def retention_days(configured: int | None) -> int:
+    """A line's retention; the longest allowed for a line that is gone (deactivated)."""
+    return MAX_RETENTION_DAYS if configured is None else configured
+
+
 def to_minute(moment: datetime) -> datetime:
     """Thread times are kept to the minute, no finer."""
     return moment.replace(second=0, microsecond=0)

@@ -110,6 +110,25 @@ class MailboxRepository(RepositoryBase[MailboxThread]):
             self.select().where(MailboxThread.line_key == line_key, MailboxThread.last_at <= cutoff)
         )
 
+    async def last_before_elsewhere(
+        self, line_keys: Collection[str], cutoff: datetime
+    ) -> Sequence[MailboxThread]:
+        """Threads of lines other than these whose last message is at or before `cutoff`."""
+        return await self.get_all(
+            self.select().where(
+                MailboxThread.line_key.not_in(list(line_keys)), MailboxThread.last_at <= cutoff
+            )
+        )
+
+    async def claim(self, thread_id: uuid.UUID, staff_id: uuid.UUID) -> bool:
+        """Compare-and-set in one statement: of two claims at once, one wins (any database)."""
+        result = await self.session.execute(
+            update(MailboxThread)
+            .where(MailboxThread.id == thread_id, MailboxThread.staff_id.is_(None))
+            .values(staff_id=staff_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def mark_counted(self, thread_id: uuid.UUID) -> bool:
         """Compare-and-set: true for the one caller that marks the thread counted."""
         result = await self.session.execute(

@@ -112,7 +112,7 @@ class MailboxService:
         if thread is None:
             return None
         line: LineConfig | None = line_of(thread.line_key)
-        days = line.mailbox_retention_days if line is not None else 0
+        days = protocol.retention_days(line.mailbox_retention_days if line else None)
         if protocol.expired(thread.last_at, days, now):
             return None  # the sweep shreds it; until then it is as good as gone
         return thread
@@ -278,7 +278,18 @@ class MailboxService:
         for line in lines:
             cutoff = now - timedelta(days=line.mailbox_retention_days)
             found.extend(await repo.last_before(line.key, cutoff))
+        # Lines no longer active: the longest retention any line may have.
+        cutoff = now - timedelta(days=protocol.retention_days(None))
+        found.extend(await repo.last_before_elsewhere([line.key for line in lines], cutoff))
         return found
+
+    async def claim(self, session: AsyncSession, thread: MailboxThread, staff: Staff) -> bool:
+        """Compare-and-set: true if the thread was unclaimed and is now `staff`'s."""
+        if not await MailboxRepository(session).claim(thread.id, staff.id):
+            await session.refresh(thread)
+            return False
+        await session.refresh(thread)
+        return True
 
     async def waiting_counts(self, session: AsyncSession) -> dict[str, int]:
         return await MailboxRepository(session).waiting_counts()

@@ -156,11 +156,9 @@ async def claim(
     line = _line(runtime, thread.line_key)
     if not await _member(session, staff, line.key) or not _qualified(staff, line):
         raise ApiError("not_member", "you do not answer on this thread's line", 403)
-    if thread.staff_id is not None and thread.staff_id != staff.id:
-        raise ApiError("already_claimed", "another counsellor has claimed this thread", 409)
-    if thread.staff_id is None:
-        thread.staff_id = staff.id
-        await session.flush()
+    if thread.staff_id != staff.id:
+        if not await mailbox_service.claim(session, thread, staff):
+            raise ApiError("already_claimed", "another counsellor has claimed this thread", 409)
         await _audit(session, runtime, AuditAction.mailbox_claimed, staff, line.key)
         runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
