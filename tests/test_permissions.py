@@ -107,6 +107,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("DELETE", "/api/roster/duty/{duty_id}"),
             ("DELETE", "/api/roster/staff/{staff_id}/calendar"),
             ("GET", "/api/stats/lines/{key}/demand"),
+            ("GET", "/api/stats/lines/{key}/mailbox"),
             ("GET", "/api/stats/export.csv"),
         ),
         MANAGERS,
@@ -434,7 +435,7 @@ async def test_state_changing_requests_need_the_sessions_csrf_token(world: World
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"detail": "missing or wrong CSRF token"}
         checked += 1
-    assert checked == 40
+    assert checked == 41
     assert (await api(server, admin, "GET", "/api/staff")).json() == before
 
 
