@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from app.abuse.middleware import RequestLimits
 from app.admin import endpoints as admin_endpoints
 from app.audit import endpoints as audit_endpoints
+from app.bookings import endpoints as booking_endpoints
+from app.bookings import mailbox as booking_mailbox
 from app.broker.base import Broker, BrokerUnavailableError
 from app.broker.memory import MemoryBroker
 from app.chats import endpoints as visitor_endpoints
@@ -100,6 +102,10 @@ def create_app(settings: Settings | None = None, *, broker: Broker | None = None
     app.include_router(admin_endpoints.router)
     app.include_router(directory_endpoints.router)
     app.include_router(continuity_endpoints.router)
+    app.include_router(booking_endpoints.visitor_router)
+    app.include_router(booking_endpoints.router)
+    app.include_router(booking_mailbox.router)
+    app.include_router(booking_mailbox.visitor_router)
     app.include_router(mailbox_endpoints.router)
     app.include_router(mailbox_staff_endpoints.router)
     app.include_router(widget_endpoints.router)

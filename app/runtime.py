@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.abuse.blocks import Blocks
 from app.abuse.ratelimit import ClientKeys, RateLimiter
+from app.bookings.holds import BookingHolds
 from app.broker.base import Broker
 from app.broker.memory import MemoryBroker
 from app.chats.background import (
@@ -94,6 +95,9 @@ class Runtime:
         transcript = Transcript(broker, EncryptedCodec(broker, keyring))
         counters = ChatCounters()
         router = Router(broker, lines, settings, counters)
+        # Routing keeps a counsellor's last place free for their booked chat (app/bookings).
+        holds = BookingHolds(sessionmaker, settings)
+        router.reservations = holds.reserved
         held_rows = HeldRows(broker, sessionmaker, interval=settings.sweep_seconds)
         held_rows.keeps = statistics_kept(lines)
         chats = ChatService(
@@ -120,7 +124,7 @@ class Runtime:
             rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
             openings=Openings(sessionmaker),
             counters=counters,
-            continuity=ContinuityChats(chats, sessionmaker, settings),
+            continuity=ContinuityChats(chats, sessionmaker, settings, holds),
             readiness=Readiness(engine, broker),
             mailbox=Mailbox(
                 settings=settings,

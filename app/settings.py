@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     continuity_wait_seconds: int = Field(default=120, ge=5, le=3600)
     continuity_kdf_iterations: int = Field(default=3, ge=1, le=20)
     continuity_kdf_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
+    # Booked chats (docs/continuity.md): a chat started with the code this many minutes
+    # before the booked time (until the continuity wait after it) is the booked chat, and
+    # from then routing keeps the counsellor's last place free for it.
+    booking_early_minutes: int = Field(default=10, ge=0, le=60)
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
     metrics_token: SecretStr | None = None
     # Statistics of wrap-ups, risk and "in danger" show a count from 1 to this minus one as

@@ -111,6 +111,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("DELETE", "/api/roster/duty/{duty_id}"),
             ("DELETE", "/api/roster/staff/{staff_id}/calendar"),
             ("GET", "/api/stats/lines/{key}/demand"),
+            ("GET", "/api/stats/lines/{key}/mailbox"),
             ("GET", "/api/stats/export.csv"),
             ("GET", "/api/stats/lines/{key}/wrapups"),
             ("GET", "/api/stats/wrapups.csv"),
@@ -129,6 +130,8 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         ),
         COUNSELLORS,
     ),
+    # Booked chats (docs/continuity.md): a counsellor's own list of today's.
+    ("GET", "/api/bookings/today"): COUNSELLORS,
     # The referral directory (docs/continuity.md): everyone signed in searches it,
     # coordinators and admins keep it.
     ("GET", "/api/directory"): SIGNED_IN,
@@ -144,6 +147,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
         MANAGERS,
     ),
     ("POST", "/api/visitor/continuity/delete"): EVERYONE,
+    ("POST", "/api/visitor/bookings/pick"): EVERYONE,
     # The mailbox: counsellors answer it; coordinators and admins hand threads over, and
     # see who holds which, never what is in them.
     **dict.fromkeys(
@@ -155,6 +159,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("POST", "/api/mailbox/{thread_id}/notes"),
             ("POST", "/api/mailbox/{thread_id}/close"),
             ("POST", "/api/mailbox/{thread_id}/delete"),
+            ("POST", "/api/mailbox/{thread_id}/times"),
         ),
         COUNSELLORS,
     ),
@@ -168,6 +173,7 @@ HTTP_RULES: dict[tuple[str, str], frozenset[str]] = {
             ("POST", "/api/visitor/mailbox/read"),
             ("POST", "/api/visitor/mailbox/write"),
             ("POST", "/api/visitor/mailbox/delete"),
+            ("POST", "/api/visitor/mailbox/book"),
         ),
         EVERYONE,
     ),
@@ -198,6 +204,7 @@ FRAME_ROLES: dict[str, frozenset[str]] = {
             "wrapup",
             "block",
             "continuity.offer",
+            "booking.offer",
             "referral",
             "help",
             "transfer.options",
@@ -239,6 +246,7 @@ SAMPLE_FRAMES: dict[str, dict[str, Any]] = {
     "typing": {"type": "typing", "chat_id": CHAT, "typing": True},
     "note": {"type": "note", "chat_id": CHAT, "text": "handover"},
     "continuity.offer": {"type": "continuity.offer", "chat_id": CHAT, "note": "see you"},
+    "booking.offer": {"type": "booking.offer", "chat_id": CHAT, "times": []},
     "referral": {
         "type": "referral",
         "chat_id": CHAT,
@@ -474,7 +482,7 @@ async def test_state_changing_requests_need_the_sessions_csrf_token(world: World
             assert response.status_code == 403, (method, path, response.text)
             assert response.json() == {"detail": "missing or wrong CSRF token"}
         checked += 1
-    assert checked == 40
+    assert checked == 41
     assert (await api(server, admin, "GET", "/api/staff")).json() == before
 
 

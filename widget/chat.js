@@ -37,6 +37,9 @@ let pendingCode = null;
 let wantPeer = false;
 // The mailbox views (widget/mailbox.js), loaded only when the visitor first asks for them.
 let mailbox = null;
+// The code of this chat (shown, or typed to start it), in memory only for the page's life:
+// picking a booked time sends it, in the body.
+let bookingCode = null;
 const shown = new Map(); // seq or client_id -> list item
 let inDanger = false; // pressed "I am in danger right now" in this chat
 
@@ -395,7 +398,14 @@ function handle(f) {
       $('continuity-offer').hidden = false;
       break;
     case 'continuity.code':
+      bookingCode = f.code;
       showCode(f);
+      break;
+    case 'booking.offered':
+      offerTimes(f.times || []);
+      break;
+    case 'booking.missed':
+      addSystem(t('booking_missed'));
       break;
     case 'referral':
       addReferral(f);
@@ -699,6 +709,7 @@ function startFrame() {
   const frame = { type: 'start', v: 1, line: cfg.line, language: cfg.lang };
   if (wantPeer) frame.peer = true;
   if (pendingCode) frame.code = pendingCode;
+  if (pendingCode) bookingCode = pendingCode;
   return frame;
 }
 
@@ -775,6 +786,50 @@ function showCode(f) {
   $('continuity-code').hidden = false;
   $('continuity-words').setAttribute('tabindex', '-1');
   $('continuity-words').focus();
+}
+
+// Booked chats: the offered times as buttons; a pick is sent with the code in memory.
+function offerTimes(times) {
+  const li = document.createElement('li');
+  li.className = 'msg system booking';
+  const label = document.createElement('p');
+  label.textContent = t('booking_offered');
+  li.append(label);
+  for (const iso of times) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = formatWhen(Date.parse(iso) / 1000);
+    button.addEventListener('click', () => pickTime(li, iso));
+    li.append(button);
+  }
+  place(li, false);
+}
+
+async function pickTime(li, iso) {
+  for (const b of li.querySelectorAll('button')) b.disabled = true;
+  let answer = null;
+  try {
+    answer = await fetch('/api/visitor/bookings/pick', {
+      method: 'POST',
+      credentials: 'omit',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ code: bookingCode || '', time: iso }),
+    });
+  } catch {
+    answer = null;
+  }
+  const status = document.createElement('p');
+  status.setAttribute('role', 'status');
+  if (answer && answer.ok) {
+    li.querySelectorAll('button').forEach((b) => b.remove());
+    status.textContent = t('booking_done', { when: formatWhen(Date.parse(iso) / 1000) });
+  } else {
+    for (const b of li.querySelectorAll('button')) b.disabled = false;
+    status.textContent = t(answer && answer.status === 409 ? 'booking_taken' : 'booking_failed');
+  }
+  li.querySelector('[role=status]')?.remove();
+  li.append(status);
 }
 
 function forgetCode() {

@@ -118,6 +118,13 @@ class ChatRecord:
     # Interpreters who declined or let this chat's request lapse (tried once per request).
     interpreter_passed: list[str] = field(default_factory=list)
 
+    # The keyed digest of the chat's continuity code (started with it, or taken in the chat),
+    # so the counsellor can offer times to book; the code itself is never here.
+    code_digest: str | None = None
+    # A booked chat: it waits for `target_counsellor` until `target_until` even while they
+    # are not there yet (app/bookings).
+    booked: bool = False
+
     @property
     def interpreter_id(self) -> str | None:
         """The staff id of the interpreter in the chat, if one is."""
@@ -186,7 +193,7 @@ _FLOATS = {
     "help_requested_at",
 }
 _INTS = {"priority", "last_seq"}
-_BOOLS = {"peer_requested", "visitor_connected", "transferred", "in_danger"}
+_BOOLS = {"peer_requested", "visitor_connected", "transferred", "in_danger", "booked"}
 
 
 def _decode(name: str, value: str) -> Any:

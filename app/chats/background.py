@@ -14,6 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from app.bookings.service import booking_service
 from app.broker.base import Lease, log_failure
 from app.broker.hub import Event
 from app.chats.channels import Deadline, deadline_key, visitor_lease
@@ -76,6 +77,10 @@ async def run_sweeps(runtime: Runtime) -> None:
             async with unit_of_work(runtime.sessionmaker) as session:
                 # Expired continuity codes go (each is also refused when presented).
                 await continuity_service.purge_expired(session, utcnow())
+                # Booked chats whose time and wait have passed, and lapsed offers of times.
+                await booking_service.purge(
+                    session, utcnow(), timedelta(seconds=runtime.settings.continuity_wait_seconds)
+                )
             # Mailbox threads past their line's retention are shredded.
             await runtime.mailbox.sweep()
         except Exception:

@@ -23,6 +23,8 @@ class Deadline(StrEnum):
     counsellor_grace = "cgrace"  # a dropped counsellor did not return: cgrace|chat|staff
     forget = "forget"  # an ended chat's record is removed: forget|chat
     shred = "shred"  # an ended chat's retention ran out, its transcript goes: shred|chat
+    # A booked chat's counsellor did not come within the wait: anyone may answer: booked|chat
+    booking_wait = "booked"
     # Connection leases, pushed forward by the heartbeat of the process holding the client.
     # They fall due only when that process died without running its disconnect handlers.
     visitor_lease = "vlease"  # vlease|chat

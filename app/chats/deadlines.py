@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from app.broker.records import ChatState
+from app.broker.base import Refusal, Transition
+from app.broker.records import WAITING_STATES, ChatState
 from app.chats.channels import (
     VISITOR_LEASE_PREFIX,
     Deadline,
@@ -21,6 +22,7 @@ from app.chats.channels import (
 )
 from app.chats.core import ChatCore, ChatPart
 from app.chats.interpreters import Interpreters
+from app.chats.entries import Entry, EntryKind
 
 if TYPE_CHECKING:
     from app.chats.care import Care
@@ -73,6 +75,8 @@ class Deadlines(ChatPart):
             await self.forget(parts[0])
         elif kind is Deadline.shred and len(parts) == 1:
             await self.core.shred(parts[0])
+        elif kind is Deadline.booking_wait and len(parts) == 1:
+            await self._booking_wait_over(parts[0])
         elif kind is Deadline.visitor_lease and len(parts) == 1:
             # The process holding the visitor died: the grace period starts now (unless the
             # visitor holds a connection elsewhere already).
@@ -91,6 +95,27 @@ class Deadlines(ChatPart):
                 await self.staffing.counsellor_disconnected(parts[0])
             else:
                 await self._recheck(key)
+
+    async def _booking_wait_over(self, chat_id: str) -> None:
+        """A booked chat's counsellor did not come within the wait: the visitor is told,
+        and the chat waits for anyone, at its place (a transition, so whichever process
+        pops this deadline tells the visitor once)."""
+        record = await self.broker.get_chat(chat_id)
+        if record is None or not record.booked or record.state not in WAITING_STATES:
+            return
+        result = await self.broker.transition(
+            chat_id,
+            Transition(
+                expect=WAITING_STATES,
+                changes={"target_counsellor": None, "target_until": None, "booked": False},
+            ),
+        )
+        if isinstance(result, Refusal):
+            return
+        await self.transcript.add_one(
+            chat_id, Entry(EntryKind.booking_missed, self.broker.now()), last_seq=result.last_seq
+        )
+        await self.core.queue_changed(result.line)
 
     async def _recheck(self, key: str) -> None:
         """A lease still counts: if its process lives, its next renewal moves this deadline

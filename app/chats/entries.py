@@ -28,6 +28,10 @@ class EntryKind(StrEnum):
     # language asked for in `reason` of a join. Visitor and staff see both.
     interpreter_joined = "interpreter_joined"
     interpreter_left = "interpreter_left"
+    # Booked chats (app/bookings): times the counsellor offers (in `card`: {"times": [...]}),
+    # and a booked chat's counsellor who did not come in time (anyone may answer now).
+    booking_offer = "booking_offer"
+    booking_missed = "booking_missed"
 
 
 _KIND_OF: dict[str, EntryKind] = {kind.value: kind for kind in EntryKind}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.kit.fields import CleanText
+from app.kit.fields import CleanText, Moment
 
 PROTOCOL_VERSION = 1
 
@@ -222,6 +222,17 @@ class OfferContinuity(ClientFrame):
     note: Annotated[str, StringConstraints(max_length=4000), CleanText()] = ""
 
 
+class OfferTimes(ClientFrame):
+    """Offer the visitor, who has a continuity code, up to three times to book a chat with
+    this counsellor (each inside the counsellor's own shifts on the line, in the future)."""
+
+    type: Literal["booking.offer"]
+    # "chat" as in the mailbox contract; "chat_id" as every other frame.
+    chat_id: ChatId = Field(validation_alias=AliasChoices("chat_id", "chat"))
+    # More than three are refused with their own error (too_many_times), not as malformed.
+    times: Annotated[list[Moment], Field(max_length=10)]
+
+
 class SendReferral(ClientFrame):
     """Send a referral directory entry into the chat, as a card in the visitor's language."""
 
@@ -370,6 +381,7 @@ StaffFrame = (
     | TakeOver
     | OfferContinuity
     | SendReferral
+    | OfferTimes
     | AskSupervisor
     | TransferOptions
     | ListTeam
@@ -425,6 +437,7 @@ STAFF_FRAMES: dict[str, type[ClientFrame]] = {
     "whisper": Whisper,
     "takeover": TakeOver,
     "continuity.offer": OfferContinuity,
+    "booking.offer": OfferTimes,
     "referral": SendReferral,
     "team": ListTeam,
     "interpreter.request": RequestInterpreter,

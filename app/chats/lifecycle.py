@@ -68,6 +68,10 @@ class Returning:
     alias: str
     note: str
     wait_seconds: float
+    # The code's keyed digest (for booking times in this chat).
+    digest: str | None = None
+    # A booked chat (app/bookings): waits for the counsellor even before they are here.
+    booked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,8 @@ class Lifecycle(ChatPart):
             record.continuity_for = returning.staff_id
             record.target_counsellor = returning.staff_id
             record.target_until = now + returning.wait_seconds
+            record.code_digest = returning.digest
+            record.booked = returning.booked
         # The key and the lease exist before the chat does, so no other process ever sees
         # the chat without them.
         await self.transcript.begin(record.id)
@@ -175,6 +181,11 @@ class Lifecycle(ChatPart):
             )
             await self.transcript.add_one(record.id, handover, last_seq=0)
         record.queued_at = queued.queued_at
+        if returning is not None and returning.booked and record.target_until is not None:
+            # If the counsellor has not come by then, the visitor is told and anyone answers.
+            await self.broker.schedule(
+                deadline_key(Deadline.booking_wait, record.id), record.target_until
+            )
         await self.core.queue_changed(line.key)
         return Started(record, token, queued.position, fallback, staffing)
 

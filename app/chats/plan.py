@@ -232,6 +232,10 @@ def entry_frame(
         base.update(type="interpreter.joined", name=entry.name, language=entry.reason)
     elif entry.kind is EntryKind.interpreter_left:
         base.update(type="interpreter.left", name=entry.name, reason=entry.reason)
+    elif entry.kind is EntryKind.booking_offer:
+        base.update(type="booking.offered", name=entry.name, times=(entry.card or {}).get("times"))
+    elif entry.kind is EntryKind.booking_missed:
+        base.update(type="booking.missed")
     if audience is Audience.staff and entry.staff_id is not None:
         base["staff_id"] = entry.staff_id
     return base

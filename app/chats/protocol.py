@@ -85,6 +85,15 @@ class ErrorCode(StrEnum):
     # Taking the next chat: the line only offers its chats; no waiting chat one may answer.
     not_taken_here = "not_taken_here"
     nothing_to_take = "nothing_to_take"
+    # Booked chats (app/bookings), the same codes as their HTTP refusals.
+    no_code = "no_code"
+    no_times = "no_times"
+    too_many_times = "too_many_times"
+    time_past = "time_past"
+    time_too_far = "time_too_far"
+    outside_shift = "outside_shift"
+    time_taken = "time_taken"
+    time_not_offered = "time_not_offered"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from app.chats.frames import (
     Observe,
     OfferContinuity,
     OpenDebrief,
+    OfferTimes,
     Ping,
     RemoveInterpreter,
     RequestInterpreter,
@@ -194,6 +195,11 @@ async def block(sock: StaffSocket, frame: BlockVisitor) -> Problem:
 
 async def offer_continuity(sock: StaffSocket, frame: OfferContinuity) -> Problem:
     offered = await sock.rt.continuity.offer(sock.staff, frame.chat_id, frame.note)
+    return offered if isinstance(offered, ProtocolError) else None
+
+
+async def offer_times(sock: StaffSocket, frame: OfferTimes) -> Problem:
+    offered = await sock.rt.continuity.offer_times(sock.staff, frame.chat_id, list(frame.times))
     return offered if isinstance(offered, ProtocolError) else None
 
 
@@ -536,6 +542,7 @@ HANDLERS: dict[type[Any], Handler] = {
     StaffEnd: end,
     BlockVisitor: block,
     OfferContinuity: offer_continuity,
+    OfferTimes: offer_times,
     SendReferral: referral,
     AskSupervisor: ask_supervisor,
     TransferOptions: transfer_options,

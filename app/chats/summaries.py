@@ -27,6 +27,9 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         "peer_requested": record.peer_requested,
         "risk": record.risk or "none",
         "in_danger": record.in_danger,
+        # The visitor holds a continuity code of this chat (taken in it, or brought back), so
+        # the counsellor may offer times for a booked chat (the code itself is never here).
+        "has_code": record.code_digest is not None,
     }
 
 

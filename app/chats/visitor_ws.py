@@ -356,7 +356,9 @@ class VisitorSocket(ClientSocket):
                 )
                 return True
             if isinstance(returning, CounsellorHere):
-                self.out.frame({"type": "continuity.found", "name": returning.name})
+                self.out.frame(
+                    {"type": "continuity.found", "name": returning.name, "booked": returning.booked}
+                )
                 result = returning.started
             else:
                 result = returning

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.abuse.ratelimit import ClientTag
+from app.bookings.holds import BookingHolds
+from app.bookings.service import BookingError, booking_service, iso
 from app.broker.base import Refusal, Transition
-from app.broker.records import ChatState, StaffStatus
+from app.broker.records import LIVE_STATES, ChatState, StaffStatus
 from app.chats.entries import Entry, EntryKind
 from app.chats.lifecycle import LineUnavailable, Returning, Started
 from app.chats.protocol import ErrorCode, ProtocolError
@@ -44,6 +47,8 @@ class CounsellorAway:
 class CounsellorHere:
     name: str
     started: Started
+    # A booked chat: it waits for the counsellor even if they are not here yet.
+    booked: bool = False
 
 
 def _err(code: ErrorCode, message: str, ref: str) -> ProtocolError:
@@ -59,10 +64,12 @@ class ContinuityChats:
         chats: ChatService,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
+        holds: BookingHolds | None = None,
     ) -> None:
         self.chats = chats
         self.sessionmaker = sessionmaker
         self.settings = settings
+        self.holds = holds or BookingHolds(sessionmaker, settings)
 
     # End of a chat --------------------------------------------------------------------------
 
@@ -140,9 +147,14 @@ class ContinuityChats:
         staff_id = offer.staff_id
 
         async def taken() -> None:
-            # Staff see that the visitor took the code, once it is stored.
+            # Staff see that the visitor took the code, once it is stored; its digest is kept
+            # on the chat so the counsellor can offer times to book.
             entry = Entry(EntryKind.continuity_issued, self.chats.broker.now(), staff_id=staff_id)
             await self.chats.transcript.add_one(chat_id, entry, last_seq=result.last_seq)
+            await self.chats.broker.transition(
+                chat_id,
+                Transition(expect=LIVE_STATES, changes={"code_digest": issued.digest}),
+            )
 
         async def not_taken() -> None:
             # Not stored: the offer stands, and the visitor may take it again.
@@ -213,10 +225,19 @@ class ContinuityChats:
         match = await self.find(code, line_key)
         if match is None:
             return _err(ErrorCode.unknown_code, UNKNOWN_CODE, "start")
-        if not await self.counsellor_on_duty(match):
+        booking = await self.booked_now(match)
+        here = await self.counsellor_on_duty(match)
+        if not here and booking is None:
             return CounsellorAway(match.alias, await self.next_on_duty(match))
-        # Only now, with the counsellor here, is the note unlocked (Argon2id: slow on purpose).
+        # Only now, with the counsellor here or booked, is the note unlocked (Argon2id: slow
+        # on purpose).
         note = await match.open_note()
+        wait = float(self.settings.continuity_wait_seconds)
+        if booking is not None:
+            # The booked chat waits for its counsellor until the wait after the booked time
+            # (or after now, for a visitor who comes late), then anyone answers.
+            now = utcnow().timestamp()
+            wait = max(booking.timestamp(), now) + wait - now
         started = await self.chats.lifecycle.start(
             line_key,
             language,
@@ -227,12 +248,113 @@ class ContinuityChats:
                 staff_id=str(match.staff_id),
                 alias=match.alias,
                 note=note,
-                wait_seconds=self.settings.continuity_wait_seconds,
+                wait_seconds=wait,
+                digest=match.digest,
+                booked=booking is not None,
             ),
         )
         if isinstance(started, Started):
-            return CounsellorHere(match.alias, started)
+            if booking is not None:
+                await self.booking_arrived(match)
+            return CounsellorHere(match.alias, started, booked=booking is not None)
         return started
+
+    # Booked chats ---------------------------------------------------------------------------
+
+    def _booking_window(self) -> tuple[timedelta, timedelta]:
+        return (
+            timedelta(minutes=self.settings.booking_early_minutes),
+            timedelta(seconds=self.settings.continuity_wait_seconds),
+        )
+
+    async def booked_now(self, match: Match) -> datetime | None:
+        """The booked time of the code's booking if a chat started now is it."""
+        early, wait = self._booking_window()
+        async with unit_of_work(self.sessionmaker) as session:
+            booking = await booking_service.due(
+                session,
+                digest=match.digest,
+                line_key=match.line_key,
+                now=utcnow(),
+                early=early,
+                wait=wait,
+            )
+            if booking is None or str(booking.staff_id) != str(match.staff_id):
+                return None
+            return booking.starts_at
+
+    async def booking_arrived(self, match: Match) -> None:
+        """The booked chat is here: its counsellor's place is no longer kept for it."""
+        early, wait = self._booking_window()
+        async with unit_of_work(self.sessionmaker) as session:
+            booking = await booking_service.due(
+                session,
+                digest=match.digest,
+                line_key=match.line_key,
+                now=utcnow(),
+                early=early,
+                wait=wait,
+            )
+            if booking is not None:
+                await booking_service.arrived(session, booking)
+        self.holds.invalidate()
+
+    async def offer_times(
+        self, staff: StaffContext, chat_id: str, times: list[datetime]
+    ) -> list[datetime] | ProtocolError:
+        """The counsellor offers times in their shifts to a visitor with a code; the visitor
+        sees them in the chat and picks one with the code (app/bookings/endpoints.py)."""
+        ref = "booking.offer"
+        record = await self.chats.messages.own_active_chat(staff, chat_id, ref)
+        if isinstance(record, ProtocolError):
+            return record
+        if record.code_digest is None:
+            return _err(
+                ErrorCode.no_code,
+                "the visitor has no continuity code from this chat; offer one first",
+                ref,
+            )
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                chosen = await booking_service.offer(
+                    session,
+                    staff_id=uuid.UUID(staff.id),
+                    line_key=record.line,
+                    digest=record.code_digest,
+                    times=times,
+                    now=utcnow(),
+                )
+        except BookingError as exc:
+            return _err(ErrorCode(exc.code), exc.message, ref)
+        entry = Entry(
+            EntryKind.booking_offer,
+            self.chats.broker.now(),
+            name=staff.alias,
+            card={"times": [iso(t) for t in chosen]},
+            staff_id=staff.id,
+        )
+        _, status = await self.chats.messages.add_staff_entry(
+            staff, chat_id, entry, record.last_seq
+        )
+        if status != "ok":
+            return _err(ErrorCode.chat_ended, "the chat has ended", ref)
+        return chosen
+
+    async def pick(self, code: str, time: datetime) -> bool:
+        """The visitor books an offered time with their code; False for every kind of
+        unknown code alike. Raises BookingError for a time that cannot be booked."""
+        digest = await continuity_service.digest_of(self.settings, code)
+        now = utcnow()
+        async with unit_of_work(self.sessionmaker) as session:
+            alive = digest is not None and await continuity_service.alive(session, digest, now)
+            booking = (
+                await booking_service.pick(session, digest=digest, time=time, now=now)
+                if alive and digest is not None
+                else None
+            )
+        if booking is not None:
+            self.holds.invalidate()
+        return booking is not None
 
     async def delete(self, code: str) -> None:
         async with unit_of_work(self.sessionmaker) as session:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bookings.repository import BookingOfferRepository, BookingRepository
 from app.continuity import codes
 from app.continuity.codes import KdfParams, SealedNote
 from app.continuity.repository import ContinuityCodeRepository
@@ -30,6 +31,7 @@ from app.settings import Settings
 class Issued:
     code: str  # shown to the visitor once, then gone
     expires_at: datetime
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ class ContinuityService:
                 note_sealed=sealed.sealed,
             )
         )
-        return Issued(code, expires_at)
+        return Issued(code, expires_at, digest)
 
     async def find(
         self,
@@ -172,11 +174,34 @@ class ContinuityService:
             digest=digest,
         )
 
-    async def delete(self, session: AsyncSession, settings: Settings, code: str) -> bool:
-        normalised = codes.normalise(code)
-        if normalised is None:
+    async def alive(self, session: AsyncSession, digest: str, now: datetime) -> bool:
+        """Whether a continuity code, or a claimed mailbox thread, has this digest (a chat
+        started with either goes to its counsellor, so times may be booked with either)."""
+        row = await ContinuityCodeRepository(session).by_digest(digest)
+        if row is not None:
+            return row.expires_at > now
+        thread = await MailboxRepository(session).by_digest(digest)
+        if thread is None or thread.staff_id is None:
             return False
-        digest = await self._digest(settings, normalised)
+        line = await session.get(Line, thread.line_key)
+        return line is not None and not mailbox_expired(
+            thread.last_at, line.mailbox_retention_days, now
+        )
+
+    async def digest_of(self, settings: Settings, code: str) -> str | None:
+        """The code's keyed digest; None when it cannot be a code (after the same work)."""
+        normalised = codes.normalise(code)
+        # The same Argon2id work either way, so a malformed code takes as long as a wrong one.
+        digest = await self._digest(settings, normalised or code[: codes.MAX_CODE_CHARS])
+        return digest if normalised is not None else None
+
+    async def delete(self, session: AsyncSession, settings: Settings, code: str) -> bool:
+        digest = await self.digest_of(settings, code)
+        if digest is None:
+            return False
+        # Its booked chats and offered times go with it (app/bookings).
+        await BookingRepository(session).delete_for_digest(digest)
+        await BookingOfferRepository(session).delete_for_digest(digest)
         return await ContinuityCodeRepository(session).delete_by_digest(digest)
 
     async def purge_expired(self, session: AsyncSession, now: datetime) -> int:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from app.abuse.ratelimit import Limit, tag_of
+from app.bookings.views import booking_fields
 from app.deps import RuntimeDep
 from app.kit import jsonutil
 from app.kit.clock import utcnow
@@ -166,7 +167,8 @@ async def read_thread(request: Request, runtime: RuntimeDep) -> Response:
         if thread is None:
             return _answer(404, NO_THREAD)
         messages = await mailbox_service.opened(session, runtime.mailbox.keyring, thread)
-        return _answer(200, thread_view(thread, runtime.lines.get(thread.line_key), messages))
+        view = thread_view(thread, runtime.lines.get(thread.line_key), messages)
+        return _answer(200, {**view, **await booking_fields(session, thread)})
 
 
 @router.post("/write", dependencies=[public(embedding_sites=True)])
@@ -199,7 +201,7 @@ async def write_again(request: Request, runtime: RuntimeDep) -> Response:
         await mailbox_service.write(session, runtime.mailbox.keyring, thread, body.text, utcnow())
         messages = await mailbox_service.opened(session, runtime.mailbox.keyring, thread)
         runtime.mailbox.changed(session, thread.line_key)
-        view = thread_view(thread, line, messages)
+        view = {**thread_view(thread, line, messages), **await booking_fields(session, thread)}
     return _answer(200, view)
 
 

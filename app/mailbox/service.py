@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bookings.service import booking_service
 from app.chats.crypto import KeyRing
 from app.continuity import codes
 from app.kit.clock import hour_bucket
@@ -264,6 +265,9 @@ class MailboxService:
             if row is not None:
                 rows.append(row)
         await MailboxRepository(session).shred([t.id for t in threads])
+        # Booked chats and offered times go with their thread (app/bookings).
+        for thread in threads:
+            await booking_service.forget_code(session, thread.digest)
         return rows
 
     async def expired(

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditAction, audit_service
+from app.bookings.repository import BookingRepository
+from app.bookings.views import booking_fields
 from app.deps import RuntimeDep, SessionDep
 from app.directory.service import card, directory_service
 from app.kit.clock import hour_bucket, utcnow
@@ -55,7 +57,12 @@ def _iso(moment: Any) -> str | None:
     return None if moment is None else protocol.iso_minute(moment)
 
 
-def summary(thread: MailboxThread, aliases: dict[uuid.UUID, str], now: Any) -> dict[str, Any]:
+def summary(
+    thread: MailboxThread,
+    aliases: dict[uuid.UUID, str],
+    now: Any,
+    booked: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, Any]:
     waiting = thread.waiting_since
     return {
         "id": str(thread.id),
@@ -65,7 +72,8 @@ def summary(thread: MailboxThread, aliases: dict[uuid.UUID, str], now: Any) -> d
         "age_seconds": None if waiting is None else max(0, int((now - waiting).total_seconds())),
         "last_at": _iso(thread.last_at),
         "counsellor": aliases.get(thread.staff_id) if thread.staff_id else None,
-        "booked": False,
+        # A chat is booked with the thread's code (app/bookings).
+        "booked": thread.digest in booked,
     }
 
 
@@ -83,6 +91,7 @@ async def staff_thread(
         "language": thread.language,
         "counsellor": aliases.get(thread.staff_id) if thread.staff_id else None,
         "notes": [protocol.note_view(m) for m in messages if m.author is Author.note],
+        **await booking_fields(session, thread),
     }
 
 
@@ -131,9 +140,10 @@ async def list_threads(
     mine = await repo.claimed_by(staff.id, keys)
     aliases = await repo.aliases({t.staff_id for t in mine if t.staff_id})
     now = utcnow()
+    booked = await BookingRepository(session).booked_digests([t.digest for t in mine])
     return {
         "waiting": [summary(t, aliases, now) for t in waiting],
-        "mine": [summary(t, aliases, now) for t in mine],
+        "mine": [summary(t, aliases, now, booked) for t in mine],
     }
 
 

@@ -1,6 +1,7 @@
 """ORM models, one per module; importing this package registers them all on the metadata."""
 
 from app.models.audit_entry import AuditEntry
+from app.models.booking import Booking, BookingOffer
 from app.models.calendar_feed import CalendarFeed
 from app.models.chat_statistic import ChatStatistic
 from app.models.continuity_code import ContinuityCode
@@ -33,6 +34,8 @@ from app.models.wrapup import Wrapup
 __all__ = [
     "AssignmentSource",
     "AuditEntry",
+    "Booking",
+    "BookingOffer",
     "CalendarFeed",
     "ChatOutcome",
     "ChatStatistic",

@@ -74,6 +74,10 @@ RULES: dict[str, TableRule] = {
     "continuity_codes": TableRule(
         Kind.continuity, withheld=("digest", "kdf_salt", "note_nonce", "note_sealed")
     ),
+    # Booked chats: which counsellor, line and time; the code's keyed hash is withheld, as
+    # above. Deleted once the time has passed, and with the code.
+    "bookings": TableRule(Kind.continuity, time_column="starts_at", withheld=("code_digest",)),
+    "booking_offers": TableRule(Kind.continuity, withheld=("code_digest",)),
     # Mailbox threads: which line, which counsellor, their status and times (to the minute).
     # The keyed hash of the code and the wrapped key are withheld, and so is every message's
     # sealed content: only who wrote (visitor, counsellor, note) and when is handed over.

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from icalendar import Calendar, Event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.bookings.repository import BookingRepository
 from app.kit.ids import new_token, token_digest
 from app.models import CalendarFeed, Staff
 from app.roster.repository import CalendarFeedRepository, RosterLookups
@@ -18,6 +19,8 @@ from app.roster.service import roster_service
 FEED_PAST = timedelta(days=30)
 FEED_AHEAD = timedelta(days=180)
 MAX_TOKEN_LENGTH = 128
+# A booked chat's event in the calendar (the booking is a time; the chat may run longer).
+BOOKED_LENGTH = timedelta(minutes=30)
 
 
 class CalendarService:
@@ -82,6 +85,24 @@ class CalendarService:
                     description=f"On duty on the line {line.name} ({line.key}), added ad hoc.",
                     start=addition.starts_at,
                     end=addition.ends_at,
+                    stamp=now,
+                )
+            )
+        # Booked chats: when and on which line, nothing about the visitor or their code.
+        for booking in await BookingRepository(session).between(
+            now - FEED_PAST, now + FEED_AHEAD, staff.id
+        ):
+            known = lines.get(booking.line_key) or await RosterLookups(session).line(
+                booking.line_key
+            )
+            name = known.name if known is not None else booking.line_key
+            calendar.add_component(
+                _event(
+                    uid=_uid(staff, f"b:{booking.id}"),
+                    summary=f"Lykta: booked chat ({name})",
+                    description=f"Booked chat on the line {name}.",
+                    start=booking.starts_at,
+                    end=booking.starts_at + BOOKED_LENGTH,
                     stamp=now,
                 )
             )

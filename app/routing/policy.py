@@ -155,8 +155,10 @@ class Wishes:
 def wishes(chat: ChatRecord, line: LineConfig, candidates: list[Candidate], now: float) -> Wishes:
     working = [c for c in candidates if works(c, line, now)]
     target = chat.target_counsellor
+    # A booked chat waits for its counsellor even before they are here (app/bookings).
     if target is not None and not (
-        now < (chat.target_until or 0.0) and any(c.staff_id == target for c in working)
+        now < (chat.target_until or 0.0)
+        and (chat.booked or any(c.staff_id == target for c in working))
     ):
         target = None
     speakers = [c for c in working if chat.language in c.presence.languages]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 from app.broker.base import Broker, Refusal, Transition, log_failure
 from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatus
@@ -40,6 +41,25 @@ ROUTE_WINDOW = 200
 ROUTE_PAGE = 20
 
 OfferHook = Callable[[ChatRecord, LineConfig], Awaitable[None]]
+# The counsellors on a line whose last place is kept for a booked chat now (app/bookings).
+Reservations = Callable[[str], Awaitable[frozenset[str]]]
+
+
+def keep_place(
+    candidates: list[Candidate], reserved: frozenset[str], chat: ChatRecord
+) -> list[Candidate]:
+    """The candidates as `chat` may have them: a counsellor whose last place is kept for a
+    booked chat has one place fewer, unless `chat` is the one waiting for them."""
+    if not reserved:
+        return candidates
+    out: list[Candidate] = []
+    for c in candidates:
+        if c.staff_id in reserved and chat.target_counsellor != c.staff_id:
+            fewer = replace(c.presence, capacity=max(0, c.presence.capacity - 1))
+            out.append(Candidate(fewer, c.connected, c.load))
+        else:
+            out.append(c)
+    return out
 
 
 def duration_key(line: str) -> str:
@@ -74,6 +94,8 @@ class Router:
         # (see `holds`); `holds_changed(line)` is called when they change (set by QueueWatch).
         self._holds: dict[str, dict[str, Hold]] = {}
         self.holds_changed: Callable[[str], None] | None = None
+        # Whose last place is kept for a booked chat (set by the runtime; none without it).
+        self.reservations: Reservations | None = None
 
     def kick(self, line: str) -> None:
         """Ask for a routing pass of `line` soon (coalesced)."""
@@ -181,15 +203,23 @@ class Router:
         if not any(can_take(c, line, now) for c in candidates):
             return 0
         offers = 0
+        reserved = (
+            await self.reservations(line.key) if self.reservations is not None else frozenset()
+        )
         async for chat in self._waiting_chats(queued, candidates, line, now):
             if not chat.visitor_connected or chat.state not in WAITING_STATES:
                 continue
-            pick = choose(chat, line, candidates, now)
+            view = keep_place(candidates, reserved, chat)
+            pick = choose(chat, line, view, now)
             if pick is None:
-                held = hold(chat, line, candidates, now)
+                held = hold(chat, line, view, now)
                 if held is not None:
                     holds[chat.id] = held
                 continue
+            index = view.index(pick)
+            # The broker checks the capacity as this chat sees it (one fewer if kept).
+            capacity = pick.presence.capacity
+            pick = candidates[index]
             expires_at = now + line.offer_timeout_seconds
             result = await self._broker.transition(
                 chat.id,
@@ -201,10 +231,11 @@ class Router:
                         "offer_expires_at": expires_at,
                     },
                     dequeue=True,
-                    assign=(pick.staff_id, pick.presence.capacity),
+                    assign=(pick.staff_id, capacity),
                 ),
             )
-            index = candidates.index(pick)
+            if result is Refusal.capacity and capacity < pick.presence.capacity:
+                continue
             if result is Refusal.capacity:
                 # Another process filled this counsellor meanwhile; count them as full.
                 candidates[index] = Candidate(pick.presence, pick.connected, pick.presence.capacity)
@@ -313,4 +344,6 @@ def offer_event(
         "in_danger": chat.in_danger,
         # A returning visitor whose continuity code names this counsellor.
         "continuity": chat.continuity_for is not None and chat.continuity_for == chat.offered_to,
+        # A booked chat (app/bookings) of this counsellor's.
+        "booked": chat.booked and chat.continuity_for == chat.offered_to,
     }

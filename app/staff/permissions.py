@@ -143,6 +143,7 @@ FRAME_RULES: dict[str, Permission] = {
     "whisper": Permission.supervise,
     "takeover": Permission.supervise,
     "continuity.offer": Permission.take_chats,
+    "booking.offer": Permission.take_chats,
     "referral": Permission.take_chats,
     "team": Permission.supervise,
     # Interpreters (docs/staff.md, "Interpreters"): a counsellor asks and removes, the

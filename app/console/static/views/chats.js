@@ -8,6 +8,7 @@ import { staffSocket } from "../socket.js";
 import { addStylesheet, cannedComposer, cannedOptions, clock, duration, languageName, wrapupForm } from "../chat-helpers.js";
 import { CARE_ENTRIES, careEntry, careTools } from "../care.js";
 import { notificationToggle, riskTools } from "../risk.js";
+import { BOOKING_ENTRIES, CODE_ENTRIES, bookedToday, bookingEntry, bookingTools } from "../booking.js";
 
 // Stays mounted (hidden) when the counsellor looks at another screen: drafts and chats stay.
 export const persistent = true;
@@ -104,12 +105,15 @@ function build(root, ctx) {
   const noOffers = h("p", { class: "muted", text: t("chats.no_offers") });
   const tabList = h("div", { class: "chat-tabs", role: "tablist", "aria-orientation": "vertical", "aria-labelledby": "mychats-title" });
   const noChats = h("p", { class: "muted", text: t("chats.no_chats") });
+  // Booked chats of today (booking.js), read again now and then.
+  const booked = bookedToday(ctx);
   const side = h(
     "aside",
     { class: "chats-side" },
     h("section", { class: "side-block" }, h("h2", { id: "queues-title", text: t("chats.queues") }), queueList),
     h("section", { class: "side-block" }, h("h2", { id: "offers-title", text: t("chats.offers") }), noOffers, offerList),
     h("section", { class: "side-block" }, h("h2", { id: "mychats-title", text: t("chats.my_chats") }), noChats, tabList),
+    booked.element,
   );
   const emptyText = h("p", { text: t("chats.empty") });
   const emptyPanel = h("div", { class: "chat-empty" }, emptyText);
@@ -122,12 +126,14 @@ function build(root, ctx) {
   // Continuity codes and referral cards (issue 9, views/care.js).
   const codeDialog = h("dialog", { class: "chats-dialog", "aria-labelledby": "code-title" });
   const referralDialog = h("dialog", { class: "chats-dialog wide", "aria-labelledby": "referral-title" });
-  root.append(confirmDialog, transferDialog, helpDialog, codeDialog, referralDialog);
+  const timesDialog = h("dialog", { class: "chats-dialog wide", "aria-labelledby": "times-title" });
+  root.append(confirmDialog, transferDialog, helpDialog, codeDialog, referralDialog, timesDialog);
   const care = careTools(ctx, socket, state, { codeDialog, referralDialog });
   // Risk levels, "in danger", acute alerts, the pause after an acute chat (risk.js).
   const risk = riskTools(ctx, socket, state, { flash, chatNotice, renderOffers });
   head.querySelector(".chats-head-main").append(risk.head);
   head.querySelector(".chats-head-tools").append(notificationToggle(ctx));
+  const booking = bookingTools(ctx, socket, state, { timesDialog });
 
   // --- Socket frames ------------------------------------------------------------------------
 
@@ -140,6 +146,7 @@ function build(root, ctx) {
   listen("hello", (hello) => {
     state.staff = hello.staff;
     setLines(hello.lines);
+    booked.refresh();
     const wanted = state.wantedStatus;
     const before = state.status;
     state.wantedStatus = null;
@@ -251,7 +258,7 @@ function build(root, ctx) {
     const key = `chats.released.${frame.reason}`;
     closeChat(frame.chat_id, t(key) === key ? t("chats.released.other") : t(key));
   });
-  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended", "interpreter.joined", "interpreter.left", ...CARE_ENTRIES]) {
+  for (const kind of ["message", "note", "whisper", "counsellor.joined", "counsellor.left", "chat.ended", "interpreter.joined", "interpreter.left", ...CARE_ENTRIES, ...BOOKING_ENTRIES]) {
     listen(kind, (frame) => {
       const chat = state.chats.get(frame.chat_id);
       if (chat) addEntry(chat, frame);
@@ -373,6 +380,7 @@ function build(root, ctx) {
         visitorConnected: summary.visitor_connected !== false,
         graceUntil: summary.visitor_grace_until ?? null,
         peerRequested: Boolean(summary.peer_requested),
+        hasCode: Boolean(summary.has_code),
         typingSent: 0,
         typingTimer: null,
         ui: null,
@@ -439,7 +447,7 @@ function build(root, ctx) {
     const chat = state.chats.get(chatId);
     if (!chat) return;
     // A dialog about this chat has nothing left to act on.
-    for (const dialog of [transferDialog, helpDialog, confirmDialog, codeDialog, referralDialog]) {
+    for (const dialog of [transferDialog, helpDialog, confirmDialog, codeDialog, referralDialog, timesDialog]) {
       if (dialog.open && dialog.dataset.chat === chatId) dialog.close();
     }
     clearTimeout(chat.typingTimer);
@@ -501,6 +509,13 @@ function build(root, ctx) {
       chatNotice(chat, t("care.code_taken"), "ok");
       care.codeTaken(chat);
     }
+    // The visitor holds a code of this chat: times for a booked chat may be offered.
+    if (CODE_ENTRIES.includes(entry.type) && !chat.hasCode) {
+      chat.hasCode = true;
+      renderComposerState(chat);
+    }
+    if (entry.type === "booking.offered") booking.offered(chat);
+    if (entry.type === "booking.missed") chatNotice(chat, t("booking.missed_entry"), "warn");
     scrollDown(chat);
   }
 
@@ -622,6 +637,7 @@ function build(root, ctx) {
           offer.peer_requested ? h("span", { class: "tag", text: t("chats.peer_tag") }) : null,
           offer.continuity ? h("span", { class: "tag returning", text: t("care.returning_tag") }) : null,
           risk.offerTags(offer),
+          offer.booked ? h("span", { class: "tag returning", text: t("booking.booked_tag") }) : null,
           h("p", { class: "countdown", dataset: { countdown: offer.chat_id }, text: t("chats.expires_in", { seconds: left }) }),
           progress,
           h("div", { class: "actions" }, accept, decline),
@@ -795,7 +811,9 @@ function build(root, ctx) {
       socket.send({ type: "interpreter.leave", chat_id: chat.id });
     });
     const interpreterLine = h("p", { class: "interpreter-line", hidden: true });
-    const actions = h("div", { class: "chat-actions" }, refer, offerCode, askInterpreter, removeInterpreter, transfer, help, block, end, leaveInterpreting);
+    const offerTimes = h("button", { type: "button", hidden: true, text: t("booking.offer_times") });
+    offerTimes.addEventListener("click", () => booking.offerTimes(chat));
+    const actions = h("div", { class: "chat-actions" }, refer, offerCode, offerTimes, askInterpreter, removeInterpreter, transfer, help, block, end, leaveInterpreting);
     const noteBox = h("details", { class: "note-box" }, h("summary", { text: t("chats.note_summary") }), noteForm);
     const wrapup = h("div", { class: "wrapup", hidden: true });
 
@@ -817,7 +835,7 @@ function build(root, ctx) {
     );
     panels.append(panel);
     chat.gapper = cannedComposer(ctx, input, gapNote);
-    chat.ui = { tab, tabUnread, tabNew, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, gapNote, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, wrapup, send, heading, block, askInterpreter, removeInterpreter, leaveInterpreting, interpreterLine };
+    chat.ui = { tab, tabUnread, tabNew, tabState, panel, log, pendingAnchor, typing, presence, notices: chatNotices, input, composer, composerError, gapNote, cannedSelect, canned, noteInput, noteError, noteBox, actions, transfer, help, end, refer, offerCode, offerTimes, wrapup, send, heading, block, askInterpreter, removeInterpreter, leaveInterpreting, interpreterLine };
     const draft = kept.drafts.get(chat.id);
     if (draft) {
       input.value = draft.text;
@@ -855,6 +873,7 @@ function build(root, ctx) {
       return h("li", { class: "entry note" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.note_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
     if (CARE_ENTRIES.includes(entry.type)) return careEntry(ctx, entry, at);
+    if (BOOKING_ENTRIES.includes(entry.type)) return bookingEntry(ctx, entry, at, lineOf(chat.line)?.time_zone);
     if (entry.type === "whisper") {
       return h("li", { class: "entry whisper" }, h("p", { class: "entry-head" }, h("span", { class: "entry-who", text: t("chats.whisper_from", { name: entry.name }) }), at), h("p", { class: "text", text: entry.text }));
     }
@@ -894,10 +913,11 @@ function build(root, ctx) {
     // blocking an abusive visitor stays possible.
     chat.ui.refer.hidden = ended;
     chat.ui.offerCode.hidden = ended;
+    chat.ui.offerTimes.hidden = ended || !chat.hasCode;
     chat.ui.noteBox.hidden = ended;
     if (chat.interpreting) {
       // An interpreter writes and leaves; everything else is the counsellor's.
-      for (const part of ["transfer", "help", "end", "refer", "offerCode", "noteBox", "block", "canned"]) chat.ui[part].hidden = true;
+      for (const part of ["transfer", "help", "end", "refer", "offerCode", "offerTimes", "noteBox", "block", "canned"]) chat.ui[part].hidden = true;
     }
     renderInterpreter(chat);
   }
@@ -1144,6 +1164,7 @@ function build(root, ctx) {
       return;
     }
     if (care.showError(ref, message)) return;
+    if (booking.showError(ref, message)) return;
     if (ref === "note" && chat) {
       chat.ui.noteError.textContent = message;
       chat.ui.noteError.hidden = false;
@@ -1279,6 +1300,7 @@ function build(root, ctx) {
     }
     for (const stop of off) stop();
     risk.stop();
+    booked.stop();
     clearInterval(ticker);
     observer.disconnect();
     document.removeEventListener("keydown", onKey);
