@@ -71,6 +71,7 @@ MALFORMED_STAFF: dict[str, dict[str, Any]] = {
     "debrief": {"type": "debrief", "chat_id": ["x"]},
     "debrief.open": {"type": "debrief.open", "debrief_id": "../../etc/passwd"},
     "take": {"type": "take", "line": ["support"]},
+    "booking.offer": {"type": "booking.offer", "chat_id": CHAT, "times": "tomorrow at six"},
 }
 
 
@@ -240,6 +241,7 @@ VALID_FIELDS: dict[str, Any] = {
     "status": "away",
     "level": "concern",
     "debrief_id": "00000000-0000-4000-8000-000000000000",
+    "times": ["2030-01-07T18:00:00Z"],
 }
 
 
@@ -249,7 +251,9 @@ def text_fields(model: type[Any]) -> list[tuple[str, bool]]:
     def texts(schema: dict[str, Any]) -> bool:
         members = schema.get("anyOf", [schema])
         return any(
-            m.get("type") == "string" and "enum" not in m and "const" not in m for m in members
+            # A string with a format (a time) is not free text: a NUL there is a malformed time.
+            m.get("type") == "string" and not {"enum", "const", "format"} & m.keys()
+            for m in members
         )
 
     found = []
@@ -429,6 +433,10 @@ async def test_staff_frames_about_someone_elses_chat_are_refused(server: Running
         ({"type": "interpreter.leave", "chat_id": chat}, "forbidden"),
         # Taking from a line that offers its chats (past the audit's cap).
         ({"type": "take", "line": "support"}, "not_taken_here"),
+        (
+            {"type": "booking.offer", "chat_id": chat, "times": ["2030-01-07T18:00:00Z"]},
+            "not_in_chat",
+        ),
     ]
     attempts += [
         ({"type": "risk", "chat_id": chat, "level": "acute"}, "not_in_chat"),

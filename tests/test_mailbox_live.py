@@ -147,7 +147,7 @@ async def test_statistics_per_week_and_in_the_csv(server: RunningServer) -> None
         cora,
         "GET",
         "/api/stats/lines/support/mailbox",
-        params={"first": day.isoformat(), "last": day.isoformat()},
+        params={"from": day.isoformat(), "to": day.isoformat()},
     )
     year, week, _ = day.isocalendar()
     assert weekly.json()["weeks"] == [

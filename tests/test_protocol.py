@@ -241,6 +241,7 @@ def test_staff_connection_parses_every_frame_type() -> None:
         {"type": "debriefs"},
         {"type": "debrief.open", "debrief_id": str(uuid.uuid4())},
         {"type": "take", "line": "support"},
+        {"type": "booking.offer", "chat_id": "abcdefgh12", "times": ["2026-12-08T18:00:00Z"]},
     ]
     assert {f["type"] for f in frames} == set(STAFF_FRAMES)
     for frame in frames:

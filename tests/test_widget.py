@@ -455,7 +455,7 @@ async def test_the_line_inside_the_page_cannot_end_its_block(lykta: ServerFactor
     boot = json.loads(block.group(1))
     assert boot["line"]["alternatives"] == {"en": odd}
     assert boot["line"]["open"] is False  # nobody on duty: the script shows the closed state
-    assert boot["texts"] == pages.catalogues()["en"]
+    assert boot["texts"] == pages.page_texts(pages.catalogues()["en"])
 
 
 @pytest.mark.redis
@@ -478,7 +478,9 @@ async def test_the_page_comes_while_the_broker_is_away(
             # reach the chat while that fails).
             assert response.status_code == 200
             boot = boot_of(response.text)
-            assert boot["line"] is None and boot["texts"] == pages.catalogues()["sv"]
+            assert boot["line"] is None and boot["texts"] == pages.page_texts(
+                pages.catalogues()["sv"]
+            )
             assert Page(response.text).attrs["body"]["data-line"] == "support"
     finally:
         await redis.stop()

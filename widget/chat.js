@@ -136,6 +136,8 @@ function renderMailboxBox(closed, before) {
 
 async function openMailbox(what) {
   try {
+    // The page carries only the chat's texts; the mailbox's come with the whole catalogue.
+    if (!('mailbox_write_heading' in texts)) texts = { ...texts, ...await loadTexts(cfg.lang) };
     mailbox = mailbox || await import('./mailbox.js');
   } catch {
     setConnection(t('error'));

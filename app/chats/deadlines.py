@@ -21,8 +21,8 @@ from app.chats.channels import (
     visitor_lease,
 )
 from app.chats.core import ChatCore, ChatPart
-from app.chats.interpreters import Interpreters
 from app.chats.entries import Entry, EntryKind
+from app.chats.interpreters import Interpreters
 
 if TYPE_CHECKING:
     from app.chats.care import Care

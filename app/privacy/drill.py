@@ -79,10 +79,12 @@ RULES: dict[str, TableRule] = {
     "bookings": TableRule(Kind.continuity, time_column="starts_at", withheld=("code_digest",)),
     "booking_offers": TableRule(Kind.continuity, withheld=("code_digest",)),
     # Mailbox threads: which line, which counsellor, their status and times (to the minute).
-    # The keyed hash of the code and the wrapped key are withheld, and so is every message's
-    # sealed content: only who wrote (visitor, counsellor, note) and when is handed over.
+    # The keyed hash of the code, the wrapped key and the language are withheld, and so is
+    # every message's sealed content: only who wrote (visitor, counsellor, note) and when is handed over.
     "mailbox_threads": TableRule(
-        Kind.mailbox, span=("created_at", "last_at"), withheld=("digest", "wrapped_key")
+        Kind.mailbox,
+        span=("created_at", "last_at"),
+        withheld=("digest", "wrapped_key", "language"),
     ),
     "mailbox_messages": TableRule(Kind.mailbox, time_column="at", withheld=("nonce", "sealed")),
     "mailbox_statistics": TableRule(Kind.hourly, time_column="hour"),

@@ -143,7 +143,10 @@ async def chat_page(
         # Whether the line is open lives in the broker: the page comes all the same, and its
         # script asks again, saying meanwhile that the chat cannot be reached.
         state = None
-    boot = {"texts": texts, "line": state.model_dump(mode="json") if state else None}
+    boot = {
+        "texts": pages.page_texts(texts),
+        "line": state.model_dump(mode="json") if state else None,
+    }
     return _page(
         pages.render(
             "chat.html",

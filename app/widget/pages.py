@@ -77,6 +77,22 @@ def _files() -> dict[str, dict[str, object]]:
     return out
 
 
+# The mailbox's texts the chat page itself shows; the rest of the mailbox's come with its
+# catalogue when the visitor opens the mailbox (widget/mailbox.js), not with every page.
+PAGE_MAILBOX_TEXTS = frozenset(
+    {"mailbox_box_heading", "mailbox_offer", "mailbox_read_heading", "mailbox_read_only"}
+)
+
+
+def page_texts(texts: dict[str, Text]) -> dict[str, Text]:
+    """The catalogue as the chat page carries it: without the mailbox's own texts."""
+    return {
+        key: value
+        for key, value in texts.items()
+        if not key.startswith("mailbox_") or key in PAGE_MAILBOX_TEXTS
+    }
+
+
 @lru_cache(maxsize=1)
 def catalogues() -> dict[str, dict[str, Text]]:
     """The texts of each language the widget speaks, by language code (one file each)."""
