@@ -213,6 +213,8 @@ class PublicLine(BaseModel):
     emergency_text: dict[str, str] = Field(default_factory=dict)
     # A line for training: the widget marks the chat as practice.
     practice: bool = False
+    # The line's mailbox, as the widget offers it (docs/mailbox.md).
+    mailbox: PublicMailbox | None = None
 
 
 class PracticeLine(BaseModel):
@@ -222,4 +224,3 @@ class PracticeLine(BaseModel):
     name: str
     languages: list[str]
     openings: dict[str, list[str]]
-    mailbox: PublicMailbox | None = None
