@@ -381,3 +381,33 @@ async def test_in_the_embedded_frame_the_code_is_selected_for_copying_and_quick_
             await page.go_back()
             assert page.url == f"{host}/", "Back must not return to the page with the mailbox"
             await context.close()
+
+
+async def test_in_a_language_with_digit_codes_the_texts_say_digits_and_count_the_days(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    """Romanian: the code is four groups of digits and the texts say so; one day of keeping is
+    "1 zi", not a plural; a line without an answer-time text shows nothing in its place."""
+    async with serving(settings_for) as server:
+        await add_line(
+            server.runtime,
+            languages=["ro", "en", "sv"],
+            max_message_length=300,
+            mailbox="closed",
+            mailbox_retention_days=1,
+        )
+        page = await visitor(browser, server, "ro")
+        await page.get_by_role("button", name="Scrie-ne").click()
+        await page.get_by_role("heading", name="Scrie-ne").wait_for()
+        await page.get_by_text("Conversația se șterge la 1 zi după").wait_for()
+        await page.locator("#view-mailbox").get_by_label("Mesajul tău").fill("Bună")
+        await page.get_by_role("button", name="Trimite").click()
+        await page.get_by_role("heading", name="Codul tău pentru căsuța de mesaje").wait_for()
+        code = ((await page.locator("#mb-code").text_content()) or "").strip()
+        assert [len(group) for group in code.split()] == [4, 4, 4, 4], code
+        assert code.replace(" ", "").isdigit(), code
+        await page.get_by_text("Aceste cifre sunt singurul mod").wait_for()
+        shown = await page.locator("#view-mailbox").inner_text()
+        assert "null" not in shown and "undefined" not in shown
+        await look(page, "ro-code")
+        assert page.errors == []  # type: ignore[attr-defined]

@@ -84,9 +84,10 @@ function heading(key) {
   return h('h1', { id: 'mb-heading', tabindex: '-1', t: key });
 }
 
-// Replace the view's content and tell screen readers where the visitor is now.
+// Replace the view's content and tell screen readers where the visitor is now. Children left
+// out (null) are skipped: replaceChildren would show them as the text "null".
 function render(...children) {
-  ctx.root.replaceChildren(...children);
+  ctx.root.replaceChildren(...children.filter(Boolean));
   $('mb-heading').focus();
 }
 
