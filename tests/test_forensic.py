@@ -287,6 +287,7 @@ async def test_nothing_identifying_survives_a_few_hundred_chats(
         "hourly aggregates",
         "configuration",
         "continuity codes",
+        "mailbox threads",
     }
     assert len(drill["continuity codes"]["continuity_codes"]) == 1
     assert len(drill["hourly aggregates"]["chat_statistics"]) >= BATCHES * BATCH
