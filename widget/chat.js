@@ -463,7 +463,12 @@ function renderDanger() {
   $('danger').hidden = inDanger;
   $('danger-box').hidden = !inDanger;
   if (!inDanger) return;
-  $('danger-text').textContent = lineText('emergency_text') || t('danger_fallback');
+  // The line's text in the visitor's language if it has one, else in another it has (said
+  // in its own language and direction), else the catalogue's.
+  const danger = lineText('emergency_text');
+  $('danger-text').textContent = danger.text || t('danger_fallback');
+  $('danger-text').lang = danger.text ? danger.lang : cfg.lang;
+  $('danger-text').dir = 'auto';
   $('danger-sent').textContent = counsellor ? t('danger_told') : t('danger_first');
 }
 
