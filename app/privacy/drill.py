@@ -80,7 +80,8 @@ RULES: dict[str, TableRule] = {
     "booking_offers": TableRule(Kind.continuity, withheld=("code_digest",)),
     # Mailbox threads: which line, which counsellor, their status and times (to the minute).
     # The keyed hash of the code, the wrapped key and the language are withheld, and so is
-    # every message's sealed content: only who wrote (visitor, counsellor, note) and when is handed over.
+    # every message's sealed content: only who wrote (visitor, counsellor, note) and when is
+    # handed over.
     "mailbox_threads": TableRule(
         Kind.mailbox,
         span=("created_at", "last_at"),
