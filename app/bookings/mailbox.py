@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.abuse.visitor_requests import Refusal, json_answer, visitor_code_body
 from app.bookings.service import BookingError, booking_service, iso
 from app.bookings.views import booking_fields
 from app.chats.frames import ContinuityCode
@@ -20,15 +21,7 @@ from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.kit.errors import REFUSALS, ApiError
 from app.kit.fields import Moment
-from app.mailbox.endpoints import (
-    NO_THREAD,
-    TOO_MANY_CODES,
-    _allowed,
-    _answer,
-    _code_limit,
-    _parse,
-    thread_view,
-)
+from app.mailbox.endpoints import NO_THREAD, thread_view
 from app.mailbox.repository import MailboxRepository
 from app.mailbox.service import mailbox_service
 from app.mailbox.staff_endpoints import staff_thread
@@ -92,11 +85,9 @@ async def offer_times(
 @visitor_router.post("/book", dependencies=[public(embedding_sites=True)])
 async def book(request: Request, runtime: RuntimeDep) -> Response:
     """The visitor books one of the offered times with the mailbox code (in the body)."""
-    body = await _parse(request, runtime, BookIn)
-    if isinstance(body, Response):
-        return body
-    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
-        return _answer(429, TOO_MANY_CODES)
+    body = await visitor_code_body(request, runtime, BookIn)
+    if isinstance(body, Refusal):
+        return body.answer()
     return await _book(runtime, body)
 
 
@@ -108,7 +99,7 @@ async def _book(runtime: Runtime, body: BookIn) -> Response:
                 session, runtime.settings, body.code, runtime.lines.get, now
             )
             if thread is None:
-                return _answer(404, NO_THREAD)
+                return json_answer(404, NO_THREAD)
             booked = await booking_service.pick(
                 session, digest=thread.digest, time=body.time, now=now
             )
@@ -120,7 +111,7 @@ async def _book(runtime: Runtime, body: BookIn) -> Response:
                 **await booking_fields(session, thread),
             }
     except BookingError as exc:
-        return _answer(exc.status, {"detail": exc.message, "code": exc.code})
+        return json_answer(exc.status, {"detail": exc.message, "code": exc.code})
     # Routing keeps the counsellor's last place for it from a little before the time.
     runtime.continuity.holds.invalidate()
-    return _answer(200, view)
+    return json_answer(200, view)

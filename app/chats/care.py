@@ -23,7 +23,6 @@ from app.broker.records import (
 from app.chats.channels import Deadline, deadline_key, staff_channel
 from app.chats.core import ChatPart, err
 from app.chats.protocol import ErrorCode, ProtocolError
-from app.routing.policy import on_duty
 from app.staff.service import StaffContext
 
 # The shift so far: what a counsellor did in this many seconds before now (longer than any
@@ -175,17 +174,10 @@ class Care(ChatPart):
             "on_call": False,
             "at": now,
         }
-        for candidate in await self.router.candidates(record.line):
-            presence = candidate.presence
-            if (
-                presence.supervisor
-                and candidate.connected
-                and presence.staff_id != staff.id
-                and on_duty(presence, record.line, now)
-            ):
-                done.supervisors += 1
-                done.alerted.append(presence.staff_id)
-                await self.broker.publish(staff_channel(presence.staff_id), alert)
+        for supervisor in await self.router.supervisors_on_duty(record.line, now, besides=staff.id):
+            done.supervisors += 1
+            done.alerted.append(supervisor)
+            await self.broker.publish(staff_channel(supervisor), alert)
         if done.supervisors:
             return
         on_call = [s for s in (line.on_call if line else ()) if s != staff.id]

@@ -268,7 +268,7 @@ class Interpreters(ChatPart):
         line_key: str | None = None,
     ) -> tuple[int, bool] | ProtocolError:
         """An interpreter's message, stored only while they are in the chat."""
-        planned = plan.interpreter_message(
+        planned = plan.staff_message(
             self.core.message_limit(line_key),
             staff.id,
             staff.alias,
@@ -276,6 +276,7 @@ class Interpreters(ChatPart):
             client_id,
             self.broker.now(),
             origin,
+            sender="interpreter",
         )
         if isinstance(planned, ProtocolError):
             return planned

@@ -32,25 +32,34 @@ from app.staff.service import StaffContext
 MISSED_OFFERS_BEFORE_AWAY = 2
 
 
+def answered_by(staff_id: str, alias: str, now: float, *, first: bool) -> dict[str, Any]:
+    """The changes that make a waiting or offered chat this counsellor's (`first`: nobody has
+    answered it before, so now is when it was answered)."""
+    changes: dict[str, Any] = {
+        "state": ChatState.active,
+        "counsellor_id": staff_id,
+        "counsellor_alias": alias,
+        "offered_to": None,
+        "offer_expires_at": None,
+        "target_counsellor": None,
+        "target_until": None,
+        "passed": [],
+        "transferred": False,
+        "wrapup_by": staff_id,
+        "counsellor_grace_until": None,
+    }
+    if first:
+        changes["answered_at"] = now
+    return changes
+
+
 class Offers(ChatPart):
     async def accept(self, staff_id: str, alias: str, chat_id: str) -> ChatRecord | ProtocolError:
         now = self.broker.now()
         before = await self.broker.get_chat(chat_id)
-        changes: dict[str, Any] = {
-            "state": ChatState.active,
-            "counsellor_id": staff_id,
-            "counsellor_alias": alias,
-            "offered_to": None,
-            "offer_expires_at": None,
-            "target_counsellor": None,
-            "target_until": None,
-            "passed": [],
-            "transferred": False,
-            "wrapup_by": staff_id,
-            "counsellor_grace_until": None,
-        }
-        if before is not None and before.answered_at is None:
-            changes["answered_at"] = now
+        changes = answered_by(
+            staff_id, alias, now, first=before is not None and before.answered_at is None
+        )
         result = await self.broker.transition(
             chat_id,
             Transition(expect=frozenset({ChatState.offered}), offered_to=staff_id, changes=changes),

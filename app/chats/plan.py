@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from app.broker.base import AppendStatus
 from app.broker.hub import LOCAL_ENTRY, Event
@@ -70,40 +70,18 @@ def staff_message(
     client_id: str | None,
     now: float,
     origin: str,
+    *,
+    sender: Literal["counsellor", "interpreter"] = "counsellor",
 ) -> Planned | ProtocolError:
-    """A counsellor's message, or why it is refused."""
+    """A counsellor's or an interpreter's message (labelled as theirs for everyone), or why it
+    is refused."""
     problem = check_text(text, limit)
     if problem is not None:
         return problem
     entry = Entry(
         EntryKind.message,
         now,
-        sender="counsellor",
-        name=alias,
-        text=text,
-        client_id=client_id,
-        staff_id=staff_id,
-    )
-    return Planned(entry, f"s:{staff_id}:{client_id}" if client_id else None, origin)
-
-
-def interpreter_message(
-    limit: int,
-    staff_id: str,
-    alias: str,
-    text: str,
-    client_id: str | None,
-    now: float,
-    origin: str,
-) -> Planned | ProtocolError:
-    """An interpreter's message (labelled as theirs for everyone), or why it is refused."""
-    problem = check_text(text, limit)
-    if problem is not None:
-        return problem
-    entry = Entry(
-        EntryKind.message,
-        now,
-        sender="interpreter",
+        sender=sender,
         name=alias,
         text=text,
         client_id=client_id,

@@ -158,27 +158,23 @@ class Supervision:
         sealed = (
             await self._chats.transcript.seal_aside(chat_id, text.strip()) if text.strip() else None
         )
-        for candidate in await self._chats.router.candidates(record.line):
-            presence = candidate.presence
-            if (
-                presence.supervisor
-                and candidate.connected
-                and presence.staff_id != staff.id
-                and on_duty(presence, record.line, now)
-            ):
-                told += 1
-                await self._broker.publish(
-                    staff_channel(presence.staff_id),
-                    {
-                        "type": "help.requested",
-                        "chat_id": chat_id,
-                        "line": record.line,
-                        "counsellor": {"id": staff.id, "alias": staff.alias},
-                        # Sealed with the chat's key: it crosses processes as entries do.
-                        "sealed_text": sealed,
-                        "at": now,
-                    },
-                )
+        supervisors = await self._chats.router.supervisors_on_duty(
+            record.line, now, besides=staff.id
+        )
+        for supervisor in supervisors:
+            told += 1
+            await self._broker.publish(
+                staff_channel(supervisor),
+                {
+                    "type": "help.requested",
+                    "chat_id": chat_id,
+                    "line": record.line,
+                    "counsellor": {"id": staff.id, "alias": staff.alias},
+                    # Sealed with the chat's key: it crosses processes as entries do.
+                    "sealed_text": sealed,
+                    "at": now,
+                },
+            )
         return result, told
 
     async def team(self, lines: Collection[str]) -> list[dict[str, Any]]:

@@ -10,12 +10,10 @@ capacity. Whoever loses a race moves on to the next chat in the queue.
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.broker.base import Refusal, Transition
-from app.broker.records import WAITING_STATES, ChatRecord, ChatState, StaffStatus
+from app.broker.records import WAITING_STATES, ChatRecord, StaffStatus
 from app.chats.core import ChatCore, ChatPart, err
-from app.chats.offers import Offers
+from app.chats.offers import Offers, answered_by
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.routing.policy import Candidate, on_duty, qualified, takes
 from app.routing.service import ROUTE_PAGE, ROUTE_WINDOW
@@ -71,21 +69,7 @@ class Taking(ChatPart):
         self, staff: StaffContext, me: Candidate, chat: ChatRecord
     ) -> ChatRecord | Refusal:
         now = self.broker.now()
-        changes: dict[str, Any] = {
-            "state": ChatState.active,
-            "counsellor_id": staff.id,
-            "counsellor_alias": staff.alias,
-            "offered_to": None,
-            "offer_expires_at": None,
-            "target_counsellor": None,
-            "target_until": None,
-            "passed": [],
-            "transferred": False,
-            "wrapup_by": staff.id,
-            "counsellor_grace_until": None,
-        }
-        if chat.answered_at is None:
-            changes["answered_at"] = now
+        changes = answered_by(staff.id, staff.alias, now, first=chat.answered_at is None)
         return await self.broker.transition(
             chat.id,
             Transition(

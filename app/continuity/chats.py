@@ -26,6 +26,7 @@ from app.continuity.codes import MAX_NOTE_CHARS
 from app.continuity.service import Issued, Match, continuity_service
 from app.kit.clock import utcnow
 from app.kit.db import after_commit, after_rollback, unit_of_work
+from app.models import Booking
 from app.roster.service import roster_service
 from app.routing.policy import on_duty, qualified
 from app.settings import Settings
@@ -267,34 +268,30 @@ class ContinuityChats:
             timedelta(seconds=self.settings.continuity_wait_seconds),
         )
 
+    async def _due(self, session: AsyncSession, match: Match) -> Booking | None:
+        """The code's booking if a chat started now is it (on its line, in its window)."""
+        early, wait = self._booking_window()
+        return await booking_service.due(
+            session,
+            digest=match.digest,
+            line_key=match.line_key,
+            now=utcnow(),
+            early=early,
+            wait=wait,
+        )
+
     async def booked_now(self, match: Match) -> datetime | None:
         """The booked time of the code's booking if a chat started now is it."""
-        early, wait = self._booking_window()
         async with unit_of_work(self.sessionmaker) as session:
-            booking = await booking_service.due(
-                session,
-                digest=match.digest,
-                line_key=match.line_key,
-                now=utcnow(),
-                early=early,
-                wait=wait,
-            )
+            booking = await self._due(session, match)
             if booking is None or str(booking.staff_id) != str(match.staff_id):
                 return None
             return booking.starts_at
 
     async def booking_arrived(self, match: Match) -> None:
         """The booked chat is here: its counsellor's place is no longer kept for it."""
-        early, wait = self._booking_window()
         async with unit_of_work(self.sessionmaker) as session:
-            booking = await booking_service.due(
-                session,
-                digest=match.digest,
-                line_key=match.line_key,
-                now=utcnow(),
-                early=early,
-                wait=wait,
-            )
+            booking = await self._due(session, match)
             if booking is not None:
                 await booking_service.arrived(session, booking)
         self.holds.invalidate()

@@ -8,15 +8,21 @@ continuity codes).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.abuse.ratelimit import Limit, tag_of
+from app.abuse.ratelimit import Limit
+from app.abuse.visitor_requests import (
+    Refusal,
+    allowed,
+    json_answer,
+    visitor_body,
+    visitor_code_body,
+)
 from app.bookings.views import booking_fields
 from app.deps import RuntimeDep
-from app.kit import jsonutil
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.kit.errors import REFUSALS
@@ -28,49 +34,14 @@ from app.mailbox.service import mailbox_service
 from app.models import MailboxThread
 from app.runtime import Runtime
 from app.staff.permissions import public
-from app.web.origins import origin_allowed
 
 router = APIRouter(prefix="/api/visitor/mailbox", tags=["visitor"], responses=REFUSALS)
 
 NO_THREAD = {"detail": "no thread was found for this code", "code": "no_thread"}
-B = TypeVar("B", bound=BaseModel)
 
 
-def _answer(status: int, body: dict[str, Any]) -> Response:
-    return Response(jsonutil.dumpb(body), status_code=status, media_type="application/json")
-
-
-async def _parse(request: Request, runtime: Runtime, model: type[B]) -> B | Response:
-    if not origin_allowed(request.headers.get("origin"), runtime.settings.visitor_origins):
-        return _answer(403, {"detail": "origin not allowed", "code": "origin"})
-    raw = await request.body()
-    try:
-        return model.model_validate(jsonutil.loads(raw) if raw.strip() else {})
-    except jsonutil.JSONDecodeError:
-        return _answer(422, {"detail": "the body is not valid JSON", "code": "invalid_json"})
-    except ValidationError as exc:
-        # Where and why, never the value (it may be a code or the visitor's words).
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return _answer(
-            422, {"detail": f"invalid field '{where}': {first['msg']}", "code": "invalid"}
-        )
-
-
-async def _allowed(request: Request, runtime: Runtime, bucket: str, limit: Limit) -> bool:
-    tag = tag_of(request.scope)
-    return tag is None or await runtime.rate_limiter.allow(bucket, tag, limit)
-
-
-def _code_limit(runtime: Runtime) -> Limit:
-    settings = runtime.settings
-    return Limit(settings.continuity_attempts, settings.continuity_attempt_window_seconds)
-
-
-TOO_MANY_CODES = {
-    "detail": "too many code attempts; try again in a few minutes",
-    "code": "too_many_attempts",
-}
+async def _find(session: AsyncSession, runtime: Runtime, code: str) -> MailboxThread | None:
+    return await mailbox_service.find(session, runtime.settings, code, runtime.lines.get, utcnow())
 
 
 def thread_view(
@@ -91,9 +62,9 @@ def thread_view(
 
 def _too_long(line: LineConfig, text: str) -> Response | None:
     if not text.strip():
-        return _answer(422, {"detail": "the message is empty", "code": "empty"})
+        return json_answer(422, {"detail": "the message is empty", "code": "empty"})
     if len(text) > line.max_message_length:
-        return _answer(
+        return json_answer(
             422,
             {
                 "detail": f"the message has {len(text)} characters; "
@@ -107,25 +78,25 @@ def _too_long(line: LineConfig, text: str) -> Response | None:
 @router.post("/threads", status_code=201, dependencies=[public(embedding_sites=True)])
 async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
     """Write to a line's mailbox: a new thread, and its code, shown this once."""
-    body = await _parse(request, runtime, NewThread)
-    if isinstance(body, Response):
-        return body
+    body = await visitor_body(request, runtime, NewThread)
+    if isinstance(body, Refusal):
+        return body.answer()
     line = runtime.lines.get(body.line)
     if line is None:
-        return _answer(404, {"detail": "no such line", "code": "no_line"})
+        return json_answer(404, {"detail": "no such line", "code": "no_line"})
     refused = _too_long(line, body.text)
     if refused is not None:
         return refused
     staffed = await runtime.router.staffing(line)
     if not protocol.writable(line.mailbox, staffed.open):
-        return _answer(
+        return json_answer(
             409,
             {"detail": "the line's mailbox does not take messages now", "code": "mailbox_closed"},
         )
     settings = runtime.settings
     limit = Limit(settings.mailbox_new_threads, settings.mailbox_new_thread_window_seconds)
-    if not await _allowed(request, runtime, "mailbox", limit):
-        return _answer(
+    if not await allowed(request, runtime, "mailbox", limit):
+        return json_answer(
             429,
             {"detail": "too many new threads; try again later", "code": "too_many_threads"},
         )
@@ -141,7 +112,7 @@ async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
             now=utcnow(),
         )
         runtime.mailbox.changed(session, line.key)
-    return _answer(
+    return json_answer(
         201,
         {
             "code": created.code,
@@ -155,40 +126,32 @@ async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
 @router.post("/read", dependencies=[public(embedding_sites=True)])
 async def read_thread(request: Request, runtime: RuntimeDep) -> Response:
     """The thread of a code: its messages, the counsellor's answers, when it is deleted."""
-    body = await _parse(request, runtime, CodeOnly)
-    if isinstance(body, Response):
-        return body
-    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
-        return _answer(429, TOO_MANY_CODES)
+    body = await visitor_code_body(request, runtime, CodeOnly)
+    if isinstance(body, Refusal):
+        return body.answer()
     async with unit_of_work(runtime.sessionmaker) as session:
-        thread = await mailbox_service.find(
-            session, runtime.settings, body.code, runtime.lines.get, utcnow()
-        )
+        thread = await _find(session, runtime, body.code)
         if thread is None:
-            return _answer(404, NO_THREAD)
+            return json_answer(404, NO_THREAD)
         messages = await mailbox_service.opened(session, runtime.mailbox.keyring, thread)
         view = thread_view(thread, runtime.lines.get(thread.line_key), messages)
-        return _answer(200, {**view, **await booking_fields(session, thread)})
+        return json_answer(200, {**view, **await booking_fields(session, thread)})
 
 
 @router.post("/write", dependencies=[public(embedding_sites=True)])
 async def write_again(request: Request, runtime: RuntimeDep) -> Response:
     """The visitor writes again in their thread (a closed one reopens, to the same counsellor)."""
-    body = await _parse(request, runtime, VisitorWrite)
-    if isinstance(body, Response):
-        return body
-    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
-        return _answer(429, TOO_MANY_CODES)
+    body = await visitor_code_body(request, runtime, VisitorWrite)
+    if isinstance(body, Refusal):
+        return body.answer()
     async with unit_of_work(runtime.sessionmaker) as session:
-        thread = await mailbox_service.find(
-            session, runtime.settings, body.code, runtime.lines.get, utcnow()
-        )
+        thread = await _find(session, runtime, body.code)
         if thread is None:
-            return _answer(404, NO_THREAD)
+            return json_answer(404, NO_THREAD)
         thread = await mailbox_service.locked(session, thread.id)
         line = runtime.lines.get(thread.line_key)
         if line is None or line.mailbox == protocol.MailboxMode.off:
-            return _answer(
+            return json_answer(
                 409,
                 {
                     "detail": "the line's mailbox does not take messages now",
@@ -202,24 +165,20 @@ async def write_again(request: Request, runtime: RuntimeDep) -> Response:
         messages = await mailbox_service.opened(session, runtime.mailbox.keyring, thread)
         runtime.mailbox.changed(session, thread.line_key)
         view = {**thread_view(thread, line, messages), **await booking_fields(session, thread)}
-    return _answer(200, view)
+    return json_answer(200, view)
 
 
 @router.post("/delete", dependencies=[public(embedding_sites=True)])
 async def delete_thread(request: Request, runtime: RuntimeDep) -> Response:
     """Shred the thread now. The answer is the same whether it existed or not."""
-    body = await _parse(request, runtime, CodeOnly)
-    if isinstance(body, Response):
-        return body
-    if not await _allowed(request, runtime, "code", _code_limit(runtime)):
-        return _answer(429, TOO_MANY_CODES)
+    body = await visitor_code_body(request, runtime, CodeOnly)
+    if isinstance(body, Refusal):
+        return body.answer()
     async with unit_of_work(runtime.sessionmaker) as session:
-        thread = await mailbox_service.find(
-            session, runtime.settings, body.code, runtime.lines.get, utcnow()
-        )
+        thread = await _find(session, runtime, body.code)
         if thread is not None:
             rows = await mailbox_service.shred(session, [thread])
             runtime.mailbox.hold(session, rows)
             runtime.mailbox.changed(session, thread.line_key)
             runtime.mailbox.shredded(session)
-    return _answer(200, {"status": "deleted"})
+    return json_answer(200, {"status": "deleted"})

@@ -141,6 +141,17 @@ class Router:
             c.connected and on_duty(c.presence, line, now) for c in await self.candidates(line)
         )
 
+    async def supervisors_on_duty(self, line: str, now: float, *, besides: str) -> list[str]:
+        """The connected supervisors on duty on the line, other than `besides` (who asks)."""
+        return [
+            c.presence.staff_id
+            for c in await self.candidates(line)
+            if c.presence.supervisor
+            and c.connected
+            and c.presence.staff_id != besides
+            and on_duty(c.presence, line, now)
+        ]
+
     async def recent_durations(self, line: str) -> list[float]:
         """How long the line's recent answered chats lasted (seconds), up to the last 50."""
         return await self._broker.recent(duration_key(line))

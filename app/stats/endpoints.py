@@ -9,15 +9,18 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import RuntimeDep, SessionDep
 from app.kit.clock import utcnow
 from app.kit.errors import REFUSALS_IN_JSON, ApiError
 from app.kit.fields import CleanText, Day, Text
 from app.kit.responses import CsvResponse
+from app.models import Line
 from app.roster.access import StatisticsReader
 from app.roster.occurrences import WEEKDAYS, zone
 from app.roster.repository import RosterLookups
@@ -69,6 +72,18 @@ def _period(first: date | None, last: date | None, today: date) -> tuple[date, d
     return first, last
 
 
+async def _line_period(
+    session: AsyncSession, key: str, first: date | None, last: date | None
+) -> tuple[Line, ZoneInfo, date, date]:
+    """The line, its time zone and the period asked for (by default, up to its today)."""
+    line = await RosterLookups(session).line(key)
+    if line is None:
+        raise ApiError("unknown_line", "there is no such line", 404)
+    tz = zone(line.time_zone)
+    first, last = _period(first, last, utcnow().astimezone(tz).date())
+    return line, tz, first, last
+
+
 @router.get("/lines/{key}/demand", response_model=DemandOut)
 async def demand(
     key: Text,
@@ -78,11 +93,7 @@ async def demand(
     last: ToDay = None,
 ) -> DemandOut:
     """Chats requested, answered, abandoned and waits by local hour of the week over a period."""
-    line = await RosterLookups(session).line(key)
-    if line is None:
-        raise ApiError("unknown_line", "there is no such line", 404)
-    tz = zone(line.time_zone)
-    first, last = _period(first, last, utcnow().astimezone(tz).date())
+    line, tz, first, last = await _line_period(session, key, first, last)
     start, end = period_bounds(first, last, tz)
     rows = await statistic_rows(session, [key], start, end)
     buckets = by_hour_of_week(rows, tz)
@@ -146,6 +157,27 @@ def _terms(configured: Iterable[str], counted: Iterable[Counter[str]]) -> list[s
     return names + seen
 
 
+async def _line_tallies(
+    session: AsyncSession, line: Line, first: date, last: date, by: Period
+) -> tuple[list[date], list[Tally], list[str], list[str]]:
+    """The line's wrap-ups and risk per week or month (in its time zone) covering the period:
+    the periods' first days, their tallies, and the topics and outcomes to show."""
+    tz = zone(line.time_zone)
+    starts = period_starts(first, last, by)
+    start, end = utc_bounds(starts, by, tz)
+    tallies = tally(
+        await wrapup_rows(session, [line.key], start, end),
+        await risk_rows(session, [line.key], start, end),
+        tz,
+        by,
+        first,
+        last,
+    )
+    topics = _terms(line.wrapup_topics, (t.topics for t in tallies))
+    outcomes = _terms(line.wrapup_outcomes, (t.outcomes for t in tallies))
+    return starts, tallies, topics, outcomes
+
+
 @router.get("/lines/{key}/wrapups", response_model=WrapupStatsOut)
 async def wrapup_statistics(
     key: Text,
@@ -158,23 +190,8 @@ async def wrapup_statistics(
 ) -> WrapupStatsOut:
     """Wrap-up topics and outcomes, risk levels and "in danger" by week or month (whole
     weeks or months covering the period); counts too small to show are null."""
-    line = await RosterLookups(session).line(key)
-    if line is None:
-        raise ApiError("unknown_line", "there is no such line", 404)
-    tz = zone(line.time_zone)
-    first, last = _period(first, last, utcnow().astimezone(tz).date())
-    starts = period_starts(first, last, by)
-    start, end = utc_bounds(starts, by, tz)
-    tallies = tally(
-        await wrapup_rows(session, [key], start, end),
-        await risk_rows(session, [key], start, end),
-        tz,
-        by,
-        first,
-        last,
-    )
-    topics = _terms(line.wrapup_topics, (t.topics for t in tallies))
-    outcomes = _terms(line.wrapup_outcomes, (t.outcomes for t in tallies))
+    line, _tz, first, last = await _line_period(session, key, first, last)
+    starts, tallies, topics, outcomes = await _line_tallies(session, line, first, last, by)
     small = runtime.settings.stats_small_count
     return WrapupStatsOut(
         line=key,
@@ -220,19 +237,7 @@ async def export_wrapups_csv(
         # A practice line's chats leave no rows; it has no place among the real lines.
         if config is None or (config.practice and line is None):
             continue
-        tz = zone(config.time_zone)
-        starts = period_starts(first, last, by)
-        start, end = utc_bounds(starts, by, tz)
-        tallies = tally(
-            await wrapup_rows(session, [key], start, end),
-            await risk_rows(session, [key], start, end),
-            tz,
-            by,
-            first,
-            last,
-        )
-        topics = _terms(config.wrapup_topics, (t.topics for t in tallies))
-        outcomes = _terms(config.wrapup_outcomes, (t.outcomes for t in tallies))
+        _starts, tallies, topics, outcomes = await _line_tallies(session, config, first, last, by)
         for found in tallies:
             cells = [
                 ("wrapups", "", found.wrapups),
@@ -272,11 +277,7 @@ async def mailbox_statistics(
 ) -> dict[str, Any]:
     """Mailbox threads per week (by their first message, in the line's time zone) and the
     median hours to a first answer. A thread counts once answered, or once deleted unanswered."""
-    line = await RosterLookups(session).line(key)
-    if line is None:
-        raise ApiError("unknown_line", "there is no such line", 404)
-    tz = zone(line.time_zone)
-    first, last = _period(first, last, utcnow().astimezone(tz).date())
+    _line, tz, first, last = await _line_period(session, key, first, last)
     start, end = period_bounds(first, last, tz)
     rows = await mailbox_rows(session, [key], start, end)
     return {
