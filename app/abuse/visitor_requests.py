@@ -26,7 +26,7 @@ def json_answer(status: int, body: dict[str, Any]) -> Response:
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
+class BodyRefusal:
     status: int
     detail: str
     code: str
@@ -37,25 +37,25 @@ class Refusal:
         return json_answer(self.status, body)
 
 
-TOO_MANY_CODES = Refusal(
+TOO_MANY_CODES = BodyRefusal(
     429, "too many code attempts; try again in a few minutes", "too_many_attempts"
 )
 
 
-async def visitor_body(request: Request, runtime: Runtime, model: type[B]) -> B | Refusal:
+async def visitor_body(request: Request, runtime: Runtime, model: type[B]) -> B | BodyRefusal:
     """The request's body as `model`, or why not (a foreign origin, not JSON, invalid)."""
     if not origin_allowed(request.headers.get("origin"), runtime.settings.visitor_origins):
-        return Refusal(403, "origin not allowed", "origin")
+        return BodyRefusal(403, "origin not allowed", "origin")
     raw = await request.body()
     try:
         return model.model_validate(jsonutil.loads(raw) if raw.strip() else {})
     except jsonutil.JSONDecodeError:
-        return Refusal(422, "the body is not valid JSON", "invalid_json")
+        return BodyRefusal(422, "the body is not valid JSON", "invalid_json")
     except ValidationError as exc:
         # Where and why, never the value (it may be a code or the visitor's words).
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return Refusal(422, f"invalid field '{where}': {first['msg']}", "invalid")
+        return BodyRefusal(422, f"invalid field '{where}': {first['msg']}", "invalid")
 
 
 async def allowed(request: Request, runtime: Runtime, bucket: str, limit: Limit) -> bool:
@@ -64,10 +64,10 @@ async def allowed(request: Request, runtime: Runtime, bucket: str, limit: Limit)
     return tag is None or await runtime.rate_limiter.allow(bucket, tag, limit)
 
 
-async def visitor_code_body(request: Request, runtime: Runtime, model: type[B]) -> B | Refusal:
+async def visitor_code_body(request: Request, runtime: Runtime, model: type[B]) -> B | BodyRefusal:
     """As `visitor_body`, for a body that presents a code: it counts as one code attempt."""
     body = await visitor_body(request, runtime, model)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body
     settings = runtime.settings
     limit = Limit(settings.continuity_attempts, settings.continuity_attempt_window_seconds)

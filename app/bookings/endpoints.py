@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from app.abuse.visitor_requests import Refusal, json_answer, visitor_code_body
+from app.abuse.visitor_requests import BodyRefusal, json_answer, visitor_code_body
 from app.bookings.service import BookingError, booking_service, iso
 from app.chats.frames import ContinuityCode
 from app.deps import RuntimeDep, SessionDep
@@ -32,7 +32,7 @@ async def pick(request: Request, runtime: RuntimeDep) -> Response:
     """Book one of the times the counsellor offered. A wrong, unknown or deleted code, or
     one without offered times, gets one answer, after the same work."""
     body = await visitor_code_body(request, runtime, PickRequest)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body.answer(with_code=False)
     try:
         booked = await runtime.continuity.pick(body.code, body.time)

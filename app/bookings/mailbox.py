@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.abuse.visitor_requests import Refusal, json_answer, visitor_code_body
+from app.abuse.visitor_requests import BodyRefusal, json_answer, visitor_code_body
 from app.bookings.service import BookingError, booking_service, iso
 from app.bookings.views import booking_fields
 from app.chats.frames import ContinuityCode
@@ -86,7 +86,7 @@ async def offer_times(
 async def book(request: Request, runtime: RuntimeDep) -> Response:
     """The visitor books one of the offered times with the mailbox code (in the body)."""
     body = await visitor_code_body(request, runtime, BookIn)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body.answer()
     return await _book(runtime, body)
 

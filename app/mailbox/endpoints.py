@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.abuse.ratelimit import Limit
 from app.abuse.visitor_requests import (
-    Refusal,
+    BodyRefusal,
     allowed,
     json_answer,
     visitor_body,
@@ -79,7 +79,7 @@ def _too_long(line: LineConfig, text: str) -> Response | None:
 async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
     """Write to a line's mailbox: a new thread, and its code, shown this once."""
     body = await visitor_body(request, runtime, NewThread)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body.answer()
     line = runtime.lines.get(body.line)
     if line is None:
@@ -127,7 +127,7 @@ async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
 async def read_thread(request: Request, runtime: RuntimeDep) -> Response:
     """The thread of a code: its messages, the counsellor's answers, when it is deleted."""
     body = await visitor_code_body(request, runtime, CodeOnly)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body.answer()
     async with unit_of_work(runtime.sessionmaker) as session:
         thread = await _find(session, runtime, body.code)
@@ -142,7 +142,7 @@ async def read_thread(request: Request, runtime: RuntimeDep) -> Response:
 async def write_again(request: Request, runtime: RuntimeDep) -> Response:
     """The visitor writes again in their thread (a closed one reopens, to the same counsellor)."""
     body = await visitor_code_body(request, runtime, VisitorWrite)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body.answer()
     async with unit_of_work(runtime.sessionmaker) as session:
         thread = await _find(session, runtime, body.code)
@@ -172,7 +172,7 @@ async def write_again(request: Request, runtime: RuntimeDep) -> Response:
 async def delete_thread(request: Request, runtime: RuntimeDep) -> Response:
     """Shred the thread now. The answer is the same whether it existed or not."""
     body = await visitor_code_body(request, runtime, CodeOnly)
-    if isinstance(body, Refusal):
+    if isinstance(body, BodyRefusal):
         return body.answer()
     async with unit_of_work(runtime.sessionmaker) as session:
         thread = await _find(session, runtime, body.code)
