@@ -80,6 +80,8 @@ class Settings(BaseSettings):
 
     # Per-client limits (keyed hashes of addresses; see app/abuse): requests per minute.
     http_rate_per_minute: int = Field(default=600, ge=1)
+    # GET requests for the console's and the widget's fixed files and pages, counted apart.
+    file_rate_per_minute: int = Field(default=6000, ge=1)
     sign_in_rate_per_minute: int = Field(default=10, ge=1)
     connection_rate_per_minute: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

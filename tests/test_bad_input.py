@@ -597,3 +597,18 @@ async def test_http_flood_is_refused(lykta: ServerFactory) -> None:
         async with httpx.AsyncClient(base_url=server.url) as http:
             statuses = [(await http.get("/api/lines")).status_code for _ in range(7)]
         assert statuses == [200] * 5 + [429] * 2
+
+
+async def test_fixed_files_are_counted_apart_from_the_api(lykta: ServerFactory) -> None:
+    # A console or chat page load fetches dozens of files; many people may share one address.
+    async with lykta(http_rate_per_minute=3, file_rate_per_minute=8) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            files = [
+                (await http.get(path)).status_code
+                for path in ("/console", "/console/static/core.js", "/widget/chat.js") * 2
+            ]
+            api = [(await http.get("/api/lines")).status_code for _ in range(4)]
+            more = [(await http.get("/console/static/core.js")).status_code for _ in range(3)]
+        assert files == [200] * 6
+        assert api == [200] * 3 + [429]
+        assert more == [200] * 2 + [429]

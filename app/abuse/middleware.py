@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STAFF_SOCKET = "/ws/staff"
+# The fixed files of the console and the widget: a page load fetches dozens of them, and many
+# people may share one address (an NGO's office, a carrier's NAT), so they are counted apart
+# from the API's requests, under a limit of their own.
+FILE_PREFIXES = ("/console/static/", "/widget/", "/chat/")
+FILE_PAGES = frozenset({"/console", "/enrol"})
 
 
 class RequestLimits:
@@ -41,6 +46,7 @@ class RequestLimits:
             settings.http_rate_per_minute,
             settings.sign_in_rate_per_minute,
             settings.connection_rate_per_minute,
+            settings.file_rate_per_minute,
         )
         try:
             key = await limiter.take_client(scope)
@@ -82,7 +88,7 @@ class RequestLimits:
 
 
 def _bucket(
-    scope: Scope, http_rate: int, sign_in_rate: int, connection_rate: int
+    scope: Scope, http_rate: int, sign_in_rate: int, connection_rate: int, file_rate: int
 ) -> tuple[str, Limit]:
     if scope["type"] == "websocket":
         # Counsellors and visitors are counted apart: a flood of visitor connections from one
@@ -92,6 +98,11 @@ def _bucket(
         return bucket, Limit(connection_rate, 60)
     if scope["path"] == "/api/staff/session" and scope["method"] == "POST":
         return "signin", Limit(sign_in_rate, 60)
+    path = scope["path"]
+    if scope["method"] in ("GET", "HEAD") and (
+        path in FILE_PAGES or path.startswith(FILE_PREFIXES)
+    ):
+        return "files", Limit(file_rate, 60)
     return "http", Limit(http_rate, 60)
 
 
