@@ -16,7 +16,7 @@ from typing import Any
 import pyotp
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
 
 from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
@@ -827,6 +827,32 @@ async def test_every_screen_is_complete_in_swedish(server: RunningServer, page: 
         assert keys == [], (route, keys)
         if route == "roster":
             await screenshot(page, "console-roster-sv")
+
+
+async def test_a_screen_that_did_not_load_says_so_and_loads_on_try_again(
+    server: RunningServer, page: Page
+) -> None:
+    await sign_in_console(page, server, "cora", PASSWORD)
+    refused: list[str] = []
+
+    async def drop_once(route: Route) -> None:
+        # The network drops the screen's file once (a train tunnel, a refused request).
+        if not refused:
+            refused.append(route.request.url)
+            await route.abort("internetdisconnected")
+        else:
+            await route.continue_()
+
+    await page.route("**/console/static/views/stats.js*", drop_once)
+    await page.click("#nav-stats")
+    alert = page.locator("#view-stats [role=alert]")
+    await expect(alert).to_have_text(
+        "This screen could not be loaded. Check the connection and try again."
+    )
+    await page.get_by_role("button", name="Try again").click()
+    await expect(page.locator("#stats-totals")).to_be_visible()
+    await expect(alert).to_have_count(0)
+    assert len(refused) == 1
 
 
 async def test_an_admin_sees_the_deployment_settings_read_only(

@@ -679,6 +679,7 @@ function languagePicker(id) {
 // --- Shell: navigation and views ------------------------------------------------------------
 
 const mounted = new Map(); // route name -> {root, cleanup, persistent}
+const loadAttempts = new Map(); // route name -> failed loads of its module so far
 const unread = new Map(); // route name -> count, for the navigation's badges
 
 ctx.on("unread", (event) => {
@@ -774,15 +775,25 @@ async function mountView(name) {
   mounted.set(name, entry);
   let module = null;
   try {
-    module = await import(`${STATIC}/views/${name}.js`);
+    // A failed fetch may stay in the browser's module map: a retry asks under a new URL.
+    const retry = loadAttempts.get(name);
+    module = await import(`${STATIC}/views/${name}.js${retry ? `?attempt=${retry}` : ""}`);
   } catch (error) {
-    console.warn(`view ${name} is not available`, error);
+    loadAttempts.set(name, (loadAttempts.get(name) ?? 0) + 1);
+    console.warn(`view ${name} could not be loaded`, error);
   }
   if (mounted.get(name) !== entry) return; // navigated away while loading
   if (!module?.mount) {
+    // A network hiccup or a refused request: say so and offer to try again, in place.
+    const again = h("button", { type: "button", class: "secondary", text: ctx.t("view.retry") });
+    again.addEventListener("click", () => {
+      unmount(name);
+      if (current === name) showRoute();
+    });
     root.append(
       h("h1", { id: `view-${name}-title`, text: routeLabel(name) }),
-      h("p", { class: "placeholder", text: ctx.t("view.missing") }),
+      h("p", { class: "form-error-text", role: "alert", text: ctx.t("view.unloaded") }),
+      again,
     );
     return;
   }
