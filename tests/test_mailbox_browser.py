@@ -138,10 +138,10 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         page = await visitor(
             browser, server, "sv", permissions=["clipboard-write", "clipboard-read"]
         )
-        await page.get_by_role("heading", name="Chatten är stängd just nu").wait_for()
+        await page.get_by_role("heading", name="Chatten är stängd just nu", exact=True).wait_for()
         await look(page, "sv-1-closed")
         await page.get_by_role("button", name="Skriv till oss").click()
-        await page.get_by_role("heading", name="Skriv till oss").wait_for()
+        await page.get_by_role("heading", name="Skriv till oss", exact=True).wait_for()
         assert await page.evaluate("document.activeElement.id") == "mb-heading"
         await page.get_by_text(ANSWER_TIME["sv"]).wait_for()
         await page.get_by_text("raderas 14 dagar efter").wait_for()
@@ -156,7 +156,7 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         await page.get_by_role("button", name="Skicka").click()
 
         # The code, once: copied, and kept only after "I have saved my code".
-        await page.get_by_role("heading", name="Din brevlådekod").wait_for()
+        await page.get_by_role("heading", name="Din brevlådekod", exact=True).wait_for()
         code = ((await page.locator("#mb-code").text_content()) or "").strip()
         assert len(code.split()) == 5, code
         await page.get_by_role("button", name="Kopiera koden").click()
@@ -171,12 +171,12 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
             assert word not in await kept_by_browser(page)
         await page.get_by_label("Jag har sparat min kod").check()
         await page.get_by_role("button", name="Fortsätt").click()
-        await page.get_by_role("heading", name="Ditt samtal").wait_for()
+        await page.get_by_role("heading", name="Ditt samtal", exact=True).wait_for()
         assert await status_text(page) == "Väntar på svar."
         await page.locator("#mb-log .msg.visitor").get_by_text(said).wait_for()
         assert code not in (await page.content())
         await page.get_by_role("button", name="Klar").click()
-        await page.get_by_role("heading", name="Chatten är stängd just nu").wait_for()
+        await page.get_by_role("heading", name="Chatten är stängd just nu", exact=True).wait_for()
         assert page.errors == []  # type: ignore[attr-defined]
         await page.context.close()
 
@@ -197,7 +197,7 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         # Another browser, another day: only the words (typed loosely).
         page = await visitor(browser, server, "sv")
         await page.get_by_role("button", name="Läs svaret").click()
-        await page.get_by_role("heading", name="Läs svaret").wait_for()
+        await page.get_by_role("heading", name="Läs svaret", exact=True).wait_for()
         field = page.get_by_label("Din brevlådekod")
         await field.fill("these are not the words at all")
         await page.get_by_role("button", name="Läs", exact=True).click()
@@ -205,7 +205,7 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         await look(page, "sv-4-wrong-code")
         await field.fill("  " + code.upper().replace(" ", "   ") + " ")
         await page.get_by_role("button", name="Läs", exact=True).click()
-        await page.get_by_role("heading", name="Ditt samtal").wait_for()
+        await page.get_by_role("heading", name="Ditt samtal", exact=True).wait_for()
         assert await status_text(page) == "Besvarat."
         answer = page.locator("#mb-log .msg.counsellor")
         await answer.get_by_text("Tack för att du skrev. Berätta mer.").wait_for()
@@ -228,7 +228,7 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         await page.get_by_text("Radera hela samtalet nu?").wait_for()
         await look(page, "sv-6-delete")
         await page.get_by_role("button", name="Ja, radera det").click()
-        await page.get_by_role("heading", name="Samtalet är raderat").wait_for()
+        await page.get_by_role("heading", name="Samtalet är raderat", exact=True).wait_for()
         await page.get_by_role("button", name="Klar").click()
         await page.get_by_role("button", name="Läs svaret").click()
         await page.get_by_label("Din brevlådekod").fill(code)
@@ -262,13 +262,13 @@ async def test_quick_exit_from_the_thread_in_arabic(
         await page.locator("#view-mailbox").get_by_label("رسالتك").fill("لا أعرف من أين أبدأ")
         await look(page, "ar-2-write")
         await page.get_by_role("button", name="أرسل").click()
-        await page.get_by_role("heading", name="رمز صندوق الرسائل الخاص بك").wait_for()
+        await page.get_by_role("heading", name="رمز صندوق الرسائل الخاص بك", exact=True).wait_for()
         await page.get_by_role("button", name="متابعة").click()
         await page.get_by_role("alert").wait_for()
         await look(page, "ar-3-code")
         await page.get_by_label("لقد حفظت رمزي").check()
         await page.get_by_role("button", name="متابعة").click()
-        await page.get_by_role("heading", name="محادثتك").wait_for()
+        await page.get_by_role("heading", name="محادثتك", exact=True).wait_for()
         await look(page, "ar-4-thread")
 
         # Shift three times, as in the chat: the page is blanked and replaced.
@@ -375,7 +375,7 @@ async def test_in_the_embedded_frame_the_code_is_selected_for_copying_and_quick_
             await page.screenshot(path=str(SHOTS / "sv-embedded-code.png"))
             await frame.get_by_label("Jag har sparat min kod").check()
             await frame.get_by_role("button", name="Fortsätt").click()
-            await frame.get_by_role("heading", name="Ditt samtal").wait_for()
+            await frame.get_by_role("heading", name="Ditt samtal", exact=True).wait_for()
             await frame.get_by_role("button", name="Lämna snabbt").click()
             await page.wait_for_url(f"{host}/neutral")
             await page.go_back()
@@ -398,11 +398,13 @@ async def test_in_a_language_with_digit_codes_the_texts_say_digits_and_count_the
         )
         page = await visitor(browser, server, "ro")
         await page.get_by_role("button", name="Scrie-ne").click()
-        await page.get_by_role("heading", name="Scrie-ne").wait_for()
+        await page.get_by_role("heading", name="Scrie-ne", exact=True).wait_for()
         await page.get_by_text("Conversația se șterge la 1 zi după").wait_for()
         await page.locator("#view-mailbox").get_by_label("Mesajul tău").fill("Bună")
         await page.get_by_role("button", name="Trimite").click()
-        await page.get_by_role("heading", name="Codul tău pentru căsuța de mesaje").wait_for()
+        await page.get_by_role(
+            "heading", name="Codul tău pentru căsuța de mesaje", exact=True
+        ).wait_for()
         code = ((await page.locator("#mb-code").text_content()) or "").strip()
         assert [len(group) for group in code.split()] == [4, 4, 4, 4], code
         assert code.replace(" ", "").isdigit(), code
