@@ -9,6 +9,7 @@ digest, its wrapped key, its raw key (bytes, hex, base64) and its ciphertexts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import shutil
@@ -104,20 +105,20 @@ async def idle(rt: Runtime) -> bool:
     return not rt.mailbox.vacuum_pending
 
 
+async def messages_of(rt: Runtime, thread_id: uuid.UUID) -> list[MailboxMessage]:
+    async with unit_of_work(rt.sessionmaker) as session:
+        found = await session.execute(
+            select(MailboxMessage).where(MailboxMessage.thread_id == thread_id)
+        )
+        return list(found.scalars().all())
+
+
 async def traces(rt: Runtime, thread_id: str, code: str, words: list[str]) -> list[bytes]:
     """Everything that would betray the thread, read while it still exists."""
     async with unit_of_work(rt.sessionmaker) as session:
         thread = await session.get(MailboxThread, uuid.UUID(thread_id))
-        assert thread is not None
-        messages = (
-            (
-                await session.execute(
-                    select(MailboxMessage).where(MailboxMessage.thread_id == thread.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+    assert thread is not None
+    messages = await messages_of(rt, thread.id)
     key = rt.mailbox.keyring.unwrap(thread.wrapped_key, protocol.KEY_PURPOSE)
     normal = codes.normalise(code)
     assert normal is not None and messages
@@ -204,3 +205,40 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
     assert found == []
     # The VACUUM (or checkpoint) after each shred was logged, without content.
     assert any(r.getMessage() == "mailbox tables vacuumed" for r in caplog.records)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_transaction_older_than_the_shred_is_outlived_before_the_files_are_searched(
+    server: RunningServer,
+) -> None:
+    # A transaction that began before the delete may still see the rows; VACUUM FULL would
+    # copy them into the tables' new files. The vacuum waits for it to end.
+    rt = server.runtime
+    await add_line(rt)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        made = await http.post(
+            "/api/visitor/mailbox/threads",
+            json={"line": "support", "language": "sv", "text": f"canary{uuid.uuid4().hex}"},
+        )
+        code = made.json()["code"]
+        async with unit_of_work(rt.sessionmaker) as session:
+            thread = (await session.execute(select(MailboxThread))).scalar_one()
+        sealed = [m.sealed[:24] for m in await messages_of(rt, thread.id)]
+        dsn = make_url(rt.settings.database_url).set(drivername="postgresql")
+        older = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            # A long read of other tables (a report, say), begun before the visitor deletes:
+            # it holds no lock on the mailbox's tables, only a snapshot that sees the rows.
+            snapshot = older.transaction(isolation="repeatable_read")
+            await snapshot.start()
+            assert await older.fetchval("SELECT count(*) FROM lines") == 1
+            gone = await http.post("/api/visitor/mailbox/delete", json={"code": code})
+            assert gone.json() == {"status": "deleted"}
+            await asyncio.sleep(1)
+            assert rt.mailbox.vacuum_pending  # waiting for the older transaction
+            await snapshot.commit()
+        finally:
+            await older.close()
+    await eventually(lambda: idle(rt), what="the vacuum after the shred")
+    files = await file_blob(rt)
+    assert [s for s in sealed if s in files] == []

@@ -90,10 +90,16 @@ class Mailbox:
     async def vacuum(self) -> bool:
         started = time.monotonic()
         try:
-            await vacuum(self.engine)
+            complete = await vacuum(self.engine)
         except Exception:
             # Best effort: the rows are deleted all the same; tried again a sweep later.
             log_failure(logger, "could not vacuum the mailbox tables")
+            return False
+        if not complete:
+            logger.warning(
+                "mailbox tables vacuumed while an older transaction was open; again later",
+                extra={"seconds": round(time.monotonic() - started, 3)},
+            )
             return False
         logger.info(
             "mailbox tables vacuumed", extra={"seconds": round(time.monotonic() - started, 3)}
@@ -108,11 +114,12 @@ class Mailbox:
             self._vacuum_due.clear()
             try:
                 done = await self.vacuum()
+                if not done:
+                    # Still due while it waits to try again.
+                    await asyncio.sleep(self.settings.sweep_seconds)
+                    self._vacuum_due.set()
             finally:
                 self._vacuuming = False
-            if not done:
-                await asyncio.sleep(self.settings.sweep_seconds)
-                self._vacuum_due.set()
 
     @property
     def vacuum_pending(self) -> bool:

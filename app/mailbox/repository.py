@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.kit.repository import RepositoryBase
 from app.models import ContinuityCode, LineMembership, MailboxMessage, MailboxThread, Staff
@@ -15,6 +17,9 @@ from app.models import ContinuityCode, LineMembership, MailboxMessage, MailboxTh
 # The tables a shred leaves dead rows in.
 TABLES = ("mailbox_messages", "mailbox_threads")
 VACUUM_LOCK_TIMEOUT = "2s"
+# How long a vacuum waits for transactions begun before the shred before it runs anyway (and
+# is tried again a sweep later).
+OLDER_TRANSACTIONS_WAIT_SECONDS = 10.0
 
 
 class MailboxRepository(RepositoryBase[MailboxThread]):
@@ -157,17 +162,21 @@ class MailboxRepository(RepositoryBase[MailboxThread]):
         return {row[0]: str(row[1]) for row in result.all()}
 
 
-async def vacuum(engine: AsyncEngine) -> None:
-    """Make shredded rows unreadable in the files too.
+async def vacuum(engine: AsyncEngine) -> bool:
+    """Make shredded rows unreadable in the files too; False when some may still be there.
 
     PostgreSQL keeps deleted rows as dead tuples until VACUUM, and a plain VACUUM leaves the
     index entries' bytes (the digest) in freed index space: VACUUM FULL writes both tables
     and their indexes anew and drops the old files. It locks the two small tables (bounded
-    by retention) for milliseconds, and cannot run inside a transaction. SQLite zeroes freed
-    space itself (secure_delete); its WAL keeps earlier page images until a checkpoint."""
+    by retention) for milliseconds, and cannot run inside a transaction. It copies rows that
+    a transaction begun before the shred may still see, so it first waits (a little) for
+    those to end. SQLite zeroes freed space itself (secure_delete); its WAL keeps earlier
+    page images until a checkpoint."""
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            since = (await autocommit.execute(text("SELECT clock_timestamp()"))).scalar_one()
+            outlived = await _outlive_older_transactions(autocommit, since)
             # Queued behind a long transaction, its lock would hold up every later query on
             # the tables: give up instead, and let the next try do it.
             await autocommit.execute(text(f"SET lock_timeout = '{VACUUM_LOCK_TIMEOUT}'"))
@@ -175,6 +184,26 @@ async def vacuum(engine: AsyncEngine) -> None:
                 await autocommit.execute(text(f"VACUUM FULL {', '.join(TABLES)}"))
             finally:
                 await autocommit.execute(text("RESET lock_timeout"))
+            # Unless outlived, an older transaction's snapshot kept the rows in the new files.
+            return outlived
     elif engine.dialect.name == "sqlite":
         async with engine.connect() as connection:
             await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    return True
+
+
+async def _outlive_older_transactions(connection: AsyncConnection, since: datetime) -> bool:
+    """Wait (a little) for this database's other sessions' transactions begun before `since`;
+    whether they all ended. PostgreSQL shows other roles' sessions only to members of
+    pg_read_all_stats; Lykta's own are the ones that matter."""
+    deadline = time.monotonic() + OLDER_TRANSACTIONS_WAIT_SECONDS
+    statement = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        " AND xact_start < :since"
+    )
+    while (await connection.execute(statement, {"since": since})).scalar_one():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
