@@ -297,7 +297,7 @@ async def test_nothing_else_is_served_under_widget(widget_server: RunningServer,
 
 
 async def test_a_flood_of_page_loads_is_refused(lykta: ServerFactory) -> None:
-    async with lykta(http_rate_per_minute=20) as server:
+    async with lykta(file_rate_per_minute=20) as server:
         await add_line(server.runtime)
         async with httpx.AsyncClient(base_url=server.url) as http:
             answers = [(await http.get("/chat/support")).status_code for _ in range(25)]
