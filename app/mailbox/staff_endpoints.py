@@ -20,6 +20,7 @@ from app.bookings.views import booking_fields
 from app.deps import RuntimeDep, SessionDep
 from app.directory.service import card, directory_service
 from app.kit.clock import hour_bucket, utcnow
+from app.kit.db import after_commit
 from app.kit.errors import REFUSALS, ApiError
 from app.kit.fields import CleanText
 from app.lines.schemas import LineKeyStr
@@ -311,7 +312,9 @@ async def hand_over(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    """Give the thread to another counsellor of its line (its own is away for days)."""
+    """Give the thread to another counsellor of its line (its own is away for days). Its
+    booked chat not yet started and its offered times are cancelled (they were in the first
+    counsellor's shifts); the new counsellor may offer new ones."""
     thread = await mailbox_service.locked(session, thread_id)
     line = _line(runtime, thread.line_key)
     repo = MailboxRepository(session)
@@ -330,8 +333,16 @@ async def hand_over(
         )
     if thread.staff_id == target.id:
         raise ApiError("same_counsellor", "the thread is theirs already", 409)
-    thread.staff_id = target.id
-    await session.flush()
+    cancelled = await mailbox_service.hand_over(
+        session, runtime.mailbox.keyring, thread, target, utcnow()
+    )
     await _audit(session, runtime, AuditAction.mailbox_handed_over, actor, line.key, target.id)
     runtime.mailbox.changed(session, line.key)
+    if cancelled:
+
+        async def release() -> None:
+            # The first counsellor's place is no longer held for the booked chat.
+            runtime.continuity.holds.invalidate()
+
+        after_commit(session, release)
     return _holder(thread, {target.id: target.alias})
