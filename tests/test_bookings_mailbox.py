@@ -6,17 +6,22 @@ deleting the thread deletes its booking; handing it over cancels it."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from app.bookings.service import iso
 from app.kit.clock import utcnow
+from app.kit.db import unit_of_work
+from app.models import AuditEntry, MailboxThread
 from app.models.enums import StaffRole
 from tests.conftest import ServerFactory
 from tests.support.clients import SignedIn, api, open_staff, open_visitor, sign_in_session
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 from tests.test_bookings import WAIT, bookings, give_shift, soon
@@ -180,6 +185,26 @@ async def test_times_offered_in_a_thread_are_booked_with_the_mailbox_code(
         await back.close()
         await anna_ws.close()
         await bert_ws.close()
+
+        # The offer is in the audit log: who, on which line, the hour; not the thread.
+        async with unit_of_work(rt.sessionmaker) as session:
+            thread_row = await session.get(MailboxThread, uuid.UUID(thread_id))
+            assert thread_row is not None
+            digest = thread_row.digest
+        await written(rt, at_least=1)
+        async with unit_of_work(rt.sessionmaker) as session:
+            entries = (
+                await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == "mailbox.times_offered")
+                )
+            ).all()
+        # Only the offer that went through, none of those refused.
+        [entry] = entries
+        assert (str(entry.actor_id), entry.line_key) == (anna_id, "support")
+        assert (entry.chat_id, entry.target_staff_id, entry.detail) == (None, None, {})
+        assert entry.at.minute == 0
+        kept = " ".join(str(getattr(entry, c.key)) for c in AuditEntry.__table__.columns)
+        assert thread_id not in kept and digest not in kept
 
         # Deleting the thread deletes its booking.
         gone = await visitor_post(server, "/api/visitor/mailbox/delete", {"code": code})

@@ -96,7 +96,7 @@ async def staff_thread(
     }
 
 
-async def _audit(
+async def hold_audit(
     session: AsyncSession,
     runtime: Runtime,
     action: AuditAction,
@@ -160,7 +160,7 @@ async def claim(
     if thread.staff_id != staff.id:
         if not await mailbox_service.claim(session, thread, staff):
             raise ApiError("already_claimed", "another counsellor has claimed this thread", 409)
-        await _audit(session, runtime, AuditAction.mailbox_claimed, staff, line.key)
+        await hold_audit(session, runtime, AuditAction.mailbox_claimed, staff, line.key)
         runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
 
@@ -201,7 +201,7 @@ async def answer(
         session, runtime.mailbox.keyring, thread, staff, content, utcnow()
     )
     runtime.mailbox.hold(session, [row] if row is not None else [])
-    await _audit(session, runtime, AuditAction.mailbox_answered, staff, line.key)
+    await hold_audit(session, runtime, AuditAction.mailbox_answered, staff, line.key)
     runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
 
@@ -229,7 +229,7 @@ async def add_note(
     thread = await _own(session, runtime, staff, thread_id)
     _check_text(_line(runtime, thread.line_key), body.text)
     await mailbox_service.note(session, runtime.mailbox.keyring, thread, staff, body.text, utcnow())
-    await _audit(session, runtime, AuditAction.mailbox_noted, staff, thread.line_key)
+    await hold_audit(session, runtime, AuditAction.mailbox_noted, staff, thread.line_key)
     return await staff_thread(session, runtime, thread)
 
 
@@ -260,7 +260,7 @@ async def close(
         outcome=body.outcome,
     )
     runtime.mailbox.hold(session, [wrapup])
-    await _audit(session, runtime, AuditAction.mailbox_closed, staff, line.key)
+    await hold_audit(session, runtime, AuditAction.mailbox_closed, staff, line.key)
     runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
 
@@ -273,7 +273,7 @@ async def delete_thread(
     thread = await _own(session, runtime, staff, thread_id)
     rows = await mailbox_service.shred(session, [thread])
     runtime.mailbox.hold(session, rows)
-    await _audit(session, runtime, AuditAction.mailbox_deleted, staff, thread.line_key)
+    await hold_audit(session, runtime, AuditAction.mailbox_deleted, staff, thread.line_key)
     runtime.mailbox.changed(session, thread.line_key)
     runtime.mailbox.shredded(session)
     return {"status": "deleted"}
@@ -336,7 +336,7 @@ async def hand_over(
     cancelled = await mailbox_service.hand_over(
         session, runtime.mailbox.keyring, thread, target, utcnow()
     )
-    await _audit(session, runtime, AuditAction.mailbox_handed_over, actor, line.key, target.id)
+    await hold_audit(session, runtime, AuditAction.mailbox_handed_over, actor, line.key, target.id)
     runtime.mailbox.changed(session, line.key)
     if cancelled:
 
