@@ -1,24 +1,30 @@
 """Booked chats in real Chromium: the counsellor offers times from their own shifts in the
 console, the visitor sees them as buttons in the widget and books one with the code the
 widget holds in memory; the console lists today's booked chats and says in words why a time
-cannot be offered. Screenshots at 390×844 (widget) and 1280×800 (console), axe on both."""
+cannot be offered. A thread handed over shows its cancelled times in the widget and to the
+new counsellor. Screenshots at 390×844 (widget) and 1280×800 (console), axe on both."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page
 
+from app.bookings.service import iso
+from app.models.enums import StaffRole
 from app.settings import Settings
 from tests.support.browser import axe_violations, chromium, describe, screenshot, trace_sockets
+from tests.support.clients import api, sign_in_session
 from tests.support.console import sign_in_console
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer, bound_socket, run_server
 from tests.support.waiting import eventually
-from tests.test_bookings import bookings, give_shift
+from tests.test_bookings import bookings, give_shift, soon
+from tests.test_bookings_mailbox import claimed_thread, visitor_post
 
 pytestmark = pytest.mark.browser
 
@@ -163,4 +169,65 @@ async def test_times_offered_in_the_console_are_booked_in_the_widget(
         await console.locator("#lang").select_option("sv")
         await console.get_by_role("heading", name="Bokade samtal i dag").wait_for()
         await visitor_context.close()
+        await context.close()
+
+
+async def test_a_thread_handed_over_shows_its_cancelled_times_to_the_visitor_and_the_new_counsellor(
+    browser: Browser, settings_for: Callable[..., Settings]
+) -> None:
+    async with serving(settings_for) as server:
+        rt = server.runtime
+        await add_line(rt)
+        anna_id = await add_counsellor(rt, "anna", alias="Anna")
+        bert_id = await add_counsellor(rt, "bert", alias="Bert")
+        await add_staff(rt, "cora", StaffRole.coordinator)
+        await give_shift(rt, anna_id)
+        anna = await sign_in_session(server, "anna", PASSWORD)
+        cora = await sign_in_session(server, "cora", PASSWORD)
+        thread_id, code = await claimed_thread(server, anna)
+        booked_at = soon() + timedelta(minutes=30)
+        path = f"/api/mailbox/{thread_id}/times"
+        assert (await api(server, anna, "POST", path, json={"times": [iso(booked_at)]})).is_success
+        booked = await visitor_post(
+            server, "/api/visitor/mailbox/book", {"code": code, "time": iso(booked_at)}
+        )
+        assert booked.status_code == 200, booked.text
+        handed = await api(
+            server, cora, "POST", f"/api/mailbox/{thread_id}/hand", json={"staff_id": bert_id}
+        )
+        assert handed.status_code == 200, handed.text
+
+        # The visitor reads the thread: the booked time, cancelled, in words.
+        context = await browser.new_context(viewport={"width": 390, "height": 844})
+        widget = await context.new_page()
+        errors: list[str] = []
+        widget.on("pageerror", lambda error: errors.append(str(error)))
+        await widget.goto(f"{server.url}/chat/support?lang=en")
+        await widget.get_by_role("button", name="Read the answer").click()
+        await widget.get_by_label("Your mailbox code").fill(code)
+        await widget.get_by_role("button", name="Read", exact=True).click()
+        await widget.get_by_role("heading", name="Your conversation", exact=True).wait_for()
+        cancelled = widget.locator("#mb-log .msg.counsellor").last
+        await cancelled.get_by_text("These times for a chat are cancelled").wait_for()
+        assert await cancelled.locator(".mb-time-list li").count() == 1
+        assert await widget.locator("#mb-times").is_hidden()
+        await axe_clean(widget, "times cancelled")
+        await shot(widget, "widget-times-cancelled")
+        assert errors == []
+        await context.close()
+
+        # The new counsellor reads the same in the console.
+        context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+        console = await context.new_page()
+        console.on("pageerror", lambda error: errors.append(str(error)))
+        await sign_in_console(console, server, "bert", PASSWORD)
+        await console.locator("#nav a", has_text="Mailbox").click()
+        mine = console.locator('.mailbox-line[data-line="support"] .mailbox-item.mine')
+        await mine.get_by_role("button").click()
+        entry = console.locator('.mailbox-thread .entry[data-kind="times_cancelled"]')
+        await entry.get_by_text("Times for a booked chat cancelled when the thread").wait_for()
+        assert await entry.locator("li").count() == 1
+        await axe_clean(console, "console times cancelled")
+        await shot(console, "console-times-cancelled")
+        assert errors == []
         await context.close()

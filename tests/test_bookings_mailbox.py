@@ -2,21 +2,27 @@
 times in their own shifts (a "times" message in the thread), the visitor books one with the
 mailbox code, and a chat started with that code at that time goes to that counsellor first.
 Bad input, other counsellors, wrong codes and floods are refused and change nothing;
-deleting the thread deletes its booking."""
+deleting the thread deletes its booking; handing it over cancels it."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from app.bookings.service import iso
 from app.kit.clock import utcnow
+from app.kit.db import unit_of_work
+from app.models import AuditEntry, MailboxThread
+from app.models.enums import StaffRole
 from tests.conftest import ServerFactory
 from tests.support.clients import SignedIn, api, open_staff, open_visitor, sign_in_session
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.held import written
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 from tests.test_bookings import WAIT, bookings, give_shift, soon
 
@@ -180,6 +186,26 @@ async def test_times_offered_in_a_thread_are_booked_with_the_mailbox_code(
         await anna_ws.close()
         await bert_ws.close()
 
+        # The offer is in the audit log: who, on which line, the hour; not the thread.
+        async with unit_of_work(rt.sessionmaker) as session:
+            thread_row = await session.get(MailboxThread, uuid.UUID(thread_id))
+            assert thread_row is not None
+            digest = thread_row.digest
+        await written(rt, at_least=1)
+        async with unit_of_work(rt.sessionmaker) as session:
+            entries = (
+                await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == "mailbox.times_offered")
+                )
+            ).all()
+        # Only the offer that went through, none of those refused.
+        [entry] = entries
+        assert (str(entry.actor_id), entry.line_key) == (anna_id, "support")
+        assert (entry.chat_id, entry.target_staff_id, entry.detail) == (None, None, {})
+        assert entry.at.minute == 0
+        kept = " ".join(str(getattr(entry, c.key)) for c in AuditEntry.__table__.columns)
+        assert thread_id not in kept and digest not in kept
+
         # Deleting the thread deletes its booking.
         gone = await visitor_post(server, "/api/visitor/mailbox/delete", {"code": code})
         assert gone.status_code == 200
@@ -224,3 +250,78 @@ async def test_deleting_a_thread_from_the_console_deletes_its_booking(
     deleted = await api(server, anna, "POST", f"/api/mailbox/{thread_id}/delete")
     assert deleted.status_code == 200
     assert await bookings(rt) == []
+
+
+async def test_handing_a_thread_over_cancels_its_booked_chat_and_offered_times(
+    server: RunningServer,
+) -> None:
+    # The booked time lies in the first counsellor's shift: the new one may not be on duty
+    # then. The booking and the times still offered are cancelled, the first counsellor's
+    # place is no longer held, the visitor reads so in the thread, and the new counsellor
+    # may offer new times.
+    rt = server.runtime
+    await add_line(rt)
+    anna_id = await add_counsellor(rt, "anna", alias="Anna")
+    bert_id = await add_counsellor(rt, "bert", alias="Bert")
+    await add_staff(rt, "cora", StaffRole.coordinator)
+    await give_shift(rt, anna_id)
+    await give_shift(rt, bert_id)
+    anna = await sign_in_session(server, "anna", PASSWORD)
+    bert = await sign_in_session(server, "bert", PASSWORD)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+    thread_id, code = await claimed_thread(server, anna)
+    times_path = f"/api/mailbox/{thread_id}/times"
+    booked_at = soon()
+    offered_at = booked_at + timedelta(minutes=30)
+    await api(server, anna, "POST", times_path, json={"times": [iso(booked_at)]})
+    booked = await visitor_post(
+        server, "/api/visitor/mailbox/book", {"code": code, "time": iso(booked_at)}
+    )
+    assert booked.status_code == 200, booked.text
+    # Then another time offered, not picked.
+    offered = await api(server, anna, "POST", times_path, json={"times": [iso(offered_at)]})
+    assert offered.status_code == 200, offered.text
+    today = (await api(server, anna, "GET", "/api/bookings/today")).json()["bookings"]
+    assert [b["starts_at"] for b in today] == [iso(booked_at)]
+    # Within the early minutes before the booked time: Anna's last place is held.
+    assert anna_id in await rt.continuity.holds.reserved("support")
+    before = (await visitor_post(server, "/api/visitor/mailbox/read", {"code": code})).json()
+
+    handed = await api(
+        server, cora, "POST", f"/api/mailbox/{thread_id}/hand", json={"staff_id": bert_id}
+    )
+    assert handed.status_code == 200, handed.text
+
+    assert await bookings(rt) == []
+    assert (await api(server, anna, "GET", "/api/bookings/today")).json()["bookings"] == []
+    assert anna_id not in await rt.continuity.holds.reserved("support")
+    read = (await visitor_post(server, "/api/visitor/mailbox/read", {"code": code})).json()
+    assert read["booking"] is None and read["times_offered"] == []
+    assert read["status"] == before["status"] == "answered"
+    cancelled = read["messages"][-1]
+    assert (cancelled["kind"], cancelled["from"], cancelled["alias"]) == (
+        "times_cancelled",
+        "counsellor",
+        None,
+    )
+    assert cancelled["times"] == [iso(booked_at), iso(offered_at)]
+    assert len(read["messages"]) == len(before["messages"]) + 1
+    mine = (await api(server, bert, "GET", "/api/mailbox")).json()["mine"]
+    assert [(t["id"], t["booked"]) for t in mine] == [(thread_id, False)]
+    shown = (await api(server, bert, "GET", f"/api/mailbox/{thread_id}")).json()
+    assert shown["messages"][-1]["kind"] == "times_cancelled" and shown["booking"] is None
+
+    # The new counsellor offers times in their own shift; the visitor books one with them.
+    again = await api(server, anna, "POST", times_path, json={"times": [iso(booked_at)]})
+    assert (again.status_code, again.json()["code"]) == (403, "not_your_thread")
+    new = await api(server, bert, "POST", times_path, json={"times": [iso(booked_at)]})
+    assert new.status_code == 200, new.text
+    rebooked = await visitor_post(
+        server, "/api/visitor/mailbox/book", {"code": code, "time": iso(booked_at)}
+    )
+    assert rebooked.status_code == 200, rebooked.text
+    assert rebooked.json()["booking"]["counsellor"] == "Bert"
+    (booking,) = await bookings(rt)
+    assert str(booking.staff_id) == bert_id
+    today = (await api(server, bert, "GET", "/api/bookings/today")).json()["bookings"]
+    assert [b["starts_at"] for b in today] == [iso(booked_at)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.audit.service import AuditAction
 from app.console.endpoints import STATIC
 from tests.support.server import RunningServer
 
@@ -147,6 +148,21 @@ def test_every_text_the_coordinator_screens_ask_for_exists() -> None:
     # A counted text has its CLDR plural forms instead ("roster.gap_shifts.one", ".other").
     missing = {key for key in asked if key not in english and f"{key}.other" not in english}
     assert sorted(missing) == []
+
+
+def test_every_audit_action_and_filter_has_a_label_in_both_languages() -> None:
+    # The audit screen shows an action by its label, and the raw name only without one.
+    audit_js = (STATIC / "views" / "audit.js").read_text("utf-8")
+    listed = re.search(r"const ACTIONS = \[(.*?)\];", audit_js, re.S)
+    assert listed is not None
+    filters = set(re.findall(r'"([a-z_.]+)"', listed.group(1)))
+    assert "mailbox" in filters
+    wanted = {f"audit.action.{name}" for name in {a.value for a in AuditAction} | filters}
+    for lang in ("en", "sv"):
+        known: dict[str, str] = {}
+        for area in AREAS:
+            known.update(json.loads((STATIC / "i18n" / f"{lang}.{area}.json").read_text("utf-8")))
+        assert sorted(wanted - set(known)) == [], lang
 
 
 def test_every_text_the_chat_screens_ask_for_exists_in_both_languages() -> None:

@@ -389,7 +389,9 @@ async def test_only_qualified_members_claim_and_coordinators_hand_over(
     )
     assert handed.status_code == 200 and handed.json()["counsellor"] == "Bert"
     assert (await api(server, who["anna"], "GET", f"/api/mailbox/{thread_id}")).status_code == 403
-    assert (await api(server, who["bert"], "GET", f"/api/mailbox/{thread_id}")).status_code == 200
+    opened = await api(server, who["bert"], "GET", f"/api/mailbox/{thread_id}")
+    # Nothing was booked or offered: nothing is cancelled, and the thread says nothing of it.
+    assert opened.status_code == 200 and [m["kind"] for m in opened.json()["messages"]] == ["text"]
     await written(rt, at_least=2)
     async with unit_of_work(rt.sessionmaker) as session:
         entries = (await session.execute(select(AuditEntry))).scalars().all()

@@ -1,7 +1,9 @@
 """The mailbox's forensic test: after a visitor deletes a thread, and after another one's
 retention ran out, nothing of them is readable anywhere Lykta leaves traces: not in any
-table, not in the database's files (SQLite's file and WAL; PostgreSQL's relation files, where
-deleted rows would stay as dead tuples without VACUUM), not in the broker, not in the logs.
+table, not in the database's files (SQLite's file and WAL; PostgreSQL's relation files of the
+mailbox's and the bookings' tables, where deleted rows would stay as dead tuples without
+VACUUM), not in the broker, not in the logs. The deleted thread had a booked chat (times
+offered, one picked), the expired one times offered: those rows hold the thread's digest.
 
 Searched for: the message texts, the code in every form it could be stored in, the thread's
 digest, its wrapped key, its raw key (bytes, hex, base64) and its ciphertexts.
@@ -24,12 +26,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from app.bookings.service import booking_service, iso
 from app.broker.memory import MemoryBroker
+from app.chats.background import purge_codes_and_bookings
 from app.continuity import codes
+from app.continuity.service import continuity_service
+from app.kit.clock import utcnow
 from app.kit.db import Base, unit_of_work
 from app.kit.migrate import upgrade
 from app.mailbox import protocol
-from app.models import MailboxMessage, MailboxThread
+from app.models import Booking, ContinuityCode, MailboxMessage, MailboxThread
 from app.runtime import Runtime
 from tests.conftest import REDIS_URL
 from tests.support.brokers import redis_dump
@@ -38,6 +44,7 @@ from tests.support.postgres import fresh_database
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 from tests.support.waiting import eventually
+from tests.test_bookings import bookings, give_shift, pick, soon
 
 pytestmark = pytest.mark.both_brokers
 
@@ -68,7 +75,7 @@ async def sql_blob(rt: Runtime) -> bytes:
 
 
 async def file_blob(rt: Runtime) -> bytes:
-    """The database's files as they are on disk."""
+    """The database's files of the mailbox's and the bookings' tables, as they are on disk."""
     url = rt.settings.database_url
     if url.startswith("sqlite"):
         path = Path(url.split("///", 1)[1])
@@ -81,10 +88,12 @@ async def file_blob(rt: Runtime) -> bytes:
         await connection.execute("CHECKPOINT")
         paths = await connection.fetch(
             """SELECT pg_relation_filepath(c.oid) AS path FROM pg_class c
-               WHERE c.relname LIKE '%mailbox%' AND pg_relation_filepath(c.oid) IS NOT NULL
+               WHERE c.relname SIMILAR TO $1 AND pg_relation_filepath(c.oid) IS NOT NULL
                UNION
                SELECT pg_relation_filepath(c.reltoastrelid) FROM pg_class c
-               WHERE c.relname LIKE '%mailbox%' AND c.reltoastrelid <> 0"""
+               WHERE c.relname SIMILAR TO $1 AND c.reltoastrelid <> 0""",
+            # The tables that hold a thread, its messages or its digest, and their indexes.
+            "%(mailbox|booking)%",
         )
         parts = [
             await connection.fetchval("SELECT pg_read_binary_file($1)", r["path"]) for r in paths
@@ -145,7 +154,8 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
     caplog.set_level(logging.DEBUG, logger="app")
     rt = server.runtime
     await add_line(rt, mailbox_retention_days=2)
-    await add_counsellor(rt, "anna", alias="Anna")
+    anna_id = await add_counsellor(rt, "anna", alias="Anna")
+    await give_shift(rt, anna_id)
     run = uuid.uuid4().hex[:8]
     said = {name: f"canary{name}{run}" for name in ("visitor", "again", "answer", "note", "old")}
     anna = await sign_in_session(server, "anna", PASSWORD)
@@ -164,6 +174,21 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
             server, anna, "POST", f"/api/mailbox/{thread_id}/notes", json={"text": said["note"]}
         )
         await http.post("/api/visitor/mailbox/write", json={"code": code, "text": said["again"]})
+        # A booked chat: times offered (a booking_offers row), one picked (a bookings row).
+        booked_at = soon()
+        offered = await api(
+            server,
+            anna,
+            "POST",
+            f"/api/mailbox/{thread_id}/times",
+            json={"times": [iso(booked_at), iso(booked_at + timedelta(minutes=5))]},
+        )
+        assert offered.status_code == 200, offered.text
+        booked = await http.post(
+            "/api/visitor/mailbox/book", json={"code": code, "time": iso(booked_at)}
+        )
+        assert booked.status_code == 200, booked.text
+        assert len(await bookings(rt)) == 1
         deleted = await traces(
             rt, thread_id, code, [said[n] for n in ("visitor", "again", "answer", "note")]
         )
@@ -177,6 +202,16 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
         )
         old_code = old.json()["code"]
         old_id = (await api(server, anna, "GET", "/api/mailbox")).json()["waiting"][0]["id"]
+        # Times offered and not picked: they go with the thread at its retention.
+        await api(server, anna, "POST", f"/api/mailbox/{old_id}/claim")
+        offered = await api(
+            server,
+            anna,
+            "POST",
+            f"/api/mailbox/{old_id}/times",
+            json={"times": [iso(booked_at + timedelta(minutes=30))]},
+        )
+        assert offered.status_code == 200, offered.text
         expired = await traces(rt, old_id, old_code, [said["old"]])
         async with unit_of_work(rt.sessionmaker) as session:
             thread = await session.get(MailboxThread, uuid.UUID(old_id))
@@ -186,6 +221,7 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
         assert (
             await http.post("/api/visitor/mailbox/read", json={"code": old_code})
         ).status_code == 404
+        assert await bookings(rt) == []
 
     # The visitor's answer does not wait for the vacuum; the search does.
     await eventually(lambda: idle(rt), what="the vacuum after the shreds")
@@ -242,3 +278,55 @@ async def test_a_transaction_older_than_the_shred_is_outlived_before_the_files_a
     await eventually(lambda: idle(rt), what="the vacuum after the shred")
     files = await file_blob(rt)
     assert [s for s in sealed if s in files] == []
+
+
+async def test_a_booking_left_by_an_expired_code_leaves_the_files_when_its_time_is_past(
+    server: RunningServer,
+) -> None:
+    # A continuity code that expires (rather than being deleted) leaves its booked chat until
+    # the booked time and the wait after it are past; the sweep then deletes the row, and the
+    # same vacuum as after a shred takes its digest out of the bookings tables' files.
+    rt = server.runtime
+    await add_line(rt)
+    anna_id = await add_counsellor(rt, "anna", alias="Anna")
+    await give_shift(rt, anna_id)
+    booked_at = soon()
+    async with unit_of_work(rt.sessionmaker) as session:
+        issued = await continuity_service.issue(
+            session,
+            rt.settings,
+            line_key="support",
+            staff_id=uuid.UUID(anna_id),
+            language="sv",
+            note="",
+            now=utcnow(),
+        )
+        await booking_service.offer(
+            session,
+            staff_id=uuid.UUID(anna_id),
+            line_key="support",
+            digest=issued.digest,
+            times=[booked_at, booked_at + timedelta(minutes=5)],
+            now=utcnow(),
+        )
+    picked = await pick(server, issued.code, iso(booked_at))
+    assert picked.status_code == 200, picked.text
+    await eventually(lambda: idle(rt), what="no vacuum pending")
+    digest = issued.digest.encode()
+    assert digest in await file_blob(rt)
+
+    async with unit_of_work(rt.sessionmaker) as session:
+        code = (await session.execute(select(ContinuityCode))).scalar_one()
+        code.expires_at = utcnow() - timedelta(minutes=1)
+    await purge_codes_and_bookings(rt)
+    # The code is gone; its booking waits for its time.
+    assert len(await bookings(rt)) == 1
+    async with unit_of_work(rt.sessionmaker) as session:
+        (booking,) = (await session.execute(select(Booking))).scalars().all()
+        booking.starts_at -= timedelta(hours=1)
+    await purge_codes_and_bookings(rt)
+    assert await bookings(rt) == []
+
+    await eventually(lambda: idle(rt), what="the vacuum after the booking's deletion")
+    assert digest not in await sql_blob(rt)
+    assert digest not in await file_blob(rt)

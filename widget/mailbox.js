@@ -380,6 +380,10 @@ function messageItem(m, tz) {
   );
   if (m.kind === 'times') {
     li.append(h('p', { class: 'text', text: t('mailbox_times_from', { name }) }), timeList(m.times || [], tz));
+  } else if (m.kind === 'times_cancelled') {
+    // The thread went to another counsellor: the booked chat and offered times were in the
+    // first one's shifts.
+    li.append(h('p', { class: 'text', t: 'mailbox_times_cancelled' }), timeList(m.times || [], tz));
   } else {
     li.append(h('p', { class: 'text', text: m.text || '' }));
   }

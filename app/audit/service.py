@@ -52,6 +52,7 @@ class AuditAction(StrEnum):
     mailbox_closed = "mailbox.closed"
     mailbox_handed_over = "mailbox.handed_over"
     mailbox_deleted = "mailbox.deleted"
+    mailbox_times_offered = "mailbox.times_offered"
 
 
 def entry_time(now: datetime, chat_id: str | None) -> datetime:

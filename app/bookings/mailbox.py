@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.abuse.visitor_requests import BodyRefusal, json_answer, visitor_code_body
+from app.audit.service import AuditAction
 from app.bookings.service import BookingError, booking_service, iso
 from app.bookings.views import booking_fields
 from app.chats.frames import ContinuityCode
@@ -24,7 +25,7 @@ from app.kit.fields import Moment
 from app.mailbox.endpoints import NO_THREAD, thread_view
 from app.mailbox.repository import MailboxRepository
 from app.mailbox.service import mailbox_service
-from app.mailbox.staff_endpoints import staff_thread
+from app.mailbox.staff_endpoints import hold_audit, staff_thread
 from app.runtime import Runtime
 from app.staff.permissions import TakeChats, public
 
@@ -78,6 +79,8 @@ async def offer_times(
         utcnow(),
     )
     runtime.mailbox.hold(session, [row] if row is not None else [])
+    # Which counsellor offered times on which line, held to the hour: never the thread.
+    await hold_audit(session, runtime, AuditAction.mailbox_times_offered, staff, thread.line_key)
     runtime.mailbox.changed(session, thread.line_key)
     return {**await staff_thread(session, runtime, thread), **await booking_fields(session, thread)}
 

@@ -43,6 +43,11 @@ def iso(moment: datetime) -> str:
     return minute(moment).isoformat().replace("+00:00", "Z")
 
 
+def parse_iso(text: str) -> datetime:
+    """A time as `iso` wrote it."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 @dataclass(frozen=True, slots=True)
 class Held:
     """A counsellor's place kept free on a line for a booked chat, until it arrives."""
@@ -232,6 +237,23 @@ class BookingService:
         self, session: AsyncSession, staff_id: uuid.UUID, start: datetime, end: datetime
     ) -> Sequence[Booking]:
         return await BookingRepository(session).between(start, end, staff_id)
+
+    async def cancel(self, session: AsyncSession, digest: str, now: datetime) -> list[datetime]:
+        """Cancel the code's booked chats that have not started and the times offered to it
+        (they lie in a counsellor's shifts who no longer answers it); the times cancelled
+        that the visitor may still be waiting for, sorted."""
+        cancelled: set[datetime] = set()
+        repo = BookingRepository(session)
+        for booking in await repo.for_digest(digest):
+            if not booking.arrived:
+                cancelled.add(minute(booking.starts_at))
+                await repo.delete(booking)
+        offers = BookingOfferRepository(session)
+        offer = await offers.get(digest)
+        if offer is not None:
+            cancelled |= {t for t in map(parse_iso, offer.times) if t > now}
+            await offers.delete(offer)
+        return sorted(cancelled)
 
     async def forget_code(self, session: AsyncSession, digest: str) -> None:
         """The code is gone: so are its bookings and offers."""

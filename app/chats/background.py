@@ -74,18 +74,24 @@ async def run_sweeps(runtime: Runtime) -> None:
             found = await runtime.chats.deadlines.sweep()
             if found:
                 logger.info("abandoned chats found", extra={"count": found})
-            async with unit_of_work(runtime.sessionmaker) as session:
-                # Expired continuity codes go (each is also refused when presented).
-                await continuity_service.purge_expired(session, utcnow())
-                # Booked chats whose time and wait have passed, and lapsed offers of times.
-                await booking_service.purge(
-                    session, utcnow(), timedelta(seconds=runtime.settings.continuity_wait_seconds)
-                )
+            await purge_codes_and_bookings(runtime)
             # Mailbox threads past their line's retention are shredded.
             await runtime.mailbox.sweep()
         except Exception:
             log_failure(logger, "sweep failed")
         await asyncio.sleep(runtime.settings.sweep_seconds)
+
+
+async def purge_codes_and_bookings(runtime: Runtime) -> None:
+    """Expired continuity codes go (each is also refused when presented); so do booked chats
+    whose time and wait have passed, and lapsed offers of times."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        await continuity_service.purge_expired(session, utcnow())
+        wait = timedelta(seconds=runtime.settings.continuity_wait_seconds)
+        if await booking_service.purge(session, utcnow(), wait):
+            # Their rows held a code's digest (one whose code may be gone): out of the
+            # database's files too, by the vacuum that follows a mailbox shred.
+            runtime.mailbox.shredded(session)
 
 
 def lease_seconds(settings: Settings) -> float:

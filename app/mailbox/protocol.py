@@ -136,7 +136,8 @@ def visitor_message(message: Opened) -> dict[str, Any]:
         "kind": kind,
         "text": message.content.get("text") if kind == "text" else None,
         "card": message.content.get("card") if kind == "card" else None,
-        "times": message.content.get("times") if kind == "times" else None,
+        # Times offered for a booked chat, or cancelled when the thread was handed over.
+        "times": message.content.get("times") if kind in ("times", "times_cancelled") else None,
     }
 
 

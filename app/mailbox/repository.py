@@ -12,10 +12,21 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.kit.repository import RepositoryBase
-from app.models import ContinuityCode, LineMembership, MailboxMessage, MailboxThread, Staff
+from app.models import (
+    Booking,
+    BookingOffer,
+    ContinuityCode,
+    LineMembership,
+    MailboxMessage,
+    MailboxThread,
+    Staff,
+)
 
-# The tables a shred leaves dead rows in.
-TABLES = ("mailbox_messages", "mailbox_threads")
+# The tables a shred leaves dead rows in: the thread, its messages, and the booked chat and
+# offered times keyed by its digest (app/bookings, deleted with it).
+TABLES = tuple(
+    model.__tablename__ for model in (MailboxMessage, MailboxThread, Booking, BookingOffer)
+)
 VACUUM_LOCK_TIMEOUT = "2s"
 # How long a vacuum waits for transactions begun before the shred before it runs anyway (and
 # is tried again a sweep later).
@@ -166,9 +177,9 @@ async def vacuum(engine: AsyncEngine) -> bool:
     """Make shredded rows unreadable in the files too; False when some may still be there.
 
     PostgreSQL keeps deleted rows as dead tuples until VACUUM, and a plain VACUUM leaves the
-    index entries' bytes (the digest) in freed index space: VACUUM FULL writes both tables
-    and their indexes anew and drops the old files. It locks the two small tables (bounded
-    by retention) for milliseconds, and cannot run inside a transaction. It copies rows that
+    index entries' bytes (the digest) in freed index space: VACUUM FULL writes the tables
+    and their indexes anew and drops the old files. It locks the small tables (bounded by
+    retention) for milliseconds, and cannot run inside a transaction. It copies rows that
     a transaction begun before the shred may still see, so it first waits (a little) for
     those to end. SQLite zeroes freed space itself (secure_delete); its WAL keeps earlier
     page images until a checkpoint."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bookings.service import booking_service
+from app.bookings.service import booking_service, iso
 from app.chats.crypto import KeyRing
 from app.continuity import codes
 from app.kit.clock import hour_bucket
@@ -290,6 +290,26 @@ class MailboxService:
             return False
         await session.refresh(thread)
         return True
+
+    async def hand_over(
+        self,
+        session: AsyncSession,
+        keyring: KeyRing,
+        thread: MailboxThread,
+        target: Staff,
+        now: datetime,
+    ) -> list[datetime]:
+        """The thread becomes `target`'s. Its booked chat (not started) and offered times lie
+        in the first counsellor's shifts, when the new one may not be on duty: they are
+        cancelled, and the visitor reads which in the thread (a "times_cancelled" message,
+        from no one by name). The times cancelled."""
+        thread.staff_id = target.id
+        cancelled = await booking_service.cancel(session, thread.digest, now)
+        if cancelled:
+            content = {"kind": "times_cancelled", "times": [iso(t) for t in cancelled]}
+            await self._add(session, keyring, thread, Author.counsellor, content, None, now)
+        await session.flush()
+        return cancelled
 
     async def waiting_counts(self, session: AsyncSession) -> dict[str, int]:
         return await MailboxRepository(session).waiting_counts()

@@ -20,6 +20,7 @@ from app.bookings.views import booking_fields
 from app.deps import RuntimeDep, SessionDep
 from app.directory.service import card, directory_service
 from app.kit.clock import hour_bucket, utcnow
+from app.kit.db import after_commit
 from app.kit.errors import REFUSALS, ApiError
 from app.kit.fields import CleanText
 from app.lines.schemas import LineKeyStr
@@ -95,7 +96,7 @@ async def staff_thread(
     }
 
 
-async def _audit(
+async def hold_audit(
     session: AsyncSession,
     runtime: Runtime,
     action: AuditAction,
@@ -159,7 +160,7 @@ async def claim(
     if thread.staff_id != staff.id:
         if not await mailbox_service.claim(session, thread, staff):
             raise ApiError("already_claimed", "another counsellor has claimed this thread", 409)
-        await _audit(session, runtime, AuditAction.mailbox_claimed, staff, line.key)
+        await hold_audit(session, runtime, AuditAction.mailbox_claimed, staff, line.key)
         runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
 
@@ -200,7 +201,7 @@ async def answer(
         session, runtime.mailbox.keyring, thread, staff, content, utcnow()
     )
     runtime.mailbox.hold(session, [row] if row is not None else [])
-    await _audit(session, runtime, AuditAction.mailbox_answered, staff, line.key)
+    await hold_audit(session, runtime, AuditAction.mailbox_answered, staff, line.key)
     runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
 
@@ -228,7 +229,7 @@ async def add_note(
     thread = await _own(session, runtime, staff, thread_id)
     _check_text(_line(runtime, thread.line_key), body.text)
     await mailbox_service.note(session, runtime.mailbox.keyring, thread, staff, body.text, utcnow())
-    await _audit(session, runtime, AuditAction.mailbox_noted, staff, thread.line_key)
+    await hold_audit(session, runtime, AuditAction.mailbox_noted, staff, thread.line_key)
     return await staff_thread(session, runtime, thread)
 
 
@@ -259,7 +260,7 @@ async def close(
         outcome=body.outcome,
     )
     runtime.mailbox.hold(session, [wrapup])
-    await _audit(session, runtime, AuditAction.mailbox_closed, staff, line.key)
+    await hold_audit(session, runtime, AuditAction.mailbox_closed, staff, line.key)
     runtime.mailbox.changed(session, line.key)
     return await staff_thread(session, runtime, thread)
 
@@ -272,7 +273,7 @@ async def delete_thread(
     thread = await _own(session, runtime, staff, thread_id)
     rows = await mailbox_service.shred(session, [thread])
     runtime.mailbox.hold(session, rows)
-    await _audit(session, runtime, AuditAction.mailbox_deleted, staff, thread.line_key)
+    await hold_audit(session, runtime, AuditAction.mailbox_deleted, staff, thread.line_key)
     runtime.mailbox.changed(session, thread.line_key)
     runtime.mailbox.shredded(session)
     return {"status": "deleted"}
@@ -311,7 +312,9 @@ async def hand_over(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    """Give the thread to another counsellor of its line (its own is away for days)."""
+    """Give the thread to another counsellor of its line (its own is away for days). Its
+    booked chat not yet started and its offered times are cancelled (they were in the first
+    counsellor's shifts); the new counsellor may offer new ones."""
     thread = await mailbox_service.locked(session, thread_id)
     line = _line(runtime, thread.line_key)
     repo = MailboxRepository(session)
@@ -330,8 +333,16 @@ async def hand_over(
         )
     if thread.staff_id == target.id:
         raise ApiError("same_counsellor", "the thread is theirs already", 409)
-    thread.staff_id = target.id
-    await session.flush()
-    await _audit(session, runtime, AuditAction.mailbox_handed_over, actor, line.key, target.id)
+    cancelled = await mailbox_service.hand_over(
+        session, runtime.mailbox.keyring, thread, target, utcnow()
+    )
+    await hold_audit(session, runtime, AuditAction.mailbox_handed_over, actor, line.key, target.id)
     runtime.mailbox.changed(session, line.key)
+    if cancelled:
+
+        async def release() -> None:
+            # The first counsellor's place is no longer held for the booked chat.
+            runtime.continuity.holds.invalidate()
+
+        after_commit(session, release)
     return _holder(thread, {target.id: target.alias})

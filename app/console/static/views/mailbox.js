@@ -260,8 +260,10 @@ export function mount(root, ctx) {
     if (entry.kind === "card" && entry.card) {
       item.classList.add("referral");
       item.append(h("p", { class: "muted", text: t("mailbox.card_sent") }), cardView(ctx, entry.card, { heading: "h4" }));
-    } else if (entry.kind === "times") {
-      item.append(h("p", { class: "text", text: t("mailbox.times_offered") }), h("ul", {}, (entry.times ?? []).map((time) => h("li", { text: formatDateTime(time) }))));
+    } else if (entry.kind === "times" || entry.kind === "times_cancelled") {
+      // Cancelled: the thread was handed over, and they were in its first counsellor's shifts.
+      const said = entry.kind === "times" ? t("mailbox.times_offered") : t("mailbox.times_cancelled");
+      item.append(h("p", { class: "text", text: said }), h("ul", {}, (entry.times ?? []).map((time) => h("li", { text: formatDateTime(time) }))));
     } else {
       item.append(h("p", { class: "text", text: entry.text ?? "" }));
     }
