@@ -110,6 +110,15 @@ class Runtime:
             counters=counters,
             blocks=Blocks(broker),
         )
+        mailbox = Mailbox(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            broker=broker,
+            lines=lines,
+            held_rows=held_rows,
+            keyring=keyring,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -124,17 +133,9 @@ class Runtime:
             rate_limiter=RateLimiter(broker, ClientKeys(broker, keyring), settings.trusted_proxies),
             openings=Openings(sessionmaker),
             counters=counters,
-            continuity=ContinuityChats(chats, sessionmaker, settings, holds),
+            continuity=ContinuityChats(chats, sessionmaker, settings, holds, mailbox.shredded),
             readiness=Readiness(engine, broker),
-            mailbox=Mailbox(
-                settings=settings,
-                engine=engine,
-                sessionmaker=sessionmaker,
-                broker=broker,
-                lines=lines,
-                held_rows=held_rows,
-                keyring=keyring,
-            ),
+            mailbox=mailbox,
         )
 
     async def start(self) -> None:

@@ -75,7 +75,8 @@ async def sql_blob(rt: Runtime) -> bytes:
 
 
 async def file_blob(rt: Runtime) -> bytes:
-    """The database's files of the mailbox's and the bookings' tables, as they are on disk."""
+    """The database's files of the mailbox's, the bookings' and the continuity codes' tables,
+    as they are on disk."""
     url = rt.settings.database_url
     if url.startswith("sqlite"):
         path = Path(url.split("///", 1)[1])
@@ -92,8 +93,8 @@ async def file_blob(rt: Runtime) -> bytes:
                UNION
                SELECT pg_relation_filepath(c.reltoastrelid) FROM pg_class c
                WHERE c.relname SIMILAR TO $1 AND c.reltoastrelid <> 0""",
-            # The tables that hold a thread, its messages or its digest, and their indexes.
-            "%(mailbox|booking)%",
+            # The tables that hold a thread, its messages or a code's digest, and their indexes.
+            "%(mailbox|booking|continuity)%",
         )
         parts = [
             await connection.fetchval("SELECT pg_read_binary_file($1)", r["path"]) for r in paths
@@ -328,5 +329,30 @@ async def test_a_booking_left_by_an_expired_code_leaves_the_files_when_its_time_
     assert await bookings(rt) == []
 
     await eventually(lambda: idle(rt), what="the vacuum after the booking's deletion")
+    assert digest not in await sql_blob(rt)
+    assert digest not in await file_blob(rt)
+
+
+async def test_a_deleted_continuity_code_leaves_the_files(server: RunningServer) -> None:
+    # The visitor deletes her code: its digest leaves the table and the database's files.
+    rt = server.runtime
+    await add_line(rt)
+    anna_id = await add_counsellor(rt, "anna", alias="Anna")
+    async with unit_of_work(rt.sessionmaker) as session:
+        issued = await continuity_service.issue(
+            session,
+            rt.settings,
+            line_key="support",
+            staff_id=uuid.UUID(anna_id),
+            language="sv",
+            note="",
+            now=utcnow(),
+        )
+    digest = issued.digest.encode()
+    assert digest in await file_blob(rt)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        gone = await http.post("/api/visitor/continuity/delete", json={"code": issued.code})
+    assert gone.json() == {"status": "deleted"}
+    await eventually(lambda: idle(rt), what="the vacuum after the code's deletion")
     assert digest not in await sql_blob(rt)
     assert digest not in await file_blob(rt)

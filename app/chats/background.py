@@ -86,11 +86,11 @@ async def purge_codes_and_bookings(runtime: Runtime) -> None:
     """Expired continuity codes go (each is also refused when presented); so do booked chats
     whose time and wait have passed, and lapsed offers of times."""
     async with unit_of_work(runtime.sessionmaker) as session:
-        await continuity_service.purge_expired(session, utcnow())
+        codes = await continuity_service.purge_expired(session, utcnow())
         wait = timedelta(seconds=runtime.settings.continuity_wait_seconds)
-        if await booking_service.purge(session, utcnow(), wait):
-            # Their rows held a code's digest (one whose code may be gone): out of the
-            # database's files too, by the vacuum that follows a mailbox shred.
+        if await booking_service.purge(session, utcnow(), wait) or codes:
+            # Their rows held a code's digest: out of the database's files too, by the vacuum
+            # that follows a mailbox shred.
             runtime.mailbox.shredded(session)
 
 

@@ -8,6 +8,7 @@ connection, never put in the transcript, an event, the broker or a log.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,11 +67,14 @@ class ContinuityChats:
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
         holds: BookingHolds | None = None,
+        shredded: Callable[[AsyncSession], None] | None = None,
     ) -> None:
         self.chats = chats
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.holds = holds or BookingHolds(sessionmaker, settings)
+        # Once a deletion commits, its rows leave the database's files too (app/mailbox/live.py).
+        self.shredded = shredded
 
     # End of a chat --------------------------------------------------------------------------
 
@@ -355,4 +359,5 @@ class ContinuityChats:
 
     async def delete(self, code: str) -> None:
         async with unit_of_work(self.sessionmaker) as session:
-            await continuity_service.delete(session, self.settings, code)
+            if await continuity_service.delete(session, self.settings, code) and self.shredded:
+                self.shredded(session)

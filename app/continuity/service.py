@@ -196,13 +196,15 @@ class ContinuityService:
         return digest if normalised is not None else None
 
     async def delete(self, session: AsyncSession, settings: Settings, code: str) -> bool:
+        """Whether any row went: the code, or a booked chat or offered times it left."""
         digest = await self.digest_of(settings, code)
         if digest is None:
             return False
         # Its booked chats and offered times go with it (app/bookings).
-        await BookingRepository(session).delete_for_digest(digest)
-        await BookingOfferRepository(session).delete_for_digest(digest)
-        return await ContinuityCodeRepository(session).delete_by_digest(digest)
+        booked = await BookingRepository(session).delete_for_digest(digest)
+        offered = await BookingOfferRepository(session).delete_for_digest(digest)
+        code_gone = await ContinuityCodeRepository(session).delete_by_digest(digest)
+        return code_gone or bool(booked or offered)
 
     async def purge_expired(self, session: AsyncSession, now: datetime) -> int:
         return await ContinuityCodeRepository(session).delete_expired(now)

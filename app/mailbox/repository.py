@@ -22,15 +22,24 @@ from app.models import (
     Staff,
 )
 
-# The tables a shred leaves dead rows in: the thread, its messages, and the booked chat and
-# offered times keyed by its digest (app/bookings, deleted with it).
+# The tables a shred leaves dead rows in: the thread, its messages, the booked chat and
+# offered times keyed by its digest (app/bookings, deleted with it), and continuity codes
+# (deleted by the visitor or on expiry, with their bookings).
 TABLES = tuple(
-    model.__tablename__ for model in (MailboxMessage, MailboxThread, Booking, BookingOffer)
+    model.__tablename__
+    for model in (MailboxMessage, MailboxThread, Booking, BookingOffer, ContinuityCode)
 )
 VACUUM_LOCK_TIMEOUT = "2s"
 # How long a vacuum waits for transactions begun before the shred before it runs anyway (and
 # is tried again a sweep later).
 OLDER_TRANSACTIONS_WAIT_SECONDS = 10.0
+# As a 32-bit xid, the type pg_stat_activity's backend_xmin and backend_xid have.
+NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296")
+OLDER_SNAPSHOTS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid() AND (age(backend_xmin) > age(CAST(:horizon AS xid))"
+    " OR age(backend_xid) > age(CAST(:horizon AS xid)))"
+)
 
 
 class MailboxRepository(RepositoryBase[MailboxThread]):
@@ -186,8 +195,9 @@ async def vacuum(engine: AsyncEngine) -> bool:
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            since = (await autocommit.execute(text("SELECT clock_timestamp()"))).scalar_one()
-            outlived = await _outlive_older_transactions(autocommit, since)
+            # The next transaction id: every deletion before this vacuum is older.
+            horizon = (await autocommit.execute(NEXT_XID)).scalar_one()
+            outlived = await _outlive_older_snapshots(autocommit, horizon)
             # Queued behind a long transaction, its lock would hold up every later query on
             # the tables: give up instead, and let the next try do it.
             await autocommit.execute(text(f"SET lock_timeout = '{VACUUM_LOCK_TIMEOUT}'"))
@@ -203,17 +213,14 @@ async def vacuum(engine: AsyncEngine) -> bool:
     return True
 
 
-async def _outlive_older_transactions(connection: AsyncConnection, since: datetime) -> bool:
-    """Wait (a little) for this database's other sessions' transactions begun before `since`;
-    whether they all ended. PostgreSQL shows other roles' sessions only to members of
+async def _outlive_older_snapshots(connection: AsyncConnection, horizon: int) -> bool:
+    """Wait (a little) until no other session of this database holds a snapshot or a
+    transaction older than `horizon` (one that may still see the deleted rows: begun before
+    the deletion, or taken while a transaction of any database older than it ran); whether
+    none is left. PostgreSQL shows other roles' sessions only to members of
     pg_read_all_stats; Lykta's own are the ones that matter."""
     deadline = time.monotonic() + OLDER_TRANSACTIONS_WAIT_SECONDS
-    statement = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        " AND xact_start < :since"
-    )
-    while (await connection.execute(statement, {"since": since})).scalar_one():
+    while (await connection.execute(OLDER_SNAPSHOTS, {"horizon": horizon})).scalar_one():
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.1)
