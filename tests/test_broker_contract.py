@@ -186,6 +186,40 @@ async def test_concurrent_claims_never_give_one_chat_twice(broker: Broker) -> No
     assert sum(loads.values()) == 1
 
 
+async def test_an_interpreter_asked_or_in_a_chat_counts_it_until_it_is_gone(
+    broker: Broker,
+) -> None:
+    """An interpreter's places are a load like a counsellor's: asking them fills one inside
+    the claim, and deleting the chat frees it whatever the process that ended it did."""
+    for name in ("a", "b"):
+        await broker.create_chat(record(name), queue_limit=10)
+        answered = Transition(expect=WAITING_STATES, changes={"state": ChatState.active})
+        assert isinstance(await broker.transition(name, answered), ChatRecord)
+
+    def ask(staff: str) -> Transition:
+        return Transition(
+            expect=frozenset({ChatState.active}),
+            interpreter="",
+            changes={"interpreter": f"asked:{staff}"},
+            assign=(staff, 1),
+        )
+
+    assert isinstance(await broker.transition("a", ask("i1")), ChatRecord)
+    assert await broker.transition("b", ask("i1")) is Refusal.capacity
+    join = Transition(
+        expect=frozenset({ChatState.active}),
+        interpreter="asked:i1",
+        changes={"interpreter": "in:i1"},
+    )
+    assert isinstance(await broker.transition("a", join), ChatRecord)
+    assert await broker.staff_chat_ids("i1") == ["a"]
+    await broker.delete_chat("a")
+    assert await broker.staff_loads(["i1"]) == {"i1": 0}
+    assert isinstance(await broker.transition("b", ask("i1")), ChatRecord)
+    await broker.delete_chat("b")
+    assert await broker.staff_loads(["i1"]) == {"i1": 0}
+
+
 async def test_transcript_append_is_compare_and_set_with_dedupe(broker: Broker) -> None:
     await broker.create_chat(record("a"), queue_limit=10)
     assert await one(broker, "a", 1, b"one", dedupe="c1") == (1, "ok")

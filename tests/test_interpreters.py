@@ -30,13 +30,17 @@ def texts(frames: list[dict[str, Any]]) -> str:
 
 
 async def romanian_chat(
-    server: RunningServer, *, interpreter_on_duty: bool = True
+    server: RunningServer,
+    *,
+    interpreter_on_duty: bool = True,
+    interpreter_places: int = 2,
+    **line: Any,
 ) -> tuple[StaffClient, StaffClient | None, StaffClient, VisitorClient]:
     """Anna (sv, en) answers a visitor writing in Romanian; Bo supervises; Ion interprets
     Romanian (on duty, signed in, available) unless told otherwise."""
     rt = server.runtime
-    await add_line(rt, languages=["sv", "en", "ro"])
-    await add_counsellor(rt, "anna", alias="Anna", languages=("sv", "en"))
+    await add_line(rt, languages=["sv", "en", "ro"], **line)
+    await add_counsellor(rt, "anna", alias="Anna", languages=("sv", "en"), capacity=3)
     await add_counsellor(rt, "bo", alias="Bo", supervisor=True, languages=("sv",))
     await add_counsellor(
         rt,
@@ -45,6 +49,7 @@ async def romanian_chat(
         qualification=Qualification.interpreter,
         languages=("ro",),
         on_duty=interpreter_on_duty,
+        capacity=interpreter_places,
     )
     anna = await open_staff(server, "anna", PASSWORD)
     bo = await open_staff(server, "bo", PASSWORD, available=False)
@@ -61,13 +66,37 @@ async def romanian_chat(
     return anna, ion, bo, visitor
 
 
-async def join(anna: StaffClient, ion: StaffClient, chat: str) -> dict[str, Any]:
+async def another_romanian_chat(server: RunningServer, anna: StaffClient) -> VisitorClient:
+    """One more visitor writing in Romanian, answered by Anna."""
+    visitor = await open_visitor(server)
+    await visitor.start(language="ro")
+    await anna.accept((await anna.expect("offer", chat_id=visitor.chat_id))["chat_id"])
+    await visitor.expect("counsellor.joined")
+    return visitor
+
+
+async def ask(anna: StaffClient, ion: StaffClient, chat: str) -> dict[str, Any]:
+    """Anna asks for an interpreter in `chat`; Ion is offered it: the offer."""
     await anna.send({"type": "interpreter.request", "chat_id": chat})
     assert (await anna.expect("interpreter.asked", chat_id=chat))["language"] == "ro"
     offer = await ion.expect("interpreter.offer", chat_id=chat)
     assert offer["language"] == "ro" and offer["counsellor"] == "Anna"
+    return offer
+
+
+async def join(anna: StaffClient, ion: StaffClient, chat: str) -> dict[str, Any]:
+    await ask(anna, ion, chat)
     await ion.send({"type": "interpreter.accept", "chat_id": chat})
     return await ion.expect("interpreting", chat_id=chat)
+
+
+async def refused_busy(anna: StaffClient, chat: str) -> None:
+    """Anna's request in `chat` finds every interpreter for Romanian busy."""
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    error = await anna.expect("error", ref="interpreter.request", chat_id=chat)
+    assert error["code"] == "no_interpreter" and error["reason"] == "busy"
+    assert error["message"] == "every interpreter for Romanian is busy"
+    assert error["language"] == "ro"
 
 
 async def test_an_interpreter_joins_is_labelled_both_ways_and_never_sees_notes_or_whispers(
@@ -178,7 +207,7 @@ async def test_no_interpreter_on_duty_is_a_clear_answer_and_changes_nothing(
     chat = visitor.chat_id
     await anna.send({"type": "interpreter.request", "chat_id": chat})
     error = await anna.expect("error", ref="interpreter.request")
-    assert error["code"] == "no_interpreter"
+    assert error["code"] == "no_interpreter" and error["reason"] == "off_duty"
     assert error["message"] == "no interpreter for Romanian is on duty"
     record = await server.runtime.broker.get_chat(chat)
     assert record is not None and record.interpreter is None
@@ -237,3 +266,145 @@ async def test_a_declined_request_tells_the_counsellor_nobody_is_left(
     assert error["language"] == "ro"
     record = await server.runtime.broker.get_chat(chat)
     assert record is not None and record.interpreter is None
+
+
+async def reconnected(server: RunningServer, ion: StaffClient) -> StaffClient:
+    """Ion's console reloads (the same session, a new connection)."""
+    await ion.close()
+    return await open_staff(server, "ion", PASSWORD, available=False, cookie=ion.cookie)
+
+
+async def end_chat(how: str, anna: StaffClient, visitor: VisitorClient) -> None:
+    if how == "visitor_ended":
+        await visitor.send({"type": "end"})
+    elif how == "visitor_exit":
+        await visitor.send({"type": "exit"})
+    elif how == "counsellor_ended":
+        await anna.send({"type": "end", "chat_id": visitor.chat_id})
+    else:  # the visitor's connection drops and their grace runs out
+        await visitor.close()
+    await anna.expect("chat.ended", chat_id=visitor.chat_id)
+
+
+@pytest.mark.parametrize(
+    "how", ["visitor_ended", "visitor_exit", "counsellor_ended", "visitor_left"]
+)
+async def test_a_pending_request_is_withdrawn_when_the_chat_ends(
+    server: RunningServer, how: str
+) -> None:
+    anna, ion, _, visitor = await romanian_chat(server, visitor_grace_seconds=1)
+    assert ion is not None
+    chat = visitor.chat_id
+    await ask(anna, ion, chat)
+
+    await end_chat(how, anna, visitor)
+    # The offer leaves the interpreter's console at once, not when it would have lapsed.
+    withdrawn = await ion.expect("interpreter.offer.withdrawn", chat_id=chat)
+    assert withdrawn["reason"] == "ended"
+    await ion.send({"type": "interpreter.accept", "chat_id": chat})
+    error = await ion.expect("error", ref="interpreter.accept")
+    assert error["code"] == "chat_ended" and error["message"] == "the chat has ended"
+    await anna.expect_none("interpreter.joined", within=0.2)
+    broker = server.runtime.broker
+    record = await broker.get_chat(chat)
+    assert record is None or record.interpreter is None
+    assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+    ion = await reconnected(server, ion)
+    assert ion.hello["interpreter_offers"] == [] and ion.hello["interpreting"] == []
+
+
+@pytest.mark.parametrize("how", ["transfer", "takeover", "counsellor_gone"])
+async def test_a_pending_request_is_withdrawn_when_the_chat_leaves_its_counsellor(
+    server: RunningServer, how: str
+) -> None:
+    """Transferred, taken over by a supervisor, or back in the queue after its counsellor
+    dropped: the request was the counsellor's, and goes with them."""
+    anna, ion, bo, visitor = await romanian_chat(server, counsellor_grace_seconds=1)
+    assert ion is not None
+    chat = visitor.chat_id
+    await ask(anna, ion, chat)
+
+    if how == "transfer":
+        await anna.send({"type": "transfer", "chat_id": chat, "line": "support"})
+        await anna.expect("chat.released", chat_id=chat, reason="transferred")
+    elif how == "takeover":
+        await bo.send({"type": "takeover", "chat_id": chat})
+        await bo.expect("chat.opened", chat_id=chat)
+    else:
+        await anna.close()
+        await visitor.expect("counsellor.left", reason="counsellor_disconnected")
+    withdrawn = await ion.expect("interpreter.offer.withdrawn", chat_id=chat)
+    assert withdrawn["reason"] == "moved"
+    await ion.send({"type": "interpreter.accept", "chat_id": chat})
+    error = await ion.expect("error", ref="interpreter.accept")
+    assert error["code"] == "offer_not_found"
+    assert error["message"] == "this request is no longer yours"
+    await visitor.expect_none("interpreter.joined", within=0.2)
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
+    assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+
+    if how == "takeover":
+        # The supervisor who has the chat now may ask afresh.
+        await bo.send({"type": "interpreter.request", "chat_id": chat})
+        await bo.expect("interpreter.asked", chat_id=chat)
+        offer = await ion.expect("interpreter.offer", chat_id=chat)
+        assert offer["counsellor"] == "Bo"
+        await ion.send({"type": "interpreter.accept", "chat_id": chat})
+        await ion.expect("interpreting", chat_id=chat)
+        await visitor.expect("interpreter.joined", name="Ion")
+
+
+async def test_an_interpreter_is_never_asked_beyond_their_places(server: RunningServer) -> None:
+    """Ion has one place: a chat he interprets in, or a request offered to him, fills it;
+    it frees when the chat ends, he declines, or he leaves."""
+    anna, ion, _, first = await romanian_chat(server, interpreter_places=1)
+    assert ion is not None
+    broker = server.runtime.broker
+    await join(anna, ion, first.chat_id)
+    await first.expect("interpreter.joined")
+    second = await another_romanian_chat(server, anna)
+    await refused_busy(anna, second.chat_id)
+    await ion.expect_none("interpreter.offer", within=0.3)
+    record = await broker.get_chat(second.chat_id)
+    assert record is not None and record.interpreter is None
+    # An offer whose visitor's language nobody answering speaks still says an interpreter
+    # for it is on duty: busy, but there.
+    third = await open_visitor(server)
+    await third.start(language="ro")
+    assert (await anna.expect("offer", chat_id=third.chat_id))["interpreter_available"] is True
+    await anna.accept(third.chat_id)
+
+    # The first chat ends with Ion in it: his place is free again.
+    await first.send({"type": "end"})
+    await ion.expect("chat.ended", chat_id=first.chat_id)
+    await ask(anna, ion, second.chat_id)
+    # The request offered to him holds his place until he answers.
+    await refused_busy(anna, third.chat_id)
+    await ion.send({"type": "interpreter.decline", "chat_id": second.chat_id})
+    await anna.expect("error", code="no_interpreter", chat_id=second.chat_id)
+    await join(anna, ion, third.chat_id)
+    await refused_busy(anna, second.chat_id)
+    await ion.send({"type": "interpreter.leave", "chat_id": third.chat_id})
+    await anna.expect("interpreter.left", chat_id=third.chat_id)
+    await ask(anna, ion, second.chat_id)
+    assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 1}
+
+
+async def test_a_reloading_interpreter_keeps_the_offer(server: RunningServer) -> None:
+    anna, ion, _, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    offer = await ask(anna, ion, chat)
+
+    ion = await reconnected(server, ion)
+    (listed,) = ion.hello["interpreter_offers"]
+    assert listed == {k: v for k, v in offer.items() if k != "type"}
+    assert ion.hello["offers"] == []
+    await ion.send({"type": "interpreter.accept", "chat_id": chat})
+    await ion.expect("interpreting", chat_id=chat)
+    await visitor.expect("interpreter.joined", name="Ion")
+    # Once joined, the chat is listed as one he interprets in, no longer as an offer.
+    ion = await reconnected(server, ion)
+    assert ion.hello["interpreter_offers"] == []
+    assert [c["chat_id"] for c in ion.hello["interpreting"]] == [chat]

@@ -13,6 +13,7 @@ from playwright.async_api import Page, expect
 from app.models.enums import Qualification
 from app.settings import Settings
 from tests.support.browser import axe_violations, chromium, describe
+from tests.support.clients import VisitorClient, open_visitor
 from tests.support.console import sign_in_console
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
@@ -157,4 +158,75 @@ async def test_a_chat_with_an_interpreter_in_both_consoles_and_the_widget(
             "the visitor declined an interpreter"
         )
         await shot(anna, "counsellor-after-decline-1280")
+    assert errors == [], errors
+
+
+async def test_a_request_outlives_a_reload_holds_the_place_and_goes_when_the_chat_ends(
+    server: RunningServer,
+) -> None:
+    """Ion (one place) reloads his console and still has Anna's request; while it waits, her
+    request in another chat finds every interpreter busy; when its chat ends, his offer
+    leaves his console at once, saying why."""
+    rt = server.runtime
+    await add_line(rt)
+    await add_counsellor(rt, "anna", alias="Anna", languages=("sv",))
+    await add_counsellor(
+        rt,
+        "ion",
+        alias="Ion",
+        qualification=Qualification.interpreter,
+        languages=("en",),
+        capacity=1,
+    )
+    errors: list[str] = []
+    async with chromium() as browser:
+        pages: list[Page] = []
+        for _ in range(2):
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 800}, locale="en-GB"
+            )
+            page = await context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            pages.append(page)
+        anna, ion = pages
+        await sign_in_console(anna, server, "anna", PASSWORD)
+        await available(anna)
+        await sign_in_console(ion, server, "ion", PASSWORD)
+        await available(ion)
+
+        async def answered() -> VisitorClient:
+            visitor = await open_visitor(server)
+            await visitor.start(language="en")
+            offer = anna.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')
+            await offer.locator("button", has_text="Accept").click()
+            await visitor.expect("counsellor.joined")
+            return visitor
+
+        first = await answered()
+        second = await answered()
+        panel = anna.locator(f'.chat-panel[data-chat="{second.chat_id}"]')
+        await expect(panel).to_be_visible()
+        await panel.get_by_role("button", name="Ask for an interpreter").click()
+        card = ion.locator(f'.offer-card[data-chat="{second.chat_id}"]')
+        await expect(card).to_contain_text("Anna asks for an interpreter")
+
+        await ion.reload()
+        await expect(card).to_contain_text("Interpreting: English")
+        await expect(card).to_contain_text("Anna asks for an interpreter")
+        await expect(card.locator(".countdown")).to_contain_text("s")
+
+        await anna.locator(f'.chat-tab[data-chat="{first.chat_id}"]').click()
+        other = anna.locator(f'.chat-panel[data-chat="{first.chat_id}"]')
+        await other.get_by_role("button", name="Ask for an interpreter").click()
+        await expect(other.locator(".chat-notices")).to_contain_text(
+            "Every interpreter for English is busy. Try again in a while."
+        )
+
+        await second.send({"type": "end"})
+        await expect(card).to_have_count(0)
+        await expect(ion.locator(".flash, .notice").first).to_contain_text(
+            "A request for an interpreter was withdrawn: the chat ended."
+        )
+        await shot(ion, "interpreter-request-withdrawn-1280")
+        await accessible(ion, "interpreter-withdrawn")
     assert errors == [], errors

@@ -69,3 +69,41 @@ async def test_an_interpreter_on_another_process_joins_is_labelled_and_is_declin
         assert (await visitor.expect("error", ref="interpreter.decline"))["code"] == "invalid_state"
         await ion.send({"type": "message", "chat_id": chat, "text": "late", "client_id": "l1"})
         assert (await ion.expect("error", ref="message"))["code"] == "not_in_chat"
+
+
+async def test_a_request_survives_a_reload_on_another_process_and_is_withdrawn_across_them(
+    tmp_path: Path, scale_settings: Callable[..., Settings]
+) -> None:
+    """The request goes out from one process, the interpreter reloads onto the other and
+    still has it; the chat ends through the first, and the offer leaves the interpreter's
+    console on the second at once."""
+    settings = scale_settings()
+    async with seeding(settings) as rt:
+        await add_line(rt, languages=["sv", "en", "ro"])
+        await add_counsellor(rt, "anna", alias="Anna", languages=("sv",))
+        await add_counsellor(
+            rt, "ion", alias="Ion", qualification=Qualification.interpreter, languages=("ro",)
+        )
+    async with processes(settings, tmp_path) as (a, b):
+        anna = await open_staff(a, "anna", PASSWORD)
+        ion = await open_staff(b, "ion", PASSWORD)
+        visitor = await open_visitor(a)
+        await visitor.start(language="ro")
+        await anna.accept((await anna.expect("offer"))["chat_id"])
+        chat = visitor.chat_id
+        await anna.send({"type": "interpreter.request", "chat_id": chat})
+        offer = await ion.expect("interpreter.offer", chat_id=chat)
+
+        await ion.close()
+        ion = await open_staff(a, "ion", PASSWORD, available=False, cookie=ion.cookie)
+        assert ion.hello["interpreter_offers"] == [{k: v for k, v in offer.items() if k != "type"}]
+        await ion.close()
+        ion = await open_staff(b, "ion", PASSWORD, available=False, cookie=ion.cookie)
+        await anna.send({"type": "end", "chat_id": chat})
+        withdrawn = await ion.expect("interpreter.offer.withdrawn", chat_id=chat)
+        assert withdrawn["reason"] == "ended"
+        await ion.send({"type": "interpreter.accept", "chat_id": chat})
+        assert (await ion.expect("error", ref="interpreter.accept"))["code"] == "chat_ended"
+        await ion.close()
+        ion = await open_staff(a, "ion", PASSWORD, available=False, cookie=ion.cookie)
+        assert ion.hello["interpreter_offers"] == []

@@ -111,9 +111,11 @@ class ChatRecord:
     help_requested_at: float | None = None
     # An interpreter (docs/staff.md, "Interpreters"): "asked:<staff id>" while one is offered
     # the chat, "in:<staff id>" while one is in it, absent otherwise; the language asked for,
-    # and the interpreter's alias once they joined.
+    # when the pending request lapses, and the interpreter's alias once they joined. An
+    # interpreter asked or in the chat counts it against their places (`load:<staff>`).
     interpreter: str | None = None
     interpreter_language: str | None = None
+    interpreter_expires_at: float | None = None
     interpreter_alias: str | None = None
     # Interpreters who declined or let this chat's request lapse (tried once per request).
     interpreter_passed: list[str] = field(default_factory=list)
@@ -191,6 +193,7 @@ _FLOATS = {
     "target_until",
     "shred_at",
     "help_requested_at",
+    "interpreter_expires_at",
 }
 _INTS = {"priority", "last_seq"}
 _BOOLS = {"peer_requested", "visitor_connected", "transferred", "in_danger", "booked"}

@@ -226,13 +226,16 @@ return out
 # KEYS: chat, transcript, dedupe. ARGV: base, id.
 DELETE_CHAT = """
 local base, id = ARGV[1], ARGV[2]
-local cur = redis.call('hmget', KEYS[1], 'line', 'offered_to', 'counsellor_id')
+local cur = redis.call('hmget', KEYS[1], 'line', 'offered_to', 'counsellor_id', 'interpreter')
 if cur[1] then
   redis.call('zrem', base .. 'q:' .. cur[1], id)
   redis.call('srem', base .. 'lc:' .. cur[1], id)
 end
 if cur[2] then redis.call('srem', base .. 'load:' .. cur[2], id) end
 if cur[3] then redis.call('srem', base .. 'load:' .. cur[3], id) end
+-- An interpreter asked ('asked:<staff>') or in the chat ('in:<staff>') counts it too.
+local interpreter = cur[4] and string.match(cur[4], '^%a+:(.+)$')
+if interpreter then redis.call('srem', base .. 'load:' .. interpreter, id) end
 redis.call('del', KEYS[1], KEYS[2], KEYS[3])
 return 1
 """

@@ -1,18 +1,23 @@
 """Interpreters: a counsellor asks for one in the visitor's language, an on-duty interpreter
-is offered the chat and joins it as a third participant, and leaves, is removed, or is
-declined by the visitor.
+with a free place is offered the chat and joins it as a third participant, and leaves, is
+removed, or is declined by the visitor.
 
 Who is in the chat lives in the chat's record (`interpreter`: "asked:<id>" or "in:<id>"),
-changed only by compare-and-set transitions, so any process may act on it. The interpreter
-sees the chat from their join on, as the visitor sees it (no note, whisper or handover:
-`Audience.interpreter`); their messages are appended only while they are in it (the
-broker's append checks it in the same atomic step).
+changed only by compare-and-set transitions, so any process may act on it. The same
+transitions count the chat against the interpreter's places (the broker's load set, as for
+a counsellor's chats), so two processes cannot push an interpreter over their places. A
+request belongs to the counsellor who asked: it is withdrawn when the chat ends or leaves
+them. The interpreter sees the chat from their join on, as the visitor sees it (no note,
+whisper or handover: `Audience.interpreter`); their messages are appended only while they
+are in it (the broker's append checks it in the same atomic step).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
 
 from app.broker.base import Refusal, Transition
 from app.broker.records import ChatRecord, ChatState
@@ -21,6 +26,7 @@ from app.chats.channels import Deadline, deadline_key, staff_channel
 from app.chats.core import ChatPart, err
 from app.chats.entries import Entry, EntryKind
 from app.chats.protocol import ErrorCode, ProtocolError
+from app.lines.service import LineConfig
 from app.routing.policy import interpreters
 from app.staff.service import StaffContext
 
@@ -51,6 +57,47 @@ def language_name(tag: str) -> str:
     return LANGUAGE_NAMES.get(tag.split("-")[0], tag)
 
 
+class Nobody(StrEnum):
+    """Why no interpreter was asked (the `reason` of a `no_interpreter` error)."""
+
+    # None for the language is on duty, connected and available.
+    off_duty = "off_duty"
+    # Some are, but each is asked or interpreting in as many chats as their places.
+    busy = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class NoInterpreterError(ProtocolError):
+    """`no_interpreter`, naming the chat, the language and why."""
+
+    chat_id: str = ""
+    language: str = ""
+    reason: Nobody = Nobody.off_duty
+
+    def frame(self) -> dict[str, Any]:
+        out = ProtocolError.frame(self)
+        out.update(chat_id=self.chat_id, language=self.language, reason=self.reason.value)
+        return out
+
+
+def offer_frame(record: ChatRecord, line: LineConfig | None) -> dict[str, Any]:
+    """The `interpreter.offer` of the request pending in `record` (also listed in `hello`)."""
+    return {
+        "type": "interpreter.offer",
+        "chat_id": record.id,
+        "line": record.line,
+        "line_name": line.name if line else record.line,
+        "language": record.interpreter_language,
+        "counsellor": record.counsellor_alias,
+        "expires_at": record.interpreter_expires_at,
+        "timeout_seconds": line.offer_timeout_seconds if line else 30,
+    }
+
+
+def withdrawn_frame(chat_id: str, reason: str) -> dict[str, Any]:
+    return {"type": "interpreter.offer.withdrawn", "chat_id": chat_id, "reason": reason}
+
+
 class Interpreters(ChatPart):
     async def request(
         self, staff: StaffContext, chat_id: str, language: str | None
@@ -75,7 +122,9 @@ class Interpreters(ChatPart):
             return err(ErrorCode.invalid_state, "an interpreter has been asked already", ref)
         offered = await self._offer(record, language, [], expect="", counsellor=staff.id)
         if offered is None:
-            return _nobody(language, ref)
+            return err(ErrorCode.invalid_state, "the chat changed meanwhile", ref)
+        if isinstance(offered, Nobody):
+            return _nobody(record.id, language, offered)
         return offered
 
     async def _offer(
@@ -86,14 +135,24 @@ class Interpreters(ChatPart):
         *,
         expect: str,
         counsellor: str | None = None,
-    ) -> ChatRecord | None:
-        """Ask the next interpreter for `language` not in `passed`; the chat after it, or None
-        when nobody is left to ask (the request is then withdrawn)."""
+    ) -> ChatRecord | Nobody | None:
+        """Ask the next interpreter for `language` not in `passed` who has a free place: the
+        chat after it; or why nobody was asked (the request is then withdrawn and, when
+        `expect` names the one asked before, the counsellor told); or None when the chat
+        changed meanwhile (nothing was done)."""
         now = self.broker.now()
+        line = self.lines.get(record.line)
+        timeout = line.offer_timeout_seconds if line else 30
+        previous = expect.removeprefix("asked:") or None
+        nobody = Nobody.off_duty
         for candidate in interpreters(
             await self.router.candidates(record.line), record.line, language, now, passed
         ):
             picked = candidate.presence.staff_id
+            places = candidate.presence.capacity
+            if candidate.load >= places:
+                nobody = Nobody.busy
+                continue
             result = await self.broker.transition(
                 record.id,
                 Transition(
@@ -104,51 +163,80 @@ class Interpreters(ChatPart):
                         "interpreter": f"asked:{picked}",
                         "interpreter_language": language,
                         "interpreter_passed": passed,
+                        "interpreter_expires_at": now + timeout,
                     },
+                    # The request holds a place of theirs until they answer, as an offer does.
+                    assign=(picked, places),
+                    release=previous,
                 ),
             )
+            if result is Refusal.capacity:
+                # Another process filled their places meanwhile.
+                nobody = Nobody.busy
+                continue
             if isinstance(result, Refusal):
                 return None
-            line = self.lines.get(record.line)
-            timeout = line.offer_timeout_seconds if line else 30
             await self.broker.update_presence(picked, {"last_offer_at": now})
             await self.broker.schedule(
                 deadline_key(Deadline.interpreter_offer, record.id, picked), now + timeout
             )
-            await self.broker.publish(
-                staff_channel(picked),
-                {
-                    "type": "interpreter.offer",
-                    "chat_id": record.id,
-                    "line": record.line,
-                    "line_name": line.name if line else record.line,
-                    "language": language,
-                    "counsellor": record.counsellor_alias,
-                    "expires_at": now + timeout,
-                    "timeout_seconds": timeout,
-                },
-            )
+            await self.broker.publish(staff_channel(picked), offer_frame(result, line))
             return result
-        if expect:
+        if previous is not None:
             # Nobody else to ask: the request is over, and the counsellor is told.
             withdrawn = await self.broker.transition(
                 record.id,
                 Transition(
                     expect=frozenset({ChatState.active}),
                     interpreter=expect,
-                    changes={"interpreter": None, "interpreter_passed": []},
+                    changes=_no_request(),
+                    release=previous,
                 ),
             )
-            if not isinstance(withdrawn, Refusal) and withdrawn.counsellor_id is not None:
+            if isinstance(withdrawn, Refusal):
+                return None
+            if withdrawn.counsellor_id is not None:
                 await self.broker.publish(
                     staff_channel(withdrawn.counsellor_id),
-                    {
-                        **_nobody(language, "interpreter.request").frame(),
-                        "chat_id": record.id,
-                        "language": language,
-                    },
+                    _nobody(record.id, language, nobody).frame(),
                 )
-        return None
+        return nobody
+
+    async def withdraw(self, record: ChatRecord, reason: str) -> None:
+        """Take back at once the request pending in `record`: the chat as left by the
+        transition that ended it (`reason` `ended`) or took it from the counsellor who asked
+        (`moved`). If the request was answered or passed on first, nothing happens."""
+        asked = record.interpreter_asked
+        if asked is None:
+            return
+        result = await self.broker.transition(
+            record.id,
+            Transition(
+                expect=frozenset(ChatState),
+                interpreter=f"asked:{asked}",
+                changes=_no_request(),
+                release=asked,
+            ),
+        )
+        if isinstance(result, Refusal):
+            return
+        await self.broker.cancel(deadline_key(Deadline.interpreter_offer, record.id, asked))
+        await self.broker.publish(staff_channel(asked), withdrawn_frame(record.id, reason))
+
+    async def chat_ended(self, record: ChatRecord) -> None:
+        """`record` just ended: a pending request is withdrawn, and the interpreter in it
+        (who reads the end like the visitor) has their place back."""
+        await self.withdraw(record, "ended")
+        inside = record.interpreter_id
+        if inside is not None:
+            await self.broker.transition(
+                record.id,
+                Transition(
+                    expect=frozenset({ChatState.ended}),
+                    interpreter=f"in:{inside}",
+                    release=inside,
+                ),
+            )
 
     async def accept(
         self, interpreter: StaffContext, chat_id: str
@@ -164,10 +252,14 @@ class Interpreters(ChatPart):
                     "interpreter": f"in:{interpreter.id}",
                     "interpreter_alias": interpreter.alias,
                     "interpreter_passed": [],
+                    "interpreter_expires_at": None,
                 },
             ),
         )
         if isinstance(result, Refusal):
+            record = await self.broker.get_chat(chat_id)
+            if record is None or record.state is ChatState.ended:
+                return err(ErrorCode.chat_ended, "the chat has ended", ref)
             return err(ErrorCode.offer_not_found, "this request is no longer yours", ref)
         await self.broker.cancel(deadline_key(Deadline.interpreter_offer, chat_id, interpreter.id))
         entry = Entry(
@@ -191,12 +283,15 @@ class Interpreters(ChatPart):
         record = await self.broker.get_chat(chat_id)
         if record is None or record.interpreter_asked != staff_id:
             return err(ErrorCode.offer_not_found, "there is no such request", "interpreter.decline")
+        if record.state is not ChatState.active:
+            # It outlived its chat (the process that ended or moved it stopped first).
+            await self.withdraw(record, "ended" if record.state is ChatState.ended else "moved")
+            return None
         await self.broker.cancel(deadline_key(Deadline.interpreter_offer, chat_id, staff_id))
-        if missed:
-            await self.broker.publish(
-                staff_channel(staff_id),
-                {"type": "interpreter.offer.withdrawn", "chat_id": chat_id},
-            )
+        # Every console of theirs lets the offer go (the one that declined has already).
+        await self.broker.publish(
+            staff_channel(staff_id), withdrawn_frame(chat_id, "expired" if missed else "declined")
+        )
         await self._offer(
             record,
             record.interpreter_language or record.language,
@@ -218,6 +313,7 @@ class Interpreters(ChatPart):
                 expect=frozenset({ChatState.active}),
                 interpreter=f"in:{interpreter_id}",
                 changes={"interpreter": None, "interpreter_alias": None},
+                release=interpreter_id,
             ),
         )
         if isinstance(result, Refusal):
@@ -288,9 +384,23 @@ class Interpreters(ChatPart):
         return plan.message_added(added)
 
 
-def _nobody(language: str, ref: str) -> ProtocolError:
-    return err(
+def _no_request() -> dict[str, Any]:
+    """The changes that leave a chat with no request pending."""
+    return {"interpreter": None, "interpreter_passed": [], "interpreter_expires_at": None}
+
+
+def _nobody(chat_id: str, language: str, why: Nobody) -> NoInterpreterError:
+    name = language_name(language)
+    message = (
+        f"every interpreter for {name} is busy"
+        if why is Nobody.busy
+        else f"no interpreter for {name} is on duty"
+    )
+    return NoInterpreterError(
         ErrorCode.no_interpreter,
-        f"no interpreter for {language_name(language)} is on duty",
-        ref,
+        message,
+        "interpreter.request",
+        chat_id=chat_id,
+        language=language,
+        reason=why,
     )

@@ -39,6 +39,7 @@ from app.stats.recorder import ChatFacts
 
 if TYPE_CHECKING:
     from app.chats.care import Care
+    from app.chats.interpreters import Interpreters
     from app.chats.offers import Offers
 
 # How long an ended chat's record (no content) stays so a returning visitor hears "ended".
@@ -97,10 +98,13 @@ class LineUnavailable:
 
 
 class Lifecycle(ChatPart):
-    def __init__(self, core: ChatCore, offers: Offers, care: Care) -> None:
+    def __init__(
+        self, core: ChatCore, offers: Offers, care: Care, interpreters: Interpreters
+    ) -> None:
         super().__init__(core)
         self.offers = offers
         self.care = care
+        self.interpreters = interpreters
 
     async def start(
         self,
@@ -405,6 +409,7 @@ class Lifecycle(ChatPart):
         if isinstance(result, Refusal):
             return False
         await self.core.publish_end(result, Entry(EntryKind.ended, now, sender=by, reason=reason))
+        await self.interpreters.chat_ended(result)
         if record.state is ChatState.offered and record.offered_to:
             await self.broker.cancel(deadline_key(Deadline.offer, chat_id, record.offered_to))
             await self.broker.publish(

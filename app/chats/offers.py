@@ -8,7 +8,7 @@ chat to two counsellors or push a counsellor over capacity.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.broker.base import Refusal, Transition
 from app.broker.records import (
@@ -20,13 +20,16 @@ from app.broker.records import (
     queue_score,
 )
 from app.chats.channels import Deadline, deadline_key, line_channel, staff_channel
-from app.chats.core import ChatPart, err, withdrawn_offer
+from app.chats.core import ChatCore, ChatPart, err, withdrawn_offer
 from app.chats.entries import Entry, EntryKind
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.lines.service import LineConfig
 from app.routing.policy import can_take
 from app.routing.service import settled_event
 from app.staff.service import StaffContext
+
+if TYPE_CHECKING:
+    from app.chats.interpreters import Interpreters
 
 # Offers a counsellor may let lapse in a row before they are set to away.
 MISSED_OFFERS_BEFORE_AWAY = 2
@@ -54,6 +57,11 @@ def answered_by(staff_id: str, alias: str, now: float, *, first: bool) -> dict[s
 
 
 class Offers(ChatPart):
+    def __init__(self, core: ChatCore, interpreters: Interpreters) -> None:
+        super().__init__(core)
+        # A chat that leaves its counsellor takes back their request for an interpreter.
+        self.interpreters = interpreters
+
     async def accept(self, staff_id: str, alias: str, chat_id: str) -> ChatRecord | ProtocolError:
         now = self.broker.now()
         before = await self.broker.get_chat(chat_id)
@@ -274,6 +282,7 @@ class Offers(ChatPart):
         if isinstance(result, Refusal):
             return err(ErrorCode.not_in_chat, "the chat changed meanwhile", "transfer")
         await self.core.settle_queue(result, queued=record.visitor_connected)
+        await self.interpreters.withdraw(result, "moved")
         await self.core.append(
             result, Entry(EntryKind.left, now, reason="transferred", staff_id=staff.id)
         )
@@ -356,6 +365,7 @@ class Offers(ChatPart):
         if isinstance(result, Refusal):
             return
         await self.core.settle_queue(result, queued=record.visitor_connected)
+        await self.interpreters.withdraw(result, "moved")
         await self.core.append(
             result, Entry(EntryKind.left, now, reason="counsellor_disconnected", staff_id=staff_id)
         )

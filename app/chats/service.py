@@ -10,6 +10,7 @@
 | `wrapups` | wrapups.py | the wrap-up owed at a chat's end |
 | `care` | care.py | "in danger", risk levels and their alerts, the pause after an acute chat |
 | `taking` | taking.py | a counsellor taking the next chat from the queue |
+| `interpreters` | interpreters.py | interpreters asked for, joining and leaving a chat |
 """
 
 from __future__ import annotations
@@ -62,13 +63,13 @@ class ChatService:
         self.transcript = transcript
         self.router = router
         self.counters = self.core.counters
-        self.offers = Offers(self.core)
+        self.interpreters = Interpreters(self.core)
+        self.offers = Offers(self.core, self.interpreters)
         self.care = Care(self.core)
-        self.lifecycle = Lifecycle(self.core, self.offers, self.care)
+        self.lifecycle = Lifecycle(self.core, self.offers, self.care, self.interpreters)
         self.messages = Messages(self.core)
         self.staffing = Staffing(self.core, self.offers)
         self.wrapups = Wrapups(self.core)
-        self.interpreters = Interpreters(self.core)
         self.taking = Taking(self.core, self.offers)
         self.deadlines = Deadlines(
             self.core, self.lifecycle, self.offers, self.staffing, self.interpreters, self.care

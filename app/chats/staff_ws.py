@@ -17,6 +17,7 @@ from app.chats.channels import Deadline, chat_channel, deadline_key, staff_chann
 from app.chats.connection import ClientSocket, Outbound, refuse_while_unavailable
 from app.chats.entries import Audience, Entry, EntryKind
 from app.chats.frames import PROTOCOL_VERSION
+from app.chats.interpreters import offer_frame
 from app.chats.lost import lost_chats
 from app.chats.plan import Delivery, Frame, typing_frames
 from app.chats.protocol import (
@@ -251,6 +252,13 @@ class StaffSocket(ClientSocket):
                 and line is not None
             ):
                 offers.append(offer_event(record, line, now))
+        # Requests offered to this interpreter (they count against their places, so they are
+        # among the chats read above): a reload keeps them, as it keeps chat offers.
+        interpreter_offers = [
+            {k: v for k, v in offer_frame(r, self.rt.lines.get(r.line)).items() if k != "type"}
+            for r in records
+            if r.state is ChatState.active and r.interpreter_asked == staff.id
+        ]
         interpreting = []
         for record, since in await self._interpreting_now():
             self.out.delivery.from_hello(record.id, record.last_seq)
@@ -275,6 +283,7 @@ class StaffSocket(ClientSocket):
                 "chats": [chat_summary(r, now) for r in open_chats],
                 "interpreting": interpreting,
                 "offers": offers,
+                "interpreter_offers": interpreter_offers,
                 "wrapups": wrapups,
                 "lost": await lost_chats(broker, staff.id),
                 # Pausing after an acute chat until then (docs/risk.md), or null.

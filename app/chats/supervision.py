@@ -118,6 +118,8 @@ class Supervision:
         if isinstance(result, Refusal):
             return _err(ErrorCode.not_in_chat, "the chat changed meanwhile", "takeover")
         await self._broker.cancel(deadline_key(Deadline.counsellor_grace, chat_id, previous))
+        # A request for an interpreter was the previous counsellor's: it goes with them.
+        await self._chats.interpreters.withdraw(result, "moved")
         # The visitor sees a new counsellor join; the one taken over from is told.
         await self._chats.core.append(
             result, Entry(EntryKind.joined, now, name=supervisor.alias, staff_id=supervisor.id)

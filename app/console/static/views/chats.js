@@ -184,6 +184,7 @@ function build(root, ctx) {
     for (const frame of owed.values()) if (!state.chats.has(frame.chat_id)) showOwedWrapup(frame);
     state.offers.clear();
     for (const offer of hello.offers ?? []) addOffer(offer, false);
+    for (const offer of hello.interpreter_offers ?? []) addOffer({ ...offer, interpreting: true }, false);
     renderOffers();
   });
   listen("restored", () => {
@@ -219,7 +220,10 @@ function build(root, ctx) {
   listen("interpreter.offer.withdrawn", (frame) => {
     if (!state.offers.delete(frame.chat_id)) return;
     renderOffers();
-    flash(t("chats.offer_expired"), "warn");
+    // Declined (in another tab of ours) needs no word; a lapse, an end or a move does.
+    if (frame.reason === "declined") return;
+    const key = `chats.interpreter_withdrawn.${frame.reason}`;
+    flash(t(key) === key ? t("chats.offer_expired") : t(key), "warn");
   });
   listen("interpreting", (frame) => {
     state.offers.delete(frame.chat_id);
@@ -1131,7 +1135,8 @@ function build(root, ctx) {
       chat.interpreterAsked = false;
       renderInterpreter(chat);
     }
-    const message = frame.code === "no_interpreter" ? t("chats.error.no_interpreter", { language: languageName(frame.language ?? chat?.language ?? "") }) : errorText(frame);
+    const nobody = frame.reason === "busy" ? "chats.error.interpreters_busy" : "chats.error.no_interpreter";
+    const message = frame.code === "no_interpreter" ? t(nobody, { language: languageName(frame.language ?? chat?.language ?? "") }) : errorText(frame);
     if (ref === "accept") {
       const chatId = state.lastAction.accept;
       // Another tab of ours may have won the race: the chat then opens here as well (its
