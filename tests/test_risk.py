@@ -14,7 +14,7 @@ from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.broker.records import PRIORITY_IN_DANGER
 from app.kit.db import unit_of_work
-from app.models import ChatStatistic, Debrief
+from app.models import ChatStatistic, Debrief, Wrapup
 from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
@@ -234,6 +234,83 @@ async def test_risk_on_a_chat_that_is_not_ones_own_is_refused_and_changes_nothin
     record = await server.runtime.broker.get_chat(chat)
     assert record is not None and record.risk is None
     await bo.expect_none("risk.alert", within=0.3)
+
+
+async def test_risk_set_during_the_wrapup_alerts_and_lands_in_the_wrapup_row(
+    server: RunningServer,
+) -> None:
+    # The line keeps transcripts a while: the record outlives the saved wrap-up.
+    anna, bo, visitor = await _with_supervisor(server, transcript_retention_seconds=600)
+    await add_counsellor(server.runtime, "dana", alias="Dana")
+    dana = await open_staff(server, "dana", PASSWORD, available=False)
+    chat = visitor.chat_id
+    await anna.send({"type": "risk", "chat_id": chat, "level": "concern"})
+    await anna.expect("risk.set", risk="concern")
+    # The visitor leaves; Anna fills in the wrap-up, which shows the level so far.
+    await visitor.send({"type": "end"})
+    required = await anna.expect("wrapup.required", chat_id=chat)
+    assert required["risk"] == "concern"
+
+    # Only now does she judge it acute: Bo, on duty, is alerted as in a live chat, told
+    # that the chat has ended.
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    done = await anna.expect("risk.set", risk="acute")
+    assert (done["supervisors"], done["ended"]) == (1, True)
+    await anna.expect("chat.risk", risk="acute")
+    alert = await bo.expect("risk.alert")
+    assert (alert["chat_id"], alert["ended"], alert["counsellor"]["alias"]) == (chat, True, "Anna")
+    # An acute chat is over: her pause begins and her shift counts it, once.
+    paused = await anna.expect("care.paused")
+    assert paused["chat_id"] == chat
+    await anna.send({"type": "risk", "chat_id": chat, "level": "concern"})
+    await anna.expect("risk.set", risk="concern")
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    await anna.expect("risk.set", risk="acute")
+    await bo.expect("risk.alert")
+    await anna.send({"type": "shift"})
+    assert (await anna.expect("shift"))["acute"] == 1
+    # A reloaded console gets the form back with the level.
+    again = await open_staff(server, "anna", PASSWORD, cookie=anna.cookie)
+    assert [(w["chat_id"], w["risk"]) for w in again.hello["wrapups"]] == [(chat, "acute")]
+    await again.close()
+
+    # Nobody else may set it: not Bo who supervises the line, not Dana.
+    for other in (bo, dana):
+        await other.send({"type": "risk", "chat_id": chat, "level": "none"})
+        assert (await other.expect("error", ref="risk"))["code"] == "not_in_chat"
+
+    await anna.send(
+        {"type": "wrapup", "chat_id": chat, "topics": ["violence"], "outcome": "referred"}
+    )
+    await anna.expect("wrapup.saved", chat_id=chat)
+    # Saved: the level stays as the wrap-up has it.
+    await anna.send({"type": "risk", "chat_id": chat, "level": "none"})
+    error = await anna.expect("error", ref="risk")
+    assert error["code"] == "invalid_state" and "wrap-up" in error["message"]
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.risk == "acute"
+    # Forgotten (the retention over): refused all the same.
+    await server.runtime.chats.deadlines.forget(chat)
+    await anna.send({"type": "risk", "chat_id": chat, "level": "none"})
+    error = await anna.expect("error", ref="risk")
+    assert error["code"] == "not_in_chat" and "wrap-up" in error["message"]
+    await bo.expect_none("risk.alert", within=0.3)
+
+    # The anonymous wrap-up row has the level Anna settled on; the statistics row the one
+    # the chat ended with.
+    await written(server.runtime, at_least=3)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        wrapups = (await session.execute(select(Wrapup))).scalars().all()
+        stats = (await session.execute(select(ChatStatistic))).scalars().all()
+        entries = await audit_service.search(session, AuditFilter(chat_id=chat), limit=50, offset=0)
+    assert [(w.topics, w.outcome, w.risk) for w in wrapups] == [(["violence"], "referred", "acute")]
+    assert [s.risk for s in stats] == ["concern"]
+    after_end = [e.detail for e in entries if e.action == "chat.risk_set" and e.detail.get("ended")]
+    assert sorted((d["risk"], d["previous"]) for d in after_end) == [
+        ("acute", "concern"),
+        ("acute", "concern"),
+        ("concern", "acute"),
+    ]
 
 
 async def test_after_an_acute_chat_no_offers_until_ready(server: RunningServer) -> None:

@@ -258,6 +258,8 @@ async def risk(sock: StaffSocket, frame: SetRisk) -> Problem:
     sock.out.frame(done.frame())
     # The level and whom it reached; never a word of the chat.
     detail: dict[str, Any] = {"risk": frame.level, "previous": done.previous}
+    if done.ended:
+        detail["ended"] = True  # set during the wrap-up
     if frame.level == RiskLevel.acute.value and done.previous != RiskLevel.acute.value:
         detail.update(supervisors=done.supervisors, on_call=done.on_call)
         detail["procedure_shown"] = done.procedure is not None

@@ -29,9 +29,9 @@ export function watchAlerts(ctx, socket) {
   alerts = { banner };
   socket.on("risk.alert", (frame) => {
     alarm();
-    const text = frame.on_call
-      ? t("risk.alert_on_call", { name: frame.counsellor.alias, line: frame.line_name })
-      : t("risk.alert", { name: frame.counsellor.alias, line: frame.line_name });
+    // Set during the wrap-up: the chat cannot be joined, but a debrief may be wanted.
+    const key = `${frame.on_call ? "risk.alert_on_call" : "risk.alert"}${frame.ended ? "_ended" : ""}`;
+    const text = t(key, { name: frame.counsellor.alias, line: frame.line_name });
     const link = h("a", { href: "#/supervise", text: t("risk.alert_open") });
     const dismiss = h("button", { type: "button", class: "small", text: t("risk.alert_dismiss") });
     const item = h("div", { class: "risk-alert", dataset: { chat: frame.chat_id } }, h("strong", { text }), " ", link, " ", dismiss);
@@ -182,6 +182,10 @@ export function riskTools(ctx, socket, state, hooks) {
       hooks.chatNotice(chat, frame.supervisors > 0 ? t("risk.told_supervisors", { count: frame.supervisors }) : t("risk.told_on_call", { count: frame.on_call }), "ok");
     }
   });
+  // The level the chat had when it ended (also for a wrap-up owed from before a reload).
+  listen("wrapup.required", (frame) => {
+    if (frame.risk) setRisk(frame.chat_id, frame.risk);
+  });
   listen("chat.in_danger", (frame) => {
     const info = marks.get(frame.chat_id) ?? {};
     marks.set(frame.chat_id, { ...info, inDanger: true });
@@ -268,9 +272,10 @@ export function riskTools(ctx, socket, state, hooks) {
     const info = marks.get(chatId) ?? { risk: "none" };
     const { box, debrief, tabMark, headMark } = chat.ui.risk;
     const risk = info.risk ?? "none";
+    // Ended: the level may still be set while the wrap-up is owed (the form holds the choice).
     for (const input of box.querySelectorAll("input")) {
       input.checked = input.value === risk;
-      input.disabled = Boolean(chat.ended);
+      input.disabled = Boolean(chat.ended) && !chat.wrapup;
     }
     debrief.disabled = Boolean(info.debrief);
     debrief.textContent = info.debrief ? t("risk.debrief_done") : t("risk.debrief");
@@ -296,10 +301,23 @@ export function riskTools(ctx, socket, state, hooks) {
     box.scrollIntoView({ block: "nearest" });
   }
 
+  // The wrap-up form takes the risk choice: the counsellor often judges the risk only once
+  // the visitor has gone. A choice there is sent at once, as in the chat (acute alerts now).
+  function inWrapup(chat, form) {
+    const parts = chat.ui?.risk;
+    if (!parts) return;
+    const hint = h("p", { class: "hint risk-wrapup-hint", text: t("risk.wrapup_hint") });
+    const before = form.querySelector(".field-error") ?? form.querySelector(".actions");
+    form.insertBefore(parts.box, before);
+    form.insertBefore(hint, before);
+    paint(chat.id);
+  }
+
   return {
     head,
     attach,
     paint,
+    inWrapup,
     offerTags(offer) {
       return offer.in_danger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null;
     },
