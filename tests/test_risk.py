@@ -377,15 +377,25 @@ async def test_debriefs_own_chats_only_and_the_supervisors_list(server: RunningS
     assert (await anna.expect("debrief.asked"))["again"] is False
     await anna.send({"type": "debrief", "chat_id": chat})
     assert (await anna.expect("debrief.asked"))["again"] is True
+    # Held with the chat's other rows until its hour is over (when it was asked would tell
+    # when the chat ended): nothing in SQL yet, but the supervisors see it at once.
     async with unit_of_work(server.runtime.sessionmaker) as session:
-        rows = (await session.execute(select(Debrief))).scalars().all()
-    assert [(r.line_key, r.risk, r.hour.minute) for r in rows] == [("support", "acute", 0)]
+        assert (await session.execute(select(Debrief))).scalars().all() == []
 
     await bo.send({"type": "debriefs"})
     listed = (await bo.expect("debriefs"))["debriefs"]
     assert [(d["line"], d["risk"], d["counsellor"]["alias"], d["transcript"]) for d in listed] == [
         ("support", "acute", "Anna", True)
     ]
+    # Once the hour's batch is written: the same debrief, from SQL, listed once.
+    await written(server.runtime, at_least=1)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        rows = (await session.execute(select(Debrief))).scalars().all()
+    assert [(str(r.id), r.line_key, r.risk, r.hour.minute) for r in rows] == [
+        (listed[0]["id"], "support", "acute", 0)
+    ]
+    await bo.send({"type": "debriefs"})
+    assert (await bo.expect("debriefs"))["debriefs"] == listed
     await bo.send({"type": "debrief.open", "debrief_id": listed[0]["id"]})
     opened = await bo.expect("debrief.opened")
     assert opened["chat_id"] == chat
