@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +16,15 @@ from sqlalchemy import select
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.broker.records import PRIORITY_IN_DANGER
+from app.chats.care import SHIFT_TALLY_KEEP, SHIFT_TALLY_SECONDS, Tally, tally_key
+from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
-from app.models import ChatStatistic, Debrief, Wrapup
+from app.models import ChatStatistic, Debrief, StaffRole, Wrapup
+from app.roster.service import roster_service
 from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.held import written
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.roster import around_now, http_as
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 
 EMERGENCY = {"sv": "Är du i fara nu, ring 112.", "en": "If you are in danger now, call 112."}
@@ -414,3 +421,101 @@ async def test_debriefs_own_chats_only_and_the_supervisors_list(server: RunningS
     assert (await bo.expect("debriefs"))["debriefs"][0]["transcript"] is False
     await bo.send({"type": "debrief.open", "debrief_id": listed[0]["id"]})
     assert (await bo.expect("error", ref="debrief.open"))["code"] == "chat_ended"
+
+
+async def _earlier(server: RunningServer, staff_id: str, kind: Tally, *hours_ago: float) -> None:
+    """What the counsellor did before this test, as the broker remembers it."""
+    broker = server.runtime.broker
+    for hours in hours_ago:
+        await broker.push_recent(
+            tally_key(kind, staff_id),
+            broker.now() - hours * 3600,
+            SHIFT_TALLY_KEEP,
+            SHIFT_TALLY_SECONDS,
+        )
+
+
+async def _ended_chat(server: RunningServer, counsellor: StaffClient) -> None:
+    visitor = await _chat(server, counsellor)
+    await counsellor.send({"type": "end", "chat_id": visitor.chat_id})
+    await counsellor.expect("wrapup.required", chat_id=visitor.chat_id)
+
+
+async def test_the_shift_so_far_counts_from_the_start_of_the_roster_shift(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await _line(server)
+    await add_staff(rt, "ella", StaffRole.coordinator)
+    anna_id = await add_counsellor(rt, "anna", on_duty=False)
+    # Anna's shift began an hour and a half ago.
+    async with http_as(server, "ella") as ella:
+        created = await ella.post(
+            "/api/roster/lines/support/extra-shifts", json={**around_now(90, 60), "needed": 1}
+        )
+        assert created.status_code == 201, created.text
+        extra = created.json()
+        assigned = await ella.post(
+            "/api/roster/assignments", json={"staff_id": anna_id, "extra_shift_id": extra["id"]}
+        )
+        assert assigned.status_code == 201, assigned.text
+    # An earlier shift today (three and two hours ago, before this one), and this one's.
+    await _earlier(server, anna_id, Tally.chats, 3, 2, 0.5)
+    await _earlier(server, anna_id, Tally.acute, 3)
+    await _earlier(server, anna_id, Tally.debriefs, 2)
+    anna = await open_staff(server, "anna", PASSWORD)
+    await _ended_chat(server, anna)
+
+    await anna.send({"type": "shift"})
+    shift = await anna.expect("shift")
+    assert (shift["chats"], shift["acute"], shift["debriefs"]) == (2, 0, 0)
+    assert (shift["basis"], shift["on_duty"]) == ("shift", True)
+    # From the shift's start, widened as duty is (LYKTA_DUTY_BEFORE_MINUTES).
+    widened = rt.settings.duty_before_minutes * 60
+    assert shift["since"] == datetime.fromisoformat(extra["starts_at"]).timestamp() - widened
+    assert shift["since"] == anna.hello["lines"][0]["on_duty_since"]
+
+
+async def test_the_shift_so_far_off_the_roster_counts_from_ad_hoc_duty_else_the_last_12_hours(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await _line(server)
+    # Put on duty by a coordinator just now (the test seed's way): from then on.
+    anna_id = await add_counsellor(rt, "anna")
+    await _earlier(server, anna_id, Tally.chats, 1)
+    anna = await open_staff(server, "anna", PASSWORD)
+    await _ended_chat(server, anna)
+    await anna.send({"type": "shift"})
+    shift = await anna.expect("shift")
+    assert (shift["chats"], shift["basis"], shift["on_duty"]) == (1, "ad_hoc", True)
+    assert shift["since"] == anna.hello["lines"][0]["on_duty_since"]
+    assert time.time() - 120 < shift["since"] <= time.time()
+
+    # Not on duty: the last 12 hours, and the frame says so.
+    bo_id = await add_counsellor(rt, "bo", on_duty=False)
+    await _earlier(server, bo_id, Tally.chats, 13, 3)
+    await _earlier(server, bo_id, Tally.debriefs, 3)
+    bo = await open_staff(server, "bo", PASSWORD, available=False)
+    await bo.send({"type": "shift"})
+    shift = await bo.expect("shift")
+    assert (shift["chats"], shift["debriefs"]) == (1, 1)
+    assert (shift["basis"], shift["hours"], shift["on_duty"]) == ("hours", 12, False)
+    assert time.time() - 12 * 3600 - 60 < shift["since"] <= time.time() - 12 * 3600
+
+    # On ad hoc duty for 14 hours: as far back as the broker keeps, the last 12 hours.
+    cleo_id = await add_counsellor(rt, "cleo", on_duty=False)
+    async with unit_of_work(rt.sessionmaker) as session:
+        await roster_service.add_duty(
+            session,
+            staff_id=uuid.UUID(cleo_id),
+            line_key="support",
+            until=utcnow() + timedelta(hours=1),
+            by=None,
+            now=utcnow() - timedelta(hours=14),
+        )
+    await _earlier(server, cleo_id, Tally.chats, 13, 1)
+    cleo = await open_staff(server, "cleo", PASSWORD, available=False)
+    await cleo.send({"type": "shift"})
+    shift = await cleo.expect("shift")
+    assert (shift["chats"], shift["basis"], shift["on_duty"]) == (1, "hours", True)

@@ -285,6 +285,10 @@ async def test_in_the_wrapup_the_risk_can_still_be_set_and_acute_alerts_the_supe
     await sign_in_console(page, server, "wendy", PASSWORD)
     await page.locator(".status-choice label", has_text="Available").click()
     await expect(page.locator(".status-choice input[value=available]")).to_be_checked()
+    # Put on duty outside the roster (the seed's way): the shift so far counts from then.
+    tally = page.locator("#shift-tally")
+    await expect(tally).to_contain_text("On duty since")
+    await expect(tally).to_contain_text("(added outside the roster) — chats: 0")
     visitor = await open_visitor(server)
     await visitor.start(line="evening", language="en")
     offer = page.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')
@@ -307,6 +311,7 @@ async def test_in_the_wrapup_the_risk_can_still_be_set_and_acute_alerts_the_supe
     assert alert["ended"] is True and alert["counsellor"]["alias"] == "Wendy"
     tab = page.locator(f'.chat-tab[data-chat="{visitor.chat_id}"]')
     await expect(tab.locator(".tag.risk-acute")).to_have_text("Acute")
+    await expect(tally).to_contain_text("chats: 1 · acute: 1")
     await accessible(page, "wrap-up with risk")
     await shot(page, "console-wrapup-risk-1280")
 

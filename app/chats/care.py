@@ -9,6 +9,7 @@ staff channels. Nothing here holds or logs content.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -27,10 +28,37 @@ from app.staff.service import StaffContext
 
 _ENDED = frozenset({ChatState.ended})
 
-# The shift so far: what a counsellor did in this many seconds before now (longer than any
-# shift); at most SHIFT_TALLY_KEEP of each kind are remembered.
+# The shift so far: what a counsellor did since their stretch of duty began, looking back at
+# most this many seconds (and this far when they are not on duty); the times are kept in the
+# broker this long, at most SHIFT_TALLY_KEEP of each kind.
 SHIFT_TALLY_SECONDS = 12 * 3600
 SHIFT_TALLY_KEEP = 200
+
+
+class ShiftBasis(StrEnum):
+    """What "the shift so far" counts from."""
+
+    shift = "shift"  # the start of the roster shift the counsellor is on duty by
+    ad_hoc = "ad_hoc"  # when a coordinator put them on duty outside the roster
+    hours = "hours"  # the last SHIFT_TALLY_SECONDS: off duty, or on duty for longer than that
+
+
+def shift_start(
+    until: Mapping[str, float], since: Mapping[str, float], began_by: Mapping[str, str], now: float
+) -> tuple[float, ShiftBasis]:
+    """Since when the shift so far counts, and why: the start of the stretch of duty the
+    counsellor is in now (the earliest of their lines on duty now), within the last
+    SHIFT_TALLY_SECONDS; else those seconds."""
+    started = [
+        (since[key], ShiftBasis(began_by.get(key, ShiftBasis.shift.value)))
+        for key, end in until.items()
+        if end > now and since.get(key)
+    ]
+    if started:
+        start, basis = min(started)
+        if start >= now - SHIFT_TALLY_SECONDS:
+            return start, basis
+    return now - SHIFT_TALLY_SECONDS, ShiftBasis.hours
 
 
 class RiskLevel(StrEnum):
@@ -324,13 +352,12 @@ class Care(ChatPart):
             tally_key(kind, staff_id), self.broker.now(), SHIFT_TALLY_KEEP, SHIFT_TALLY_SECONDS
         )
 
-    async def shift(self, staff_id: str) -> dict[str, int]:
-        """The counsellor's shift so far: chats, acute ones, debriefs asked."""
-        since = self.broker.now() - SHIFT_TALLY_SECONDS
+    async def shift(self, staff_id: str, since: float) -> dict[str, int]:
+        """The counsellor's shift so far: chats, acute ones, debriefs asked since `since`."""
         out: dict[str, int] = {}
         for kind in Tally:
             times = await self.broker.recent(tally_key(kind, staff_id))
-            out[kind.value] = sum(1 for t in times if t > since)
+            out[kind.value] = sum(1 for t in times if t >= since)
         return out
 
     async def paused_until(self, staff_id: str) -> float | None:
@@ -340,4 +367,4 @@ class Care(ChatPart):
         return presence.paused_until
 
 
-__all__ = ["Care", "RiskLevel", "RiskSet", "Tally"]
+__all__ = ["Care", "RiskLevel", "RiskSet", "ShiftBasis", "Tally", "shift_start"]

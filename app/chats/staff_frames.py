@@ -17,7 +17,7 @@ from app.audit.service import AuditAction
 from app.broker.base import CHAT_MAX_LIFETIME, BrokerUnavailableError
 from app.broker.records import ChatState, StaffStatus
 from app.care.service import asked_key, debrief_service, transcript_key
-from app.chats.care import RiskLevel, Tally
+from app.chats.care import SHIFT_TALLY_SECONDS, RiskLevel, Tally, shift_start
 from app.chats.channels import chat_channel
 from app.chats.frames import (
     AcceptInterpreting,
@@ -276,10 +276,18 @@ async def ready(sock: StaffSocket, frame: CareReady) -> Problem:
 
 async def shift(sock: StaffSocket, frame: ShiftSoFar) -> Problem:
     care = sock.rt.chats.care
+    # The roster's word on the stretch of duty this connection follows (refreshed as the
+    # roster changes and as shifts start and end).
+    now = time.time()
+    since, basis = shift_start(sock.duty, sock.duty_since, sock.duty_began_by, now)
     sock.out.frame(
         {
             "type": "shift",
-            **await care.shift(sock.staff.id),
+            **await care.shift(sock.staff.id, since),
+            "since": since,
+            "basis": basis.value,
+            "hours": SHIFT_TALLY_SECONDS // 3600,
+            "on_duty": any(until > now for until in sock.duty.values()),
             "paused_until": await care.paused_until(sock.staff.id),
         }
     )

@@ -3,7 +3,7 @@
 // pause after an acute chat with "Ready", debriefs, the shift so far, and opt-in desktop
 // notifications while the tab is hidden. Everything from the server goes in as text.
 
-import { h, nextId } from "./core.js";
+import { clockIn, h, nextId, zoneLabel } from "./core.js";
 
 if (!document.querySelector("link[data-risk-css]")) {
   const link = document.createElement("link");
@@ -138,8 +138,20 @@ export function riskTools(ctx, socket, state, hooks) {
     }, 5000);
   }
 
+  // Counted since the roster shift began, or since a coordinator put them on duty, or (off
+  // duty) over the last hours: the text says which.
   function renderTally(shift) {
-    tally.textContent = t("risk.shift_so_far", { chats: shift.chats, acute: shift.acute, debriefs: shift.debriefs });
+    const counts = { chats: shift.chats, acute: shift.acute, debriefs: shift.debriefs };
+    // As the duty line above shows it: in the line's zone, named when it is not the browser's.
+    const zone = (state.lines ?? []).find((line) => line.on_duty && line.on_duty_since === shift.since)?.time_zone;
+    const label = shift.since ? zoneLabel(zone, shift.since * 1000) : "";
+    const clock = shift.since ? clockIn(shift.since * 1000, zone) : "";
+    const time = label ? `${clock} ${label}` : clock;
+    if (shift.basis === "shift") tally.textContent = t("risk.shift_so_far", { ...counts, time });
+    else if (shift.basis === "ad_hoc") tally.textContent = t("risk.shift_so_far_ad_hoc", { ...counts, time });
+    else if (shift.on_duty) tally.textContent = t("risk.shift_so_far_long", { ...counts, hours: shift.hours ?? 12 });
+    else tally.textContent = t("risk.shift_so_far_hours", { ...counts, hours: shift.hours ?? 12 });
+    tally.dataset.basis = shift.basis ?? "hours";
   }
 
   listen("hello", (hello) => {
@@ -156,6 +168,8 @@ export function riskTools(ctx, socket, state, hooks) {
       renderPause();
     }
   });
+  // A shift began or ended: the shift so far counts from elsewhere.
+  listen("duty", () => socket.send({ type: "shift" }));
   listen("care.paused", (frame) => {
     pausedUntil = frame.until;
     renderPause();
