@@ -553,10 +553,16 @@ async def test_held_rows_are_kept_per_hour_and_claimed_by_one_writer_at_a_time(
     await broker.hold_rows(7200, [])
     assert await broker.held_hours() == [3600, 7200]
 
+    # What is held can be read before it is written, and reading claims nothing.
+    assert await broker.peek_held(7200) == {"a": '{"n":1}', "b": '{"n":2}', "d": '{"n":4}'}
+    assert await broker.peek_held(10800) == {}
+
     # One claim at a time: a second writer gets nothing while the first is writing.
     rows = await broker.claim_held(7200, "first", 60)
     assert rows == {"a": '{"n":1}', "b": '{"n":2}', "d": '{"n":4}'}
     assert await broker.claim_held(7200, "second", 60) is None
+    # Claimed, still there to read until released.
+    assert await broker.peek_held(7200) == rows
     # A row held meanwhile is not among those written: it stays for the next writer.
     await broker.hold_rows(7200, [("e", '{"n":5}')])
     await broker.release_held(7200, "first", list(rows))
@@ -567,6 +573,7 @@ async def test_held_rows_are_kept_per_hour_and_claimed_by_one_writer_at_a_time(
     assert await broker.claim_held(7200, "third", 60) == {"e": '{"n":5}'}
     await broker.release_held(7200, "third", ["e"])
     assert await broker.held_hours() == [3600]
+    assert await broker.peek_held(7200) == {}
 
     # A claim whose writer died lapses; releasing a lapsed claim ends no one else's.
     assert await broker.claim_held(3600, "dies", 0.05) == {"c": '{"n":3}'}

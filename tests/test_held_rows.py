@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from app.audit.service import AuditAction, audit_service
 from app.broker.base import Broker
 from app.held.rows import serialise
 from app.held.service import HOUR, SETTLE_SECONDS, HeldRows, hour_of
-from app.kit.db import create_engine, create_sessionmaker
-from app.models import AuditEntry, ChatStatistic, StaffRole, Wrapup
+from app.kit.db import create_engine, create_sessionmaker, unit_of_work
+from app.models import AuditEntry, ChatStatistic, Debrief, Staff, StaffRole, Wrapup
 from app.settings import Settings
 from tests.conftest import FAST, BrokerFactory, ServerFactory
 from tests.support.clients import Endpoint, StaffClient, api, open_chat, open_staff, sign_in_session
@@ -174,6 +176,35 @@ async def test_a_batch_whose_writer_died_after_its_commit_is_not_written_twice(
         assert await chat_rows(database_url) == (50, 0, 0)
         assert await broker.held_hours() == []
     await engine.dispose()
+
+
+async def test_a_held_debrief_whose_counsellor_is_gone_does_not_hold_up_the_batch(
+    lykta: ServerFactory,
+) -> None:
+    async with lykta() as server:
+        rt = server.runtime
+        await add_line(rt)
+        anna = uuid.UUID(await add_counsellor(rt, "anna"))
+        gone = uuid.UUID(await add_counsellor(rt, "gone"))
+        hour = datetime.fromtimestamp(hour_of(rt.broker.now()), UTC)
+        kept = Debrief(line_key="support", hour=hour, risk="acute", staff_id=anna)
+        dropped = Debrief(line_key="support", hour=hour, risk="concern", staff_id=gone)
+        entry = audit_service.entry(AuditAction.debrief_asked, actor_id=None, chat_id="chat-0001")
+        await rt.held_rows.hold(kept, dropped, entry)
+        # The account goes before the hour is over, as the foreign key's cascade would.
+        async with unit_of_work(rt.sessionmaker) as session:
+            await session.execute(delete(Staff).where(Staff.id == gone))
+        assert await written(rt) == 2
+        async with rt.sessionmaker() as session:
+            rows = (await session.execute(select(Debrief.staff_id, Debrief.risk))).all()
+            audited = (
+                await session.execute(
+                    select(AuditEntry.chat_id).where(AuditEntry.chat_id.is_not(None))
+                )
+            ).scalars()
+            assert [tuple(row) for row in rows] == [(anna, "acute")]
+            assert list(audited) == ["chat-0001"]
+        assert await rt.broker.held_hours() == []
 
 
 @pytest.mark.redis_only

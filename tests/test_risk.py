@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +16,15 @@ from sqlalchemy import select
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.broker.records import PRIORITY_IN_DANGER
+from app.chats.care import SHIFT_TALLY_KEEP, SHIFT_TALLY_SECONDS, Tally, tally_key
+from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
-from app.models import ChatStatistic, Debrief
+from app.models import ChatStatistic, Debrief, StaffRole, Wrapup
+from app.roster.service import roster_service
 from tests.support.clients import StaffClient, VisitorClient, open_chat, open_staff, open_visitor
 from tests.support.held import written
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.roster import around_now, http_as
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 
 EMERGENCY = {"sv": "Är du i fara nu, ring 112.", "en": "If you are in danger now, call 112."}
@@ -236,6 +243,83 @@ async def test_risk_on_a_chat_that_is_not_ones_own_is_refused_and_changes_nothin
     await bo.expect_none("risk.alert", within=0.3)
 
 
+async def test_risk_set_during_the_wrapup_alerts_and_lands_in_the_wrapup_row(
+    server: RunningServer,
+) -> None:
+    # The line keeps transcripts a while: the record outlives the saved wrap-up.
+    anna, bo, visitor = await _with_supervisor(server, transcript_retention_seconds=600)
+    await add_counsellor(server.runtime, "dana", alias="Dana")
+    dana = await open_staff(server, "dana", PASSWORD, available=False)
+    chat = visitor.chat_id
+    await anna.send({"type": "risk", "chat_id": chat, "level": "concern"})
+    await anna.expect("risk.set", risk="concern")
+    # The visitor leaves; Anna fills in the wrap-up, which shows the level so far.
+    await visitor.send({"type": "end"})
+    required = await anna.expect("wrapup.required", chat_id=chat)
+    assert required["risk"] == "concern"
+
+    # Only now does she judge it acute: Bo, on duty, is alerted as in a live chat, told
+    # that the chat has ended.
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    done = await anna.expect("risk.set", risk="acute")
+    assert (done["supervisors"], done["ended"]) == (1, True)
+    await anna.expect("chat.risk", risk="acute")
+    alert = await bo.expect("risk.alert")
+    assert (alert["chat_id"], alert["ended"], alert["counsellor"]["alias"]) == (chat, True, "Anna")
+    # An acute chat is over: her pause begins and her shift counts it, once.
+    paused = await anna.expect("care.paused")
+    assert paused["chat_id"] == chat
+    await anna.send({"type": "risk", "chat_id": chat, "level": "concern"})
+    await anna.expect("risk.set", risk="concern")
+    await anna.send({"type": "risk", "chat_id": chat, "level": "acute"})
+    await anna.expect("risk.set", risk="acute")
+    await bo.expect("risk.alert")
+    await anna.send({"type": "shift"})
+    assert (await anna.expect("shift"))["acute"] == 1
+    # A reloaded console gets the form back with the level.
+    again = await open_staff(server, "anna", PASSWORD, cookie=anna.cookie)
+    assert [(w["chat_id"], w["risk"]) for w in again.hello["wrapups"]] == [(chat, "acute")]
+    await again.close()
+
+    # Nobody else may set it: not Bo who supervises the line, not Dana.
+    for other in (bo, dana):
+        await other.send({"type": "risk", "chat_id": chat, "level": "none"})
+        assert (await other.expect("error", ref="risk"))["code"] == "not_in_chat"
+
+    await anna.send(
+        {"type": "wrapup", "chat_id": chat, "topics": ["violence"], "outcome": "referred"}
+    )
+    await anna.expect("wrapup.saved", chat_id=chat)
+    # Saved: the level stays as the wrap-up has it.
+    await anna.send({"type": "risk", "chat_id": chat, "level": "none"})
+    error = await anna.expect("error", ref="risk")
+    assert error["code"] == "invalid_state" and "wrap-up" in error["message"]
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.risk == "acute"
+    # Forgotten (the retention over): refused all the same.
+    await server.runtime.chats.deadlines.forget(chat)
+    await anna.send({"type": "risk", "chat_id": chat, "level": "none"})
+    error = await anna.expect("error", ref="risk")
+    assert error["code"] == "not_in_chat" and "wrap-up" in error["message"]
+    await bo.expect_none("risk.alert", within=0.3)
+
+    # The anonymous wrap-up row has the level Anna settled on; the statistics row the one
+    # the chat ended with.
+    await written(server.runtime, at_least=3)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        wrapups = (await session.execute(select(Wrapup))).scalars().all()
+        stats = (await session.execute(select(ChatStatistic))).scalars().all()
+        entries = await audit_service.search(session, AuditFilter(chat_id=chat), limit=50, offset=0)
+    assert [(w.topics, w.outcome, w.risk) for w in wrapups] == [(["violence"], "referred", "acute")]
+    assert [s.risk for s in stats] == ["concern"]
+    after_end = [e.detail for e in entries if e.action == "chat.risk_set" and e.detail.get("ended")]
+    assert sorted((d["risk"], d["previous"]) for d in after_end) == [
+        ("acute", "concern"),
+        ("acute", "concern"),
+        ("concern", "acute"),
+    ]
+
+
 async def test_after_an_acute_chat_no_offers_until_ready(server: RunningServer) -> None:
     anna, _, visitor = await _with_supervisor(server)
     await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
@@ -300,15 +384,25 @@ async def test_debriefs_own_chats_only_and_the_supervisors_list(server: RunningS
     assert (await anna.expect("debrief.asked"))["again"] is False
     await anna.send({"type": "debrief", "chat_id": chat})
     assert (await anna.expect("debrief.asked"))["again"] is True
+    # Held with the chat's other rows until its hour is over (when it was asked would tell
+    # when the chat ended): nothing in SQL yet, but the supervisors see it at once.
     async with unit_of_work(server.runtime.sessionmaker) as session:
-        rows = (await session.execute(select(Debrief))).scalars().all()
-    assert [(r.line_key, r.risk, r.hour.minute) for r in rows] == [("support", "acute", 0)]
+        assert (await session.execute(select(Debrief))).scalars().all() == []
 
     await bo.send({"type": "debriefs"})
     listed = (await bo.expect("debriefs"))["debriefs"]
     assert [(d["line"], d["risk"], d["counsellor"]["alias"], d["transcript"]) for d in listed] == [
         ("support", "acute", "Anna", True)
     ]
+    # Once the hour's batch is written: the same debrief, from SQL, listed once.
+    await written(server.runtime, at_least=1)
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        rows = (await session.execute(select(Debrief))).scalars().all()
+    assert [(str(r.id), r.line_key, r.risk, r.hour.minute) for r in rows] == [
+        (listed[0]["id"], "support", "acute", 0)
+    ]
+    await bo.send({"type": "debriefs"})
+    assert (await bo.expect("debriefs"))["debriefs"] == listed
     await bo.send({"type": "debrief.open", "debrief_id": listed[0]["id"]})
     opened = await bo.expect("debrief.opened")
     assert opened["chat_id"] == chat
@@ -327,3 +421,101 @@ async def test_debriefs_own_chats_only_and_the_supervisors_list(server: RunningS
     assert (await bo.expect("debriefs"))["debriefs"][0]["transcript"] is False
     await bo.send({"type": "debrief.open", "debrief_id": listed[0]["id"]})
     assert (await bo.expect("error", ref="debrief.open"))["code"] == "chat_ended"
+
+
+async def _earlier(server: RunningServer, staff_id: str, kind: Tally, *hours_ago: float) -> None:
+    """What the counsellor did before this test, as the broker remembers it."""
+    broker = server.runtime.broker
+    for hours in hours_ago:
+        await broker.push_recent(
+            tally_key(kind, staff_id),
+            broker.now() - hours * 3600,
+            SHIFT_TALLY_KEEP,
+            SHIFT_TALLY_SECONDS,
+        )
+
+
+async def _ended_chat(server: RunningServer, counsellor: StaffClient) -> None:
+    visitor = await _chat(server, counsellor)
+    await counsellor.send({"type": "end", "chat_id": visitor.chat_id})
+    await counsellor.expect("wrapup.required", chat_id=visitor.chat_id)
+
+
+async def test_the_shift_so_far_counts_from_the_start_of_the_roster_shift(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await _line(server)
+    await add_staff(rt, "ella", StaffRole.coordinator)
+    anna_id = await add_counsellor(rt, "anna", on_duty=False)
+    # Anna's shift began an hour and a half ago.
+    async with http_as(server, "ella") as ella:
+        created = await ella.post(
+            "/api/roster/lines/support/extra-shifts", json={**around_now(90, 60), "needed": 1}
+        )
+        assert created.status_code == 201, created.text
+        extra = created.json()
+        assigned = await ella.post(
+            "/api/roster/assignments", json={"staff_id": anna_id, "extra_shift_id": extra["id"]}
+        )
+        assert assigned.status_code == 201, assigned.text
+    # An earlier shift today (three and two hours ago, before this one), and this one's.
+    await _earlier(server, anna_id, Tally.chats, 3, 2, 0.5)
+    await _earlier(server, anna_id, Tally.acute, 3)
+    await _earlier(server, anna_id, Tally.debriefs, 2)
+    anna = await open_staff(server, "anna", PASSWORD)
+    await _ended_chat(server, anna)
+
+    await anna.send({"type": "shift"})
+    shift = await anna.expect("shift")
+    assert (shift["chats"], shift["acute"], shift["debriefs"]) == (2, 0, 0)
+    assert (shift["basis"], shift["on_duty"]) == ("shift", True)
+    # From the shift's start, widened as duty is (LYKTA_DUTY_BEFORE_MINUTES).
+    widened = rt.settings.duty_before_minutes * 60
+    assert shift["since"] == datetime.fromisoformat(extra["starts_at"]).timestamp() - widened
+    assert shift["since"] == anna.hello["lines"][0]["on_duty_since"]
+
+
+async def test_the_shift_so_far_off_the_roster_counts_from_ad_hoc_duty_else_the_last_12_hours(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await _line(server)
+    # Put on duty by a coordinator just now (the test seed's way): from then on.
+    anna_id = await add_counsellor(rt, "anna")
+    await _earlier(server, anna_id, Tally.chats, 1)
+    anna = await open_staff(server, "anna", PASSWORD)
+    await _ended_chat(server, anna)
+    await anna.send({"type": "shift"})
+    shift = await anna.expect("shift")
+    assert (shift["chats"], shift["basis"], shift["on_duty"]) == (1, "ad_hoc", True)
+    assert shift["since"] == anna.hello["lines"][0]["on_duty_since"]
+    assert time.time() - 120 < shift["since"] <= time.time()
+
+    # Not on duty: the last 12 hours, and the frame says so.
+    bo_id = await add_counsellor(rt, "bo", on_duty=False)
+    await _earlier(server, bo_id, Tally.chats, 13, 3)
+    await _earlier(server, bo_id, Tally.debriefs, 3)
+    bo = await open_staff(server, "bo", PASSWORD, available=False)
+    await bo.send({"type": "shift"})
+    shift = await bo.expect("shift")
+    assert (shift["chats"], shift["debriefs"]) == (1, 1)
+    assert (shift["basis"], shift["hours"], shift["on_duty"]) == ("hours", 12, False)
+    assert time.time() - 12 * 3600 - 60 < shift["since"] <= time.time() - 12 * 3600
+
+    # On ad hoc duty for 14 hours: as far back as the broker keeps, the last 12 hours.
+    cleo_id = await add_counsellor(rt, "cleo", on_duty=False)
+    async with unit_of_work(rt.sessionmaker) as session:
+        await roster_service.add_duty(
+            session,
+            staff_id=uuid.UUID(cleo_id),
+            line_key="support",
+            until=utcnow() + timedelta(hours=1),
+            by=None,
+            now=utcnow() - timedelta(hours=14),
+        )
+    await _earlier(server, cleo_id, Tally.chats, 13, 1)
+    cleo = await open_staff(server, "cleo", PASSWORD, available=False)
+    await cleo.send({"type": "shift"})
+    shift = await cleo.expect("shift")
+    assert (shift["chats"], shift["basis"], shift["on_duty"]) == (1, "hours", True)

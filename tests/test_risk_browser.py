@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
+from sqlalchemy import select
 
+from app.kit.db import unit_of_work
+from app.models import Wrapup
 from app.settings import Settings
 from tests.conftest import FAST
 from tests.support.browser import axe_violations, chromium, describe
 from tests.support.clients import VisitorClient, open_staff, open_visitor
 from tests.support.console import sign_in_console
+from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
 from tests.support.waiting import eventually
@@ -266,3 +270,62 @@ async def test_acute_alerts_the_supervisor_then_on_call_then_shows_the_procedure
         await client.close()
     await anna_context.close()
     await bo_context.close()
+
+
+async def test_in_the_wrapup_the_risk_can_still_be_set_and_acute_alerts_the_supervisor(
+    server: RunningServer, browser: Browser
+) -> None:
+    # A line of its own: nothing left waiting by the tests before.
+    rt = server.runtime
+    await add_line(rt, "evening", emergency_text=EMERGENCY)
+    await add_counsellor(rt, "wendy", alias="Wendy", lines=("evening",))
+    await add_counsellor(rt, "sara", alias="Sara", supervisor=True, lines=("evening",))
+    sara = await open_staff(server, "sara", PASSWORD, available=False)
+    context, page = await new_page(browser, CONSOLE)
+    await sign_in_console(page, server, "wendy", PASSWORD)
+    await page.locator(".status-choice label", has_text="Available").click()
+    await expect(page.locator(".status-choice input[value=available]")).to_be_checked()
+    # Put on duty outside the roster (the seed's way): the shift so far counts from then.
+    tally = page.locator("#shift-tally")
+    await expect(tally).to_contain_text("On duty since")
+    await expect(tally).to_contain_text("(added outside the roster) — chats: 0")
+    visitor = await open_visitor(server)
+    await visitor.start(line="evening", language="en")
+    offer = page.locator(f'.offer-card[data-chat="{visitor.chat_id}"]')
+    await offer.locator("button", has_text="Accept").click()
+    panel = page.locator(f'.chat-panel[data-chat="{visitor.chat_id}"]')
+    await panel.wait_for()
+    await visitor.say("I could not say it before")
+
+    # The visitor leaves: the risk choice moves into the wrap-up form and still works.
+    await visitor.send({"type": "end"})
+    form = panel.locator(".wrapup-form")
+    await expect(form).to_be_visible()
+    choice = form.locator(".risk-choice")
+    await expect(choice.locator("input[value=none]")).to_be_checked()
+    await expect(choice.locator("input[value=acute]")).to_be_enabled()
+    await expect(form.locator(".risk-wrapup-hint")).to_contain_text("until you save")
+    await choice.locator(".risk-acute label").click()
+    await expect(panel.locator(".chat-notices")).to_contain_text("1 supervisor on duty was alerted")
+    alert = await sara.expect("risk.alert", chat_id=visitor.chat_id)
+    assert alert["ended"] is True and alert["counsellor"]["alias"] == "Wendy"
+    tab = page.locator(f'.chat-tab[data-chat="{visitor.chat_id}"]')
+    await expect(tab.locator(".tag.risk-acute")).to_have_text("Acute")
+    await expect(tally).to_contain_text("chats: 1 · acute: 1")
+    await accessible(page, "wrap-up with risk")
+    await shot(page, "console-wrapup-risk-1280")
+
+    await form.get_by_label("violence").check()
+    await form.get_by_label("referred").check()
+    await form.locator("button[type=submit]").click()
+    await expect(tab).to_have_count(0)
+    await written(server.runtime)  # as once the hour is over
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        rows = (await session.execute(select(Wrapup))).scalars().all()
+    assert [(r.topics, r.outcome, r.risk) for r in rows if r.line_key == "evening"] == [
+        (["violence"], "referred", "acute")
+    ]
+    assert page.errors == []  # type: ignore[attr-defined]
+    await context.close()
+    await visitor.close()
+    await sara.close()

@@ -236,7 +236,7 @@ class Broker(ABC):
         """The wrap-up was saved (or is no longer due): forget the entry."""
 
     # Held rows ----------------------------------------------------------------------------
-    # Durable rows about a chat (its audit entries, statistics row, wrap-up), serialised
+    # Durable rows about a chat (its audit entries, statistics row, wrap-up, debrief), serialised
     # without content, kept here until their hour's batch is written to SQL (app/held/):
     # `hour` is the start of the hour they were made in (epoch seconds). They outlive a
     # process that dies wherever the broker does (Redis), and lapse after CHAT_MAX_LIFETIME
@@ -248,6 +248,11 @@ class Broker(ABC):
     @abstractmethod
     async def held_hours(self) -> list[int]:
         """Hours that hold rows, oldest first."""
+
+    @abstractmethod
+    async def peek_held(self, hour: int) -> dict[str, str]:
+        """The hour's rows (row id -> serialised row) as they are, claimed or not: what is
+        about to be written can be read before it is (e.g. the debriefs asked this hour)."""
 
     @abstractmethod
     async def claim_held(self, hour: int, claim: str, ttl: float) -> dict[str, str] | None:

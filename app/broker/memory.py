@@ -480,6 +480,9 @@ class MemoryBroker(Broker):
     async def held_hours(self) -> list[int]:
         return sorted(hour for hour in list(self._held) if self._held_rows(hour))
 
+    async def peek_held(self, hour: int) -> dict[str, str]:
+        return dict(self._held_rows(hour))
+
     async def claim_held(self, hour: int, claim: str, ttl: float) -> dict[str, str] | None:
         now = time.monotonic()
         current = self._held_claims.get(hour)

@@ -443,6 +443,10 @@ class RedisBroker(Broker):
     async def held_hours(self) -> list[int]:
         return [int(hour) for hour in await self._call("ZRANGE", self._k("held"), 0, -1)]
 
+    async def peek_held(self, hour: int) -> dict[str, str]:
+        raw = await self._call("HGETALL", self._k(f"held:{hour}"))
+        return {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw or ()), 2)}
+
     async def claim_held(self, hour: int, claim: str, ttl: float) -> dict[str, str] | None:
         reply = await self._script(
             "claim_held",

@@ -12,19 +12,24 @@ from app.models import Debrief, Staff
 class DebriefRepository(RepositoryBase[Debrief]):
     model = Debrief
 
-    async def on_lines(self, lines: Collection[str], limit: int) -> Sequence[tuple[Debrief, str]]:
-        """The newest debriefs of these lines, with the alias of the counsellor who asked."""
+    async def on_lines(self, lines: Collection[str], limit: int) -> Sequence[Debrief]:
+        """The newest debriefs of these lines."""
         if not lines:
             return []
         statement = (
-            select(Debrief, Staff.alias)
-            .join(Staff, Staff.id == Debrief.staff_id)
+            select(Debrief)
             .where(Debrief.line_key.in_(sorted(lines)))
             .order_by(Debrief.hour.desc(), Debrief.id)
             .limit(limit)
         )
-        result = await self.session.execute(statement)
-        return [(row[0], row[1]) for row in result.all()]
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def aliases(self, staff_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The alias of each of these counsellors who still has an account."""
+        if not staff_ids:
+            return {}
+        statement = select(Staff.id, Staff.alias).where(Staff.id.in_(sorted(staff_ids)))
+        return {row[0]: row[1] for row in (await self.session.execute(statement)).all()}
 
     async def find(self, debrief_id: uuid.UUID) -> Debrief | None:
         return await self.get(debrief_id)

@@ -9,6 +9,7 @@ staff channels. Nothing here holds or logs content.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,10 +26,39 @@ from app.chats.core import ChatPart, err
 from app.chats.protocol import ErrorCode, ProtocolError
 from app.staff.service import StaffContext
 
-# The shift so far: what a counsellor did in this many seconds before now (longer than any
-# shift); at most SHIFT_TALLY_KEEP of each kind are remembered.
+_ENDED = frozenset({ChatState.ended})
+
+# The shift so far: what a counsellor did since their stretch of duty began, looking back at
+# most this many seconds (and this far when they are not on duty); the times are kept in the
+# broker this long, at most SHIFT_TALLY_KEEP of each kind.
 SHIFT_TALLY_SECONDS = 12 * 3600
 SHIFT_TALLY_KEEP = 200
+
+
+class ShiftBasis(StrEnum):
+    """What "the shift so far" counts from."""
+
+    shift = "shift"  # the start of the roster shift the counsellor is on duty by
+    ad_hoc = "ad_hoc"  # when a coordinator put them on duty outside the roster
+    hours = "hours"  # the last SHIFT_TALLY_SECONDS: off duty, or on duty for longer than that
+
+
+def shift_start(
+    until: Mapping[str, float], since: Mapping[str, float], began_by: Mapping[str, str], now: float
+) -> tuple[float, ShiftBasis]:
+    """Since when the shift so far counts, and why: the start of the stretch of duty the
+    counsellor is in now (the earliest of their lines on duty now), within the last
+    SHIFT_TALLY_SECONDS; else those seconds."""
+    started = [
+        (since[key], ShiftBasis(began_by.get(key, ShiftBasis.shift.value)))
+        for key, end in until.items()
+        if end > now and since.get(key)
+    ]
+    if started:
+        start, basis = min(started)
+        if start >= now - SHIFT_TALLY_SECONDS:
+            return start, basis
+    return now - SHIFT_TALLY_SECONDS, ShiftBasis.hours
 
 
 class RiskLevel(StrEnum):
@@ -49,6 +79,11 @@ def tally_key(kind: Tally, staff_id: str) -> str:
     return f"shift:{kind.value}:{staff_id}"
 
 
+def acute_key(chat_id: str) -> str:
+    """Set once per chat when it counts as an acute chat over (the shift, the pause)."""
+    return f"acute-over:{chat_id}"
+
+
 def danger_key(chat_id: str) -> str:
     """Set once per chat, by the first press that counts (across processes)."""
     return f"danger:{chat_id}"
@@ -60,6 +95,8 @@ class RiskSet:
 
     record: ChatRecord
     previous: str
+    # Set during the wrap-up, after the chat ended.
+    ended: bool = False
     supervisors: int = 0
     on_call: int = 0
     # The line's written procedure and contact, when an acute chat reached nobody.
@@ -73,6 +110,7 @@ class RiskSet:
             "risk": self.record.risk or RiskLevel.none.value,
             "supervisors": self.supervisors,
             "on_call": self.on_call,
+            "ended": self.ended,
         }
         if self.procedure is not None:
             out["procedure"] = self.procedure
@@ -133,9 +171,18 @@ class Care(ChatPart):
     async def set_risk(
         self, staff: StaffContext, chat_id: str, level: RiskLevel
     ) -> RiskSet | ProtocolError:
-        """The counsellor's risk level on their own active chat; acute alerts supervisors."""
+        """The counsellor's risk level on their own active chat, or on their own ended chat
+        while its wrap-up is due from them; acute alerts supervisors either way."""
         record = await self.broker.get_chat(chat_id)
-        if record is None or record.counsellor_id != staff.id:
+        if record is None:
+            return err(
+                ErrorCode.not_in_chat,
+                "no chat of yours that is open or awaiting its wrap-up has this id",
+                "risk",
+            )
+        if record.state is ChatState.ended:
+            return await self._set_risk_in_wrapup(staff, record, level)
+        if record.counsellor_id != staff.id:
             return err(ErrorCode.not_in_chat, "you are not answering this chat", "risk")
         if record.state is not ChatState.active:
             return err(ErrorCode.invalid_state, f"the chat is {record.state.value}", "risk")
@@ -149,15 +196,59 @@ class Care(ChatPart):
             ),
         )
         if isinstance(result, Refusal):
+            if result is Refusal.state:
+                # It ended meanwhile: its wrap-up may take the level.
+                fresh = await self.broker.get_chat(chat_id)
+                if fresh is not None and fresh.state is ChatState.ended:
+                    return await self._set_risk_in_wrapup(staff, fresh, level)
             return err(ErrorCode.not_in_chat, "the chat changed meanwhile", "risk")
-        done = RiskSet(result, previous)
+        return await self._risk_set(staff, RiskSet(result, previous), level)
+
+    async def _set_risk_in_wrapup(
+        self, staff: StaffContext, record: ChatRecord, level: RiskLevel
+    ) -> RiskSet | ProtocolError:
+        """After the end, until the wrap-up is saved: the counsellor often judges the risk
+        only once the visitor has gone. The wrap-up row takes the level (app/chats/wrapups.py),
+        and acute alerts as in a live chat, so a supervisor knows in time for a debrief."""
+        if record.wrapup_by != staff.id:
+            if record.counsellor_id == staff.id:
+                return err(
+                    ErrorCode.invalid_state,
+                    "the chat has ended and its wrap-up is not due from you (any more)",
+                    "risk",
+                )
+            return err(ErrorCode.not_in_chat, "you are not answering this chat", "risk")
+        previous = record.risk or RiskLevel.none.value
+        result = await self.broker.transition(
+            record.id, Transition(expect=_ENDED, changes={"risk": level.value})
+        )
+        if isinstance(result, Refusal):
+            return err(ErrorCode.not_in_chat, "you owe no wrap-up for this chat", "risk")
+        if result.wrapup_by != staff.id:
+            # The wrap-up was saved (with the level before) between our read and this
+            # change: the record goes back to what the saved wrap-up says.
+            await self.broker.transition(
+                record.id,
+                Transition(expect=_ENDED, changes={"risk": record.risk}),
+            )
+            return err(
+                ErrorCode.invalid_state,
+                "the chat has ended and its wrap-up is not due from you (any more)",
+                "risk",
+            )
+        done = await self._risk_set(staff, RiskSet(result, previous, ended=True), level)
+        if level is RiskLevel.acute and previous != RiskLevel.acute.value:
+            await self._after_acute(staff.id, result)
+        return done
+
+    async def _risk_set(self, staff: StaffContext, done: RiskSet, level: RiskLevel) -> RiskSet:
         # Every tab of the counsellor shows it.
         await self.broker.publish(
             staff_channel(staff.id),
-            {"type": "chat.risk", "chat_id": chat_id, "risk": level.value},
+            {"type": "chat.risk", "chat_id": done.record.id, "risk": level.value},
         )
-        if level is RiskLevel.acute and previous != RiskLevel.acute.value:
-            await self._alert(staff, result, done)
+        if level is RiskLevel.acute and done.previous != RiskLevel.acute.value:
+            await self._alert(staff, done.record, done)
         return done
 
     async def _alert(self, staff: StaffContext, record: ChatRecord, done: RiskSet) -> None:
@@ -172,6 +263,9 @@ class Care(ChatPart):
             "line_name": line.name if line else record.line,
             "counsellor": {"id": staff.id, "alias": staff.alias},
             "on_call": False,
+            # Set during the wrap-up, after the visitor left: nobody can join the chat now,
+            # but a supervisor knows to offer a debrief.
+            "ended": record.state is ChatState.ended,
             "at": now,
         }
         for supervisor in await self.router.supervisors_on_duty(record.line, now, besides=staff.id):
@@ -201,10 +295,16 @@ class Care(ChatPart):
         if before.state is not ChatState.active or staff_id is None:
             return
         await self.count(Tally.chats, staff_id)
-        if after.risk != RiskLevel.acute.value:
+        if after.risk == RiskLevel.acute.value:
+            await self._after_acute(staff_id, after)
+
+    async def _after_acute(self, staff_id: str, record: ChatRecord) -> None:
+        """An acute chat is over (it ended acute, or was set acute during its wrap-up): it
+        counts in the counsellor's shift and their pause begins, once per chat."""
+        if not await self.broker.set_value_if_absent(acute_key(record.id), "1", CHAT_MAX_LIFETIME):
             return
         await self.count(Tally.acute, staff_id)
-        line = self.lines.get(after.line)
+        line = self.lines.get(record.line)
         seconds = line.care_pause_seconds if line else 600
         if seconds <= 0:
             return
@@ -217,7 +317,7 @@ class Care(ChatPart):
         await self.broker.schedule(deadline_key(Deadline.care_pause, staff_id), until)
         await self.broker.publish(
             staff_channel(staff_id),
-            {"type": "care.paused", "until": until, "chat_id": after.id, "seconds": seconds},
+            {"type": "care.paused", "until": until, "chat_id": record.id, "seconds": seconds},
         )
 
     async def ready(self, staff: StaffContext) -> bool:
@@ -252,13 +352,12 @@ class Care(ChatPart):
             tally_key(kind, staff_id), self.broker.now(), SHIFT_TALLY_KEEP, SHIFT_TALLY_SECONDS
         )
 
-    async def shift(self, staff_id: str) -> dict[str, int]:
-        """The counsellor's shift so far: chats, acute ones, debriefs asked."""
-        since = self.broker.now() - SHIFT_TALLY_SECONDS
+    async def shift(self, staff_id: str, since: float) -> dict[str, int]:
+        """The counsellor's shift so far: chats, acute ones, debriefs asked since `since`."""
         out: dict[str, int] = {}
         for kind in Tally:
             times = await self.broker.recent(tally_key(kind, staff_id))
-            out[kind.value] = sum(1 for t in times if t > since)
+            out[kind.value] = sum(1 for t in times if t >= since)
         return out
 
     async def paused_until(self, staff_id: str) -> float | None:
@@ -268,4 +367,4 @@ class Care(ChatPart):
         return presence.paused_until
 
 
-__all__ = ["Care", "RiskLevel", "RiskSet", "Tally"]
+__all__ = ["Care", "RiskLevel", "RiskSet", "ShiftBasis", "Tally", "shift_start"]

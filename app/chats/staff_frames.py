@@ -7,18 +7,17 @@ frame, or with the error the socket reports.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from app.audit.service import AuditAction
 from app.broker.base import CHAT_MAX_LIFETIME, BrokerUnavailableError
 from app.broker.records import ChatState, StaffStatus
 from app.care.service import asked_key, debrief_service, transcript_key
-from app.chats.care import RiskLevel, Tally
+from app.chats.care import SHIFT_TALLY_SECONDS, RiskLevel, Tally, shift_start
 from app.chats.channels import chat_channel
 from app.chats.frames import (
     AcceptInterpreting,
@@ -258,6 +257,8 @@ async def risk(sock: StaffSocket, frame: SetRisk) -> Problem:
     sock.out.frame(done.frame())
     # The level and whom it reached; never a word of the chat.
     detail: dict[str, Any] = {"risk": frame.level, "previous": done.previous}
+    if done.ended:
+        detail["ended"] = True  # set during the wrap-up
     if frame.level == RiskLevel.acute.value and done.previous != RiskLevel.acute.value:
         detail.update(supervisors=done.supervisors, on_call=done.on_call)
         detail["procedure_shown"] = done.procedure is not None
@@ -275,10 +276,18 @@ async def ready(sock: StaffSocket, frame: CareReady) -> Problem:
 
 async def shift(sock: StaffSocket, frame: ShiftSoFar) -> Problem:
     care = sock.rt.chats.care
+    # The roster's word on the stretch of duty this connection follows (refreshed as the
+    # roster changes and as shifts start and end).
+    now = time.time()
+    since, basis = shift_start(sock.duty, sock.duty_since, sock.duty_began_by, now)
     sock.out.frame(
         {
             "type": "shift",
-            **await care.shift(sock.staff.id),
+            **await care.shift(sock.staff.id, since),
+            "since": since,
+            "basis": basis.value,
+            "hours": SHIFT_TALLY_SECONDS // 3600,
+            "on_duty": any(until > now for until in sock.duty.values()),
             "paused_until": await care.paused_until(sock.staff.id),
         }
     )
@@ -296,16 +305,17 @@ async def debrief(sock: StaffSocket, frame: AskDebrief) -> Problem:
         sock.out.frame({"type": "debrief.asked", "chat_id": record.id, "again": True})
         return None
     try:
-        async with unit_of_work(rt.sessionmaker) as session:
-            row = await debrief_service.ask(
-                session,
-                line=record.line,
-                ended_at=record.ended_at or now,
-                risk=record.risk or RiskLevel.none.value,
-                staff_id=sock.staff.id,
-            )
-    except SQLAlchemyError:
-        await rt.broker.delete_value(asked_key(record.id))
+        # Held with the chat's other rows until its hour's batch (app/care/service.py).
+        row = await debrief_service.ask(
+            rt.held_rows,
+            line=record.line,
+            ended_at=record.ended_at or now,
+            risk=record.risk or RiskLevel.none.value,
+            staff_id=sock.staff.id,
+        )
+    except BrokerUnavailableError:
+        with contextlib.suppress(BrokerUnavailableError):
+            await rt.broker.delete_value(asked_key(record.id))
         logger.warning("debrief not saved", extra={"code": "not_saved"})
         return ProtocolError(ErrorCode.not_saved, "the request could not be saved", "debrief")
     # The way to the transcript lives only as long as the line keeps it.
@@ -322,7 +332,7 @@ async def debrief(sock: StaffSocket, frame: AskDebrief) -> Problem:
 async def debriefs(sock: StaffSocket, frame: ListDebriefs) -> Problem:
     rt = sock.rt
     async with unit_of_work(rt.sessionmaker) as session:
-        listing = await debrief_service.listing(session, set(sock.duty))
+        listing = await debrief_service.listing(session, rt.held_rows, set(sock.duty))
     for item in listing:
         item["transcript"] = await _debrief_transcript(sock, item["id"]) is not None
     sock.out.frame({"type": "debriefs", "debriefs": listing})
@@ -345,7 +355,7 @@ async def _debrief_transcript(sock: StaffSocket, debrief_id: str) -> str | None:
 
 async def open_debrief(sock: StaffSocket, frame: OpenDebrief) -> Problem:
     async with unit_of_work(sock.rt.sessionmaker) as session:
-        found = await debrief_service.find(session, frame.debrief_id)
+        found = await debrief_service.find(session, sock.rt.held_rows, frame.debrief_id)
     if found is None or found.line_key not in sock.duty:
         return ProtocolError(
             ErrorCode.not_in_chat, "there is no such debrief on your lines", "debrief.open"

@@ -168,8 +168,10 @@ class StaffSocket(ClientSocket):
         self.staff = staff
         # Line → until when on duty (epoch seconds, 0 = not now), as in the presence.
         self.duty = duty.until
-        # Line → when the current stretch of duty began (lines on duty now only).
+        # Line → when the current stretch of duty began (lines on duty now only), and what
+        # began it ("shift" or "ad_hoc").
         self.duty_since = duty.since
+        self.duty_began_by = duty.began_by
         # When duty changes next by the clock alone (a shift starts or ends), if ever.
         self.duty_next_change = duty.next_change
         # What the client was last told about its lines (hello or duty frames).
@@ -407,6 +409,7 @@ class StaffSocket(ClientSocket):
         removed = set(before) - set(after)
         self.duty = after
         self.duty_since = duty.since
+        self.duty_began_by = duty.began_by
         self.duty_next_change = duty.next_change
         await self.rt.broker.update_presence(self.staff.id, {"duty": after})
         for line in removed:

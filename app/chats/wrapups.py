@@ -2,7 +2,8 @@
 
 A chat's counsellor owes its wrap-up from the moment it ends (listed by the broker in the same
 step, so the form comes back after a reload) until they save it or the wrap-up window lapses.
-The row in SQL holds the line, the hour the chat started, topics and an outcome: nothing that
+The row in SQL holds the line, the hour the chat started, topics, an outcome and the chat's risk
+level as the counsellor left it (it may be set during the wrap-up, docs/risk.md): nothing that
 names the chat. It is held in the broker and written with its hour's batch (app/held/).
 """
 
@@ -37,6 +38,8 @@ def wrapup_required(record: ChatRecord, lines: LineDirectory) -> dict[str, Any]:
         "language": record.language,
         "topics": list(line.wrapup_topics) if line else [],
         "outcomes": list(line.wrapup_outcomes) if line else [],
+        # The level may still be set until the wrap-up is saved (docs/risk.md).
+        "risk": record.risk or "none",
     }
 
 
@@ -74,6 +77,8 @@ class Wrapups(ChatPart):
             hour=hour_bucket(record.created_at),
             topics=sorted(set(topics)),
             outcome=outcome,
+            # As the claim found it: a level set after the claim is refused (app/chats/care.py).
+            risk=result.risk or "none",
         )
         try:
             await self.held_rows.hold(row)

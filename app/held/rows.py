@@ -12,12 +12,13 @@ from sqlalchemy import Enum, Uuid
 
 from app.kit import jsonutil
 from app.kit.db import UTCDateTime
-from app.models import AuditEntry, ChatStatistic, MailboxStatistic, Wrapup
+from app.models import AuditEntry, ChatStatistic, Debrief, MailboxStatistic, Wrapup
 
-HeldRow = AuditEntry | ChatStatistic | MailboxStatistic | Wrapup
+HeldRow = AuditEntry | ChatStatistic | Debrief | MailboxStatistic | Wrapup
 
 MODELS: dict[str, type[HeldRow]] = {
-    model.__tablename__: model for model in (AuditEntry, ChatStatistic, MailboxStatistic, Wrapup)
+    model.__tablename__: model
+    for model in (AuditEntry, ChatStatistic, Debrief, MailboxStatistic, Wrapup)
 }
 
 

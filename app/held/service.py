@@ -1,11 +1,12 @@
 """Held rows: every durable row that belongs to a chat waits in the broker until its hour is
 over, then goes to SQL with the rest of that hour's rows, shuffled, in one transaction.
 
-A chat's audit entries, statistics row and wrap-up hold the hour and no finer time, but the
-moment a row is written (its order among rows that keep the second, its place in the table,
-PostgreSQL's commit time in the write-ahead log) would tell the minute. Written this way, all
-that can be read is the hour. Rows that name no chat (sign-ins, roster edits) are written at
-once, as before.
+A chat's audit entries, statistics row, wrap-up and debrief request hold the hour and no finer
+time, but the moment a row is written (its order among rows that keep the second, its place in
+the table, PostgreSQL's commit time in the write-ahead log) would tell the minute. Written this
+way, all that can be read is the hour. Rows that name no chat (sign-ins, roster edits) are
+written at once. What must be seen before its hour is over (the debriefs asked, on Supervise)
+is read from the broker meanwhile (`pending`).
 
 Each process runs `run()`; across processes a claim in the broker lets one writer at a time
 take an hour's batch, and a batch is written idempotently (rows keep the random ids given when
@@ -21,6 +22,7 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +32,8 @@ from app.held.rows import HeldRow, deserialise, serialise
 from app.kit.db import unit_of_work
 
 logger = logging.getLogger(__name__)
+
+H = TypeVar("H", bound=HeldRow)
 
 HOUR = 3600
 # A batch is written this long after its hour: a row held in the hour's last instant is in
@@ -64,6 +68,17 @@ class HeldRows:
         kept = [serialise(r) for r in rows if self.keeps(r)]
         if kept:
             await self.broker.hold_rows(hour_of(self.broker.now()), kept)
+
+    async def pending(self, model: type[H]) -> list[H]:
+        """The rows of `model` held and not yet written, every hour's (written ones leave the
+        broker once their batch is committed, so a row is always in one place or both)."""
+        out: list[H] = []
+        for hour in await self.broker.held_hours():
+            for text in (await self.broker.peek_held(hour)).values():
+                row = deserialise(text)
+                if isinstance(row, model):
+                    out.append(row)
+        return out
 
     async def flush_due(self, now: float) -> int:
         """Write the batch of every hour that ended (with SETTLE_SECONDS) by `now` and that

@@ -19,3 +19,6 @@ class Wrapup(Base):
     hour: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     outcome: Mapped[str] = mapped_column(String(64))
+    # The counsellor's risk level on the chat when the wrap-up was saved (`none`, `concern`,
+    # `acute`): set in the chat or during the wrap-up, after the visitor left (docs/risk.md).
+    risk: Mapped[str] = mapped_column(String(8), default="none", server_default="none")

@@ -113,6 +113,9 @@ class Duty:
     next_change: float | None
     # Per line on duty now: when this stretch of duty began (the shift's start, widened).
     since: dict[str, float] = field(default_factory=dict)
+    # Per line on duty now: what began that stretch, "shift" (an assigned shift) or "ad_hoc"
+    # (a coordinator's addition, from the moment it was made).
+    began_by: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -1011,13 +1014,14 @@ class RosterService:
             {key for keys in members.values() for key in keys} | {a.line_key for a in additions}
         )
         windows: dict[uuid.UUID, dict[str, list[Window]]] = {s: {} for s in people}
+        shift_starts: dict[uuid.UUID, set[tuple[str, float]]] = {s: set() for s in people}
         for item in await self.assigned(session, assignments, start, end):
-            windows[item.assignment.staff_id].setdefault(item.line_key, []).append(
-                (
-                    (item.occurrence.starts_at - before).timestamp(),
-                    (item.occurrence.ends_at + after).timestamp(),
-                )
+            window = (
+                (item.occurrence.starts_at - before).timestamp(),
+                (item.occurrence.ends_at + after).timestamp(),
             )
+            windows[item.assignment.staff_id].setdefault(item.line_key, []).append(window)
+            shift_starts[item.assignment.staff_id].add((item.line_key, window[0]))
         for addition in additions:
             line = lines.get(addition.line_key)
             if line is not None and line.is_active:
@@ -1027,7 +1031,9 @@ class RosterService:
         stamp = now.timestamp()
         out = {staff_id: Duty({}, None) for staff_id in staff_ids}
         for staff_id in people:
-            out[staff_id] = _duty(windows[staff_id], members[staff_id], lines, stamp)
+            out[staff_id] = _duty(
+                windows[staff_id], members[staff_id], lines, stamp, shift_starts[staff_id]
+            )
         return out
 
     # Views ----------------------------------------------------------------------------------
@@ -1189,7 +1195,11 @@ roster_service = RosterService()
 
 
 def _duty(
-    windows: dict[str, list[Window]], member_of: set[str], lines: dict[str, Line], stamp: float
+    windows: dict[str, list[Window]],
+    member_of: set[str],
+    lines: dict[str, Line],
+    stamp: float,
+    shift_starts: set[tuple[str, float]],
 ) -> Duty:
     """One person's duty from their windows per line (see RosterService.duty)."""
     # Duty counts only on the lines the person works on: a coordinator who takes someone
@@ -1203,4 +1213,8 @@ def _duty(
     started = {
         key: since(windows.get(key, []), stamp) for key, end in result.items() if end > stamp
     }
-    return Duty(result, min(upcoming) if upcoming else None, started)
+    # The stretch began with whichever window starts it (a shift, when both start at once).
+    began_by = {
+        key: "shift" if (key, start) in shift_starts else "ad_hoc" for key, start in started.items()
+    }
+    return Duty(result, min(upcoming) if upcoming else None, started, began_by)

@@ -3,7 +3,7 @@
 // pause after an acute chat with "Ready", debriefs, the shift so far, and opt-in desktop
 // notifications while the tab is hidden. Everything from the server goes in as text.
 
-import { h, nextId } from "./core.js";
+import { clockIn, h, nextId, zoneLabel } from "./core.js";
 
 if (!document.querySelector("link[data-risk-css]")) {
   const link = document.createElement("link");
@@ -29,9 +29,9 @@ export function watchAlerts(ctx, socket) {
   alerts = { banner };
   socket.on("risk.alert", (frame) => {
     alarm();
-    const text = frame.on_call
-      ? t("risk.alert_on_call", { name: frame.counsellor.alias, line: frame.line_name })
-      : t("risk.alert", { name: frame.counsellor.alias, line: frame.line_name });
+    // Set during the wrap-up: the chat cannot be joined, but a debrief may be wanted.
+    const key = `${frame.on_call ? "risk.alert_on_call" : "risk.alert"}${frame.ended ? "_ended" : ""}`;
+    const text = t(key, { name: frame.counsellor.alias, line: frame.line_name });
     const link = h("a", { href: "#/supervise", text: t("risk.alert_open") });
     const dismiss = h("button", { type: "button", class: "small", text: t("risk.alert_dismiss") });
     const item = h("div", { class: "risk-alert", dataset: { chat: frame.chat_id } }, h("strong", { text }), " ", link, " ", dismiss);
@@ -138,8 +138,20 @@ export function riskTools(ctx, socket, state, hooks) {
     }, 5000);
   }
 
+  // Counted since the roster shift began, or since a coordinator put them on duty, or (off
+  // duty) over the last hours: the text says which.
   function renderTally(shift) {
-    tally.textContent = t("risk.shift_so_far", { chats: shift.chats, acute: shift.acute, debriefs: shift.debriefs });
+    const counts = { chats: shift.chats, acute: shift.acute, debriefs: shift.debriefs };
+    // As the duty line above shows it: in the line's zone, named when it is not the browser's.
+    const zone = (state.lines ?? []).find((line) => line.on_duty && line.on_duty_since === shift.since)?.time_zone;
+    const label = shift.since ? zoneLabel(zone, shift.since * 1000) : "";
+    const clock = shift.since ? clockIn(shift.since * 1000, zone) : "";
+    const time = label ? `${clock} ${label}` : clock;
+    if (shift.basis === "shift") tally.textContent = t("risk.shift_so_far", { ...counts, time });
+    else if (shift.basis === "ad_hoc") tally.textContent = t("risk.shift_so_far_ad_hoc", { ...counts, time });
+    else if (shift.on_duty) tally.textContent = t("risk.shift_so_far_long", { ...counts, hours: shift.hours ?? 12 });
+    else tally.textContent = t("risk.shift_so_far_hours", { ...counts, hours: shift.hours ?? 12 });
+    tally.dataset.basis = shift.basis ?? "hours";
   }
 
   listen("hello", (hello) => {
@@ -156,6 +168,8 @@ export function riskTools(ctx, socket, state, hooks) {
       renderPause();
     }
   });
+  // A shift began or ended: the shift so far counts from elsewhere.
+  listen("duty", () => socket.send({ type: "shift" }));
   listen("care.paused", (frame) => {
     pausedUntil = frame.until;
     renderPause();
@@ -181,6 +195,10 @@ export function riskTools(ctx, socket, state, hooks) {
     } else if (frame.risk === "acute" && frame.supervisors + frame.on_call > 0) {
       hooks.chatNotice(chat, frame.supervisors > 0 ? t("risk.told_supervisors", { count: frame.supervisors }) : t("risk.told_on_call", { count: frame.on_call }), "ok");
     }
+  });
+  // The level the chat had when it ended (also for a wrap-up owed from before a reload).
+  listen("wrapup.required", (frame) => {
+    if (frame.risk) setRisk(frame.chat_id, frame.risk);
   });
   listen("chat.in_danger", (frame) => {
     const info = marks.get(frame.chat_id) ?? {};
@@ -268,9 +286,10 @@ export function riskTools(ctx, socket, state, hooks) {
     const info = marks.get(chatId) ?? { risk: "none" };
     const { box, debrief, tabMark, headMark } = chat.ui.risk;
     const risk = info.risk ?? "none";
+    // Ended: the level may still be set while the wrap-up is owed (the form holds the choice).
     for (const input of box.querySelectorAll("input")) {
       input.checked = input.value === risk;
-      input.disabled = Boolean(chat.ended);
+      input.disabled = Boolean(chat.ended) && !chat.wrapup;
     }
     debrief.disabled = Boolean(info.debrief);
     debrief.textContent = info.debrief ? t("risk.debrief_done") : t("risk.debrief");
@@ -296,10 +315,23 @@ export function riskTools(ctx, socket, state, hooks) {
     box.scrollIntoView({ block: "nearest" });
   }
 
+  // The wrap-up form takes the risk choice: the counsellor often judges the risk only once
+  // the visitor has gone. A choice there is sent at once, as in the chat (acute alerts now).
+  function inWrapup(chat, form) {
+    const parts = chat.ui?.risk;
+    if (!parts) return;
+    const hint = h("p", { class: "hint risk-wrapup-hint", text: t("risk.wrapup_hint") });
+    const before = form.querySelector(".field-error") ?? form.querySelector(".actions");
+    form.insertBefore(parts.box, before);
+    form.insertBefore(hint, before);
+    paint(chat.id);
+  }
+
   return {
     head,
     attach,
     paint,
+    inWrapup,
     offerTags(offer) {
       return offer.in_danger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null;
     },

@@ -955,6 +955,7 @@ function build(root, ctx) {
       },
     });
     box.replaceChildren(form);
+    risk.inWrapup(chat, form);
     chat.ui.wrapupError = error;
     chat.ui.wrapupForm = form;
     chat.ui.actions.querySelector(".danger").hidden = false; // block stays possible
