@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
     metrics_token: SecretStr | None = None
     # Statistics of wrap-ups, risk and "in danger" keep back a count from 1 to this minus one
-    # (view, CSV and /metrics): too few to show without pointing at someone. 1 shows every
-    # count.
+    # (view, CSV and /metrics), and a mailbox median over fewer answered threads: too few to
+    # show without pointing at someone. 1 shows every count.
     stats_small_count: int = Field(default=3, ge=1, le=100)
 
     @field_validator("embed_origins", mode="before")

@@ -30,9 +30,9 @@ from app.stats.demand import (
     hours_in_period,
     period_bounds,
 )
+from app.stats.mailbox import MailboxRow, shown_median
 from app.stats.mailbox import by_line_and_hour as mailbox_by_line_and_hour
 from app.stats.mailbox import by_week as mailbox_by_week
-from app.stats.mailbox import median
 from app.stats.metrics import exposition
 from app.stats.repository import mailbox_rows, risk_counts, statistic_rows, wrapup_counts
 from app.stats.schemas import DemandOut, DemandTotals, HourDemand, WrapupPeriod, WrapupStatsOut
@@ -268,19 +268,23 @@ async def mailbox_statistics(
     key: Text,
     _: StatisticsReader,
     session: SessionDep,
+    runtime: RuntimeDep,
     first: FromDay = None,
     last: ToDay = None,
 ) -> dict[str, Any]:
     """Mailbox threads per week (by their first message, in the line's time zone) and the
-    median hours to a first answer. A thread counts once answered, or once deleted unanswered."""
+    median hours to a first answer, null where fewer than `small_count` threads were answered.
+    A thread counts once answered, or once deleted unanswered."""
     _line, tz, first, last = await _line_period(session, key, first, last)
     start, end = period_bounds(first, last, tz)
     rows = await mailbox_rows(session, [key], start, end)
+    small = runtime.settings.stats_small_count
     return {
         "line": key,
         "first_day": first.isoformat(),
         "last_day": last.isoformat(),
-        "weeks": mailbox_by_week(rows, first, last, tz),
+        "small_count": small,
+        "weeks": mailbox_by_week(rows, first, last, tz, small),
     }
 
 
@@ -307,6 +311,7 @@ CSV_COLUMNS = (
 async def export_csv(
     _: StatisticsReader,
     session: SessionDep,
+    runtime: RuntimeDep,
     first: FromDay = None,
     last: ToDay = None,
     line: Annotated[str | None, Query(max_length=32), CleanText()] = None,
@@ -324,6 +329,7 @@ async def export_csv(
         await mailbox_rows(session, [line] if line else None, start, end)
     )
     lines = await lookups.lines({row.line for row in rows} | {key for key, _ in threads})
+    small = runtime.settings.stats_small_count
     chats = by_line_and_hour(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -349,9 +355,7 @@ async def export_csv(
                 _number(bucket.p90_wait),
                 _number(bucket.mean_duration),
                 len(mail),
-                _number(
-                    median([m.first_answer_hours for m in mail if m.first_answer_hours is not None])
-                ),
+                _mailbox_median(mail, small),
             ]
         )
     name = f"lykta-statistics-{first.isoformat()}-{last.isoformat()}.csv"
@@ -359,6 +363,15 @@ async def export_csv(
         out.getvalue(),
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _mailbox_median(mail: list[MailboxRow], small: int) -> str:
+    """Blank when no thread of the hour was answered, "suppressed" when fewer than `small`
+    were (the median of one thread is its own answer time)."""
+    answered = sum(1 for m in mail if m.first_answer_hours is not None)
+    if 0 < answered < small:
+        return SUPPRESSED
+    return _number(shown_median(mail, small))
 
 
 def _number(value: float | None) -> str:

@@ -389,7 +389,8 @@ export function mount(root, ctx) {
         : h("tr", {}, h("td", { colspan: 3, text: t("stats.mailbox_none") }))));
     const legend = h("p", { class: "legend" }, h("span", { class: "swatch threads" }), t("stats.mailbox_threads"), " ", h("span", { class: "swatch median-answer" }), t("stats.mailbox_median"));
     const total = weeks.reduce((sum, w) => sum + w.threads, 0);
-    const section = chartSection(id, t("stats.mailbox_title"), t("stats.mailbox_desc", { count: total }), svg, table);
+    const description = `${t("stats.mailbox_desc", { count: total })} ${t("stats.mailbox_small", { n: data.small_count })}`;
+    const section = chartSection(id, t("stats.mailbox_title"), description, svg, table);
     section.insertBefore(legend, section.querySelector("details"));
     return section;
   }
