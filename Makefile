@@ -82,6 +82,7 @@ bench: $(STAMP) browser-deps  ## the benchmarks (a few minutes; real processes o
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.connections
 	$(BIN)/python -m bench.visitor_page
+	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.chart
 
 format: $(STAMP)

@@ -135,9 +135,9 @@ class Settings(BaseSettings):
     booking_early_minutes: int = Field(default=10, ge=0, le=60)
     # /metrics answers only with `Authorization: Bearer <token>`; unset, /metrics is off.
     metrics_token: SecretStr | None = None
-    # Statistics of wrap-ups, risk and "in danger" show a count from 1 to this minus one as
-    # "fewer than" it (view, CSV and /metrics): too few to show without pointing at someone.
-    # 1 shows every count.
+    # Statistics of wrap-ups, risk and "in danger" keep back a count from 1 to this minus one
+    # (view, CSV and /metrics), and a mailbox median over fewer answered threads: too few to
+    # show without pointing at someone. 1 shows every count.
     stats_small_count: int = Field(default=3, ge=1, le=100)
 
     @field_validator("embed_origins", mode="before")

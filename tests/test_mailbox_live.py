@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -136,34 +137,44 @@ async def test_statistics_per_week_and_in_the_csv(server: RunningServer) -> None
         await new_thread(server)
     await age(server, 1)  # the first messages came a day ago
     threads = (await api(server, anna, "GET", "/api/mailbox")).json()["waiting"]
-    for thread in threads[:2]:
+
+    async def answer(thread: dict[str, Any]) -> None:
         await api(server, anna, "POST", f"/api/mailbox/{thread['id']}/claim")
         await api(server, anna, "POST", f"/api/mailbox/{thread['id']}/answer", json={"text": "Hej"})
-    assert await written(rt, at_least=2) >= 2
+
     cora = await sign_in_session(server, "cora", PASSWORD)
     day = (utcnow() - timedelta(days=1)).date()
-    weekly = await api(
-        server,
-        cora,
-        "GET",
-        "/api/stats/lines/support/mailbox",
-        params={"from": day.isoformat(), "to": day.isoformat()},
-    )
+    period = {"from": day.isoformat(), "to": day.isoformat()}
     year, week, _ = day.isocalendar()
-    assert weekly.json()["weeks"] == [
-        {"week": f"{year}-W{week:02d}", "threads": 2, "median_first_answer_hours": 24.0}
+
+    async def weekly() -> dict[str, Any]:
+        found = await api(server, cora, "GET", "/api/stats/lines/support/mailbox", params=period)
+        return dict(found.json())
+
+    async def hourly() -> list[tuple[str, str, str]]:
+        export = await api(server, cora, "GET", "/api/stats/export.csv", params=period)
+        rows = csv.DictReader(io.StringIO(export.text))
+        return [
+            (r["line"], r["mailbox_threads"], r["mailbox_median_first_answer_hours"]) for r in rows
+        ]
+
+    # Two answered, fewer than the small count (3): their median is their own answer times.
+    for thread in threads[:2]:
+        await answer(thread)
+    assert await written(rt, at_least=2) >= 2
+    two = await weekly()
+    assert two["weeks"] == [
+        {"week": f"{year}-W{week:02d}", "threads": 2, "median_first_answer_hours": None}
     ]
-    export = await api(
-        server,
-        cora,
-        "GET",
-        "/api/stats/export.csv",
-        params={"from": day.isoformat(), "to": day.isoformat()},
-    )
-    rows = list(csv.DictReader(io.StringIO(export.text)))
-    assert [
-        (r["line"], r["mailbox_threads"], r["mailbox_median_first_answer_hours"]) for r in rows
-    ] == [("support", "2", "24")]
+    assert two["small_count"] == 3
+    assert await hourly() == [("support", "2", "suppressed")]
+
+    await answer(threads[2])
+    assert await written(rt, at_least=1) >= 1
+    assert (await weekly())["weeks"] == [
+        {"week": f"{year}-W{week:02d}", "threads": 3, "median_first_answer_hours": 24.0}
+    ]
+    assert await hourly() == [("support", "3", "24")]
     # Counsellors read no statistics.
     refused = await api(server, anna, "GET", "/api/stats/lines/support/mailbox")
     assert refused.status_code == 403

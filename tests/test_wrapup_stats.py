@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from app.kit.db import unit_of_work
+from app.kit.migrate import upgrade
 from app.models import ChatStatistic, StaffRole, Wrapup
 from app.models.enums import ChatOutcome
 from app.stats.recorder import ChatFacts
+from app.stats.wrapups import shown_parts
 from tests.conftest import ServerFactory
 from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
 from tests.support.held import written
+from tests.support.postgres import fresh_database
 from tests.support.roster import http_as, local_now, problem
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
@@ -59,7 +65,7 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
         await add_counsellor(rt, "anna", lines=("support", "training"), capacity=1)
         anna = await open_staff(server, "anna", PASSWORD)
         await chat_with_wrapup(server, anna, "support", ["violence", "health"], "referred")
-        await chat_with_wrapup(server, anna, "support", ["violence"], "support given")
+        await chat_with_wrapup(server, anna, "support", ["violence"], "referred")
         await chat_with_wrapup(server, anna, "support", ["violence", "housing"], "referred")
         # A practice chat: wrapped up like any other, kept out of every statistic.
         await chat_with_wrapup(server, anna, "training", ["violence"], "referred")
@@ -68,6 +74,7 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
         await rt.held_rows.hold(
             ChatFacts("support", rt.broker.now(), 5, 60, ChatOutcome.answered, "acute", True).row(),
             ChatFacts("support", rt.broker.now(), 5, 60, ChatOutcome.answered, "acute", True).row(),
+            ChatFacts("support", rt.broker.now(), 5, 60, ChatOutcome.answered, "concern").row(),
             ChatFacts("support", rt.broker.now(), 5, 60, ChatOutcome.answered, "concern").row(),
             ChatFacts(
                 "training", rt.broker.now(), 5, 60, ChatOutcome.answered, "acute", True
@@ -99,11 +106,11 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
             "housing": None,
             "other": 0,
         }
-        assert this_week["outcomes"] == {"support given": None, "referred": 2}
-        # Six answered chats' rows: three real chats (their counsellor set no risk: none) and
-        # three held ones.
-        assert this_week["chats"] == 6
-        assert this_week["risk"] == {"none": 3, "concern": None, "acute": 2}
+        assert this_week["outcomes"] == {"support given": 0, "referred": 3}
+        # Seven answered chats' rows: three real chats (their counsellor set no risk: none) and
+        # four held ones.
+        assert this_week["chats"] == 7
+        assert this_week["risk"] == {"none": 3, "concern": 2, "acute": 2}
         assert this_week["in_danger"] == 2
         assert all(p["wrapups"] == 0 for p in week["periods"][:-1])
         this_month = month.json()["periods"][-1]
@@ -118,8 +125,8 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
             if r["start"] == today.replace(day=1).isoformat()
         }
         assert mine[("topic", "violence")] == "3"
-        assert mine[("topic", "health")] == "<2"
-        assert mine[("outcome", "referred")] == "2"
+        assert mine[("topic", "health")] == "suppressed"
+        assert mine[("outcome", "referred")] == "3"
         assert mine[("risk", "acute")] == "2"
         assert mine[("in_danger", "")] == "2"
         assert {r["line"] for r in rows} == {"support"}
@@ -144,7 +151,7 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
                     (("line", "support"), ("outcome", "referred"), ("window", "30d")),
                 )
             ]
-            == 2
+            == 3
         )
         assert (
             metrics[
@@ -159,6 +166,115 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
             (("line", "support"), ("topic", "health"), ("window", "7d")),
         ) not in metrics
         assert not [key for key in metrics if ("line", "training") in key[1]]
+
+
+def worked_out(total: int | None, cells: dict[str, int | None]) -> dict[str, int]:
+    """The counts kept back (None) that subtraction gives away, to someone who knows only
+    what is shown and that a count kept back is at least 1 (zero is shown as zero): the one
+    kept back alone, or several that can only be 1 each."""
+    if total is None:
+        return {}
+    hidden = [name for name, value in cells.items() if value is None]
+    rest = total - sum(value for value in cells.values() if value is not None)
+    if len(hidden) == 1 or (hidden and rest == len(hidden)):
+        return {name: rest // len(hidden) for name in hidden}
+    return {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def either_database(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[str]:
+    """The test's SQLite database, or a fresh PostgreSQL one: counts are made in SQL."""
+    if request.param == "sqlite":
+        yield database_url
+        return
+    async with fresh_database() as url:
+        await upgrade(url)
+        yield url
+
+
+async def test_a_count_kept_back_cannot_be_worked_out_from_the_total(
+    lykta: ServerFactory, either_database: str
+) -> None:
+    # The default small count, 3. Before complementary suppression: "referred" (1) was kept
+    # back beside "support given" (3) of 4 wrap-ups, and "concern" and "acute" (1 each)
+    # beside "none" (4) of 6 answered chats: 4 - 3 and 6 - 4 = 1 + 1 gave them away.
+    async with lykta(metrics_token=TOKEN, database_url=either_database) as server:
+        rt = server.runtime
+        await add_line(rt)
+        await add_staff(rt, "ella", StaffRole.coordinator)
+        await add_counsellor(rt, "anna", capacity=1)
+        anna = await open_staff(server, "anna", PASSWORD)
+        await chat_with_wrapup(server, anna, "support", ["violence", "health"], "referred")
+        for _ in range(3):
+            await chat_with_wrapup(server, anna, "support", ["violence"], "support given")
+        now = rt.broker.now()
+        await rt.held_rows.hold(
+            ChatFacts("support", now, 5, 60, ChatOutcome.answered, "concern").row(),
+            ChatFacts("support", now, 5, 60, ChatOutcome.answered, "acute", True).row(),
+        )
+        await written(rt)
+        today = local_now().date()
+        async with http_as(server, "ella") as ella:
+            week = (await ella.get("/api/stats/lines/support/wrapups")).json()["periods"][-1]
+            export = await ella.get("/api/stats/wrapups.csv", params={"line": "support"})
+        metrics = await scrape(server.url)
+
+    assert week["wrapups"] == 4 and week["chats"] == 6
+    assert worked_out(week["wrapups"], week["outcomes"]) == {}
+    assert worked_out(week["chats"], week["risk"]) == {}
+    assert week["outcomes"] == {"support given": None, "referred": None}
+    assert week["risk"] == {"none": None, "concern": None, "acute": None}
+    assert week["in_danger"] is None
+    # Topics overlap (a wrap-up names several or none): they add up to no total, and only
+    # the small one is kept back.
+    assert week["topics"] == {"violence": 4, "health": None, "housing": 0, "other": 0}
+
+    # The CSV keeps back the same counts, all marked alike.
+    monday = (today - timedelta(days=today.weekday())).isoformat()
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    cell = {(r["measure"], r["name"]): r["count"] for r in rows if r["start"] == monday}
+    assert cell[("wrapups", "")] == "4" and cell[("chats", "")] == "6"
+    assert cell[("topic", "violence")] == "4" and cell[("topic", "health")] == "suppressed"
+    assert {cell[("outcome", name)] for name in ("support given", "referred")} == {"suppressed"}
+    assert {cell[("risk", name)] for name in ("none", "concern", "acute")} == {"suppressed"}
+
+    # /metrics leaves out what the API keeps back; zero is a sample of its own.
+    def sample(name: str, label: str, value: str) -> float | None:
+        labels = tuple(sorted({"line": "support", label: value, "window": "7d"}.items()))
+        return metrics.get((name, labels))
+
+    assert sample("lykta_wrapup_topics", "topic", "violence") == 4
+    assert sample("lykta_wrapup_topics", "topic", "housing") == 0
+    assert sample("lykta_wrapup_topics", "topic", "health") is None
+    assert sample("lykta_wrapup_outcomes", "outcome", "support given") is None
+    assert sample("lykta_wrapup_outcomes", "outcome", "referred") is None
+    for level in ("none", "concern", "acute"):
+        assert sample("lykta_chats_risk", "risk", level) is None
+
+
+def test_kept_back_counts_fit_more_than_one_split() -> None:
+    """Every group of up to three counts of 0..6, and of four of 0..4, whose total is shown,
+    for small counts 2 to 4: someone who knows the rule and sees what is shown finds more
+    than one value for each count kept back (among the splits of the rest into the counts
+    kept back, those the rule would have shown the same way)."""
+    for small in (2, 3, 4):
+        for size in (1, 2, 3, 4):
+            for values in itertools.product(range(7 if size < 4 else 5), repeat=size):
+                parts = {f"c{i}": v for i, v in enumerate(values)}
+                total, shown = shown_parts(sum(values), parts, small)
+                hidden = [name for name, value in shown.items() if value is None]
+                if total is None or not hidden:
+                    continue
+                rest = total - sum(v for v in shown.values() if v is not None)
+                seen: dict[str, set[int]] = {name: set() for name in hidden}
+                for split in itertools.product(range(1, rest + 1), repeat=len(hidden)):
+                    if sum(split) != rest:
+                        continue
+                    guess = {**parts, **dict(zip(hidden, split, strict=True))}
+                    if shown_parts(sum(guess.values()), guess, small) == (total, shown):
+                        for name, value in zip(hidden, split, strict=True):
+                            seen[name].add(value)
+                assert all(len(found) > 1 for found in seen.values()), (small, parts, shown)
 
 
 async def test_wrapup_statistics_refuse_bad_input(server: RunningServer) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import hmac
 import io
-from collections import Counter
-from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -32,11 +30,11 @@ from app.stats.demand import (
     hours_in_period,
     period_bounds,
 )
+from app.stats.mailbox import MailboxRow, shown_median
 from app.stats.mailbox import by_line_and_hour as mailbox_by_line_and_hour
 from app.stats.mailbox import by_week as mailbox_by_week
-from app.stats.mailbox import median
 from app.stats.metrics import exposition
-from app.stats.repository import mailbox_rows, risk_rows, statistic_rows, wrapup_rows
+from app.stats.repository import mailbox_rows, risk_counts, statistic_rows, wrapup_counts
 from app.stats.schemas import DemandOut, DemandTotals, HourDemand, WrapupPeriod, WrapupStatsOut
 from app.stats.wrapups import (
     RISK_LEVELS,
@@ -44,8 +42,9 @@ from app.stats.wrapups import (
     Tally,
     next_start,
     period_starts,
-    shown,
+    shown_counts,
     tally,
+    terms,
     utc_bounds,
 )
 
@@ -138,23 +137,17 @@ async def demand(
 def _period_out(
     found: Tally, period: Period, topics: list[str], outcomes: list[str], small: int
 ) -> WrapupPeriod:
+    counts = shown_counts(found.counts, topics, outcomes, small)
     return WrapupPeriod(
         start=found.start,
         end=next_start(found.start, period),
-        wrapups=shown(found.wrapups, small),
-        topics={name: shown(found.topics[name], small) for name in topics},
-        outcomes={name: shown(found.outcomes[name], small) for name in outcomes},
-        chats=shown(found.chats, small),
-        risk={name: shown(found.risk[name], small) for name in RISK_LEVELS},
-        in_danger=shown(found.in_danger, small),
+        wrapups=counts.wrapups,
+        topics=counts.topics,
+        outcomes=counts.outcomes,
+        chats=counts.chats,
+        risk=counts.risk,
+        in_danger=counts.in_danger,
     )
-
-
-def _terms(configured: Iterable[str], counted: Iterable[Counter[str]]) -> list[str]:
-    """The line's terms in its order, then any no longer offered that rows still hold."""
-    names = list(dict.fromkeys(configured))
-    seen = sorted({name for counter in counted for name in counter} - set(names))
-    return names + seen
 
 
 async def _line_tallies(
@@ -166,15 +159,15 @@ async def _line_tallies(
     starts = period_starts(first, last, by)
     start, end = utc_bounds(starts, by, tz)
     tallies = tally(
-        await wrapup_rows(session, [line.key], start, end),
-        await risk_rows(session, [line.key], start, end),
+        await wrapup_counts(session, [line.key], start, end, by_hour=True),
+        await risk_counts(session, [line.key], start, end, by_hour=True),
         tz,
         by,
         first,
         last,
     )
-    topics = _terms(line.wrapup_topics, (t.topics for t in tallies))
-    outcomes = _terms(line.wrapup_outcomes, (t.outcomes for t in tallies))
+    topics = terms(line.wrapup_topics, (t.counts.topics for t in tallies))
+    outcomes = terms(line.wrapup_outcomes, (t.counts.outcomes for t in tallies))
     return starts, tallies, topics, outcomes
 
 
@@ -189,7 +182,7 @@ async def wrapup_statistics(
     by: By = Period.week,
 ) -> WrapupStatsOut:
     """Wrap-up topics and outcomes, risk levels and "in danger" by week or month (whole
-    weeks or months covering the period); counts too small to show are null."""
+    weeks or months covering the period); counts kept back are null."""
     line, _tz, first, last = await _line_period(session, key, first, last)
     starts, tallies, topics, outcomes = await _line_tallies(session, line, first, last, by)
     small = runtime.settings.stats_small_count
@@ -208,6 +201,9 @@ async def wrapup_statistics(
 
 
 WRAPUP_CSV_COLUMNS = ("line", "period", "start", "end", "measure", "name", "count")
+# A count kept back, in the CSV exports: the same for every count kept back, so that one kept
+# back for being small cannot be told from one kept back beside it.
+SUPPRESSED = "suppressed"
 
 
 @router.get("/wrapups.csv", response_class=CsvResponse, responses=REFUSALS_IN_JSON)
@@ -221,7 +217,7 @@ async def export_wrapups_csv(
     line: Annotated[str | None, Query(max_length=32), CleanText()] = None,
 ) -> CsvResponse:
     """Wrap-ups, risk and "in danger" per line and week or month, one count per row; a count
-    too small to show reads "<N"."""
+    kept back reads "suppressed"."""
     lookups = RosterLookups(session)
     if line is not None and await lookups.line(line) is None:
         raise ApiError("unknown_line", "there is no such line", 404)
@@ -239,16 +235,16 @@ async def export_wrapups_csv(
             continue
         _starts, tallies, topics, outcomes = await _line_tallies(session, config, first, last, by)
         for found in tallies:
+            counts = shown_counts(found.counts, topics, outcomes, small)
             cells = [
-                ("wrapups", "", found.wrapups),
-                *(("topic", name, found.topics[name]) for name in topics),
-                *(("outcome", name, found.outcomes[name]) for name in outcomes),
-                ("chats", "", found.chats),
-                *(("risk", name, found.risk[name]) for name in RISK_LEVELS),
-                ("in_danger", "", found.in_danger),
+                ("wrapups", "", counts.wrapups),
+                *(("topic", name, value) for name, value in counts.topics.items()),
+                *(("outcome", name, value) for name, value in counts.outcomes.items()),
+                ("chats", "", counts.chats),
+                *(("risk", name, value) for name, value in counts.risk.items()),
+                ("in_danger", "", counts.in_danger),
             ]
-            for measure, name, count in cells:
-                value = shown(count, small)
+            for measure, name, value in cells:
                 writer.writerow(
                     [
                         key,
@@ -257,7 +253,7 @@ async def export_wrapups_csv(
                         next_start(found.start, by).isoformat(),
                         measure,
                         name,
-                        f"<{small}" if value is None else value,
+                        SUPPRESSED if value is None else value,
                     ]
                 )
     name = f"lykta-wrapups-{by.value}-{first.isoformat()}-{last.isoformat()}.csv"
@@ -272,19 +268,23 @@ async def mailbox_statistics(
     key: Text,
     _: StatisticsReader,
     session: SessionDep,
+    runtime: RuntimeDep,
     first: FromDay = None,
     last: ToDay = None,
 ) -> dict[str, Any]:
     """Mailbox threads per week (by their first message, in the line's time zone) and the
-    median hours to a first answer. A thread counts once answered, or once deleted unanswered."""
+    median hours to a first answer, null where fewer than `small_count` threads were answered.
+    A thread counts once answered, or once deleted unanswered."""
     _line, tz, first, last = await _line_period(session, key, first, last)
     start, end = period_bounds(first, last, tz)
     rows = await mailbox_rows(session, [key], start, end)
+    small = runtime.settings.stats_small_count
     return {
         "line": key,
         "first_day": first.isoformat(),
         "last_day": last.isoformat(),
-        "weeks": mailbox_by_week(rows, first, last, tz),
+        "small_count": small,
+        "weeks": mailbox_by_week(rows, first, last, tz, small),
     }
 
 
@@ -311,6 +311,7 @@ CSV_COLUMNS = (
 async def export_csv(
     _: StatisticsReader,
     session: SessionDep,
+    runtime: RuntimeDep,
     first: FromDay = None,
     last: ToDay = None,
     line: Annotated[str | None, Query(max_length=32), CleanText()] = None,
@@ -328,6 +329,7 @@ async def export_csv(
         await mailbox_rows(session, [line] if line else None, start, end)
     )
     lines = await lookups.lines({row.line for row in rows} | {key for key, _ in threads})
+    small = runtime.settings.stats_small_count
     chats = by_line_and_hour(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -353,9 +355,7 @@ async def export_csv(
                 _number(bucket.p90_wait),
                 _number(bucket.mean_duration),
                 len(mail),
-                _number(
-                    median([m.first_answer_hours for m in mail if m.first_answer_hours is not None])
-                ),
+                _mailbox_median(mail, small),
             ]
         )
     name = f"lykta-statistics-{first.isoformat()}-{last.isoformat()}.csv"
@@ -363,6 +363,15 @@ async def export_csv(
         out.getvalue(),
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _mailbox_median(mail: list[MailboxRow], small: int) -> str:
+    """Blank when no thread of the hour was answered, "suppressed" when fewer than `small`
+    were (the median of one thread is its own answer time)."""
+    answered = sum(1 for m in mail if m.first_answer_hours is not None)
+    if 0 < answered < small:
+        return SUPPRESSED
+    return _number(shown_median(mail, small))
 
 
 def _number(value: float | None) -> str:

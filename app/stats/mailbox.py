@@ -1,5 +1,6 @@
 """Pure: mailbox statistics from anonymous rows (a line, the hour a thread's first message
-came, the hours it waited for a first answer): threads per week and the median wait."""
+came, the hours it waited for a first answer): threads per week and the median wait, kept
+back where too few threads were answered to show it."""
 
 from __future__ import annotations
 
@@ -27,8 +28,16 @@ def median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
+def shown_median(rows: Iterable[MailboxRow], small: int) -> float | None:
+    """The median hours to a first answer of the answered threads among `rows`; None when
+    none was answered, or fewer than `small` were: the median of one or two threads is
+    their own answer time."""
+    hours = [row.first_answer_hours for row in rows if row.first_answer_hours is not None]
+    return median(hours) if len(hours) >= small else None
+
+
 def by_week(
-    rows: Iterable[MailboxRow], first: date, last: date, tz: ZoneInfo
+    rows: Iterable[MailboxRow], first: date, last: date, tz: ZoneInfo, small: int
 ) -> list[dict[str, object]]:
     """Every ISO week (local) that overlaps first..last, oldest first, empty ones too."""
     weeks: dict[str, list[MailboxRow]] = {}
@@ -42,9 +51,7 @@ def by_week(
         {
             "week": week,
             "threads": len(found),
-            "median_first_answer_hours": median(
-                [r.first_answer_hours for r in found if r.first_answer_hours is not None]
-            ),
+            "median_first_answer_hours": shown_median(found, small),
         }
         for week, found in sorted(weeks.items())
     ]

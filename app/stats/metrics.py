@@ -21,14 +21,15 @@ from app.broker.records import StaffStatus, queued_at_of
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.lines.directory import LineDirectory
+from app.lines.service import LineConfig
 from app.mailbox.service import mailbox_service
 from app.roster.repository import RosterLookups
 from app.roster.service import roster_service
 from app.routing.policy import on_duty
 from app.routing.service import Router
 from app.stats.counters import ChatCounters
-from app.stats.repository import risk_rows, wrapup_rows
-from app.stats.wrapups import RiskRow, WrapupRow, shown
+from app.stats.repository import risk_counts, wrapup_counts
+from app.stats.wrapups import Counts, shown_counts, terms
 
 
 class _Snapshot(Collector):
@@ -46,58 +47,73 @@ def _counter(name: str, doc: str, values: Counter[str], lines: Iterable[str]) ->
     return family
 
 
-# Wrap-ups, risk and "in danger" are read from SQL over these windows (hour buckets).
+# Wrap-ups, risk and "in danger" are counted in SQL over these windows (hour buckets).
 WINDOWS = (("7d", 7), ("30d", 30))
 
 
+async def _window_counts(
+    session: AsyncSession, lines: list[LineConfig], now: datetime
+) -> dict[tuple[str, str], Counts]:
+    """Each line's counts over each window, counted by the database: a scrape reads a few
+    rows per line and window, however many wrap-ups there are."""
+    keys = [line.key for line in lines]
+    found: dict[tuple[str, str], Counts] = {}
+    for window, days in WINDOWS:
+        since = now - timedelta(days=days)
+        counts = {key: Counts() for key in keys}
+        for wrapup in await wrapup_counts(session, keys, since, now, by_hour=False):
+            counts[wrapup.line].add_wrapups(wrapup)
+        for chats in await risk_counts(session, keys, since, now, by_hour=False):
+            counts[chats.line].add_chats(chats)
+        found.update({(key, window): value for key, value in counts.items()})
+    return found
+
+
 def _wrapup_families(
-    wrapups: list[WrapupRow], risks: list[RiskRow], now: datetime, small: int
+    lines: list[LineConfig], counts: dict[tuple[str, str], Counts], small: int
 ) -> list[Metric]:
-    """Gauges of the anonymous rows of the last 7 and 30 days, per line; a count too small to
-    show (1 to small - 1) leaves its sample out."""
+    """Gauges of the last 7 and 30 days, per line, shown as the statistics API shows them:
+    a count kept back there (too small, or beside one too small) leaves its sample out."""
     topics = GaugeMetricFamily(
         "lykta_wrapup_topics",
-        "Wrap-ups naming a topic, over the window (samples under the small count are left out).",
+        "Wrap-ups naming a topic, over the window (counts kept back are left out).",
         labels=["line", "topic", "window"],
     )
     outcomes = GaugeMetricFamily(
         "lykta_wrapup_outcomes",
-        "Wrap-ups with an outcome, over the window (samples under the small count are left out).",
+        "Wrap-ups with an outcome, over the window (counts kept back are left out).",
         labels=["line", "outcome", "window"],
     )
     risk = GaugeMetricFamily(
         "lykta_chats_risk",
-        "Answered chats by final risk level, over the window (small counts left out).",
+        "Answered chats by final risk level, over the window (counts kept back are left out).",
         labels=["line", "risk", "window"],
     )
     danger = GaugeMetricFamily(
         "lykta_chats_in_danger",
-        "Answered chats whose visitor pressed 'in danger', over the window (small counts out).",
+        "Answered chats whose visitor pressed 'in danger', over the window (counts kept back "
+        "are left out).",
         labels=["line", "window"],
     )
-    for window, days in WINDOWS:
-        since = now - timedelta(days=days)
-        by_topic: Counter[tuple[str, str]] = Counter()
-        by_outcome: Counter[tuple[str, str]] = Counter()
-        for row in wrapups:
-            if row.hour >= since:
-                by_topic.update((row.line, topic) for topic in set(row.topics))
-                by_outcome[(row.line, row.outcome)] += 1
-        by_risk: Counter[tuple[str, str]] = Counter()
-        in_danger: Counter[str] = Counter()
-        for chat in risks:
-            if chat.hour >= since:
-                if chat.risk is not None:
-                    by_risk[(chat.line, chat.risk)] += 1
-                if chat.in_danger:
-                    in_danger[chat.line] += 1
-        for family, counts in ((topics, by_topic), (outcomes, by_outcome), (risk, by_risk)):
-            for (line, name), count in sorted(counts.items()):
-                if shown(count, small) is not None:
-                    family.add_metric([line, name, window], count)
-        for line, count in sorted(in_danger.items()):
-            if shown(count, small) is not None:
-                danger.add_metric([line, window], count)
+    for line in sorted(lines, key=lambda line: line.key):
+        for window, _days in WINDOWS:
+            found = counts[(line.key, window)]
+            shown = shown_counts(
+                found,
+                terms(line.wrapup_topics, [found.topics]),
+                terms(line.wrapup_outcomes, [found.outcomes]),
+                small,
+            )
+            for family, values in (
+                (topics, shown.topics),
+                (outcomes, shown.outcomes),
+                (risk, shown.risk),
+            ):
+                for name, value in values.items():
+                    if value is not None:
+                        family.add_metric([line.key, name, window], value)
+            if shown.in_danger is not None:
+                danger.add_metric([line.key, window], shown.in_danger)
     return [topics, outcomes, risk, danger]
 
 
@@ -111,7 +127,8 @@ async def exposition(
     small_count: int = 3,
 ) -> bytes:
     """The metrics in the Prometheus text format. A practice line is left out altogether."""
-    keys = sorted(line.key for line in lines.all() if not line.practice)
+    real = [line for line in lines.all() if not line.practice]
+    keys = sorted(line.key for line in real)
     now = broker.now()
     gauges = {
         "queue": GaugeMetricFamily(
@@ -157,9 +174,7 @@ async def exposition(
         moment = utcnow()
         for key, line in rows.items():
             staffing[key] = await roster_service.staffed_now(session, line, moment)
-        since = moment - timedelta(days=max(days for _, days in WINDOWS))
-        wrapups = await wrapup_rows(session, keys, since, moment)
-        risks = await risk_rows(session, keys, since, moment)
+        windows = await _window_counts(session, real, moment)
         mailbox_waiting = await mailbox_service.waiting_counts(session)
     for key in keys:
         queued = await broker.queue(key)
@@ -212,7 +227,7 @@ async def exposition(
         ),
         turned_away,
         feedback,
-        *_wrapup_families(wrapups, risks, moment, small_count),
+        *_wrapup_families(real, windows, small_count),
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))

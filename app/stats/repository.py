@@ -2,16 +2,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
+from app.kit import jsonutil
 from app.kit.repository import RepositoryBase
 from app.models import ChatStatistic, MailboxStatistic, Wrapup
 from app.models.enums import ChatOutcome
 from app.stats.demand import StatRow
 from app.stats.mailbox import MailboxRow
-from app.stats.wrapups import RiskRow, WrapupRow
+from app.stats.wrapups import RiskCount, WrapupCount
+
+# A column or expression to group by.
+_Key = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 
 class ChatStatisticRepository(RepositoryBase[ChatStatistic]):
@@ -49,37 +55,73 @@ async def statistic_rows(
     ]
 
 
-async def wrapup_rows(
-    session: AsyncSession, line_keys: Sequence[str] | None, start: datetime, end: datetime
-) -> list[WrapupRow]:
-    """Wrap-ups of chats that started in [start, end), for some lines or all."""
-    statement = select(Wrapup.line_key, Wrapup.hour, Wrapup.topics, Wrapup.outcome).where(
-        Wrapup.hour >= start, Wrapup.hour < end
+async def wrapup_counts(
+    session: AsyncSession,
+    line_keys: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    by_hour: bool,
+) -> list[WrapupCount]:
+    """Wrap-ups of chats that started in [start, end), for some lines or all, counted in SQL
+    by line, topics and outcome (and hour, if asked): a few rows however many wrap-ups."""
+    # Topics are a JSON list (sorted when written); compared as text, which both databases
+    # can group by (PostgreSQL's json type has no equality).
+    topics = cast(Wrapup.topics, String)
+    keys: list[_Key] = [Wrapup.line_key, topics, Wrapup.outcome]
+    if by_hour:
+        keys.append(Wrapup.hour)
+    statement = (
+        select(*keys, func.count()).where(Wrapup.hour >= start, Wrapup.hour < end).group_by(*keys)
     )
     if line_keys is not None:
         statement = statement.where(Wrapup.line_key.in_(line_keys))
     result = await session.execute(statement)
     return [
-        WrapupRow(line, hour, tuple(topics or ()), outcome)
-        for line, hour, topics, outcome in result.all()
+        WrapupCount(
+            row[0],
+            row[3] if by_hour else None,
+            tuple(jsonutil.loads(row[1]) or ()),
+            row[2],
+            row[-1],
+        )
+        for row in result.all()
     ]
 
 
-async def risk_rows(
-    session: AsyncSession, line_keys: Sequence[str] | None, start: datetime, end: datetime
-) -> list[RiskRow]:
-    """Risk and "in danger" of answered chats that started in [start, end)."""
-    statement = select(
-        ChatStatistic.line_key, ChatStatistic.hour, ChatStatistic.risk, ChatStatistic.in_danger
-    ).where(
-        ChatStatistic.hour >= start,
-        ChatStatistic.hour < end,
-        ChatStatistic.outcome == ChatOutcome.answered,
+async def risk_counts(
+    session: AsyncSession,
+    line_keys: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    *,
+    by_hour: bool,
+) -> list[RiskCount]:
+    """Answered chats that started in [start, end), counted in SQL by line, risk level and
+    "in danger" (and hour, if asked)."""
+    keys: list[_Key] = [
+        ChatStatistic.line_key,
+        ChatStatistic.risk,
+        ChatStatistic.in_danger,
+    ]
+    if by_hour:
+        keys.append(ChatStatistic.hour)
+    statement = (
+        select(*keys, func.count())
+        .where(
+            ChatStatistic.hour >= start,
+            ChatStatistic.hour < end,
+            ChatStatistic.outcome == ChatOutcome.answered,
+        )
+        .group_by(*keys)
     )
     if line_keys is not None:
         statement = statement.where(ChatStatistic.line_key.in_(line_keys))
     result = await session.execute(statement)
-    return [RiskRow(line, hour, risk, in_danger) for line, hour, risk, in_danger in result.all()]
+    return [
+        RiskCount(row[0], row[3] if by_hour else None, row[1], bool(row[2]), row[-1])
+        for row in result.all()
+    ]
 
 
 async def mailbox_rows(

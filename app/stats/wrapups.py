@@ -1,8 +1,9 @@
 """Wrap-ups read: topics, outcomes, risk levels and "in danger" per line by week or month,
-as pure functions of the anonymous rows (hour buckets; nothing per chat).
+as pure functions of the anonymous counts (hour buckets; nothing per chat).
 
-Small counts are shown as "fewer than N" (None here): a topic chosen once in a week on a
-small line could point at one visitor for someone who knows when she wrote.
+Small counts are kept back (None here): a topic chosen once in a week on a small line could
+point at one visitor for someone who knows when she wrote. Where counts add up to a total
+that is shown, one more is kept back when subtraction would give the small ones away.
 """
 
 from __future__ import annotations
@@ -24,34 +25,59 @@ class Period(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class WrapupRow:
+class WrapupCount:
+    """How many wrap-ups of a line (in an hour, when counted by hour) named these topics and
+    this outcome."""
+
     line: str
-    hour: datetime
+    hour: datetime | None
     topics: tuple[str, ...]
     outcome: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
-class RiskRow:
-    """A chat's statistics row as far as risk goes: its final level and the visitor's signal."""
+class RiskCount:
+    """How many answered chats of a line (in an hour, when counted by hour) ended at this risk
+    level, with or without the visitor's "in danger"."""
 
     line: str
-    hour: datetime
-    risk: str | None
-    in_danger: bool | None
+    hour: datetime | None
+    risk: str
+    in_danger: bool
+    count: int
 
 
 @dataclass(slots=True)
-class Tally:
-    """One line's wrap-ups and chats of one week or month."""
+class Counts:
+    """One line's wrap-ups and answered chats over a period or window."""
 
-    start: date
     wrapups: int = 0
     topics: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     chats: int = 0
     risk: Counter[str] = field(default_factory=Counter)
     in_danger: int = 0
+
+    def add_wrapups(self, found: WrapupCount) -> None:
+        self.wrapups += found.count
+        for topic in set(found.topics):
+            self.topics[topic] += found.count
+        self.outcomes[found.outcome] += found.count
+
+    def add_chats(self, found: RiskCount) -> None:
+        self.chats += found.count
+        self.risk[found.risk] += found.count
+        if found.in_danger:
+            self.in_danger += found.count
+
+
+@dataclass(slots=True)
+class Tally:
+    """One line's counts of one week or month."""
+
+    start: date
+    counts: Counts = field(default_factory=Counts)
 
 
 def period_start(moment: datetime, tz: ZoneInfo, period: Period) -> date:
@@ -81,37 +107,102 @@ def period_starts(first: date, last: date, period: Period) -> list[date]:
 
 
 def tally(
-    wrapups: Iterable[WrapupRow],
-    risks: Iterable[RiskRow],
+    wrapups: Iterable[WrapupCount],
+    risks: Iterable[RiskCount],
     tz: ZoneInfo,
     period: Period,
     first: date,
     last: date,
 ) -> list[Tally]:
-    """One tally per week or month of first..last (empty ones too), oldest first."""
+    """One tally per week or month of first..last (empty ones too), oldest first. The counts
+    are by hour."""
     tallies = {start: Tally(start) for start in period_starts(first, last, period)}
-    for row in wrapups:
-        found = tallies.get(period_start(row.hour, tz, period))
-        if found is None:
-            continue
-        found.wrapups += 1
-        found.topics.update(set(row.topics))
-        found.outcomes[row.outcome] += 1
-    for chat in risks:
-        found = tallies.get(period_start(chat.hour, tz, period))
-        if found is None:
-            continue
-        found.chats += 1
-        if chat.risk is not None:
-            found.risk[chat.risk] += 1
-        if chat.in_danger:
-            found.in_danger += 1
+    for wrapup in wrapups:
+        assert wrapup.hour is not None
+        found = tallies.get(period_start(wrapup.hour, tz, period))
+        if found is not None:
+            found.counts.add_wrapups(wrapup)
+    for chats in risks:
+        assert chats.hour is not None
+        found = tallies.get(period_start(chats.hour, tz, period))
+        if found is not None:
+            found.counts.add_chats(chats)
     return list(tallies.values())
 
 
+def terms(configured: Iterable[str], counted: Iterable[Counter[str]]) -> list[str]:
+    """A line's terms in its order, then any no longer offered that counts still hold."""
+    names = list(dict.fromkeys(configured))
+    seen = sorted({name for counter in counted for name in counter} - set(names))
+    return names + seen
+
+
 def shown(count: int, small: int) -> int | None:
-    """A count as it may be shown: None for 1..small-1 (too few to show), else the count."""
+    """A count as it may be shown on its own: None for 1..small-1 (too few to show)."""
     return None if 0 < count < small else count
+
+
+def shown_parts(
+    total: int, parts: dict[str, int], small: int
+) -> tuple[int | None, dict[str, int | None]]:
+    """A total and the counts that add up to it, as they may be shown (None: kept back).
+
+    The counts kept back for being small add up to the total less the shown ones. When that
+    pins them down (only one is kept back, or several that can only all be 1 or all
+    small - 1), the smallest count still shown that is not zero is kept back too (with any
+    equal to it), or the total when there is none: whoever subtracts then learns only that
+    sum, which fits more than one split, since the extra count is at least `small` and the
+    others are below it."""
+    out = {name: shown(count, small) for name, count in parts.items()}
+    whole = shown(total, small)
+    hidden = [count for name, count in parts.items() if out[name] is None]
+    if whole is None or not hidden:
+        return whole, out
+    rest = sum(hidden)
+    if len(hidden) > 1 and rest not in (len(hidden), len(hidden) * (small - 1)):
+        return whole, out
+    others = {name: count for name, count in parts.items() if out[name] is not None and count}
+    if not others:
+        return None, out
+    # Every count as small as the smallest: choosing one of equals by its place would tell
+    # which of the counts kept back is the small one.
+    smallest = min(others.values())
+    for name, count in others.items():
+        if count == smallest:
+            out[name] = None
+    return whole, out
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """One line's counts as they may be shown: None where kept back."""
+
+    wrapups: int | None
+    topics: dict[str, int | None]
+    outcomes: dict[str, int | None]
+    chats: int | None
+    risk: dict[str, int | None]
+    in_danger: int | None
+
+
+def shown_counts(counts: Counts, topics: list[str], outcomes: list[str], small: int) -> Shown:
+    """What may be shown of a period's or window's counts. A wrap-up has one outcome and an
+    answered chat one risk level, so those add up to their totals; a wrap-up may name several
+    topics or none, and "in danger" is one count, so those are kept back only when small."""
+    wrapups, by_outcome = shown_parts(
+        counts.wrapups, {name: counts.outcomes[name] for name in outcomes}, small
+    )
+    chats, by_risk = shown_parts(
+        counts.chats, {name: counts.risk[name] for name in RISK_LEVELS}, small
+    )
+    return Shown(
+        wrapups=wrapups,
+        topics={name: shown(counts.topics[name], small) for name in topics},
+        outcomes=by_outcome,
+        chats=chats,
+        risk=by_risk,
+        in_danger=shown(counts.in_danger, small),
+    )
 
 
 def utc_bounds(starts: list[date], period: Period, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -100,9 +100,10 @@ export function mount(root, ctx) {
 
   // --- Wrap-ups read: topics, outcomes, risk and "in danger" per week or month ---------------
 
-  // A count as shown: null is "fewer than N" (too few to show without pointing at someone).
-  function count(value, small) {
-    return value === null || value === undefined ? t("stats.too_few", { n: small }) : String(value);
+  // A count as shown: null is kept back (too few to show without pointing at someone, or
+  // kept back beside such a count so that subtraction cannot give it away).
+  function count(value) {
+    return value === null || value === undefined ? t("stats.kept_back") : String(value);
   }
 
   function periodLabel(data, period) {
@@ -110,8 +111,8 @@ export function mount(root, ctx) {
   }
 
   // Bars per week or month, stacked (parts of one whole: outcomes) or side by side (counts
-  // that overlap: topics, risk and "in danger"); a count too small to show is left out of
-  // the chart (the table says "fewer than N").
+  // that overlap: topics, risk and "in danger"); a count kept back is left out of the chart
+  // (the table says "not shown").
   function periodChart(id, title, description, data, series, grouped = false) {
     const width = 760;
     const height = 260;
@@ -148,7 +149,7 @@ export function mount(root, ctx) {
     const table = h("table", {},
       h("caption", { text: title }),
       h("thead", {}, h("tr", {}, h("th", { scope: "col", text: data.period === "month" ? t("stats.month") : t("stats.week") }), ...series.map((item) => h("th", { scope: "col", text: item.label })))),
-      h("tbody", {}, periods.map((period) => h("tr", {}, h("th", { scope: "row", text: periodLabel(data, period) }), ...series.map((item) => h("td", { text: count(item.value(period), data.small_count) }))))));
+      h("tbody", {}, periods.map((period) => h("tr", {}, h("th", { scope: "row", text: periodLabel(data, period) }), ...series.map((item) => h("td", { text: count(item.value(period)) }))))));
     const legend = h("p", { class: "legend" }, series.map((item, position) => [h("span", { class: `swatch series-${position % 8}` }), item.label, " "]));
     const section = chartSection(id, title, description, svg, table);
     section.insertBefore(legend, section.querySelector("details"));
@@ -388,7 +389,8 @@ export function mount(root, ctx) {
         : h("tr", {}, h("td", { colspan: 3, text: t("stats.mailbox_none") }))));
     const legend = h("p", { class: "legend" }, h("span", { class: "swatch threads" }), t("stats.mailbox_threads"), " ", h("span", { class: "swatch median-answer" }), t("stats.mailbox_median"));
     const total = weeks.reduce((sum, w) => sum + w.threads, 0);
-    const section = chartSection(id, t("stats.mailbox_title"), t("stats.mailbox_desc", { count: total }), svg, table);
+    const description = `${t("stats.mailbox_desc", { count: total })} ${t("stats.mailbox_small", { n: data.small_count })}`;
+    const section = chartSection(id, t("stats.mailbox_title"), description, svg, table);
     section.insertBefore(legend, section.querySelector("details"));
     return section;
   }
