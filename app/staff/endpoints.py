@@ -115,8 +115,11 @@ async def sign_in(
     if staff is None:
         # The response is built, not raised, so the audit entry is committed with it.
         known = await staff_service.find(session, body.username)
-        await throttle.failed(client, now=now)
-        failure = await throttle.failed(account, now=now)
+        # The wait runs from the refusal, not from the request: checking the password takes
+        # long on a loaded server, and the wait would otherwise be over before it was told.
+        refused_at = runtime.broker.now()
+        await throttle.failed(client, now=refused_at)
+        failure = await throttle.failed(account, now=refused_at)
         if known is not None:
             await audit_service.record(
                 session,
