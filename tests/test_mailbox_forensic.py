@@ -163,7 +163,7 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
     run = uuid.uuid4().hex[:8]
     said = {name: f"canary{name}{run}" for name in ("visitor", "again", "answer", "note", "old")}
     anna = await sign_in_session(server, "anna", PASSWORD)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         made = await http.post(
             "/api/visitor/mailbox/threads",
             json={"line": "support", "language": "sv", "text": f"hjälp {said['visitor']}"},
@@ -255,7 +255,7 @@ async def test_a_transaction_older_than_the_shred_is_outlived_before_the_files_a
     # copy them into the tables' new files. The vacuum waits for it to end.
     rt = server.runtime
     await add_line(rt)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         made = await http.post(
             "/api/visitor/mailbox/threads",
             json={"line": "support", "language": "sv", "text": f"canary{uuid.uuid4().hex}"},
@@ -355,7 +355,7 @@ async def test_a_deleted_continuity_code_leaves_the_files(server: RunningServer)
         )
     digest = issued.digest.encode()
     assert digest in await file_blob(rt)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         gone = await http.post("/api/visitor/continuity/delete", json={"code": issued.code})
     assert gone.json() == {"status": "deleted"}
     await eventually(
