@@ -408,3 +408,100 @@ async def test_a_reloading_interpreter_keeps_the_offer(server: RunningServer) ->
     ion = await reconnected(server, ion)
     assert ion.hello["interpreter_offers"] == []
     assert [c["chat_id"] for c in ion.hello["interpreting"]] == [chat]
+
+
+@pytest.mark.parametrize(
+    "how", ["visitor_ended", "visitor_exit", "counsellor_ended", "visitor_left"]
+)
+async def test_the_interpreter_in_a_chat_that_ends_leaves_it_with_their_place_free(
+    server: RunningServer, how: str
+) -> None:
+    anna, ion, _, visitor = await romanian_chat(server, visitor_grace_seconds=1)
+    assert ion is not None
+    chat = visitor.chat_id
+    await join(anna, ion, chat)
+
+    await end_chat(how, anna, visitor)
+    await ion.expect("chat.ended", chat_id=chat)
+    await ion.send({"type": "message", "chat_id": chat, "text": "Hello?"})
+    assert (await ion.expect("error", ref="message"))["code"] == "not_in_chat"
+    assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+    ion = await reconnected(server, ion)
+    assert ion.hello["interpreting"] == [] and ion.hello["interpreter_offers"] == []
+
+
+async def waits_again(how: str, anna: StaffClient, visitor: VisitorClient) -> None:
+    """Anna's chat waits again with no counsellor: she sends it back to the line's queue, or
+    her connection drops past its grace."""
+    chat = visitor.chat_id
+    if how == "sent_back":
+        await anna.send({"type": "transfer", "chat_id": chat, "line": "support"})
+        await anna.expect("chat.released", chat_id=chat, reason="transferred")
+        await visitor.expect("counsellor.left", reason="transferred")
+    else:
+        await anna.close()
+        await visitor.expect("counsellor.left", reason="counsellor_disconnected")
+
+
+@pytest.mark.parametrize("how", ["sent_back", "counsellor_gone"])
+async def test_the_interpreter_leaves_a_chat_that_waits_again_with_no_counsellor(
+    server: RunningServer, how: str
+) -> None:
+    """A visitor is never left with an interpreter and no counsellor: the interpreter leaves
+    as if removed, their place free, and whoever answers next may ask afresh."""
+    anna, ion, _, visitor = await romanian_chat(server, counsellor_grace_seconds=1)
+    assert ion is not None
+    chat = visitor.chat_id
+    await join(anna, ion, chat)
+    await visitor.expect("interpreter.joined", name="Ion")
+
+    await waits_again(how, anna, visitor)
+    # The visitor sees what a removal shows; the interpreter's console is told why.
+    left = await visitor.expect("interpreter.left", chat_id=chat)
+    assert left["name"] == "Ion" and left["reason"] == "counsellor_left"
+    await ion.expect("interpreter.left", chat_id=chat, reason="counsellor_left")
+    await ion.send({"type": "message", "chat_id": chat, "text": "Are you still there?"})
+    assert (await ion.expect("error", ref="message"))["code"] == "not_in_chat"
+    broker = server.runtime.broker
+    record = await broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
+    assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+    ion = await reconnected(server, ion)
+    assert ion.hello["interpreting"] == []
+
+    # The counsellor who answers it next finds no interpreter, and may ask for one.
+    await add_counsellor(server.runtime, "cia", alias="Cia", languages=("sv",))
+    cia = await open_staff(server, "cia", PASSWORD)
+    await cia.expect("offer", chat_id=chat)
+    opened = await cia.accept(chat)
+    assert opened["interpreter"] is None
+    await cia.send({"type": "interpreter.request", "chat_id": chat})
+    await cia.expect("interpreter.asked", chat_id=chat)
+    assert (await ion.expect("interpreter.offer", chat_id=chat))["counsellor"] == "Cia"
+    await ion.send({"type": "interpreter.accept", "chat_id": chat})
+    await ion.expect("interpreting", chat_id=chat)
+    await visitor.expect("interpreter.joined", name="Ion")
+
+
+async def test_a_supervisor_who_takes_over_finds_the_interpreter_and_may_remove_them(
+    server: RunningServer,
+) -> None:
+    anna, ion, bo, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    await join(anna, ion, chat)
+    await visitor.expect("interpreter.joined", name="Ion")
+
+    await bo.send({"type": "takeover", "chat_id": chat})
+    opened = await bo.expect("chat.opened", chat_id=chat)
+    assert opened["interpreter"] == {"name": "Ion", "language": "ro"}
+    await bo.expect("interpreter.joined", chat_id=chat, name="Ion")
+    # A counsellor still answers: the interpreter stays and goes on interpreting.
+    await ion.say(chat, "Buna, sunt aici")
+    await visitor.expect("message", sender="interpreter", name="Ion")
+    await visitor.expect_none("interpreter.left", within=0.2)
+
+    await bo.send({"type": "interpreter.remove", "chat_id": chat})
+    await ion.expect("interpreter.left", chat_id=chat, reason="removed")
+    await visitor.expect("interpreter.left", reason="removed")
+    assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from app.broker.base import Refusal, Transition
-from app.broker.records import ChatRecord, ChatState
+from app.broker.records import LIVE_STATES, ChatRecord, ChatState
 from app.chats import plan
 from app.chats.channels import Deadline, deadline_key, staff_channel
 from app.chats.core import ChatPart, err
@@ -238,6 +238,27 @@ class Interpreters(ChatPart):
                 ),
             )
 
+    async def counsellor_left(self, record: ChatRecord) -> None:
+        """`record` just left its counsellor to wait again (a transfer, back to the queue): a
+        pending request is withdrawn, and the interpreter in it leaves at once, as if removed
+        (reason `counsellor_left`), their place free."""
+        await self.withdraw(record, "moved")
+        inside = record.interpreter_id
+        if inside is None:
+            return
+        result = await self.broker.transition(
+            record.id,
+            Transition(
+                # Even if the next counsellor has answered meanwhile: they did not ask for them.
+                expect=LIVE_STATES,
+                interpreter=f"in:{inside}",
+                changes={"interpreter": None, "interpreter_alias": None},
+                release=inside,
+            ),
+        )
+        if not isinstance(result, Refusal):
+            await self._left(result, record.interpreter_alias, inside, "counsellor_left")
+
     async def accept(
         self, interpreter: StaffContext, chat_id: str
     ) -> tuple[ChatRecord, int] | ProtocolError:
@@ -318,15 +339,22 @@ class Interpreters(ChatPart):
         )
         if isinstance(result, Refusal):
             return err(ErrorCode.invalid_state, "no interpreter is in this chat", ref)
+        return await self._left(result, record.interpreter_alias, interpreter_id, reason)
+
+    async def _left(
+        self, record: ChatRecord, alias: str | None, interpreter_id: str, reason: str
+    ) -> ChatRecord:
+        """The `interpreter.left` entry everyone in the chat sees (the interpreter's console
+        lets the chat go on it): the chat after it."""
         entry = Entry(
             EntryKind.interpreter_left,
             self.broker.now(),
-            name=record.interpreter_alias,
+            name=alias,
             reason=reason,
             staff_id=interpreter_id,
         )
-        seq, _ = await self.transcript.add_one(chat_id, entry, last_seq=result.last_seq)
-        return result.copy(last_seq=max(seq, result.last_seq))
+        seq, _ = await self.transcript.add_one(record.id, entry, last_seq=record.last_seq)
+        return record.copy(last_seq=max(seq, record.last_seq))
 
     async def remove(
         self, staff: StaffContext, chat_id: str

@@ -59,7 +59,8 @@ def answered_by(staff_id: str, alias: str, now: float, *, first: bool) -> dict[s
 class Offers(ChatPart):
     def __init__(self, core: ChatCore, interpreters: Interpreters) -> None:
         super().__init__(core)
-        # A chat that leaves its counsellor takes back their request for an interpreter.
+        # A chat that leaves its counsellor takes back their request for an interpreter, and
+        # the interpreter in it leaves too.
         self.interpreters = interpreters
 
     async def accept(self, staff_id: str, alias: str, chat_id: str) -> ChatRecord | ProtocolError:
@@ -282,10 +283,11 @@ class Offers(ChatPart):
         if isinstance(result, Refusal):
             return err(ErrorCode.not_in_chat, "the chat changed meanwhile", "transfer")
         await self.core.settle_queue(result, queued=record.visitor_connected)
-        await self.interpreters.withdraw(result, "moved")
         await self.core.append(
             result, Entry(EntryKind.left, now, reason="transferred", staff_id=staff.id)
         )
+        # Until someone answers it, nobody counsels: the interpreter leaves with the counsellor.
+        await self.interpreters.counsellor_left(result)
         await self.broker.publish(
             staff_channel(staff.id),
             {"type": "chat.released", "chat_id": chat_id, "reason": "transferred"},
@@ -365,10 +367,10 @@ class Offers(ChatPart):
         if isinstance(result, Refusal):
             return
         await self.core.settle_queue(result, queued=record.visitor_connected)
-        await self.interpreters.withdraw(result, "moved")
         await self.core.append(
             result, Entry(EntryKind.left, now, reason="counsellor_disconnected", staff_id=staff_id)
         )
+        await self.interpreters.counsellor_left(result)
         await self.broker.publish(
             staff_channel(staff_id),
             {"type": "chat.released", "chat_id": chat_id, "reason": "grace_expired"},

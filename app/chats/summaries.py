@@ -30,6 +30,10 @@ def chat_summary(record: ChatRecord, now: float) -> dict[str, Any]:
         # The visitor holds a continuity code of this chat (taken in it, or brought back), so
         # the counsellor may offer times for a booked chat (the code itself is never here).
         "has_code": record.code_digest is not None,
+        # The interpreter in the chat (a counsellor who takes it over finds them there).
+        "interpreter": {"name": record.interpreter_alias, "language": record.interpreter_language}
+        if record.interpreter_id is not None
+        else None,
     }
 
 
