@@ -25,12 +25,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.bookings.service import booking_service, iso
 from app.broker.memory import MemoryBroker
 from app.chats.background import purge_codes_and_bookings
 from app.continuity import codes
-from app.continuity.service import continuity_service
+from app.continuity.service import Issued, continuity_service
 from app.kit.clock import utcnow
 from app.kit.db import Base, unit_of_work
 from app.kit.migrate import upgrade
@@ -116,6 +117,19 @@ async def broker_blob(rt: Runtime) -> bytes:
 
 async def idle(rt: Runtime) -> bool:
     return not rt.mailbox.vacuum_pending
+
+
+async def issue_code(session: AsyncSession, rt: Runtime, staff_id: str) -> Issued:
+    """A continuity code from this counsellor, as the end of a chat issues it."""
+    return await continuity_service.issue(
+        session,
+        rt.settings,
+        line_key="support",
+        staff_id=uuid.UUID(staff_id),
+        language="sv",
+        note="",
+        now=utcnow(),
+    )
 
 
 async def messages_of(rt: Runtime, thread_id: uuid.UUID) -> list[MailboxMessage]:
@@ -296,15 +310,7 @@ async def test_a_booking_left_by_an_expired_code_leaves_the_files_when_its_time_
     await give_shift(rt, anna_id)
     booked_at = soon()
     async with unit_of_work(rt.sessionmaker) as session:
-        issued = await continuity_service.issue(
-            session,
-            rt.settings,
-            line_key="support",
-            staff_id=uuid.UUID(anna_id),
-            language="sv",
-            note="",
-            now=utcnow(),
-        )
+        issued = await issue_code(session, rt, anna_id)
         await booking_service.offer(
             session,
             staff_id=uuid.UUID(anna_id),
@@ -344,15 +350,7 @@ async def test_a_deleted_continuity_code_leaves_the_files(server: RunningServer)
     await add_line(rt)
     anna_id = await add_counsellor(rt, "anna", alias="Anna")
     async with unit_of_work(rt.sessionmaker) as session:
-        issued = await continuity_service.issue(
-            session,
-            rt.settings,
-            line_key="support",
-            staff_id=uuid.UUID(anna_id),
-            language="sv",
-            note="",
-            now=utcnow(),
-        )
+        issued = await issue_code(session, rt, anna_id)
     digest = issued.digest.encode()
     assert digest in await file_blob(rt)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
