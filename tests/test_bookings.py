@@ -19,16 +19,18 @@ from app.bookings.service import booking_service, iso
 from app.continuity.service import continuity_service
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
-from app.models import Booking, BookingOffer, Staff
+from app.models import AuditEntry, Booking, BookingOffer, Staff
 from app.roster.calendar import calendar_service
 from app.roster.occurrences import parse_minute
 from app.roster.service import ShiftInput, roster_service
 from app.runtime import Runtime
 from tests.conftest import ServerFactory
 from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.held import written
 from tests.support.roster import http_as, local_now, shift_fields
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.both_brokers
 
@@ -196,6 +198,27 @@ async def test_offer_pick_and_at_that_time_the_chat_reaches_that_counsellor_firs
         for word in code.split():
             assert word not in feed.lower()
         assert booking.code_digest not in feed
+
+        # The offer is in the audit log: who, in which chat, the hour; never the times or
+        # the code. Only the offer that went through, none of those refused.
+        async def offers_audited() -> list[AuditEntry]:
+            await written(rt)
+            async with unit_of_work(rt.sessionmaker) as session:
+                found = await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == "chat.times_offered")
+                )
+                return list(found.all())
+
+        async def audited() -> bool:
+            return bool(await offers_audited())
+
+        await eventually(audited, what="the offer audited")
+        [entry] = await offers_audited()
+        assert (str(entry.actor_id), entry.line_key, entry.chat_id) == (anna_id, "support", chat_id)
+        assert (entry.target_staff_id, entry.detail, entry.at.minute) == (None, {}, 0)
+        kept = " ".join(str(getattr(entry, c.key)) for c in AuditEntry.__table__.columns)
+        assert booking.code_digest not in kept and iso(booked_at) not in kept
+        assert code not in kept
 
         # Deleting the code deletes its booking and any offered times.
         async with httpx.AsyncClient(base_url=server.url) as http:

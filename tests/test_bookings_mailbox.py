@@ -291,6 +291,8 @@ async def test_handing_a_thread_over_cancels_its_booked_chat_and_offered_times(
         server, cora, "POST", f"/api/mailbox/{thread_id}/hand", json={"staff_id": bert_id}
     )
     assert handed.status_code == 200, handed.text
+    # The coordinator is told what was cancelled with it.
+    assert handed.json()["cancelled"] == {"booked": 1, "offered": 1}
 
     assert await bookings(rt) == []
     assert (await api(server, anna, "GET", "/api/bookings/today")).json()["bookings"] == []

@@ -388,6 +388,7 @@ async def test_only_qualified_members_claim_and_coordinators_hand_over(
         json={"staff_id": ids["bert"]},
     )
     assert handed.status_code == 200 and handed.json()["counsellor"] == "Bert"
+    assert handed.json()["cancelled"] == {"booked": 0, "offered": 0}
     assert (await api(server, who["anna"], "GET", f"/api/mailbox/{thread_id}")).status_code == 403
     opened = await api(server, who["bert"], "GET", f"/api/mailbox/{thread_id}")
     # Nothing was booked or offered: nothing is cancelled, and the thread says nothing of it.

@@ -43,6 +43,8 @@ class AuditAction(StrEnum):
     interpreter_joined = "interpreter.joined"
     interpreter_left = "interpreter.left"
     risk_set = "chat.risk_set"
+    # Who offered times for a booked chat in which chat; never the times or the code.
+    chat_times_offered = "chat.times_offered"
     debrief_asked = "chat.debrief_asked"
     debrief_opened = "chat.debrief_opened"
     # The mailbox: which counsellor did what on which line, never which thread or what.

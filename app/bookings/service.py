@@ -34,6 +34,20 @@ class BookingError(ApiError):
     """A time that cannot be offered or picked; `code` is stable for clients."""
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    """Times cancelled with a code's bookings: booked chats not started, and times offered
+    and not picked that lie ahead."""
+
+    booked: list[datetime]
+    offered: list[datetime]
+
+    @property
+    def times(self) -> list[datetime]:
+        """Every time cancelled that the visitor may still be waiting for, sorted."""
+        return sorted({*self.booked, *self.offered})
+
+
 def minute(moment: datetime) -> datetime:
     """Bookings are to the minute, in UTC."""
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
@@ -238,22 +252,22 @@ class BookingService:
     ) -> Sequence[Booking]:
         return await BookingRepository(session).between(start, end, staff_id)
 
-    async def cancel(self, session: AsyncSession, digest: str, now: datetime) -> list[datetime]:
+    async def cancel(self, session: AsyncSession, digest: str, now: datetime) -> Cancelled:
         """Cancel the code's booked chats that have not started and the times offered to it
-        (they lie in a counsellor's shifts who no longer answers it); the times cancelled
-        that the visitor may still be waiting for, sorted."""
-        cancelled: set[datetime] = set()
+        (they lie in a counsellor's shifts who no longer answers it)."""
+        booked: list[datetime] = []
         repo = BookingRepository(session)
         for booking in await repo.for_digest(digest):
             if not booking.arrived:
-                cancelled.add(minute(booking.starts_at))
+                booked.append(minute(booking.starts_at))
                 await repo.delete(booking)
+        offered: list[datetime] = []
         offers = BookingOfferRepository(session)
         offer = await offers.get(digest)
         if offer is not None:
-            cancelled |= {t for t in map(parse_iso, offer.times) if t > now}
+            offered = sorted(t for t in map(parse_iso, offer.times) if t > now)
             await offers.delete(offer)
-        return sorted(cancelled)
+        return Cancelled(sorted(booked), offered)
 
     async def forget_code(self, session: AsyncSession, digest: str) -> None:
         """The code is gone: so are its bookings and offers."""

@@ -198,8 +198,11 @@ async def offer_continuity(sock: StaffSocket, frame: OfferContinuity) -> Problem
 
 
 async def offer_times(sock: StaffSocket, frame: OfferTimes) -> Problem:
-    offered = await sock.rt.continuity.offer_times(sock.staff, frame.chat_id, list(frame.times))
-    return offered if isinstance(offered, ProtocolError) else None
+    line = await sock.rt.continuity.offer_times(sock.staff, frame.chat_id, list(frame.times))
+    if isinstance(line, ProtocolError):
+        return line
+    await sock.audit(AuditAction.chat_times_offered, chat_id=frame.chat_id, line=line)
+    return None
 
 
 async def referral(sock: StaffSocket, frame: SendReferral) -> Problem:

@@ -302,9 +302,10 @@ class ContinuityChats:
 
     async def offer_times(
         self, staff: StaffContext, chat_id: str, times: list[datetime]
-    ) -> list[datetime] | ProtocolError:
+    ) -> str | ProtocolError:
         """The counsellor offers times in their shifts to a visitor with a code; the visitor
-        sees them in the chat and picks one with the code (app/bookings/endpoints.py)."""
+        sees them in the chat and picks one with the code (app/bookings/endpoints.py). The
+        chat's line, for the audit log."""
         ref = "booking.offer"
         record = await self.chats.messages.own_active_chat(staff, chat_id, ref)
         if isinstance(record, ProtocolError):
@@ -339,7 +340,7 @@ class ContinuityChats:
         )
         if status != "ok":
             return _err(ErrorCode.chat_ended, "the chat has ended", ref)
-        return chosen
+        return record.line
 
     async def pick(self, code: str, time: datetime) -> bool:
         """The visitor books an offered time with their code; False for every kind of

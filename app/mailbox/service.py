@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bookings.service import booking_service, iso
+from app.bookings.service import Cancelled, booking_service, iso
 from app.chats.crypto import KeyRing
 from app.continuity import codes
 from app.kit.clock import hour_bucket
@@ -298,15 +298,15 @@ class MailboxService:
         thread: MailboxThread,
         target: Staff,
         now: datetime,
-    ) -> list[datetime]:
+    ) -> Cancelled:
         """The thread becomes `target`'s. Its booked chat (not started) and offered times lie
         in the first counsellor's shifts, when the new one may not be on duty: they are
         cancelled, and the visitor reads which in the thread (a "times_cancelled" message,
-        from no one by name). The times cancelled."""
+        from no one by name)."""
         thread.staff_id = target.id
         cancelled = await booking_service.cancel(session, thread.digest, now)
-        if cancelled:
-            content = {"kind": "times_cancelled", "times": [iso(t) for t in cancelled]}
+        if cancelled.times:
+            content = {"kind": "times_cancelled", "times": [iso(t) for t in cancelled.times]}
             await self._add(session, keyring, thread, Author.counsellor, content, None, now)
         await session.flush()
         return cancelled

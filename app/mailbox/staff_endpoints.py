@@ -314,7 +314,8 @@ async def hand_over(
 ) -> dict[str, Any]:
     """Give the thread to another counsellor of its line (its own is away for days). Its
     booked chat not yet started and its offered times are cancelled (they were in the first
-    counsellor's shifts); the new counsellor may offer new ones."""
+    counsellor's shifts), and the answer says how many; the new counsellor may offer new
+    ones."""
     thread = await mailbox_service.locked(session, thread_id)
     line = _line(runtime, thread.line_key)
     repo = MailboxRepository(session)
@@ -338,11 +339,15 @@ async def hand_over(
     )
     await hold_audit(session, runtime, AuditAction.mailbox_handed_over, actor, line.key, target.id)
     runtime.mailbox.changed(session, line.key)
-    if cancelled:
+    if cancelled.booked:
 
         async def release() -> None:
             # The first counsellor's place is no longer held for the booked chat.
             runtime.continuity.holds.invalidate()
 
         after_commit(session, release)
-    return _holder(thread, {target.id: target.alias})
+    # The coordinator is told what went with it: the visitor was told in the thread.
+    return {
+        **_holder(thread, {target.id: target.alias}),
+        "cancelled": {"booked": len(cancelled.booked), "offered": len(cancelled.offered)},
+    }

@@ -357,8 +357,16 @@ export function mount(root, ctx) {
           error.hidden = false;
           return;
         }
-        status.replaceChildren(h("p", { class: "notice ok", text: t("lines.handover_done", { name }) }));
-        ctx.announce(t("lines.handover_done", { name }));
+        // What went with the thread: its booked chat and offered times lay in the first
+        // counsellor's shifts, so they are cancelled (the visitor reads so in the thread).
+        const { booked = 0, offered = 0 } = result.data.cancelled ?? {};
+        const cancelled = booked && offered ? t("lines.handover_cancelled_both")
+          : booked ? t("lines.handover_cancelled_booked")
+          : offered ? t("lines.handover_cancelled_offered", { count: offered })
+          : "";
+        const done = [t("lines.handover_done", { name }), cancelled].filter(Boolean).join(" ");
+        status.replaceChildren(h("p", { class: "notice ok", text: done }));
+        ctx.announce(done);
         await load();
       });
       return h("tr", { dataset: { thread: thread.id } },
