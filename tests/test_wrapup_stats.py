@@ -26,6 +26,7 @@ from tests.support.postgres import fresh_database
 from tests.support.roster import http_as, local_now, problem
 from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
+from tests.support.waiting import eventually
 from tests.test_stats import TOKEN, scrape
 
 TOPICS = ["violence", "health", "housing", "other"]
@@ -307,3 +308,147 @@ async def test_wrapup_statistics_refuse_bad_input(server: RunningServer) -> None
         assert (await anna.get("/api/stats/wrapups.csv")).status_code == 403
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
         assert (await anonymous.get("/api/stats/lines/support/wrapups")).status_code == 401
+
+
+async def wrap_up(anna: StaffClient, chat_id: str, topics: list[str], outcome: str) -> None:
+    await anna.send({"type": "wrapup", "chat_id": chat_id, "topics": topics, "outcome": outcome})
+    await anna.expect("wrapup.saved", chat_id=chat_id)
+
+
+async def end_and_wrap_up(
+    anna: StaffClient, visitor: VisitorClient, topics: list[str], outcome: str
+) -> None:
+    await anna.send({"type": "end", "chat_id": visitor.chat_id})
+    await anna.expect("wrapup.required", chat_id=visitor.chat_id)
+    await wrap_up(anna, visitor.chat_id, topics, outcome)
+
+
+async def set_risk(anna: StaffClient, chat_id: str, level: str) -> None:
+    await anna.send({"type": "risk", "chat_id": chat_id, "level": level})
+    await anna.expect("risk.set", chat_id=chat_id, risk=level)
+
+
+async def take_a_moment(anna: StaffClient) -> None:
+    """After an acute chat the counsellor's pause begins; she is ready again."""
+    await anna.expect("care.paused")
+    await anna.send({"type": "ready"})
+    await anna.expect("care.ready")
+
+
+async def test_risk_and_in_danger_from_real_chats_count_the_level_at_the_end(
+    lykta: ServerFactory,
+) -> None:
+    # Small counts from 2: the counts of 2 and up below are shown, "health" (1) is not.
+    async with lykta(metrics_token=TOKEN, stats_small_count=2) as server:
+        rt = server.runtime
+        await add_line(rt)
+        await add_staff(rt, "ella", StaffRole.coordinator)
+        await add_counsellor(rt, "anna", capacity=1)
+
+        anna = await open_staff(server, "anna", PASSWORD)
+        # 1. A visitor presses "I am in danger" during the chat; Anna sets it acute.
+        during = await open_chat_on(server, anna, "support")
+        await during.expect("counsellor.joined")
+        # 2. Meanwhile another, waiting (Anna is full), presses it too.
+        waiting = await open_visitor(server)
+        await waiting.start()
+        await waiting.send({"type": "danger"})
+        await waiting.expect("danger.noted")
+        await during.send({"type": "danger"})
+        await during.expect("danger.noted")
+        await anna.expect("chat.in_danger", chat_id=during.chat_id)
+        await set_risk(anna, during.chat_id, "acute")
+        await end_and_wrap_up(anna, during, ["violence", "health"], "referred")
+        await take_a_moment(anna)
+        offer = await anna.expect("offer")
+        assert offer["chat_id"] == waiting.chat_id and offer["in_danger"] is True
+        await anna.accept(waiting.chat_id)
+        await waiting.expect("counsellor.joined")
+        await set_risk(anna, waiting.chat_id, "acute")
+        await end_and_wrap_up(anna, waiting, ["violence"], "referred")
+        await take_a_moment(anna)
+
+        # 3, 4. Concern on two chats.
+        for _ in range(2):
+            visitor = await open_chat_on(server, anna, "support")
+            await visitor.expect("counsellor.joined")
+            await set_risk(anna, visitor.chat_id, "concern")
+            await end_and_wrap_up(anna, visitor, ["housing"], "support given")
+
+        # 5. Concern during the chat; the visitor leaves, and Anna judges it acute only in
+        # the wrap-up (the chat has ended: the `risk` frame is taken while its wrap-up is due).
+        late = await open_chat_on(server, anna, "support")
+        await late.expect("counsellor.joined")
+        await set_risk(anna, late.chat_id, "concern")
+        await late.send({"type": "end"})
+        required = await anna.expect("wrapup.required", chat_id=late.chat_id)
+        assert required["risk"] == "concern"
+        await anna.send({"type": "risk", "chat_id": late.chat_id, "level": "acute"})
+        done = await anna.expect("risk.set", chat_id=late.chat_id, risk="acute")
+        assert done["ended"] is True
+        await wrap_up(anna, late.chat_id, ["violence"], "referred")
+
+        # The rows are held until their hour is over; the hour ends by asking for it.
+        stats: list[tuple[str, bool]] = []
+        wrapup_risks: list[str] = []
+
+        async def all_five_written() -> bool:
+            nonlocal stats, wrapup_risks
+            await written(rt)
+            async with unit_of_work(rt.sessionmaker) as session:
+                stats = sorted(
+                    (s.risk, s.in_danger)
+                    for s in (await session.execute(select(ChatStatistic))).scalars()
+                )
+                wrapup_risks = sorted((await session.execute(select(Wrapup.risk))).scalars())
+            return len(stats) == 5 and len(wrapup_risks) == 5
+
+        await eventually(all_five_written, what="five chats' statistics and wrap-up rows")
+        # The level set during the wrap-up is in the wrap-up row only; the chat's statistics
+        # row keeps the level it ended with.
+        assert wrapup_risks == ["acute", "acute", "acute", "concern", "concern"]
+        assert stats == [
+            ("acute", True),
+            ("acute", True),
+            ("concern", False),
+            ("concern", False),
+            ("concern", False),
+        ]
+
+        today = local_now().date()
+        monday = (today - timedelta(days=today.weekday())).isoformat()
+        async with http_as(server, "ella") as ella:
+            week = (await ella.get("/api/stats/lines/support/wrapups")).json()
+            export = await ella.get("/api/stats/wrapups.csv", params={"line": "support"})
+        metrics = await scrape(server.url)
+
+    # What the coordinator sees: the risk levels the chats ended with, the fifth as concern
+    # although its wrap-up says acute.
+    this_week = week["periods"][-1]
+    assert this_week["start"] == monday and week["small_count"] == 2
+    assert this_week["chats"] == 5 and this_week["wrapups"] == 5
+    assert this_week["risk"] == {"none": 0, "concern": 3, "acute": 2}
+    assert this_week["in_danger"] == 2
+    assert this_week["topics"] == {"violence": 3, "health": None, "housing": 2, "other": 0}
+    assert this_week["outcomes"] == {"support given": 2, "referred": 3}
+
+    assert export.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    cell = {(r["measure"], r["name"]): r["count"] for r in rows if r["start"] == monday}
+    assert cell[("chats", "")] == "5" and cell[("wrapups", "")] == "5"
+    assert cell[("risk", "none")] == "0"
+    assert cell[("risk", "concern")] == "3"
+    assert cell[("risk", "acute")] == "2"
+    assert cell[("in_danger", "")] == "2"
+    assert cell[("topic", "health")] == "suppressed"
+
+    def sample(name: str, label: str | None = None, value: str = "") -> float | None:
+        labels = {"line": "support", "window": "7d"} | ({label: value} if label else {})
+        return metrics.get((name, tuple(sorted(labels.items()))))
+
+    assert sample("lykta_chats_risk", "risk", "none") == 0
+    assert sample("lykta_chats_risk", "risk", "concern") == 3
+    assert sample("lykta_chats_risk", "risk", "acute") == 2
+    assert sample("lykta_chats_in_danger") == 2
+    assert sample("lykta_wrapup_topics", "topic", "violence") == 3
+    assert sample("lykta_wrapup_topics", "topic", "health") is None
