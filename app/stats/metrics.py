@@ -86,7 +86,8 @@ def _wrapup_families(
     )
     risk = GaugeMetricFamily(
         "lykta_chats_risk",
-        "Answered chats by final risk level, over the window (counts kept back are left out).",
+        "Answered chats by risk level at the chat's end, over the window"
+        " (counts kept back are left out).",
         labels=["line", "risk", "window"],
     )
     danger = GaugeMetricFamily(

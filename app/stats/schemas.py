@@ -52,8 +52,8 @@ class WrapupPeriod(BaseModel):
     wrapups: int | None
     topics: dict[str, int | None]
     outcomes: dict[str, int | None]
-    # Answered chats, and of them by final risk level and those whose visitor pressed
-    # "in danger".
+    # Answered chats, and of them by risk level at the chat's end and those whose visitor
+    # pressed "in danger".
     chats: int | None
     risk: dict[str, int | None]
     in_danger: int | None
