@@ -18,6 +18,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
 
+from app.audit.service import AuditAction, audit_service
+from app.kit.db import unit_of_work
 from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from tests.conftest import FAST
@@ -797,6 +799,35 @@ async def test_the_audit_log_filters_by_action_staff_and_chat(
     await form.locator("input[name=chat_id]").fill("no spaces allowed")
     await form.locator("button[type=submit]").click()
     await expect(form.locator("[data-field=chat_id] .field-error")).to_be_visible()
+
+
+async def test_the_audit_log_names_lines_by_their_names(
+    server: RunningServer, page: Page, cora: SignedIn
+) -> None:
+    await add_line(server.runtime, "evening", name="Kvällslinjen")
+    changed = await api(server, cora, "PATCH", "/api/roster/lines/evening", json={"signup": True})
+    assert changed.status_code == 200, changed.text
+    # An entry about a line taken out since (no longer listed): it keeps its key.
+    async with unit_of_work(server.runtime.sessionmaker) as session:
+        await audit_service.record(
+            session, AuditAction.roster_changed, actor_id=None, line_key="bygone"
+        )
+    await sign_in_console(page, server, "cora", PASSWORD)
+    await open_view(page, server, "audit")
+    form = page.locator("#view-audit form")
+    await form.locator("select[name=action]").select_option("roster.changed")
+    await form.locator("button[type=submit]").click()
+    rows = page.locator("#audit-results tbody tr")
+    # The line column is the fifth.
+    await expect(rows.locator("td:nth-child(5)", has_text="Kvällslinjen")).to_have_count(1)
+    await expect(rows.locator("td:nth-child(5)", has_text="bygone")).to_have_count(1)
+    await expect(rows.locator("td:nth-child(5)", has_text=re.compile("^evening$"))).to_have_count(0)
+
+    # The line filter names it too, and finds its entries.
+    await form.locator("select[name=line]").select_option(label="Kvällslinjen")
+    await form.locator("button[type=submit]").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator("td:nth-child(5)")).to_have_text("Kvällslinjen")
 
 
 async def test_every_screen_is_complete_in_swedish(server: RunningServer, page: Page) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -75,7 +77,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def new_page(browser: Browser, viewport: ViewportSize) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(viewport=viewport, locale="en-GB")
+    # In UTC, away from the lines' Stockholm time: times in a line's zone carry its name.
+    context = await browser.new_context(viewport=viewport, locale="en-GB", timezone_id="UTC")
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -224,6 +227,14 @@ async def test_acute_alerts_the_supervisor_then_on_call_then_shows_the_procedure
     await anna.locator("dialog[open] button.danger").click()
     pause = anna.locator("#care-pause")
     await expect(pause).to_contain_text("Take a moment")
+    # The time it ends, as the duty line above writes its times: the line's clock and zone.
+    presences = await server.runtime.broker.line_presences("night")
+    anna_id = next(p.staff_id for p in presences if p.alias == "Anna")
+    until = await server.runtime.chats.care.paused_until(anna_id)
+    assert until is not None
+    local = datetime.fromtimestamp(until, ZoneInfo("Europe/Stockholm"))
+    await expect(pause).to_contain_text(f"until {local:%H:%M} {local.tzname()}.")
+    await expect(anna.locator("#chats-shift")).to_contain_text(f" {local.tzname()}")
     await expect(anna.locator("#shift-tally")).to_contain_text("acute: 1")
     # A debrief about the first acute chat, on Bo's line.
     await anna.locator(f'.chat-tab[data-chat="{visitor.chat_id}"]').click()

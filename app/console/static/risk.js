@@ -117,6 +117,13 @@ export function riskTools(ctx, socket, state, hooks) {
   let pausedUntil = null;
   let pauseTimer = 0;
 
+  // The zone of the first line the duty line names (the first of the counsellor's lines when
+  // off duty); none, the browser's own, before the lines are known.
+  function dutyZone() {
+    const lines = state.lines ?? [];
+    return (lines.find((line) => line.on_duty) ?? lines[0])?.time_zone;
+  }
+
   function renderPause() {
     clearInterval(pauseTimer);
     const active = pausedUntil && pausedUntil * 1000 > Date.now();
@@ -127,7 +134,11 @@ export function riskTools(ctx, socket, state, hooks) {
     }
     const ready = h("button", { type: "button", class: "primary", id: "care-ready", text: t("risk.ready") });
     ready.addEventListener("click", () => socket.send({ type: "ready" }));
-    const until = new Date(pausedUntil * 1000).toLocaleTimeString(ctx.lang, { hour: "2-digit", minute: "2-digit" });
+    // As the duty line above shows its times: in the line's zone, named when it is not the browser's.
+    const zone = dutyZone();
+    const label = zoneLabel(zone, pausedUntil * 1000);
+    const clock = clockIn(pausedUntil * 1000, zone);
+    const until = label ? `${clock} ${label}` : clock;
     pause.replaceChildren(
       h("h2", { text: t("risk.pause_title") }),
       h("p", { text: t("risk.pause_text", { time: until }) }),
@@ -332,6 +343,8 @@ export function riskTools(ctx, socket, state, hooks) {
     attach,
     paint,
     inWrapup,
+    // The lines changed (their zones, who is on duty): the pause's time follows the duty line.
+    linesChanged: renderPause,
     offerTags(offer) {
       return offer.in_danger ? h("span", { class: "tag in-danger", text: t("risk.in_danger_tag") }) : null;
     },

@@ -18,6 +18,8 @@ export function mount(root, ctx) {
   let alive = true;
   let offset = 0;
   let staff = [];
+  // Line keys to names; a line taken out since keeps its key.
+  let lineNames = new Map();
   const action = h("select", { name: "action" }, h("option", { value: "", text: t("audit.any") }), ACTIONS.map((a) => h("option", { value: a, text: actionText(a) })));
   const who = h("select", { name: "staff_id" }, h("option", { value: "", text: t("audit.anyone") }));
   const line = h("select", { name: "line" }, h("option", { value: "", text: t("audit.any_line") }));
@@ -55,7 +57,10 @@ export function mount(root, ctx) {
     if (!alive) return;
     staff = people.ok ? people.data : [];
     who.append(...[...staff].sort((a, b) => a.username.localeCompare(b.username)).map((s) => h("option", { value: s.id, text: `${s.alias} (${s.username})` })));
-    if (lines.ok) line.append(...lines.data.map((l) => h("option", { value: l.key, text: l.name })));
+    if (lines.ok) {
+      lineNames = new Map(lines.data.map((l) => [l.key, l.name]));
+      line.append(...lines.data.map((l) => h("option", { value: l.key, text: l.name })));
+    }
     await load();
   }
 
@@ -105,7 +110,7 @@ export function mount(root, ctx) {
               h("td", { title: e.action, text: actionText(e.action) }),
               h("td", { text: e.actor ?? "—" }),
               h("td", { text: e.target ?? "—" }),
-              h("td", { text: e.line_key ?? "—" }),
+              h("td", { title: e.line_key, text: e.line_key ? (lineNames.get(e.line_key) ?? e.line_key) : "—" }),
               h("td", { class: "mono", text: e.chat_id ?? "—" }),
               h("td", { class: "detail", text: Object.entries(e.detail || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("; ") || "—" })))
           : h("tr", {}, h("td", { colspan: 7, text: t("audit.none") })))),

@@ -339,6 +339,7 @@ function build(root, ctx) {
       if (!state.queues.has(line.key)) state.queues.set(line.key, { line: line.key, waiting: 0, longest_wait_seconds: 0, received: Date.now() });
     }
     renderShift();
+    risk.linesChanged();
     renderQueues();
     for (const chat of state.chats.values()) renderCanned(chat);
   }
