@@ -12,11 +12,13 @@ import pytest
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.kit.db import unit_of_work
+from app.models import AuditEntry
 from app.models.enums import Qualification
 from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
 from tests.support.held import written
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.both_brokers]
 
@@ -73,6 +75,24 @@ async def another_romanian_chat(server: RunningServer, anna: StaffClient) -> Vis
     await anna.accept((await anna.expect("offer", chat_id=visitor.chat_id))["chat_id"])
     await visitor.expect("counsellor.joined")
     return visitor
+
+
+async def audit_entry(server: RunningServer, chat: str, action: str) -> AuditEntry:
+    """The one audit entry `action` about `chat`, once the held rows are written."""
+    found: list[AuditEntry] = []
+
+    async def logged() -> bool:
+        await written(server.runtime)
+        async with unit_of_work(server.runtime.sessionmaker) as session:
+            entries = await audit_service.search(
+                session, AuditFilter(chat_id=chat), limit=50, offset=0
+            )
+        found[:] = [e for e in entries if e.action == action]
+        return bool(found)
+
+    await eventually(logged)
+    (entry,) = found
+    return entry
 
 
 async def ask(anna: StaffClient, ion: StaffClient, chat: str) -> dict[str, Any]:
@@ -468,6 +488,10 @@ async def test_the_interpreter_leaves_a_chat_that_waits_again_with_no_counsellor
     assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
     ion = await reconnected(server, ion)
     assert ion.hello["interpreting"] == []
+    # The audit log says which interpreter left which chat, and why: no actor, no content.
+    left_entry = await audit_entry(server, chat, "interpreter.left")
+    assert left_entry.detail == {"reason": "counsellor_left"}
+    assert str(left_entry.target_staff_id) == ion.staff_id and left_entry.actor_id is None
 
     # The counsellor who answers it next finds no interpreter, and may ask for one.
     await add_counsellor(server.runtime, "cia", alias="Cia", languages=("sv",))
