@@ -13,10 +13,17 @@ from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.kit.db import unit_of_work
 from app.models import AuditEntry
-from app.models.enums import Qualification
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from app.models.enums import Qualification, StaffRole
+from tests.support.clients import (
+    StaffClient,
+    VisitorClient,
+    api,
+    open_staff,
+    open_visitor,
+    sign_in_session,
+)
 from tests.support.held import written
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
 from tests.support.waiting import eventually
 
@@ -528,4 +535,60 @@ async def test_a_supervisor_who_takes_over_finds_the_interpreter_and_may_remove_
     await bo.send({"type": "interpreter.remove", "chat_id": chat})
     await ion.expect("interpreter.left", chat_id=chat, reason="removed")
     await visitor.expect("interpreter.left", reason="removed")
+    assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+
+
+async def a_second_interpreter(server: RunningServer) -> StaffClient:
+    """Iva interprets Romanian too, on duty, signed in and available."""
+    await add_counsellor(
+        server.runtime,
+        "iva",
+        alias="Iva",
+        qualification=Qualification.interpreter,
+        languages=("ro",),
+    )
+    return await open_staff(server, "iva", PASSWORD)
+
+
+async def test_a_deactivated_interpreters_request_passes_on_at_once(
+    server: RunningServer,
+) -> None:
+    """Not when it would have lapsed (the line's offer timeout is far longer than any wait
+    here): the next interpreter is asked at once, as after a decline."""
+    anna, ion, _, visitor = await romanian_chat(server, offer_timeout_seconds=600)
+    assert ion is not None
+    chat = visitor.chat_id
+    await ask(anna, ion, chat)
+    iva = await a_second_interpreter(server)
+    await add_staff(server.runtime, "cora", StaffRole.coordinator)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+
+    response = await api(server, cora, "POST", f"/api/staff/{ion.staff_id}/deactivate")
+    assert response.status_code == 200
+    offer = await iva.expect("interpreter.offer", chat_id=chat)
+    assert offer["counsellor"] == "Anna"
+    broker = server.runtime.broker
+    assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+    await iva.send({"type": "interpreter.accept", "chat_id": chat})
+    await iva.expect("interpreting", chat_id=chat)
+    await visitor.expect("interpreter.joined", name="Iva")
+    await anna.expect_none("error", within=0.2, code="no_interpreter")
+
+
+async def test_a_deactivated_interpreters_request_with_nobody_left_tells_the_counsellor(
+    server: RunningServer,
+) -> None:
+    anna, ion, _, visitor = await romanian_chat(server, offer_timeout_seconds=600)
+    assert ion is not None
+    chat = visitor.chat_id
+    await ask(anna, ion, chat)
+    await add_staff(server.runtime, "cora", StaffRole.coordinator)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+
+    response = await api(server, cora, "POST", f"/api/staff/{ion.staff_id}/deactivate")
+    assert response.status_code == 200
+    error = await anna.expect("error", code="no_interpreter", chat_id=chat)
+    assert error["reason"] == "off_duty"
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
     assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
