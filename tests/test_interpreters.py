@@ -592,3 +592,46 @@ async def test_a_deactivated_interpreters_request_with_nobody_left_tells_the_cou
     record = await server.runtime.broker.get_chat(chat)
     assert record is not None and record.interpreter is None
     assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+
+
+async def lapses(anna: StaffClient, ion: StaffClient, chat: str) -> None:
+    """Anna asks, the request lapses with Ion, and Anna hears nobody is left."""
+    await ask(anna, ion, chat)
+    withdrawn = await ion.expect("interpreter.offer.withdrawn", chat_id=chat)
+    assert withdrawn["reason"] == "expired"
+    await anna.expect("error", code="no_interpreter", chat_id=chat)
+
+
+async def test_an_interpreter_who_lets_requests_lapse_is_set_away_and_told(
+    server: RunningServer,
+) -> None:
+    """As a counsellor is after missed offers: two lapses in a row (an answer in between
+    starts the count again) set the interpreter away, so requests stop going to them."""
+    anna, ion, _, visitor = await romanian_chat(server, offer_timeout_seconds=2)
+    assert ion is not None
+    chat = visitor.chat_id
+    broker = server.runtime.broker
+
+    await lapses(anna, ion, chat)
+    await join(anna, ion, chat)
+    await ion.send({"type": "interpreter.leave", "chat_id": chat})
+    await anna.expect("interpreter.left", chat_id=chat)
+    await lapses(anna, ion, chat)
+    await ion.expect_none("status", within=0.3)
+    presence = await broker.get_presence(ion.staff_id)
+    assert presence is not None and presence.status.value == "available"
+
+    await lapses(anna, ion, chat)
+    status = await ion.expect("status", status="away")
+    assert status["reason"] == "missed_offers"
+    presence = await broker.get_presence(ion.staff_id)
+    assert presence is not None and presence.status.value == "away"
+    # Nobody is asked now: the counsellor hears at once that no interpreter is on duty.
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    error = await anna.expect("error", ref="interpreter.request", chat_id=chat)
+    assert error["code"] == "no_interpreter" and error["reason"] == "off_duty"
+    await ion.expect_none("interpreter.offer", within=0.3)
+    # Back at their desk, they set themselves available and are asked again.
+    await ion.send({"type": "status", "status": "available"})
+    await ion.expect("status", status="available")
+    await ask(anna, ion, chat)

@@ -296,6 +296,7 @@ class Interpreters(ChatPart):
                 return err(ErrorCode.chat_ended, "the chat has ended", ref)
             return err(ErrorCode.offer_not_found, "this request is no longer yours", ref)
         await self.broker.cancel(deadline_key(Deadline.interpreter_offer, chat_id, interpreter.id))
+        await self.broker.update_presence(interpreter.id, {"missed_offers": 0})
         entry = Entry(
             EntryKind.interpreter_joined,
             self.broker.now(),
@@ -326,6 +327,9 @@ class Interpreters(ChatPart):
         await self.broker.publish(
             staff_channel(staff_id), withdrawn_frame(chat_id, "expired" if missed else "declined")
         )
+        if missed:
+            # The same rule as for a counsellor's offers: after a few lapses they are away.
+            await self.core.offer_missed(staff_id)
         await self._offer(
             record,
             record.interpreter_language or record.language,
