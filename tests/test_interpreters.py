@@ -12,11 +12,20 @@ import pytest
 from app.audit.repository import AuditFilter
 from app.audit.service import audit_service
 from app.kit.db import unit_of_work
-from app.models.enums import Qualification
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from app.models import AuditEntry
+from app.models.enums import Qualification, StaffRole
+from tests.support.clients import (
+    StaffClient,
+    VisitorClient,
+    api,
+    open_staff,
+    open_visitor,
+    sign_in_session,
+)
 from tests.support.held import written
-from tests.support.seed import PASSWORD, add_counsellor, add_line
+from tests.support.seed import PASSWORD, add_counsellor, add_line, add_staff
 from tests.support.server import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.both_brokers]
 
@@ -73,6 +82,24 @@ async def another_romanian_chat(server: RunningServer, anna: StaffClient) -> Vis
     await anna.accept((await anna.expect("offer", chat_id=visitor.chat_id))["chat_id"])
     await visitor.expect("counsellor.joined")
     return visitor
+
+
+async def audit_entry(server: RunningServer, chat: str, action: str) -> AuditEntry:
+    """The one audit entry `action` about `chat`, once the held rows are written."""
+    found: list[AuditEntry] = []
+
+    async def logged() -> bool:
+        await written(server.runtime)
+        async with unit_of_work(server.runtime.sessionmaker) as session:
+            entries = await audit_service.search(
+                session, AuditFilter(chat_id=chat), limit=50, offset=0
+            )
+        found[:] = [e for e in entries if e.action == action]
+        return bool(found)
+
+    await eventually(logged)
+    (entry,) = found
+    return entry
 
 
 async def ask(anna: StaffClient, ion: StaffClient, chat: str) -> dict[str, Any]:
@@ -468,6 +495,10 @@ async def test_the_interpreter_leaves_a_chat_that_waits_again_with_no_counsellor
     assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
     ion = await reconnected(server, ion)
     assert ion.hello["interpreting"] == []
+    # The audit log says which interpreter left which chat, and why: no actor, no content.
+    left_entry = await audit_entry(server, chat, "interpreter.left")
+    assert left_entry.detail == {"reason": "counsellor_left"}
+    assert str(left_entry.target_staff_id) == ion.staff_id and left_entry.actor_id is None
 
     # The counsellor who answers it next finds no interpreter, and may ask for one.
     await add_counsellor(server.runtime, "cia", alias="Cia", languages=("sv",))
@@ -505,3 +536,102 @@ async def test_a_supervisor_who_takes_over_finds_the_interpreter_and_may_remove_
     await ion.expect("interpreter.left", chat_id=chat, reason="removed")
     await visitor.expect("interpreter.left", reason="removed")
     assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+
+
+async def a_second_interpreter(server: RunningServer) -> StaffClient:
+    """Iva interprets Romanian too, on duty, signed in and available."""
+    await add_counsellor(
+        server.runtime,
+        "iva",
+        alias="Iva",
+        qualification=Qualification.interpreter,
+        languages=("ro",),
+    )
+    return await open_staff(server, "iva", PASSWORD)
+
+
+async def test_a_deactivated_interpreters_request_passes_on_at_once(
+    server: RunningServer,
+) -> None:
+    """Not when it would have lapsed (the line's offer timeout is far longer than any wait
+    here): the next interpreter is asked at once, as after a decline."""
+    anna, ion, _, visitor = await romanian_chat(server, offer_timeout_seconds=600)
+    assert ion is not None
+    chat = visitor.chat_id
+    await ask(anna, ion, chat)
+    iva = await a_second_interpreter(server)
+    await add_staff(server.runtime, "cora", StaffRole.coordinator)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+
+    response = await api(server, cora, "POST", f"/api/staff/{ion.staff_id}/deactivate")
+    assert response.status_code == 200
+    offer = await iva.expect("interpreter.offer", chat_id=chat)
+    assert offer["counsellor"] == "Anna"
+    broker = server.runtime.broker
+    assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+    await iva.send({"type": "interpreter.accept", "chat_id": chat})
+    await iva.expect("interpreting", chat_id=chat)
+    await visitor.expect("interpreter.joined", name="Iva")
+    await anna.expect_none("error", within=0.2, code="no_interpreter")
+
+
+async def test_a_deactivated_interpreters_request_with_nobody_left_tells_the_counsellor(
+    server: RunningServer,
+) -> None:
+    anna, ion, _, visitor = await romanian_chat(server, offer_timeout_seconds=600)
+    assert ion is not None
+    chat = visitor.chat_id
+    await ask(anna, ion, chat)
+    await add_staff(server.runtime, "cora", StaffRole.coordinator)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+
+    response = await api(server, cora, "POST", f"/api/staff/{ion.staff_id}/deactivate")
+    assert response.status_code == 200
+    error = await anna.expect("error", code="no_interpreter", chat_id=chat)
+    assert error["reason"] == "off_duty"
+    record = await server.runtime.broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
+    assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+
+
+async def lapses(anna: StaffClient, ion: StaffClient, chat: str) -> None:
+    """Anna asks, the request lapses with Ion, and Anna hears nobody is left."""
+    await ask(anna, ion, chat)
+    withdrawn = await ion.expect("interpreter.offer.withdrawn", chat_id=chat)
+    assert withdrawn["reason"] == "expired"
+    await anna.expect("error", code="no_interpreter", chat_id=chat)
+
+
+async def test_an_interpreter_who_lets_requests_lapse_is_set_away_and_told(
+    server: RunningServer,
+) -> None:
+    """As a counsellor is after missed offers: two lapses in a row (an answer in between
+    starts the count again) set the interpreter away, so requests stop going to them."""
+    anna, ion, _, visitor = await romanian_chat(server, offer_timeout_seconds=2)
+    assert ion is not None
+    chat = visitor.chat_id
+    broker = server.runtime.broker
+
+    await lapses(anna, ion, chat)
+    await join(anna, ion, chat)
+    await ion.send({"type": "interpreter.leave", "chat_id": chat})
+    await anna.expect("interpreter.left", chat_id=chat)
+    await lapses(anna, ion, chat)
+    await ion.expect_none("status", within=0.3)
+    presence = await broker.get_presence(ion.staff_id)
+    assert presence is not None and presence.status.value == "available"
+
+    await lapses(anna, ion, chat)
+    status = await ion.expect("status", status="away")
+    assert status["reason"] == "missed_offers"
+    presence = await broker.get_presence(ion.staff_id)
+    assert presence is not None and presence.status.value == "away"
+    # Nobody is asked now: the counsellor hears at once that no interpreter is on duty.
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    error = await anna.expect("error", ref="interpreter.request", chat_id=chat)
+    assert error["code"] == "no_interpreter" and error["reason"] == "off_duty"
+    await ion.expect_none("interpreter.offer", within=0.3)
+    # Back at their desk, they set themselves available and are asked again.
+    await ion.send({"type": "status", "status": "available"})
+    await ion.expect("status", status="available")
+    await ask(anna, ion, chat)

@@ -14,8 +14,20 @@ from typing import Any
 
 from app.abuse.blocks import Blocks
 from app.broker.base import Broker, Refusal, Transition
-from app.broker.records import WAITING_STATES, ChatRecord, ChatState, queue_score
-from app.chats.channels import Deadline, chat_channel, deadline_key, line_channel
+from app.broker.records import (
+    WAITING_STATES,
+    ChatRecord,
+    ChatState,
+    StaffStatus,
+    queue_score,
+)
+from app.chats.channels import (
+    Deadline,
+    chat_channel,
+    deadline_key,
+    line_channel,
+    staff_channel,
+)
 from app.chats.entries import Entry
 from app.chats.plan import entry_event
 from app.chats.protocol import ErrorCode, ProtocolError
@@ -29,6 +41,9 @@ from app.stats.counters import ChatCounters
 # How often a step that depends on a chat's state is tried again when another process changed
 # the state in between (each retry needs yet another change at that very moment).
 STATE_RETRIES = 5
+# Offers (a chat's, or an interpreter's request) a staff member may let lapse in a row before
+# they are set to away.
+MISSED_OFFERS_BEFORE_AWAY = 2
 # A visitor connection's lease in the broker lapses this long after its process stopped
 # refreshing it (the heartbeat refreshes it); then the chat waits out the visitor's grace.
 VISITOR_LEASE_MIN_SECONDS = 15.0
@@ -80,6 +95,24 @@ class ChatCore:
         self.router.kick(line)
         event = {"type": "queue.changed"} if settled is None else settled_event(settled)
         await self.broker.publish(line_channel(line), event)
+
+    async def offer_missed(self, staff_id: str) -> None:
+        """An offer to them lapsed: after a few in a row they are set to away, and told, so
+        that nothing more goes to someone who walked away from their desk."""
+        presence = await self.broker.get_presence(staff_id)
+        if presence is None:
+            return
+        missed = presence.missed_offers + 1
+        changes: dict[str, Any] = {"missed_offers": missed}
+        if missed >= MISSED_OFFERS_BEFORE_AWAY:
+            changes["status"] = StaffStatus.away
+            changes["missed_offers"] = 0
+        await self.broker.update_presence(staff_id, changes)
+        if "status" in changes:
+            await self.broker.publish(
+                staff_channel(staff_id),
+                {"type": "status", "status": "away", "reason": "missed_offers"},
+            )
 
     async def settle_queue(self, record: ChatRecord, *, queued: bool) -> None:
         """A waiting chat is in its line's queue exactly while its visitor is here.

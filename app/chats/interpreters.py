@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from app.audit.service import AuditAction, audit_service
 from app.broker.base import Refusal, Transition
 from app.broker.records import LIVE_STATES, ChatRecord, ChatState
 from app.chats import plan
@@ -256,8 +257,20 @@ class Interpreters(ChatPart):
                 release=inside,
             ),
         )
-        if not isinstance(result, Refusal):
-            await self._left(result, record.interpreter_alias, inside, "counsellor_left")
+        if isinstance(result, Refusal):
+            return
+        await self._left(result, record.interpreter_alias, inside, "counsellor_left")
+        # Which interpreter left which chat, and why; no actor, as nobody chose it for them.
+        # Often run from a deadline with no database session: held like the chat's other rows.
+        entry = audit_service.entry(
+            AuditAction.interpreter_left,
+            actor_id=None,
+            target_staff_id=inside,
+            chat_id=record.id,
+            line_key=result.line,
+            detail={"reason": "counsellor_left"},
+        )
+        await self.held_rows.hold(entry)
 
     async def accept(
         self, interpreter: StaffContext, chat_id: str
@@ -283,6 +296,7 @@ class Interpreters(ChatPart):
                 return err(ErrorCode.chat_ended, "the chat has ended", ref)
             return err(ErrorCode.offer_not_found, "this request is no longer yours", ref)
         await self.broker.cancel(deadline_key(Deadline.interpreter_offer, chat_id, interpreter.id))
+        await self.broker.update_presence(interpreter.id, {"missed_offers": 0})
         entry = Entry(
             EntryKind.interpreter_joined,
             self.broker.now(),
@@ -313,6 +327,9 @@ class Interpreters(ChatPart):
         await self.broker.publish(
             staff_channel(staff_id), withdrawn_frame(chat_id, "expired" if missed else "declined")
         )
+        if missed:
+            # The same rule as for a counsellor's offers: after a few lapses they are away.
+            await self.core.offer_missed(staff_id)
         await self._offer(
             record,
             record.interpreter_language or record.language,

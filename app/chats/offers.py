@@ -16,7 +16,6 @@ from app.broker.records import (
     PRIORITY_TRANSFER,
     ChatRecord,
     ChatState,
-    StaffStatus,
     queue_score,
 )
 from app.chats.channels import Deadline, deadline_key, line_channel, staff_channel
@@ -30,9 +29,6 @@ from app.staff.service import StaffContext
 
 if TYPE_CHECKING:
     from app.chats.interpreters import Interpreters
-
-# Offers a counsellor may let lapse in a row before they are set to away.
-MISSED_OFFERS_BEFORE_AWAY = 2
 
 
 def answered_by(staff_id: str, alias: str, now: float, *, first: bool) -> dict[str, Any]:
@@ -157,19 +153,7 @@ class Offers(ChatPart):
             },
         )
         if missed:
-            presence = await self.broker.get_presence(staff_id)
-            if presence is not None:
-                missed_count = presence.missed_offers + 1
-                changes: dict[str, Any] = {"missed_offers": missed_count}
-                if missed_count >= MISSED_OFFERS_BEFORE_AWAY:
-                    changes["status"] = StaffStatus.away
-                    changes["missed_offers"] = 0
-                await self.broker.update_presence(staff_id, changes)
-                if "status" in changes:
-                    await self.broker.publish(
-                        staff_channel(staff_id),
-                        {"type": "status", "status": "away", "reason": "missed_offers"},
-                    )
+            await self.core.offer_missed(staff_id)
         await self.core.queue_changed(result.line, settled=chat_id)
         return result
 

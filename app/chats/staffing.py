@@ -1,7 +1,8 @@
 """Counsellors as the chat core sees them: status, sign-in, connections and removal.
 
 A counsellor whose last connection drops keeps their chats through a grace period (offers
-move on at once); one who is deactivated loses them to the queue now.
+move on at once); one who is deactivated loses them to the queue now, and an interpreter who
+is deactivated passes on the requests offered to them.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class Staffing(ChatPart):
         await self.broker.publish(staff_channel(staff_id), {"type": "staff.changed"})
 
     async def remove_counsellor(self, staff_id: str) -> None:
-        """Deactivated: connections close, offers move on and chats go back to the queue now."""
+        """Deactivated: connections close, offers (an interpreter's requests too) move on
+        and chats go back to the queue now."""
         await self.end_sessions(staff_id, None)
         await self.broker.remove_presence(staff_id)
         for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
@@ -141,3 +143,6 @@ class Staffing(ChatPart):
                 await self.offers.release_offer(record.id, staff_id, missed=False)
             elif record.state is ChatState.active and record.counsellor_id == staff_id:
                 await self.offers.return_to_queue(record.id, staff_id, force=True)
+            elif record.interpreter_asked == staff_id:
+                # As if declined: the next interpreter is asked, not after the request lapses.
+                await self.offers.interpreters.decline(staff_id, record.id)
