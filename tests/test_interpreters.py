@@ -594,6 +594,46 @@ async def test_a_deactivated_interpreters_request_with_nobody_left_tells_the_cou
     assert await server.runtime.broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
 
 
+async def test_a_deactivated_interpreter_leaves_their_chat_as_if_removed(
+    server: RunningServer,
+) -> None:
+    """Their connections close, and the chat lets them go too: the visitor and counsellor
+    see them leave, and the counsellor may ask another interpreter at once."""
+    anna, ion, _, visitor = await romanian_chat(server)
+    assert ion is not None
+    chat = visitor.chat_id
+    await join(anna, ion, chat)
+    await visitor.expect("interpreter.joined", name="Ion")
+    cora_id = await add_staff(server.runtime, "cora", StaffRole.coordinator)
+    cora = await sign_in_session(server, "cora", PASSWORD)
+
+    response = await api(server, cora, "POST", f"/api/staff/{ion.staff_id}/deactivate")
+    assert response.status_code == 200
+    left = await visitor.expect("interpreter.left", chat_id=chat)
+    assert left["name"] == "Ion" and left["reason"] == "deactivated"
+    await anna.expect("interpreter.left", chat_id=chat, name="Ion", reason="deactivated")
+    broker = server.runtime.broker
+    record = await broker.get_chat(chat)
+    assert record is not None and record.interpreter is None
+    assert await broker.staff_loads([ion.staff_id]) == {ion.staff_id: 0}
+    # Audited like a removal: who made which interpreter leave which chat, no content.
+    left_entry = await audit_entry(server, chat, "interpreter.left")
+    assert left_entry.detail == {"reason": "deactivated"}
+    assert str(left_entry.actor_id) == cora_id
+    assert str(left_entry.target_staff_id) == ion.staff_id
+
+    # The chat's place for an interpreter is free: another one is asked and joins.
+    iva = await a_second_interpreter(server)
+    await anna.send({"type": "interpreter.request", "chat_id": chat})
+    await anna.expect("interpreter.asked", chat_id=chat)
+    assert (await iva.expect("interpreter.offer", chat_id=chat))["counsellor"] == "Anna"
+    await iva.send({"type": "interpreter.accept", "chat_id": chat})
+    await iva.expect("interpreting", chat_id=chat)
+    await visitor.expect("interpreter.joined", name="Iva")
+    await anna.say(chat, "Still here with you")
+    await visitor.expect("message", text="Still here with you")
+
+
 async def lapses(anna: StaffClient, ion: StaffClient, chat: str) -> None:
     """Anna asks, the request lapses with Ion, and Anna hears nobody is left."""
     await ask(anna, ion, chat)

@@ -245,8 +245,22 @@ class Interpreters(ChatPart):
         (reason `counsellor_left`), their place free."""
         await self.withdraw(record, "moved")
         inside = record.interpreter_id
-        if inside is None:
-            return
+        if inside is not None:
+            # No actor: nobody chose it for them.
+            await self._put_out(record, inside, "counsellor_left", actor_id=None)
+
+    async def deactivated(self, record: ChatRecord, actor_id: str) -> None:
+        """The interpreter in `record` was deactivated (by `actor_id`): they leave at once, as
+        if removed (reason `deactivated`), their place free."""
+        inside = record.interpreter_id
+        if inside is not None:
+            await self._put_out(record, inside, "deactivated", actor_id=actor_id)
+
+    async def _put_out(
+        self, record: ChatRecord, inside: str, reason: str, *, actor_id: str | None
+    ) -> None:
+        """`inside` leaves `record` though they did not ask to: everyone in the chat sees
+        `interpreter.left` with `reason`, and the audit log says who made them leave."""
         result = await self.broker.transition(
             record.id,
             Transition(
@@ -259,16 +273,16 @@ class Interpreters(ChatPart):
         )
         if isinstance(result, Refusal):
             return
-        await self._left(result, record.interpreter_alias, inside, "counsellor_left")
-        # Which interpreter left which chat, and why; no actor, as nobody chose it for them.
-        # Often run from a deadline with no database session: held like the chat's other rows.
+        await self._left(result, record.interpreter_alias, inside, reason)
+        # Which interpreter left which chat, and why. Often run from a deadline or after a
+        # commit, with no database session: held like the chat's other rows.
         entry = audit_service.entry(
             AuditAction.interpreter_left,
-            actor_id=None,
+            actor_id=actor_id,
             target_staff_id=inside,
             chat_id=record.id,
             line_key=result.line,
-            detail={"reason": "counsellor_left"},
+            detail={"reason": reason},
         )
         await self.held_rows.hold(entry)
 

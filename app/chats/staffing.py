@@ -2,7 +2,7 @@
 
 A counsellor whose last connection drops keeps their chats through a grace period (offers
 move on at once); one who is deactivated loses them to the queue now, and an interpreter who
-is deactivated passes on the requests offered to them.
+is deactivated passes on the requests offered to them and leaves the chats they are in.
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ class Staffing(ChatPart):
         """Their profile changed: open WebSockets reload it."""
         await self.broker.publish(staff_channel(staff_id), {"type": "staff.changed"})
 
-    async def remove_counsellor(self, staff_id: str) -> None:
-        """Deactivated: connections close, offers (an interpreter's requests too) move on
-        and chats go back to the queue now."""
+    async def remove_counsellor(self, staff_id: str, actor_id: str) -> None:
+        """Deactivated (by `actor_id`): connections close, offers (an interpreter's requests
+        too) move on, chats go back to the queue and an interpreter leaves theirs now."""
         await self.end_sessions(staff_id, None)
         await self.broker.remove_presence(staff_id)
         for record in await self.broker.get_chats(await self.broker.staff_chat_ids(staff_id)):
@@ -146,3 +146,5 @@ class Staffing(ChatPart):
             elif record.interpreter_asked == staff_id:
                 # As if declined: the next interpreter is asked, not after the request lapses.
                 await self.offers.interpreters.decline(staff_id, record.id)
+            elif record.interpreter_id == staff_id:
+                await self.offers.interpreters.deactivated(record, actor_id)

@@ -297,8 +297,8 @@ async def deactivate_staff(
         await staff_service.deactivate(session, actor, staff)
     except StaffError as exc:
         raise _problem(exc) from None
-    removed = str(staff.id)
-    after_commit(session, lambda: runtime.chats.staffing.remove_counsellor(removed))
+    removed, by = str(staff.id), str(actor.id)
+    after_commit(session, lambda: runtime.chats.staffing.remove_counsellor(removed, by))
     return await _read(session, staff)
 
 
