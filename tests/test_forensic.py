@@ -193,6 +193,9 @@ async def test_nothing_identifying_survives_a_few_hundred_chats(
         # A counsellor bot answers faster than a person; flood control is tested elsewhere.
         staff_frame_rate=200.0,
         staff_frame_burst=400,
+        # Hundreds of chats load the machine: a stalled loop must not let the bots' leases run
+        # out (the line would read as closed); dropped processes are tested elsewhere.
+        heartbeat_seconds=3.0,
     )
     chats: list[tuple[str, str]] = []  # (chat id, line)
     owned: dict[str, Bot] = {}
