@@ -1,9 +1,10 @@
 """The visitor's mailbox in real Chromium against real uvicorn: a visitor writes while the
 line is closed and keeps the code (copy, and the "I have saved it" step); a day later a
-counsellor claims and answers through the staff API; in a fresh browser the visitor reads
-the answer with the code, writes again and deletes the thread, after which nothing of it is
-left in SQL, the broker or the logs. A wrong code, quick exit from the thread, axe-core on
-every view, screenshots at 390×844 in Swedish and Arabic; and the widget's pure helpers."""
+counsellor finds the letter in her console, claims it and answers; in a fresh browser the
+visitor reads the answer with the code, writes again and deletes the thread, after which
+nothing of it is left in SQL, the broker or the logs. A wrong code, quick exit from the
+thread, axe-core on every view, screenshots at 390×844 in Swedish and Arabic; and the
+widget's pure helpers."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize
+from playwright.async_api import Browser, Page, ViewportSize, expect
 from sqlalchemy import select
 
 from app.kit.db import unit_of_work
 from app.models import MailboxMessage, MailboxThread
 from app.settings import Settings
 from tests.support.browser import axe_violations, chromium, describe
-from tests.support.roster import http_as
-from tests.support.seed import add_counsellor, add_line
+from tests.support.console import sign_in_console
+from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer, bound_socket, run_server
 from tests.test_widget_browser import open_launcher, serve_host
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.browser
 
 SHOTS = Path("/tmp/shots/mailbox-widget")
 PHONE: ViewportSize = {"width": 390, "height": 844}
+DESK: ViewportSize = {"width": 1280, "height": 800}
 ANSWER_TIME = {
     "sv": "Vi svarar oftast inom två dagar.",
     "en": "We usually answer within two days.",
@@ -104,16 +106,6 @@ async def status_text(page: Page) -> str:
     return ((await page.locator("#mb-state").text_content()) or "").strip()
 
 
-async def thread_id(server: RunningServer) -> str:
-    async with http_as(server, "anna") as anna:
-        listed = await anna.get("/api/mailbox", params={"line": "support"})
-        assert listed.status_code == 200, listed.text
-        waiting = listed.json()["waiting"]
-        assert len(waiting) == 1, waiting
-        found: str = waiting[0]["id"]
-        return found
-
-
 async def a_day_passes(server: RunningServer) -> None:
     """Every thread's times move back a day, as if the visitor wrote yesterday."""
     day = timedelta(days=1)
@@ -180,19 +172,24 @@ async def test_a_visitor_writes_while_closed_and_reads_the_answer_with_the_code(
         assert page.errors == []  # type: ignore[attr-defined]
         await page.context.close()
 
-        # A day later, Anna claims the thread and answers.
+        # A day later, Anna finds the letter in her console, claims it and answers.
         await a_day_passes(server)
-        thread = await thread_id(server)
-        async with http_as(server, "anna") as anna:
-            listed = (await anna.get("/api/mailbox", params={"line": "support"})).json()
-            assert listed["waiting"][0]["age_seconds"] >= 24 * 3600
-            claimed = await anna.post(f"/api/mailbox/{thread}/claim")
-            assert claimed.status_code == 200, claimed.text
-            answered = await anna.post(
-                f"/api/mailbox/{thread}/answer",
-                json={"text": "Tack för att du skrev. Berätta mer."},
-            )
-            assert answered.status_code == 200, answered.text
+        desk = await browser.new_context(viewport=DESK)
+        console = await desk.new_page()
+        await sign_in_console(console, server, "anna", PASSWORD)
+        await console.goto(f"{server.url}/console#/mailbox")
+        waiting = console.locator('.mailbox-line[data-line="support"] .mailbox-item.waiting')
+        await expect(waiting).to_have_count(1)
+        await expect(waiting.locator(".mailbox-age")).to_contain_text("waiting 1 day")
+        await waiting.get_by_role("button", name="Claim").click()
+        opened = console.locator(".mailbox-thread")
+        await expect(opened.locator(".entry.from-visitor .text")).to_have_text(said)
+        await opened.locator("textarea[name=text]").fill("Tack för att du skrev. Berätta mer.")
+        await opened.get_by_role("button", name="Send answer").click()
+        await expect(opened.locator(".entry.from-staff .text")).to_have_text(
+            "Tack för att du skrev. Berätta mer."
+        )
+        await desk.close()
 
         # Another browser, another day: only the words (typed loosely).
         page = await visitor(browser, server, "sv")
