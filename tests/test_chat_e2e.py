@@ -192,13 +192,11 @@ async def test_capacity_holds_with_three_counsellors_and_ten_visitors(
     assert sorted(loads.values()) == [2, 2, 2]
     assert await rt.broker.queue_length("support") == 4
     waiting = [v for v in visitors if v.chat_id not in {c for a in accepted for c in a}]
-    positions = sorted(
-        [
-            (await v.expect("queue.position", where=lambda f: f["position"] <= 4))["position"]
-            for v in waiting
-        ]
-    )
-    assert positions == [1, 2, 3, 4]
+    # Positions count down as chats leave the queue, and pushes may skip a step;
+    # each waiting visitor, in the order they came, ends at their own place.
+    assert len(waiting) == 4
+    for place, v in enumerate(waiting, start=1):
+        await v.expect("queue.position", position=place)
 
     # A chat ends; exactly one waiting chat is offered to the freed counsellor.
     chat_id = accepted[0][0]
