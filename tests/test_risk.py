@@ -229,6 +229,66 @@ async def test_with_no_supervisor_on_duty_the_on_call_is_alerted_else_the_proced
     assert done["procedure"] == {"text": PROCEDURE, "contact": CONTACT}
 
 
+async def test_only_supervisors_are_on_call_and_one_who_stops_supervising_leaves_the_list(
+    server: RunningServer,
+) -> None:
+    rt = server.runtime
+    await _line(server)
+    carl_id = await add_counsellor(rt, "carl", alias="Carl", supervisor=True, on_duty=False)
+    vera_id = await add_counsellor(rt, "vera", alias="Vera", on_duty=False)
+    await add_counsellor(rt, "anna", alias="Anna")
+    await add_staff(rt, "cora", StaffRole.coordinator)
+    async with http_as(server, "cora") as cora:
+        before = (await cora.get("/api/lines/support/settings")).json()
+        # Someone who cannot open the Supervise screen, or nobody at all, is refused.
+        for on_call, says in (
+            ([vera_id], "Vera does not supervise chats"),
+            ([str(uuid.uuid4())], "no active staff member"),
+        ):
+            refused = await cora.put(
+                "/api/lines/support/settings", json={**before, "on_call": on_call}
+            )
+            assert refused.status_code == 422 and says in refused.text, refused.text
+            created = await cora.post(
+                "/api/lines", json={**before, "key": "night", "name": "Night", "on_call": on_call}
+            )
+            assert created.status_code == 422 and says in created.text, created.text
+        assert (await cora.get("/api/lines/support/settings")).json() == before
+        assert (await cora.get("/api/lines/night/settings")).status_code == 404
+        saved = await cora.put("/api/lines/support/settings", json={**before, "on_call": [carl_id]})
+        assert saved.status_code == 200, saved.text
+
+        # Carl stops supervising: he leaves the on-call list, and an acute chat reaches
+        # nobody, so the counsellor reads the procedure.
+        demoted = await cora.patch(f"/api/staff/{carl_id}", json={"is_supervisor": False})
+        assert demoted.status_code == 200, demoted.text
+        settings = (await cora.get("/api/lines/support/settings")).json()
+        assert settings["on_call"] == []
+        log = (await cora.get("/api/audit", params={"action": "line"})).json()["entries"]
+        newest = log[0]
+        assert (newest["action"], newest["detail"]) == ("line.updated", {"fields": ["on_call"]})
+        # Bo, deactivated, leaves it too.
+        bo_id = await add_counsellor(rt, "bo", alias="Bo", supervisor=True, on_duty=False)
+        both = {**settings, "on_call": [bo_id]}
+        assert (await cora.put("/api/lines/support/settings", json=both)).status_code == 200
+        assert (await cora.post(f"/api/staff/{bo_id}/deactivate")).status_code == 200
+        assert (await cora.get("/api/lines/support/settings")).json()["on_call"] == []
+
+    async def reloaded() -> bool:
+        line = rt.lines.get("support")
+        return line is not None and line.on_call == ()
+
+    await eventually(reloaded, what="the line reloaded")
+    anna = await open_staff(server, "anna", PASSWORD)
+    carl = await open_staff(server, "carl", PASSWORD, available=False)
+    visitor = await _chat(server, anna)
+    await anna.send({"type": "risk", "chat_id": visitor.chat_id, "level": "acute"})
+    done = await anna.expect("risk.set", risk="acute")
+    assert (done["supervisors"], done["on_call"]) == (0, 0)
+    assert done["procedure"] == {"text": PROCEDURE, "contact": CONTACT}
+    await carl.expect_none("risk.alert", within=0.5)
+
+
 async def test_risk_on_a_chat_that_is_not_ones_own_is_refused_and_changes_nothing(
     server: RunningServer,
 ) -> None:

@@ -10,6 +10,7 @@ from app.lines.public import public_line
 from app.lines.schemas import LineKeyStr, LineSettings, PracticeLine, PublicLine
 from app.lines.service import line_service
 from app.staff.permissions import ManageLines, PlayVisitor, public
+from app.staff.service import StaffError, staff_service
 
 router = APIRouter(prefix="/api/lines", tags=["lines"])
 
@@ -48,6 +49,13 @@ async def get_line(key: Text, runtime: RuntimeDep) -> PublicLine:
 # Line settings (coordinators) -------------------------------------------------------------
 
 
+async def _check_on_call(session: SessionDep, body: LineSettings) -> None:
+    try:
+        await staff_service.check_on_call(session, body.on_call)
+    except StaffError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
 @router.get("/{key}/settings", response_model=LineSettings)
 async def get_line_settings(
     key: LineKeyStr, session: SessionDep, actor: ManageLines
@@ -76,6 +84,7 @@ async def update_line_settings(
     if line is None or not line.is_active:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such line")
     changed = line_service.changed_fields(line, body)
+    await _check_on_call(session, body)
     await line_service.upsert(session, body)
     if changed:
         await audit_service.record(
@@ -98,6 +107,7 @@ async def create_line(
     existing = await line_service.get(session, body.key)
     if existing is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"a line {body.key!r} already exists")
+    await _check_on_call(session, body)
     await line_service.upsert(session, body)
     await audit_service.record(
         session, AuditAction.line_created, actor_id=actor.id, line_key=body.key

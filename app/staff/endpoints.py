@@ -281,6 +281,8 @@ async def update_staff(
         # Open staff WebSockets reload the profile (or close, if it no longer allows them).
         changed_id = str(staff.id)
         after_commit(session, lambda: runtime.chats.staffing.staff_changed(changed_id))
+        if await staff_service.leave_on_call(session, actor, staff):
+            after_commit(session, lambda: runtime.lines.changed(runtime.broker))
     return await _read(session, staff)
 
 
@@ -299,6 +301,8 @@ async def deactivate_staff(
         raise _problem(exc) from None
     removed, by = str(staff.id), str(actor.id)
     after_commit(session, lambda: runtime.chats.staffing.remove_counsellor(removed, by))
+    if await staff_service.leave_on_call(session, actor, staff):
+        after_commit(session, lambda: runtime.lines.changed(runtime.broker))
     return await _read(session, staff)
 
 

@@ -19,7 +19,7 @@ from app.models.enums import Qualification, StaffRole
 from app.settings import Settings
 from app.staff import totp
 from app.staff.passwords import hash_password, needs_rehash, password_problem, verify_password
-from app.staff.permissions import may_manage, staff_grants
+from app.staff.permissions import Permission, may_manage, staff_grants
 from app.staff.repository import (
     EnrolmentRepository,
     LineMembershipRepository,
@@ -189,6 +189,37 @@ class StaffService:
 
     async def list_all(self, session: AsyncSession) -> Sequence[Staff]:
         return await StaffRepository(session).list_all()
+
+    async def check_on_call(self, session: AsyncSession, staff_ids: Sequence[str]) -> None:
+        """Everyone on a line's on-call list must be an active staff member who may supervise:
+        an acute alert sends them to the Supervise screen."""
+        repository = StaffRepository(session)
+        for staff_id in staff_ids:
+            person = await repository.get(uuid.UUID(staff_id))
+            if person is None or not person.is_active:
+                raise StaffError(f"on_call: there is no active staff member {staff_id}")
+            if Permission.supervise not in staff_grants(person):
+                raise StaffError(f"on_call: {person.alias} does not supervise chats")
+
+    async def leave_on_call(self, session: AsyncSession, actor: Staff, staff: Staff) -> list[str]:
+        """Take someone who may no longer supervise off every line's on-call list; the keys of
+        the lines changed."""
+        if staff.is_active and Permission.supervise in staff_grants(staff):
+            return []
+        changed = []
+        for line in await LineRepository(session).list_active():
+            if str(staff.id) in (line.on_call or []):
+                line.on_call = [s for s in line.on_call if s != str(staff.id)]
+                changed.append(line.key)
+                await audit_service.record(
+                    session,
+                    AuditAction.line_updated,
+                    actor_id=actor.id,
+                    line_key=line.key,
+                    detail={"fields": ["on_call"]},
+                )
+        await session.flush()
+        return changed
 
     async def usernames(
         self, session: AsyncSession, ids: Iterable[uuid.UUID]
