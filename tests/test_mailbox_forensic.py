@@ -41,7 +41,7 @@ from app.runtime import Runtime
 from tests.conftest import REDIS_URL
 from tests.support.brokers import redis_dump
 from tests.support.clients import api, sign_in_session
-from tests.support.postgres import fresh_database
+from tests.support.postgres import ADMIN_DSN, fresh_database
 from tests.support.seed import PASSWORD, add_counsellor, add_line
 from tests.support.server import RunningServer
 from tests.support.waiting import eventually
@@ -296,6 +296,36 @@ async def test_a_transaction_older_than_the_shred_is_outlived_before_the_files_a
     await eventually(lambda: idle(rt), timeout=VACUUM_WAIT, what="the vacuum after the shred")
     files = await file_blob(rt)
     assert [s for s in sealed if s in files] == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_transaction_of_another_database_older_than_the_shred_is_outlived_too(
+    server: RunningServer,
+) -> None:
+    # VACUUM FULL's own snapshot reaches back to the oldest transaction running in any
+    # database of the server, and keeps every row deleted after it began: another
+    # application's write, begun before the delete, must end before the vacuum runs.
+    rt = server.runtime
+    await add_line(rt)
+    anna_id = await add_counsellor(rt, "anna", alias="Anna")
+    async with unit_of_work(rt.sessionmaker) as session:
+        issued = await issue_code(session, rt, anna_id)
+    digest = issued.digest.encode()
+    elsewhere = await asyncpg.connect(ADMIN_DSN)
+    try:
+        writing = elsewhere.transaction()
+        await writing.start()
+        await elsewhere.fetchval("SELECT pg_current_xact_id()")  # a write's transaction id
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            gone = await http.post("/api/visitor/continuity/delete", json={"code": issued.code})
+        assert gone.json() == {"status": "deleted"}
+        await asyncio.sleep(1)
+        assert rt.mailbox.vacuum_pending  # waiting for the other database's transaction
+        await writing.rollback()
+    finally:
+        await elsewhere.close()
+    await eventually(lambda: idle(rt), timeout=VACUUM_WAIT, what="the vacuum after the delete")
+    assert digest not in await file_blob(rt)
 
 
 async def test_a_booking_left_by_an_expired_code_leaves_the_files_when_its_time_is_past(

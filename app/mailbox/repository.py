@@ -35,9 +35,11 @@ VACUUM_LOCK_TIMEOUT = "2s"
 OLDER_TRANSACTIONS_WAIT_SECONDS = 10.0
 # As a 32-bit xid, the type pg_stat_activity's backend_xmin and backend_xid have.
 NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296")
+# A snapshot of this database older than the horizon may see the deleted rows. A transaction
+# of any database older than it lowers the vacuum's own snapshot, which then keeps them too.
 OLDER_SNAPSHOTS = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-    " AND pid <> pg_backend_pid() AND (age(backend_xmin) > age(CAST(:horizon AS xid))"
+    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+    " AND ((datname = current_database() AND age(backend_xmin) > age(CAST(:horizon AS xid)))"
     " OR age(backend_xid) > age(CAST(:horizon AS xid)))"
 )
 
@@ -214,11 +216,11 @@ async def vacuum(engine: AsyncEngine) -> bool:
 
 
 async def _outlive_older_snapshots(connection: AsyncConnection, horizon: int) -> bool:
-    """Wait (a little) until no other session of this database holds a snapshot or a
-    transaction older than `horizon` (one that may still see the deleted rows: begun before
-    the deletion, or taken while a transaction of any database older than it ran); whether
-    none is left. PostgreSQL shows other roles' sessions only to members of
-    pg_read_all_stats; Lykta's own are the ones that matter."""
+    """Wait (a little) until no other session of this database holds a snapshot older than
+    `horizon` (one that may still see the deleted rows) and no session of any database runs a
+    transaction older than it; whether none is left. Once none is, none can come: later
+    transactions and snapshots are newer. PostgreSQL shows other roles' sessions only to
+    members of pg_read_all_stats; Lykta's own are the ones that matter."""
     deadline = time.monotonic() + OLDER_TRANSACTIONS_WAIT_SECONDS
     while (await connection.execute(OLDER_SNAPSHOTS, {"horizon": horizon})).scalar_one():
         if time.monotonic() >= deadline:
