@@ -1,5 +1,6 @@
 """In real Chromium: the statistics view's wrap-ups, risk and "in danger"; a counsellor taking
-the next chat from the queue card; a supervisor playing the visitor on a practice line.
+the next chat from the queue card; a supervisor playing the visitor on a practice line (its
+chat page, line and mailbox reached with their session).
 
 Screenshots at 1280×800 go to /tmp/shots/take-next/ as well as test-artifacts/.
 """
@@ -56,6 +57,7 @@ async def server(
             name="Training",
             practice=True,
             practice_openings={"sv": [OPENING, "Min kille läser mina meddelanden."]},
+            mailbox="always",
         )
         await add_staff(rt, "cora", StaffRole.coordinator)
         await add_counsellor(rt, "anna", lines=("support", "night", "training"), capacity=3)
@@ -226,3 +228,13 @@ async def test_a_supervisor_plays_the_visitor_on_a_practice_line(
     await shot(page, "supervise-practice")
     await anna.send({"type": "end", "chat_id": offer["chat_id"]})
     await anna.expect("wrapup.required", chat_id=offer["chat_id"])
+
+    # Back to play again: the chat page finds its chat over and asks for the line anew, and
+    # writes to its mailbox, with Bo's session (a practice line answers no one else).
+    await page.goto(f"{server.url}/console#/practice")
+    await page.locator("#practice-open").click()
+    frame = page.frame_locator("#practice-frame")
+    await frame.get_by_role("button", name="Skriv till oss").click()
+    await frame.locator("#view-mailbox").get_by_label("Ditt meddelande").fill("Ett övningsbrev.")
+    await frame.get_by_role("button", name="Skicka").click()
+    await expect(frame.get_by_role("heading", name="Din brevlådekod", exact=True)).to_be_visible()

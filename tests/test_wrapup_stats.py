@@ -20,7 +20,7 @@ from app.models.enums import ChatOutcome
 from app.stats.recorder import ChatFacts
 from app.stats.wrapups import shown_parts
 from tests.conftest import ServerFactory
-from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor
+from tests.support.clients import StaffClient, VisitorClient, open_staff, open_visitor, sign_in
 from tests.support.held import written
 from tests.support.postgres import fresh_database
 from tests.support.roster import http_as, local_now, problem
@@ -33,10 +33,16 @@ TOPICS = ["violence", "health", "housing", "other"]
 
 
 async def chat_with_wrapup(
-    server: RunningServer, anna: StaffClient, line: str, topics: list[str], outcome: str
+    server: RunningServer,
+    anna: StaffClient,
+    line: str,
+    topics: list[str],
+    outcome: str,
+    player: str | None = None,
 ) -> str:
-    """A visitor's chat on `line`, answered, ended by the counsellor and wrapped up."""
-    visitor = await open_chat_on(server, anna, line)
+    """A visitor's chat on `line`, answered, ended by the counsellor and wrapped up; on a
+    practice line the visitor is played by staff with the session `player`."""
+    visitor = await open_chat_on(server, anna, line, player)
     await visitor.expect("counsellor.joined")
     await visitor.say("hej")
     await anna.send({"type": "end", "chat_id": visitor.chat_id})
@@ -48,8 +54,11 @@ async def chat_with_wrapup(
     return visitor.chat_id
 
 
-async def open_chat_on(server: RunningServer, anna: StaffClient, line: str) -> VisitorClient:
-    visitor = await open_visitor(server)
+async def open_chat_on(
+    server: RunningServer, anna: StaffClient, line: str, player: str | None = None
+) -> VisitorClient:
+    cookie = {"Cookie": f"lykta_session={player}"} if player is not None else None
+    visitor = await open_visitor(server, headers=cookie)
     await visitor.start(line=line)
     await anna.accept_offer()
     return visitor
@@ -68,8 +77,10 @@ async def test_topics_outcomes_and_risk_from_real_chats_and_practice_in_none(
         await chat_with_wrapup(server, anna, "support", ["violence", "health"], "referred")
         await chat_with_wrapup(server, anna, "support", ["violence"], "referred")
         await chat_with_wrapup(server, anna, "support", ["violence", "housing"], "referred")
-        # A practice chat: wrapped up like any other, kept out of every statistic.
-        await chat_with_wrapup(server, anna, "training", ["violence"], "referred")
+        # A practice chat, Ella playing the visitor: wrapped up like any other, kept out of
+        # every statistic.
+        player = await sign_in(server, "ella", PASSWORD)
+        await chat_with_wrapup(server, anna, "training", ["violence"], "referred", player)
         # Risk and "in danger" reach the chat's statistics row at its end (set by the chat
         # core's risk feature); held here through the same path.
         await rt.held_rows.hold(

@@ -13,6 +13,9 @@ const cfg = {
   exitUrl: data.exitUrl,
 };
 const STORE = 'lykta.chat.' + cfg.line;
+// A practice line answers only staff who may play its visitor (from the console, same
+// origin): its requests carry their session. No other line's requests carry a cookie.
+const credentials = $('practice-tag').hidden ? 'omit' : 'same-origin';
 const VIEWS = ['intro', 'closed', 'down', 'chat', 'ended', 'mailbox'];
 
 let texts = {};
@@ -154,6 +157,7 @@ async function openMailbox(what) {
     limit,
     length,
     referralItem,
+    credentials,
     // Back to the line as it is now (it may have opened, and has a thread more).
     back: () => refreshLine(),
   }, what);
@@ -233,7 +237,7 @@ let lineTries = 0;
 async function refreshLine() {
   clearTimeout(retryTimer);
   try {
-    const answer = await fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials: 'omit', cache: 'no-store' });
+    const answer = await fetch('/api/lines/' + encodeURIComponent(cfg.line), { credentials, cache: 'no-store' });
     if (!answer.ok) throw new Error('line');
     line = await answer.json();
   } catch {

@@ -4,7 +4,8 @@
 // for the page's life at most: never in storage, a cookie or a URL, only in request bodies.
 // Every text is set with textContent.
 
-let ctx = null; // what chat.js lends: t, lang, line, root, limit, length, referralItem, back
+// What chat.js lends: t, lang, line, root, limit, length, referralItem, credentials, back.
+let ctx = null;
 let code = null; // the thread's mailbox code, once shown or typed
 let thread = null; // the thread as last read
 
@@ -152,7 +153,7 @@ async function post(path, body) {
   try {
     const answer = await fetch('/api/visitor/mailbox/' + path, {
       method: 'POST',
-      credentials: 'omit',
+      credentials: ctx.credentials,
       cache: 'no-store',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),

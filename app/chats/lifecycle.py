@@ -9,6 +9,7 @@ counsellor for the wrap-up.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,14 @@ RECENT_DURATIONS_TTL = 7 * 24 * 3600
 # An ended chat's record disappears from the broker by itself this long after it is due to be
 # forgotten, even if no process is alive to forget it.
 RECORD_BACKSTOP_SECONDS = 60.0
+
+# Whether the visitor on a connection may reach a line (by key): a practice line's chats are
+# its players' alone (app/lines/public.py, `hidden`).
+Admit = Callable[[str], Awaitable[bool]]
+
+
+def unknown_line(line_key: str) -> ProtocolError:
+    return err(ErrorCode.unknown_line, f"there is no line {line_key[:32]!r}", "start")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +130,7 @@ class Lifecycle(ChatPart):
         `returning`: offered to that counsellor first, with priority."""
         line = self.lines.get(line_key)
         if line is None:
-            return err(ErrorCode.unknown_line, f"there is no line {line_key[:32]!r}", "start")
+            return unknown_line(line_key)
         self.counters.chat_requested(line.key)
         fallback = language not in line.languages
         if fallback:
@@ -194,15 +203,25 @@ class Lifecycle(ChatPart):
         return Started(record, token, queued.position, fallback, staffing)
 
     async def resume(
-        self, chat_id: str, token: str, *, connection: str | None = None
+        self,
+        chat_id: str,
+        token: str,
+        *,
+        connection: str | None = None,
+        admit: Admit | None = None,
     ) -> ChatRecord | LostChat | ProtocolError:
-        """Back in the chat; or it was lost with the broker's data (app/chats/lost.py)."""
+        """Back in the chat; or it was lost with the broker's data (app/chats/lost.py). A chat
+        on a line `admit` refuses is answered as one that does not exist."""
         record = await self.broker.get_chat(chat_id)
         if record is None:
             lost = await lost_chat(self.broker, chat_id)
             if lost is not None:
                 return lost
-        if record is None or not tokens_match(token, record.resume_digest):
+        if (
+            record is None
+            or not tokens_match(token, record.resume_digest)
+            or (admit is not None and not await admit(record.line))
+        ):
             return err(ErrorCode.invalid_resume, "no chat matches this resume token", "resume")
         if record.state is ChatState.ended:
             return err(ErrorCode.chat_ended, "the chat has ended", "resume")

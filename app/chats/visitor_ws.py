@@ -1,6 +1,7 @@
 """The visitor WebSocket: a thin adapter between frames and the chat service.
 
-No account, no cookie; nothing about the connection is read here but its `Origin` (checked,
+No account; the one cookie read is a staff session, and only for a practice line (its
+players' alone). Nothing else about the connection is read here but its `Origin` (checked,
 never kept) and the keyed hash the abuse middleware left in its place of the address.
 """
 
@@ -42,7 +43,7 @@ from app.chats.frames import (
     VisitorTyping,
 )
 from app.chats.gathering import Gathering
-from app.chats.lifecycle import LineUnavailable, Started
+from app.chats.lifecycle import LineUnavailable, Started, unknown_line
 from app.chats.lost import LostChat
 from app.chats.plan import MESSAGE_AFTER_END, Delivery, Frame, typing_frames
 from app.chats.protocol import (
@@ -55,8 +56,9 @@ from app.chats.protocol import (
     VisitorConnection,
 )
 from app.continuity import codes
-from app.continuity.chats import CounsellorAway, CounsellorHere
+from app.continuity.chats import UNKNOWN_CODE, CounsellorAway, CounsellorHere
 from app.kit.ids import new_token
+from app.lines.public import hidden
 from app.routing.positions import Shown, position_frame
 from app.web.origins import origin_allowed
 
@@ -333,17 +335,23 @@ class VisitorSocket(ClientSocket):
     async def _start(self, frame: StartChat) -> bool:
         if not await self._within_rate("start"):
             return True
+        # A practice line not for this visitor gets the answers a key no line has gets.
+        reaches = await self._reaches(frame.line)
         result: Started | LineUnavailable | ProtocolError
         if frame.code is not None:
             if not await self._code_attempt("start"):
                 return True
-            returning = await self.rt.continuity.start(
-                frame.code,
-                frame.line,
-                frame.language,
-                peer=frame.peer,
-                tag=self.tag,
-                connection=self.id,
+            returning = (
+                await self.rt.continuity.start(
+                    frame.code,
+                    frame.line,
+                    frame.language,
+                    peer=frame.peer,
+                    tag=self.tag,
+                    connection=self.id,
+                )
+                if reaches
+                else ProtocolError(ErrorCode.unknown_code, UNKNOWN_CODE, "start")
             )
             if isinstance(returning, CounsellorAway):
                 # No chat yet: the visitor may come back then, or start one for anyone.
@@ -362,6 +370,8 @@ class VisitorSocket(ClientSocket):
                 result = returning.started
             else:
                 result = returning
+        elif not reaches:
+            result = unknown_line(frame.line)
         else:
             result = await self.rt.chats.lifecycle.start(
                 frame.line, frame.language, peer=frame.peer, tag=self.tag, connection=self.id
@@ -400,7 +410,7 @@ class VisitorSocket(ClientSocket):
 
     async def _resume(self, frame: ResumeChat) -> bool:
         result = await self.rt.chats.lifecycle.resume(
-            frame.chat_id, frame.token, connection=self.id
+            frame.chat_id, frame.token, connection=self.id, admit=self._reaches
         )
         if isinstance(result, ProtocolError | LostChat):
             if isinstance(result, LostChat):
@@ -432,6 +442,10 @@ class VisitorSocket(ClientSocket):
         if result.waiting or result.state is ChatState.offered:
             await self._wait_in_queue(None)
         return True
+
+    async def _reaches(self, line_key: str) -> bool:
+        """Whether this visitor may reach the line: a practice line is its players' alone."""
+        return not await hidden(self.rt, self.ws, self.rt.lines.get(line_key))
 
     async def _enter(self, chat_id: str, line: str, language: str, seen: int) -> None:
         """Follow the chat; the visitor has its first `seen` entries (its `last_seq`)."""

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from app.audit.service import AuditAction, audit_service
 from app.deps import RuntimeDep, SessionDep
 from app.kit.db import after_commit
 from app.kit.fields import Text
-from app.lines.public import public_line
+from app.lines.public import hidden, public_line
 from app.lines.schemas import LineKeyStr, LineSettings, PracticeLine, PublicLine
 from app.lines.service import line_service
 from app.staff.permissions import ManageLines, PlayVisitor, public
@@ -38,10 +38,11 @@ async def practice_lines(runtime: RuntimeDep, _: PlayVisitor) -> list[PracticeLi
 
 
 @router.get("/{key}", response_model=PublicLine, dependencies=[public()])
-async def get_line(key: Text, runtime: RuntimeDep) -> PublicLine:
-    """One line; while it is closed, `next_open_at` says when the roster next opens it."""
+async def get_line(key: Text, request: Request, runtime: RuntimeDep) -> PublicLine:
+    """One line; while it is closed, `next_open_at` says when the roster next opens it (a
+    practice line is unknown to all but staff who may play its visitor)."""
     line = runtime.lines.get(key)
-    if line is None:
+    if line is None or await hidden(runtime, request, line):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such line")
     return await public_line(runtime, line)
 

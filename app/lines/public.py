@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starlette.requests import HTTPConnection
+
 from app.kit.db import unit_of_work
 from app.lines.schemas import PublicLine, PublicMailbox
 from app.lines.service import LineConfig
 from app.mailbox import protocol
 from app.mailbox.service import mailbox_service
+from app.staff.permissions import plays_visitor
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
+
+
+async def hidden(runtime: Runtime, connection: HTTPConnection, line: LineConfig | None) -> bool:
+    """Whether the visitor side answers as if `line` did not exist: a practice line, to all
+    but staff who may play its visitor (the staff session is read for practice lines only)."""
+    return line is not None and line.practice and not await plays_visitor(connection, runtime)
 
 
 async def public_line(runtime: Runtime, line: LineConfig) -> PublicLine:

@@ -26,6 +26,7 @@ from app.deps import RuntimeDep
 from app.kit.clock import utcnow
 from app.kit.db import unit_of_work
 from app.kit.errors import REFUSALS
+from app.lines.public import hidden
 from app.lines.service import LineConfig
 from app.mailbox import protocol
 from app.mailbox.protocol import Author, Opened
@@ -82,7 +83,8 @@ async def new_thread(request: Request, runtime: RuntimeDep) -> Response:
     if isinstance(body, BodyRefusal):
         return body.answer()
     line = runtime.lines.get(body.line)
-    if line is None:
+    # A practice line's mailbox is for staff who may play its visitor; to others, no line.
+    if line is None or await hidden(runtime, request, line):
         return json_answer(404, {"detail": "no such line", "code": "no_line"})
     refused = _too_long(line, body.text)
     if refused is not None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.requests import HTTPConnection
 
 from app.deps import SessionDep
 from app.kit.db import unit_of_work
@@ -264,6 +265,21 @@ async def _audit_denial(
                 "endpoint": f"{request.method} {request.url.path}",
             },
         )
+
+
+async def plays_visitor(connection: HTTPConnection, runtime: Runtime) -> bool:
+    """Whether a visitor-side request or socket comes from Lykta's own pages with the live
+    session of staff who may play the visitor: a practice line answers no one else."""
+    from app.staff.sessions import current_session, session_token
+
+    # No cookie, no session to read (and no transaction opened for nothing).
+    if session_token(connection, runtime.settings) is None:
+        return False
+    if not same_origin(connection.headers.get("origin"), runtime.settings.public_url):
+        return False
+    async with unit_of_work(runtime.sessionmaker) as session:
+        found = await current_session(connection, session)
+    return found is not None and Permission.play_visitor in staff_grants(found[0])
 
 
 OwnAccount = Annotated[Staff, require(Permission.own_account)]

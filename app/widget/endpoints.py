@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from app.broker.base import BrokerUnavailableError
 from app.deps import RuntimeDep
 from app.kit.errors import ApiError
-from app.lines.public import public_line
+from app.lines.public import hidden, public_line
 from app.staff.permissions import public
 from app.widget import compressed, pages
 
@@ -105,6 +105,7 @@ async def widget_asset(asset: str, accept_encoding: AcceptEncoding = "") -> Resp
 @router.get("/chat/{key}", response_class=HTMLResponse, dependencies=[public()])
 async def chat_page(
     key: str,
+    request: Request,
     runtime: RuntimeDep,
     lang: str | None = None,
     embed: str | None = None,
@@ -116,14 +117,17 @@ async def chat_page(
     """The chat, as a full page or inside the loader's iframe (`embed=1`).
 
     Unknown lines and languages fall back (to the first line, to the line's first language)
-    with a notice the visitor sees; bad colours and exit addresses are ignored. The page
+    with a notice the visitor sees; bad colours and exit addresses are ignored. A practice
+    line is unknown to all but staff who may play its visitor, and never a fallback. The page
     carries the visitor's catalogue and the line's state, so the script needs no further
     request before the visitor can start.
     """
     line = runtime.lines.get(key)
+    if await hidden(runtime, request, line):
+        line = None
     fallback_line = line is None
     if line is None:
-        lines = runtime.lines.all()
+        lines = [other for other in runtime.lines.all() if not other.practice]
         line = lines[0] if lines else None
     offered = pages.widget_languages(line.languages if line is not None else [])
     # The host page's data-language (or ?lang=), else the browser's languages, else the
