@@ -901,3 +901,32 @@ async def test_an_admin_sees_the_deployment_settings_read_only(
     await page.click("#nav-staff")
     await expect(page.locator("#staff-list tr[data-staff=cora] button")).to_have_count(3)
     await expect(page.locator("#staff-list tr[data-staff=ada] button")).to_have_count(0)
+
+
+async def test_someone_who_cannot_be_on_call_is_said_by_the_field_and_can_be_unticked(
+    server: RunningServer, page: Page, cora: SignedIn
+) -> None:
+    rt = server.runtime
+    otto = await add_counsellor(rt, "otto", alias="Otto", on_duty=False)
+    # A list written around the API (a seeded line): Otto does not supervise chats.
+    await add_line(rt, "weekend", name="Weekend", on_call=[otto])
+    await sign_in_console(page, server, "cora", PASSWORD)
+    await open_view(page, server, "lines")
+    await page.select_option("#lines-line", "weekend")
+    form = page.locator("form.line-form")
+    await expect(form.locator("input[name=name]")).to_have_value("Weekend")
+    on_call = form.locator("[data-field=on_call]")
+    await expect(on_call.locator("label", has_text="Otto")).to_have_text(
+        "Otto (cannot be on call: untick)"
+    )
+    await expect(on_call).not_to_contain_text("null")
+    await form.locator("button[type=submit]").click()
+    await expect(on_call.locator(".field-error")).to_have_text(
+        "Otto does not supervise chats: only supervisors can be on call."
+    )
+    await assert_accessible(page, "lines-on-call-error")
+    await on_call.get_by_label("Otto (cannot be on call: untick)").uncheck()
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("#lines-notice")).to_contain_text("Saved the settings of Weekend")
+    saved = (await api(server, cora, "GET", "/api/lines/weekend/settings")).json()
+    assert saved["on_call"] == []

@@ -241,18 +241,25 @@ async def test_only_supervisors_are_on_call_and_one_who_stops_supervising_leaves
     async with http_as(server, "cora") as cora:
         before = (await cora.get("/api/lines/support/settings")).json()
         # Someone who cannot open the Supervise screen, or nobody at all, is refused.
-        for on_call, says in (
-            ([vera_id], "Vera does not supervise chats"),
-            ([str(uuid.uuid4())], "no active staff member"),
+        for on_call, kind, says in (
+            ([vera_id], "on_call_not_supervisor", "Vera does not supervise chats"),
+            ([str(uuid.uuid4())], "on_call_unknown", "there is no such active staff member"),
         ):
             refused = await cora.put(
-                "/api/lines/support/settings", json={**before, "on_call": on_call}
+                "/api/lines/support/settings", json={**before, "on_call": [carl_id, *on_call]}
             )
-            assert refused.status_code == 422 and says in refused.text, refused.text
             created = await cora.post(
                 "/api/lines", json={**before, "key": "night", "name": "Night", "on_call": on_call}
             )
-            assert created.status_code == 422 and says in created.text, created.text
+            # Said of the entry in the list, as a validation error is.
+            for answer, index in ((refused, 1), (created, 0)):
+                assert answer.status_code == 422, answer.text
+                (problem,) = answer.json()["detail"]
+                assert (problem["type"], problem["loc"], problem["msg"]) == (
+                    kind,
+                    ["body", "on_call", index],
+                    says,
+                )
         assert (await cora.get("/api/lines/support/settings")).json() == before
         assert (await cora.get("/api/lines/night/settings")).status_code == 404
         saved = await cora.put("/api/lines/support/settings", json={**before, "on_call": [carl_id]})

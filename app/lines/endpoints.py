@@ -10,7 +10,7 @@ from app.lines.public import hidden, public_line
 from app.lines.schemas import LineKeyStr, LineSettings, PracticeLine, PublicLine
 from app.lines.service import line_service
 from app.staff.permissions import ManageLines, PlayVisitor, public
-from app.staff.service import StaffError, staff_service
+from app.staff.service import OnCallError, staff_service
 
 router = APIRouter(prefix="/api/lines", tags=["lines"])
 
@@ -53,8 +53,15 @@ async def get_line(key: Text, request: Request, runtime: RuntimeDep) -> PublicLi
 async def _check_on_call(session: SessionDep, body: LineSettings) -> None:
     try:
         await staff_service.check_on_call(session, body.on_call)
-    except StaffError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except OnCallError as exc:
+        # Shaped like a validation error, so the console shows it by the on-call field.
+        problem = {
+            "type": exc.kind,
+            "loc": ["body", "on_call", exc.index],
+            "msg": str(exc),
+            "ctx": {"alias": exc.alias},
+        }
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from None
 
 
 @router.get("/{key}/settings", response_model=LineSettings)

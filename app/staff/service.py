@@ -65,6 +65,14 @@ class StaffError(ValueError):
     status = 422
 
 
+class OnCallError(StaffError):
+    """Someone on a line's on-call list who may not be there (`index` in the list)."""
+
+    def __init__(self, index: int, kind: str, message: str, alias: str = "") -> None:
+        super().__init__(message)
+        self.index, self.kind, self.alias = index, kind, alias
+
+
 class StaffNotFoundError(StaffError):
     status = 404
 
@@ -194,12 +202,17 @@ class StaffService:
         """Everyone on a line's on-call list must be an active staff member who may supervise:
         an acute alert sends them to the Supervise screen."""
         repository = StaffRepository(session)
-        for staff_id in staff_ids:
+        for index, staff_id in enumerate(staff_ids):
             person = await repository.get(uuid.UUID(staff_id))
             if person is None or not person.is_active:
-                raise StaffError(f"on_call: there is no active staff member {staff_id}")
+                raise OnCallError(index, "on_call_unknown", "there is no such active staff member")
             if Permission.supervise not in staff_grants(person):
-                raise StaffError(f"on_call: {person.alias} does not supervise chats")
+                raise OnCallError(
+                    index,
+                    "on_call_not_supervisor",
+                    f"{person.alias} does not supervise chats",
+                    person.alias,
+                )
 
     async def leave_on_call(self, session: AsyncSession, actor: Staff, staff: Staff) -> list[str]:
         """Take someone who may no longer supervise off every line's on-call list; the keys of

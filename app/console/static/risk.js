@@ -317,10 +317,12 @@ export function riskTools(ctx, socket, state, hooks) {
   function showProcedure(chat, procedure) {
     const box = chat.ui.risk.procedure;
     box.replaceChildren(
-      h("h3", { text: t("risk.procedure_title") }),
-      h("p", { text: t("risk.procedure_nobody") }),
-      procedure.text ? h("p", { class: "text", text: procedure.text }) : h("p", { class: "muted", text: t("risk.procedure_missing") }),
-      procedure.contact ? h("p", {}, h("strong", { text: t("risk.procedure_contact") }), " ", h("span", { text: procedure.contact })) : null,
+      ...[
+        h("h3", { text: t("risk.procedure_title") }),
+        h("p", { text: t("risk.procedure_nobody") }),
+        procedure.text ? h("p", { class: "text", text: procedure.text }) : h("p", { class: "muted", text: t("risk.procedure_missing") }),
+        procedure.contact ? h("p", {}, h("strong", { text: t("risk.procedure_contact") }), " ", h("span", { text: procedure.contact })) : null,
+      ].filter(Boolean),
     );
     box.hidden = false;
     box.scrollIntoView({ block: "nearest" });

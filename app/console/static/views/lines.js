@@ -117,17 +117,19 @@ export function mount(root, ctx) {
     const onCallBox = h("fieldset", { class: "on-call", dataset: { field: "on_call" } }, h("legend", { text: t("lines.on_call") }), h("p", { class: "hint", text: t("lines.on_call_hint") }));
     (async () => {
       const result = ctx.can("manage_staff") ? await ctx.api("GET", "/api/staff") : { ok: false };
-      const people = result.ok ? result.data.filter((s) => s.is_active && (s.is_supervisor || onCall.has(s.id))) : [];
+      const people = result.ok ? result.data.filter((s) => (s.is_active && s.is_supervisor) || onCall.has(s.id)) : [];
       const known = new Set(people.map((s) => s.id));
-      onCallBox.append(
-        ...people.map((person) => {
-          const box = h("input", { type: "checkbox", name: `on_call.${person.id}`, id: `on-call-${person.id}`, checked: onCall.has(person.id) });
-          box.addEventListener("change", () => (box.checked ? onCall.add(person.id) : onCall.delete(person.id)));
-          return h("label", { class: "check", for: box.id }, box, person.alias);
-        }),
-        ...[...onCall].filter((id) => !known.has(id)).map((id) => h("p", { class: "muted", text: id })),
-        people.length ? null : h("p", { class: "muted", text: t("lines.on_call_none") }),
-      );
+      // Whoever is on the list but may no longer be (deactivated, no longer a supervisor, an
+      // account not shown) stays a box to untick: the server refuses the list until then.
+      const strays = [...onCall].filter((id) => !known.has(id)).map((id) => ({ id, alias: id, is_active: false }));
+      const choice = (person) => {
+        const box = h("input", { type: "checkbox", name: `on_call.${person.id}`, id: `on-call-${person.id}`, checked: onCall.has(person.id) });
+        box.addEventListener("change", () => (box.checked ? onCall.add(person.id) : onCall.delete(person.id)));
+        const eligible = person.is_active && person.is_supervisor;
+        return h("label", { class: "check", for: box.id }, box, eligible ? person.alias : t("lines.on_call_ineligible", { name: person.alias }));
+      };
+      const choices = [...people, ...strays].map(choice);
+      onCallBox.append(...(choices.length ? choices : [h("p", { class: "muted", text: t("lines.on_call_none") })]));
     })();
 
     const currentLanguages = () => languages.value.split(/[\s,]+/).filter(Boolean);

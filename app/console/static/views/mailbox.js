@@ -211,8 +211,10 @@ export function mount(root, ctx) {
     const closed = thread.status === "closed";
     ui.heading.textContent = t("mailbox.thread_title", { line: thread.line_name || lineName(thread.line) });
     ui.meta.replaceChildren(
-      h("span", { class: `mailbox-status status-${thread.status}`, text: t(`mailbox.status.${thread.status}`) }),
-      thread.deletes_on ? h("span", { text: t("mailbox.deletes_on", { date: formatDay(thread.deletes_on, { day: "numeric", month: "long", year: "numeric" }) }) }) : null,
+      ...[
+        h("span", { class: `mailbox-status status-${thread.status}`, text: t(`mailbox.status.${thread.status}`) }),
+        thread.deletes_on ? h("span", { text: t("mailbox.deletes_on", { date: formatDay(thread.deletes_on, { day: "numeric", month: "long", year: "numeric" }) }) }) : null,
+      ].filter(Boolean),
     );
     ui.log.replaceChildren(...entries(thread).map(renderEntry));
     const responses = lineOf(thread.line)?.canned_responses ?? [];
