@@ -261,12 +261,29 @@ async def test_deleted_and_expired_threads_leave_nothing_readable(
     assert any(r.getMessage() == "mailbox tables vacuumed" for r in caplog.records)
 
 
+async def _older_transaction(rt: Runtime, elsewhere: bool) -> asyncpg.Connection:
+    """A transaction begun now and left open: a long read of other tables of Lykta's database
+    (a report, say: no lock on the mailbox's tables, only a snapshot that sees its rows), or
+    a write in another database of the server."""
+    dsn = make_url(rt.settings.database_url).set(drivername="postgresql")
+    older = await asyncpg.connect(ADMIN_DSN if elsewhere else dsn.render_as_string(False))
+    await older.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    if elsewhere:
+        await older.fetchval("SELECT pg_current_xact_id()")  # a write's transaction id
+    else:
+        assert await older.fetchval("SELECT count(*) FROM lines") == 1
+    return older
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same-database", "other-database"])
 async def test_a_transaction_older_than_the_shred_is_outlived_before_the_files_are_searched(
-    server: RunningServer,
+    server: RunningServer, elsewhere: bool
 ) -> None:
-    # A transaction that began before the delete may still see the rows; VACUUM FULL would
-    # copy them into the tables' new files. The vacuum waits for it to end.
+    # A snapshot of Lykta's database older than the delete may still see the rows, and so
+    # does VACUUM FULL's own, which reaches back to the oldest transaction running in any
+    # database of the server: it would copy them into the tables' new files. The vacuum
+    # waits for such transactions to end.
     rt = server.runtime
     await add_line(rt)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -278,54 +295,18 @@ async def test_a_transaction_older_than_the_shred_is_outlived_before_the_files_a
         async with unit_of_work(rt.sessionmaker) as session:
             thread = (await session.execute(select(MailboxThread))).scalar_one()
         sealed = [m.sealed[:24] for m in await messages_of(rt, thread.id)]
-        dsn = make_url(rt.settings.database_url).set(drivername="postgresql")
-        older = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        older = await _older_transaction(rt, elsewhere)
         try:
-            # A long read of other tables (a report, say), begun before the visitor deletes:
-            # it holds no lock on the mailbox's tables, only a snapshot that sees the rows.
-            snapshot = older.transaction(isolation="repeatable_read")
-            await snapshot.start()
-            assert await older.fetchval("SELECT count(*) FROM lines") == 1
             gone = await http.post("/api/visitor/mailbox/delete", json={"code": code})
             assert gone.json() == {"status": "deleted"}
             await asyncio.sleep(1)
             assert rt.mailbox.vacuum_pending  # waiting for the older transaction
-            await snapshot.commit()
+            await older.execute("ROLLBACK")
         finally:
             await older.close()
     await eventually(lambda: idle(rt), timeout=VACUUM_WAIT, what="the vacuum after the shred")
     files = await file_blob(rt)
     assert [s for s in sealed if s in files] == []
-
-
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_a_transaction_of_another_database_older_than_the_shred_is_outlived_too(
-    server: RunningServer,
-) -> None:
-    # VACUUM FULL's own snapshot reaches back to the oldest transaction running in any
-    # database of the server, and keeps every row deleted after it began: another
-    # application's write, begun before the delete, must end before the vacuum runs.
-    rt = server.runtime
-    await add_line(rt)
-    anna_id = await add_counsellor(rt, "anna", alias="Anna")
-    async with unit_of_work(rt.sessionmaker) as session:
-        issued = await issue_code(session, rt, anna_id)
-    digest = issued.digest.encode()
-    elsewhere = await asyncpg.connect(ADMIN_DSN)
-    try:
-        writing = elsewhere.transaction()
-        await writing.start()
-        await elsewhere.fetchval("SELECT pg_current_xact_id()")  # a write's transaction id
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            gone = await http.post("/api/visitor/continuity/delete", json={"code": issued.code})
-        assert gone.json() == {"status": "deleted"}
-        await asyncio.sleep(1)
-        assert rt.mailbox.vacuum_pending  # waiting for the other database's transaction
-        await writing.rollback()
-    finally:
-        await elsewhere.close()
-    await eventually(lambda: idle(rt), timeout=VACUUM_WAIT, what="the vacuum after the delete")
-    assert digest not in await file_blob(rt)
 
 
 async def test_a_booking_left_by_an_expired_code_leaves_the_files_when_its_time_is_past(
