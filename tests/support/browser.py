@@ -12,7 +12,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Frame, Page, Route, WebSocket, async_playwright
+from playwright.async_api import (
+    Browser,
+    Frame,
+    Page,
+    Route,
+    WebSocket,
+    async_playwright,
+    expect,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,6 +41,10 @@ AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 # WCAG 2.2 A and AA, the bar every visitor and staff screen must meet.
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+# On a loaded two-core machine the server, the test and Chromium share the cores: what a page
+# shows may take longer than Playwright's default 5 s. An assertion that holds returns at once.
+expect.set_options(timeout=15_000)
 
 
 @asynccontextmanager
